@@ -1,0 +1,13 @@
+/** Jest: TypeScript through @swc/jest (fast, no type checking: `npm run typecheck` does that).
+ * middy 5+ is ESM-only, so @middy is transformed to CommonJS too. */
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    '^.+\\.(t|j|mj)s$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
+  },
+  transformIgnorePatterns: ['node_modules/(?!(@middy)/)'],
+  testTimeout: 60000,
+};

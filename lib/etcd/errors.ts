@@ -1,0 +1,53 @@
+/** One error class for the etcd layer; `kind` says what went wrong in terms a flow can act on. */
+
+export type EtcdErrorKind =
+  | 'no-leader'
+  | 'timeout'
+  | 'unreachable'
+  | 'unhealthy-cluster'
+  | 'learner-not-in-sync'
+  | 'member-not-found'
+  | 'peer-url-exists'
+  | 'not-leader-endpoint'
+  | 'not-enough-started'
+  | 'bad-output'
+  | 'not-installed'
+  | 'failed';
+
+export class EtcdError extends Error {
+  override readonly name = 'EtcdError';
+  constructor(
+    readonly kind: EtcdErrorKind,
+    message: string,
+    readonly detail: { command?: string; exitCode?: number; stderr?: string } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const rules: ReadonlyArray<[RegExp, EtcdErrorKind]> = [
+  [/can only promote a learner member which is in sync/, 'learner-not-in-sync'],
+  [/no leader endpoint given/, 'not-leader-endpoint'],
+  [/etcdserver: no leader/, 'no-leader'],
+  [/member not found|member ID not found/i, 'member-not-found'],
+  [/Peer URLs already exists/i, 'peer-url-exists'],
+  [/not enough started members/, 'not-enough-started'],
+  [/unhealthy cluster/, 'unhealthy-cluster'],
+  [/connection refused|Error while dialing|all SubConns are in TransientFailure|no route to host/, 'unreachable'],
+  [/context deadline exceeded|DeadlineExceeded|request timed out/, 'timeout'],
+  [/executable file not found|command not found|No such file or directory.*etcd(ctl|utl)/, 'not-installed'],
+];
+
+/** Classifies etcdctl's stderr; the most specific rule wins (order above). */
+export function classifyEtcdctlError(stderr: string): EtcdErrorKind {
+  for (const [pattern, kind] of rules) if (pattern.test(stderr)) return kind;
+  return 'failed';
+}
+
+/** The human part of etcdctl's stderr: its final `Error: …` line, else the last non-empty line. */
+export function summariseStderr(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const err = [...lines].reverse().find((l) => l.startsWith('Error:'));
+  return (err ?? lines[lines.length - 1] ?? '').slice(0, 500);
+}
