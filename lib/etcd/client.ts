@@ -54,8 +54,18 @@ export class EtcdClient {
     return parseMemberAdd((await runOk(this.runner, etcdctl.memberAdd(this.conn, name, peerUrls, opts))).stdout);
   }
 
+  /**
+   * Promotes a learner. Idempotent: a member that is already a voter counts as promoted (a
+   * promote forwarded between members can be applied even when the caller saw an error).
+   * Throws kind 'learner-not-in-sync' while the learner is still catching up: retry that.
+   */
   async memberPromote(id: MemberId): Promise<void> {
-    await runOk(this.runner, etcdctl.memberPromote(this.conn, id));
+    try {
+      await runOk(this.runner, etcdctl.memberPromote(this.conn, id));
+    } catch (err) {
+      if (err instanceof EtcdError && err.kind === 'not-a-learner') return;
+      throw err;
+    }
   }
 
   async memberRemove(id: MemberId): Promise<void> {

@@ -6,6 +6,7 @@ export type EtcdErrorKind =
   | 'unreachable'
   | 'unhealthy-cluster'
   | 'learner-not-in-sync'
+  | 'not-a-learner'
   | 'member-not-found'
   | 'peer-url-exists'
   | 'not-leader-endpoint'
@@ -28,6 +29,7 @@ export class EtcdError extends Error {
 
 const rules: ReadonlyArray<[RegExp, EtcdErrorKind]> = [
   [/can only promote a learner member which is in sync/, 'learner-not-in-sync'],
+  [/can only promote a learner member/, 'not-a-learner'],
   [/no leader endpoint given/, 'not-leader-endpoint'],
   [/etcdserver: no leader/, 'no-leader'],
   [/member not found|member ID not found/i, 'member-not-found'],

@@ -109,6 +109,7 @@ describe('other parsers', () => {
     expect(classifyEtcdctlError(fx('member-promote-not-ready.err'))).toBe('learner-not-in-sync');
     expect(classifyEtcdctlError(fx('move-leader-not-leader.out'))).toBe('not-leader-endpoint');
     expect(classifyEtcdctlError(fx('endpoint-health-no-leader.err'))).toBe('unhealthy-cluster');
+    expect(classifyEtcdctlError('Error: etcdserver: can only promote a learner member')).toBe('not-a-learner');
     expect(classifyEtcdctlError('Error: etcdserver: no leader')).toBe('no-leader');
     expect(classifyEtcdctlError('Error: context deadline exceeded')).toBe('timeout');
     expect(classifyEtcdctlError('something odd')).toBe('failed');

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Controls the etcd member on this master.
+#
+#   etcd-member.sh start  --name etcd-a --initial-cluster etcd-a=https://10.0.1.5:2380,... \
+#                         --initial-cluster-state new|existing [--token T] [--data-dir /var/lib/etcd/data]
+#   etcd-member.sh stop
+#   etcd-member.sh status        # JSON: running, pid, urls, local /health
+#   etcd-member.sh urls          # JSON: the peer and client URLs this host advertises
+#
+# The peer/client URLs come from host.env (this host's IP and ports), never from the caller,
+# so a member always advertises the address it really listens on. etcd is configured with
+# --config-file only (etcd refuses ETCD_* variables that shadow flags). `start` refuses to
+# run when the data dir is under the volume mount point but no verified volume is mounted
+# there: etcd would otherwise create an empty data dir on the root disk.
+set -euo pipefail
+export QK_SCRIPT=etcd-member
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+cmd="${1-}"
+[[ $# -gt 0 ]] && shift
+name="" initial_cluster="" state="" token="quorum-keeper" data_dir=""
+while (($#)); do
+  case "$1" in
+    --name) name="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--name needs a value" ;;
+    --initial-cluster) initial_cluster="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--initial-cluster needs a value" ;;
+    --initial-cluster-state) state="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--initial-cluster-state needs a value" ;;
+    --token) token="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--token needs a value" ;;
+    --data-dir) data_dir="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--data-dir needs a value" ;;
+    *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
+  esac
+done
+qk_load_host_env
+data_dir="${data_dir:-${QK_MOUNT_POINT%/}/data}"
+conf="${QK_CONF_DIR}/etcd.conf.yml"
+pidfile="${QK_RUN_DIR}/etcd.pid"
+
+etcd_pid() { # prints the pid of the etcd we started (process mode) if it is alive
+  [[ -f "$pidfile" ]] || return 1
+  local pid
+  pid="$(cat "$pidfile")"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
+}
+
+is_running() {
+  if [[ "$QK_SERVICE_MODE" == process ]]; then etcd_pid >/dev/null; else systemctl is-active --quiet "$QK_ETCD_UNIT"; fi
+}
+
+local_health() { # prints true/false from the member's own /health
+  local body
+  body="$(curl -s --max-time 3 "${QK_TLS_CURL[@]}" "${QK_CLIENT_URL}/health" 2>/dev/null || true)"
+  if [[ "$body" == *'"health":"true"'* ]]; then printf true; else printf false; fi
+}
+
+write_config() {
+  local listen_client="$QK_CLIENT_URL"
+  [[ "$QK_HOST_IP" == 127.0.0.1 ]] || listen_client="${QK_CLIENT_URL},${QK_ETCD_SCHEME}://127.0.0.1:${QK_ETCD_CLIENT_PORT}"
+  mkdir -p "$QK_CONF_DIR"
+  {
+    printf 'name: %s\n' "$name"
+    printf 'data-dir: %s\n' "${QK_ROOT}${data_dir}"
+    printf 'listen-peer-urls: %s\n' "$QK_PEER_URL"
+    printf 'listen-client-urls: %s\n' "$listen_client"
+    printf 'initial-advertise-peer-urls: %s\n' "$QK_PEER_URL"
+    printf 'advertise-client-urls: %s\n' "$QK_CLIENT_URL"
+    printf 'initial-cluster: %s\n' "$initial_cluster"
+    printf 'initial-cluster-state: %s\n' "$state"
+    printf 'initial-cluster-token: %s\n' "$token"
+    if [[ "$QK_ETCD_SCHEME" == https ]]; then
+      printf 'client-transport-security:\n  cert-file: %s\n  key-file: %s\n  trusted-ca-file: %s\n  client-cert-auth: true\n' \
+        "${QK_ROOT}${QK_ETCD_CERT}" "${QK_ROOT}${QK_ETCD_KEY}" "${QK_ROOT}${QK_ETCD_CACERT}"
+      printf 'peer-transport-security:\n  cert-file: %s\n  key-file: %s\n  trusted-ca-file: %s\n  client-cert-auth: true\n' \
+        "${QK_ROOT}${QK_ETCD_PEER_CERT}" "${QK_ROOT}${QK_ETCD_PEER_KEY}" "${QK_ROOT}${QK_ETCD_CACERT}"
+    fi
+  } >"${conf}.tmp"
+  mv "${conf}.tmp" "$conf"
+}
+
+stop_etcd() {
+  if [[ "$QK_SERVICE_MODE" != process ]]; then systemctl stop "$QK_ETCD_UNIT"; return; fi
+  local pid i
+  pid="$(etcd_pid)" || { rm -f "$pidfile"; return 0; }
+  kill -TERM "$pid"
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }
+    sleep 0.1
+  done
+  qk_log "etcd (pid $pid) did not stop within 20 s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+}
+
+start_etcd() {
+  if [[ "$QK_SERVICE_MODE" != process ]]; then systemctl restart "$QK_ETCD_UNIT"; return; fi
+  mkdir -p "$QK_RUN_DIR" "$QK_LOG_DIR"
+  local etcd
+  etcd="$(qk_bin etcd)"
+  # setsid: etcd gets its own session, so it survives the end of this command's process group.
+  setsid "$etcd" --config-file "$conf" >>"${QK_LOG_DIR}/etcd.log" 2>&1 </dev/null &
+  printf '%s\n' "$!" >"$pidfile"
+}
+
+QK_TLS_CURL=()
+if [[ -n "${QK_ETCD_CACERT:-}" ]]; then
+  QK_TLS_CURL=(--cacert "${QK_ROOT}${QK_ETCD_CACERT}" --cert "${QK_ROOT}${QK_ETCD_CERT}" --key "${QK_ROOT}${QK_ETCD_KEY}")
+fi
+
+status_json() {
+  local running=false pid="null" health=false
+  if is_running; then running=true; health="$(local_health)"; fi
+  if [[ "$QK_SERVICE_MODE" == process ]]; then pid="$(etcd_pid || printf null)"; fi
+  printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s}\n' \
+    "$running" "$pid" "$health" "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$data_dir")" \
+    "$([[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && printf true || printf false)"
+}
+
+case "$cmd" in
+  start)
+    qk_check memberName "$name" "member name"
+    qk_check_initial_cluster "$initial_cluster"
+    qk_check state "$state" "initial cluster state"
+    qk_check token "$token" "cluster token"
+    qk_check absPath "$data_dir" "data dir"
+    [[ ",${initial_cluster}," == *",${name}=${QK_PEER_URL},"* ]] ||
+      qk_die "$QK_EXIT_USAGE" "initial cluster does not list this host as ${name}=${QK_PEER_URL}"
+    mp="${QK_MOUNT_POINT%/}"
+    if [[ "$data_dir" == "$mp"/* && ! -f "${QK_ROOT}${mp}/.quorum-keeper-volume" ]]; then
+      qk_die "$QK_EXIT_FAILED" "no verified etcd volume is mounted at $mp (run etcd-mount.sh first); refusing to start etcd on the root disk"
+    fi
+    old="$(cat "$conf" 2>/dev/null || true)"
+    write_config
+    if is_running && [[ "$old" == "$(cat "$conf")" ]]; then
+      qk_log "etcd already running with this configuration"
+    else
+      if is_running; then qk_log "configuration changed; restarting etcd"; stop_etcd; fi
+      mkdir -p "${QK_ROOT}${data_dir}"
+      chmod 700 "${QK_ROOT}${data_dir}"
+      start_etcd
+      # Wait briefly for the process to either come up or die (a bad config dies at once).
+      for ((i = 0; i < 50; i++)); do
+        is_running || qk_die "$QK_EXIT_FAILED" "etcd exited during start-up; see ${QK_LOG_DIR}/etcd.log"
+        [[ "$(local_health)" == true ]] && break
+        sleep 0.2
+      done
+    fi
+    status_json
+    ;;
+  stop)
+    stop_etcd
+    status_json
+    ;;
+  status) status_json ;;
+  urls) printf '{"peerUrl":%s,"clientUrl":%s,"hostIp":%s}\n' "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$QK_HOST_IP")" ;;
+  *) qk_die "$QK_EXIT_USAGE" "usage: etcd-member.sh start|stop|status|urls [options]" ;;
+esac

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Mounts a master's etcd EBS volume and checks that it belongs to this cluster and member.
+#
+#   etcd-mount.sh --volume-id vol-0123456789abcdef0 --cluster prod --member etcd-a
+#                 [--device /dev/xvdf] [--mount-point /var/lib/etcd] [--allow-format] [--adopt]
+#
+# Safety: a filesystem is created ONLY when the device carries no signature at all (blank)
+# AND --allow-format is given. A device holding any filesystem or data is never formatted.
+# The marker file .quorum-keeper-volume at the volume root names the cluster and member; a
+# volume whose marker names another cluster or member is unmounted again and refused.
+# A volume with data but no marker is refused unless --adopt (first adoption of an existing
+# cluster). Idempotent: running it again on a mounted, matching volume changes nothing.
+#
+# stdout: one JSON line {"result":"mounted",...}. Exit codes: see host/lib.sh.
+set -euo pipefail
+export QK_SCRIPT=etcd-mount
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+volume_id="" cluster="" member="" device_hint="" mount_point="" allow_format=0 adopt=0
+while (($#)); do
+  case "$1" in
+    --volume-id) volume_id="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--volume-id needs a value" ;;
+    --cluster) cluster="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--cluster needs a value" ;;
+    --member) member="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--member needs a value" ;;
+    --device) device_hint="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--device needs a value" ;;
+    --mount-point) mount_point="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--mount-point needs a value" ;;
+    --allow-format) allow_format=1; shift ;;
+    --adopt) adopt=1; shift ;;
+    *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
+  esac
+done
+qk_check volumeId "$volume_id" "volume ID"
+qk_check clusterName "$cluster" "cluster"
+qk_check memberName "$member" "member"
+[[ -z "$device_hint" ]] || qk_check device "$device_hint" "device"
+qk_load_host_env
+mount_point="${mount_point:-$QK_MOUNT_POINT}"
+qk_check absPath "$mount_point" "mount point"
+
+target="${QK_ROOT}${mount_point}"
+marker_name=".quorum-keeper-volume"
+
+# --- device primitives: real block devices, or directories in the sandbox -----------------
+find_device() {
+  local nvme="${QK_ROOT}/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volume_id/-/}"
+  if [[ -e "$nvme" ]]; then readlink -f "$nvme"; return 0; fi
+  if [[ -n "$device_hint" ]]; then
+    local alt="${device_hint/\/dev\/sd//dev/xvd}"
+    for d in "${QK_ROOT}${device_hint}" "${QK_ROOT}${alt}"; do
+      if [[ -e "$d" ]]; then readlink -f "$d"; return 0; fi
+    done
+  fi
+  return 1
+}
+
+device_is_blank() {
+  local dev="$1"
+  if [[ "$QK_DEVICE_MODE" == directory ]]; then
+    [[ ! -e "$dev/.qk-fs" ]] && [[ -z "$(ls -A "$dev")" ]]
+    return
+  fi
+  # blkid -p exits 2 when it finds no signature of any kind; anything else is "not blank".
+  local rc=0
+  blkid -p "$dev" >/dev/null 2>&1 || rc=$?
+  [[ $rc -eq 2 ]] || return 1
+  # Belt and braces: the first MiB must be all zeroes too.
+  [[ -z "$(head -c 1048576 "$dev" | tr -d '\0' | head -c 1)" ]]
+}
+
+make_fs() {
+  local dev="$1"
+  if [[ "$QK_DEVICE_MODE" == directory ]]; then printf 'ext4\n' >"$dev/.qk-fs"; return; fi
+  mkfs.ext4 -q -L etcd-data "$dev"
+}
+
+mounted_device() { # prints what is mounted at the target, if anything
+  if [[ "$QK_DEVICE_MODE" == directory ]]; then
+    [[ -L "$target" ]] && readlink -f "$target"
+    return 0
+  fi
+  findmnt -n -o SOURCE --target "$target" --mountpoint "$target" 2>/dev/null | xargs -r readlink -f || true
+}
+
+device_mounted_elsewhere() {
+  local dev="$1"
+  if [[ "$QK_DEVICE_MODE" == directory ]]; then return 1; fi
+  local where
+  where="$(findmnt -n -o TARGET --source "$dev" 2>/dev/null | head -n1 || true)"
+  [[ -n "$where" && "$where" != "$target" ]]
+}
+
+do_mount() {
+  local dev="$1"
+  if [[ "$QK_DEVICE_MODE" == directory ]]; then
+    mkdir -p "$(dirname "$target")"
+    if [[ -d "$target" && ! -L "$target" ]]; then rmdir "$target" 2>/dev/null || qk_die "$QK_EXIT_FAILED" "mount point $mount_point is a non-empty directory"; fi
+    ln -sfn "$dev" "$target"
+    return
+  fi
+  mkdir -p "$target"
+  mount -o noatime "$dev" "$target"
+}
+
+do_umount() {
+  if [[ "$QK_DEVICE_MODE" == directory ]]; then rm -f "$target"; return; fi
+  umount "$target"
+}
+
+# --- main ----------------------------------------------------------------------------------
+dev="$(find_device)" || qk_die "$QK_EXIT_NODEVICE" "no block device for $volume_id yet (is it attached to this instance?)"
+formatted=false
+
+current="$(mounted_device)"
+if [[ -n "$current" && "$current" != "$dev" ]]; then
+  qk_die "$QK_EXIT_FAILED" "$mount_point already holds another device ($current); refusing to stack a mount"
+fi
+if device_mounted_elsewhere "$dev"; then
+  qk_die "$QK_EXIT_FAILED" "$dev is mounted somewhere other than $mount_point; refusing"
+fi
+
+if [[ -z "$current" ]]; then
+  if device_is_blank "$dev"; then
+    if [[ $allow_format -ne 1 ]]; then
+      qk_die "$QK_EXIT_BLANK" "$volume_id ($dev) is blank; re-run with --allow-format to create a filesystem on it"
+    fi
+    qk_log "formatting blank device $dev for $cluster/$member"
+    make_fs "$dev"
+    formatted=true
+  fi
+  do_mount "$dev"
+fi
+
+marker="${target}/${marker_name}"
+expected="cluster=${cluster}"$'\n'"member=${member}"
+if [[ -f "$marker" ]]; then
+  got_cluster="$(sed -n 's/^cluster=//p' "$marker" | head -n1)"
+  got_member="$(sed -n 's/^member=//p' "$marker" | head -n1)"
+  if [[ "$got_cluster" != "$cluster" || "$got_member" != "$member" ]]; then
+    do_umount || true
+    qk_die "$QK_EXIT_OWNER" "$volume_id belongs to cluster=$(printf '%q' "$got_cluster") member=$(printf '%q' "$got_member"), not $cluster/$member; unmounted and refused"
+  fi
+else
+  contents="$(find "$target/" -mindepth 1 -maxdepth 1 ! -name lost+found ! -name .qk-fs -printf '%f\n' | head -n 5)"
+  if [[ -n "$contents" && $adopt -ne 1 && "$formatted" != true ]]; then
+    do_umount || true
+    qk_die "$QK_EXIT_OWNER" "$volume_id holds data but no Quorum Keeper marker; re-run with --adopt if this is $cluster/$member's etcd volume"
+  fi
+  printf '%s\nvolume=%s\n' "$expected" "$volume_id" >"${marker}.tmp"
+  mv "${marker}.tmp" "$marker"
+  qk_log "wrote marker for $cluster/$member on $volume_id"
+fi
+
+data_dir="${mount_point%/}/data"
+has_data=false
+[[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && has_data=true
+printf '{"result":"mounted","volumeId":%s,"device":%s,"mountPoint":%s,"dataDir":%s,"formatted":%s,"hasData":%s}\n' \
+  "$(qk_json_str "$volume_id")" "$(qk_json_str "${dev#"$QK_ROOT"}")" "$(qk_json_str "$mount_point")" "$(qk_json_str "$data_dir")" "$formatted" "$has_data"

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Shared helpers for Quorum Keeper host scripts. Sourced, never run.
+#
+# Environment (all optional; production uses the defaults):
+#   QK_HOST_ROOT     prefix for every host path (default: empty = /). The sandbox points it at a
+#                    per-host directory so the same scripts run unchanged on one machine.
+#   QK_SERVICE_MODE  systemd (default) | process: how etcd is started and stopped.
+#   QK_DEVICE_MODE   block (default) | directory: in directory mode an EBS "device" is a
+#                    directory and mounting is a symlink (sandbox only; no root needed).
+#   QK_BIN_DIR       directory holding etcd/etcdctl/etcdutl (default: found on PATH).
+# Host configuration lives in ${QK_HOST_ROOT}/etc/quorum-keeper/host.env (see README).
+
+# shellcheck disable=SC2034  # variables are used by the sourcing scripts
+
+QK_ROOT="${QK_HOST_ROOT:-}"
+QK_ROOT="${QK_ROOT%/}"
+QK_CONF_DIR="${QK_ROOT}/etc/quorum-keeper"
+QK_RUN_DIR="${QK_ROOT}/run/quorum-keeper"
+QK_LOG_DIR="${QK_ROOT}/var/log/quorum-keeper"
+QK_SERVICE_MODE="${QK_SERVICE_MODE:-systemd}"
+QK_DEVICE_MODE="${QK_DEVICE_MODE:-block}"
+
+# Exit codes shared by every script (documented in README):
+readonly QK_EXIT_USAGE=2      # a bad or missing argument; nothing was touched
+readonly QK_EXIT_BLANK=3      # the device is blank and formatting was not allowed
+readonly QK_EXIT_OWNER=4      # the volume belongs to another cluster/member, or has no marker
+readonly QK_EXIT_NODEVICE=5   # the volume's block device is not (yet) present
+readonly QK_EXIT_FAILED=6     # an operation failed (see stderr)
+
+qk_log() { printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${QK_SCRIPT:-qk}" "$*" >&2; }
+qk_die() { local code="$1"; shift; qk_log "ERROR: $*"; exit "$code"; }
+
+# Strict patterns; keep in sync with lib/validate.ts.
+qk_pattern() {
+  case "$1" in
+    memberName|clusterName) echo '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' ;;
+    memberIdHex) echo '^[0-9a-f]{1,16}$' ;;
+    volumeId) echo '^vol-[0-9a-f]{8}([0-9a-f]{9})?$' ;;
+    instanceId) echo '^i-[0-9a-f]{8}([0-9a-f]{9})?$' ;;
+    url) echo '^https?://[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$' ;;
+    absPath) echo '^/[A-Za-z0-9._/-]{0,4095}$' ;;
+    token) echo '^[A-Za-z0-9._-]{1,128}$' ;;
+    duration) echo '^[0-9]{1,6}(ms|s|m)$' ;;
+    state) echo '^(new|existing)$' ;;
+    device) echo '^/dev/(xvd|sd)[a-z]{1,2}$' ;;
+    b64url) echo '^[A-Za-z0-9_-]{1,8192}={0,2}$' ;;
+    compressor) echo '^(auto|zstd|gzip)$' ;;
+    *) return 1 ;;
+  esac
+}
+
+# qk_check KIND VALUE FIELD: exit 2 unless VALUE matches KIND's pattern (and fits on one line).
+qk_check() {
+  local kind="$1" value="$2" field="$3" pattern
+  pattern="$(qk_pattern "$kind")" || qk_die "$QK_EXIT_USAGE" "internal: unknown pattern $kind"
+  if [[ "$value" == *$'\n'* || ! "$value" =~ $pattern ]]; then
+    qk_die "$QK_EXIT_USAGE" "invalid $field: $(printf '%q' "${value:0:80}") does not match $pattern"
+  fi
+  if [[ "$kind" == absPath && ( "$value" == *"/../"* || "$value" == *"/.." ) ]]; then
+    qk_die "$QK_EXIT_USAGE" "invalid $field: '..' segments are not allowed"
+  fi
+  if [[ "$kind" == url ]]; then
+    local port="${value##*:}"
+    (( 10#$port >= 1 && 10#$port <= 65535 )) || qk_die "$QK_EXIT_USAGE" "invalid $field: port out of range"
+  fi
+}
+
+# qk_check_urls LIST FIELD: a comma-separated list of URLs.
+qk_check_urls() {
+  local list="$1" field="$2" u
+  [[ -n "$list" ]] || qk_die "$QK_EXIT_USAGE" "missing $field"
+  local -a parts
+  IFS=',' read -r -a parts <<<"$list"
+  for u in "${parts[@]}"; do qk_check url "$u" "$field"; done
+}
+
+# qk_check_initial_cluster VALUE: name=url[,name=url...]
+qk_check_initial_cluster() {
+  local list="$1" item
+  [[ -n "$list" && "$list" != *$'\n'* ]] || qk_die "$QK_EXIT_USAGE" "missing initial cluster"
+  local -a parts
+  IFS=',' read -r -a parts <<<"$list"
+  (( ${#parts[@]} <= 16 )) || qk_die "$QK_EXIT_USAGE" "initial cluster: too many members"
+  for item in "${parts[@]}"; do
+    [[ "$item" == *=* ]] || qk_die "$QK_EXIT_USAGE" "invalid initial cluster item $(printf '%q' "${item:0:80}")"
+    qk_check memberName "${item%%=*}" "initial cluster member name"
+    qk_check url "${item#*=}" "initial cluster peer URL"
+  done
+}
+
+qk_bin() {
+  if [[ -n "${QK_BIN_DIR:-}" ]]; then printf '%s/%s' "${QK_BIN_DIR%/}" "$1"; else command -v "$1" || printf '%s' "$1"; fi
+}
+
+# Loads host.env: a file of KEY=VALUE lines written at provisioning time. It is parsed, not
+# sourced, and only known keys with validated values are accepted.
+qk_load_host_env() {
+  QK_HOST_IP="127.0.0.1"
+  QK_ETCD_SCHEME="http"
+  QK_ETCD_PEER_PORT="2380"
+  QK_ETCD_CLIENT_PORT="2379"
+  QK_ETCD_UNIT="etcd"
+  QK_ETCD_CACERT=""
+  QK_ETCD_CERT=""
+  QK_ETCD_KEY=""
+  QK_ETCD_PEER_CERT=""
+  QK_ETCD_PEER_KEY=""
+  QK_MOUNT_POINT="/var/lib/etcd"
+  QK_APISERVER_READYZ="https://127.0.0.1:6443/readyz"
+  local file="${QK_CONF_DIR}/host.env" key value
+  [[ -f "$file" ]] || file=/dev/null
+  while IFS='=' read -r key value || [[ -n "$key" ]]; do
+    [[ -z "$key" || "$key" == \#* ]] && continue
+    case "$key" in
+      QK_HOST_IP) [[ "$value" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
+      QK_ETCD_SCHEME) [[ "$value" =~ ^https?$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
+      QK_ETCD_PEER_PORT|QK_ETCD_CLIENT_PORT) [[ "$value" =~ ^[0-9]{1,5}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
+      QK_ETCD_UNIT) [[ "$value" =~ ^[A-Za-z0-9@._-]{1,64}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
+      QK_ETCD_CACERT|QK_ETCD_CERT|QK_ETCD_KEY|QK_ETCD_PEER_CERT|QK_ETCD_PEER_KEY|QK_MOUNT_POINT)
+        [[ -z "$value" ]] || qk_check absPath "$value" "host.env $key" ;;
+      QK_APISERVER_READYZ) [[ "$value" =~ ^https?://[A-Za-z0-9.-]+:[0-9]{1,5}/readyz$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
+      *) qk_log "host.env: ignoring unknown key $(printf '%q' "$key")"; continue ;;
+    esac
+    printf -v "$key" '%s' "$value"
+  done <"$file"
+  QK_PEER_URL="${QK_ETCD_SCHEME}://${QK_HOST_IP}:${QK_ETCD_PEER_PORT}"
+  QK_CLIENT_URL="${QK_ETCD_SCHEME}://${QK_HOST_IP}:${QK_ETCD_CLIENT_PORT}"
+}
+
+# etcdctl TLS flags from host.env, as an array: "${QK_TLS_ARGS[@]}"
+qk_tls_args() {
+  QK_TLS_ARGS=()
+  if [[ -n "$QK_ETCD_CACERT" ]]; then
+    QK_TLS_ARGS=(--cacert="${QK_ROOT}${QK_ETCD_CACERT}" --cert="${QK_ROOT}${QK_ETCD_CERT}" --key="${QK_ROOT}${QK_ETCD_KEY}")
+  fi
+}
+
+# JSON string escaping for the one-line results scripts print on stdout.
+qk_json_str() {
+  local s="$1"
+  s="${s//\\/\\\\}"; s="${s//\"/\\\"}"; s="${s//$'\n'/\\n}"; s="${s//$'\t'/\\t}"
+  printf '"%s"' "$s"
+}
