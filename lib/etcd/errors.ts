@@ -37,7 +37,7 @@ const rules: ReadonlyArray<[RegExp, EtcdErrorKind]> = [
   [/not enough started members/, 'not-enough-started'],
   [/unhealthy cluster/, 'unhealthy-cluster'],
   [/connection refused|Error while dialing|all SubConns are in TransientFailure|no route to host/, 'unreachable'],
-  [/context deadline exceeded|DeadlineExceeded|request timed out/, 'timeout'],
+  [/context deadline exceeded|DeadlineExceeded|request timed out|SSM command \S+ ended (TimedOut|Cancelled|Undeliverable)/, 'timeout'],
   [/executable file not found|command not found|No such file or directory.*etcd(ctl|utl)/, 'not-installed'],
 ];
 

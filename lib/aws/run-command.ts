@@ -1,0 +1,87 @@
+/**
+ * Runs a project host script on a master through SSM Run Command (AWS-RunShellScript) and
+ * returns its real exit code and output. Uses the SDK's own waiter (which retries
+ * InvocationDoesNotExist while the command is being delivered).
+ */
+import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient, waitUntilCommandExecuted } from '@aws-sdk/client-ssm';
+import type { EtcdRunner } from '../etcd/client';
+import { check } from '../validate';
+import { type HostScriptBundle, type HostScriptName, renderHostCommand } from '../host/command';
+
+export interface HostRunResult {
+  commandId: string;
+  status: string;
+  /** The script's exit code; -1 when it did not finish (timed out, cancelled, undeliverable). */
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  /** Seconds the script may run on the host (SSM executionTimeout). */
+  executionTimeoutSec?: number;
+  /** Seconds this call waits for the result. */
+  maxWaitSec?: number;
+  /** Waiter polling interval floor in seconds (>= 1; 1 against the sandbox). */
+  minDelaySec?: number;
+  /** Waiter polling interval ceiling in seconds (default 10). */
+  maxDelaySec?: number;
+  abortSignal?: AbortSignal;
+  comment?: string;
+}
+
+export async function runHostScript(
+  ssm: SSMClient,
+  bundle: HostScriptBundle,
+  instanceId: string,
+  script: HostScriptName,
+  args: readonly string[],
+  opts: RunOptions = {},
+): Promise<HostRunResult> {
+  check('instanceId', instanceId, 'instance ID');
+  const commands = renderHostCommand(bundle, script, args);
+  const sent = await ssm.send(
+    new SendCommandCommand({
+      DocumentName: 'AWS-RunShellScript',
+      InstanceIds: [instanceId],
+      Comment: (opts.comment ?? `quorum-keeper ${script} ${args[0] ?? ''}`).slice(0, 100),
+      Parameters: { commands, executionTimeout: [String(opts.executionTimeoutSec ?? 600)] },
+      TimeoutSeconds: 60,
+    }),
+    opts.abortSignal ? { abortSignal: opts.abortSignal } : {},
+  );
+  const commandId = sent.Command?.CommandId;
+  if (!commandId) throw new Error(`SendCommand returned no CommandId for ${instanceId}`);
+  try {
+    await waitUntilCommandExecuted(
+      { client: ssm, maxWaitTime: opts.maxWaitSec ?? 900, minDelay: opts.minDelaySec ?? 2, maxDelay: Math.max(opts.maxDelaySec ?? 10, opts.minDelaySec ?? 2), ...(opts.abortSignal ? { abortSignal: opts.abortSignal } : {}) },
+      { CommandId: commandId, InstanceId: instanceId },
+    );
+  } catch {
+    // The waiter throws for Failed / TimedOut / Cancelled as well as for its own timeout;
+    // the invocation below says which.
+  }
+  const inv = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }));
+  const status = inv.Status ?? 'Unknown';
+  const finished = status === 'Success' || status === 'Failed';
+  return {
+    commandId,
+    status,
+    exitCode: finished ? (inv.ResponseCode ?? -1) : -1,
+    stdout: inv.StandardOutputContent ?? '',
+    stderr: inv.StandardErrorContent ?? '',
+  };
+}
+
+/** An EtcdRunner that runs etcdctl/etcdutl on a master through host/etcdctl.sh. */
+export function ssmEtcdRunner(ssm: SSMClient, bundle: HostScriptBundle, instanceId: string, opts: RunOptions = {}): EtcdRunner {
+  return async (inv) => {
+    const args = inv.bin === 'etcdutl' ? ['--tool', 'etcdutl', ...inv.args] : inv.args;
+    const res = await runHostScript(ssm, bundle, instanceId, 'etcdctl.sh', args, opts);
+    return {
+      exitCode: res.exitCode,
+      stdout: res.stdout,
+      stderr: res.exitCode === -1 ? `${res.stderr}\nSSM command ${res.commandId} ended ${res.status}` : res.stderr,
+    };
+  };
+}

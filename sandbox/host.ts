@@ -1,0 +1,106 @@
+/**
+ * A sandbox master: a directory standing in for the instance's root filesystem, a real etcd
+ * member (started by the project's own host scripts, never by the sandbox), and an
+ * apiserver stand-in. Commands sent through SSM run here exactly as the SSM agent would run
+ * AWS-RunShellScript: `sh -c <commands>`, with QK_HOST_ROOT pointing at this directory.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApiserverStandIn } from './apiserver';
+import { freePort } from './ports';
+import { isAlive, killHard } from './procs';
+
+export interface CommandOutcome {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+export class SandboxHost {
+  /** Whether the SSM agent reports Online (tests flip it to model a slow boot or a lost agent). */
+  agentOnline = true;
+
+  private constructor(
+    readonly instanceId: string,
+    readonly root: string,
+    readonly peerPort: number,
+    readonly clientPort: number,
+    readonly apiserver: ApiserverStandIn,
+  ) {}
+
+  static async boot(instanceId: string, root: string): Promise<SandboxHost> {
+    mkdirSync(join(root, 'etc/quorum-keeper'), { recursive: true });
+    mkdirSync(join(root, 'dev/disk/by-id'), { recursive: true });
+    mkdirSync(join(root, 'var/lib'), { recursive: true });
+    const peerPort = await freePort();
+    const clientPort = await freePort();
+    const apiserver = await ApiserverStandIn.start(await freePort(), () => `http://127.0.0.1:${clientPort}`);
+    writeFileSync(join(root, 'etc/quorum-keeper/host.env'), [
+      '# written by the Quorum Keeper sandbox at boot (in production: by the master\'s user data)',
+      'QK_HOST_IP=127.0.0.1',
+      'QK_ETCD_SCHEME=http',
+      `QK_ETCD_PEER_PORT=${peerPort}`,
+      `QK_ETCD_CLIENT_PORT=${clientPort}`,
+      'QK_MOUNT_POINT=/var/lib/etcd',
+      `QK_APISERVER_READYZ=${apiserver.readyzUrl}`,
+      '',
+    ].join('\n'));
+    return new SandboxHost(instanceId, root, peerPort, clientPort, apiserver);
+  }
+
+  get peerUrl(): string {
+    return `http://127.0.0.1:${this.peerPort}`;
+  }
+
+  get clientUrl(): string {
+    return `http://127.0.0.1:${this.clientPort}`;
+  }
+
+  /** Environment the SSM agent stand-in gives every command on this host. */
+  commandEnv(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCD') && !k.startsWith('QK_') && !k.startsWith('AWS_')) env[k] = v;
+    return { ...env, QK_HOST_ROOT: this.root, QK_SERVICE_MODE: 'process', QK_DEVICE_MODE: 'directory' };
+  }
+
+  run(commands: readonly string[], timeoutMs: number): Promise<CommandOutcome> {
+    return new Promise((resolve) => {
+      const child = spawn('sh', ['-c', commands.join('\n')], { cwd: this.root, env: this.commandEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      let timedOut = false;
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, timeoutMs);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ exitCode: code, stdout, stderr, timedOut });
+      });
+    });
+  }
+
+  /** Pid of the etcd the host scripts started here, if it is running. */
+  etcdPid(): number | null {
+    const file = join(this.root, 'run/quorum-keeper/etcd.pid');
+    if (!existsSync(file)) return null;
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
+  }
+
+  /** The instance dies: etcd is SIGKILLed, the agent goes silent. */
+  crash(): void {
+    const pid = this.etcdPid();
+    if (pid !== null) killHard(pid);
+    this.agentOnline = false;
+  }
+
+  async shutdown(): Promise<void> {
+    this.crash();
+    await this.apiserver.stop();
+  }
+}

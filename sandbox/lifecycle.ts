@@ -1,0 +1,128 @@
+/**
+ * Lifecycle-hook waiting, which moto does not model: pending actions with tokens, the
+ * EventBridge events AWS would emit for them (shaped as AWS documents them), and the
+ * CONTINUE/ABANDON/heartbeat calls product code makes, recorded for tests to assert.
+ */
+import { randomUUID } from 'node:crypto';
+
+export type Transition = 'autoscaling:EC2_INSTANCE_LAUNCHING' | 'autoscaling:EC2_INSTANCE_TERMINATING';
+
+export interface PendingAction {
+  token: string;
+  asg: string;
+  hook: string;
+  instanceId: string;
+  transition: Transition;
+  origin?: string;
+  destination?: string;
+  startedAt: Date;
+  heartbeats: number;
+}
+
+export interface RecordedCall {
+  at: Date;
+  kind: 'complete' | 'heartbeat';
+  asg: string;
+  hook: string;
+  instanceId: string;
+  token: string;
+  result?: string;
+  accepted: boolean;
+  error?: string;
+}
+
+/** The EventBridge event AWS delivers for a lifecycle action. */
+export interface LifecycleEvent {
+  version: '0';
+  id: string;
+  'detail-type': 'EC2 Instance-launch Lifecycle Action' | 'EC2 Instance-terminate Lifecycle Action';
+  source: 'aws.autoscaling';
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: {
+    LifecycleActionToken: string;
+    AutoScalingGroupName: string;
+    LifecycleHookName: string;
+    EC2InstanceId: string;
+    LifecycleTransition: Transition;
+    NotificationMetadata?: string;
+    Origin?: string;
+    Destination?: string;
+  };
+}
+
+export class LifecycleModel {
+  readonly pending = new Map<string, PendingAction>();
+  readonly calls: RecordedCall[] = [];
+
+  begin(a: { asg: string; hook: string; instanceId: string; transition: Transition; origin?: string; destination?: string; metadata?: string; region?: string; account?: string }): LifecycleEvent {
+    const token = randomUUID();
+    const action: PendingAction = { token, asg: a.asg, hook: a.hook, instanceId: a.instanceId, transition: a.transition, startedAt: new Date(), heartbeats: 0 };
+    if (a.origin !== undefined) action.origin = a.origin;
+    if (a.destination !== undefined) action.destination = a.destination;
+    this.pending.set(token, action);
+    const region = a.region ?? 'us-east-1';
+    const account = a.account ?? '123456789012';
+    const launching = a.transition === 'autoscaling:EC2_INSTANCE_LAUNCHING';
+    return {
+      version: '0',
+      id: randomUUID(),
+      'detail-type': launching ? 'EC2 Instance-launch Lifecycle Action' : 'EC2 Instance-terminate Lifecycle Action',
+      source: 'aws.autoscaling',
+      account,
+      time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      region,
+      resources: [`arn:aws:autoscaling:${region}:${account}:autoScalingGroup:${randomUUID()}:autoScalingGroupName/${a.asg}`],
+      detail: {
+        LifecycleActionToken: token,
+        AutoScalingGroupName: a.asg,
+        LifecycleHookName: a.hook,
+        EC2InstanceId: a.instanceId,
+        LifecycleTransition: a.transition,
+        ...(a.metadata !== undefined ? { NotificationMetadata: a.metadata } : {}),
+        Origin: a.origin ?? (launching ? 'EC2' : 'AutoScalingGroup'),
+        Destination: a.destination ?? (launching ? 'AutoScalingGroup' : 'EC2'),
+      },
+    };
+  }
+
+  private find(p: { asg: string; hook: string; token?: string; instanceId?: string }): PendingAction | undefined {
+    for (const a of this.pending.values()) {
+      if (a.asg !== p.asg || a.hook !== p.hook) continue;
+      if (p.token !== undefined && a.token === p.token) return a;
+      if (p.token === undefined && p.instanceId !== undefined && a.instanceId === p.instanceId) return a;
+    }
+    return undefined;
+  }
+
+  /** Returns an error message (as AWS words it) or null when the call was accepted. */
+  complete(p: { asg: string; hook: string; token?: string; instanceId?: string; result: string }): string | null {
+    const a = this.find(p);
+    const error = !['CONTINUE', 'ABANDON'].includes(p.result)
+      ? `LifecycleActionResult must be CONTINUE or ABANDON`
+      : a === undefined ? `No active Lifecycle Action found with token ${p.token ?? ''}${p.instanceId ? ` / instance ID ${p.instanceId}` : ''}` : null;
+    this.calls.push({ at: new Date(), kind: 'complete', asg: p.asg, hook: p.hook, instanceId: a?.instanceId ?? p.instanceId ?? '', token: p.token ?? '', result: p.result, accepted: error === null, ...(error ? { error } : {}) });
+    if (a && error === null) this.pending.delete(a.token);
+    return error;
+  }
+
+  heartbeat(p: { asg: string; hook: string; token?: string; instanceId?: string }): string | null {
+    const a = this.find(p);
+    const error = a === undefined ? `No active Lifecycle Action found with token ${p.token ?? ''}` : null;
+    if (a) a.heartbeats++;
+    this.calls.push({ at: new Date(), kind: 'heartbeat', asg: p.asg, hook: p.hook, instanceId: a?.instanceId ?? p.instanceId ?? '', token: p.token ?? '', accepted: error === null, ...(error ? { error } : {}) });
+    return error;
+  }
+
+  /** Accepted completions for an instance, e.g. ['CONTINUE']. */
+  results(instanceId: string): string[] {
+    return this.calls.filter((c) => c.kind === 'complete' && c.accepted && c.instanceId === instanceId).map((c) => c.result ?? '');
+  }
+
+  clear(): void {
+    this.pending.clear();
+    this.calls.length = 0;
+  }
+}

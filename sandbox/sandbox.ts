@@ -1,0 +1,533 @@
+/**
+ * The local sandbox AWS: ONE endpoint that the real AWS SDK v3 clients talk to. It forwards
+ * every request to moto_server and fills the gaps moto 5.2.1 has (measured, see TOOLING.md):
+ *
+ *   ssm  SendCommand            moto records it; the sandbox really runs the commands on the
+ *                               target sandbox host (sh -c, like the SSM agent)
+ *   ssm  GetCommandInvocation / ListCommandInvocations   real status, exit code, output
+ *   ssm  DescribeInstanceInformation                     agent state of each sandbox host
+ *   autoscaling CompleteLifecycleAction / RecordLifecycleActionHeartbeat   modelled + recorded
+ *   elbv2 DescribeTargetHealth  moto's answer, with each target's state set from its host's
+ *                               apiserver /readyz
+ *   ec2  AttachVolume / DetachVolume   moto's answer; the volume's directory appears in / leaves
+ *                               the host's /dev/disk/by-id
+ *
+ * Product code never knows: it only receives an endpoint URL and credentials.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readlinkSync, readdirSync, rmSync, symlinkSync, lstatSync, existsSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, paginateDescribeInstances, paginateDescribeVolumes } from '@aws-sdk/client-ec2';
+import { SandboxHost } from './host';
+import { LifecycleModel } from './lifecycle';
+import { MotoServer } from './moto';
+import { makeTempDir, removeDir } from './procs';
+
+export const SANDBOX_REGION = 'us-east-1';
+const SSM_OUTPUT_LIMIT = 24_000; // SSM truncates StandardOutputContent at 24,000 characters.
+
+export interface AwsClientConfig {
+  endpoint: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  forcePathStyle: boolean;
+}
+
+export interface Invocation {
+  commandId: string;
+  instanceId: string;
+  documentName: string;
+  commands: string[];
+  status: 'Pending' | 'InProgress' | 'Success' | 'Failed' | 'TimedOut' | 'Cancelled';
+  statusDetails: string;
+  responseCode: number;
+  stdout: string;
+  stderr: string;
+  requestedAt: Date;
+  startedAt: Date | null;
+  endedAt: Date | null;
+  done: Promise<void>;
+}
+
+type Handler = (req: ParsedRequest) => Promise<Reply>;
+
+interface ParsedRequest {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+  service: string;
+  /** AmazonSSM.SendCommand → SendCommand; query protocol → Action. */
+  action: string;
+  form: URLSearchParams | null;
+  json: Record<string, unknown> | null;
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer | string;
+}
+
+export class Sandbox {
+  readonly lifecycle = new LifecycleModel();
+  readonly hosts = new Map<string, SandboxHost>();
+  readonly invocations = new Map<string, Invocation>();
+  /** Boot a host (and its SSM agent) for every running moto instance on first sight. */
+  autoBoot = true;
+  /** Extra delay before a command starts running (models SSM delivery latency). */
+  commandStartDelayMs = 0;
+  /**
+   * SendCommand answers once the command has finished or this much time has passed, so the
+   * SDK waiter's first poll usually sees the final status (saves a poll interval per command
+   * in tests; product code cannot tell, it polls either way).
+   */
+  sendCommandLingerMs = 3000;
+  private readonly motoEc2: EC2Client;
+  private booting = new Map<string, Promise<SandboxHost>>();
+
+  private constructor(
+    readonly dir: string,
+    readonly moto: MotoServer,
+    private readonly server: Server,
+    readonly endpoint: string,
+  ) {
+    this.motoEc2 = new EC2Client(this.motoConfig());
+  }
+
+  static async start(opts: { moto?: MotoServer } = {}): Promise<Sandbox> {
+    const moto = opts.moto ?? (await MotoServer.start());
+    const dir = makeTempDir('world');
+    let sandbox: Sandbox | undefined;
+    const server = createServer((req, res) => {
+      if (!sandbox) {
+        res.writeHead(503).end();
+        return;
+      }
+      void sandbox.handle(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    sandbox = new Sandbox(dir, moto, server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    return sandbox;
+  }
+
+  /** Configuration for real SDK clients: product code gets exactly this and nothing else. */
+  clientConfig(): AwsClientConfig {
+    return {
+      endpoint: this.endpoint,
+      region: SANDBOX_REGION,
+      credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' },
+      forcePathStyle: true,
+    };
+  }
+
+  private motoConfig(): AwsClientConfig {
+    return { ...this.clientConfig(), endpoint: this.moto.url };
+  }
+
+  volumeDir(volumeId: string): string {
+    const dir = join(this.dir, 'volumes', volumeId);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  host(instanceId: string): SandboxHost {
+    const h = this.hosts.get(instanceId);
+    if (!h) throw new Error(`no sandbox host for ${instanceId}`);
+    return h;
+  }
+
+  async bootHost(instanceId: string): Promise<SandboxHost> {
+    const existing = this.hosts.get(instanceId);
+    if (existing) return existing;
+    let p = this.booting.get(instanceId);
+    if (!p) {
+      p = SandboxHost.boot(instanceId, join(this.dir, 'hosts', instanceId)).then((h) => {
+        this.hosts.set(instanceId, h);
+        return h;
+      });
+      this.booting.set(instanceId, p);
+    }
+    return p;
+  }
+
+  /** Stops every host's etcd and apiserver and forgets all state (moto included). */
+  async reset(): Promise<void> {
+    await Promise.all([...this.invocations.values()].map((i) => i.done));
+    await Promise.all([...this.hosts.values()].map((h) => h.shutdown()));
+    this.hosts.clear();
+    this.booting.clear();
+    this.invocations.clear();
+    this.lifecycle.clear();
+    rmSync(join(this.dir, 'hosts'), { recursive: true, force: true });
+    rmSync(join(this.dir, 'volumes'), { recursive: true, force: true });
+    await this.moto.reset();
+  }
+
+  async stop(opts: { keepMoto?: boolean } = {}): Promise<void> {
+    await Promise.all([...this.invocations.values()].map((i) => i.done));
+    await Promise.all([...this.hosts.values()].map((h) => h.shutdown()));
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+    this.motoEc2.destroy();
+    if (!opts.keepMoto) await this.moto.stop();
+    if (!process.env.QK_KEEP_TMP) removeDir(this.dir);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // HTTP plumbing
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let reply: Reply;
+    try {
+      const parsed = await parseRequest(req);
+      const handler = this.route(parsed);
+      reply = handler ? await handler(parsed) : await this.forward(parsed);
+    } catch (err) {
+      reply = { status: 500, headers: { 'content-type': 'text/plain' }, body: `sandbox error: ${err instanceof Error ? err.stack : String(err)}` };
+    }
+    res.writeHead(reply.status, reply.headers);
+    res.end(reply.body);
+  }
+
+  private route(r: ParsedRequest): Handler | undefined {
+    const key = `${r.service}:${r.action}`;
+    const table: Record<string, Handler> = {
+      'ssm:SendCommand': (x) => this.sendCommand(x),
+      'ssm:GetCommandInvocation': (x) => this.getCommandInvocation(x),
+      'ssm:ListCommandInvocations': (x) => this.listCommandInvocations(x),
+      'ssm:DescribeInstanceInformation': (x) => this.describeInstanceInformation(x),
+      'autoscaling:CompleteLifecycleAction': (x) => this.completeLifecycleAction(x),
+      'autoscaling:RecordLifecycleActionHeartbeat': (x) => this.recordHeartbeat(x),
+      'elasticloadbalancing:DescribeTargetHealth': (x) => this.describeTargetHealth(x),
+      'ec2:AttachVolume': (x) => this.forwardThenSync(x),
+      'ec2:DetachVolume': (x) => this.forwardThenSync(x),
+    };
+    return table[key];
+  }
+
+  private async forward(r: ParsedRequest): Promise<Reply> {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r.headers)) {
+      if (v === undefined || ['host', 'connection', 'content-length', 'transfer-encoding', 'expect'].includes(k)) continue;
+      headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    const hasBody = !['GET', 'HEAD'].includes(r.method);
+    const res = await fetch(`${this.moto.url}${r.url}`, { method: r.method, headers, ...(hasBody ? { body: r.body } : {}), redirect: 'manual' });
+    const out: Record<string, string> = {};
+    res.headers.forEach((v, k) => {
+      if (!['content-length', 'transfer-encoding', 'connection', 'content-encoding'].includes(k)) out[k] = v;
+    });
+    return { status: res.status, headers: out, body: Buffer.from(await res.arrayBuffer()) };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // SSM
+
+  private async managedHosts(): Promise<SandboxHost[]> {
+    const running: string[] = [];
+    for await (const page of paginateDescribeInstances({ client: this.motoEc2 }, { Filters: [{ Name: 'instance-state-name', Values: ['running'] }] })) {
+      for (const res of page.Reservations ?? []) for (const i of res.Instances ?? []) if (i.InstanceId) running.push(i.InstanceId);
+    }
+    if (this.autoBoot) await Promise.all(running.map((id) => this.bootHost(id)));
+    return running.map((id) => this.hosts.get(id)).filter((h): h is SandboxHost => h !== undefined);
+  }
+
+  private async describeInstanceInformation(r: ParsedRequest): Promise<Reply> {
+    const body = r.json ?? {};
+    const wanted = new Set<string>();
+    for (const f of [...asArray(body.Filters), ...asArray(body.InstanceInformationFilterList)]) {
+      const key = (f as { Key?: string; key?: string }).Key ?? (f as { key?: string }).key;
+      const values = (f as { Values?: string[]; valueSet?: string[] }).Values ?? (f as { valueSet?: string[] }).valueSet ?? [];
+      if (key === 'InstanceIds') values.forEach((v) => wanted.add(v));
+    }
+    const hosts = (await this.managedHosts()).filter((h) => wanted.size === 0 || wanted.has(h.instanceId));
+    const now = Date.now() / 1000;
+    return json(200, {
+      InstanceInformationList: hosts.map((h) => ({
+        InstanceId: h.instanceId,
+        PingStatus: h.agentOnline ? 'Online' : 'ConnectionLost',
+        LastPingDateTime: now,
+        AgentVersion: '3.3.0.0-sandbox',
+        IsLatestVersion: true,
+        PlatformType: 'Linux',
+        PlatformName: 'Sandbox',
+        ResourceType: 'EC2Instance',
+        IPAddress: '127.0.0.1',
+        ComputerName: h.instanceId,
+      })),
+    });
+  }
+
+  private async sendCommand(r: ParsedRequest): Promise<Reply> {
+    const body = r.json ?? {};
+    const documentName = String(body.DocumentName ?? '');
+    const instanceIds = asArray(body.InstanceIds).map(String);
+    if (documentName !== 'AWS-RunShellScript') {
+      return ssmError('InvalidDocument', `the sandbox runs only AWS-RunShellScript, not ${documentName}`);
+    }
+    if (instanceIds.length === 0) return ssmError('InvalidInstanceId', 'InstanceIds is required (targets by tag are not modelled)');
+    const params = (body.Parameters ?? {}) as Record<string, unknown>;
+    const commands = asArray(params.commands).map(String);
+    const timeoutSec = Number(asArray(params.executionTimeout)[0] ?? 3600);
+    const managed = new Map((await this.managedHosts()).map((h) => [h.instanceId, h]));
+    for (const id of instanceIds) {
+      if (!managed.get(id)?.agentOnline) return ssmError('InvalidInstanceId', `Instances [[${id}]] not in a valid state for account 123456789012`);
+    }
+    // Let moto record the command too (ListCommands, CommandId format).
+    const motoReply = await this.forward(r);
+    if (motoReply.status !== 200) return motoReply;
+    const parsed = JSON.parse(motoReply.body.toString()) as { Command: { CommandId: string } };
+    const commandId = parsed.Command.CommandId;
+    const started = instanceIds.map((id) => this.startInvocation(commandId, managed.get(id)!, documentName, commands, timeoutSec));
+    await Promise.race([Promise.all(started.map((i) => i.done)), new Promise((r) => setTimeout(r, this.sendCommandLingerMs))]);
+    return motoReply;
+  }
+
+  private startInvocation(commandId: string, host: SandboxHost, documentName: string, commands: string[], timeoutSec: number): Invocation {
+    const inv: Invocation = {
+      commandId, instanceId: host.instanceId, documentName, commands,
+      status: 'Pending', statusDetails: 'Pending', responseCode: -1, stdout: '', stderr: '',
+      requestedAt: new Date(), startedAt: null, endedAt: null, done: Promise.resolve(),
+    };
+    inv.done = (async () => {
+      if (this.commandStartDelayMs > 0) await new Promise((r) => setTimeout(r, this.commandStartDelayMs));
+      await this.syncDevices();
+      inv.status = 'InProgress';
+      inv.statusDetails = 'InProgress';
+      inv.startedAt = new Date();
+      const out = await host.run(commands, timeoutSec * 1000);
+      inv.endedAt = new Date();
+      inv.stdout = out.stdout;
+      inv.stderr = out.stderr;
+      if (out.timedOut) {
+        inv.status = 'TimedOut';
+        inv.statusDetails = 'ExecutionTimedOut';
+        inv.responseCode = -1;
+      } else {
+        inv.responseCode = out.exitCode ?? -1;
+        inv.status = out.exitCode === 0 ? 'Success' : 'Failed';
+        inv.statusDetails = inv.status;
+      }
+    })();
+    this.invocations.set(`${commandId}/${host.instanceId}`, inv);
+    return inv;
+  }
+
+  private invocationJson(inv: Invocation): Record<string, unknown> {
+    const t = (d: Date | null) => (d ? d.toISOString() : '');
+    return {
+      CommandId: inv.commandId,
+      InstanceId: inv.instanceId,
+      Comment: '',
+      DocumentName: inv.documentName,
+      DocumentVersion: '$DEFAULT',
+      PluginName: 'aws:runShellScript',
+      ResponseCode: inv.responseCode,
+      ExecutionStartDateTime: t(inv.startedAt),
+      ExecutionElapsedTime: inv.startedAt ? `PT${(((inv.endedAt ?? new Date()).getTime() - inv.startedAt.getTime()) / 1000).toFixed(3)}S` : '',
+      ExecutionEndDateTime: t(inv.endedAt),
+      Status: inv.status,
+      StatusDetails: inv.statusDetails,
+      StandardOutputContent: inv.stdout.slice(0, SSM_OUTPUT_LIMIT),
+      StandardOutputUrl: '',
+      StandardErrorContent: inv.stderr.slice(0, SSM_OUTPUT_LIMIT),
+      StandardErrorUrl: '',
+    };
+  }
+
+  private getCommandInvocation(r: ParsedRequest): Promise<Reply> {
+    const body = r.json ?? {};
+    const inv = this.invocations.get(`${String(body.CommandId)}/${String(body.InstanceId)}`);
+    if (!inv) return Promise.resolve(ssmError('InvocationDoesNotExist', 'An error occurred (InvocationDoesNotExist)'));
+    return Promise.resolve(json(200, this.invocationJson(inv)));
+  }
+
+  private listCommandInvocations(r: ParsedRequest): Promise<Reply> {
+    const body = r.json ?? {};
+    const list = [...this.invocations.values()].filter((i) =>
+      (body.CommandId === undefined || i.commandId === body.CommandId) && (body.InstanceId === undefined || i.instanceId === body.InstanceId));
+    return Promise.resolve(json(200, {
+      CommandInvocations: list.map((i) => {
+        const j = this.invocationJson(i);
+        return {
+          CommandId: j.CommandId, InstanceId: j.InstanceId, DocumentName: j.DocumentName, Status: j.Status, StatusDetails: j.StatusDetails,
+          RequestedDateTime: i.requestedAt.getTime() / 1000,
+          ...(body.Details === true ? { CommandPlugins: [{ Name: 'aws:runShellScript', Status: j.Status, ResponseCode: j.ResponseCode, Output: String(j.StandardOutputContent).slice(0, 2500) }] } : {}),
+        };
+      }),
+    }));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Auto Scaling lifecycle actions
+
+  private completeLifecycleAction(r: ParsedRequest): Promise<Reply> {
+    const f = r.form ?? new URLSearchParams();
+    const token = f.get('LifecycleActionToken') ?? undefined;
+    const instanceId = f.get('InstanceId') ?? undefined;
+    const error = this.lifecycle.complete({
+      asg: f.get('AutoScalingGroupName') ?? '', hook: f.get('LifecycleHookName') ?? '', result: f.get('LifecycleActionResult') ?? '',
+      ...(token !== undefined ? { token } : {}), ...(instanceId !== undefined ? { instanceId } : {}),
+    });
+    return Promise.resolve(error ? queryError('ValidationError', error) : queryOk('CompleteLifecycleAction'));
+  }
+
+  private recordHeartbeat(r: ParsedRequest): Promise<Reply> {
+    const f = r.form ?? new URLSearchParams();
+    const token = f.get('LifecycleActionToken') ?? undefined;
+    const instanceId = f.get('InstanceId') ?? undefined;
+    const error = this.lifecycle.heartbeat({
+      asg: f.get('AutoScalingGroupName') ?? '', hook: f.get('LifecycleHookName') ?? '',
+      ...(token !== undefined ? { token } : {}), ...(instanceId !== undefined ? { instanceId } : {}),
+    });
+    return Promise.resolve(error ? queryError('ValidationError', error) : queryOk('RecordLifecycleActionHeartbeat'));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // ELBv2 target health follows each host's apiserver /readyz
+
+  private async describeTargetHealth(r: ParsedRequest): Promise<Reply> {
+    const reply = await this.forward(r);
+    if (reply.status !== 200) return reply;
+    const xml = reply.body.toString();
+    const members = [...xml.matchAll(/<member>([\s\S]*?)<\/member>/g)];
+    let out = xml;
+    for (const m of members) {
+      const block = m[1] ?? '';
+      const id = /<Target>[\s\S]*?<Id>([^<]+)<\/Id>/.exec(block)?.[1];
+      if (!id) continue;
+      const host = this.hosts.get(id);
+      const healthy = host ? await fetch(host.apiserver.readyzUrl, { signal: AbortSignal.timeout(1500) }).then((x) => x.ok, () => false) : false;
+      const health = healthy
+        ? '<TargetHealth><State>healthy</State></TargetHealth>'
+        : '<TargetHealth><State>unhealthy</State><Reason>Target.FailedHealthChecks</Reason><Description>Health checks failed (sandbox: apiserver /readyz not OK)</Description></TargetHealth>';
+      const replaced = block.replace(/<TargetHealth>[\s\S]*?<\/TargetHealth>/, health);
+      out = out.replace(`<member>${block}</member>`, `<member>${replaced}</member>`);
+    }
+    return { ...reply, body: out };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // EBS: a volume is a directory; attachment follows moto
+
+  private async forwardThenSync(r: ParsedRequest): Promise<Reply> {
+    const reply = await this.forward(r);
+    if (reply.status === 200) await this.syncDevices();
+    return reply;
+  }
+
+  /** Makes each host's /dev/disk/by-id match moto's volume attachments. */
+  async syncDevices(): Promise<void> {
+    const attached = new Map<string, Set<string>>();
+    for await (const page of paginateDescribeVolumes({ client: this.motoEc2 }, {})) {
+      for (const v of page.Volumes ?? []) {
+        for (const a of v.Attachments ?? []) {
+          if (!a.InstanceId || !v.VolumeId || (a.State !== 'attached' && a.State !== 'attaching')) continue;
+          if (!attached.has(a.InstanceId)) attached.set(a.InstanceId, new Set());
+          attached.get(a.InstanceId)!.add(v.VolumeId);
+        }
+      }
+    }
+    for (const host of this.hosts.values()) {
+      const byId = join(host.root, 'dev/disk/by-id');
+      mkdirSync(byId, { recursive: true });
+      const want = attached.get(host.instanceId) ?? new Set<string>();
+      const prefix = 'nvme-Amazon_Elastic_Block_Store_';
+      for (const entry of readdirSync(byId)) {
+        const vol = `vol-${entry.slice(prefix.length + 3)}`;
+        if (entry.startsWith(prefix) && !want.has(vol)) {
+          rmSync(join(byId, entry), { force: true });
+          // A detached volume vanishes from under its mount point.
+          const mount = join(host.root, 'var/lib/etcd');
+          if (isSymlinkTo(mount, this.volumeDir(vol))) {
+            rmSync(mount, { force: true });
+            symlinkSync(join(this.dir, 'detached', vol), mount);
+          }
+        }
+      }
+      for (const vol of want) {
+        const link = join(byId, `${prefix}${vol.replace('-', '')}`);
+        if (!existsSync(link)) symlinkSync(this.volumeDir(vol), link);
+      }
+    }
+  }
+
+  /** Direct moto EC2 access for test set-up (not through the gateway). */
+  get ec2(): EC2Client {
+    return this.motoEc2;
+  }
+
+  async describeVolume(volumeId: string) {
+    const out = await this.motoEc2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
+    return out.Volumes?.[0];
+  }
+
+  async describeInstance(instanceId: string) {
+    const out = await this.motoEc2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    return out.Reservations?.[0]?.Instances?.[0];
+  }
+}
+
+function isSymlinkTo(path: string, target: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink() && readlinkSync(path) === target;
+  } catch {
+    return false;
+  }
+}
+
+function asArray(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+async function parseRequest(req: IncomingMessage): Promise<ParsedRequest> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const body = Buffer.concat(chunks);
+  const auth = String(req.headers.authorization ?? '');
+  const service = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(auth)?.[1] ?? '';
+  const target = req.headers['x-amz-target'];
+  let action = '';
+  let form: URLSearchParams | null = null;
+  let jsonBody: Record<string, unknown> | null = null;
+  if (typeof target === 'string') {
+    action = target.split('.').pop() ?? '';
+    try {
+      jsonBody = JSON.parse(body.toString() || '{}') as Record<string, unknown>;
+    } catch {
+      jsonBody = null;
+    }
+  } else if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+    form = new URLSearchParams(body.toString());
+    action = form.get('Action') ?? '';
+  }
+  return { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body, service, action, form, json: jsonBody };
+}
+
+function json(status: number, body: unknown): Reply {
+  return { status, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() }, body: JSON.stringify(body) };
+}
+
+function ssmError(type: string, message: string): Reply {
+  return json(400, { __type: type, message });
+}
+
+function queryOk(action: string): Reply {
+  return {
+    status: 200,
+    headers: { 'content-type': 'text/xml' },
+    body: `<${action}Response xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><${action}Result/><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></${action}Response>`,
+  };
+}
+
+function queryError(code: string, message: string): Reply {
+  const esc = message.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  return {
+    status: 400,
+    headers: { 'content-type': 'text/xml' },
+    body: `<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${esc}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`,
+  };
+}
