@@ -23,11 +23,11 @@ cmd="${1-}"
 name="" initial_cluster="" state="" token="quorum-keeper" data_dir=""
 while (($#)); do
   case "$1" in
-    --name) name="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--name needs a value" ;;
-    --initial-cluster) initial_cluster="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--initial-cluster needs a value" ;;
-    --initial-cluster-state) state="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--initial-cluster-state needs a value" ;;
-    --token) token="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--token needs a value" ;;
-    --data-dir) data_dir="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--data-dir needs a value" ;;
+    --name) qk_need "$@"; name="$2"; shift 2 ;;
+    --initial-cluster) qk_need "$@"; initial_cluster="$2"; shift 2 ;;
+    --initial-cluster-state) qk_need "$@"; state="$2"; shift 2 ;;
+    --token) qk_need "$@"; token="$2"; shift 2 ;;
+    --data-dir) qk_need "$@"; data_dir="$2"; shift 2 ;;
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
   esac
 done

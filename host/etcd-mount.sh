@@ -21,11 +21,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 volume_id="" cluster="" member="" device_hint="" mount_point="" allow_format=0 adopt=0
 while (($#)); do
   case "$1" in
-    --volume-id) volume_id="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--volume-id needs a value" ;;
-    --cluster) cluster="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--cluster needs a value" ;;
-    --member) member="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--member needs a value" ;;
-    --device) device_hint="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--device needs a value" ;;
-    --mount-point) mount_point="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--mount-point needs a value" ;;
+    --volume-id) qk_need "$@"; volume_id="$2"; shift 2 ;;
+    --cluster) qk_need "$@"; cluster="$2"; shift 2 ;;
+    --member) qk_need "$@"; member="$2"; shift 2 ;;
+    --device) qk_need "$@"; device_hint="$2"; shift 2 ;;
+    --mount-point) qk_need "$@"; mount_point="$2"; shift 2 ;;
     --allow-format) allow_format=1; shift ;;
     --adopt) adopt=1; shift ;;
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;

@@ -22,10 +22,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 work_dir="" endpoint="" compressor=auto upload_b64="" keep=0
 while (($#)); do
   case "$1" in
-    --work-dir) work_dir="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--work-dir needs a value" ;;
-    --endpoint) endpoint="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--endpoint needs a value" ;;
-    --compressor) compressor="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--compressor needs a value" ;;
-    --upload-url-b64) upload_b64="${2-}"; shift 2 || qk_die "$QK_EXIT_USAGE" "--upload-url-b64 needs a value" ;;
+    --work-dir) qk_need "$@"; work_dir="$2"; shift 2 ;;
+    --endpoint) qk_need "$@"; endpoint="$2"; shift 2 ;;
+    --compressor) qk_need "$@"; compressor="$2"; shift 2 ;;
+    --upload-url-b64) qk_need "$@"; upload_b64="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
   esac
@@ -40,9 +40,9 @@ if [[ -n "$upload_b64" ]]; then
   qk_check b64url "$upload_b64" "upload URL (base64url)"
   b64="${upload_b64//-/+}"; b64="${b64//_//}"
   while (( ${#b64} % 4 )); do b64+="="; done
-  upload_url="$(printf '%s' "$b64" | base64 -d 2>/dev/null)" || qk_die "$QK_EXIT_USAGE" "upload URL is not valid base64url"
+  upload_url="$(printf '%s' "$b64" | base64 -d 2>/dev/null)" || qk_die "$QK_EXIT_USAGE" "invalid upload URL: not valid base64url"
   [[ "$upload_url" != *$'\n'* && "$upload_url" =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%/!\$\&\'\(\)*+,\;=:@?-]*$ ]] ||
-    qk_die "$QK_EXIT_USAGE" "decoded upload URL has an unexpected shape"
+    qk_die "$QK_EXIT_USAGE" "invalid upload URL: the decoded value has an unexpected shape"
 fi
 if [[ "$compressor" == auto ]]; then
   if command -v zstd >/dev/null 2>&1; then compressor=zstd; else compressor=gzip; fi

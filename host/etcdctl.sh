@@ -19,7 +19,7 @@ if [[ "${1-}" == --tool ]]; then
 fi
 (($# > 0 && $# <= 32)) || qk_die "$QK_EXIT_USAGE" "expected 1 to 32 arguments"
 for a in "$@"; do
-  [[ "$a" != *$'\n'* && ${#a} -le 2048 && "$a" =~ ^[A-Za-z0-9._:/=,@+-]+$ ]] || qk_die "$QK_EXIT_USAGE" "refused argument $(printf '%q' "${a:0:80}")"
+  [[ "$a" != *$'\n'* && "$a" != *..* && ${#a} -le 2048 && "$a" =~ ^[A-Za-z0-9._:/=,@+-]+$ ]] || qk_die "$QK_EXIT_USAGE" "refused argument $(printf '%q' "${a:0:80}")"
 done
 
 # The first two non-flag words make the subcommand.

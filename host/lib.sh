@@ -27,6 +27,12 @@ readonly QK_EXIT_OWNER=4      # the volume belongs to another cluster/member, or
 readonly QK_EXIT_NODEVICE=5   # the volume's block device is not (yet) present
 readonly QK_EXIT_FAILED=6     # an operation failed (see stderr)
 
+# qk_need OPTION [VALUE...]: dies unless the option was given a non-empty value.
+# Usage in an argument loop:  --name) qk_need "$@"; name="$2"; shift 2 ;;
+qk_need() {
+  [[ $# -ge 2 && -n "$2" ]] || qk_die "$QK_EXIT_USAGE" "$1 needs a non-empty value (invalid or missing)"
+}
+
 qk_log() { printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${QK_SCRIPT:-qk}" "$*" >&2; }
 qk_die() { local code="$1"; shift; qk_log "ERROR: $*"; exit "$code"; }
 

@@ -16,8 +16,8 @@ export type HostScriptBundle = Readonly<Record<HostScriptName | 'lib.sh', string
 const SAFE_ARG = /^[A-Za-z0-9._:/=,@+-]{0,2048}$/;
 
 export function quoteArg(arg: string): string {
-  if (!SAFE_ARG.test(arg)) {
-    throw new ValidationError(`refusing host-script argument ${JSON.stringify(arg.slice(0, 80))}: only [A-Za-z0-9._:/=,@+-] are allowed`);
+  if (!SAFE_ARG.test(arg) || arg.includes('..')) {
+    throw new ValidationError(`refusing host-script argument ${JSON.stringify(arg.slice(0, 80))}: only [A-Za-z0-9._:/=,@+-] are allowed, and no '..'`);
   }
   return `'${arg}'`;
 }

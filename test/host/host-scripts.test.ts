@@ -1,0 +1,279 @@
+/**
+ * Host scripts run directly (as SSM would run them) against a sandbox host root, with real
+ * etcd where they start it. Hostile arguments must be refused before anything is touched.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { freePort } from '../../sandbox/ports';
+import { makeTempDir, removeDir, isAlive } from '../../sandbox/procs';
+
+const HOST = join(__dirname, '..', '..', 'host');
+
+interface Res { code: number | null; stdout: string; stderr: string }
+
+function run(root: string, script: string, args: string[], env: Record<string, string> = {}): Res {
+  const r = spawnSync('bash', [join(HOST, script), ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, QK_HOST_ROOT: root, QK_DEVICE_MODE: 'directory', QK_SERVICE_MODE: 'process', ...env },
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Every path under dir (to prove nothing was created or changed). */
+function tree(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d)) {
+      const p = join(d, e);
+      out.push(p);
+      if (lstatSync(p).isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+const VOL = 'vol-0123456789abcdef0';
+
+function makeHost(): { root: string; volume: string; sentinel: string } {
+  const root = makeTempDir('host');
+  mkdirSync(join(root, 'etc/quorum-keeper'), { recursive: true });
+  mkdirSync(join(root, 'dev/disk/by-id'), { recursive: true });
+  mkdirSync(join(root, 'var/lib'), { recursive: true });
+  const volume = join(root, '..', `${root.split('/').pop()}-vol`);
+  mkdirSync(volume);
+  symlinkSync(volume, join(root, `dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${VOL.replace('-', '')}`));
+  return { root, volume, sentinel: join(root, 'PWNED') };
+}
+
+describe('host scripts refuse hostile arguments before touching anything', () => {
+  let h: ReturnType<typeof makeHost>;
+  beforeEach(() => {
+    h = makeHost();
+  });
+  afterEach(() => {
+    removeDir(h.root);
+    removeDir(h.volume);
+  });
+
+  const hostile = (sentinel: string) => [
+    '; rm -rf /',
+    `$(touch ${sentinel})`,
+    `\`touch ${sentinel}\``,
+    'etcd-a\ntouch /tmp/x',
+    'x'.repeat(5000),
+    "a' || touch /tmp/y '",
+    '../../etc',
+    '',
+  ];
+
+  const cases: Array<[string, (bad: string) => string[]]> = [
+    ['etcd-mount.sh', (bad) => ['--volume-id', bad, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']],
+    ['etcd-mount.sh', (bad) => ['--volume-id', VOL, '--cluster', bad, '--member', 'etcd-a', '--allow-format']],
+    ['etcd-mount.sh', (bad) => ['--volume-id', VOL, '--cluster', 'prod', '--member', bad, '--allow-format']],
+    ['etcd-mount.sh', (bad) => ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--mount-point', bad, '--allow-format']],
+    ['etcd-mount.sh', (bad) => ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--device', bad]],
+    ['etcd-member.sh', (bad) => ['start', '--name', bad, '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--initial-cluster-state', 'new']],
+    ['etcd-member.sh', (bad) => ['start', '--name', 'etcd-a', '--initial-cluster', bad, '--initial-cluster-state', 'new']],
+    ['etcd-member.sh', (bad) => ['start', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--initial-cluster-state', bad]],
+    ['etcd-member.sh', (bad) => ['start', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--initial-cluster-state', 'new', '--token', bad]],
+    ['etcd-member.sh', (bad) => ['start', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--initial-cluster-state', 'new', '--data-dir', bad]],
+    ['etcdctl.sh', (bad) => ['member', 'list', bad]],
+    ['etcd-snapshot.sh', (bad) => ['--work-dir', bad]],
+    ['etcd-snapshot.sh', (bad) => ['--work-dir', '/var/tmp/s', '--endpoint', bad]],
+    ['etcd-snapshot.sh', (bad) => ['--work-dir', '/var/tmp/s', '--upload-url-b64', bad]],
+    ['etcd-snapshot.sh', (bad) => ['--work-dir', '/var/tmp/s', '--compressor', bad]],
+  ];
+
+  it.each(cases.map(([s, f], i) => [`${s} #${i}`, s, f] as const))('%s', (_label, script, argsFor) => {
+    const before = tree(h.root);
+    for (const bad of hostile(h.sentinel)) {
+      const r = run(h.root, script, argsFor(bad));
+      // etcdctl.sh gets the empty string and '../../etc' as bare words; both must still be refused.
+      expect({ bad: bad.slice(0, 40), code: r.code }).toEqual({ bad: bad.slice(0, 40), code: 2 });
+      expect(r.stderr).toMatch(/invalid|refused|missing|longer than|not allowed|needs a value|unknown argument/);
+      expect(r.stdout).toBe('');
+    }
+    expect(existsSync(h.sentinel)).toBe(false);
+    expect(tree(h.root)).toEqual(before);
+    expect(readdirSync(h.volume)).toEqual([]);
+  });
+
+  it.each(['vol-xyz', 'vol-123', 'VOL-0123456789ABCDEF0', `${VOL} `, 'vol-0123456789abcdef01', 'vol_0123456789abcdef0', 'i-0123456789abcdef0'])(
+    'etcd-mount.sh refuses volume ID shape %j', (id) => {
+      const r = run(h.root, 'etcd-mount.sh', ['--volume-id', id, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/invalid volume ID/);
+    });
+
+  it('etcdctl.sh refuses subcommands Quorum Keeper does not use', () => {
+    for (const args of [['put', 'k', 'v'], ['del', 'k'], ['member'], ['snapshot', 'x'], ['lease', 'grant', '10']]) {
+      const r = run(h.root, 'etcdctl.sh', args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/not allowed/);
+    }
+  });
+});
+
+describe('etcd-mount.sh protects etcd data', () => {
+  let h: ReturnType<typeof makeHost>;
+  beforeEach(() => {
+    h = makeHost();
+  });
+  afterEach(() => {
+    removeDir(h.root);
+    removeDir(h.volume);
+  });
+  const mount = (member = 'etcd-a', extra: string[] = [], cluster = 'prod') =>
+    run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', cluster, '--member', member, ...extra]);
+
+  it('does not format a blank volume unless allowed, then formats, marks and mounts it', () => {
+    const refused = mount();
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/blank; re-run with --allow-format/);
+    expect(readdirSync(h.volume)).toEqual([]);
+    const ok = mount('etcd-a', ['--allow-format']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ result: 'mounted', formatted: true, hasData: false, dataDir: '/var/lib/etcd/data' });
+    expect(readFileSync(join(h.volume, '.quorum-keeper-volume'), 'utf8')).toBe(`cluster=prod\nmember=etcd-a\nvolume=${VOL}\n`);
+    // Idempotent: a second run changes nothing and does not format again.
+    const again = mount('etcd-a', ['--allow-format']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ formatted: false });
+  });
+
+  it('refuses to format a volume that holds data, even with --allow-format', () => {
+    mkdirSync(join(h.volume, 'data/member/snap'), { recursive: true });
+    writeFileSync(join(h.volume, 'data/member/snap/db'), 'precious etcd data');
+    const r = mount('etcd-a', ['--allow-format']);
+    // Not blank → never formatted; no marker → refused (no adoption without --adopt).
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/holds data but no Quorum Keeper marker/);
+    expect(readFileSync(join(h.volume, 'data/member/snap/db'), 'utf8')).toBe('precious etcd data');
+    expect(existsSync(join(h.volume, '.qk-fs'))).toBe(false);
+    expect(existsSync(join(h.root, 'var/lib/etcd'))).toBe(false);
+    // With --adopt it is mounted as is, marked, and reported as having data.
+    const adopted = mount('etcd-a', ['--adopt']);
+    expect(adopted.code).toBe(0);
+    expect(JSON.parse(adopted.stdout)).toMatchObject({ formatted: false, hasData: true });
+    expect(readFileSync(join(h.volume, 'data/member/snap/db'), 'utf8')).toBe('precious etcd data');
+  });
+
+  it('refuses a volume whose marker names another member or cluster, and unmounts it', () => {
+    expect(mount('etcd-a', ['--allow-format']).code).toBe(0);
+    const marker = readFileSync(join(h.volume, '.quorum-keeper-volume'), 'utf8');
+    rmMount(h.root);
+    const other = mount('etcd-b', ['--allow-format']);
+    expect(other.code).toBe(4);
+    expect(other.stderr).toMatch(/belongs to cluster=prod member=etcd-a, not prod\/etcd-b/);
+    expect(existsSync(join(h.root, 'var/lib/etcd'))).toBe(false);
+    const otherCluster = mount('etcd-a', [], 'staging');
+    expect(otherCluster.code).toBe(4);
+    expect(readFileSync(join(h.volume, '.quorum-keeper-volume'), 'utf8')).toBe(marker);
+  });
+
+  it('says so when the volume is not attached', () => {
+    const r = run(h.root, 'etcd-mount.sh', ['--volume-id', 'vol-0fffffffffffffff0', '--cluster', 'prod', '--member', 'etcd-a']);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/no block device for vol-0fffffffffffffff0/);
+  });
+});
+
+function rmMount(root: string): void {
+  spawnSync('rm', ['-f', join(root, 'var/lib/etcd')]);
+}
+
+describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
+  let h: ReturnType<typeof makeHost>;
+  let peer: number;
+  let client: number;
+  beforeEach(async () => {
+    h = makeHost();
+    peer = await freePort();
+    client = await freePort();
+    writeFileSync(join(h.root, 'etc/quorum-keeper/host.env'), `QK_HOST_IP=127.0.0.1\nQK_ETCD_PEER_PORT=${peer}\nQK_ETCD_CLIENT_PORT=${client}\n`);
+  });
+  afterEach(() => {
+    run(h.root, 'etcd-member.sh', ['stop']);
+    removeDir(h.root);
+    removeDir(h.volume);
+  });
+  const start = () => run(h.root, 'etcd-member.sh', ['start', '--name', 'etcd-a', '--initial-cluster', `etcd-a=http://127.0.0.1:${peer}`, '--initial-cluster-state', 'new', '--token', 't1']);
+
+  it('refuses to start etcd when no verified volume is mounted (it would use the root disk)', () => {
+    const r = start();
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/no verified etcd volume is mounted/);
+    expect(existsSync(join(h.root, 'var/lib/etcd'))).toBe(false);
+  });
+
+  it('refuses an initial cluster that does not list this host at its own URL', () => {
+    run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
+    const r = run(h.root, 'etcd-member.sh', ['start', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:1', '--initial-cluster-state', 'new']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/does not list this host/);
+  });
+
+  it('starts etcd on the mounted volume, reports status, is idempotent, and stops it', () => {
+    expect(run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']).code).toBe(0);
+    const started = start();
+    expect(started.code).toBe(0);
+    const st = JSON.parse(started.stdout) as { running: boolean; healthy: boolean; pid: number; hasData: boolean };
+    expect(st).toMatchObject({ running: true, healthy: true, peerUrl: `http://127.0.0.1:${peer}`, hasData: true });
+    expect(existsSync(join(h.volume, 'data/member/snap/db'))).toBe(true);
+    const again = JSON.parse(start().stdout) as { pid: number };
+    expect(again.pid).toBe(st.pid);
+    const stopped = JSON.parse(run(h.root, 'etcd-member.sh', ['stop']).stdout) as { running: boolean };
+    expect(stopped.running).toBe(false);
+    expect(isAlive(st.pid)).toBe(false);
+  });
+
+  it('takes a verified, compressed snapshot and uploads it with its SHA-256 to a presigned URL', async () => {
+    run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
+    expect(start().code).toBe(0);
+    spawnSync('etcdctl', [`--endpoints=http://127.0.0.1:${client}`, 'put', 'k', 'v'], { env: { PATH: process.env.PATH } });
+    const received: { body: Buffer; checksum: string | undefined; url: string | undefined }[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push({ body: Buffer.concat(chunks), checksum: req.headers['x-amz-checksum-sha256'] as string | undefined, url: req.url });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bucket/prod/snap.db.zst?X-Amz-Signature=abc&X-Amz-Credential=a%2Fb`;
+    const b64 = Buffer.from(url).toString('base64url');
+    const r = await new Promise<Res>((resolve) => {
+      // run asynchronously: the script uploads to a server in this process
+      const { spawn } = require('node:child_process') as typeof import('node:child_process');
+      const child = spawn('bash', [join(HOST, 'etcd-snapshot.sh'), '--work-dir', '/var/lib/qk-snapshots', '--upload-url-b64', b64], {
+        env: { PATH: process.env.PATH, QK_HOST_ROOT: h.root, QK_DEVICE_MODE: 'directory', QK_SERVICE_MODE: 'process' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    server.close();
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { sha256: string; sha256Base64: string; compressor: string; size: number; status: { revision: number; totalKey: number }; uploaded: boolean };
+    expect(out.uploaded).toBe(true);
+    expect(received).toHaveLength(1);
+    const got = received[0]!;
+    expect(got.url).toBe('/bucket/prod/snap.db.zst?X-Amz-Signature=abc&X-Amz-Credential=a%2Fb');
+    expect(createHash('sha256').update(got.body).digest('hex')).toBe(out.sha256);
+    expect(got.checksum).toBe(createHash('sha256').update(got.body).digest('base64'));
+    expect(got.body.length).toBe(out.size);
+    expect(out.compressor).toBe(spawnSync('sh', ['-c', 'command -v zstd']).status === 0 ? 'zstd' : 'gzip');
+    expect(out.status.revision).toBeGreaterThanOrEqual(2);
+    // Nothing left behind on the host: no raw snapshot, no scratch restore dir.
+    expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([]);
+  });
+});
