@@ -22,7 +22,7 @@ export const patterns = {
   /** http(s) URL with an IPv4 address or DNS name and an explicit port, no path. */
   url: /^https?:\/\/[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$/,
   /** absolute path made of safe characters only, no `..` segments (checked separately). */
-  absPath: /^\/[A-Za-z0-9._\/-]{0,4095}$/,
+  absPath: /^\/[A-Za-z0-9._/-]{0,4095}$/,
   /** etcd cluster token. */
   token: /^[A-Za-z0-9._-]{1,128}$/,
   /** duration as etcdctl accepts it, e.g. `5s`, `1500ms`. */

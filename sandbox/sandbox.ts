@@ -100,16 +100,17 @@ export class Sandbox {
   static async start(opts: { moto?: MotoServer } = {}): Promise<Sandbox> {
     const moto = opts.moto ?? (await MotoServer.start());
     const dir = makeTempDir('world');
-    let sandbox: Sandbox | undefined;
+    const box: { sandbox?: Sandbox } = {};
     const server = createServer((req, res) => {
-      if (!sandbox) {
+      if (!box.sandbox) {
         res.writeHead(503).end();
         return;
       }
-      void sandbox.handle(req, res);
+      void box.sandbox.handle(req, res);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    sandbox = new Sandbox(dir, moto, server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const sandbox = new Sandbox(dir, moto, server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    box.sandbox = sandbox;
     return sandbox;
   }
 
@@ -263,7 +264,7 @@ export class Sandbox {
 
   private async sendCommand(r: ParsedRequest): Promise<Reply> {
     const body = r.json ?? {};
-    const documentName = String(body.DocumentName ?? '');
+    const documentName = typeof body.DocumentName === 'string' ? body.DocumentName : '';
     const instanceIds = asArray(body.InstanceIds).map(String);
     if (documentName !== 'AWS-RunShellScript') {
       return ssmError('InvalidDocument', `the sandbox runs only AWS-RunShellScript, not ${documentName}`);

@@ -2,7 +2,7 @@
  * Host scripts run directly (as SSM would run them) against a sandbox host root, with real
  * etcd where they start it. Hostile arguments must be refused before anything is touched.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -250,7 +250,6 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     const b64 = Buffer.from(url).toString('base64url');
     const r = await new Promise<Res>((resolve) => {
       // run asynchronously: the script uploads to a server in this process
-      const { spawn } = require('node:child_process') as typeof import('node:child_process');
       const child = spawn('bash', [join(HOST, 'etcd-snapshot.sh'), '--work-dir', '/var/lib/qk-snapshots', '--upload-url-b64', b64], {
         env: { PATH: process.env.PATH, QK_HOST_ROOT: h.root, QK_DEVICE_MODE: 'directory', QK_SERVICE_MODE: 'process' },
       });

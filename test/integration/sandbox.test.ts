@@ -64,9 +64,9 @@ describe('sandbox AWS with a real etcd control plane', () => {
   });
 
   it('makes target health follow each host apiserver /readyz (which follows its etcd)', async () => {
-    const health = async () => {
+    const health = async (): Promise<Record<string, string | undefined>> => {
       const out = await c.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: cluster.targetGroupArn }));
-      return Object.fromEntries((out.TargetHealthDescriptions ?? []).map((d) => [d.Target?.Id, d.TargetHealth?.State]));
+      return Object.fromEntries((out.TargetHealthDescriptions ?? []).map((d) => [d.Target?.Id ?? '', d.TargetHealth?.State]));
     };
     expect(Object.values(await health())).toEqual(['healthy', 'healthy', 'healthy']);
     const b = cluster.members[1]!;

@@ -160,11 +160,12 @@ export class EtcdTestCluster {
     }
   }
 
-  async destroy(): Promise<void> {
+  destroy(): Promise<void> {
     for (const m of this.members) {
       if (m.pid !== null) killHard(m.pid);
       m.pid = null;
     }
     if (!process.env.QK_KEEP_TMP) removeDir(this.dir);
+    return Promise.resolve();
   }
 }

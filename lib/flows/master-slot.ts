@@ -1,0 +1,37 @@
+/**
+ * Which cluster and etcd member an Auto Scaling group is the slot of, read from its tags.
+ * An ASG without both tags is not a Quorum Keeper master: events for it are ignored.
+ */
+import { type AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { patterns } from '../validate';
+
+export interface MasterSlot {
+  asg: string;
+  cluster: string;
+  member: string;
+  availabilityZones: string[];
+}
+
+export type SlotLookup =
+  | { kind: 'master'; slot: MasterSlot }
+  | { kind: 'not-a-master'; reason: string };
+
+export async function findMasterSlot(
+  asg: AutoScalingClient,
+  asgName: string,
+  tags: { cluster: string; member: string },
+): Promise<SlotLookup> {
+  const out = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [asgName] }));
+  const group = out.AutoScalingGroups?.[0];
+  if (!group) return { kind: 'not-a-master', reason: `Auto Scaling group ${asgName} does not exist (any more)` };
+  const tag = (key: string) => group.Tags?.find((t) => t.Key === key)?.Value;
+  const cluster = tag(tags.cluster);
+  const member = tag(tags.member);
+  if (cluster === undefined || member === undefined) {
+    return { kind: 'not-a-master', reason: `${asgName} has no ${cluster === undefined ? tags.cluster : tags.member} tag` };
+  }
+  // Tag values end up in host commands: refuse anything outside the strict patterns here.
+  if (!patterns.clusterName.test(cluster)) return { kind: 'not-a-master', reason: `${asgName}: cluster tag ${JSON.stringify(cluster.slice(0, 64))} is not a valid cluster name` };
+  if (!patterns.memberName.test(member)) return { kind: 'not-a-master', reason: `${asgName}: member tag ${JSON.stringify(member.slice(0, 64))} is not a valid member name` };
+  return { kind: 'master', slot: { asg: asgName, cluster, member, availabilityZones: group.AvailabilityZones ?? [] } };
+}
