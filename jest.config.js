@@ -10,4 +10,6 @@ module.exports = {
   },
   transformIgnorePatterns: ['node_modules/(?!(@middy)/)'],
   testTimeout: 60000,
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };

@@ -67,6 +67,9 @@ write_config() {
     printf 'initial-cluster: %s\n' "$initial_cluster"
     printf 'initial-cluster-state: %s\n' "$state"
     printf 'initial-cluster-token: %s\n' "$token"
+    # In --config-file mode etcd does not apply its flag defaults: restore the ones that matter.
+    printf 'enable-grpc-gateway: true\n'
+    printf 'initial-election-tick-advance: true\n'
     if [[ "$QK_ETCD_SCHEME" == https ]]; then
       printf 'client-transport-security:\n  cert-file: %s\n  key-file: %s\n  trusted-ca-file: %s\n  client-cert-auth: true\n' \
         "${QK_ROOT}${QK_ETCD_CERT}" "${QK_ROOT}${QK_ETCD_KEY}" "${QK_ROOT}${QK_ETCD_CACERT}"

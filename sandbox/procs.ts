@@ -9,8 +9,9 @@ import { join } from 'node:path';
 
 export const TMP_PREFIX = 'qk-sbx-';
 
+/** Temp dirs are named qk-sbx-<owner pid>-<label>-XXXXXX, so strays can be traced to their owner. */
 export function makeTempDir(label: string): string {
-  return mkdtempSync(join(tmpdir(), `${TMP_PREFIX}${label}-`));
+  return mkdtempSync(join(tmpdir(), `${TMP_PREFIX}${process.pid}-${label}-`));
 }
 
 export function removeDir(dir: string): void {
@@ -49,9 +50,28 @@ export function killHard(pid: number): void {
   }
 }
 
-/** Kills every process whose command line mentions one of our temp dirs (or `needle`). */
-export function reapStrays(needle = join(tmpdir(), TMP_PREFIX)): number {
-  const pids = findProcesses(needle);
-  pids.forEach(killHard);
-  return pids.length;
+/**
+ * Kills processes (etcd members, mostly) left behind by sandbox owners: this process when
+ * `own` is true, else any owner that is no longer alive; and removes their temp dirs.
+ * Returns how many processes were killed.
+ */
+export function reapStrays(opts: { own: boolean }): number {
+  const base = tmpdir();
+  const owners = new Set<number>();
+  for (const entry of readdirSync(base)) {
+    const m = new RegExp(`^${TMP_PREFIX}(\\d+)-`).exec(entry);
+    if (m?.[1] === undefined) continue;
+    const owner = Number(m[1]);
+    if (opts.own ? owner === process.pid : !isAlive(owner)) owners.add(owner);
+  }
+  let killed = 0;
+  for (const owner of owners) {
+    const pids = findProcesses(join(base, `${TMP_PREFIX}${owner}-`));
+    pids.forEach(killHard);
+    killed += pids.length;
+    if (!process.env.QK_KEEP_TMP) {
+      for (const entry of readdirSync(base)) if (entry.startsWith(`${TMP_PREFIX}${owner}-`)) removeDir(join(base, entry));
+    }
+  }
+  return killed;
 }
