@@ -80,7 +80,7 @@ mounted_device() { # prints what is mounted at the target, if anything
     [[ -L "$target" ]] && readlink -f "$target"
     return 0
   fi
-  findmnt -n -o SOURCE --target "$target" --mountpoint "$target" 2>/dev/null | xargs -r readlink -f || true
+  findmnt -n -o SOURCE --mountpoint "$target" 2>/dev/null | xargs -r readlink -f || true
 }
 
 device_mounted_elsewhere() {
