@@ -51,14 +51,28 @@ function makeHost(): { root: string; volume: string; sentinel: string } {
   return { root, volume, sentinel: join(root, 'PWNED') };
 }
 
-describe('host scripts refuse hostile arguments before touching anything', () => {
-  let h: ReturnType<typeof makeHost>;
+/** A fresh sandbox host (and its volume directory) per test, removed afterwards. */
+function useHost(): () => ReturnType<typeof makeHost> {
+  let current: ReturnType<typeof makeHost> | undefined;
   beforeEach(() => {
-    h = makeHost();
+    current = makeHost();
   });
   afterEach(() => {
-    removeDir(h.root);
-    removeDir(h.volume);
+    if (!current) return;
+    removeDir(current.root);
+    removeDir(current.volume);
+  });
+  return () => {
+    if (!current) throw new Error('useHost(): no host outside a test');
+    return current;
+  };
+}
+
+describe('host scripts refuse hostile arguments before touching anything', () => {
+  const host = useHost();
+  let h: ReturnType<typeof makeHost>;
+  beforeEach(() => {
+    h = host();
   });
 
   const hostile = (sentinel: string) => [
@@ -121,13 +135,10 @@ describe('host scripts refuse hostile arguments before touching anything', () =>
 });
 
 describe('etcd-mount.sh protects etcd data', () => {
+  const host = useHost();
   let h: ReturnType<typeof makeHost>;
   beforeEach(() => {
-    h = makeHost();
-  });
-  afterEach(() => {
-    removeDir(h.root);
-    removeDir(h.volume);
+    h = host();
   });
   const mount = (member = 'etcd-a', extra: string[] = [], cluster = 'prod') =>
     run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', cluster, '--member', member, ...extra]);
