@@ -7,6 +7,7 @@
 #   etcd-member.sh stop
 #   etcd-member.sh status        # JSON: running, pid, urls, local /health
 #   etcd-member.sh urls          # JSON: the peer and client URLs this host advertises
+#   etcd-member.sh apiserver     # JSON: whether kube-apiserver /readyz answers 200 on this host
 #
 # The peer/client URLs come from host.env (this host's IP and ports), never from the caller,
 # so a member always advertises the address it really listens on. etcd is configured with
@@ -154,6 +155,10 @@ case "$cmd" in
     status_json
     ;;
   status) status_json ;;
+  apiserver)
+    code="$(curl -sk -o /dev/null -w '%{http_code}' --max-time 5 "$QK_APISERVER_READYZ" 2>/dev/null || true)"
+    printf '{"ready":%s,"httpStatus":%s}\n' "$([[ "$code" == 200 ]] && printf true || printf false)" "$(qk_json_str "${code:-000}")"
+    ;;
   urls) printf '{"peerUrl":%s,"clientUrl":%s,"hostIp":%s}\n' "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$QK_HOST_IP")" ;;
-  *) qk_die "$QK_EXIT_USAGE" "usage: etcd-member.sh start|stop|status|urls [options]" ;;
+  *) qk_die "$QK_EXIT_USAGE" "usage: etcd-member.sh start|stop|status|urls|apiserver [options]" ;;
 esac

@@ -25,14 +25,20 @@ done
 # The first two non-flag words make the subcommand.
 words=()
 for a in "$@"; do [[ "$a" == -* || "$a" == json ]] || words+=("$a"); done
-sub="${words[0]-} ${words[1]-}"
-case "$sub" in
-  "member list"*|"member add "*|"member remove "*|"member update "*|"member promote "*) ;;
-  "endpoint status"*|"endpoint health"*|"alarm list"*|"alarm disarm"*|"snapshot save "*|"snapshot status "*|"snapshot restore "*) ;;
-  "move-leader "*|"defrag "*|"version "*) ;;
-  *) qk_die "$QK_EXIT_USAGE" "subcommand '${sub% }' is not allowed" ;;
+allowed_second() { # WORD SECOND-WORD-PATTERN
+  [[ "${words[1]-}" =~ $2 ]] || qk_die "$QK_EXIT_USAGE" "subcommand '$1 ${words[1]-}' is not allowed"
+  sub="$1 ${words[1]}"
+}
+sub="${words[0]-}"
+case "${words[0]-}" in
+  member) allowed_second member '^(list|add|remove|update|promote)$' ;;
+  endpoint) allowed_second endpoint '^(status|health)$' ;;
+  alarm) allowed_second alarm '^(list|disarm)$' ;;
+  snapshot) allowed_second snapshot '^(save|status|restore)$' ;;
+  move-leader|defrag|version) ;;
+  *) qk_die "$QK_EXIT_USAGE" "subcommand '${words[0]-}' is not allowed" ;;
 esac
-if [[ "$tool" == etcdutl && "$sub" != "snapshot "* && "$sub" != "version "* ]]; then
+if [[ "$tool" == etcdutl && "$sub" != "snapshot "* && "$sub" != version ]]; then
   qk_die "$QK_EXIT_USAGE" "etcdutl is only used for offline snapshot commands"
 fi
 

@@ -68,8 +68,17 @@ export class EtcdClient {
     }
   }
 
+  /**
+   * Removes a member. Idempotent: "member not found" counts as removed (etcdctl retries a
+   * request whose answer was lost, and the retry then finds the member already gone).
+   */
   async memberRemove(id: MemberId): Promise<void> {
-    await runOk(this.runner, etcdctl.memberRemove(this.conn, id));
+    try {
+      await runOk(this.runner, etcdctl.memberRemove(this.conn, id));
+    } catch (err) {
+      if (err instanceof EtcdError && err.kind === 'member-not-found') return;
+      throw err;
+    }
   }
 
   async memberUpdate(id: MemberId, peerUrls: readonly string[]): Promise<MemberList> {

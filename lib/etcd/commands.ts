@@ -58,7 +58,8 @@ export const etcdctl = {
   memberList: (conn: EtcdConnection) => ctl(conn, 'member', 'list', '-w', 'json'),
   memberAdd: (conn: EtcdConnection, name: string, peerUrls: readonly string[], opts: { learner: boolean }) =>
     ctl(conn, 'member', 'add', check('memberName', name, 'member name'), `--peer-urls=${urls(peerUrls, 'peer URLs')}`, ...(opts.learner ? ['--learner'] : []), '-w', 'json'),
-  memberPromote: (conn: EtcdConnection, id: MemberId) => ctl(conn, 'member', 'promote', hex(id), '-w', 'json'),
+  /** No `-w json`: etcdctl 3.4.23 panics in its JSON printer for promote (after applying it). */
+  memberPromote: (conn: EtcdConnection, id: MemberId) => ctl(conn, 'member', 'promote', hex(id)),
   memberRemove: (conn: EtcdConnection, id: MemberId) => ctl(conn, 'member', 'remove', hex(id), '-w', 'json'),
   memberUpdate: (conn: EtcdConnection, id: MemberId, peerUrls: readonly string[]) =>
     ctl(conn, 'member', 'update', hex(id), `--peer-urls=${urls(peerUrls, 'peer URLs')}`, '-w', 'json'),

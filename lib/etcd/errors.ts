@@ -41,9 +41,16 @@ const rules: ReadonlyArray<[RegExp, EtcdErrorKind]> = [
   [/executable file not found|command not found|No such file or directory.*etcd(ctl|utl)/, 'not-installed'],
 ];
 
-/** Classifies etcdctl's stderr; the most specific rule wins (order above). */
+/**
+ * Classifies etcdctl's stderr. Its final `Error: …` line decides when there is one: the
+ * `retrying of unary invoker failed` warnings before it describe earlier attempts (an attempt
+ * can fail "unhealthy cluster" and its retry then find the change already applied).
+ */
 export function classifyEtcdctlError(stderr: string): EtcdErrorKind {
-  for (const [pattern, kind] of rules) if (pattern.test(stderr)) return kind;
+  const final = stderr.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('Error:')).pop();
+  for (const text of final ? [final, stderr] : [stderr]) {
+    for (const [pattern, kind] of rules) if (pattern.test(text)) return kind;
+  }
   return 'failed';
 }
 

@@ -8,6 +8,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSyn
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { etcdctl, type EtcdInvocation, memberIdFromHex, snapshotOffline } from '../../lib/etcd';
 import { freePort } from '../../sandbox/ports';
 import { makeTempDir, removeDir, isAlive } from '../../sandbox/procs';
 
@@ -285,5 +286,35 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(out.status.revision).toBeGreaterThanOrEqual(2);
     // Nothing left behind on the host: no raw snapshot, no scratch restore dir.
     expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([]);
+  });
+});
+
+describe('etcdctl.sh passes every invocation the etcd layer builds', () => {
+  const host = useHost();
+  it('accepts each builder argv and hands it to etcdctl/etcdutl unchanged', () => {
+    const h = host();
+    // A stand-in etcdctl/etcdutl that prints its argv, one per line.
+    const bin = join(h.root, 'fakebin');
+    mkdirSync(bin);
+    for (const tool of ['etcdctl', 'etcdutl']) writeFileSync(join(bin, tool), `#!/bin/sh\necho ${tool}\nfor a in "$@"; do echo "$a"; done\n`, { mode: 0o755 });
+    const conn = { endpoints: ['http://10.0.1.5:2379', 'http://10.0.2.5:2379'] };
+    const id = memberIdFromHex('fd46fc05ad5060e4');
+    const invocations: EtcdInvocation[] = [
+      etcdctl.memberList(conn), etcdctl.memberAdd(conn, 'etcd-a', ['http://10.0.1.9:2380'], { learner: true }), etcdctl.memberPromote(conn, id),
+      etcdctl.memberRemove(conn, id), etcdctl.memberUpdate(conn, id, ['http://10.0.1.9:2380']), etcdctl.endpointStatus(conn, { cluster: true }),
+      etcdctl.endpointHealth(conn, { cluster: false }), etcdctl.moveLeader(conn, id), etcdctl.alarmList(conn), etcdctl.alarmDisarm(conn),
+      etcdctl.defrag({ endpoints: ['http://10.0.1.5:2379'] }), etcdctl.snapshotSave({ endpoints: ['http://10.0.1.5:2379'] }, '/var/tmp/s.db'),
+      snapshotOffline.status('etcdctl', '/var/tmp/s.db'), snapshotOffline.status('etcdutl', '/var/tmp/s.db'), snapshotOffline.probeEtcdutl(),
+      snapshotOffline.restore('etcdutl', '/var/tmp/s.db', { name: 'etcd-a', dataDir: '/var/lib/etcd/r', token: 't', initialCluster: [{ name: 'etcd-a', peerUrls: ['http://10.0.1.5:2380'] }], advertisePeerUrls: ['http://10.0.1.5:2380'] }),
+    ];
+    for (const inv of invocations) {
+      const args = inv.bin === 'etcdutl' ? ['--tool', 'etcdutl', ...inv.args] : inv.args;
+      const r = run(h.root, 'etcdctl.sh', args, { QK_BIN_DIR: bin });
+      expect({ args: inv.args.join(' '), code: r.code, stderr: r.stderr }).toEqual({ args: inv.args.join(' '), code: 0, stderr: '' });
+      const printed = r.stdout.trim().split('\n');
+      expect(printed[0]).toBe(inv.bin);
+      // The script may prepend a default endpoint / TLS flags, never change ours.
+      expect(printed.slice(-inv.args.length)).toEqual(inv.args);
+    }
   });
 });

@@ -113,5 +113,8 @@ describe('other parsers', () => {
     expect(classifyEtcdctlError('Error: etcdserver: no leader')).toBe('no-leader');
     expect(classifyEtcdctlError('Error: context deadline exceeded')).toBe('timeout');
     expect(classifyEtcdctlError('something odd')).toBe('failed');
+    // The final Error line wins over the retry warnings before it.
+    const retried = '{"level":"warn","msg":"retrying of unary invoker failed","error":"rpc error: code = Unavailable desc = etcdserver: unhealthy cluster"}\nError: etcdserver: member not found\n';
+    expect(classifyEtcdctlError(retried)).toBe('member-not-found');
   });
 });

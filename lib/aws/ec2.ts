@@ -1,0 +1,92 @@
+/** EC2 adapters: instances and the member's etcd volume, found by tags (paginated). */
+import {
+  AttachVolumeCommand, DetachVolumeCommand, type EC2Client, paginateDescribeInstances, paginateDescribeVolumes,
+  waitUntilVolumeAvailable, waitUntilVolumeInUse, type Volume,
+} from '@aws-sdk/client-ec2';
+
+export interface InstanceInfo {
+  instanceId: string;
+  state: string; // pending | running | shutting-down | terminated | stopping | stopped | gone
+  az: string | null;
+  privateIp: string | null;
+}
+
+export async function describeInstance(ec2: EC2Client, instanceId: string): Promise<InstanceInfo> {
+  try {
+    for await (const page of paginateDescribeInstances({ client: ec2 }, { InstanceIds: [instanceId] })) {
+      for (const r of page.Reservations ?? []) {
+        for (const i of r.Instances ?? []) {
+          if (i.InstanceId === instanceId) {
+            return { instanceId, state: i.State?.Name ?? 'unknown', az: i.Placement?.AvailabilityZone ?? null, privateIp: i.PrivateIpAddress ?? null };
+          }
+        }
+      }
+    }
+  } catch (err) {
+    if ((err as { name?: string }).name === 'InvalidInstanceID.NotFound') return { instanceId, state: 'gone', az: null, privateIp: null };
+    throw err;
+  }
+  return { instanceId, state: 'gone', az: null, privateIp: null };
+}
+
+export interface MemberVolume {
+  volumeId: string;
+  az: string;
+  state: string;
+  /** Instance the volume is attached (or attaching/detaching) to, if any. */
+  attachedTo: string | null;
+  attachmentState: string | null;
+}
+
+function toMemberVolume(v: Volume): MemberVolume {
+  const a = v.Attachments?.find((x) => x.State !== 'detached');
+  return { volumeId: v.VolumeId ?? '', az: v.AvailabilityZone ?? '', state: v.State ?? 'unknown', attachedTo: a?.InstanceId ?? null, attachmentState: a?.State ?? null };
+}
+
+/** Every volume tagged for this cluster and member in this AZ (the flow insists on exactly one). */
+export async function findMemberVolumes(ec2: EC2Client, q: { tagCluster: string; tagMember: string; cluster: string; member: string; az: string }): Promise<MemberVolume[]> {
+  const out: MemberVolume[] = [];
+  const Filters = [
+    { Name: `tag:${q.tagCluster}`, Values: [q.cluster] },
+    { Name: `tag:${q.tagMember}`, Values: [q.member] },
+    { Name: 'availability-zone', Values: [q.az] },
+  ];
+  for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters })) {
+    for (const v of page.Volumes ?? []) if (v.State !== 'deleting' && v.State !== 'deleted') out.push(toMemberVolume(v));
+  }
+  return out;
+}
+
+export async function describeVolume(ec2: EC2Client, volumeId: string): Promise<MemberVolume> {
+  for await (const page of paginateDescribeVolumes({ client: ec2 }, { VolumeIds: [volumeId] })) {
+    const v = page.Volumes?.[0];
+    if (v) return toMemberVolume(v);
+  }
+  throw new Error(`volume ${volumeId} not found`);
+}
+
+export interface WaitOpts {
+  maxWaitSec: number;
+  minDelaySec: number;
+  maxDelaySec: number;
+  abortSignal?: AbortSignal;
+}
+
+function waiterConfig(ec2: EC2Client, w: WaitOpts) {
+  return { client: ec2, maxWaitTime: w.maxWaitSec, minDelay: w.minDelaySec, maxDelay: Math.max(w.maxDelaySec, w.minDelaySec), ...(w.abortSignal ? { abortSignal: w.abortSignal } : {}) };
+}
+
+export async function attachVolume(ec2: EC2Client, volumeId: string, instanceId: string, device: string, w: WaitOpts): Promise<void> {
+  await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
+  await waitUntilVolumeInUse(waiterConfig(ec2, w), { VolumeIds: [volumeId] });
+}
+
+/** `force` only for a predecessor that is terminated, stopped or gone (the flow decides). */
+export async function detachVolume(ec2: EC2Client, volumeId: string, instanceId: string, force: boolean, w: WaitOpts): Promise<void> {
+  await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Force: force }));
+  await waitUntilVolumeAvailable(waiterConfig(ec2, w), { VolumeIds: [volumeId] });
+}
+
+export async function waitVolumeAvailable(ec2: EC2Client, volumeId: string, w: WaitOpts): Promise<void> {
+  await waitUntilVolumeAvailable(waiterConfig(ec2, w), { VolumeIds: [volumeId] });
+}

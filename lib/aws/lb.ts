@@ -1,0 +1,31 @@
+/** The API server target group (found by the cluster tag) and target registration. */
+import {
+  DeregisterTargetsCommand, DescribeTagsCommand, type ElasticLoadBalancingV2Client, paginateDescribeTargetGroups, RegisterTargetsCommand,
+  waitUntilTargetDeregistered, waitUntilTargetInService,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { WaitOpts } from './ec2';
+
+export async function findTargetGroups(elb: ElasticLoadBalancingV2Client, tagKey: string, cluster: string): Promise<string[]> {
+  const arns: string[] = [];
+  for await (const page of paginateDescribeTargetGroups({ client: elb }, {})) for (const tg of page.TargetGroups ?? []) if (tg.TargetGroupArn) arns.push(tg.TargetGroupArn);
+  const out: string[] = [];
+  for (let i = 0; i < arns.length; i += 20) {
+    const tags = await elb.send(new DescribeTagsCommand({ ResourceArns: arns.slice(i, i + 20) }));
+    for (const d of tags.TagDescriptions ?? []) if (d.Tags?.some((t) => t.Key === tagKey && t.Value === cluster) && d.ResourceArn) out.push(d.ResourceArn);
+  }
+  return out;
+}
+
+function waiter(elb: ElasticLoadBalancingV2Client, w: WaitOpts) {
+  return { client: elb, maxWaitTime: w.maxWaitSec, minDelay: w.minDelaySec, maxDelay: Math.max(w.maxDelaySec, w.minDelaySec), ...(w.abortSignal ? { abortSignal: w.abortSignal } : {}) };
+}
+
+export async function registerAndWait(elb: ElasticLoadBalancingV2Client, tg: string, instanceId: string, port: number, w: WaitOpts): Promise<void> {
+  await elb.send(new RegisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));
+  await waitUntilTargetInService(waiter(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
+}
+
+export async function deregisterAndWait(elb: ElasticLoadBalancingV2Client, tg: string, instanceId: string, port: number, w: WaitOpts): Promise<void> {
+  await elb.send(new DeregisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));
+  await waitUntilTargetDeregistered(waiter(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
+}

@@ -1,0 +1,32 @@
+/** Lifecycle-hook calls: complete (CONTINUE / ABANDON) and heartbeat. */
+import { type AutoScalingClient, CompleteLifecycleActionCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
+
+export interface HookRef {
+  asg: string;
+  hook: string;
+  token: string;
+  instanceId: string;
+}
+
+/** Result: 'done', or 'gone' when AWS no longer knows the action (completed before, or expired). */
+export async function completeLifecycle(asg: AutoScalingClient, ref: HookRef, result: 'CONTINUE' | 'ABANDON'): Promise<'done' | 'gone'> {
+  try {
+    await asg.send(new CompleteLifecycleActionCommand({
+      AutoScalingGroupName: ref.asg, LifecycleHookName: ref.hook, LifecycleActionToken: ref.token, InstanceId: ref.instanceId, LifecycleActionResult: result,
+    }));
+    return 'done';
+  } catch (err) {
+    if ((err as { name?: string }).name === 'ValidationError' && /No active Lifecycle Action/i.test(String((err as Error).message))) return 'gone';
+    throw err;
+  }
+}
+
+export async function heartbeat(asg: AutoScalingClient, ref: HookRef): Promise<'done' | 'gone'> {
+  try {
+    await asg.send(new RecordLifecycleActionHeartbeatCommand({ AutoScalingGroupName: ref.asg, LifecycleHookName: ref.hook, LifecycleActionToken: ref.token, InstanceId: ref.instanceId }));
+    return 'done';
+  } catch (err) {
+    if ((err as { name?: string }).name === 'ValidationError' && /No active Lifecycle Action/i.test(String((err as Error).message))) return 'gone';
+    throw err;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Per-cluster lock: a DynamoDB item written with a conditional put and an expiry, so only one
+ * membership change runs per cluster at a time and a crashed holder cannot block forever.
+ * Item: { pk: "lock#<cluster>", owner, expiresAt (epoch s), ttl }.
+ */
+import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { Clock } from '../clock';
+
+export interface LockOptions {
+  table: string;
+  ttlSec: number;
+}
+
+export class ClusterLock {
+  constructor(
+    private readonly ddb: DynamoDBClient,
+    private readonly clock: Clock,
+    private readonly opts: LockOptions,
+  ) {}
+
+  /** True when `owner` now holds the lock (re-acquiring one's own lock extends it). */
+  async tryAcquire(cluster: string, owner: string): Promise<boolean> {
+    const now = Math.floor(this.clock.now() / 1000);
+    try {
+      await this.ddb.send(new PutItemCommand({
+        TableName: this.opts.table,
+        Item: { pk: { S: `lock#${cluster}` }, owner: { S: owner }, expiresAt: { N: String(now + this.opts.ttlSec) }, ttl: { N: String(now + this.opts.ttlSec + 3600) } },
+        ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now OR #owner = :owner',
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: { ':now': { N: String(now) }, ':owner': { S: owner } },
+      }));
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+
+  async release(cluster: string, owner: string): Promise<void> {
+    try {
+      await this.ddb.send(new DeleteItemCommand({
+        TableName: this.opts.table,
+        Key: { pk: { S: `lock#${cluster}` } },
+        ConditionExpression: '#owner = :owner',
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: { ':owner': { S: owner } },
+      }));
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  /**
+   * Claims `key` once per window (for alert de-duplication): true the first time, false while
+   * an earlier claim is younger than `windowSec`.
+   */
+  async claimOnce(key: string, windowSec: number): Promise<boolean> {
+    const now = Math.floor(this.clock.now() / 1000);
+    try {
+      await this.ddb.send(new PutItemCommand({
+        TableName: this.opts.table,
+        Item: { pk: { S: `once#${key}` }, expiresAt: { N: String(now + windowSec) }, ttl: { N: String(now + windowSec + 3600) } },
+        ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+        ExpressionAttributeValues: { ':now': { N: String(now) } },
+      }));
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+}

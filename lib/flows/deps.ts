@@ -1,0 +1,47 @@
+/** What every flow receives: clients, host scripts, configuration, clock, and where to report. */
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import type { Clock } from '../clock';
+import type { HostScriptBundle } from '../host/command';
+import type { Alerter } from '../aws/alerts';
+import type { ClusterLock } from '../aws/lock';
+
+export interface FlowTimings {
+  /** SDK waiter / poll floor and ceiling in seconds (AWS: 2/15; sandbox: 1/1). */
+  minDelaySec: number;
+  maxDelaySec: number;
+  agentTimeoutSec: number;
+  volumeTimeoutSec: number;
+  /** How long a replacement waits for a retiring predecessor to release the volume. */
+  predecessorTimeoutSec: number;
+  lockTimeoutSec: number;
+  /** How long to look for a healthy etcd peer (covers a leader election). */
+  peerTimeoutSec: number;
+  catchUpTimeoutSec: number;
+  targetTimeoutSec: number;
+  /** A learner or restarted member counts as caught up within this many raft entries of the leader. */
+  maxRaftLag: number;
+}
+
+export const AWS_TIMINGS: FlowTimings = {
+  minDelaySec: 2, maxDelaySec: 15, agentTimeoutSec: 300, volumeTimeoutSec: 120, predecessorTimeoutSec: 600,
+  lockTimeoutSec: 300, peerTimeoutSec: 60, catchUpTimeoutSec: 300, targetTimeoutSec: 300, maxRaftLag: 100,
+};
+
+export interface FlowDeps {
+  ec2: EC2Client;
+  asg: AutoScalingClient;
+  ssm: SSMClient;
+  elb: ElasticLoadBalancingV2Client;
+  lock: ClusterLock;
+  alerter: Alerter;
+  scripts: HostScriptBundle;
+  clock: Clock;
+  tags: { cluster: string; member: string };
+  timings: FlowTimings;
+  /** One line per step for operators (structured logs in Lambda, progress lines in the demo). */
+  progress: (event: { step: string; status: 'start' | 'ok' | 'skip' | 'wait' | 'fail'; detail: string; ms?: number }) => void;
+  signal?: AbortSignal;
+}

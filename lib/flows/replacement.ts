@@ -1,0 +1,370 @@
+/**
+ * Master replacement (launch lifecycle hook). Level-triggered: every step re-reads the world
+ * and does only what is still missing, so a duplicate, late or re-driven event is harmless.
+ *
+ *   instance → volume → predecessor → attach → agent → mount → urls → peer → membership
+ *   (under the cluster lock: update | remove + add learner) → start → promote → caught up
+ *   → apiserver → register → CONTINUE
+ *
+ * Unrecoverable problems end in ABANDON (the ASG launches another instance) and one alert.
+ */
+import { randomUUID } from 'node:crypto';
+import { type AutoScalingGroup, DescribeAutoScalingInstancesCommand, paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
+import { pollUntil, TimeoutError } from '../clock';
+import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes, waitVolumeAvailable, type WaitOpts } from '../aws/ec2';
+import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
+import { findTargetGroups, registerAndWait } from '../aws/lb';
+import { runHostScript, ssmEtcdRunner, type RunOptions } from '../aws/run-command';
+import { agentOnline } from '../aws/ssm-agent';
+import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
+import { EtcdClient, EtcdError, type MemberId, type MemberList } from '../etcd';
+import type { HostScriptName } from '../host/command';
+import type { FlowDeps } from './deps';
+import type { MasterSlot } from './master-slot';
+
+export const APISERVER_PORT = 6443;
+export const ETCD_DEVICE = '/dev/xvdf';
+
+export class FlowFailure extends Error {
+  override readonly name = 'FlowFailure';
+  constructor(
+    readonly step: string,
+    message: string,
+    readonly action: string,
+    readonly severity: 'critical' | 'warning' = 'critical',
+    /** Alerts with the same key are sent once per window (e.g. one per slot and cause). */
+    readonly dedupe: string = step,
+  ) {
+    super(message);
+  }
+}
+
+export interface ReplacementInput {
+  slot: MasterSlot;
+  instanceId: string;
+  hook: HookRef | null;
+}
+
+export interface ReplacementOutcome {
+  result: 'continued' | 'abandoned';
+  step?: string;
+  reason?: string;
+  membership?: string;
+}
+
+interface Ctx {
+  deps: FlowDeps;
+  input: ReplacementInput;
+  lastBeat: number;
+}
+
+const wait = (d: FlowDeps, maxWaitSec: number): WaitOpts => ({
+  maxWaitSec, minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, ...(d.signal ? { abortSignal: d.signal } : {}),
+});
+
+const runOpts = (d: FlowDeps): RunOptions => ({
+  minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, maxWaitSec: 600, ...(d.signal ? { abortSignal: d.signal } : {}),
+});
+
+async function beat(ctx: Ctx, force = false): Promise<void> {
+  const { hook } = ctx.input;
+  if (!hook) return;
+  if (!force && ctx.deps.clock.now() - ctx.lastBeat < 30_000) return;
+  ctx.lastBeat = ctx.deps.clock.now();
+  await heartbeat(ctx.deps.asg, hook);
+}
+
+async function step<T>(ctx: Ctx, name: string, fn: () => Promise<{ value: T; detail: string; skipped?: boolean }>): Promise<T> {
+  const t0 = ctx.deps.clock.now();
+  ctx.deps.progress({ step: name, status: 'start', detail: '' });
+  try {
+    const { value, detail, skipped } = await fn();
+    ctx.deps.progress({ step: name, status: skipped ? 'skip' : 'ok', detail, ms: ctx.deps.clock.now() - t0 });
+    return value;
+  } catch (err) {
+    ctx.deps.progress({ step: name, status: 'fail', detail: err instanceof Error ? err.message : String(err), ms: ctx.deps.clock.now() - t0 });
+    if (err instanceof FlowFailure) throw err;
+    if (err instanceof TimeoutError) throw new FlowFailure(name, err.message, 'Check the instance and the AWS console; the ASG will launch another instance.');
+    throw err;
+  }
+}
+
+async function host<T>(ctx: Ctx, instanceId: string, script: HostScriptName, args: string[], stepName: string): Promise<T> {
+  const res = await runHostScript(ctx.deps.ssm, ctx.deps.scripts, instanceId, script, args, runOpts(ctx.deps));
+  if (res.exitCode !== 0) {
+    const why = res.stderr.trim().split('\n').pop() ?? res.status;
+    throw new FlowFailure(stepName, `${script} ${args[0] ?? ''} on ${instanceId} failed (${res.status}, exit ${res.exitCode}): ${why}`,
+      res.exitCode === 4 ? 'The volume is marked for another cluster or member: check the volume and ASG tags.' : 'Read the command output in SSM Run Command history for this instance.');
+  }
+  return JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as T;
+}
+
+/** The other master slots of the cluster and their current instances. */
+async function clusterGroups(ctx: Ctx): Promise<AutoScalingGroup[]> {
+  const { deps, input } = ctx;
+  const groups: AutoScalingGroup[] = [];
+  for await (const page of paginateDescribeAutoScalingGroups({ client: deps.asg }, { Filters: [{ Name: `tag:${deps.tags.cluster}`, Values: [input.slot.cluster] }] })) {
+    for (const g of page.AutoScalingGroups ?? []) if (g.Tags?.some((t) => t.Key === deps.tags.member)) groups.push(g);
+  }
+  return groups;
+}
+
+interface Peer {
+  instanceId: string;
+  member: string;
+  etcd: EtcdClient;
+}
+
+async function findPeer(ctx: Ctx): Promise<Peer> {
+  const { deps, input } = ctx;
+  const candidates: Array<{ instanceId: string; member: string }> = [];
+  for (const g of await clusterGroups(ctx)) {
+    const member = g.Tags?.find((t) => t.Key === deps.tags.member)?.Value ?? '';
+    if (member === input.slot.member) continue;
+    for (const i of g.Instances ?? []) if (i.InstanceId && i.InstanceId !== input.instanceId && i.LifecycleState === 'InService') candidates.push({ instanceId: i.InstanceId, member });
+  }
+  for (const c of candidates) {
+    if (!(await agentOnline(deps.ssm, c.instanceId))) continue;
+    const res = await runHostScript(deps.ssm, deps.scripts, c.instanceId, 'etcd-member.sh', ['status'], runOpts(deps));
+    if (res.exitCode !== 0) continue;
+    const st = JSON.parse(res.stdout) as { running: boolean; healthy: boolean; clientUrl: string };
+    if (st.running && st.healthy) return { ...c, etcd: new EtcdClient(ssmEtcdRunner(deps.ssm, deps.scripts, c.instanceId, runOpts(deps)), { endpoints: [st.clientUrl] }) };
+  }
+  throw new FlowFailure('peer', `no healthy etcd peer of ${input.slot.cluster} answers (tried ${candidates.map((c) => c.member).join(', ') || 'none'})`,
+    'The cluster has probably lost quorum. Do not replace masters one by one: follow the disaster-recovery runbook (restore from the newest verified backup).',
+    'critical', 'no-quorum');
+}
+
+/** Member list and quorum as the peer sees them; refuses without a leader and quorum. */
+async function readCluster(ctx: Ctx, peer: Peer): Promise<MemberList> {
+  const list = await peer.etcd.memberList();
+  const report = await peer.etcd.endpointStatus({ cluster: true });
+  const health = clusterHealth(list.members, report);
+  if (health.leader === null || health.healthyVoters < health.quorum) {
+    throw new FlowFailure('membership', `cluster ${ctx.input.slot.cluster} has no leader or no quorum (${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}); no membership change attempted`,
+      'Restore quorum first (bring back failed masters) or follow the disaster-recovery runbook.', 'critical', 'no-quorum');
+  }
+  return list;
+}
+
+async function withLock<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
+  const { deps, input } = ctx;
+  const owner = `${input.instanceId}/${randomUUID()}`;
+  await pollUntil(`the ${input.slot.cluster} cluster lock`, async () => ((await deps.lock.tryAcquire(input.slot.cluster, owner)) ? true : undefined), {
+    clock: deps.clock, timeoutMs: deps.timings.lockTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, ...(deps.signal ? { signal: deps.signal } : {}),
+    onWait: async () => {
+      deps.progress({ step: 'lock', status: 'wait', detail: 'another flow holds the cluster lock' });
+      await beat(ctx);
+    },
+  });
+  try {
+    return await fn();
+  } finally {
+    await deps.lock.release(input.slot.cluster, owner);
+  }
+}
+
+async function retryUnhealthy<T>(ctx: Ctx, what: string, fn: () => Promise<T>): Promise<T> {
+  // etcd refuses reconfiguration for ~5 s after members (re)connect: "unhealthy cluster".
+  // (Boxed: pollUntil treats `undefined` as "not yet", and fn may legitimately return void.)
+  const boxed = await pollUntil(what, async () => {
+    try {
+      return { value: await fn() };
+    } catch (err) {
+      if (err instanceof EtcdError && err.kind === 'unhealthy-cluster') {
+        ctx.deps.progress({ step: 'membership', status: 'wait', detail: `${what}: ${err.message}` });
+        return undefined;
+      }
+      throw err;
+    }
+  }, { clock: ctx.deps.clock, timeoutMs: 60_000, intervalMs: 1000, onWait: () => beat(ctx) });
+  return boxed.value;
+}
+
+export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Promise<ReplacementOutcome> {
+  const ctx: Ctx = { deps, input, lastBeat: 0 };
+  const { slot, instanceId } = input;
+  try {
+    await beat(ctx, true);
+    const inst = await step(ctx, 'instance', async () => {
+      const i = await describeInstance(deps.ec2, instanceId);
+      if (!['pending', 'running'].includes(i.state) || !i.az) throw new FlowFailure('instance', `instance ${instanceId} is ${i.state}`, 'Nothing to do for this instance; the ASG will launch another.', 'warning', `instance-${instanceId}`);
+      return { value: i, detail: `${instanceId} ${i.state} in ${i.az}` };
+    });
+    const az = inst.az!;
+
+    const volume = await step(ctx, 'volume', async () => {
+      const vols = await findMemberVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster, member: slot.member, az });
+      if (vols.length !== 1) {
+        throw new FlowFailure('volume', `${vols.length === 0 ? 'no' : vols.length} etcd volume${vols.length === 1 ? '' : 's'} tagged ${slot.cluster}/${slot.member} in ${az}${vols.length ? `: ${vols.map((v) => v.volumeId).join(', ')}` : ''}`,
+          vols.length === 0 ? `Create or re-tag the member's volume in ${az} (${deps.tags.cluster}=${slot.cluster}, ${deps.tags.member}=${slot.member}).` : 'Keep exactly one volume per member and AZ: untag the wrong one.',
+          'critical', `volume-count-${slot.member}`);
+      }
+      return { value: vols[0]!, detail: `${vols[0]!.volumeId} (${vols[0]!.state}${vols[0]!.attachedTo ? ` on ${vols[0]!.attachedTo}` : ''})` };
+    });
+
+    await step(ctx, 'predecessor', async () => {
+      const v = await describeVolume(deps.ec2, volume.volumeId);
+      if (!v.attachedTo || v.attachedTo === instanceId) return { value: null, detail: v.attachedTo ? 'already attached here' : 'volume is free', skipped: true };
+      const pred = await describeInstance(deps.ec2, v.attachedTo);
+      if (['terminated', 'stopped', 'gone'].includes(pred.state)) {
+        await detachVolume(deps.ec2, v.volumeId, v.attachedTo, true, wait(deps, deps.timings.volumeTimeoutSec));
+        return { value: null, detail: `force-detached from ${v.attachedTo} (${pred.state})` };
+      }
+      const asgState = (await deps.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [v.attachedTo] }))).AutoScalingInstances?.[0]?.LifecycleState ?? 'none';
+      if (pred.state === 'shutting-down' || pred.state === 'stopping' || asgState.startsWith('Terminating')) {
+        // Its retirement flow (or termination) releases the volume cleanly: wait, bounded, no force.
+        deps.progress({ step: 'predecessor', status: 'wait', detail: `${v.attachedTo} is ${pred.state}/${asgState}: waiting for it to release the volume` });
+        await pollUntil(`${v.attachedTo} to release ${v.volumeId}`, async () => ((await describeVolume(deps.ec2, v.volumeId)).attachedTo ? undefined : true), {
+          clock: deps.clock, timeoutMs: deps.timings.predecessorTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx),
+        });
+        return { value: null, detail: `released by ${v.attachedTo}` };
+      }
+      throw new FlowFailure('predecessor', `volume ${v.volumeId} is still attached to ${v.attachedTo}, which is ${pred.state} (${asgState}); not detaching a running master`,
+        `Find out why two masters exist for ${slot.member}. If ${v.attachedTo} is really dead, terminate it; Quorum Keeper never force-detaches from a running instance.`,
+        'critical', `predecessor-running-${v.attachedTo}`);
+    });
+
+    await step(ctx, 'attach', async () => {
+      const v = await describeVolume(deps.ec2, volume.volumeId);
+      if (v.attachedTo === instanceId && v.attachmentState === 'attached') return { value: null, detail: 'already attached', skipped: true };
+      if (v.attachedTo !== instanceId) await attachVolume(deps.ec2, volume.volumeId, instanceId, ETCD_DEVICE, wait(deps, deps.timings.volumeTimeoutSec));
+      else await waitVolumeAvailable(deps.ec2, volume.volumeId, wait(deps, deps.timings.volumeTimeoutSec)).catch(() => undefined);
+      return { value: null, detail: `${volume.volumeId} → ${instanceId} as ${ETCD_DEVICE}` };
+    });
+
+    await step(ctx, 'agent', async () => {
+      await pollUntil(`the SSM agent on ${instanceId}`, async () => ((await agentOnline(deps.ssm, instanceId)) ? true : undefined), {
+        clock: deps.clock, timeoutMs: deps.timings.agentTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx),
+      });
+      return { value: null, detail: 'online' };
+    });
+
+    const mounted = await step(ctx, 'mount', async () => {
+      const m = await host<{ hasData: boolean; formatted: boolean; device: string }>(ctx, instanceId, 'etcd-mount.sh',
+        ['--volume-id', volume.volumeId, '--cluster', slot.cluster, '--member', slot.member, '--device', ETCD_DEVICE, '--allow-format'], 'mount');
+      return { value: m, detail: `${m.device} ${m.formatted ? 'was blank: formatted' : 'mounted'}; etcd data ${m.hasData ? 'present' : 'absent'}` };
+    });
+
+    const urls = await step(ctx, 'urls', async () => {
+      const u = await host<{ peerUrl: string; clientUrl: string }>(ctx, instanceId, 'etcd-member.sh', ['urls'], 'urls');
+      return { value: u, detail: `peer ${u.peerUrl}` };
+    });
+
+    const peer = await step(ctx, 'peer', async () => {
+      // A leader election after the crash makes /health false for a moment: retry, bounded.
+      let last: unknown;
+      const p = await pollUntil('a healthy etcd peer', async () => {
+        try {
+          return await findPeer(ctx);
+        } catch (err) {
+          last = err;
+          return undefined;
+        }
+      }, { clock: deps.clock, timeoutMs: deps.timings.peerTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx) }).catch((err: unknown) => {
+        throw last instanceof FlowFailure ? last : err;
+      });
+      return { value: p, detail: `${p.member} on ${p.instanceId}` };
+    });
+
+    let plan = '';
+    await withLock(ctx, async () => {
+      const list = await step(ctx, 'membership', async () => {
+        const before = await readCluster(ctx, peer);
+        const p = planMembership(before.members, slot.member, urls.peerUrl, mounted.hasData);
+        plan = p.kind;
+        switch (p.kind) {
+          case 'refuse':
+            throw new FlowFailure('membership', p.reason, p.action, 'critical', `membership-${slot.member}`);
+          case 'in-place':
+            return { value: before, detail: `member ${p.id} already at ${urls.peerUrl}${p.isLearner ? ' (learner)' : ''}`, skipped: true };
+          case 'update': {
+            const after = await retryUnhealthy(ctx, 'member update', () => peer.etcd.memberUpdate(p.id, [urls.peerUrl]));
+            return { value: after, detail: `member update ${p.id}: ${p.from.join(',')} → ${urls.peerUrl}` };
+          }
+          case 'replace': {
+            if (p.removeId) {
+              const report = await peer.etcd.endpointStatus({ cluster: true });
+              if (report.statuses.some((s) => s.memberId === p.removeId)) {
+                throw new FlowFailure('membership', `old member ${p.removeId} of ${slot.member} still answers; refusing to remove a live member`, 'Stop the old etcd of this member first.', 'critical', `live-old-${slot.member}`);
+              }
+              const voters = before.members.filter((m) => !m.isLearner).length;
+              const health = clusterHealth(before.members, report);
+              if (health.healthyVoters < quorumOf(voters - 1)) throw new FlowFailure('membership', 'removing the old member would lose quorum', 'Restore the other members first.', 'critical', 'no-quorum');
+              await retryUnhealthy(ctx, 'member remove', () => peer.etcd.memberRemove(p.removeId as MemberId));
+            }
+            const added = await retryUnhealthy(ctx, 'member add', () => peer.etcd.memberAdd(slot.member, [urls.peerUrl], { learner: true }));
+            return { value: { ...before, members: added.members }, detail: `${p.removeId ? `removed ${p.removeId}, ` : ''}added learner ${added.member.id} at ${urls.peerUrl}` };
+          }
+        }
+      });
+
+      await step(ctx, 'start', async () => {
+        const initial = list.members
+          .filter((m) => m.name !== '' || m.peerUrls.includes(urls.peerUrl))
+          .map((m) => `${m.peerUrls.includes(urls.peerUrl) ? slot.member : m.name}=${m.peerUrls.includes(urls.peerUrl) ? urls.peerUrl : (m.peerUrls[0] ?? '')}`)
+          .join(',');
+        const st = await host<{ running: boolean; healthy: boolean; pid: number | null }>(ctx, instanceId, 'etcd-member.sh',
+          ['start', '--name', slot.member, '--initial-cluster', initial, '--initial-cluster-state', 'existing'], 'start');
+        return { value: null, detail: `etcd ${st.running ? 'running' : 'not running'}${st.pid ? ` (pid ${st.pid})` : ''}` };
+      });
+
+      await step(ctx, 'caught-up', async () => {
+        let promoted = false;
+        const detail = await pollUntil(`${slot.member} to join and catch up`, async () => {
+          const now = await peer.etcd.memberList();
+          const me = now.members.find((m) => m.peerUrls.includes(urls.peerUrl));
+          if (!me) throw new FlowFailure('caught-up', `${slot.member} vanished from the member list`, 'Re-run the replacement (the reconciler will).');
+          if (me.isLearner) {
+            try {
+              await peer.etcd.memberPromote(me.id);
+              promoted = true;
+            } catch (err) {
+              if (err instanceof EtcdError && err.kind === 'learner-not-in-sync') return undefined;
+              throw err;
+            }
+          }
+          const report = await peer.etcd.endpointStatus({ cluster: true });
+          const mine = report.statuses.find((s) => s.memberId === me.id);
+          const leader = report.statuses.find((s) => s.isLeader);
+          // Peer connectivity, not just /health: the leader must see our index move up to its own.
+          if (!mine || !leader || mine.leader !== leader.memberId || mine.isLearner) return undefined;
+          const lag = leader.raftIndex - mine.raftIndex;
+          return lag <= deps.timings.maxRaftLag ? `${me.id}${promoted ? ' promoted,' : ''} raft index ${mine.raftIndex} (leader ${leader.raftIndex})` : undefined;
+        }, { clock: deps.clock, timeoutMs: deps.timings.catchUpTimeoutSec * 1000, intervalMs: 1000, onWait: () => beat(ctx) });
+        return { value: null, detail };
+      });
+    });
+
+    await step(ctx, 'apiserver', async () => {
+      await pollUntil('kube-apiserver /readyz', async () => ((await host<{ ready: boolean }>(ctx, instanceId, 'etcd-member.sh', ['apiserver'], 'apiserver')).ready ? true : undefined), {
+        clock: deps.clock, timeoutMs: deps.timings.targetTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx),
+      });
+      return { value: null, detail: '/readyz 200' };
+    });
+
+    await step(ctx, 'register', async () => {
+      const tgs = await findTargetGroups(deps.elb, deps.tags.cluster, slot.cluster);
+      if (tgs.length === 0) return { value: null, detail: `no target group tagged ${deps.tags.cluster}=${slot.cluster}`, skipped: true };
+      await beat(ctx, true);
+      for (const tg of tgs) await registerAndWait(deps.elb, tg, instanceId, APISERVER_PORT, wait(deps, deps.timings.targetTimeoutSec));
+      return { value: null, detail: `healthy in ${tgs.length} target group(s)` };
+    });
+
+    await step(ctx, 'complete', async () => {
+      if (!input.hook) return { value: null, detail: 'no lifecycle hook (re-driven run)', skipped: true };
+      const r = await completeLifecycle(deps.asg, input.hook, 'CONTINUE');
+      return { value: null, detail: r === 'done' ? 'CONTINUE' : 'hook already completed', skipped: r === 'gone' };
+    });
+    return { result: 'continued', membership: plan };
+  } catch (err) {
+    const failure = err instanceof FlowFailure ? err : new FlowFailure('unexpected', err instanceof Error ? err.message : String(err), 'Check the function logs; the ASG will launch another instance.');
+    await deps.alerter.alert({
+      severity: failure.severity, cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement', step: failure.step,
+      summary: `replacing ${slot.member} failed at ${failure.step}: ${failure.message}`.slice(0, 400), action: failure.action,
+      dedupeKey: `${slot.cluster}/${slot.member}/${failure.dedupe}`,
+    });
+    if (input.hook) await completeLifecycle(deps.asg, input.hook, 'ABANDON');
+    return { result: 'abandoned', step: failure.step, reason: failure.message };
+  }
+}

@@ -1,0 +1,53 @@
+/** Failure scenarios played in the sandbox: what AWS would do, without product logic. */
+import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import type { LifecycleEvent } from './lifecycle';
+import type { SandboxClients, SandboxCluster, SandboxMember } from './cluster';
+import { waitFor } from './ports';
+import type { Sandbox } from './sandbox';
+
+export const LAUNCH_HOOK = 'quorum-keeper-launch';
+export const TERMINATE_HOOK = 'quorum-keeper-terminate';
+
+/**
+ * The master of `member` dies (etcd killed, instance terminated); its ASG launches a
+ * replacement in the same AZ, which waits in Pending:Wait for the launch hook. Returns the
+ * new instance and the EventBridge event AWS would deliver.
+ */
+export async function killMaster(sandbox: Sandbox, c: SandboxClients, member: SandboxMember): Promise<{ instanceId: string; event: LifecycleEvent }> {
+  sandbox.host(member.instanceId).crash();
+  await c.ec2.send(new TerminateInstancesCommand({ InstanceIds: [member.instanceId] }));
+  const instanceId = await waitFor(`a replacement in ${member.asg}`, async () => {
+    const g = await c.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [member.asg] }));
+    return g.AutoScalingGroups?.[0]?.Instances?.find((i) => i.InstanceId !== member.instanceId)?.InstanceId;
+  });
+  const event = sandbox.lifecycle.begin({ asg: member.asg, hook: LAUNCH_HOOK, instanceId, transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' });
+  return { instanceId, event };
+}
+
+/** Writes `count` keys under `prefix` through the etcd v3 HTTP gateway of one member. */
+export async function putKeys(clientUrl: string, prefix: string, count: number): Promise<void> {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  for (let i = 0; i < count; i += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) =>
+      fetch(`${clientUrl}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(`${prefix}${i + j}`), value: b64(`value-${i + j}`) }) }).then((r) => {
+        if (!r.ok) throw new Error(`put failed: HTTP ${r.status}`);
+      })));
+  }
+}
+
+/** Number of keys under `prefix`, read linearizably from one member. */
+export async function countKeys(clientUrl: string, prefix: string): Promise<number> {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+  const r = await fetch(`${clientUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(prefix), range_end: b64(end), count_only: true }) });
+  if (!r.ok) throw new Error(`range failed: HTTP ${r.status}`);
+  const body = (await r.json()) as { count?: string };
+  return Number(body.count ?? 0);
+}
+
+export function memberOf(cluster: SandboxCluster, name: string): SandboxMember {
+  const m = cluster.members.find((x) => x.name === name);
+  if (!m) throw new Error(`no member ${name}`);
+  return m;
+}

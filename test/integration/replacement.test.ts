@@ -1,0 +1,140 @@
+/**
+ * Master replacement end to end in the sandbox: real etcd, real SDK clients, the project's
+ * host scripts over SSM. Each test kills a master the way AWS would and runs the flow.
+ */
+import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { execFileSync } from 'node:child_process';
+import { rmSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
+import { replaceMaster } from '../../lib/flows/replacement';
+import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
+import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
+import { type Control, destroyControl, provisionControl, receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
+import { countKeys, killMaster, memberOf, putKeys } from '../../sandbox/scenario';
+import { Sandbox } from '../../sandbox/sandbox';
+
+jest.setTimeout(180_000);
+
+describe('master replacement (launch hook)', () => {
+  let sandbox: Sandbox;
+  let c: SandboxClients;
+  let ctl: Control;
+  let cluster: SandboxCluster;
+  const steps: string[] = [];
+
+  beforeAll(async () => {
+    sandbox = await Sandbox.start();
+    c = sandboxClients(sandbox);
+  });
+  afterAll(async () => {
+    destroyClients(c);
+    await sandbox?.stop();
+  });
+  beforeEach(async () => {
+    await sandbox.reset();
+    ctl = await provisionControl(sandbox);
+    cluster = await provisionCluster(sandbox, c, { name: 'prod' });
+    await putKeys(cluster.members[1]!.clientUrl, '/registry/test/', 500);
+    steps.length = 0;
+  });
+  afterEach(() => destroyControl(ctl));
+
+  const deps = () => sandboxFlowDeps(c, ctl, (e) => {
+    if (e.status !== 'start') steps.push(`${e.step}:${e.status}`);
+    if (process.env.QK_TRACE) console.log(e);
+  });
+  const slotOf = async (asg: string): Promise<MasterSlot> => {
+    const s = await findMasterSlot(c.asg, asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    if (s.kind !== 'master') throw new Error(s.reason);
+    return s.slot;
+  };
+  const hookOf = (event: Awaited<ReturnType<typeof killMaster>>['event']) => ({
+    asg: event.detail.AutoScalingGroupName, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId: event.detail.EC2InstanceId,
+  });
+  const members = async () => {
+    const alive = cluster.members[1]!;
+    return (await new EtcdClient(localEtcdRunner(), { endpoints: [alive.clientUrl] }).memberList()).members;
+  };
+  const targetHealth = async (instanceId: string) => {
+    const out = await c.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: cluster.targetGroupArn }));
+    return out.TargetHealthDescriptions?.find((d) => d.Target?.Id === instanceId)?.TargetHealth?.State;
+  };
+
+  it('(a) brings the dead master back with its own volume, member ID and data', async () => {
+    const a = memberOf(cluster, 'etcd-a');
+    const before = (await members()).find((m) => m.name === 'etcd-a')!;
+    const { instanceId, event } = await killMaster(sandbox, c, a);
+    const t0 = Date.now();
+    const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
+    const elapsed = Date.now() - t0;
+    expect(out).toEqual({ result: 'continued', membership: 'update' });
+    const after = await members();
+    expect(after).toHaveLength(3);
+    const newHost = sandbox.host(instanceId);
+    expect(after.find((m) => m.name === 'etcd-a')).toMatchObject({ id: before.id, peerUrls: [newHost.peerUrl], isLearner: false });
+    expect(await countKeys(newHost.clientUrl, '/registry/test/')).toBe(500);
+    expect((await sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: instanceId, State: 'attached' });
+    expect(await targetHealth(instanceId)).toBe('healthy');
+    expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    expect(await receivedAlerts(ctl)).toEqual([]);
+    console.log(`(a) replacement end to end: ${elapsed} ms; steps ${steps.join(' ')}`);
+  });
+
+  it('(b) re-adds a member whose volume came back blank: remove + learner + promote, no stale member', async () => {
+    const a = memberOf(cluster, 'etcd-a');
+    const before = (await members()).find((m) => m.name === 'etcd-a')!;
+    const { instanceId, event } = await killMaster(sandbox, c, a);
+    // The volume lost its contents (e.g. restored from an empty snapshot by someone).
+    const vol = sandbox.volumeDir(a.volumeId);
+    for (const e of readdirSync(vol)) rmSync(join(vol, e), { recursive: true, force: true });
+    const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
+    expect(out).toEqual({ result: 'continued', membership: 'replace' });
+    const after = await members();
+    expect(after).toHaveLength(3);
+    expect(after.every((m) => m.started && !m.isLearner)).toBe(true);
+    const again = after.find((m) => m.name === 'etcd-a')!;
+    expect(again.id).not.toBe(before.id);
+    expect(again.peerUrls).toEqual([sandbox.host(instanceId).peerUrl]);
+    expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
+    expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+  });
+
+  it('(c) handles the same launch event delivered twice at once: one membership change, both end cleanly', async () => {
+    const a = memberOf(cluster, 'etcd-a');
+    const { instanceId, event } = await killMaster(sandbox, c, a);
+    const slot = await slotOf(a.asg);
+    const [x, y] = await Promise.all([
+      replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) }),
+      replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) }),
+    ]);
+    expect([x.result, y.result]).toEqual(['continued', 'continued']);
+    expect([x.membership, y.membership].sort()).toEqual(['in-place', 'update']);
+    expect(await members()).toHaveLength(3);
+    // One CONTINUE accepted; the second completion found the action already completed.
+    expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+  });
+
+  it('(e) two of three masters dead: no membership change, ABANDON, one critical alert', async () => {
+    const [a, b] = [memberOf(cluster, 'etcd-a'), memberOf(cluster, 'etcd-b')];
+    sandbox.host(b.instanceId).crash();
+    const { instanceId, event } = await killMaster(sandbox, c, a);
+    const membersBefore = execFileSync('etcdctl', [`--endpoints=${memberOf(cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
+    expect(out.result).toBe('abandoned');
+    console.log(`(e) abandoned at ${out.step}: ${out.reason}`);
+    expect(out.step === 'peer' || out.step === 'membership').toBe(true);
+    expect(sandbox.lifecycle.results(instanceId)).toEqual(['ABANDON']);
+    const membersAfter = execFileSync('etcdctl', [`--endpoints=${memberOf(cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    expect(membersAfter).toBe(membersBefore);
+    const alerts = await receivedAlerts(ctl);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatch(/Severity: critical/);
+    expect(alerts[0]).toMatch(/cluster prod, member etcd-a/);
+    expect(alerts[0]).toMatch(/What to do: .*(disaster-recovery|Restore quorum)/);
+    // A retry (the ASG's next instance) does not send a second alert.
+    const again = await killMaster(sandbox, c, { ...a, instanceId });
+    await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId: again.instanceId, hook: hookOf(again.event) });
+    expect(await receivedAlerts(ctl)).toHaveLength(0);
+  });
+});
