@@ -4,6 +4,7 @@
 #
 #   etcd-mount.sh --volume-id vol-0123456789abcdef0 --cluster prod --member etcd-a
 #                 [--device /dev/xvdf] [--mount-point /var/lib/etcd] [--allow-format] [--adopt]
+#   etcd-mount.sh --unmount --volume-id vol-… --cluster prod --member etcd-a [--mount-point …]
 #
 # Safety: a filesystem is created ONLY when the device carries no signature at all (blank)
 # AND --allow-format is given. A device holding any filesystem or data is never formatted.
@@ -18,7 +19,7 @@ export QK_SCRIPT=etcd-mount
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-volume_id="" cluster="" member="" device_hint="" mount_point="" allow_format=0 adopt=0
+volume_id="" cluster="" member="" device_hint="" mount_point="" allow_format=0 adopt=0 unmount=0
 while (($#)); do
   case "$1" in
     --volume-id) qk_need "$@"; volume_id="$2"; shift 2 ;;
@@ -28,6 +29,7 @@ while (($#)); do
     --mount-point) qk_need "$@"; mount_point="$2"; shift 2 ;;
     --allow-format) allow_format=1; shift ;;
     --adopt) adopt=1; shift ;;
+    --unmount) unmount=1; shift ;;
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
   esac
 done
@@ -109,6 +111,22 @@ do_umount() {
 }
 
 # --- main ----------------------------------------------------------------------------------
+if [[ $unmount -eq 1 ]]; then
+  # Unmount only our own volume: the marker must name this cluster and member. Idempotent.
+  marker="${target}/${marker_name}"
+  if [[ -z "$(mounted_device)" ]]; then
+    printf '{"result":"not-mounted","volumeId":%s}\n' "$(qk_json_str "$volume_id")"
+    exit 0
+  fi
+  if [[ -f "$marker" ]] && ! { grep -qx "cluster=${cluster}" "$marker" && grep -qx "member=${member}" "$marker"; }; then
+    qk_die "$QK_EXIT_OWNER" "the volume mounted at $mount_point is not $cluster/$member's; refusing to unmount it"
+  fi
+  sync
+  do_umount
+  printf '{"result":"unmounted","volumeId":%s}\n' "$(qk_json_str "$volume_id")"
+  exit 0
+fi
+
 dev="$(find_device)" || qk_die "$QK_EXIT_NODEVICE" "no block device for $volume_id yet (is it attached to this instance?)"
 formatted=false
 

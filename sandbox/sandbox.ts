@@ -400,6 +400,9 @@ export class Sandbox {
       const block = m[1] ?? '';
       const id = /<Target>[\s\S]*?<Id>([^<]+)<\/Id>/.exec(block)?.[1];
       if (!id) continue;
+      // Deregistered targets keep moto's answer (unused / draining); only registered ones follow /readyz.
+      const motoState = /<TargetHealth>[\s\S]*?<State>([^<]+)<\/State>/.exec(block)?.[1];
+      if (motoState === 'unused' || motoState === 'draining') continue;
       const host = this.hosts.get(id);
       const healthy = host ? await fetch(host.apiserver.readyzUrl, { signal: AbortSignal.timeout(1500) }).then((x) => x.ok, () => false) : false;
       const health = healthy

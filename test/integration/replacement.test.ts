@@ -8,10 +8,11 @@ import { rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
 import { replaceMaster } from '../../lib/flows/replacement';
+import { retireMaster } from '../../lib/flows/retirement';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { type Control, destroyControl, provisionControl, receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
-import { countKeys, killMaster, memberOf, putKeys } from '../../sandbox/scenario';
+import { countKeys, killMaster, memberOf, putKeys, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { Sandbox } from '../../sandbox/sandbox';
 
 jest.setTimeout(180_000);
@@ -53,8 +54,8 @@ describe('master replacement (launch hook)', () => {
     asg: event.detail.AutoScalingGroupName, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId: event.detail.EC2InstanceId,
   });
   const members = async () => {
-    const alive = cluster.members[1]!;
-    return (await new EtcdClient(localEtcdRunner(), { endpoints: [alive.clientUrl] }).memberList()).members;
+    // Any live member answers; etcdctl's balancer skips the dead endpoints.
+    return (await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).memberList()).members;
   };
   const targetHealth = async (instanceId: string) => {
     const out = await c.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: cluster.targetGroupArn }));
@@ -137,4 +138,44 @@ describe('master replacement (launch hook)', () => {
     await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId: again.instanceId, hook: hookOf(again.event) });
     expect(await receivedAlerts(ctl)).toHaveLength(0);
   });
+
+  it('(f) retiring the leader: drained, leadership moved before etcd stops, volume detached; the replacement needs no force', async () => {
+    const status = await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: true });
+    const leaderUrl = status.statuses.find((s) => s.isLeader)!.endpoint;
+    const leader = cluster.members.find((m) => m.clientUrl === leaderUrl)!;
+    const term = sandbox.lifecycle.begin({ asg: leader.asg, hook: TERMINATE_HOOK, instanceId: leader.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const out = await retireMaster(deps(), { slot: await slotOf(leader.asg), instanceId: leader.instanceId, hook: hookOf(term) });
+    expect(out.result).toBe('continued');
+    expect(out.movedLeaderTo).toBeDefined();
+    expect(steps.indexOf('deregister:ok')).toBeLessThan(steps.indexOf('move-leader:ok'));
+    expect(steps.indexOf('move-leader:ok')).toBeLessThan(steps.indexOf('stop:ok'));
+    expect(sandbox.lifecycle.results(leader.instanceId)).toEqual(['CONTINUE']);
+    expect(await targetHealth(leader.instanceId)).not.toBe('healthy');
+    expect((await sandbox.describeVolume(leader.volumeId))?.State).toBe('available');
+    const others = cluster.members.filter((m) => m !== leader);
+    const after = await new EtcdClient(localEtcdRunner(), { endpoints: others.map((m) => m.clientUrl) }).endpointStatus({ cluster: false });
+    expect(after.statuses.every((s) => s.leader === out.movedLeaderTo)).toBe(true);
+    expect(await members()).toHaveLength(3);
+
+    steps.length = 0;
+    const { instanceId, event } = await killMaster(sandbox, c, leader);
+    const rep = await replaceMaster(deps(), { slot: await slotOf(leader.asg), instanceId, hook: hookOf(event) });
+    expect(rep).toEqual({ result: 'continued', membership: 'update' });
+    expect(steps).toContain('predecessor:skip');
+    expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
+  });
+
+  it('(f2) holds a retirement that would lose quorum, with one alert, and changes nothing', async () => {
+    const [a, b] = [memberOf(cluster, 'etcd-a'), memberOf(cluster, 'etcd-b')];
+    sandbox.host(b.instanceId).crash();
+    const term = sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const out = await retireMaster(deps(), { slot: await slotOf(a.asg), instanceId: a.instanceId, hook: hookOf(term) });
+    expect(out.result).toBe('held');
+    expect(sandbox.lifecycle.results(a.instanceId)).toEqual([]);
+    expect(sandbox.host(a.instanceId).etcdPid()).not.toBeNull();
+    const alerts = await receivedAlerts(ctl);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatch(/would lose etcd quorum/);
+  });
 });
+
