@@ -1,24 +1,46 @@
 /**
- * Lambda entry for Auto Scaling lifecycle events (EventBridge). Thin: validate config and
- * event, find the master slot from the ASG's tags, hand over to the flow.
+ * Lambda entry for Auto Scaling lifecycle events (EventBridge). Thin: validate configuration
+ * and the event, find the master slot from the ASG's tags, run the replacement (launch) or
+ * retirement (terminate) flow. ASGs that are not Quorum Keeper masters are ignored.
  *
- * Status: the replacement/retirement flows land with issue #4. Until then this handler
- * validates and classifies events only, and serverless.yml wires no event source to it.
+ * A run that dies (timeout, crash) is safe to repeat: EventBridge retries the async invocation
+ * and every step is level-triggered; the reconciler (issue 7) re-drives what is still pending.
  */
 import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { autoScalingClient } from '../lib/aws/clients';
-import { loadConfig } from '../lib/config';
+import { snsAlerter } from '../lib/aws/alerts';
+import { awsClients } from '../lib/aws/clients';
+import { ClusterLock } from '../lib/aws/lock';
+import { systemClock } from '../lib/clock';
+import { loadFlowConfig } from '../lib/config';
 import { parseLifecycleEvent } from '../lib/events/lifecycle';
+import { AWS_TIMINGS, type FlowDeps } from '../lib/flows/deps';
 import { findMasterSlot } from '../lib/flows/master-slot';
+import { replaceMaster } from '../lib/flows/replacement';
+import { retireMaster } from '../lib/flows/retirement';
+import { hostScripts } from './host-scripts';
 
-const config = loadConfig();
+const config = loadFlowConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-lifecycle' });
-const asg = autoScalingClient(config);
+const clients = awsClients(config);
+const lock = new ClusterLock(clients.ddb, systemClock, { table: config.QK_STATE_TABLE, ttlSec: 900 });
+const deps: FlowDeps = {
+  ...clients,
+  lock,
+  alerter: snsAlerter(clients.sns, config.QK_ALERT_TOPIC_ARN, lock),
+  scripts: hostScripts,
+  clock: systemClock,
+  tags: { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER },
+  timings: { ...AWS_TIMINGS, minDelaySec: config.QK_POLL_MIN_DELAY_SEC, maxDelaySec: config.QK_POLL_MAX_DELAY_SEC },
+  progress: (e) => {
+    if (e.status === 'start') return;
+    logger[e.status === 'fail' ? 'error' : 'info'](`step ${e.step} ${e.status}`, { step: e.step, status: e.status, detail: e.detail, ms: e.ms });
+  },
+};
 
 export interface LifecycleResult {
-  outcome: 'ignored' | 'accepted';
+  outcome: 'ignored' | 'continued' | 'abandoned' | 'held' | 'failed';
   reason?: string;
   cluster?: string;
   member?: string;
@@ -26,14 +48,20 @@ export interface LifecycleResult {
 
 async function lifecycle(input: unknown): Promise<LifecycleResult> {
   const event = parseLifecycleEvent(input);
-  const { AutoScalingGroupName: asgName, EC2InstanceId: instanceId, LifecycleTransition: transition } = event.detail;
-  const found = await findMasterSlot(asg, asgName, { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER });
+  const d = event.detail;
+  const found = await findMasterSlot(clients.asg, d.AutoScalingGroupName, { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER });
   if (found.kind === 'not-a-master') {
-    logger.info('ignoring lifecycle event for an ASG that is not a Quorum Keeper master', { asg: asgName, instanceId, reason: found.reason });
+    logger.info('ignoring lifecycle event for an ASG that is not a Quorum Keeper master', { asg: d.AutoScalingGroupName, instanceId: d.EC2InstanceId, reason: found.reason });
     return { outcome: 'ignored', reason: found.reason };
   }
-  logger.info('lifecycle event for a master slot', { ...found.slot, instanceId, transition });
-  return { outcome: 'accepted', cluster: found.slot.cluster, member: found.slot.member };
+  const { slot } = found;
+  logger.appendKeys({ cluster: slot.cluster, member: slot.member, instanceId: d.EC2InstanceId, transition: d.LifecycleTransition });
+  const hook = { asg: d.AutoScalingGroupName, hook: d.LifecycleHookName, token: d.LifecycleActionToken, instanceId: d.EC2InstanceId };
+  const out = d.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING'
+    ? await replaceMaster(deps, { slot, instanceId: d.EC2InstanceId, hook })
+    : await retireMaster(deps, { slot, instanceId: d.EC2InstanceId, hook, ...(d.Destination ? { destination: d.Destination } : {}) });
+  logger.info(`lifecycle flow ended: ${out.result}`, { result: out.result, step: out.step, reason: out.reason });
+  return { outcome: out.result, cluster: slot.cluster, member: slot.member, ...(out.reason ? { reason: out.reason } : {}) };
 }
 
 export const handler = middy(lifecycle).use(injectLambdaContext(logger));

@@ -19,8 +19,8 @@ export interface StatusRow {
   lb: string;
 }
 
-export async function clusterStatus(c: SandboxClients, cluster: SandboxCluster): Promise<StatusRow[]> {
-  const alive = cluster.members[0]!;
+export async function clusterStatus(c: SandboxClients, cluster: SandboxCluster, via = cluster.members[0]!): Promise<StatusRow[]> {
+  const alive = via;
   const etcd = new EtcdClient(ssmEtcdRunner(c.ssm, hostScripts(), alive.instanceId, SANDBOX_RUN), { endpoints: [alive.clientUrl] });
   const report = await etcd.endpointStatus({ cluster: true });
   const vols = await c.ec2.send(new DescribeVolumesCommand({ VolumeIds: cluster.members.map((m) => m.volumeId) }));

@@ -1,47 +1,65 @@
 /**
- * `npm run demo`: brings up the local sandbox — moto behind the sandbox endpoint, three
- * masters (one ASG per AZ) each with a real etcd member on its own EBS "volume" — writes
- * some data, prints the cluster status as an operator would see it, and tears it all down.
- * (The master-replacement scenario joins this demo with the lifecycle flows, issue #4.)
+ * `npm run demo`: the local sandbox scenario. Brings up moto behind the sandbox endpoint and a
+ * 3-master cluster (one ASG per AZ, each master with a real etcd member on its own EBS
+ * "volume"), writes data, then kills a master: its ASG launches a replacement, the lifecycle
+ * event runs Quorum Keeper's replacement flow (progress per step, with timings), and the
+ * operator sees the final status table. Everything is torn down at the end.
  */
+import { replaceMaster } from '../lib/flows/replacement';
+import { findMasterSlot } from '../lib/flows/master-slot';
 import { destroyClients, provisionCluster, sandboxClients } from '../sandbox/cluster';
+import { destroyControl, provisionControl, sandboxFlowDeps } from '../sandbox/control';
 import { reapStrays } from '../sandbox/procs';
+import { countKeys, killMaster, memberOf, putKeys } from '../sandbox/scenario';
 import { Sandbox } from '../sandbox/sandbox';
 import { clusterStatus, renderTable } from '../sandbox/status';
 
 const t0 = Date.now();
 const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;
 const say = (line: string) => console.log(`${stamp()} ${line}`);
-
-async function putKeys(endpoint: string, count: number): Promise<void> {
-  const b64 = (s: string) => Buffer.from(s).toString('base64');
-  for (let i = 0; i < count; i += 50) {
-    await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) =>
-      fetch(`${endpoint}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(`/registry/demo/key-${i + j}`), value: b64(`value-${i + j}`) }) }).then((r) => {
-        if (!r.ok) throw new Error(`put failed: HTTP ${r.status}`);
-      })));
-  }
-}
+const KEYS = 1000;
 
 async function main(): Promise<void> {
   reapStrays({ own: false });
   say('starting the sandbox (moto_server + sandbox AWS endpoint)');
   const sandbox = await Sandbox.start();
   const c = sandboxClients(sandbox);
+  const ctl = await provisionControl(sandbox);
   try {
     say(`sandbox AWS endpoint ${sandbox.endpoint} (moto at ${sandbox.moto.url})`);
     const cluster = await provisionCluster(sandbox, c, { name: 'demo', progress: say });
-    say('writing 1000 keys through the etcd API');
-    await putKeys(cluster.members[0]!.clientUrl, 1000);
-    say('reading the cluster state through SSM (etcdctl on a master), EC2 and ELBv2');
-    const rows = await clusterStatus(c, cluster);
+    say(`writing ${KEYS} keys through the etcd API`);
+    await putKeys(cluster.members[0]!.clientUrl, '/registry/demo/', KEYS);
+    console.log(`\ncluster ${cluster.name}\n${renderTable(await clusterStatus(c, cluster))}\n`);
+
+    const victim = memberOf(cluster, 'etcd-a');
+    say(`killing the master of ${victim.name} (${victim.instanceId}): etcd dies, the instance is terminated`);
+    const { instanceId, event } = await killMaster(sandbox, c, victim);
+    say(`ASG ${victim.asg} launched ${instanceId}; lifecycle hook ${event.detail.LifecycleHookName} is waiting`);
+    const found = await findMasterSlot(c.asg, victim.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    if (found.kind !== 'master') throw new Error(found.reason);
+    const flowStart = Date.now();
+    const out = await replaceMaster(sandboxFlowDeps(c, ctl, (e) => {
+      if (e.status === 'start') return;
+      say(`  ${e.step.padEnd(11)} ${e.status.padEnd(4)} ${e.ms !== undefined ? `${String(e.ms).padStart(5)} ms  ` : ''}${e.detail}`);
+    }), {
+      slot: found.slot, instanceId,
+      hook: { asg: event.detail.AutoScalingGroupName, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId },
+    });
+    say(`replacement ${out.result}${out.reason ? `: ${out.reason}` : ''} in ${((Date.now() - flowStart) / 1000).toFixed(1)} s; lifecycle action: ${sandbox.lifecycle.results(instanceId).join(', ') || 'none'}`);
+
+    const host = sandbox.host(instanceId);
+    Object.assign(victim, { instanceId, peerUrl: host.peerUrl, clientUrl: host.clientUrl });
+    const rows = await clusterStatus(c, cluster, memberOf(cluster, 'etcd-b'));
     console.log(`\ncluster ${cluster.name}\n${renderTable(rows)}\n`);
+    const keys = await countKeys(host.clientUrl, '/registry/demo/');
     const leaders = rows.filter((r) => r.etcd === 'leader').length;
     const healthy = rows.filter((r) => r.lb === 'healthy').length;
-    say(`${rows.length} members, ${leaders} leader, ${healthy}/${rows.length} healthy in the load balancer`);
-    if (leaders !== 1 || healthy !== rows.length) process.exitCode = 1;
+    say(`${rows.length} members, ${leaders} leader, ${healthy}/${rows.length} healthy in the load balancer; ${keys}/${KEYS} keys readable on the new master`);
+    if (out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS) process.exitCode = 1;
   } finally {
     say('tearing the sandbox down');
+    destroyControl(ctl);
     destroyClients(c);
     await sandbox.stop();
   }

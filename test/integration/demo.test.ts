@@ -2,16 +2,23 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-jest.setTimeout(120_000);
+jest.setTimeout(150_000);
 
-it('npm run demo brings up a 3-master sandbox cluster and prints a healthy status table', () => {
+it('npm run demo replaces a killed master and ends with a healthy 3-member table', () => {
   const root = join(__dirname, '..', '..');
-  const r = spawnSync('npx', ['tsx', 'scripts/demo.ts'], { cwd: root, encoding: 'utf8', timeout: 110_000, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+  const r = spawnSync('npx', ['tsx', 'scripts/demo.ts'], { cwd: root, encoding: 'utf8', timeout: 140_000, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
-  const table = r.stdout.split('\n').filter((l) => /^etcd-[abc] /.test(l));
-  expect(table).toHaveLength(3);
-  expect(table.filter((l) => / leader /.test(l))).toHaveLength(1);
-  expect(table.every((l) => /attached to it .* healthy$/.test(l))).toBe(true);
-  expect(r.stdout).toMatch(/3 members, 1 leader, 3\/3 healthy in the load balancer/);
+  const rows = r.stdout.split('\n').filter((l) => /^etcd-[abc] /.test(l));
+  expect(rows).toHaveLength(6); // before and after the replacement
+  const after = rows.slice(3);
+  expect(after.filter((l) => / leader /.test(l))).toHaveLength(1);
+  expect(after.every((l) => /attached to it .* healthy$/.test(l))).toBe(true);
+  // The replaced member keeps its volume but runs on the new instance.
+  const [before, now] = [rows[0]!.split(/\s+/), after[0]!.split(/\s+/)];
+  expect(now[3]).toBe(before[3]);
+  expect(now[2]).not.toBe(before[2]);
+  for (const step of ['volume', 'attach', 'mount', 'membership', 'caught-up', 'register', 'complete']) expect(r.stdout).toMatch(new RegExp(`\\s${step}\\s+ok\\s`));
+  expect(r.stdout).toMatch(/replacement continued in [\d.]+ s; lifecycle action: CONTINUE/);
+  expect(r.stdout).toMatch(/3 members, 1 leader, 3\/3 healthy in the load balancer; 1000\/1000 keys readable on the new master/);
 });

@@ -1,67 +1,71 @@
-/** The lifecycle Lambda entry (middy + Powertools) against moto: validation and slot lookup. */
+/**
+ * The lifecycle Lambda entry (middy + Powertools, host scripts embedded as text) against the
+ * sandbox: the composition root product code really runs with.
+ */
 import { AutoScalingClient, CreateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
-import { CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, EC2Client } from '@aws-sdk/client-ec2';
 import type { Context } from 'aws-lambda';
-import { MotoServer } from '../../sandbox/moto';
-import { LifecycleModel } from '../../sandbox/lifecycle';
+import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
+import { type Control, destroyControl, provisionControl } from '../../sandbox/control';
+import { killMaster, memberOf, LAUNCH_HOOK } from '../../sandbox/scenario';
+import { Sandbox } from '../../sandbox/sandbox';
 
-jest.setTimeout(60_000);
+jest.setTimeout(120_000);
 
-const context = { getRemainingTimeInMillis: () => 60_000, functionName: 'lifecycle', awsRequestId: 'test' } as unknown as Context;
+const context = { getRemainingTimeInMillis: () => 900_000, functionName: 'lifecycle', awsRequestId: 'test' } as unknown as Context;
+type Handler = (event: unknown, ctx: Context) => Promise<{ outcome: string; reason?: string; cluster?: string; member?: string }>;
 
 describe('lifecycle handler', () => {
-  let moto: MotoServer;
-  let handler: (event: unknown, ctx: Context) => Promise<{ outcome: string; reason?: string; cluster?: string; member?: string }>;
-  let asg: AutoScalingClient;
-  let subnetId: string;
+  let sandbox: Sandbox;
+  let c: SandboxClients;
+  let ctl: Control;
+  let cluster: SandboxCluster;
+  let handler: Handler;
 
   beforeAll(async () => {
-    moto = await MotoServer.start();
-    process.env.AWS_REGION = 'us-east-1';
-    process.env.QK_AWS_ENDPOINT = moto.url;
-    process.env.AWS_ACCESS_KEY_ID = 'test';
-    process.env.AWS_SECRET_ACCESS_KEY = 'test';
-    process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+    sandbox = await Sandbox.start();
+    c = sandboxClients(sandbox);
+    ctl = await provisionControl(sandbox);
+    cluster = await provisionCluster(sandbox, c, { name: 'prod' });
+    Object.assign(process.env, {
+      AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox',
+      QK_STATE_TABLE: ctl.table, QK_ALERT_TOPIC_ARN: ctl.topicArn, QK_POLL_MIN_DELAY_SEC: '1', QK_POLL_MAX_DELAY_SEC: '1', POWERTOOLS_LOG_LEVEL: 'ERROR',
+    });
     handler = (await import('../../functions/lifecycle')).handler;
-    const cfg = { endpoint: moto.url, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } };
-    asg = new AutoScalingClient(cfg);
-    const ec2 = new EC2Client(cfg);
-    const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }));
-    subnetId = (await ec2.send(new CreateSubnetCommand({ VpcId: vpc.Vpc!.VpcId!, CidrBlock: '10.0.1.0/24', AvailabilityZone: 'us-east-1a' }))).Subnet!.SubnetId!;
-    await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'lt', LaunchTemplateData: { ImageId: 'ami-12c6146b' } }));
-    ec2.destroy();
   });
   afterAll(async () => {
-    asg?.destroy();
-    await moto?.stop();
+    destroyControl(ctl);
+    destroyClients(c);
+    await sandbox?.stop();
   });
 
   async function group(name: string, tags: Record<string, string>): Promise<void> {
+    const asg = new AutoScalingClient(sandbox.clientConfig());
     await asg.send(new CreateAutoScalingGroupCommand({
-      AutoScalingGroupName: name, MinSize: 0, MaxSize: 1, DesiredCapacity: 0, LaunchTemplate: { LaunchTemplateName: 'lt' }, VPCZoneIdentifier: subnetId,
+      AutoScalingGroupName: name, MinSize: 0, MaxSize: 1, DesiredCapacity: 0, LaunchTemplate: { LaunchTemplateName: 'prod-master' }, AvailabilityZones: ['us-east-1a'],
       Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value, PropagateAtLaunch: true, ResourceId: name, ResourceType: 'auto-scaling-group' })),
     }));
+    asg.destroy();
   }
+  const eventFor = (asg: string) => sandbox.lifecycle.begin({ asg, hook: LAUNCH_HOOK, instanceId: 'i-0123456789abcdef0', transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' });
 
-  const event = (asgName: string) => new LifecycleModel().begin({ asg: asgName, hook: 'qk-launch', instanceId: 'i-0123456789abcdef0', transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' });
-
-  it('accepts an event for a tagged master slot', async () => {
-    await group('prod-master-a', { 'quorum-keeper/cluster': 'prod', 'quorum-keeper/etcd-member': 'etcd-a' });
-    await expect(handler(event('prod-master-a'), context)).resolves.toEqual({ outcome: 'accepted', cluster: 'prod', member: 'etcd-a' });
+  it('replaces a dead master end to end through the Lambda handler', async () => {
+    const { instanceId, event } = await killMaster(sandbox, c, memberOf(cluster, 'etcd-c'));
+    await expect(handler(event, context)).resolves.toEqual({ outcome: 'continued', cluster: 'prod', member: 'etcd-c' });
+    expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
   });
 
   it('ignores an ASG that is not a Quorum Keeper master, without failing', async () => {
     await group('workers', { team: 'web' });
-    await expect(handler(event('workers'), context)).resolves.toMatchObject({ outcome: 'ignored', reason: expect.stringMatching(/no quorum-keeper\/cluster tag/) as unknown });
+    await expect(handler(eventFor('workers'), context)).resolves.toMatchObject({ outcome: 'ignored', reason: expect.stringMatching(/no quorum-keeper\/cluster tag/) as unknown });
   });
 
   it('ignores a slot whose tag carries shell metacharacters', async () => {
     await group('evil', { 'quorum-keeper/cluster': 'prod', 'quorum-keeper/etcd-member': 'etcd-a;reboot' });
-    await expect(handler(event('evil'), context)).resolves.toMatchObject({ outcome: 'ignored', reason: expect.stringMatching(/not a valid member name/) as unknown });
+    await expect(handler(eventFor('evil'), context)).resolves.toMatchObject({ outcome: 'ignored', reason: expect.stringMatching(/not a valid member name/) as unknown });
   });
 
-  it('rejects a malformed event with a clear error', async () => {
-    const bad = event('prod-master-a') as unknown as { detail: Record<string, unknown> };
+  it('rejects a malformed event with a clear error and no side effect', async () => {
+    const bad = eventFor('evil') as unknown as { detail: Record<string, unknown> };
     bad.detail.EC2InstanceId = 'i-$(reboot)';
     await expect(handler(bad, context)).rejects.toThrow(/detail.EC2InstanceId: not an EC2 instance ID/);
     await expect(handler({ hello: 'world' }, context)).rejects.toThrow(/not a valid Auto Scaling lifecycle event/);

@@ -1,0 +1,15 @@
+/** The host scripts, embedded in the Lambda bundle as text (esbuild text loader). */
+import type { HostScriptBundle } from '../lib/host/command';
+import libSh from '../host/lib.sh';
+import etcdMountSh from '../host/etcd-mount.sh';
+import etcdMemberSh from '../host/etcd-member.sh';
+import etcdctlSh from '../host/etcdctl.sh';
+import etcdSnapshotSh from '../host/etcd-snapshot.sh';
+
+export const hostScripts: HostScriptBundle = {
+  'lib.sh': libSh,
+  'etcd-mount.sh': etcdMountSh,
+  'etcd-member.sh': etcdMemberSh,
+  'etcdctl.sh': etcdctlSh,
+  'etcd-snapshot.sh': etcdSnapshotSh,
+};
