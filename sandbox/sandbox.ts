@@ -75,6 +75,8 @@ export class Sandbox {
   readonly lifecycle = new LifecycleModel();
   readonly hosts = new Map<string, SandboxHost>();
   readonly invocations = new Map<string, Invocation>();
+  /** Every DetachVolume the sandbox forwarded, with its Force flag (safety assertions). */
+  readonly detachCalls: Array<{ volumeId: string; instanceId: string; force: boolean }> = [];
   /** Boot a host (and its SSM agent) for every running moto instance on first sight. */
   autoBoot = true;
   /** Extra delay before a command starts running (models SSM delivery latency). */
@@ -162,6 +164,7 @@ export class Sandbox {
     this.booting.clear();
     this.invocations.clear();
     this.lifecycle.clear();
+    this.detachCalls.length = 0;
     rmSync(join(this.dir, 'hosts'), { recursive: true, force: true });
     rmSync(join(this.dir, 'volumes'), { recursive: true, force: true });
     await this.moto.reset();
@@ -204,7 +207,12 @@ export class Sandbox {
       'autoscaling:RecordLifecycleActionHeartbeat': (x) => this.recordHeartbeat(x),
       'elasticloadbalancing:DescribeTargetHealth': (x) => this.describeTargetHealth(x),
       'ec2:AttachVolume': (x) => this.forwardThenSync(x),
-      'ec2:DetachVolume': (x) => this.forwardThenSync(x),
+      'ec2:DetachVolume': (x) => {
+        this.detachCalls.push({ volumeId: x.form?.get('VolumeId') ?? '', instanceId: x.form?.get('InstanceId') ?? '', force: x.form?.get('Force') === 'true' });
+        return this.forwardThenSync(x);
+      },
+      'autoscaling:DescribeAutoScalingInstances': (x) => this.withWaitStates(x),
+      'autoscaling:DescribeAutoScalingGroups': (x) => this.withWaitStates(x),
     };
     return table[key];
   }
@@ -385,6 +393,25 @@ export class Sandbox {
       ...(token !== undefined ? { token } : {}), ...(instanceId !== undefined ? { instanceId } : {}),
     });
     return Promise.resolve(error ? queryError('ValidationError', error) : queryOk('RecordLifecycleActionHeartbeat'));
+  }
+
+  /**
+   * moto puts every ASG instance InService at once; while a lifecycle action is pending AWS
+   * reports Pending:Wait / Terminating:Wait. Rewrite LifecycleState for those instances.
+   */
+  private async withWaitStates(r: ParsedRequest): Promise<Reply> {
+    const reply = await this.forward(r);
+    if (reply.status !== 200 || this.lifecycle.pending.size === 0) return reply;
+    const states = new Map<string, string>();
+    for (const a of this.lifecycle.pending.values()) states.set(a.instanceId, a.transition === 'autoscaling:EC2_INSTANCE_LAUNCHING' ? 'Pending:Wait' : 'Terminating:Wait');
+    // Innermost <member> blocks: one per instance, in both DescribeAutoScalingInstances and the
+    // Instances list of DescribeAutoScalingGroups.
+    const xml = reply.body.toString().replace(/<member>((?:(?!<member>)[\s\S])*?)<\/member>/g, (block, inner: string) => {
+      const id = /<InstanceId>([^<]+)<\/InstanceId>/.exec(inner)?.[1];
+      const state = id ? states.get(id) : undefined;
+      return state ? block.replace(/<LifecycleState>[^<]*<\/LifecycleState>/, `<LifecycleState>${state}</LifecycleState>`) : block;
+    });
+    return { ...reply, body: xml };
   }
 
   // ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import { retireMaster } from '../../lib/flows/retirement';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { type Control, destroyControl, provisionControl, receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
-import { countKeys, killMaster, memberOf, putKeys, TERMINATE_HOOK } from '../../sandbox/scenario';
+import { countKeys, killMaster, launchAlongside, memberOf, putKeys, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { Sandbox } from '../../sandbox/sandbox';
 
 jest.setTimeout(180_000);
@@ -176,6 +176,41 @@ describe('master replacement (launch hook)', () => {
     const alerts = await receivedAlerts(ctl);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(/would lose etcd quorum/);
+  });
+
+  it('(d1) waits for a predecessor in Terminating:Wait to release the volume cleanly, then proceeds without force', async () => {
+    const a = memberOf(cluster, 'etcd-a');
+    const term = sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const { instanceId, event } = await launchAlongside(sandbox, c, a);
+    const slot = await slotOf(a.asg);
+    // The replacement starts first and finds the volume still attached to a terminating master.
+    const replacing = replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) });
+    await new Promise((r) => setTimeout(r, 1500));
+    const retired = await retireMaster(deps(), { slot, instanceId: a.instanceId, hook: hookOf(term) });
+    const replaced = await replacing;
+    expect(retired.result).toBe('continued');
+    expect(replaced).toEqual({ result: 'continued', membership: 'update' });
+    expect(steps).toContain('predecessor:wait');
+    expect(sandbox.detachCalls).toEqual([{ volumeId: a.volumeId, instanceId: a.instanceId, force: false }]);
+    expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
+    expect((await members()).find((m) => m.name === 'etcd-a')?.peerUrls).toEqual([sandbox.host(instanceId).peerUrl]);
+  });
+
+  it('(d2) never detaches from a running, in-service predecessor: ABANDON and one alert, also on retry', async () => {
+    const a = memberOf(cluster, 'etcd-a');
+    const slot = await slotOf(a.asg);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { instanceId, event } = await launchAlongside(sandbox, c, a);
+      const out = await replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) });
+      expect(out).toMatchObject({ result: 'abandoned', step: 'predecessor' });
+      expect(sandbox.lifecycle.results(instanceId)).toEqual(['ABANDON']);
+    }
+    expect(sandbox.detachCalls).toEqual([]);
+    expect((await sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: a.instanceId, State: 'attached' });
+    expect(sandbox.host(a.instanceId).etcdPid()).not.toBeNull();
+    const alerts = await receivedAlerts(ctl);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatch(new RegExp(`still attached to ${a.instanceId}, which is running \\(InService\\)`));
   });
 });
 
