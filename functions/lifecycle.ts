@@ -46,7 +46,7 @@ export interface LifecycleResult {
   member?: string;
 }
 
-async function lifecycle(input: unknown): Promise<LifecycleResult> {
+async function lifecycle(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<LifecycleResult> {
   const event = parseLifecycleEvent(input);
   const d = event.detail;
   const found = await findMasterSlot(clients.asg, d.AutoScalingGroupName, { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER });
@@ -57,11 +57,14 @@ async function lifecycle(input: unknown): Promise<LifecycleResult> {
   const { slot } = found;
   logger.appendKeys({ cluster: slot.cluster, member: slot.member, instanceId: d.EC2InstanceId, transition: d.LifecycleTransition });
   const hook = { asg: d.AutoScalingGroupName, hook: d.LifecycleHookName, token: d.LifecycleActionToken, instanceId: d.EC2InstanceId };
+  // middy aborts `signal` shortly before the Lambda deadline: the flow then stops between steps
+  // and the invocation fails, so EventBridge retries it and the next run resumes.
+  const run: FlowDeps = opts?.signal ? { ...deps, signal: opts.signal } : deps;
   const out = d.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING'
-    ? await replaceMaster(deps, { slot, instanceId: d.EC2InstanceId, hook })
-    : await retireMaster(deps, { slot, instanceId: d.EC2InstanceId, hook, ...(d.Destination ? { destination: d.Destination } : {}) });
+    ? await replaceMaster(run, { slot, instanceId: d.EC2InstanceId, hook })
+    : await retireMaster(run, { slot, instanceId: d.EC2InstanceId, hook, ...(d.Destination ? { destination: d.Destination } : {}) });
   logger.info(`lifecycle flow ended: ${out.result}`, { result: out.result, step: out.step, reason: out.reason });
   return { outcome: out.result, cluster: slot.cluster, member: slot.member, ...(out.reason ? { reason: out.reason } : {}) };
 }
 
-export const handler = middy(lifecycle).use(injectLambdaContext(logger));
+export const handler = middy(lifecycle, { timeoutEarlyInMillis: 30_000 }).use(injectLambdaContext(logger));

@@ -75,6 +75,8 @@ async function beat(ctx: Ctx, force = false): Promise<void> {
 }
 
 async function step<T>(ctx: Ctx, name: string, fn: () => Promise<{ value: T; detail: string; skipped?: boolean }>): Promise<T> {
+  // Near the Lambda deadline the invocation stops between steps; a later run resumes.
+  ctx.deps.signal?.throwIfAborted();
   const t0 = ctx.deps.clock.now();
   ctx.deps.progress({ step: name, status: 'start', detail: '' });
   try {
@@ -358,6 +360,9 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
     });
     return { result: 'continued', membership: plan };
   } catch (err) {
+    // Stopped (deadline or shutdown), not failed: no ABANDON, no alert. The retried event or
+    // the reconciler re-runs the flow, which picks up where the world is now.
+    if (deps.signal?.aborted) throw err;
     const failure = err instanceof FlowFailure ? err : new FlowFailure('unexpected', err instanceof Error ? err.message : String(err), 'Check the function logs; the ASG will launch another instance.');
     await deps.alerter.alert({
       severity: failure.severity, cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement', step: failure.step,

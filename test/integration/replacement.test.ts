@@ -212,5 +212,31 @@ describe('master replacement (launch hook)', () => {
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(new RegExp(`still attached to ${a.instanceId}, which is running \\(InService\\)`));
   });
+
+  it('(g) a run stopped after any mutating step, then run again, converges: same member, all data, one CONTINUE', async () => {
+    const a = memberOf(cluster, 'etcd-a');
+    const id = (await members()).find((m) => m.name === 'etcd-a')!.id;
+    const slot = await slotOf(a.asg);
+    let victim = a;
+    for (const stopAfter of ['attach', 'mount', 'membership', 'start', 'caught-up', 'register']) {
+      const { instanceId, event } = await killMaster(sandbox, c, victim);
+      const abort = new AbortController();
+      const stopped = replaceMaster({ ...sandboxFlowDeps(c, ctl, (e) => {
+        if (e.step === stopAfter && e.status === 'ok') abort.abort(new Error(`stopped after ${stopAfter}`));
+      }), signal: abort.signal }, { slot, instanceId, hook: hookOf(event) });
+      await expect(stopped).rejects.toThrow(`stopped after ${stopAfter}`);
+      expect(sandbox.lifecycle.results(instanceId)).toEqual([]);
+      const out = await replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) });
+      expect({ stopAfter, result: out.result }).toEqual({ stopAfter, result: 'continued' });
+      const now = await members();
+      expect(now).toHaveLength(3);
+      expect(now.find((m) => m.name === 'etcd-a')).toMatchObject({ id, peerUrls: [sandbox.host(instanceId).peerUrl], isLearner: false });
+      expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
+      expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+      victim = { ...a, instanceId };
+    }
+    expect(sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
+    expect(await receivedAlerts(ctl)).toEqual([]);
+  });
 });
 
