@@ -5,7 +5,7 @@
  * event runs Quorum Keeper's replacement flow (progress per step, with timings), and the
  * operator sees the final status table. Everything is torn down at the end.
  */
-import { replaceMaster } from '../lib/flows/replacement';
+import { planReplacement, replaceMaster } from '../lib/flows/replacement';
 import { findMasterSlot } from '../lib/flows/master-slot';
 import { destroyClients, provisionCluster, sandboxClients } from '../sandbox/cluster';
 import { destroyControl, provisionControl, sandboxFlowDeps } from '../sandbox/control';
@@ -38,14 +38,15 @@ async function main(): Promise<void> {
     say(`ASG ${victim.asg} launched ${instanceId}; lifecycle hook ${event.detail.LifecycleHookName} is waiting`);
     const found = await findMasterSlot(c.asg, victim.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
     if (found.kind !== 'master') throw new Error(found.reason);
+    const hook = { asg: event.detail.AutoScalingGroupName, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId };
+    say('dry run (what the flow would do, nothing changed):');
+    for (const p of await planReplacement(sandboxFlowDeps(c, ctl), { slot: found.slot, instanceId, hook })) say(`  ${p.step.padEnd(11)} ${p.action}`);
+    say('running the replacement flow:');
     const flowStart = Date.now();
     const out = await replaceMaster(sandboxFlowDeps(c, ctl, (e) => {
       if (e.status === 'start') return;
       say(`  ${e.step.padEnd(11)} ${e.status.padEnd(4)} ${e.ms !== undefined ? `${String(e.ms).padStart(5)} ms  ` : ''}${e.detail}`);
-    }), {
-      slot: found.slot, instanceId,
-      hook: { asg: event.detail.AutoScalingGroupName, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId },
-    });
+    }), { slot: found.slot, instanceId, hook });
     say(`replacement ${out.result}${out.reason ? `: ${out.reason}` : ''} in ${((Date.now() - flowStart) / 1000).toFixed(1)} s; lifecycle action: ${sandbox.lifecycle.results(instanceId).join(', ') || 'none'}`);
 
     const host = sandbox.host(instanceId);

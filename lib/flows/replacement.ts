@@ -373,3 +373,74 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
     return { result: 'abandoned', step: failure.step, reason: failure.message };
   }
 }
+
+export interface PlannedStep {
+  step: string;
+  action: string;
+}
+
+/**
+ * Dry run: what `replaceMaster` would do now and why, from read-only calls only (describe,
+ * agent state, `etcd-member.sh urls/status`, etcd member list / endpoint status on a peer).
+ * Nothing is attached, mounted, started, changed or completed.
+ */
+export async function planReplacement(deps: FlowDeps, input: ReplacementInput): Promise<PlannedStep[]> {
+  const ctx: Ctx = { deps: { ...deps, progress: () => undefined }, input: { ...input, hook: null }, lastBeat: 0 };
+  const { slot, instanceId } = input;
+  const plan: PlannedStep[] = [];
+  const add = (step: string, action: string) => plan.push({ step, action });
+  const inst = await describeInstance(deps.ec2, instanceId);
+  if (!['pending', 'running'].includes(inst.state) || !inst.az) {
+    add('instance', `stop: ${instanceId} is ${inst.state}; ABANDON`);
+    return plan;
+  }
+  add('instance', `${instanceId} is ${inst.state} in ${inst.az}`);
+  const vols = await findMemberVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster, member: slot.member, az: inst.az });
+  if (vols.length !== 1) {
+    add('volume', `stop: ${vols.length} volumes tagged ${slot.cluster}/${slot.member} in ${inst.az}; ABANDON and alert`);
+    return plan;
+  }
+  const v = vols[0]!;
+  add('volume', `use ${v.volumeId} (${v.state})`);
+  if (v.attachedTo && v.attachedTo !== instanceId) {
+    const pred = await describeInstance(deps.ec2, v.attachedTo);
+    const asgState = (await deps.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [v.attachedTo] }))).AutoScalingInstances?.[0]?.LifecycleState ?? 'none';
+    add('predecessor', ['terminated', 'stopped', 'gone'].includes(pred.state)
+      ? `force-detach ${v.volumeId} from ${v.attachedTo} (${pred.state})`
+      : pred.state === 'shutting-down' || pred.state === 'stopping' || asgState.startsWith('Terminating')
+        ? `wait up to ${deps.timings.predecessorTimeoutSec} s for ${v.attachedTo} (${pred.state}/${asgState}) to release the volume`
+        : `stop: ${v.attachedTo} is ${pred.state} (${asgState}) and holds the volume; never detach from a running master; ABANDON and alert`);
+    if (plan[plan.length - 1]!.action.startsWith('stop')) return plan;
+  }
+  add('attach', v.attachedTo === instanceId ? 'already attached' : `attach ${v.volumeId} to ${instanceId} as ${ETCD_DEVICE}, wait until in-use`);
+  const online = await agentOnline(deps.ssm, instanceId);
+  add('agent', online ? 'SSM agent online' : `wait up to ${deps.timings.agentTimeoutSec} s for the SSM agent`);
+  add('mount', `mount ${v.volumeId} and check its marker ${slot.cluster}/${slot.member}; create a filesystem only if the device is blank`);
+  let peerUrl = '(its peer URL)';
+  if (online) peerUrl = (await host<{ peerUrl: string }>(ctx, instanceId, 'etcd-member.sh', ['urls'], 'urls')).peerUrl;
+  try {
+    const peer = await findPeer(ctx);
+    const list = await peer.etcd.memberList();
+    const health = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true }));
+    const quorumOk = health.leader !== null && health.healthyVoters >= health.quorum;
+    add('peer', `read etcd through ${peer.member} (${peer.instanceId}): ${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}, leader ${health.leader ?? 'none'}`);
+    if (!quorumOk) {
+      add('membership', 'stop: no leader or no quorum; no membership change; ABANDON and a critical alert');
+      return plan;
+    }
+    const withData = planMembership(list.members, slot.member, peerUrl, true);
+    const blank = planMembership(list.members, slot.member, peerUrl, false);
+    const say = (p: ReturnType<typeof planMembership>) => p.kind === 'update' ? `member update ${p.id} → ${peerUrl}` : p.kind === 'in-place' ? `nothing (member ${p.id} already at ${peerUrl})`
+      : p.kind === 'replace' ? `${p.removeId ? `member remove ${p.removeId}, ` : ''}member add --learner ${slot.member} at ${peerUrl}, promote when in sync` : `stop: ${p.reason}`;
+    add('membership', `under the ${slot.cluster} lock: if the volume has data: ${say(withData)}; if it is blank: ${say(blank)}`);
+  } catch (err) {
+    add('peer', `stop: ${err instanceof Error ? err.message : String(err)}`);
+    return plan;
+  }
+  add('start', `start etcd on ${instanceId} (--initial-cluster-state existing) and wait until it is caught up (lag ≤ ${deps.timings.maxRaftLag})`);
+  add('apiserver', 'wait for kube-apiserver /readyz');
+  const tgs = await findTargetGroups(deps.elb, deps.tags.cluster, slot.cluster);
+  add('register', tgs.length ? `register in ${tgs.length} target group(s) on port ${APISERVER_PORT}, wait until healthy` : 'no target group tagged for this cluster');
+  add('complete', input.hook ? 'CompleteLifecycleAction CONTINUE' : 'no lifecycle hook to complete');
+  return plan;
+}

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
-import { replaceMaster } from '../../lib/flows/replacement';
+import { planReplacement, replaceMaster } from '../../lib/flows/replacement';
 import { retireMaster } from '../../lib/flows/retirement';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
@@ -237,6 +237,20 @@ describe('master replacement (launch hook)', () => {
     }
     expect(sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
     expect(await receivedAlerts(ctl)).toEqual([]);
+  });
+
+  it('dry run: prints each step it would take and why, and mutates nothing', async () => {
+    const a = memberOf(cluster, 'etcd-a');
+    const { instanceId, event } = await killMaster(sandbox, c, a);
+    const before = { members: await members(), volume: await sandbox.describeVolume(a.volumeId), detach: sandbox.detachCalls.length };
+    const plan = await planReplacement(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
+    expect(plan.map((p) => p.step)).toEqual(['instance', 'volume', 'attach', 'agent', 'mount', 'peer', 'membership', 'start', 'apiserver', 'register', 'complete']);
+    expect(plan.find((p) => p.step === 'membership')!.action).toMatch(new RegExp(`if the volume has data: member update ${before.members.find((m) => m.name === 'etcd-a')!.id} → ${sandbox.host(instanceId).peerUrl}`));
+    expect(await members()).toEqual(before.members);
+    expect((await sandbox.describeVolume(a.volumeId))?.Attachments).toEqual(before.volume?.Attachments);
+    expect(sandbox.detachCalls).toHaveLength(before.detach);
+    expect(sandbox.lifecycle.calls.filter((x) => x.instanceId === instanceId)).toEqual([]);
+    expect(sandbox.host(instanceId).etcdPid()).toBeNull();
   });
 });
 
