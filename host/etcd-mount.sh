@@ -68,7 +68,7 @@ device_is_blank() {
   blkid -p "$dev" >/dev/null 2>&1 || rc=$?
   [[ $rc -eq 2 ]] || return 1
   # Belt and braces: the first MiB must be all zeroes too.
-  [[ -z "$(head -c 1048576 "$dev" | tr -d '\0' | head -c 1)" ]]
+  cmp -s -n 1048576 "$dev" /dev/zero
 }
 
 make_fs() {
@@ -89,7 +89,7 @@ device_mounted_elsewhere() {
   local dev="$1"
   if [[ "$QK_DEVICE_MODE" == directory ]]; then return 1; fi
   local where
-  where="$(findmnt -n -o TARGET --source "$dev" 2>/dev/null | head -n1 || true)"
+  where="$(findmnt -n -o TARGET --source "$dev" 2>/dev/null | sed -n 1p || true)"
   [[ -n "$where" && "$where" != "$target" ]]
 }
 
@@ -153,14 +153,15 @@ fi
 marker="${target}/${marker_name}"
 expected="cluster=${cluster}"$'\n'"member=${member}"
 if [[ -f "$marker" ]]; then
-  got_cluster="$(sed -n 's/^cluster=//p' "$marker" | head -n1)"
-  got_member="$(sed -n 's/^member=//p' "$marker" | head -n1)"
+  # (No `| head` anywhere: under pipefail a SIGPIPE in the writer would abort the script.)
+  got_cluster="$(sed -n '/^cluster=/{s///p;q}' "$marker")"
+  got_member="$(sed -n '/^member=/{s///p;q}' "$marker")"
   if [[ "$got_cluster" != "$cluster" || "$got_member" != "$member" ]]; then
     do_umount || true
     qk_die "$QK_EXIT_OWNER" "$volume_id belongs to cluster=$(printf '%q' "$got_cluster") member=$(printf '%q' "$got_member"), not $cluster/$member; unmounted and refused"
   fi
 else
-  contents="$(find "$target/" -mindepth 1 -maxdepth 1 ! -name lost+found ! -name .qk-fs -printf '%f\n' | head -n 5)"
+  contents="$(find "$target/" -mindepth 1 -maxdepth 1 ! -name lost+found ! -name .qk-fs -print -quit)"
   if [[ -n "$contents" && $adopt -ne 1 && "$formatted" != true ]]; then
     do_umount || true
     qk_die "$QK_EXIT_OWNER" "$volume_id holds data but no Quorum Keeper marker; re-run with --adopt if this is $cluster/$member's etcd volume"

@@ -35,4 +35,4 @@ if ! command -v moto_server >/dev/null 2>&1; then
   say "It is preinstalled on Quorum Keeper dev/CI machines; elsewhere: pip install 'moto[server]==5.*'"
   exit 1
 fi
-say "ready: $(etcd --version | head -n1), $(etcdctl version | head -n1), moto_server at $(command -v moto_server)"
+say "ready: $(etcd --version | sed -n 1p), $(etcdctl version | sed -n 1p), moto_server at $(command -v moto_server)"

@@ -89,8 +89,10 @@ export class EtcdClient {
    * Never throws for an unreachable member: it is listed in `unreachable`. Throws only when no
    * endpoint at all answered (and etcdctl said why).
    */
-  async endpointStatus(opts: { cluster: boolean }): Promise<EndpointStatusReport> {
-    const inv = etcdctl.endpointStatus(this.conn, opts);
+  async endpointStatus(opts: { cluster: boolean; timeout?: string }): Promise<EndpointStatusReport> {
+    // A dead member costs the whole command timeout: status reads may use a shorter one.
+    const conn = opts.timeout ? { ...this.conn, commandTimeout: opts.timeout } : this.conn;
+    const inv = etcdctl.endpointStatus(conn, opts);
     const res = await this.runner(inv);
     const report = parseEndpointStatus(res.stdout, res.stderr, opts.cluster ? [] : this.conn.endpoints);
     if (res.exitCode !== 0 && report.statuses.length === 0 && report.unreachable.length === 0) {

@@ -24,6 +24,8 @@ import type { MasterSlot } from './master-slot';
 
 export const APISERVER_PORT = 6443;
 export const ETCD_DEVICE = '/dev/xvdf';
+/** etcdctl command timeout for status reads: an unreachable member costs this much per read. */
+export const STATUS_TIMEOUT = '2s';
 
 export class FlowFailure extends Error {
   override readonly name = 'FlowFailure';
@@ -140,7 +142,7 @@ async function findPeer(ctx: Ctx): Promise<Peer> {
 /** Member list and quorum as the peer sees them; refuses without a leader and quorum. */
 async function readCluster(ctx: Ctx, peer: Peer): Promise<MemberList> {
   const list = await peer.etcd.memberList();
-  const report = await peer.etcd.endpointStatus({ cluster: true });
+  const report = await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT });
   const health = clusterHealth(list.members, report);
   if (health.leader === null || health.healthyVoters < health.quorum) {
     throw new FlowFailure('membership', `cluster ${ctx.input.slot.cluster} has no leader or no quorum (${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}); no membership change attempted`,
@@ -286,7 +288,7 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
           }
           case 'replace': {
             if (p.removeId) {
-              const report = await peer.etcd.endpointStatus({ cluster: true });
+              const report = await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT });
               if (report.statuses.some((s) => s.memberId === p.removeId)) {
                 throw new FlowFailure('membership', `old member ${p.removeId} of ${slot.member} still answers; refusing to remove a live member`, 'Stop the old etcd of this member first.', 'critical', `live-old-${slot.member}`);
               }
@@ -326,7 +328,7 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
               throw err;
             }
           }
-          const report = await peer.etcd.endpointStatus({ cluster: true });
+          const report = await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT });
           const mine = report.statuses.find((s) => s.memberId === me.id);
           const leader = report.statuses.find((s) => s.isLeader);
           // Peer connectivity, not just /health: the leader must see our index move up to its own.
@@ -421,7 +423,7 @@ export async function planReplacement(deps: FlowDeps, input: ReplacementInput): 
   try {
     const peer = await findPeer(ctx);
     const list = await peer.etcd.memberList();
-    const health = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true }));
+    const health = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
     const quorumOk = health.leader !== null && health.healthyVoters >= health.quorum;
     add('peer', `read etcd through ${peer.member} (${peer.instanceId}): ${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}, leader ${health.leader ?? 'none'}`);
     if (!quorumOk) {

@@ -161,6 +161,8 @@ describe('etcd-mount.sh protects etcd data', () => {
   it('refuses to format a volume that holds data, even with --allow-format', () => {
     mkdirSync(join(h.volume, 'data/member/snap'), { recursive: true });
     writeFileSync(join(h.volume, 'data/member/snap/db'), 'precious etcd data');
+    // Many top-level entries: listing them must not trip pipefail (a `| head` once did).
+    for (let i = 0; i < 50; i++) writeFileSync(join(h.volume, `other-${i}`), 'x');
     const r = mount('etcd-a', ['--allow-format']);
     // Not blank → never formatted; no marker → refused (no adoption without --adopt).
     expect(r.code).toBe(4);
