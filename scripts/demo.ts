@@ -13,6 +13,7 @@ import { reapStrays } from '../sandbox/procs';
 import { countKeys, killMaster, memberOf, putKeys } from '../sandbox/scenario';
 import { Sandbox } from '../sandbox/sandbox';
 import { clusterStatus, renderTable } from '../sandbox/status';
+import { AckWriter, formatReport } from '../sandbox/writer';
 
 const t0 = Date.now();
 const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;
@@ -32,6 +33,8 @@ async function main(): Promise<void> {
     await putKeys(cluster.members[0]!.clientUrl, '/registry/demo/', KEYS);
     console.log(`\ncluster ${cluster.name}\n${renderTable(await clusterStatus(c, cluster))}\n`);
 
+    say('starting a continuous writer (50 writes/s through whichever member answers)');
+    const writer = new AckWriter(() => [...sandbox.hosts.values()].map((h) => h.clientUrl), { prefix: '/qk-demo-writer/' }).start();
     const victim = memberOf(cluster, 'etcd-a');
     say(`killing the master of ${victim.name} (${victim.instanceId}): etcd dies, the instance is terminated`);
     const { instanceId, event } = await killMaster(sandbox, c, victim);
@@ -54,10 +57,12 @@ async function main(): Promise<void> {
     const rows = await clusterStatus(c, cluster, memberOf(cluster, 'etcd-b'));
     console.log(`\ncluster ${cluster.name}\n${renderTable(rows)}\n`);
     const keys = await countKeys(host.clientUrl, '/registry/demo/');
+    const report = await writer.verify();
+    say(formatReport(report));
     const leaders = rows.filter((r) => r.etcd === 'leader').length;
     const healthy = rows.filter((r) => r.lb === 'healthy').length;
     say(`${rows.length} members, ${leaders} leader, ${healthy}/${rows.length} healthy in the load balancer; ${keys}/${KEYS} keys readable on the new master`);
-    if (out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS) process.exitCode = 1;
+    if (out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS || report.acknowledgedButMissing !== 0) process.exitCode = 1;
   } finally {
     say('tearing the sandbox down');
     destroyControl(ctl);

@@ -47,11 +47,17 @@ const rules: ReadonlyArray<[RegExp, EtcdErrorKind]> = [
  * can fail "unhealthy cluster" and its retry then find the change already applied).
  */
 export function classifyEtcdctlError(stderr: string): EtcdErrorKind {
-  const final = stderr.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('Error:')).pop();
-  for (const text of final ? [final, stderr] : [stderr]) {
+  const classify = (text: string): EtcdErrorKind => {
     for (const [pattern, kind] of rules) if (pattern.test(text)) return kind;
-  }
-  return 'failed';
+    return 'failed';
+  };
+  const final = stderr.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('Error:')).pop();
+  const fromFinal = final ? classify(final) : 'failed';
+  if (fromFinal !== 'timeout' && fromFinal !== 'failed') return fromFinal;
+  // A generic final line ("context deadline exceeded"): the attempts before it say why
+  // (connection refused → unreachable, unhealthy cluster → retry later).
+  const fromAll = classify(stderr);
+  return fromAll === 'failed' ? fromFinal : fromAll;
 }
 
 /** The human part of etcdctl's stderr: its final `Error: …` line, else the last non-empty line. */

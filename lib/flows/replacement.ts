@@ -139,6 +139,22 @@ async function findPeer(ctx: Ctx): Promise<Peer> {
     'critical', 'no-quorum');
 }
 
+/** findPeer, retried for a while: a leader election after a crash makes /health false briefly. */
+async function findPeerPatiently(ctx: Ctx): Promise<Peer> {
+  const { deps } = ctx;
+  let last: unknown;
+  return pollUntil('a healthy etcd peer', async () => {
+    try {
+      return await findPeer(ctx);
+    } catch (err) {
+      last = err;
+      return undefined;
+    }
+  }, { clock: deps.clock, timeoutMs: deps.timings.peerTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx) }).catch((err: unknown) => {
+    throw last instanceof FlowFailure ? last : err;
+  });
+}
+
 /** Member list and quorum as the peer sees them; refuses without a leader and quorum. */
 async function readCluster(ctx: Ctx, peer: Peer): Promise<MemberList> {
   const list = await peer.etcd.memberList();
@@ -256,18 +272,7 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
     });
 
     const peer = await step(ctx, 'peer', async () => {
-      // A leader election after the crash makes /health false for a moment: retry, bounded.
-      let last: unknown;
-      const p = await pollUntil('a healthy etcd peer', async () => {
-        try {
-          return await findPeer(ctx);
-        } catch (err) {
-          last = err;
-          return undefined;
-        }
-      }, { clock: deps.clock, timeoutMs: deps.timings.peerTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx) }).catch((err: unknown) => {
-        throw last instanceof FlowFailure ? last : err;
-      });
+      const p = await findPeerPatiently(ctx);
       return { value: p, detail: `${p.member} on ${p.instanceId}` };
     });
 
@@ -421,7 +426,7 @@ export async function planReplacement(deps: FlowDeps, input: ReplacementInput): 
   let peerUrl = '(its peer URL)';
   if (online) peerUrl = (await host<{ peerUrl: string }>(ctx, instanceId, 'etcd-member.sh', ['urls'], 'urls')).peerUrl;
   try {
-    const peer = await findPeer(ctx);
+    const peer = await findPeerPatiently(ctx);
     const list = await peer.etcd.memberList();
     const health = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
     const quorumOk = health.leader !== null && health.healthyVoters >= health.quorum;

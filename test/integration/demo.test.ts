@@ -20,5 +20,6 @@ it('npm run demo replaces a killed master and ends with a healthy 3-member table
   expect(now[2]).not.toBe(before[2]);
   for (const step of ['volume', 'attach', 'mount', 'membership', 'caught-up', 'register', 'complete']) expect(r.stdout).toMatch(new RegExp(`\\s${step}\\s+ok\\s`));
   expect(r.stdout).toMatch(/replacement continued in [\d.]+ s; lifecycle action: CONTINUE/);
+  expect(r.stdout).toMatch(/writes: \d+ acknowledged, .*lost \(acknowledged but missing\): 0; longest unavailability: [\d.]+ s/);
   expect(r.stdout).toMatch(/3 members, 1 leader, 3\/3 healthy in the load balancer; 1000\/1000 keys readable on the new master/);
 });

@@ -14,6 +14,7 @@ import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, 
 import { type Control, destroyControl, provisionControl, receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
 import { countKeys, killMaster, launchAlongside, memberOf, putKeys, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { Sandbox } from '../../sandbox/sandbox';
+import { AckWriter, formatReport } from '../../sandbox/writer';
 
 jest.setTimeout(180_000);
 
@@ -23,12 +24,27 @@ describe('master replacement (launch hook)', () => {
   let ctl: Control;
   let cluster: SandboxCluster;
   const steps: string[] = [];
+  // Issue 9: every scenario that touches membership or volumes runs with a continuous writer.
+  const gaps: string[] = [];
+  const writers: AckWriter[] = [];
+  const startWriter = (label: string) => {
+    const w = new AckWriter(() => [...sandbox.hosts.values()].map((h) => h.clientUrl), { prefix: `/qk-writer/${label}/` }).start();
+    writers.push(w);
+    return w;
+  };
+  const checkWriter = async (w: AckWriter, label: string) => {
+    const r = await w.verify();
+    gaps.push(`${label}: ${formatReport(r)}`);
+    expect(r.acknowledgedButMissing).toBe(0);
+    expect(r.acknowledged).toBeGreaterThan(0);
+  };
 
   beforeAll(async () => {
     sandbox = await Sandbox.start();
     c = sandboxClients(sandbox);
   });
   afterAll(async () => {
+    if (gaps.length) console.log(`continuous writer, per scenario:\n${gaps.join('\n')}`);
     destroyClients(c);
     await sandbox?.stop();
   });
@@ -39,7 +55,10 @@ describe('master replacement (launch hook)', () => {
     await putKeys(cluster.members[1]!.clientUrl, '/registry/test/', 500);
     steps.length = 0;
   });
-  afterEach(() => destroyControl(ctl));
+  afterEach(async () => {
+    await Promise.all(writers.splice(0).map((w) => w.stop()));
+    destroyControl(ctl);
+  });
 
   const deps = () => sandboxFlowDeps(c, ctl, (e) => {
     if (e.status !== 'start') steps.push(`${e.step}:${e.status}`);
@@ -65,6 +84,7 @@ describe('master replacement (launch hook)', () => {
   it('(a) brings the dead master back with its own volume, member ID and data', async () => {
     const a = memberOf(cluster, 'etcd-a');
     const before = (await members()).find((m) => m.name === 'etcd-a')!;
+    const writer = startWriter('a');
     const { instanceId, event } = await killMaster(sandbox, c, a);
     const t0 = Date.now();
     const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
@@ -80,11 +100,13 @@ describe('master replacement (launch hook)', () => {
     expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
     expect(await receivedAlerts(ctl)).toEqual([]);
     console.log(`(a) replacement end to end: ${elapsed} ms; steps ${steps.join(' ')}`);
+    await checkWriter(writer, 'a');
   });
 
   it('(b) re-adds a member whose volume came back blank: remove + learner + promote, no stale member', async () => {
     const a = memberOf(cluster, 'etcd-a');
     const before = (await members()).find((m) => m.name === 'etcd-a')!;
+    const writer = startWriter('b');
     const { instanceId, event } = await killMaster(sandbox, c, a);
     // The volume lost its contents (e.g. restored from an empty snapshot by someone).
     const vol = sandbox.volumeDir(a.volumeId);
@@ -99,10 +121,12 @@ describe('master replacement (launch hook)', () => {
     expect(again.peerUrls).toEqual([sandbox.host(instanceId).peerUrl]);
     expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
     expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    await checkWriter(writer, 'b');
   });
 
   it('(c) handles the same launch event delivered twice at once: one membership change, both end cleanly', async () => {
     const a = memberOf(cluster, 'etcd-a');
+    const writer = startWriter('c');
     const { instanceId, event } = await killMaster(sandbox, c, a);
     const slot = await slotOf(a.asg);
     const [x, y] = await Promise.all([
@@ -114,6 +138,7 @@ describe('master replacement (launch hook)', () => {
     expect(await members()).toHaveLength(3);
     // One CONTINUE accepted; the second completion found the action already completed.
     expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    await checkWriter(writer, 'c');
   });
 
   it('(e) two of three masters dead: no membership change, ABANDON, one critical alert', async () => {
@@ -143,6 +168,7 @@ describe('master replacement (launch hook)', () => {
     const status = await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: true });
     const leaderUrl = status.statuses.find((s) => s.isLeader)!.endpoint;
     const leader = cluster.members.find((m) => m.clientUrl === leaderUrl)!;
+    const writer = startWriter('f');
     const term = sandbox.lifecycle.begin({ asg: leader.asg, hook: TERMINATE_HOOK, instanceId: leader.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
     const out = await retireMaster(deps(), { slot: await slotOf(leader.asg), instanceId: leader.instanceId, hook: hookOf(term) });
     expect(out.result).toBe('continued');
@@ -163,6 +189,7 @@ describe('master replacement (launch hook)', () => {
     expect(rep).toEqual({ result: 'continued', membership: 'update' });
     expect(steps).toContain('predecessor:skip');
     expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
+    await checkWriter(writer, 'f');
   });
 
   it('(f2) holds a retirement that would lose quorum, with one alert, and changes nothing', async () => {
@@ -180,6 +207,7 @@ describe('master replacement (launch hook)', () => {
 
   it('(d1) waits for a predecessor in Terminating:Wait to release the volume cleanly, then proceeds without force', async () => {
     const a = memberOf(cluster, 'etcd-a');
+    const writer = startWriter('d1');
     const term = sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
     const { instanceId, event } = await launchAlongside(sandbox, c, a);
     const slot = await slotOf(a.asg);
@@ -194,6 +222,7 @@ describe('master replacement (launch hook)', () => {
     expect(sandbox.detachCalls).toEqual([{ volumeId: a.volumeId, instanceId: a.instanceId, force: false }]);
     expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
     expect((await members()).find((m) => m.name === 'etcd-a')?.peerUrls).toEqual([sandbox.host(instanceId).peerUrl]);
+    await checkWriter(writer, 'd1');
   });
 
   it('(d2) never detaches from a running, in-service predecessor: ABANDON and one alert, also on retry', async () => {
@@ -217,6 +246,7 @@ describe('master replacement (launch hook)', () => {
     const a = memberOf(cluster, 'etcd-a');
     const id = (await members()).find((m) => m.name === 'etcd-a')!.id;
     const slot = await slotOf(a.asg);
+    const writer = startWriter('g');
     let victim = a;
     for (const stopAfter of ['attach', 'mount', 'membership', 'start', 'caught-up', 'register']) {
       const { instanceId, event } = await killMaster(sandbox, c, victim);
@@ -237,6 +267,7 @@ describe('master replacement (launch hook)', () => {
     }
     expect(sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
     expect(await receivedAlerts(ctl)).toEqual([]);
+    await checkWriter(writer, 'g');
   });
 
   it('dry run: prints each step it would take and why, and mutates nothing', async () => {

@@ -116,5 +116,7 @@ describe('other parsers', () => {
     // The final Error line wins over the retry warnings before it.
     const retried = '{"level":"warn","msg":"retrying of unary invoker failed","error":"rpc error: code = Unavailable desc = etcdserver: unhealthy cluster"}\nError: etcdserver: member not found\n';
     expect(classifyEtcdctlError(retried)).toBe('member-not-found');
+    // A generic final timeout after refused connections means unreachable.
+    expect(classifyEtcdctlError('{"error":"connection error: desc = \\"transport: Error while dialing dial tcp 127.0.0.1:1: connect: connection refused\\""}\nError: context deadline exceeded')).toBe('unreachable');
   });
 });
