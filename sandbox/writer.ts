@@ -16,6 +16,8 @@ interface WriteRecord {
   startedAt: number;
   endedAt: number;
   outcome: Outcome;
+  /** etcd revision the acknowledged put created (from the response header). */
+  revision?: number;
 }
 
 export interface WriterReport {
@@ -30,6 +32,11 @@ export interface WriterReport {
   unknownPresent: number;
   /** Longest time (ms) in which no write was acknowledged. */
   longestGapMs: number;
+  /**
+   * With `upToRevision` (a restore): acknowledged writes newer than the snapshot that the
+   * restore discarded, as expected. They are not counted as lost.
+   */
+  discardedAfterRevision: number;
   durationMs: number;
 }
 
@@ -88,6 +95,7 @@ export class AckWriter {
     const until = startedAt + this.deadline;
     let ambiguous = false;
     let outcome: Outcome | null = null;
+    let revision: number | undefined;
     for (let attempt = 0; Date.now() < until && outcome === null; attempt++) {
       const eps = this.endpoints();
       if (eps.length === 0) break;
@@ -98,9 +106,10 @@ export class AckWriter {
           body: JSON.stringify({ key: b64(this.key(seq)), value: b64(String(seq)) }),
           signal: AbortSignal.timeout(Math.max(50, until - Date.now())),
         });
-        const body = (await res.json().catch(() => ({}))) as { header?: unknown; error?: string; message?: string };
+        const body = (await res.json().catch(() => ({}))) as { header?: { revision?: string }; error?: string; message?: string };
         if (res.ok && body.header) {
           outcome = 'ack';
+          revision = Number(body.header.revision ?? NaN);
           this.preferred = (this.preferred + attempt) % eps.length;
         } else {
           const msg = `${body.error ?? ''} ${body.message ?? ''}`;
@@ -114,11 +123,15 @@ export class AckWriter {
         await new Promise((r) => setTimeout(r, 20));
       }
     }
-    this.records.push({ seq, startedAt, endedAt: Date.now(), outcome: outcome ?? (ambiguous ? 'unknown' : 'failed') });
+    this.records.push({ seq, startedAt, endedAt: Date.now(), outcome: outcome ?? (ambiguous ? 'unknown' : 'failed'), ...(revision !== undefined && Number.isFinite(revision) ? { revision } : {}) });
   }
 
-  /** Linearizable read of the whole prefix from any answering member. */
-  async verify(readEndpoints: string[] = this.endpoints()): Promise<WriterReport> {
+  /**
+   * Linearizable read of the whole prefix from any answering member. After a restore pass
+   * `upToRevision` (the snapshot's revision): every write acknowledged at or below it must be
+   * present; later ones are reported as discarded by the restore, not as lost.
+   */
+  async verify(readEndpoints: string[] = this.endpoints(), opts: { upToRevision?: number } = {}): Promise<WriterReport> {
     if (this.timer) await this.stop();
     const prefix = this.opts.prefix;
     const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
@@ -140,7 +153,10 @@ export class AckWriter {
     }
     if (present === null) throw new Error(`writer: could not read back ${prefix}: ${lastErr}`);
     const acked = this.records.filter((r) => r.outcome === 'ack');
-    const missingSeqs = acked.filter((r) => !present.has(r.seq)).map((r) => r.seq).sort((a, b) => a - b);
+    const cut = opts.upToRevision;
+    const afterCut = (r: WriteRecord) => cut !== undefined && (r.revision === undefined || r.revision > cut);
+    const missingSeqs = acked.filter((r) => !present.has(r.seq) && !afterCut(r)).map((r) => r.seq).sort((a, b) => a - b);
+    const discardedAfterRevision = acked.filter((r) => !present.has(r.seq) && afterCut(r)).length;
     const ackTimes = acked.map((r) => r.endedAt).sort((a, b) => a - b);
     let longestGapMs = 0;
     let prev = this.startedAt;
@@ -157,6 +173,7 @@ export class AckWriter {
       missingSeqs: missingSeqs.slice(0, 20),
       unknownPresent: this.records.filter((r) => r.outcome === 'unknown' && present.has(r.seq)).length,
       longestGapMs,
+      discardedAfterRevision,
       durationMs: (this.stoppedAt || Date.now()) - this.startedAt,
     };
   }
@@ -164,5 +181,7 @@ export class AckWriter {
 
 export function formatReport(r: WriterReport): string {
   return `writes: ${r.acknowledged} acknowledged, ${r.failed} failed, ${r.unknown} unknown (${r.unknownPresent} of them applied); `
-    + `lost (acknowledged but missing): ${r.acknowledgedButMissing}; longest unavailability: ${(r.longestGapMs / 1000).toFixed(2)} s over ${(r.durationMs / 1000).toFixed(1)} s`;
+    + `lost (acknowledged but missing): ${r.acknowledgedButMissing}; `
+    + (r.discardedAfterRevision ? `discarded by the restore (newer than the snapshot): ${r.discardedAfterRevision}; ` : '')
+    + `longest unavailability: ${(r.longestGapMs / 1000).toFixed(2)} s over ${(r.durationMs / 1000).toFixed(1)} s`;
 }

@@ -1,5 +1,6 @@
 /** The continuous acknowledged-writes checker itself, on a real 3-member etcd cluster. */
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { AckWriter, formatReport } from '../../sandbox/writer';
 import { EtcdTestCluster } from '../support/etcd-cluster';
 
@@ -53,4 +54,22 @@ describe('AckWriter', () => {
     expect(r.failed + r.unknown).toBeGreaterThan(0);
     expect(r.longestGapMs).toBeGreaterThan(2000);
   });
+
+  it('catches the loss when an older snapshot is restored behind its back; with the revision it counts them as discarded', async () => {
+    const w = new AckWriter(() => cluster.endpoints, { prefix: '/qk-writer/restore/', writeDeadlineMs: 1000 }).start();
+    await sleep(800);
+    const snap = join(cluster.dir, 'older.db');
+    execFileSync('etcdctl', [`--endpoints=${cluster.endpoints[0]}`, 'snapshot', 'save', snap], { env: { PATH: process.env.PATH }, stdio: 'ignore' });
+    const revision = Number(/"revision":(\d+)/.exec(execFileSync('etcdctl', ['snapshot', 'status', snap, '-w', 'json'], { encoding: 'utf8', env: { PATH: process.env.PATH } }))![1]);
+    await sleep(800);
+    await w.stop();
+    await cluster.restoreAll(snap);
+    const blind = await w.verify();
+    expect(blind.acknowledgedButMissing).toBeGreaterThan(0);
+    const informed = await w.verify(cluster.endpoints, { upToRevision: revision });
+    expect(informed.acknowledgedButMissing).toBe(0);
+    expect(informed.discardedAfterRevision).toBe(blind.acknowledgedButMissing);
+    expect(formatReport(informed)).toMatch(/discarded by the restore \(newer than the snapshot\): \d+/);
+  });
 });
+

@@ -3,8 +3,8 @@
  * started with setsid (their own session, so no job-control signal reaches them), always
  * cleaned up by destroy() — and by sandbox/procs.reapStrays() after a crashed run.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, waitFor } from '../../sandbox/ports';
 import { isAlive, killHard, makeTempDir, removeDir } from '../../sandbox/procs';
@@ -119,6 +119,22 @@ export class EtcdTestCluster {
     if (m.pid !== null) throw new Error(`${name} must be stopped first`);
     m.peerUrl = `http://127.0.0.1:${await freePort()}`;
     return m.peerUrl;
+  }
+
+  /**
+   * Disaster recovery on the test cluster: stop every member, restore each data dir from
+   * `snapshot` with a new cluster token (old dirs kept aside), start them all again.
+   */
+  async restoreAll(snapshot: string): Promise<void> {
+    for (const m of this.members) await this.stop(m.name);
+    const token = `${this.token}-restored-${Date.now()}`;
+    for (const m of this.members) {
+      renameSync(m.dataDir, `${m.dataDir}.before-restore`);
+      execFileSync('etcdctl', ['snapshot', 'restore', snapshot, `--name=${m.name}`, `--data-dir=${m.dataDir}`,
+        `--initial-cluster=${this.initialCluster()}`, `--initial-cluster-token=${token}`, `--initial-advertise-peer-urls=${m.peerUrl}`], { env: { PATH: process.env.PATH, ETCDCTL_API: '3' }, stdio: 'ignore' });
+    }
+    for (const m of this.members) this.start(m.name);
+    await this.waitHealthy();
   }
 
   /** SIGKILL: a crash. */
