@@ -11,15 +11,15 @@
 import { randomUUID } from 'node:crypto';
 import { type AutoScalingGroup, DescribeAutoScalingInstancesCommand, paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
 import { pollUntil, TimeoutError } from '../clock';
-import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes, waitVolumeAvailable, type WaitOpts } from '../aws/ec2';
+import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes, waitVolumeAvailable } from '../aws/ec2';
 import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
 import { findTargetGroups, registerAndWait } from '../aws/lb';
-import { runHostScript, ssmEtcdRunner, type RunOptions } from '../aws/run-command';
+import { runHostScript, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
 import { EtcdClient, EtcdError, type MemberId, type MemberList } from '../etcd';
 import type { HostScriptName } from '../host/command';
-import type { FlowDeps } from './deps';
+import { type FlowDeps, runOpts, waitOpts } from './deps';
 import type { MasterSlot } from './master-slot';
 
 export const APISERVER_PORT = 6443;
@@ -59,14 +59,6 @@ interface Ctx {
   input: ReplacementInput;
   lastBeat: number;
 }
-
-const wait = (d: FlowDeps, maxWaitSec: number): WaitOpts => ({
-  maxWaitSec, minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, ...(d.signal ? { abortSignal: d.signal } : {}),
-});
-
-const runOpts = (d: FlowDeps): RunOptions => ({
-  minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, maxWaitSec: 600, ...(d.signal ? { abortSignal: d.signal } : {}),
-});
 
 async function beat(ctx: Ctx, force = false): Promise<void> {
   const { hook } = ctx.input;
@@ -228,7 +220,7 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
       if (!v.attachedTo || v.attachedTo === instanceId) return { value: null, detail: v.attachedTo ? 'already attached here' : 'volume is free', skipped: true };
       const pred = await describeInstance(deps.ec2, v.attachedTo);
       if (['terminated', 'stopped', 'gone'].includes(pred.state)) {
-        await detachVolume(deps.ec2, v.volumeId, v.attachedTo, true, wait(deps, deps.timings.volumeTimeoutSec));
+        await detachVolume(deps.ec2, v.volumeId, v.attachedTo, true, waitOpts(deps, deps.timings.volumeTimeoutSec));
         return { value: null, detail: `force-detached from ${v.attachedTo} (${pred.state})` };
       }
       const asgState = (await deps.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [v.attachedTo] }))).AutoScalingInstances?.[0]?.LifecycleState ?? 'none';
@@ -248,8 +240,8 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
     await step(ctx, 'attach', async () => {
       const v = await describeVolume(deps.ec2, volume.volumeId);
       if (v.attachedTo === instanceId && v.attachmentState === 'attached') return { value: null, detail: 'already attached', skipped: true };
-      if (v.attachedTo !== instanceId) await attachVolume(deps.ec2, volume.volumeId, instanceId, ETCD_DEVICE, wait(deps, deps.timings.volumeTimeoutSec));
-      else await waitVolumeAvailable(deps.ec2, volume.volumeId, wait(deps, deps.timings.volumeTimeoutSec)).catch(() => undefined);
+      if (v.attachedTo !== instanceId) await attachVolume(deps.ec2, volume.volumeId, instanceId, ETCD_DEVICE, waitOpts(deps, deps.timings.volumeTimeoutSec));
+      else await waitVolumeAvailable(deps.ec2, volume.volumeId, waitOpts(deps, deps.timings.volumeTimeoutSec)).catch(() => undefined);
       return { value: null, detail: `${volume.volumeId} → ${instanceId} as ${ETCD_DEVICE}` };
     });
 
@@ -356,7 +348,7 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
       const tgs = await findTargetGroups(deps.elb, deps.tags.cluster, slot.cluster);
       if (tgs.length === 0) return { value: null, detail: `no target group tagged ${deps.tags.cluster}=${slot.cluster}`, skipped: true };
       await beat(ctx, true);
-      for (const tg of tgs) await registerAndWait(deps.elb, tg, instanceId, APISERVER_PORT, wait(deps, deps.timings.targetTimeoutSec));
+      for (const tg of tgs) await registerAndWait(deps.elb, tg, instanceId, APISERVER_PORT, waitOpts(deps, deps.timings.targetTimeoutSec));
       return { value: null, detail: `healthy in ${tgs.length} target group(s)` };
     });
 

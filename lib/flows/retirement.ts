@@ -8,15 +8,15 @@
  * losing this member would cost quorum the flow HOLDS the hook (heartbeats) and alerts rather
  * than pretending to veto; the next run (or the reconciler) re-checks.
  */
-import { describeInstance, detachVolume, findMemberVolumes, type WaitOpts } from '../aws/ec2';
+import { describeInstance, detachVolume, findMemberVolumes } from '../aws/ec2';
 import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
 import { deregisterAndWait, findTargetGroups } from '../aws/lb';
-import { runHostScript, ssmEtcdRunner, type RunOptions } from '../aws/run-command';
+import { runHostScript, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { clusterHealth } from '../domain/membership';
 import { EtcdClient } from '../etcd';
 import type { HostScriptName } from '../host/command';
-import type { FlowDeps } from './deps';
+import { type FlowDeps, runOpts, waitOpts } from './deps';
 import type { MasterSlot } from './master-slot';
 import { APISERVER_PORT } from './replacement';
 
@@ -34,11 +34,6 @@ export interface RetirementOutcome {
   reason?: string;
   movedLeaderTo?: string;
 }
-
-const waitOpts = (d: FlowDeps, maxWaitSec: number): WaitOpts => ({
-  maxWaitSec, minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, ...(d.signal ? { abortSignal: d.signal } : {}),
-});
-const runOpts = (d: FlowDeps): RunOptions => ({ minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, maxWaitSec: 600 });
 
 export async function retireMaster(deps: FlowDeps, input: RetirementInput): Promise<RetirementOutcome> {
   const { slot, instanceId, hook } = input;
