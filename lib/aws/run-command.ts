@@ -73,6 +73,28 @@ export async function runHostScript(
   };
 }
 
+/** A host script that did not exit 0 (or did not finish). */
+export class HostScriptError extends Error {
+  override readonly name = 'HostScriptError';
+  constructor(
+    readonly script: HostScriptName,
+    readonly instanceId: string,
+    readonly result: HostRunResult,
+    args: readonly string[],
+  ) {
+    super(`${script} ${args[0] ?? ''} on ${instanceId} failed (${result.status}, exit ${result.exitCode}): ${result.stderr.trim().split('\n').pop() ?? ''}`);
+  }
+}
+
+/** Runs a host script that prints one JSON line last, and returns it parsed; throws HostScriptError. */
+export async function runHostJson<T>(
+  ssm: SSMClient, bundle: HostScriptBundle, instanceId: string, script: HostScriptName, args: readonly string[], opts: RunOptions = {},
+): Promise<T> {
+  const res = await runHostScript(ssm, bundle, instanceId, script, args, opts);
+  if (res.exitCode !== 0) throw new HostScriptError(script, instanceId, res, args);
+  return JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as T;
+}
+
 /** An EtcdRunner that runs etcdctl/etcdutl on a master through host/etcdctl.sh. */
 export function ssmEtcdRunner(ssm: SSMClient, bundle: HostScriptBundle, instanceId: string, opts: RunOptions = {}): EtcdRunner {
   return async (inv) => {

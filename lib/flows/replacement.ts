@@ -14,7 +14,7 @@ import { pollUntil, TimeoutError } from '../clock';
 import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes, waitVolumeAvailable } from '../aws/ec2';
 import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
 import { findTargetGroups, registerAndWait } from '../aws/lb';
-import { runHostScript, ssmEtcdRunner } from '../aws/run-command';
+import { HostScriptError, runHostJson, runHostScript, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
 import { EtcdClient, EtcdError, type MemberId, type MemberList } from '../etcd';
@@ -86,13 +86,14 @@ async function step<T>(ctx: Ctx, name: string, fn: () => Promise<{ value: T; det
 }
 
 async function host<T>(ctx: Ctx, instanceId: string, script: HostScriptName, args: string[], stepName: string): Promise<T> {
-  const res = await runHostScript(ctx.deps.ssm, ctx.deps.scripts, instanceId, script, args, runOpts(ctx.deps));
-  if (res.exitCode !== 0) {
-    const why = res.stderr.trim().split('\n').pop() ?? res.status;
-    throw new FlowFailure(stepName, `${script} ${args[0] ?? ''} on ${instanceId} failed (${res.status}, exit ${res.exitCode}): ${why}`,
-      res.exitCode === 4 ? 'The volume is marked for another cluster or member: check the volume and ASG tags.' : 'Read the command output in SSM Run Command history for this instance.');
+  try {
+    return await runHostJson<T>(ctx.deps.ssm, ctx.deps.scripts, instanceId, script, args, runOpts(ctx.deps));
+  } catch (err) {
+    if (!(err instanceof HostScriptError)) throw err;
+    throw new FlowFailure(stepName, err.message, err.result.exitCode === 4
+      ? 'The volume is marked for another cluster or member: check the volume and ASG tags.'
+      : 'Read the command output in SSM Run Command history for this instance.');
   }
-  return JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as T;
 }
 
 /** The other master slots of the cluster and their current instances. */

@@ -11,7 +11,7 @@
 import { describeInstance, detachVolume, findMemberVolumes } from '../aws/ec2';
 import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
 import { deregisterAndWait, findTargetGroups } from '../aws/lb';
-import { runHostScript, ssmEtcdRunner } from '../aws/run-command';
+import { runHostJson, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { clusterHealth } from '../domain/membership';
 import { EtcdClient } from '../etcd';
@@ -39,11 +39,7 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput): Prom
   const { slot, instanceId, hook } = input;
   let current = 'instance';
   const report = (status: 'ok' | 'skip' | 'wait' | 'fail', detail: string) => deps.progress({ step: current, status, detail });
-  const hostJson = async <T>(script: HostScriptName, args: string[]): Promise<T> => {
-    const r = await runHostScript(deps.ssm, deps.scripts, instanceId, script, args, runOpts(deps));
-    if (r.exitCode !== 0) throw new Error(`${script} ${args[0] ?? ''} failed (${r.status}, exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop() ?? ''}`);
-    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as T;
-  };
+  const hostJson = <T>(script: HostScriptName, args: string[]): Promise<T> => runHostJson<T>(deps.ssm, deps.scripts, instanceId, script, args, runOpts(deps));
   try {
     if (hook) await heartbeat(deps.asg, hook);
     const inst = await describeInstance(deps.ec2, instanceId);
