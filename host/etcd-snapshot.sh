@@ -1,59 +1,113 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Takes, verifies, compresses and (optionally) uploads an etcd snapshot from this master.
+# etcd snapshots on a master, in two phases so the master never needs S3 credentials:
 #
-#   etcd-snapshot.sh --work-dir /var/lib/quorum-keeper/snapshots [--endpoint URL]
-#                    [--compressor auto|zstd|gzip] [--upload-url-b64 B64URL] [--keep]
+#   etcd-snapshot.sh prepare --work-dir /var/lib/quorum-keeper/snapshots [--endpoint URL]
+#                            [--compressor auto|zstd|gzip]
+#   etcd-snapshot.sh upload  --work-dir DIR --file NAME --upload-url-b64 B64URL [--headers-b64 B64URL]
+#   etcd-snapshot.sh discard --work-dir DIR --file NAME
 #
-# 1. `snapshot save` from one endpoint (default: this host's member).
-# 2. `snapshot status` (hash, revision, keys), then a TRIAL RESTORE into a scratch dir: a
-#    corrupted snapshot passes `status` but not `restore` (etcd-notes.md). The scratch dir is
-#    removed whatever happens.
-# 3. Compress (zstd when present, else gzip) and compute SHA-256 of the compressed file.
-# 4. With --upload-url-b64: HTTP PUT the file to that presigned S3 URL (base64url-encoded so it
-#    crosses the shell as plain safe characters), sending x-amz-checksum-sha256 so S3 checks
-#    the content. The master needs no S3 credentials: the Lambda signs one PUT for one key.
-# Prints one JSON line with everything the Lambda records as object metadata.
+# prepare: `snapshot save` from one endpoint (default: this host's member); `snapshot status`;
+#   a TRIAL RESTORE into a scratch dir (a corrupted snapshot passes `status`, only `restore`
+#   catches it — etcd-notes.md), always removed; compress (zstd when present, else gzip);
+#   SHA-256 of the compressed file. Keeps only the compressed file; prints one JSON line.
+# upload: HTTP PUT of that file to a presigned S3 URL the Lambda signed for one key AFTER
+#   prepare, with the checksum and encryption headers inside the signature (S3 rejects x-amz-*
+#   headers a presigned URL did not sign). The URL and the headers arrive base64url-encoded so
+#   they cross the shell as plain safe characters; every header is checked against an
+#   allow-list. The file is removed after a successful upload.
+# discard: removes a prepared file (a failed or abandoned backup).
 set -euo pipefail
 export QK_SCRIPT=etcd-snapshot
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-work_dir="" endpoint="" compressor=auto upload_b64="" keep=0
+cmd="${1-}"
+[[ $# -gt 0 ]] && shift
+work_dir="" endpoint="" compressor=auto upload_b64="" headers_b64="" file=""
 while (($#)); do
   case "$1" in
     --work-dir) qk_need "$@"; work_dir="$2"; shift 2 ;;
     --endpoint) qk_need "$@"; endpoint="$2"; shift 2 ;;
     --compressor) qk_need "$@"; compressor="$2"; shift 2 ;;
     --upload-url-b64) qk_need "$@"; upload_b64="$2"; shift 2 ;;
-    --keep) keep=1; shift ;;
+    --headers-b64) qk_need "$@"; headers_b64="$2"; shift 2 ;;
+    --file) qk_need "$@"; file="$2"; shift 2 ;;
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
   esac
 done
+[[ "$cmd" =~ ^(prepare|upload|discard)$ ]] || qk_die "$QK_EXIT_USAGE" "usage: etcd-snapshot.sh prepare|upload|discard [options]"
 qk_check absPath "$work_dir" "work dir"
 qk_check compressor "$compressor" "compressor"
+if [[ "$cmd" != prepare ]]; then
+  [[ "$file" =~ ^snapshot-[0-9]{8}T[0-9]{6}Z\.db\.(zst|gz)$ ]] || qk_die "$QK_EXIT_USAGE" "invalid file name $(printf '%q' "${file:0:80}")"
+fi
 qk_load_host_env
+dir="${QK_ROOT}${work_dir}"
+
+b64url_decode() { # VALUE FIELD → decoded text on stdout
+  qk_check b64url "$1" "$2 (base64url)"
+  local b64="${1//-/+}"
+  b64="${b64//_//}"
+  while (( ${#b64} % 4 )); do b64+="="; done
+  printf '%s' "$b64" | base64 -d 2>/dev/null || qk_die "$QK_EXIT_USAGE" "invalid $2: not valid base64url"
+}
+
+case "$cmd" in
+  discard)
+    rm -f "${dir}/${file}"
+    printf '{"result":"discarded","file":%s}\n' "$(qk_json_str "$file")"
+    exit 0
+    ;;
+  upload)
+    [[ -n "$upload_b64" ]] || qk_die "$QK_EXIT_USAGE" "missing --upload-url-b64"
+    upload_url="$(b64url_decode "$upload_b64" "upload URL")"
+    [[ "$upload_url" != *$'\n'* && "$upload_url" =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%/!\$\&\'\(\)*+,\;=:@?-]*$ ]] ||
+      qk_die "$QK_EXIT_USAGE" "invalid upload URL: the decoded value has an unexpected shape"
+    curl_headers=()
+    if [[ -n "$headers_b64" ]]; then
+      # Decode first (a failed decode must stop the script, not just a pipeline subshell).
+      headers_text="$(b64url_decode "$headers_b64" "headers")"
+      while IFS= read -r line; do
+        [[ -z "$line" ]] && continue
+        name="${line%%:*}" value="${line#*: }"
+        [[ "$name" =~ ^(content-type|content-length|x-amz-checksum-sha256|x-amz-sdk-checksum-algorithm|x-amz-server-side-encryption|x-amz-server-side-encryption-aws-kms-key-id|x-amz-meta-[a-z0-9-]{1,64})$ ]] ||
+          qk_die "$QK_EXIT_USAGE" "invalid header name $(printf '%q' "${name:0:80}")"
+        [[ ${#value} -le 512 && "$value" =~ ^[A-Za-z0-9._:/=+@,-]+$ ]] || qk_die "$QK_EXIT_USAGE" "invalid header value for $name"
+        curl_headers+=(-H "${name}: ${value}")
+      done <<<"$headers_text"
+    fi
+    # Arguments are all valid: only now look at the file system.
+    [[ -f "${dir}/${file}" ]] || qk_die "$QK_EXIT_FAILED" "no prepared snapshot ${work_dir}/${file}"
+    status="$(curl -sS --max-time 3600 -o "${dir}/.upload-response" -w '%{http_code}' -X PUT --upload-file "${dir}/${file}" "${curl_headers[@]}" "$upload_url")" ||
+      qk_die "$QK_EXIT_FAILED" "upload of ${file} failed (network)"
+    if [[ "$status" != 200 ]]; then
+      body="$(tr -d '\n' <"${dir}/.upload-response" | cut -c1-300)"
+      rm -f "${dir}/.upload-response"
+      qk_die "$QK_EXIT_FAILED" "upload of ${file} was refused: HTTP ${status}: ${body}"
+    fi
+    rm -f "${dir}/.upload-response" "${dir}/${file}"
+    printf '{"result":"uploaded","file":%s,"httpStatus":%s}\n' "$(qk_json_str "$file")" "$status"
+    exit 0
+    ;;
+esac
+
+# --- prepare ---------------------------------------------------------------------------------
 endpoint="${endpoint:-$QK_CLIENT_URL}"
 qk_check url "$endpoint" "endpoint"
-upload_url=""
-if [[ -n "$upload_b64" ]]; then
-  qk_check b64url "$upload_b64" "upload URL (base64url)"
-  b64="${upload_b64//-/+}"; b64="${b64//_//}"
-  while (( ${#b64} % 4 )); do b64+="="; done
-  upload_url="$(printf '%s' "$b64" | base64 -d 2>/dev/null)" || qk_die "$QK_EXIT_USAGE" "invalid upload URL: not valid base64url"
-  [[ "$upload_url" != *$'\n'* && "$upload_url" =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%/!\$\&\'\(\)*+,\;=:@?-]*$ ]] ||
-    qk_die "$QK_EXIT_USAGE" "invalid upload URL: the decoded value has an unexpected shape"
-fi
 if [[ "$compressor" == auto ]]; then
   if command -v zstd >/dev/null 2>&1; then compressor=zstd; else compressor=gzip; fi
 fi
-
-dir="${QK_ROOT}${work_dir}"
 mkdir -p "$dir"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 snap="${dir}/snapshot-${stamp}.db"
 scratch="$(mktemp -d "${dir}/verify-XXXXXX")"
-cleanup() { rm -rf "$scratch" "${snap}.part"; [[ $keep -eq 1 ]] || rm -f "$snap"; }
+out=""
+ok=0
+cleanup() {
+  rm -rf "$scratch" "${snap}.part" "$snap"
+  if [[ $ok -ne 1 && -n "$out" ]]; then rm -f "$out"; fi
+}
 trap cleanup EXIT
 
 qk_tls_args
@@ -64,9 +118,8 @@ tool="$etcdctl"
 if command -v "$(qk_bin etcdutl)" >/dev/null 2>&1; then tool="$(qk_bin etcdutl)"; fi
 
 t0=$(date +%s%N)
-"$etcdctl" --endpoints="$endpoint" "${QK_TLS_ARGS[@]}" snapshot save "$snap" >/dev/null 2>"${scratch}.save.err" ||
-  { cat "${scratch}.save.err" >&2; rm -f "${scratch}.save.err"; qk_die "$QK_EXIT_FAILED" "snapshot save from $endpoint failed"; }
-rm -f "${scratch}.save.err"
+"$etcdctl" --endpoints="$endpoint" "${QK_TLS_ARGS[@]}" snapshot save "$snap" >/dev/null 2>"${scratch}/save.err" ||
+  { tail -n 5 "${scratch}/save.err" >&2; qk_die "$QK_EXIT_FAILED" "snapshot save from $endpoint failed"; }
 t1=$(date +%s%N)
 status="$("$tool" snapshot status "$snap" -w json)" || qk_die "$QK_EXIT_FAILED" "snapshot status failed: the file is not a valid snapshot"
 "$tool" snapshot restore "$snap" --name qk-verify --data-dir "${scratch}/data" \
@@ -78,22 +131,14 @@ case "$compressor" in
   zstd) out="${snap}.zst"; zstd -q -3 -T0 -f "$snap" -o "$out" ;;
   gzip) out="${snap}.gz"; gzip -6 -c "$snap" >"$out" ;;
 esac
-trap 'cleanup; [[ $keep -eq 1 ]] || rm -f "$out"' EXIT
 t3=$(date +%s%N)
 size=$(stat -c %s "$out")
 sha_hex="$(sha256sum "$out" | cut -d' ' -f1)"
 # S3 wants the base64 of the binary digest; convert hex -> bytes with printf (no xxd needed).
 # shellcheck disable=SC2001
 sha_b64="$(printf '%b' "$(sed 's/../\\x&/g' <<<"$sha_hex")" | base64 -w0)"
-uploaded=false
-if [[ -n "$upload_url" ]]; then
-  curl -sS --fail-with-body --max-time 3600 -X PUT --upload-file "$out" \
-    -H "x-amz-checksum-sha256: ${sha_b64}" -H "Content-Type: application/octet-stream" "$upload_url" >/dev/null ||
-    qk_die "$QK_EXIT_FAILED" "upload of the snapshot failed"
-  uploaded=true
-fi
-t4=$(date +%s%N)
 version="$("$etcdctl" version | sed -n 's/^etcdctl version: //p')"
-printf '{"result":"ok","file":%s,"compressor":"%s","rawSize":%s,"size":%s,"sha256":"%s","sha256Base64":"%s","status":%s,"etcdVersion":%s,"uploaded":%s,"ms":{"save":%s,"verify":%s,"compress":%s,"upload":%s}}\n' \
-  "$(qk_json_str "${out#"$QK_ROOT"}")" "$compressor" "$raw_size" "$size" "$sha_hex" "$sha_b64" "$status" "$(qk_json_str "$version")" "$uploaded" \
-  $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) $(( (t3 - t2) / 1000000 )) $(( (t4 - t3) / 1000000 ))
+ok=1
+printf '{"result":"prepared","file":%s,"compressor":"%s","rawSize":%s,"size":%s,"sha256":"%s","sha256Base64":"%s","status":%s,"etcdVersion":%s,"ms":{"save":%s,"verify":%s,"compress":%s}}\n' \
+  "$(qk_json_str "${out##*/}")" "$compressor" "$raw_size" "$size" "$sha_hex" "$sha_b64" "$status" "$(qk_json_str "$version")" \
+  $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) $(( (t3 - t2) / 1000000 ))

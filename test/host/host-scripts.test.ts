@@ -99,10 +99,13 @@ describe('host scripts refuse hostile arguments before touching anything', () =>
     ['etcd-member.sh', (bad) => ['start', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--initial-cluster-state', 'new', '--token', bad]],
     ['etcd-member.sh', (bad) => ['start', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--initial-cluster-state', 'new', '--data-dir', bad]],
     ['etcdctl.sh', (bad) => ['member', 'list', bad]],
-    ['etcd-snapshot.sh', (bad) => ['--work-dir', bad]],
-    ['etcd-snapshot.sh', (bad) => ['--work-dir', '/var/tmp/s', '--endpoint', bad]],
-    ['etcd-snapshot.sh', (bad) => ['--work-dir', '/var/tmp/s', '--upload-url-b64', bad]],
-    ['etcd-snapshot.sh', (bad) => ['--work-dir', '/var/tmp/s', '--compressor', bad]],
+    ['etcd-snapshot.sh', (bad) => ['prepare', '--work-dir', bad]],
+    ['etcd-snapshot.sh', (bad) => ['prepare', '--work-dir', '/var/tmp/s', '--endpoint', bad]],
+    ['etcd-snapshot.sh', (bad) => ['prepare', '--work-dir', '/var/tmp/s', '--compressor', bad]],
+    ['etcd-snapshot.sh', (bad) => [bad, '--work-dir', '/var/tmp/s']],
+    ['etcd-snapshot.sh', (bad) => ['upload', '--work-dir', '/var/tmp/s', '--file', bad, '--upload-url-b64', 'aHR0cDovL3gvYQ']],
+    ['etcd-snapshot.sh', (bad) => ['upload', '--work-dir', '/var/tmp/s', '--file', 'snapshot-20261125T120000Z.db.zst', '--upload-url-b64', bad]],
+    ['etcd-snapshot.sh', (bad) => ['discard', '--work-dir', '/var/tmp/s', '--file', bad]],
   ];
 
   it.each(cases.map(([s, f], i) => [`${s} #${i}`, s, f] as const))('%s', (_label, script, argsFor) => {
@@ -111,7 +114,7 @@ describe('host scripts refuse hostile arguments before touching anything', () =>
       const r = run(h.root, script, argsFor(bad));
       // etcdctl.sh gets the empty string and '../../etc' as bare words; both must still be refused.
       expect({ bad: bad.slice(0, 40), code: r.code }).toEqual({ bad: bad.slice(0, 40), code: 2 });
-      expect(r.stderr).toMatch(/invalid|refused|missing|longer than|not allowed|needs a value|unknown argument/);
+      expect(r.stderr).toMatch(/invalid|refused|missing|longer than|not allowed|needs a value|unknown argument|usage/);
       expect(r.stdout).toBe('');
     }
     expect(existsSync(h.sentinel)).toBe(false);
@@ -197,6 +200,20 @@ describe('etcd-mount.sh protects etcd data', () => {
   });
 });
 
+/** Like run(), but asynchronous: for scripts that talk to a server in this process. */
+function runAsync(root: string, script: string, args: string[]): Promise<Res> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', [join(HOST, script), ...args], {
+      env: { PATH: process.env.PATH, QK_HOST_ROOT: root, QK_DEVICE_MODE: 'directory', QK_SERVICE_MODE: 'process' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 function rmMount(root: string): void {
   spawnSync('rm', ['-f', join(root, 'var/lib/etcd')]);
 }
@@ -246,47 +263,59 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(isAlive(st.pid)).toBe(false);
   });
 
-  it('takes a verified, compressed snapshot and uploads it with its SHA-256 to a presigned URL', async () => {
+  it('prepares a verified, compressed snapshot, then uploads it with signed checksum/encryption headers', async () => {
     run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
     expect(start().code).toBe(0);
     spawnSync('etcdctl', [`--endpoints=http://127.0.0.1:${client}`, 'put', 'k', 'v'], { env: { PATH: process.env.PATH } });
-    const received: { body: Buffer; checksum: string | undefined; url: string | undefined }[] = [];
+    const prep = run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots']);
+    expect(prep.stderr).toBe('');
+    expect(prep.code).toBe(0);
+    const p = JSON.parse(prep.stdout) as { file: string; sha256: string; sha256Base64: string; compressor: string; size: number; status: { revision: number } };
+    expect(p.compressor).toBe(spawnSync('sh', ['-c', 'command -v zstd']).status === 0 ? 'zstd' : 'gzip');
+    expect(p.status.revision).toBeGreaterThanOrEqual(2);
+    // Only the compressed file is left: no raw snapshot, no scratch restore dir.
+    expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([p.file]);
+
+    const received: { body: Buffer; headers: Record<string, string | string[] | undefined>; url: string | undefined }[] = [];
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        received.push({ body: Buffer.concat(chunks), checksum: req.headers['x-amz-checksum-sha256'] as string | undefined, url: req.url });
+        received.push({ body: Buffer.concat(chunks), headers: req.headers, url: req.url });
         res.writeHead(200).end();
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bucket/prod/snap.db.zst?X-Amz-Signature=abc&X-Amz-Credential=a%2Fb`;
-    const b64 = Buffer.from(url).toString('base64url');
-    const r = await new Promise<Res>((resolve) => {
-      // run asynchronously: the script uploads to a server in this process
-      const child = spawn('bash', [join(HOST, 'etcd-snapshot.sh'), '--work-dir', '/var/lib/qk-snapshots', '--upload-url-b64', b64], {
-        env: { PATH: process.env.PATH, QK_HOST_ROOT: h.root, QK_DEVICE_MODE: 'directory', QK_SERVICE_MODE: 'process' },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    const headers = [`x-amz-checksum-sha256: ${p.sha256Base64}`, 'x-amz-server-side-encryption: aws:kms', 'x-amz-meta-revision: 5'].join('\n');
+    const r = await runAsync(h.root, 'etcd-snapshot.sh', ['upload', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file,
+      '--upload-url-b64', Buffer.from(url).toString('base64url'), '--headers-b64', Buffer.from(headers).toString('base64url')]);
     server.close();
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { sha256: string; sha256Base64: string; compressor: string; size: number; status: { revision: number; totalKey: number }; uploaded: boolean };
-    expect(out.uploaded).toBe(true);
     expect(received).toHaveLength(1);
     const got = received[0]!;
     expect(got.url).toBe('/bucket/prod/snap.db.zst?X-Amz-Signature=abc&X-Amz-Credential=a%2Fb');
-    expect(createHash('sha256').update(got.body).digest('hex')).toBe(out.sha256);
-    expect(got.checksum).toBe(createHash('sha256').update(got.body).digest('base64'));
-    expect(got.body.length).toBe(out.size);
-    expect(out.compressor).toBe(spawnSync('sh', ['-c', 'command -v zstd']).status === 0 ? 'zstd' : 'gzip');
-    expect(out.status.revision).toBeGreaterThanOrEqual(2);
-    // Nothing left behind on the host: no raw snapshot, no scratch restore dir.
+    expect(createHash('sha256').update(got.body).digest('hex')).toBe(p.sha256);
+    expect(got.headers['x-amz-checksum-sha256']).toBe(createHash('sha256').update(got.body).digest('base64'));
+    expect(got.headers['x-amz-server-side-encryption']).toBe('aws:kms');
+    expect(got.headers['x-amz-meta-revision']).toBe('5');
+    expect(got.body.length).toBe(p.size);
+    expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([]);
+  });
+
+  it('refuses headers outside the allow-list and keeps the prepared file', () => {
+    run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
+    expect(start().code).toBe(0);
+    const p = JSON.parse(run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots']).stdout) as { file: string };
+    for (const header of ['authorization: AWS4 x', 'x-amz-meta-x: $(reboot)', 'host: evil.example']) {
+      const r = run(h.root, 'etcd-snapshot.sh', ['upload', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file,
+        '--upload-url-b64', Buffer.from('http://127.0.0.1:1/b/k').toString('base64url'), '--headers-b64', Buffer.from(header).toString('base64url')]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/invalid header/);
+    }
+    expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([p.file]);
+    expect(run(h.root, 'etcd-snapshot.sh', ['discard', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file]).code).toBe(0);
     expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([]);
   });
 });
