@@ -72,3 +72,25 @@ export function planMembership(members: readonly Member[], name: string, peerUrl
   if (current && current.peerUrls.includes(peerUrl)) return { kind: 'in-place', id: current.id, isLearner: current.isLearner };
   return { kind: 'replace', removeId: current ? current.id : null };
 }
+
+export interface StopSafety {
+  /** True only when the other voters keep quorum under a known leader. */
+  safe: boolean;
+  leader: MemberId | null;
+  othersHealthy: number;
+  quorum: number;
+  voters: number;
+}
+
+/**
+ * May the member serving `myEndpoint` stop? Only if the voters other than it are enough for
+ * quorum and agree on a leader. No leader (e.g. an election after another member died) is
+ * "unknown", which counts as unsafe.
+ */
+export function canStopMember(members: readonly Member[], report: EndpointStatusReport, myEndpoint: string): StopSafety {
+  const health = clusterHealth(members, report);
+  const me = report.statuses.find((s) => s.endpoint === myEndpoint);
+  const meHealthy = me !== undefined && health.leader !== null && me.leader === health.leader && !me.isLearner;
+  const othersHealthy = health.healthyVoters - (meHealthy ? 1 : 0);
+  return { safe: health.leader !== null && othersHealthy >= health.quorum, leader: health.leader, othersHealthy, quorum: health.quorum, voters: health.voters };
+}

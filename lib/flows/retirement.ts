@@ -13,12 +13,12 @@ import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
 import { deregisterAndWait, findTargetGroups } from '../aws/lb';
 import { runHostJson, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
-import { clusterHealth } from '../domain/membership';
+import { canStopMember } from '../domain/membership';
 import { EtcdClient } from '../etcd';
 import type { HostScriptName } from '../host/command';
 import { type FlowDeps, runOpts, waitOpts } from './deps';
 import type { MasterSlot } from './master-slot';
-import { APISERVER_PORT } from './replacement';
+import { APISERVER_PORT, STATUS_TIMEOUT } from './replacement';
 
 export interface RetirementInput {
   slot: MasterSlot;
@@ -57,17 +57,28 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput): Prom
       const st = await hostJson<{ running: boolean; clientUrl: string }>('etcd-member.sh', ['status']);
       if (st.running) {
         const etcd = new EtcdClient(ssmEtcdRunner(deps.ssm, deps.scripts, instanceId, runOpts(deps)), { endpoints: [st.clientUrl] });
-        const list = await etcd.memberList();
-        const status = await etcd.endpointStatus({ cluster: true });
-        const me = status.statuses.find((s) => s.endpoint === st.clientUrl);
-        const health = clusterHealth(list.members, status);
-        const meCounts = me !== undefined && health.leader !== null && me.leader === health.leader && !me.isLearner;
-        if (health.leader !== null && meCounts && health.healthyVoters - 1 < health.quorum) {
-          // Stopping this member would lose quorum: hold the hook and alert.
+        // Stop only when the OTHER voters keep quorum with a leader. Unknown counts as unsafe:
+        // right after another member died there may be no leader yet (an election), so wait a
+        // little for one, and hold if it does not come.
+        const read = async () => {
+          const list = await etcd.memberList();
+          const status = await etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT });
+          return { status, me: status.statuses.find((s) => s.endpoint === st.clientUrl), safety: canStopMember(list.members, status, st.clientUrl) };
+        };
+        let view = await read();
+        const deadline = deps.clock.now() + deps.timings.peerTimeoutSec * 1000;
+        while (view.safety.leader === null && deps.clock.now() < deadline) {
+          report('wait', 'no etcd leader right now (election?); waiting before deciding');
+          await deps.clock.sleep(deps.timings.minDelaySec * 1000, deps.signal);
+          view = await read();
+        }
+        const { status, me, safety } = view;
+        if (!safety.safe) {
+          // Stopping this member would (or might) lose quorum: hold the hook and alert.
           if (hook) await heartbeat(deps.asg, hook);
           await deps.alerter.alert({
             severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId, flow: 'retirement', step: 'quorum',
-            summary: `retiring ${slot.member} now would lose etcd quorum (${health.healthyVoters}/${health.voters} healthy, quorum ${health.quorum}); holding the termination`,
+            summary: `retiring ${slot.member} now would lose etcd quorum (${safety.othersHealthy} other healthy voter(s) of ${safety.voters}, quorum ${safety.quorum}${safety.leader ? '' : ', no leader'}); holding the termination`,
             action: 'Bring the failed masters back first. Termination proceeds when the hook times out; set the ASG instance-lifecycle retention policy so ABANDON can keep the instance.',
             dedupeKey: `${slot.cluster}/${slot.member}/retire-quorum`,
           });

@@ -205,6 +205,18 @@ describe('master replacement (launch hook)', () => {
     expect(alerts[0]).toMatch(/would lose etcd quorum/);
   });
 
+  it('(f3) holds a retirement right after the LEADER died (no leader yet is not "safe")', async () => {
+    const status = await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: true });
+    const leader = cluster.members.find((m) => m.clientUrl === status.statuses.find((x) => x.isLeader)!.endpoint)!;
+    const retiring = cluster.members.find((m) => m !== leader)!;
+    sandbox.host(leader.instanceId).crash();
+    const term = sandbox.lifecycle.begin({ asg: retiring.asg, hook: TERMINATE_HOOK, instanceId: retiring.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const out = await retireMaster(deps(), { slot: await slotOf(retiring.asg), instanceId: retiring.instanceId, hook: hookOf(term) });
+    expect(out.result).toBe('held');
+    expect(sandbox.host(retiring.instanceId).etcdPid()).not.toBeNull();
+    expect(sandbox.lifecycle.results(retiring.instanceId)).toEqual([]);
+  });
+
   it('(d1) waits for a predecessor in Terminating:Wait to release the volume cleanly, then proceeds without force', async () => {
     const a = memberOf(cluster, 'etcd-a');
     const writer = startWriter('d1');

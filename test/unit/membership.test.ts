@@ -1,4 +1,4 @@
-import { clusterHealth, planMembership, quorumOf } from '../../lib/domain/membership';
+import { canStopMember, clusterHealth, planMembership, quorumOf } from '../../lib/domain/membership';
 import { memberIdFromHex, type Member, type EndpointStatus, type EndpointStatusReport } from '../../lib/etcd';
 
 const id = (h: string) => memberIdFromHex(h);
@@ -54,5 +54,21 @@ describe('planMembership', () => {
   });
   it('refuses when the new peer URL belongs to another member (volume claimed by the wrong member)', () => {
     expect(planMembership([A, B, C], 'etcd-a', 'http://10.0.2.5:2380', true)).toMatchObject({ kind: 'refuse' });
+  });
+});
+
+describe('canStopMember (retirement safety)', () => {
+  it('allows stopping one of three healthy members', () => {
+    expect(canStopMember([A, B, C], report(status('a', 'a'), status('b', 'a'), status('c', 'a')), 'http://a:2379')).toMatchObject({ safe: true, othersHealthy: 2 });
+  });
+  it('refuses when another member is already down', () => {
+    expect(canStopMember([A, B, C], report(status('a', 'a'), status('c', 'a')), 'http://a:2379')).toMatchObject({ safe: false, othersHealthy: 1 });
+  });
+  it('refuses while there is no leader (an election after a crash is not "safe")', () => {
+    const r = report(status('a', null, { errors: ['etcdserver: no leader'] }), status('c', null));
+    expect(canStopMember([A, B, C], r, 'http://a:2379')).toMatchObject({ safe: false, leader: null });
+  });
+  it('does not count the retiring member itself among the others', () => {
+    expect(canStopMember([A, B], report(status('a', 'a'), status('b', 'a')), 'http://a:2379')).toMatchObject({ safe: false, othersHealthy: 1, quorum: 2 });
   });
 });
