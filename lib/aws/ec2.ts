@@ -72,8 +72,9 @@ export interface WaitOpts {
   abortSignal?: AbortSignal;
 }
 
-function waiterConfig(ec2: EC2Client, w: WaitOpts) {
-  return { client: ec2, maxWaitTime: w.maxWaitSec, minDelay: w.minDelaySec, maxDelay: Math.max(w.maxDelaySec, w.minDelaySec), ...(w.abortSignal ? { abortSignal: w.abortSignal } : {}) };
+/** SDK v3 waiter configuration (seconds; maxDelay never below minDelay) for any client. */
+export function waiterConfig<C>(client: C, w: WaitOpts) {
+  return { client, maxWaitTime: w.maxWaitSec, minDelay: w.minDelaySec, maxDelay: Math.max(w.maxDelaySec, w.minDelaySec), ...(w.abortSignal ? { abortSignal: w.abortSignal } : {}) };
 }
 
 export async function attachVolume(ec2: EC2Client, volumeId: string, instanceId: string, device: string, w: WaitOpts): Promise<void> {

@@ -3,7 +3,7 @@ import {
   DeregisterTargetsCommand, DescribeTagsCommand, type ElasticLoadBalancingV2Client, paginateDescribeTargetGroups, RegisterTargetsCommand,
   waitUntilTargetDeregistered, waitUntilTargetInService,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import type { WaitOpts } from './ec2';
+import { type WaitOpts, waiterConfig } from './ec2';
 
 export async function findTargetGroups(elb: ElasticLoadBalancingV2Client, tagKey: string, cluster: string): Promise<string[]> {
   const arns: string[] = [];
@@ -16,16 +16,12 @@ export async function findTargetGroups(elb: ElasticLoadBalancingV2Client, tagKey
   return out;
 }
 
-function waiter(elb: ElasticLoadBalancingV2Client, w: WaitOpts) {
-  return { client: elb, maxWaitTime: w.maxWaitSec, minDelay: w.minDelaySec, maxDelay: Math.max(w.maxDelaySec, w.minDelaySec), ...(w.abortSignal ? { abortSignal: w.abortSignal } : {}) };
-}
-
 export async function registerAndWait(elb: ElasticLoadBalancingV2Client, tg: string, instanceId: string, port: number, w: WaitOpts): Promise<void> {
   await elb.send(new RegisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));
-  await waitUntilTargetInService(waiter(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
+  await waitUntilTargetInService(waiterConfig(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
 }
 
 export async function deregisterAndWait(elb: ElasticLoadBalancingV2Client, tg: string, instanceId: string, port: number, w: WaitOpts): Promise<void> {
   await elb.send(new DeregisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));
-  await waitUntilTargetDeregistered(waiter(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
+  await waitUntilTargetDeregistered(waiterConfig(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
 }
