@@ -15,10 +15,6 @@ export function clientOptions(cfg: Pick<Config, 'AWS_REGION' | 'QK_AWS_ENDPOINT'
   };
 }
 
-export function autoScalingClient(cfg: Config): AutoScalingClient {
-  return new AutoScalingClient(clientOptions(cfg));
-}
-
 export interface AwsClients {
   ec2: EC2Client;
   asg: AutoScalingClient;

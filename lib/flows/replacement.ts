@@ -17,6 +17,7 @@ import { findTargetGroups, registerAndWait } from '../aws/lb';
 import { HostScriptError, runHostJson, runHostScript, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
+import { type PredecessorAction, predecessorAction } from '../domain/predecessor';
 import { EtcdClient, EtcdError, type MemberId, type MemberList } from '../etcd';
 import type { HostScriptName } from '../host/command';
 import { type FlowDeps, runOpts, waitOpts } from './deps';
@@ -94,6 +95,13 @@ async function host<T>(ctx: Ctx, instanceId: string, script: HostScriptName, arg
       ? 'The volume is marked for another cluster or member: check the volume and ASG tags.'
       : 'Read the command output in SSM Run Command history for this instance.');
   }
+}
+
+/** The predecessor's EC2 and Auto Scaling states, and what the safety rule says to do. */
+async function predecessorOf(deps: FlowDeps, instanceId: string): Promise<{ state: string; asgState: string; action: PredecessorAction }> {
+  const { state } = await describeInstance(deps.ec2, instanceId);
+  const asgState = (await deps.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }))).AutoScalingInstances?.[0]?.LifecycleState ?? 'none';
+  return { state, asgState, action: predecessorAction(state, asgState) };
 }
 
 /** The other master slots of the cluster and their current instances. */
@@ -219,21 +227,19 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
     await step(ctx, 'predecessor', async () => {
       const v = await describeVolume(deps.ec2, volume.volumeId);
       if (!v.attachedTo || v.attachedTo === instanceId) return { value: null, detail: v.attachedTo ? 'already attached here' : 'volume is free', skipped: true };
-      const pred = await describeInstance(deps.ec2, v.attachedTo);
-      if (['terminated', 'stopped', 'gone'].includes(pred.state)) {
+      const { state, asgState, action } = await predecessorOf(deps, v.attachedTo);
+      if (action === 'force-detach') {
         await detachVolume(deps.ec2, v.volumeId, v.attachedTo, true, waitOpts(deps, deps.timings.volumeTimeoutSec));
-        return { value: null, detail: `force-detached from ${v.attachedTo} (${pred.state})` };
+        return { value: null, detail: `force-detached from ${v.attachedTo} (${state})` };
       }
-      const asgState = (await deps.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [v.attachedTo] }))).AutoScalingInstances?.[0]?.LifecycleState ?? 'none';
-      if (pred.state === 'shutting-down' || pred.state === 'stopping' || asgState.startsWith('Terminating')) {
-        // Its retirement flow (or termination) releases the volume cleanly: wait, bounded, no force.
-        deps.progress({ step: 'predecessor', status: 'wait', detail: `${v.attachedTo} is ${pred.state}/${asgState}: waiting for it to release the volume` });
+      if (action === 'wait-for-release') {
+        deps.progress({ step: 'predecessor', status: 'wait', detail: `${v.attachedTo} is ${state}/${asgState}: waiting for it to release the volume` });
         await pollUntil(`${v.attachedTo} to release ${v.volumeId}`, async () => ((await describeVolume(deps.ec2, v.volumeId)).attachedTo ? undefined : true), {
           clock: deps.clock, timeoutMs: deps.timings.predecessorTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx),
         });
         return { value: null, detail: `released by ${v.attachedTo}` };
       }
-      throw new FlowFailure('predecessor', `volume ${v.volumeId} is still attached to ${v.attachedTo}, which is ${pred.state} (${asgState}); not detaching a running master`,
+      throw new FlowFailure('predecessor', `volume ${v.volumeId} is still attached to ${v.attachedTo}, which is ${state} (${asgState}); not detaching a running master`,
         `Find out why two masters exist for ${slot.member}. If ${v.attachedTo} is really dead, terminate it; Quorum Keeper never force-detaches from a running instance.`,
         'critical', `predecessor-running-${v.attachedTo}`);
     });
@@ -403,14 +409,13 @@ export async function planReplacement(deps: FlowDeps, input: ReplacementInput): 
   const v = vols[0]!;
   add('volume', `use ${v.volumeId} (${v.state})`);
   if (v.attachedTo && v.attachedTo !== instanceId) {
-    const pred = await describeInstance(deps.ec2, v.attachedTo);
-    const asgState = (await deps.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [v.attachedTo] }))).AutoScalingInstances?.[0]?.LifecycleState ?? 'none';
-    add('predecessor', ['terminated', 'stopped', 'gone'].includes(pred.state)
-      ? `force-detach ${v.volumeId} from ${v.attachedTo} (${pred.state})`
-      : pred.state === 'shutting-down' || pred.state === 'stopping' || asgState.startsWith('Terminating')
-        ? `wait up to ${deps.timings.predecessorTimeoutSec} s for ${v.attachedTo} (${pred.state}/${asgState}) to release the volume`
-        : `stop: ${v.attachedTo} is ${pred.state} (${asgState}) and holds the volume; never detach from a running master; ABANDON and alert`);
-    if (plan[plan.length - 1]!.action.startsWith('stop')) return plan;
+    const { state, asgState, action } = await predecessorOf(deps, v.attachedTo);
+    add('predecessor', action === 'force-detach'
+      ? `force-detach ${v.volumeId} from ${v.attachedTo} (${state})`
+      : action === 'wait-for-release'
+        ? `wait up to ${deps.timings.predecessorTimeoutSec} s for ${v.attachedTo} (${state}/${asgState}) to release the volume`
+        : `stop: ${v.attachedTo} is ${state} (${asgState}) and holds the volume; never detach from a running master; ABANDON and alert`);
+    if (action === 'refuse') return plan;
   }
   add('attach', v.attachedTo === instanceId ? 'already attached' : `attach ${v.volumeId} to ${instanceId} as ${ETCD_DEVICE}, wait until in-use`);
   const online = await agentOnline(deps.ssm, instanceId);
