@@ -5,6 +5,7 @@ import etcdMountSh from '../host/etcd-mount.sh';
 import etcdMemberSh from '../host/etcd-member.sh';
 import etcdctlSh from '../host/etcdctl.sh';
 import etcdSnapshotSh from '../host/etcd-snapshot.sh';
+import etcdRestoreSh from '../host/etcd-restore.sh';
 
 export const hostScripts: HostScriptBundle = {
   'lib.sh': libSh,
@@ -12,4 +13,5 @@ export const hostScripts: HostScriptBundle = {
   'etcd-member.sh': etcdMemberSh,
   'etcdctl.sh': etcdctlSh,
   'etcd-snapshot.sh': etcdSnapshotSh,
+  'etcd-restore.sh': etcdRestoreSh,
 };

@@ -35,18 +35,7 @@ done
 qk_load_host_env
 data_dir="${data_dir:-${QK_MOUNT_POINT%/}/data}"
 conf="${QK_CONF_DIR}/etcd.conf.yml"
-pidfile="${QK_RUN_DIR}/etcd.pid"
-
-etcd_pid() { # prints the pid of the etcd we started (process mode) if it is alive
-  [[ -f "$pidfile" ]] || return 1
-  local pid
-  pid="$(cat "$pidfile")"
-  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
-}
-
-is_running() {
-  if [[ "$QK_SERVICE_MODE" == process ]]; then etcd_pid >/dev/null; else systemctl is-active --quiet "$QK_ETCD_UNIT"; fi
-}
+pidfile="$QK_ETCD_PIDFILE"
 
 local_health() { # prints true/false from the member's own /health
   local body
@@ -84,7 +73,7 @@ write_config() {
 stop_etcd() {
   if [[ "$QK_SERVICE_MODE" != process ]]; then systemctl stop "$QK_ETCD_UNIT"; return; fi
   local pid i
-  pid="$(etcd_pid)" || { rm -f "$pidfile"; return 0; }
+  pid="$(qk_etcd_pid)" || { rm -f "$pidfile"; return 0; }
   kill -TERM "$pid"
   for ((i = 0; i < 200; i++)); do
     kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }
@@ -112,8 +101,8 @@ fi
 
 status_json() {
   local running=false pid="null" health=false
-  if is_running; then running=true; health="$(local_health)"; fi
-  if [[ "$QK_SERVICE_MODE" == process ]]; then pid="$(etcd_pid || printf null)"; fi
+  if qk_etcd_running; then running=true; health="$(local_health)"; fi
+  if [[ "$QK_SERVICE_MODE" == process ]]; then pid="$(qk_etcd_pid || printf null)"; fi
   printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s}\n' \
     "$running" "$pid" "$health" "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$data_dir")" \
     "$([[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && printf true || printf false)"
@@ -134,16 +123,16 @@ case "$cmd" in
     fi
     old="$(cat "$conf" 2>/dev/null || true)"
     write_config
-    if is_running && [[ "$old" == "$(cat "$conf")" ]]; then
+    if qk_etcd_running && [[ "$old" == "$(cat "$conf")" ]]; then
       qk_log "etcd already running with this configuration"
     else
-      if is_running; then qk_log "configuration changed; restarting etcd"; stop_etcd; fi
+      if qk_etcd_running; then qk_log "configuration changed; restarting etcd"; stop_etcd; fi
       mkdir -p "${QK_ROOT}${data_dir}"
       chmod 700 "${QK_ROOT}${data_dir}"
       start_etcd
       # Wait briefly for the process to either come up or die (a bad config dies at once).
       for ((i = 0; i < 50; i++)); do
-        is_running || qk_die "$QK_EXIT_FAILED" "etcd exited during start-up; see ${QK_LOG_DIR}/etcd.log"
+        qk_etcd_running || qk_die "$QK_EXIT_FAILED" "etcd exited during start-up; see ${QK_LOG_DIR}/etcd.log"
         [[ "$(local_health)" == true ]] && break
         sleep 0.2
       done

@@ -10,7 +10,8 @@
 # prepare: `snapshot save` from one endpoint (default: this host's member); `snapshot status`;
 #   a TRIAL RESTORE into a scratch dir (a corrupted snapshot passes `status`, only `restore`
 #   catches it — etcd-notes.md), always removed; compress (zstd when present, else gzip);
-#   SHA-256 of the compressed file. Keeps only the compressed file; prints one JSON line.
+#   SHA-256 of the compressed file; the number of keys at the snapshot's revision. Keeps only
+#   the compressed file; prints one JSON line.
 # upload: HTTP PUT of that file to a presigned S3 URL the Lambda signed for one key AFTER
 #   prepare, with the checksum and encryption headers inside the signature (S3 rejects x-amz-*
 #   headers a presigned URL did not sign). The URL and the headers arrive base64url-encoded so
@@ -137,8 +138,17 @@ sha_hex="$(sha256sum "$out" | cut -d' ' -f1)"
 # S3 wants the base64 of the binary digest; convert hex -> bytes with printf (no xxd needed).
 # shellcheck disable=SC2001
 sha_b64="$(printf '%b' "$(sed 's/../\\x&/g' <<<"$sha_hex")" | base64 -w0)"
+# Live key count at the snapshot's revision (an MVCC read of the past: exact, unless that
+# revision was compacted in the meantime, then null). etcdctl 3.4 has no --count-only, but a
+# range answer's `count` is the whole range's size even with --limit=1. A restore compares it.
+revision="$(sed -n 's/.*"revision":\([0-9]*\).*/\1/p' <<<"$status")"
+keys=null
+if [[ "$revision" =~ ^[0-9]+$ ]] && range="$("$etcdctl" --endpoints="$endpoint" "${QK_TLS_ARGS[@]}" get "" --prefix --keys-only --limit=1 --rev="$revision" -w json 2>/dev/null)"; then
+  count="$(sed -n 's/.*"count":\([0-9]*\).*/\1/p' <<<"$range")"
+  keys="${count:-0}"
+fi
 version="$("$etcdctl" version | sed -n 's/^etcdctl version: //p')"
 ok=1
-printf '{"result":"prepared","file":%s,"compressor":"%s","rawSize":%s,"size":%s,"sha256":"%s","sha256Base64":"%s","status":%s,"etcdVersion":%s,"ms":{"save":%s,"verify":%s,"compress":%s}}\n' \
-  "$(qk_json_str "${out##*/}")" "$compressor" "$raw_size" "$size" "$sha_hex" "$sha_b64" "$status" "$(qk_json_str "$version")" \
+printf '{"result":"prepared","file":%s,"compressor":"%s","rawSize":%s,"size":%s,"sha256":"%s","sha256Base64":"%s","status":%s,"keys":%s,"etcdVersion":%s,"ms":{"save":%s,"verify":%s,"compress":%s}}\n' \
+  "$(qk_json_str "${out##*/}")" "$compressor" "$raw_size" "$size" "$sha_hex" "$sha_b64" "$status" "$keys" "$(qk_json_str "$version")" \
   $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) $(( (t3 - t2) / 1000000 ))

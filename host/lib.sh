@@ -150,6 +150,21 @@ qk_tls_args() {
   fi
 }
 
+QK_ETCD_PIDFILE="${QK_RUN_DIR}/etcd.pid"
+
+# qk_etcd_pid: prints the pid of the etcd started in process mode, if it is alive.
+qk_etcd_pid() {
+  [[ -f "$QK_ETCD_PIDFILE" ]] || return 1
+  local pid
+  pid="$(cat "$QK_ETCD_PIDFILE")"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
+}
+
+# qk_etcd_running: whether this host's etcd runs (after qk_load_host_env).
+qk_etcd_running() {
+  if [[ "$QK_SERVICE_MODE" == process ]]; then qk_etcd_pid >/dev/null; else systemctl is-active --quiet "$QK_ETCD_UNIT"; fi
+}
+
 # JSON string escaping for the one-line results scripts print on stdout.
 qk_json_str() {
   local s="$1"

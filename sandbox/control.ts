@@ -4,10 +4,15 @@
  */
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateBucketCommand, PutBucketEncryptionCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { snsAlerter } from '../lib/aws/alerts';
 import { ClusterLock } from '../lib/aws/lock';
 import { systemClock } from '../lib/clock';
+import type { BackupStore } from '../lib/aws/backups';
+import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/flows/backup';
+import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { AWS_TIMINGS, type FlowDeps, type FlowTimings } from '../lib/flows/deps';
 import { hostScripts, type SandboxClients } from './cluster';
 import type { Sandbox } from './sandbox';
@@ -71,4 +76,39 @@ export function sandboxFlowDeps(c: SandboxClients, ctl: Control, progress: FlowD
     timings: SANDBOX_TIMINGS,
     progress,
   };
+}
+
+export interface BackupTarget {
+  s3: S3Client;
+  kms: KMSClient;
+  store: BackupStore;
+  kmsKeyArn: string;
+}
+
+/** The backup bucket (default SSE-KMS with its own key), as serverless.yml creates it. */
+export async function provisionBackups(sandbox: Sandbox, bucket = 'quorum-keeper-backups'): Promise<BackupTarget> {
+  const cfg = sandbox.clientConfig();
+  const s3 = new S3Client(cfg);
+  const kms = new KMSClient(cfg);
+  const kmsKeyArn = (await kms.send(new CreateKeyCommand({ Description: 'quorum-keeper backups' }))).KeyMetadata!.Arn!;
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await s3.send(new PutBucketEncryptionCommand({
+    Bucket: bucket,
+    ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: kmsKeyArn } }] },
+  }));
+  return { s3, kms, kmsKeyArn, store: { bucket, prefix: 'etcd-backups', kmsKeyId: kmsKeyArn } };
+}
+
+export function destroyBackups(b: BackupTarget): void {
+  b.s3.destroy();
+  b.kms.destroy();
+}
+
+export function sandboxBackupSettings(b: BackupTarget, over: Partial<BackupSettings> = {}): BackupSettings {
+  return { store: b.store, workDir: DEFAULT_WORK_DIR, compressor: 'auto', retention: DEFAULT_RETENTION, staleAfterSec: 3600, ...over };
+}
+
+export function sandboxBackupDeps(c: SandboxClients, ctl: Control, b: BackupTarget, progress: FlowDeps['progress'] = () => undefined): BackupDeps {
+  const f = sandboxFlowDeps(c, ctl, progress);
+  return { asg: f.asg, ssm: f.ssm, s3: b.s3, alerter: f.alerter, scripts: f.scripts, clock: f.clock, tags: f.tags, timings: f.timings, progress };
 }

@@ -21,6 +21,8 @@ export interface CommandOutcome {
 export class SandboxHost {
   /** Whether the SSM agent reports Online (tests flip it to model a slow boot or a lost agent). */
   agentOnline = true;
+  /** Extra environment for commands on this host (fault injection, see faults.ts). */
+  extraEnv: Record<string, string> = {};
 
   private constructor(
     readonly instanceId: string,
@@ -62,7 +64,7 @@ export class SandboxHost {
   commandEnv(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCD') && !k.startsWith('QK_') && !k.startsWith('AWS_')) env[k] = v;
-    return { ...env, QK_HOST_ROOT: this.root, QK_SERVICE_MODE: 'process', QK_DEVICE_MODE: 'directory' };
+    return { ...env, QK_HOST_ROOT: this.root, QK_SERVICE_MODE: 'process', QK_DEVICE_MODE: 'directory', ...this.extraEnv };
   }
 
   run(commands: readonly string[], timeoutMs: number): Promise<CommandOutcome> {

@@ -11,10 +11,12 @@
  *                               apiserver /readyz
  *   ec2  AttachVolume / DetachVolume   moto's answer; the volume's directory appears in / leaves
  *                               the host's /dev/disk/by-id
+ *   s3   PutObject              refuses a body whose SHA-256 differs from x-amz-checksum-sha256
+ *                               (BadDigest), as S3 does; moto does not check
  *
  * Product code never knows: it only receives an endpoint URL and credentials.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readlinkSync, readdirSync, rmSync, symlinkSync, lstatSync, existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -77,6 +79,8 @@ export class Sandbox {
   readonly invocations = new Map<string, Invocation>();
   /** Every DetachVolume the sandbox forwarded, with its Force flag (safety assertions). */
   readonly detachCalls: Array<{ volumeId: string; instanceId: string; force: boolean }> = [];
+  /** S3 uploads the sandbox refused the way S3 would (checksum mismatch). */
+  readonly s3Rejections: Array<{ url: string; reason: string }> = [];
   /** Boot a host (and its SSM agent) for every running moto instance on first sight. */
   autoBoot = true;
   /** Extra delay before a command starts running (models SSM delivery latency). */
@@ -165,6 +169,7 @@ export class Sandbox {
     this.invocations.clear();
     this.lifecycle.clear();
     this.detachCalls.length = 0;
+    this.s3Rejections.length = 0;
     rmSync(join(this.dir, 'hosts'), { recursive: true, force: true });
     rmSync(join(this.dir, 'volumes'), { recursive: true, force: true });
     await this.moto.reset();
@@ -188,7 +193,7 @@ export class Sandbox {
     try {
       const parsed = await parseRequest(req);
       const handler = this.route(parsed);
-      reply = handler ? await handler(parsed) : await this.forward(parsed);
+      reply = handler ? await handler(parsed) : (this.checkS3Checksum(parsed) ?? await this.forward(parsed));
     } catch (err) {
       reply = { status: 500, headers: { 'content-type': 'text/plain' }, body: `sandbox error: ${err instanceof Error ? err.stack : String(err)}` };
     }
@@ -227,9 +232,30 @@ export class Sandbox {
     const res = await fetch(`${this.moto.url}${r.url}`, { method: r.method, headers, ...(hasBody ? { body: r.body } : {}), redirect: 'manual' });
     const out: Record<string, string> = {};
     res.headers.forEach((v, k) => {
-      if (!['content-length', 'transfer-encoding', 'connection', 'content-encoding'].includes(k)) out[k] = v;
+      // (A HEAD answer has no body: its content-length is the object's size and must stay.)
+      if (!['transfer-encoding', 'connection', 'content-encoding'].includes(k) && (k !== 'content-length' || r.method === 'HEAD')) out[k] = v;
     });
     return { status: res.status, headers: out, body: Buffer.from(await res.arrayBuffer()) };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // S3
+
+  /**
+   * S3 checks a PUT's x-amz-checksum-sha256 against the body and refuses a mismatch with
+   * BadDigest; moto stores whatever it is told. (Streaming aws-chunked bodies carry their
+   * checksum in a trailer and are passed through.)
+   */
+  private checkS3Checksum(r: ParsedRequest): Reply | null {
+    const claimed = r.headers['x-amz-checksum-sha256'];
+    if (r.method !== 'PUT' || typeof claimed !== 'string' || String(r.headers['content-encoding'] ?? '').includes('aws-chunked')) return null;
+    const actual = createHash('sha256').update(r.body).digest('base64');
+    if (actual === claimed) return null;
+    this.s3Rejections.push({ url: r.url.split('?')[0] ?? '', reason: 'BadDigest' });
+    return {
+      status: 400, headers: { 'content-type': 'application/xml' },
+      body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>BadDigest</Code><Message>The SHA256 you specified did not match the calculated checksum.</Message><RequestId>${randomUUID()}</RequestId></Error>`,
+    };
   }
 
   // ---------------------------------------------------------------------------------------

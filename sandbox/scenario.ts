@@ -1,4 +1,5 @@
 /** Failure scenarios played in the sandbox: what AWS would do, without product logic. */
+import { randomBytes } from 'node:crypto';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { DescribeImagesCommand, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import type { LifecycleEvent } from './lifecycle';
@@ -34,6 +35,27 @@ export async function putKeys(clientUrl: string, prefix: string, count: number):
         if (!r.ok) throw new Error(`put failed: HTTP ${r.status}`);
       })));
   }
+}
+
+/**
+ * Writes `count` keys under `prefix` quickly: transactions of 128 puts (etcd's default
+ * --max-txn-ops), 8 in flight, through the HTTP gateway. Optional padding makes a bigger DB.
+ */
+export async function putKeysBulk(clientUrl: string, prefix: string, count: number, opts: { valueBytes?: number } = {}): Promise<void> {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const pad = opts.valueBytes ? randomBytes(Math.ceil(opts.valueBytes / 2)).toString('hex').slice(0, opts.valueBytes) : '';
+  const batches: number[] = [];
+  for (let i = 0; i < count; i += 128) batches.push(i);
+  const worker = async () => {
+    for (let start = batches.shift(); start !== undefined; start = batches.shift()) {
+      const ops = Array.from({ length: Math.min(128, count - start) }, (_, j) => ({
+        request_put: { key: b64(`${prefix}${start + j}`), value: b64(pad ? `${start + j}:${pad}` : `value-${start + j}`) },
+      }));
+      const r = await fetch(`${clientUrl}/v3/kv/txn`, { method: 'POST', body: JSON.stringify({ success: ops }) });
+      if (!r.ok) throw new Error(`txn failed: HTTP ${r.status} ${await r.text()}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
 }
 
 /** Number of keys under `prefix`, read linearizably from one member. */

@@ -9,18 +9,19 @@
  * Unrecoverable problems end in ABANDON (the ASG launches another instance) and one alert.
  */
 import { randomUUID } from 'node:crypto';
-import { type AutoScalingGroup, DescribeAutoScalingInstancesCommand, paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
+import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
 import { pollUntil, TimeoutError } from '../clock';
 import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes, waitVolumeAvailable } from '../aws/ec2';
 import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
 import { findTargetGroups, registerAndWait } from '../aws/lb';
-import { HostScriptError, runHostJson, runHostScript, ssmEtcdRunner } from '../aws/run-command';
+import { HostScriptError, runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
 import { type PredecessorAction, predecessorAction } from '../domain/predecessor';
-import { EtcdClient, EtcdError, type MemberId, type MemberList } from '../etcd';
+import { EtcdError, type MemberId, type MemberList } from '../etcd';
 import type { HostScriptName } from '../host/command';
 import { type FlowDeps, runOpts, waitOpts } from './deps';
+import { clusterMasters, firstHealthyPeer, type Peer } from './cluster-masters';
 import type { MasterSlot } from './master-slot';
 
 export const APISERVER_PORT = 6443;
@@ -104,37 +105,15 @@ async function predecessorOf(deps: FlowDeps, instanceId: string): Promise<{ stat
   return { state, asgState, action: predecessorAction(state, asgState) };
 }
 
-/** The other master slots of the cluster and their current instances. */
-async function clusterGroups(ctx: Ctx): Promise<AutoScalingGroup[]> {
-  const { deps, input } = ctx;
-  const groups: AutoScalingGroup[] = [];
-  for await (const page of paginateDescribeAutoScalingGroups({ client: deps.asg }, { Filters: [{ Name: `tag:${deps.tags.cluster}`, Values: [input.slot.cluster] }] })) {
-    for (const g of page.AutoScalingGroups ?? []) if (g.Tags?.some((t) => t.Key === deps.tags.member)) groups.push(g);
-  }
-  return groups;
-}
-
-interface Peer {
-  instanceId: string;
-  member: string;
-  etcd: EtcdClient;
-}
-
 async function findPeer(ctx: Ctx): Promise<Peer> {
   const { deps, input } = ctx;
   const candidates: Array<{ instanceId: string; member: string }> = [];
-  for (const g of await clusterGroups(ctx)) {
-    const member = g.Tags?.find((t) => t.Key === deps.tags.member)?.Value ?? '';
-    if (member === input.slot.member) continue;
-    for (const i of g.Instances ?? []) if (i.InstanceId && i.InstanceId !== input.instanceId && i.LifecycleState === 'InService') candidates.push({ instanceId: i.InstanceId, member });
+  for (const m of await clusterMasters(deps.asg, deps.tags, input.slot.cluster)) {
+    if (m.member === input.slot.member) continue;
+    for (const i of m.instances) if (i.instanceId !== input.instanceId && i.lifecycleState === 'InService') candidates.push({ instanceId: i.instanceId, member: m.member });
   }
-  for (const c of candidates) {
-    if (!(await agentOnline(deps.ssm, c.instanceId))) continue;
-    const res = await runHostScript(deps.ssm, deps.scripts, c.instanceId, 'etcd-member.sh', ['status'], runOpts(deps));
-    if (res.exitCode !== 0) continue;
-    const st = JSON.parse(res.stdout) as { running: boolean; healthy: boolean; clientUrl: string };
-    if (st.running && st.healthy) return { ...c, etcd: new EtcdClient(ssmEtcdRunner(deps.ssm, deps.scripts, c.instanceId, runOpts(deps)), { endpoints: [st.clientUrl] }) };
-  }
+  const peer = await firstHealthyPeer(deps.ssm, deps.scripts, candidates, runOpts(deps));
+  if (peer) return peer;
   throw new FlowFailure('peer', `no healthy etcd peer of ${input.slot.cluster} answers (tried ${candidates.map((c) => c.member).join(', ') || 'none'})`,
     'The cluster has probably lost quorum. Do not replace masters one by one: follow the disaster-recovery runbook (restore from the newest verified backup).',
     'critical', 'no-quorum');

@@ -8,7 +8,8 @@
  */
 import { ValidationError } from '../validate';
 
-export type HostScriptName = 'etcd-mount.sh' | 'etcd-member.sh' | 'etcdctl.sh' | 'etcd-snapshot.sh';
+export const HOST_SCRIPT_NAMES = ['etcd-mount.sh', 'etcd-member.sh', 'etcdctl.sh', 'etcd-snapshot.sh', 'etcd-restore.sh'] as const;
+export type HostScriptName = (typeof HOST_SCRIPT_NAMES)[number];
 
 /** The text of host/lib.sh and each script; see host-scripts.ts for how it is loaded. */
 export type HostScriptBundle = Readonly<Record<HostScriptName | 'lib.sh', string>>;

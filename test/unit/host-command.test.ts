@@ -6,7 +6,7 @@ import { join } from 'node:path';
 const echoBundle: HostScriptBundle = {
   'lib.sh': 'QK_LIB_LOADED=1\n',
   'etcd-mount.sh': 'source "$(dirname "$0")/lib.sh"; echo "lib=$QK_LIB_LOADED"; for a in "$@"; do printf "[%s]\\n" "$a"; done\n',
-  'etcd-member.sh': '', 'etcdctl.sh': '', 'etcd-snapshot.sh': '',
+  'etcd-member.sh': '', 'etcdctl.sh': '', 'etcd-snapshot.sh': '', 'etcd-restore.sh': '',
 };
 
 describe('renderHostCommand', () => {

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Disaster-recovery restore of this master's etcd member from a snapshot in S3. etcd must be
+# stopped first (etcd-member.sh stop); the member is started afterwards by etcd-member.sh start
+# with --initial-cluster-state new and the same token.
+#
+#   etcd-restore.sh inspect  [--data-dir /var/lib/etcd/data]
+#   etcd-restore.sh restore  --work-dir DIR --url-b64 B64URL --sha256 HEX --compressor zstd|gzip
+#                            --name etcd-a --initial-cluster etcd-a=URL,... --token T [--data-dir D]
+#   etcd-restore.sh rollback --token T [--data-dir D]
+#
+# inspect: whether etcd runs, and the revision of the member's current data (snapshot status on
+#   its bolt DB), so the operator learns how much newer data a restore will set aside.
+# restore: downloads the snapshot from a presigned GET URL, checks its SHA-256, decompresses,
+#   `snapshot restore`s it into <data>.restoring-<T>, then moves the current data dir ASIDE to
+#   <data>.pre-restore-<T> (never deleted) and the restored one into place. Idempotent per token:
+#   a member already restored with <T> answers "already-restored". Downloads are removed.
+# rollback: puts <data>.pre-restore-<T> back (the restored dir goes to <data>.failed-restore-<T>).
+set -euo pipefail
+export QK_SCRIPT=etcd-restore
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+cmd="${1-}"
+[[ $# -gt 0 ]] && shift
+work_dir="" url_b64="" sha="" compressor="" name="" initial_cluster="" token="" data_dir=""
+while (($#)); do
+  case "$1" in
+    --work-dir) qk_need "$@"; work_dir="$2"; shift 2 ;;
+    --url-b64) qk_need "$@"; url_b64="$2"; shift 2 ;;
+    --sha256) qk_need "$@"; sha="$2"; shift 2 ;;
+    --compressor) qk_need "$@"; compressor="$2"; shift 2 ;;
+    --name) qk_need "$@"; name="$2"; shift 2 ;;
+    --initial-cluster) qk_need "$@"; initial_cluster="$2"; shift 2 ;;
+    --token) qk_need "$@"; token="$2"; shift 2 ;;
+    --data-dir) qk_need "$@"; data_dir="$2"; shift 2 ;;
+    *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
+  esac
+done
+[[ "$cmd" =~ ^(inspect|restore|rollback)$ ]] || qk_die "$QK_EXIT_USAGE" "usage: etcd-restore.sh inspect|restore|rollback [options]"
+qk_load_host_env
+data_dir="${data_dir:-${QK_MOUNT_POINT%/}/data}"
+qk_check absPath "$data_dir" "data dir"
+data="${QK_ROOT}${data_dir}"
+etcdctl="$(qk_bin etcdctl)"
+tool="$etcdctl"
+if command -v "$(qk_bin etcdutl)" >/dev/null 2>&1; then tool="$(qk_bin etcdutl)"; fi
+for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
+export ETCDCTL_API=3
+
+db_revision() { # DATA-DIR → revision of its bolt DB, or null
+  local st
+  if [[ -f "$1/member/snap/db" ]] && st="$("$tool" snapshot status "$1/member/snap/db" -w json 2>/dev/null)"; then
+    sed -n 's/.*"revision":\([0-9]*\).*/\1/p' <<<"$st"
+  else
+    printf null
+  fi
+}
+
+running_json() { if qk_etcd_running; then printf true; else printf false; fi; }
+
+case "$cmd" in
+  inspect)
+    rev="$(db_revision "$data")"
+    printf '{"running":%s,"hasData":%s,"revision":%s,"dataDir":%s}\n' "$(running_json)" \
+      "$([[ -d "${data}/member" ]] && printf true || printf false)" "${rev:-null}" "$(qk_json_str "$data_dir")"
+    exit 0
+    ;;
+  rollback)
+    qk_check token "$token" "token"
+    qk_etcd_running && qk_die "$QK_EXIT_FAILED" "etcd is running: stop it (etcd-member.sh stop) before rolling back"
+    aside="${data}.pre-restore-${token}"
+    [[ -d "$aside" ]] || qk_die "$QK_EXIT_FAILED" "nothing to roll back: ${data_dir}.pre-restore-${token} does not exist"
+    if [[ -e "$data" ]]; then mv "$data" "${data}.failed-restore-${token}"; fi
+    mv "$aside" "$data"
+    rm -f "${data}.qk-restored"
+    printf '{"result":"rolled-back","dataDir":%s}\n' "$(qk_json_str "$data_dir")"
+    exit 0
+    ;;
+esac
+
+# --- restore ---------------------------------------------------------------------------------
+qk_check absPath "$work_dir" "work dir"
+qk_check memberName "$name" "member name"
+qk_check_initial_cluster "$initial_cluster"
+qk_check token "$token" "token"
+[[ "$sha" =~ ^[0-9a-f]{64}$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --sha256: expected 64 lowercase hex digits"
+[[ "$compressor" =~ ^(zstd|gzip)$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --compressor: expected zstd or gzip"
+qk_check b64url "$url_b64" "download URL (base64url)"
+b64="${url_b64//-/+}"
+b64="${b64//_//}"
+while (( ${#b64} % 4 )); do b64+="="; done
+url="$(printf '%s' "$b64" | base64 -d 2>/dev/null)" || qk_die "$QK_EXIT_USAGE" "invalid download URL: not valid base64url"
+[[ "$url" != *$'\n'* && "$url" =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%/!\$\&\'\(\)*+,\;=:@?-]*$ ]] ||
+  qk_die "$QK_EXIT_USAGE" "invalid download URL: the decoded value has an unexpected shape"
+[[ ",${initial_cluster}," == *",${name}=${QK_PEER_URL},"* ]] ||
+  qk_die "$QK_EXIT_USAGE" "initial cluster does not list this host as ${name}=${QK_PEER_URL}"
+
+marker="${data}.qk-restored"
+if [[ -f "$marker" && "$(cat "$marker")" == "$token" && -d "${data}/member" ]]; then
+  printf '{"result":"already-restored","revision":%s,"dataDir":%s}\n' "$(db_revision "$data")" "$(qk_json_str "$data_dir")"
+  exit 0
+fi
+qk_etcd_running && qk_die "$QK_EXIT_FAILED" "etcd is running: stop it (etcd-member.sh stop) before restoring"
+mp="${QK_MOUNT_POINT%/}"
+if [[ "$data_dir" == "$mp"/* && ! -f "${QK_ROOT}${mp}/.quorum-keeper-volume" ]]; then
+  qk_die "$QK_EXIT_FAILED" "no verified etcd volume is mounted at $mp (run etcd-mount.sh first); refusing to restore onto the root disk"
+fi
+
+dir="${QK_ROOT}${work_dir}"
+mkdir -p "$dir"
+ext=zst
+[[ "$compressor" == gzip ]] && ext=gz
+download="${dir}/restore-${token}.db.${ext}"
+raw="${dir}/restore-${token}.db"
+staging="${data}.restoring-${token}"
+cleanup() { rm -f "$download" "$raw"; rm -rf "$staging"; }
+trap cleanup EXIT
+
+t0=$(date +%s%N)
+code="$(curl -sS --max-time 3600 -o "$download" -w '%{http_code}' "$url")" || qk_die "$QK_EXIT_FAILED" "download failed (network)"
+[[ "$code" == 200 ]] || qk_die "$QK_EXIT_FAILED" "download refused: HTTP ${code}"
+got="$(sha256sum "$download" | cut -d' ' -f1)"
+[[ "$got" == "$sha" ]] || qk_die "$QK_EXIT_FAILED" "checksum mismatch: the downloaded snapshot has SHA-256 ${got}, the backup's metadata says ${sha}; nothing was changed"
+case "$compressor" in
+  zstd) zstd -q -d -f "$download" -o "$raw" ;;
+  gzip) gzip -d -c "$download" >"$raw" ;;
+esac
+t1=$(date +%s%N)
+rm -rf "$staging"
+"$tool" snapshot restore "$raw" --name "$name" --data-dir "$staging" --initial-cluster "$initial_cluster" \
+  --initial-cluster-token "$token" --initial-advertise-peer-urls "$QK_PEER_URL" >/dev/null 2>"${dir}/restore-${token}.err" ||
+  { tail -n 5 "${dir}/restore-${token}.err" >&2; qk_die "$QK_EXIT_FAILED" "snapshot restore failed; the member's data dir was not touched"; }
+rm -f "${dir}/restore-${token}.err"
+rev="$(db_revision "$staging")"
+
+# Swap: the current data goes aside (never deleted), the restored data takes its place.
+aside="${data}.pre-restore-${token}"
+if [[ -e "$data" ]]; then
+  if [[ -e "$aside" ]]; then
+    # A previous attempt with this token already set the original data aside: what is in
+    # place now is that attempt's own output. Keep it too, under another name.
+    mv "$data" "${data}.superseded-${token}-$(date +%s)"
+  else
+    mv "$data" "$aside"
+  fi
+fi
+mv "$staging" "$data"
+chmod 700 "$data"
+printf '%s' "$token" >"$marker"
+t2=$(date +%s%N)
+printf '{"result":"restored","revision":%s,"dataDir":%s,"asideDir":%s,"ms":{"download":%s,"restore":%s}}\n' "${rev:-null}" \
+  "$(qk_json_str "$data_dir")" "$([[ -e "$aside" ]] && qk_json_str "${data_dir}.pre-restore-${token}" || printf null)" \
+  $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 ))

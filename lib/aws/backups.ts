@@ -1,0 +1,189 @@
+/**
+ * The backup store in S3: key layout, presigned transfers (masters upload and download
+ * directly, so a snapshot never passes through Lambda memory), listing and deletion.
+ *
+ * Key layout: `<prefix>/<cluster>/<YYYYMMDDTHHMMSSZ>-<member>.db.<zst|gz>`. Keys sort by time
+ * within a cluster, and the listing alone says when each backup was taken (retention and the
+ * freshness check never need one HeadObject per backup). Only verified snapshots are uploaded
+ * (trial restore on the host first), so every object with a well-formed key is a good backup;
+ * objects with other keys are ignored and never deleted.
+ */
+import {
+  DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, paginateListObjectsV2, PutObjectCommand, type S3Client,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { patterns } from '../validate';
+
+export interface BackupStore {
+  bucket: string;
+  /** Key prefix without slashes at either end, e.g. `etcd-backups`. */
+  prefix: string;
+  /** KMS key (ARN, ID or alias) for SSE-KMS; absent = the bucket's default aws:kms key. */
+  kmsKeyId?: string;
+}
+
+export type Compressor = 'zstd' | 'gzip';
+
+export interface BackupObject {
+  key: string;
+  cluster: string;
+  member: string;
+  takenAt: Date;
+  compressor: Compressor;
+  size: number;
+}
+
+/** What the master's `etcd-snapshot.sh prepare` reported, plus where it came from. */
+export interface BackupMeta {
+  cluster: string;
+  member: string;
+  revision: number;
+  /** Keys in the keyspace at `revision`; null when it could not be counted. */
+  keys: number | null;
+  etcdVersion: string;
+  rawSize: number;
+  size: number;
+  sha256: string;
+  compressor: Compressor;
+  takenAt: Date;
+}
+
+const STAMP = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+
+export function stampOf(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function clusterPrefix(store: BackupStore, cluster: string): string {
+  return `${store.prefix}/${cluster}/`;
+}
+
+export function backupKey(store: BackupStore, cluster: string, member: string, takenAt: Date, compressor: Compressor): string {
+  return `${clusterPrefix(store, cluster)}${stampOf(takenAt)}-${member}.db.${compressor === 'zstd' ? 'zst' : 'gz'}`;
+}
+
+/** The backup a key names, or null for anything that is not a Quorum Keeper backup key. */
+export function parseBackupKey(store: BackupStore, cluster: string, key: string, size = 0): BackupObject | null {
+  const base = clusterPrefix(store, cluster);
+  if (!key.startsWith(base)) return null;
+  const m = /^(\d{8}T\d{6}Z)-([a-z0-9-]{1,63})\.db\.(zst|gz)$/.exec(key.slice(base.length));
+  if (!m || !patterns.memberName.test(m[2]!)) return null;
+  const t = STAMP.exec(m[1]!)!;
+  const takenAt = new Date(Date.UTC(+t[1]!, +t[2]! - 1, +t[3]!, +t[4]!, +t[5]!, +t[6]!));
+  if (Number.isNaN(takenAt.getTime()) || stampOf(takenAt) !== m[1]) return null;
+  return { key, cluster, member: m[2]!, takenAt, compressor: m[3] === 'zst' ? 'zstd' : 'gzip', size };
+}
+
+/**
+ * Every backup of `cluster`, oldest first. Throws if any page fails: callers must treat a
+ * failed listing as "unknown", never as "empty" (pruning on a partial listing could delete the
+ * only good backup).
+ */
+export async function listBackups(s3: S3Client, store: BackupStore, cluster: string): Promise<BackupObject[]> {
+  const out: BackupObject[] = [];
+  for await (const page of paginateListObjectsV2({ client: s3, pageSize: 1000 }, { Bucket: store.bucket, Prefix: clusterPrefix(store, cluster) })) {
+    for (const o of page.Contents ?? []) {
+      const b = o.Key ? parseBackupKey(store, cluster, o.Key, o.Size ?? 0) : null;
+      if (b) out.push(b);
+    }
+  }
+  return out.sort((a, b) => a.takenAt.getTime() - b.takenAt.getTime() || (a.key < b.key ? -1 : 1));
+}
+
+const META_FIELDS = ['cluster', 'member', 'revision', 'keys', 'etcd-version', 'raw-size', 'size', 'sha256', 'compressor', 'taken-at'] as const;
+
+function metaHeaders(meta: BackupMeta): Record<string, string> {
+  const m: Record<(typeof META_FIELDS)[number] | 'verified', string> = {
+    cluster: meta.cluster, member: meta.member, revision: String(meta.revision), keys: meta.keys === null ? 'unknown' : String(meta.keys),
+    'etcd-version': meta.etcdVersion, 'raw-size': String(meta.rawSize), size: String(meta.size), sha256: meta.sha256,
+    compressor: meta.compressor, 'taken-at': meta.takenAt.toISOString(), verified: 'trial-restore',
+  };
+  return m;
+}
+
+export interface PresignedUpload {
+  url: string;
+  /** Exactly the headers the URL's signature covers (besides host), as `name: value` lines. */
+  headers: string[];
+}
+
+/**
+ * A presigned PUT whose signature covers the content length, the SHA-256 checksum (S3 checks
+ * it on arrival and refuses a mismatch), SSE-KMS and the metadata. S3 rejects x-amz-* headers
+ * a presigned URL did not sign, so the header set is checked against X-Amz-SignedHeaders.
+ */
+export async function presignUpload(s3: S3Client, store: BackupStore, key: string, meta: BackupMeta, sha256Base64: string, expiresSec = 3600): Promise<PresignedUpload> {
+  const metadata = metaHeaders(meta);
+  const headers: Record<string, string> = {
+    'content-length': String(meta.size),
+    'x-amz-checksum-sha256': sha256Base64,
+    'x-amz-sdk-checksum-algorithm': 'SHA256',
+    'x-amz-server-side-encryption': 'aws:kms',
+    ...(store.kmsKeyId ? { 'x-amz-server-side-encryption-aws-kms-key-id': store.kmsKeyId } : {}),
+    ...Object.fromEntries(Object.entries(metadata).map(([k, v]) => [`x-amz-meta-${k}`, v])),
+  };
+  const names = new Set(Object.keys(headers));
+  const url = await getSignedUrl(s3, new PutObjectCommand({
+    Bucket: store.bucket, Key: key, ContentLength: meta.size, ChecksumAlgorithm: 'SHA256', ChecksumSHA256: sha256Base64,
+    ServerSideEncryption: 'aws:kms', ...(store.kmsKeyId ? { SSEKMSKeyId: store.kmsKeyId } : {}), Metadata: metadata,
+  }), { expiresIn: expiresSec, signableHeaders: names, unhoistableHeaders: names });
+  const signed = (new URL(url).searchParams.get('X-Amz-SignedHeaders') ?? '').split(';').filter((h) => h && h !== 'host');
+  const missing = signed.filter((h) => !names.has(h));
+  const unsigned = [...names].filter((h) => !signed.includes(h));
+  if (missing.length || unsigned.length) {
+    throw new Error(`presigned upload for ${key}: signed headers do not match the headers the master will send (signed but not sent: ${missing.join(', ') || 'none'}; sent but not signed: ${unsigned.join(', ') || 'none'})`);
+  }
+  return { url, headers: Object.entries(headers).map(([k, v]) => `${k}: ${v}`) };
+}
+
+export async function presignDownload(s3: S3Client, store: BackupStore, key: string, expiresSec = 3600): Promise<string> {
+  return getSignedUrl(s3, new GetObjectCommand({ Bucket: store.bucket, Key: key }), { expiresIn: expiresSec });
+}
+
+export interface StoredBackup {
+  key: string;
+  size: number;
+  encryption: string | undefined;
+  kmsKeyId: string | undefined;
+  checksumSha256: string | undefined;
+  meta: BackupMeta | null;
+  /** Why the metadata could not be read, when meta is null. */
+  metaProblem?: string;
+}
+
+/** HeadObject with the stored checksum, encryption and the backup's metadata. */
+export async function headBackup(s3: S3Client, store: BackupStore, key: string): Promise<StoredBackup> {
+  const h = await s3.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key, ChecksumMode: 'ENABLED' }));
+  const md = h.Metadata ?? {};
+  let meta: BackupMeta | null = null;
+  let metaProblem: string | undefined;
+  const num = (k: string) => (md[k] !== undefined && /^\d{1,15}$/.test(md[k]) ? Number(md[k]) : NaN);
+  const missing = META_FIELDS.filter((f) => md[f] === undefined);
+  if (missing.length) {
+    metaProblem = `missing metadata: ${missing.join(', ')}`;
+  } else if (!/^[0-9a-f]{64}$/.test(md.sha256!) || !['zstd', 'gzip'].includes(md.compressor!) || [num('revision'), num('raw-size'), num('size')].some(Number.isNaN)) {
+    metaProblem = 'malformed metadata';
+  } else {
+    meta = {
+      cluster: md.cluster!, member: md.member!, revision: num('revision'), keys: md.keys === 'unknown' ? null : num('keys'),
+      etcdVersion: md['etcd-version']!, rawSize: num('raw-size'), size: num('size'), sha256: md.sha256!,
+      compressor: md.compressor as Compressor, takenAt: new Date(md['taken-at']!),
+    };
+    if (meta.keys !== null && Number.isNaN(meta.keys)) meta.keys = null;
+  }
+  return {
+    key, size: h.ContentLength ?? 0, encryption: h.ServerSideEncryption, kmsKeyId: h.SSEKMSKeyId, checksumSha256: h.ChecksumSHA256,
+    meta, ...(metaProblem ? { metaProblem } : {}),
+  };
+}
+
+/** Deletes keys in batches of 1000; returns the keys S3 reported as not deleted. */
+export async function deleteBackups(s3: S3Client, store: BackupStore, keys: readonly string[]): Promise<Array<{ key: string; error: string }>> {
+  const failed: Array<{ key: string; error: string }> = [];
+  for (let i = 0; i < keys.length; i += 1000) {
+    const batch = keys.slice(i, i + 1000);
+    const out = await s3.send(new DeleteObjectsCommand({ Bucket: store.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+    for (const e of out.Errors ?? []) failed.push({ key: e.Key ?? '?', error: `${e.Code ?? ''} ${e.Message ?? ''}`.trim() });
+  }
+  return failed;
+}

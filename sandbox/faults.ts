@@ -1,0 +1,47 @@
+/**
+ * Faults injected on sandbox hosts through the environment the SSM agent stand-in gives
+ * commands: host scripts find etcd tools through QK_BIN_DIR, so a fault is a directory of
+ * wrappers around the real binaries. Product code and host scripts are unchanged.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SandboxHost } from './host';
+
+function realBin(name: string): string | null {
+  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/**
+ * `etcdctl snapshot save` on this host writes a snapshot whose data pages are damaged: it still
+ * passes `snapshot status`, only a restore (hash check) catches it — as etcd-notes.md found.
+ */
+export function corruptSnapshots(host: SandboxHost): void {
+  const dir = join(host.root, 'opt/faults/corrupt-snapshot');
+  mkdirSync(dir, { recursive: true });
+  for (const tool of ['etcd', 'etcdutl']) {
+    const real = realBin(tool);
+    if (real) symlinkSync(real, join(dir, tool));
+  }
+  writeFileSync(join(dir, 'etcdctl'), `#!/usr/bin/env bash
+# sandbox fault: snapshots come out damaged
+set -euo pipefail
+real=${JSON.stringify(realBin('etcdctl') ?? 'etcdctl')}
+"$real" "$@"
+args=("$@")
+for ((i = 0; i < \${#args[@]} - 2; i++)); do
+  if [[ "\${args[i]}" == snapshot && "\${args[i+1]}" == save ]]; then
+    f="\${args[i+2]}"
+    size=$(stat -c %s "$f")
+    printf 'QUORUM-KEEPER-SANDBOX-DAMAGE' | dd of="$f" bs=1 seek=$((size / 2 + 1234)) conv=notrunc status=none
+  fi
+done
+`);
+  chmodSync(join(dir, 'etcdctl'), 0o755);
+  host.extraEnv.QK_BIN_DIR = dir;
+}
+
+export function clearFaults(host: SandboxHost): void {
+  host.extraEnv = {};
+}
