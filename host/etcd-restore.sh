@@ -8,6 +8,7 @@
 #   etcd-restore.sh restore  --work-dir DIR --url-b64 B64URL --sha256 HEX --compressor zstd|gzip
 #                            --name etcd-a --initial-cluster etcd-a=URL,... --token T [--data-dir D]
 #   etcd-restore.sh rollback --token T [--data-dir D]
+#   etcd-restore.sh verify   --revision R
 #
 # inspect: whether etcd runs, and the revision of the member's current data (snapshot status on
 #   its bolt DB), so the operator learns how much newer data a restore will set aside.
@@ -16,6 +17,8 @@
 #   <data>.pre-restore-<T> (never deleted) and the restored one into place. Idempotent per token:
 #   a member already restored with <T> answers "already-restored". Downloads are removed.
 # rollback: puts <data>.pre-restore-<T> back (the restored dir goes to <data>.failed-restore-<T>).
+# verify: after the restored cluster started: the current revision and the number of keys at
+#   revision R (linearizable read through this host's member).
 set -euo pipefail
 export QK_SCRIPT=etcd-restore
 # shellcheck source=lib.sh
@@ -23,7 +26,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cmd="${1-}"
 [[ $# -gt 0 ]] && shift
-work_dir="" url_b64="" sha="" compressor="" name="" initial_cluster="" token="" data_dir=""
+work_dir="" url_b64="" sha="" compressor="" name="" initial_cluster="" token="" data_dir="" revision=""
 while (($#)); do
   case "$1" in
     --work-dir) qk_need "$@"; work_dir="$2"; shift 2 ;;
@@ -34,10 +37,11 @@ while (($#)); do
     --initial-cluster) qk_need "$@"; initial_cluster="$2"; shift 2 ;;
     --token) qk_need "$@"; token="$2"; shift 2 ;;
     --data-dir) qk_need "$@"; data_dir="$2"; shift 2 ;;
+    --revision) qk_need "$@"; revision="$2"; shift 2 ;;
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
   esac
 done
-[[ "$cmd" =~ ^(inspect|restore|rollback)$ ]] || qk_die "$QK_EXIT_USAGE" "usage: etcd-restore.sh inspect|restore|rollback [options]"
+[[ "$cmd" =~ ^(inspect|restore|rollback|verify)$ ]] || qk_die "$QK_EXIT_USAGE" "usage: etcd-restore.sh inspect|restore|rollback|verify [options]"
 qk_load_host_env
 data_dir="${data_dir:-${QK_MOUNT_POINT%/}/data}"
 qk_check absPath "$data_dir" "data dir"
@@ -60,6 +64,17 @@ db_revision() { # DATA-DIR → revision of its bolt DB, or null
 running_json() { if qk_etcd_running; then printf true; else printf false; fi; }
 
 case "$cmd" in
+  verify)
+    [[ "$revision" =~ ^[0-9]{1,18}$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --revision: expected a number"
+    qk_tls_args
+    # etcdctl 3.4 has no --count-only; a range answer's count covers the whole range anyway.
+    now="$("$etcdctl" --endpoints="$QK_CLIENT_URL" "${QK_TLS_ARGS[@]}" get "" --prefix --keys-only --limit=1 -w json)" || qk_die "$QK_EXIT_FAILED" "read of the current revision failed"
+    then_="$("$etcdctl" --endpoints="$QK_CLIENT_URL" "${QK_TLS_ARGS[@]}" get "" --prefix --keys-only --limit=1 --rev="$revision" -w json)" || qk_die "$QK_EXIT_FAILED" "read at revision $revision failed"
+    cur="$(sed -n 's/.*"revision":\([0-9]*\).*/\1/p' <<<"$now")"
+    count="$(sed -n 's/.*"count":\([0-9]*\).*/\1/p' <<<"$then_")"
+    printf '{"revision":%s,"keysAtRevision":%s}\n' "${cur:-null}" "${count:-0}"
+    exit 0
+    ;;
   inspect)
     rev="$(db_revision "$data")"
     printf '{"running":%s,"hasData":%s,"revision":%s,"dataDir":%s}\n' "$(running_json)" \

@@ -106,6 +106,15 @@ describe('host scripts refuse hostile arguments before touching anything', () =>
     ['etcd-snapshot.sh', (bad) => ['upload', '--work-dir', '/var/tmp/s', '--file', bad, '--upload-url-b64', 'aHR0cDovL3gvYQ']],
     ['etcd-snapshot.sh', (bad) => ['upload', '--work-dir', '/var/tmp/s', '--file', 'snapshot-20261125T120000Z.db.zst', '--upload-url-b64', bad]],
     ['etcd-snapshot.sh', (bad) => ['discard', '--work-dir', '/var/tmp/s', '--file', bad]],
+    ['etcd-restore.sh', (bad) => ['restore', '--work-dir', '/var/tmp/r', '--url-b64', 'aHR0cDovL3gvYQ', '--sha256', 'a'.repeat(64), '--compressor', 'zstd', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--token', 't1'].map((a, i) => (i === 2 ? bad : a))],
+    ['etcd-restore.sh', (bad) => ['restore', '--work-dir', '/var/tmp/r', '--url-b64', 'aHR0cDovL3gvYQ', '--sha256', 'a'.repeat(64), '--compressor', 'zstd', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--token', 't1'].map((a, i) => (i === 4 ? bad : a))],
+    ['etcd-restore.sh', (bad) => ['restore', '--work-dir', '/var/tmp/r', '--url-b64', 'aHR0cDovL3gvYQ', '--sha256', 'a'.repeat(64), '--compressor', 'zstd', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--token', 't1'].map((a, i) => (i === 6 ? bad : a))],
+    ['etcd-restore.sh', (bad) => ['restore', '--work-dir', '/var/tmp/r', '--url-b64', 'aHR0cDovL3gvYQ', '--sha256', 'a'.repeat(64), '--compressor', 'zstd', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--token', 't1'].map((a, i) => (i === 8 ? bad : a))],
+    ['etcd-restore.sh', (bad) => ['restore', '--work-dir', '/var/tmp/r', '--url-b64', 'aHR0cDovL3gvYQ', '--sha256', 'a'.repeat(64), '--compressor', 'zstd', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--token', 't1'].map((a, i) => (i === 10 ? bad : a))],
+    ['etcd-restore.sh', (bad) => ['restore', '--work-dir', '/var/tmp/r', '--url-b64', 'aHR0cDovL3gvYQ', '--sha256', 'a'.repeat(64), '--compressor', 'zstd', '--name', 'etcd-a', '--initial-cluster', 'etcd-a=http://127.0.0.1:2380', '--token', 't1'].map((a, i) => (i === 12 ? bad : a))],
+    ['etcd-restore.sh', (bad) => ['rollback', '--token', bad]],
+    ['etcd-restore.sh', (bad) => ['verify', '--revision', bad]],
+    ['etcd-restore.sh', (bad) => ['inspect', '--data-dir', bad]],
   ];
 
   it.each(cases.map(([s, f], i) => [`${s} #${i}`, s, f] as const))('%s', (_label, script, argsFor) => {
@@ -317,6 +326,62 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([p.file]);
     expect(run(h.root, 'etcd-snapshot.sh', ['discard', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file]).code).toBe(0);
     expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([]);
+  });
+  it('restores from a downloaded snapshot: checksum first, old data set aside, idempotent per token, rollback', async () => {
+    run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
+    expect(start().code).toBe(0);
+    const put = (k: string) => spawnSync('etcdctl', [`--endpoints=http://127.0.0.1:${client}`, 'put', k, 'v'], { env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
+    put('before-1');
+    put('before-2');
+    const p = JSON.parse(run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots']).stdout) as { file: string; sha256: string; compressor: string; keys: number; status: { revision: number } };
+    expect(p.keys).toBe(2);
+    put('after-snapshot');
+    const snapshotFile = readFileSync(join(h.root, 'var/lib/qk-snapshots', p.file));
+    const server = createServer((_req, res) => res.writeHead(200).end(snapshotFile));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = Buffer.from(`http://127.0.0.1:${(server.address() as AddressInfo).port}/b/k?X-Amz-Signature=abc`).toString('base64url');
+      const cluster = `etcd-a=http://127.0.0.1:${peer}`;
+      const restore = (sha: string, token: string) => runAsync(h.root, 'etcd-restore.sh', ['restore', '--work-dir', '/var/lib/qk-restore', '--url-b64', url,
+        '--sha256', sha, '--compressor', p.compressor, '--name', 'etcd-a', '--initial-cluster', cluster, '--token', token]);
+
+      // etcd still running: refused.
+      expect((await restore(p.sha256, 'r1')).stderr).toMatch(/etcd is running/);
+      run(h.root, 'etcd-member.sh', ['stop']);
+      const inspected = JSON.parse(run(h.root, 'etcd-restore.sh', ['inspect']).stdout) as { running: boolean; hasData: boolean; revision: number };
+      expect(inspected).toMatchObject({ running: false, hasData: true });
+      expect(inspected.revision).toBe(p.status.revision + 1);
+      const before = tree(h.volume);
+
+      // A download whose SHA-256 differs from the backup's metadata: nothing changes.
+      const bad = await restore('0'.repeat(64), 'r1');
+      expect(bad.code).toBe(6);
+      expect(bad.stderr).toMatch(/checksum mismatch/);
+      expect(tree(h.volume)).toEqual(before);
+
+      const ok = await restore(p.sha256, 'r1');
+      expect(ok.stderr).toBe('');
+      expect(JSON.parse(ok.stdout)).toMatchObject({ result: 'restored', revision: p.status.revision, asideDir: '/var/lib/etcd/data.pre-restore-r1' });
+      expect(existsSync(join(h.volume, 'data.pre-restore-r1/member/snap/db'))).toBe(true);
+      expect(readdirSync(join(h.root, 'var/lib/qk-restore'))).toEqual([]);
+      expect(JSON.parse((await restore(p.sha256, 'r1')).stdout)).toMatchObject({ result: 'already-restored' });
+
+      // The restored member starts as a new cluster with the snapshot's keys only.
+      expect(run(h.root, 'etcd-member.sh', ['start', '--name', 'etcd-a', '--initial-cluster', cluster, '--initial-cluster-state', 'new', '--token', 'r1']).code).toBe(0);
+      const v = JSON.parse(run(h.root, 'etcd-restore.sh', ['verify', '--revision', String(p.status.revision)]).stdout) as { revision: number; keysAtRevision: number };
+      expect(v).toEqual({ revision: p.status.revision, keysAtRevision: 2 });
+
+      // Rollback refuses while etcd runs, then brings the pre-restore data (with the later key) back.
+      expect(run(h.root, 'etcd-restore.sh', ['rollback', '--token', 'r1']).code).toBe(6);
+      run(h.root, 'etcd-member.sh', ['stop']);
+      expect(run(h.root, 'etcd-restore.sh', ['rollback', '--token', 'r1']).code).toBe(0);
+      expect(existsSync(join(h.volume, 'data.failed-restore-r1/member'))).toBe(true);
+      expect(start().code).toBe(0);
+      const got = spawnSync('etcdctl', [`--endpoints=http://127.0.0.1:${client}`, 'get', 'after-snapshot', '--print-value-only'], { encoding: 'utf8', env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
+      expect(got.stdout.trim()).toBe('v');
+    } finally {
+      server.close();
+    }
   });
 });
 

@@ -1,0 +1,241 @@
+/**
+ * Disaster recovery: rebuild a whole cluster from one verified backup. An operator command,
+ * never automatic.
+ *
+ *   masters → quorum check (refuse while the cluster has quorum unless forced) → snapshot
+ *   (latest or a key) + its metadata → plan → confirmation → stop etcd everywhere → inspect
+ *   (how new was the data we set aside?) → per master: download, SHA-256 check, restore with a
+ *   NEW cluster token, old data dir moved aside → start all → leader → verify revision and key
+ *   count against the backup's metadata → summary.
+ *
+ * Nothing is deleted: each member's previous data stays at <data>.pre-restore-<token>, and
+ * `rollbackRestore` puts it back. Re-running with the same token is safe (members already
+ * restored with it are left as they are).
+ */
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { type BackupMeta, type BackupStore, headBackup, listBackups, parseBackupKey, presignDownload } from '../aws/backups';
+import { runHostJson, type RunOptions } from '../aws/run-command';
+import { agentOnline } from '../aws/ssm-agent';
+import { pollUntil, type Clock } from '../clock';
+import { clusterHealth } from '../domain/membership';
+import type { HostScriptBundle } from '../host/command';
+import { patterns } from '../validate';
+import { clusterMasters, firstHealthyPeer } from './cluster-masters';
+import type { FlowDeps, FlowTimings } from './deps';
+import { STATUS_TIMEOUT } from './replacement';
+
+export interface RestoreDeps {
+  asg: AutoScalingClient;
+  ssm: SSMClient;
+  s3: S3Client;
+  scripts: HostScriptBundle;
+  clock: Clock;
+  tags: { cluster: string; member: string };
+  timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec'>;
+  progress: FlowDeps['progress'];
+  signal?: AbortSignal;
+}
+
+export interface RestoreRequest {
+  cluster: string;
+  /** 'latest' or the S3 key of one backup of this cluster. */
+  snapshot: string;
+  store: BackupStore;
+  workDir: string;
+  /** Restore even though the cluster still has quorum. */
+  force: boolean;
+  /** Shown the plan; returns whether to go ahead (the CLI asks, or --yes). */
+  confirm: (plan: RestorePlan) => Promise<boolean>;
+  /** New cluster token (default: derived from the cluster name and the time). */
+  token?: string;
+  /** How long to wait for the restored cluster to elect a leader. */
+  leaderTimeoutSec?: number;
+}
+
+export interface RestorePlan {
+  cluster: string;
+  token: string;
+  snapshot: { key: string; meta: BackupMeta };
+  members: Array<{ member: string; instanceId: string; peerUrl: string }>;
+  /** What the quorum check found. */
+  health: string;
+  hasQuorum: boolean;
+}
+
+export interface RestoreSummary {
+  result: 'restored' | 'aborted';
+  plan: RestorePlan;
+  members: Array<{ member: string; instanceId: string; previousRevision: number | null; asideDir: string | null }>;
+  /** Revision of the restored cluster when verified (>= the snapshot's). */
+  revision?: number;
+  keysAtSnapshotRevision?: number;
+  /**
+   * Revisions the restore discarded: the newest set-aside member data was this many revisions
+   * ahead of the snapshot (null when no member had readable data).
+   */
+  discardedAfterRevision: number | null;
+  ms: number;
+}
+
+/** A restore that was not started: nothing was changed. */
+export class RestoreRefused extends Error {
+  override readonly name = 'RestoreRefused';
+}
+
+/** A restore that failed after etcd was stopped: says how to roll back. */
+export class RestoreFailed extends Error {
+  override readonly name = 'RestoreFailed';
+  constructor(message: string, readonly rollback: string) {
+    super(`${message}\n${rollback}`);
+  }
+}
+
+interface Prepared {
+  masters: Array<{ member: string; instanceId: string; peerUrl: string; clientUrl: string }>;
+  initialCluster: string;
+}
+
+function opts(deps: RestoreDeps, maxWaitSec = 1800): RunOptions {
+  return { minDelaySec: deps.timings.minDelaySec, maxDelaySec: deps.timings.maxDelaySec, maxWaitSec, executionTimeoutSec: maxWaitSec, ...(deps.signal ? { abortSignal: deps.signal } : {}) };
+}
+
+/** Every slot with an InService instance whose agent answers, and the URLs each advertises. */
+async function readMasters(deps: RestoreDeps, cluster: string): Promise<Prepared> {
+  const slots = await clusterMasters(deps.asg, deps.tags, cluster);
+  if (slots.length === 0) throw new RestoreRefused(`no master Auto Scaling groups are tagged ${deps.tags.cluster}=${cluster}`);
+  const missing = slots.filter((s) => !s.instanceId).map((s) => s.member);
+  if (missing.length) throw new RestoreRefused(`slot(s) ${missing.join(', ')} have no InService instance: bring every master back (the replacement flow mounts its volume) before restoring`);
+  const masters = await Promise.all(slots.map(async (s) => {
+    const instanceId = s.instanceId!;
+    if (!(await agentOnline(deps.ssm, instanceId))) throw new RestoreRefused(`the SSM agent of ${s.member} (${instanceId}) is not online`);
+    const urls = await runHostJson<{ peerUrl: string; clientUrl: string }>(deps.ssm, deps.scripts, instanceId, 'etcd-member.sh', ['urls'], opts(deps, 120));
+    return { member: s.member, instanceId, peerUrl: urls.peerUrl, clientUrl: urls.clientUrl };
+  }));
+  return { masters, initialCluster: masters.map((m) => `${m.member}=${m.peerUrl}`).join(',') };
+}
+
+async function quorumState(deps: RestoreDeps, p: Prepared): Promise<{ hasQuorum: boolean; health: string }> {
+  const peer = await firstHealthyPeer(deps.ssm, deps.scripts, p.masters, opts(deps, 120));
+  if (!peer) return { hasQuorum: false, health: 'no member reports itself healthy (no leader)' };
+  const list = await peer.etcd.memberList();
+  const h = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
+  const hasQuorum = h.leader !== null && h.healthyVoters >= h.quorum;
+  return { hasQuorum, health: `${h.healthyVoters}/${h.voters} voters healthy, quorum ${h.quorum}, ${h.leader ? 'leader elected' : 'no leader'}` };
+}
+
+async function resolveSnapshot(deps: RestoreDeps, req: RestoreRequest): Promise<{ key: string; meta: BackupMeta }> {
+  let key = req.snapshot;
+  if (key === 'latest') {
+    const newest = (await listBackups(deps.s3, req.store, req.cluster)).at(-1);
+    if (!newest) throw new RestoreRefused(`no backup of ${req.cluster} in s3://${req.store.bucket}/${req.store.prefix}/${req.cluster}/`);
+    key = newest.key;
+  } else if (!parseBackupKey(req.store, req.cluster, key)) {
+    throw new RestoreRefused(`${key} is not a backup key of cluster ${req.cluster} (expected ${req.store.prefix}/${req.cluster}/<YYYYMMDDTHHMMSSZ>-<member>.db.zst|gz)`);
+  }
+  const stored = await headBackup(deps.s3, req.store, key);
+  if (!stored.meta) throw new RestoreRefused(`backup ${key} cannot be used: ${stored.metaProblem ?? 'no metadata'}`);
+  if (stored.meta.cluster !== req.cluster) throw new RestoreRefused(`backup ${key} says it belongs to cluster ${stored.meta.cluster}`);
+  if (stored.size !== stored.meta.size) throw new RestoreRefused(`backup ${key} is ${stored.size} bytes, its metadata says ${stored.meta.size}`);
+  return { key, meta: stored.meta };
+}
+
+export async function planRestore(deps: RestoreDeps, req: RestoreRequest): Promise<{ plan: RestorePlan; prepared: Prepared }> {
+  if (!patterns.clusterName.test(req.cluster)) throw new RestoreRefused(`invalid cluster name ${JSON.stringify(req.cluster)}`);
+  const token = req.token ?? `${req.cluster}-restore-${new Date(deps.clock.now()).toISOString().replace(/[-:]/g, '').slice(0, 15)}`.slice(0, 128);
+  if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
+  const prepared = await readMasters(deps, req.cluster);
+  const [q, snapshot] = await Promise.all([quorumState(deps, prepared), resolveSnapshot(deps, req)]);
+  return {
+    plan: { cluster: req.cluster, token, snapshot, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })), ...q },
+    prepared,
+  };
+}
+
+export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Promise<RestoreSummary> {
+  const t0 = deps.clock.now();
+  const say = (step: string, status: 'start' | 'ok' | 'skip' | 'wait' | 'fail', detail: string) => deps.progress({ step, status, detail });
+  const { plan, prepared } = await planRestore(deps, req);
+  say('plan', 'ok', `snapshot ${plan.snapshot.key} (revision ${plan.snapshot.meta.revision}); cluster: ${plan.health}`);
+  if (plan.hasQuorum && !req.force) {
+    throw new RestoreRefused(`cluster ${req.cluster} still has quorum (${plan.health}): a restore would discard every write since ${plan.snapshot.meta.takenAt.toISOString()}. Use --force only if you are sure.`);
+  }
+  const summary: RestoreSummary = { result: 'aborted', plan, members: [], discardedAfterRevision: null, ms: 0 };
+  if (!(await req.confirm(plan))) {
+    summary.ms = deps.clock.now() - t0;
+    return summary;
+  }
+
+  const rollback = [
+    `Every member's previous data is kept at <data dir>.pre-restore-${plan.token}. To roll back:`,
+    `  quorum-keeper restore --cluster ${req.cluster} --rollback ${plan.token}`,
+    `(or on each master: etcd-member.sh stop; etcd-restore.sh rollback --token ${plan.token}; start etcd as before).`,
+  ].join('\n');
+  const host = <T>(m: { instanceId: string; member: string }, script: 'etcd-member.sh' | 'etcd-restore.sh', args: string[], what: string): Promise<T> =>
+    runHostJson<T>(deps.ssm, deps.scripts, m.instanceId, script, args, opts(deps)).catch((err: unknown) => {
+      throw new RestoreFailed(`${what} on ${m.member} (${m.instanceId}) failed: ${err instanceof Error ? err.message : String(err)}`, rollback);
+    });
+
+  // Stop etcd everywhere: from here on, the rollback note applies.
+  await Promise.all(prepared.masters.map((m) => host(m, 'etcd-member.sh', ['stop'], 'stopping etcd')));
+  say('stop', 'ok', `etcd stopped on ${prepared.masters.length} masters`);
+  const inspected = await Promise.all(prepared.masters.map((m) => host<{ revision: number | null }>(m, 'etcd-restore.sh', ['inspect'], 'inspecting the data dir')));
+  const previous = inspected.map((i) => i.revision).filter((r): r is number => r !== null);
+  summary.discardedAfterRevision = previous.length ? Math.max(0, Math.max(...previous) - plan.snapshot.meta.revision) : null;
+
+  const meta = plan.snapshot.meta;
+  const restored = await Promise.all(prepared.masters.map(async (m) => {
+    const url = await presignDownload(deps.s3, req.store, plan.snapshot.key);
+    const r = await host<{ asideDir: string | null; revision: number | null }>(m, 'etcd-restore.sh', ['restore', '--work-dir', req.workDir,
+      '--url-b64', Buffer.from(url).toString('base64url'), '--sha256', meta.sha256, '--compressor', meta.compressor,
+      '--name', m.member, '--initial-cluster', prepared.initialCluster, '--token', plan.token], 'download + restore');
+    say('restore', 'ok', `${m.member}: restored to revision ${r.revision ?? '?'}; previous data ${r.asideDir ? `kept at ${r.asideDir}` : 'none'}`);
+    return r;
+  }));
+  summary.members = prepared.masters.map((m, i) => ({ member: m.member, instanceId: m.instanceId, previousRevision: inspected[i]!.revision, asideDir: restored[i]!.asideDir ?? null }));
+
+  await Promise.all(prepared.masters.map((m) => host(m, 'etcd-member.sh',
+    ['start', '--name', m.member, '--initial-cluster', prepared.initialCluster, '--initial-cluster-state', 'new', '--token', plan.token], 'starting etcd')));
+  say('start', 'ok', `etcd started on ${prepared.masters.length} masters with token ${plan.token}`);
+
+  // A leader, and every member healthy.
+  const n = prepared.masters.length;
+  try {
+    await pollUntil('a leader with every restored member healthy', async () => {
+      const peer = await firstHealthyPeer(deps.ssm, deps.scripts, prepared.masters, opts(deps, 120));
+      if (!peer) return undefined;
+      const h = clusterHealth((await peer.etcd.memberList()).members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
+      return h.leader !== null && h.healthyVoters === n ? true : undefined;
+    }, { clock: deps.clock, timeoutMs: (req.leaderTimeoutSec ?? 120) * 1000, intervalMs: 1000, ...(deps.signal ? { signal: deps.signal } : {}) });
+  } catch (err) {
+    throw new RestoreFailed(`the restored cluster did not become healthy: ${err instanceof Error ? err.message : String(err)}`, rollback);
+  }
+  say('leader', 'ok', `leader elected, ${n}/${n} members healthy`);
+
+  // Verify against the backup's metadata (writes may already be arriving: compare at the
+  // snapshot's revision, which a restore keeps).
+  const v = await host<{ revision: number; keysAtRevision: number }>(prepared.masters[0]!, 'etcd-restore.sh', ['verify', '--revision', String(meta.revision)], 'verification');
+  if (v.revision < meta.revision || (meta.keys !== null && v.keysAtRevision !== meta.keys)) {
+    throw new RestoreFailed(`verification failed: revision ${v.revision} (snapshot ${meta.revision}), ${v.keysAtRevision} keys at the snapshot revision (backup metadata: ${meta.keys ?? 'unknown'})`, rollback);
+  }
+  summary.revision = v.revision;
+  summary.keysAtSnapshotRevision = v.keysAtRevision;
+  summary.result = 'restored';
+  summary.ms = deps.clock.now() - t0;
+  say('verify', 'ok', `revision ${v.revision} ≥ ${meta.revision}; ${v.keysAtRevision} keys at the snapshot revision${meta.keys === null ? '' : ' = backup metadata'}`);
+  return summary;
+}
+
+/** Puts every member's pre-restore data back and starts etcd on it again. */
+export async function rollbackRestore(deps: RestoreDeps, cluster: string, token: string): Promise<Array<{ member: string; instanceId: string }>> {
+  if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
+  const prepared = await readMasters(deps, cluster);
+  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-member.sh', ['stop'], opts(deps))));
+  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-restore.sh', ['rollback', '--token', token], opts(deps))));
+  // The old data dirs carry their own membership: the initial-cluster settings are ignored.
+  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-member.sh',
+    ['start', '--name', m.member, '--initial-cluster', prepared.initialCluster, '--initial-cluster-state', 'existing'], opts(deps))));
+  deps.progress({ step: 'rollback', status: 'ok', detail: `previous data restored on ${prepared.masters.length} masters; etcd started` });
+  return prepared.masters.map(({ member, instanceId }) => ({ member, instanceId }));
+}
