@@ -24,8 +24,26 @@ const flows = base.extend({
   QK_POLL_MAX_DELAY_SEC: seconds(15),
 });
 
+const hours = (dflt: number) => z.coerce.number().int().min(0).max(10_000).default(dflt);
+
+const backup = flows.extend({
+  /** Bucket for etcd backups (SSE-KMS by default, versioned; see serverless.yml). */
+  QK_BACKUP_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+  QK_BACKUP_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{1,64}(\/[A-Za-z0-9._-]{1,64}){0,3}$/, 'must be a key prefix such as etcd-backups (no leading or trailing slash)').default('etcd-backups'),
+  /** KMS key for SSE-KMS (ARN, key ID or alias/...); empty = the bucket's default key. */
+  QK_BACKUP_KMS_KEY_ID: z.preprocess((v) => (v === '' ? undefined : v), z.string().regex(/^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]{1,256}|alias\/[A-Za-z0-9/_-]{1,256}|[0-9a-f-]{36})$/, 'must be a KMS key ARN, key ID or alias/name').optional()),
+  QK_BACKUP_COMPRESSOR: z.enum(['auto', 'zstd', 'gzip']).default('auto'),
+  QK_BACKUP_WORK_DIR: z.string().regex(/^\/[A-Za-z0-9._/-]{1,255}$/, 'must be an absolute path').refine((v) => !v.includes('..'), 'must not contain ..').default('/var/lib/quorum-keeper/snapshots'),
+  /** The newest good backup older than this raises an alert (default 2 × the 30 min schedule). */
+  QK_BACKUP_STALE_AFTER_SEC: z.coerce.number().int().min(60).max(30 * 86_400).default(3600),
+  QK_RETENTION_KEEP_ALL_HOURS: hours(24),
+  QK_RETENTION_DAILY_DAYS: hours(7),
+  QK_RETENTION_WEEKLY_WEEKS: hours(8),
+});
+
 export type Config = z.infer<typeof base>;
 export type FlowConfig = z.infer<typeof flows>;
+export type BackupConfig = z.infer<typeof backup>;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -46,4 +64,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 export function loadFlowConfig(env: NodeJS.ProcessEnv = process.env): FlowConfig {
   return parse(flows, env);
+}
+
+export function loadBackupConfig(env: NodeJS.ProcessEnv = process.env): BackupConfig {
+  return parse(backup, env);
 }

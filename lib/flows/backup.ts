@@ -20,6 +20,7 @@ import {
 } from '../aws/backups';
 import { runHostScript, type RunOptions } from '../aws/run-command';
 import type { Clock } from '../clock';
+import type { BackupConfig } from '../config';
 import { chooseBackupSource } from '../domain/backup-source';
 import { decideRetention, type RetentionPolicy } from '../domain/retention';
 import type { HostScriptBundle } from '../host/command';
@@ -51,6 +52,16 @@ export interface BackupSettings {
 }
 
 export const DEFAULT_WORK_DIR = '/var/lib/quorum-keeper/snapshots';
+
+export function backupSettings(cfg: BackupConfig): BackupSettings {
+  return {
+    store: { bucket: cfg.QK_BACKUP_BUCKET, prefix: cfg.QK_BACKUP_PREFIX, ...(cfg.QK_BACKUP_KMS_KEY_ID ? { kmsKeyId: cfg.QK_BACKUP_KMS_KEY_ID } : {}) },
+    workDir: cfg.QK_BACKUP_WORK_DIR,
+    compressor: cfg.QK_BACKUP_COMPRESSOR,
+    retention: { keepAllHours: cfg.QK_RETENTION_KEEP_ALL_HOURS, dailyDays: cfg.QK_RETENTION_DAILY_DAYS, weeklyWeeks: cfg.QK_RETENTION_WEEKLY_WEEKS },
+    staleAfterSec: cfg.QK_BACKUP_STALE_AFTER_SEC,
+  };
+}
 
 export interface BackupOutcome {
   cluster: string;

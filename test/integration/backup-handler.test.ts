@@ -1,0 +1,71 @@
+/**
+ * The backup Lambda entry (middy, Powertools logger + metrics, host scripts embedded as text)
+ * against the sandbox: the composition root product code really runs with.
+ */
+import type { Context } from 'aws-lambda';
+import { listBackups } from '../../lib/aws/backups';
+import { destroyClients, provisionCluster, type SandboxClients, sandboxClients } from '../../sandbox/cluster';
+import { type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl } from '../../sandbox/control';
+import { Sandbox } from '../../sandbox/sandbox';
+
+jest.setTimeout(120_000);
+
+const context = { getRemainingTimeInMillis: () => 900_000, functionName: 'backup', awsRequestId: 'test' } as unknown as Context;
+type Handler = (event: unknown, ctx: Context) => Promise<{ clusters: Array<{ cluster: string; result: string; key?: string; error?: string }> }>;
+
+const scheduledEvent = {
+  version: '0', id: '53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa', 'detail-type': 'Scheduled Event', source: 'aws.events', account: '123456789012',
+  time: '2026-11-25T12:00:00Z', region: 'us-east-1', resources: ['arn:aws:events:us-east-1:123456789012:rule/quorum-keeper-backup'], detail: {},
+};
+
+describe('backup handler', () => {
+  let sandbox: Sandbox;
+  let c: SandboxClients;
+  let ctl: Control;
+  let b: BackupTarget;
+  let handler: Handler;
+  const emitted: string[] = [];
+  let restoreWrite: (() => void) | null = null;
+
+  beforeAll(async () => {
+    sandbox = await Sandbox.start();
+    c = sandboxClients(sandbox);
+    ctl = await provisionControl(sandbox);
+    b = await provisionBackups(sandbox);
+    await provisionCluster(sandbox, c, { name: 'prod' });
+    Object.assign(process.env, {
+      AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox',
+      QK_STATE_TABLE: ctl.table, QK_ALERT_TOPIC_ARN: ctl.topicArn, QK_POLL_MIN_DELAY_SEC: '1', QK_POLL_MAX_DELAY_SEC: '1', POWERTOOLS_LOG_LEVEL: 'ERROR',
+      QK_BACKUP_BUCKET: b.store.bucket, QK_BACKUP_KMS_KEY_ID: b.kmsKeyArn,
+    });
+    handler = (await import('../../functions/backup')).handler;
+    // Powertools writes EMF metrics to stdout: capture them.
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      emitted.push(String(chunk));
+      return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    });
+    restoreWrite = () => (process.stdout.write = write);
+  });
+  afterAll(async () => {
+    restoreWrite?.();
+    destroyBackups(b);
+    destroyControl(ctl);
+    destroyClients(c);
+    await sandbox?.stop();
+  });
+
+  it('a scheduled event backs up every tagged cluster and publishes its metrics', async () => {
+    const out = await handler(scheduledEvent, context);
+    expect(out.clusters).toEqual([expect.objectContaining({ cluster: 'prod', result: 'uploaded' })]);
+    expect((await listBackups(b.s3, b.store, 'prod')).map((o) => o.key)).toEqual([out.clusters[0]!.key]);
+    const emf = emitted.filter((l) => l.includes('"_aws"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({ Cluster: 'prod', BackupFailures: 0, BackupAgeSeconds: expect.any(Number) as number, BackupSizeBytes: expect.any(Number) as number });
+  });
+
+  it('refuses a malformed request before touching anything', async () => {
+    await expect(handler({ clusters: ['prod; reboot'] }, context)).rejects.toThrow(/invalid backup request: clusters.0: must be a cluster name/);
+    await expect(handler({ clusters: [] }, context)).rejects.toThrow(/invalid backup request/);
+  });
+});
