@@ -1,0 +1,260 @@
+/**
+ * quorum-keeper — the operator CLI. Works against real AWS (default credential chain,
+ * --region, --profile) and against the local sandbox (--endpoint).
+ *
+ *   quorum-keeper backup       --cluster C                      take a backup now
+ *   quorum-keeper backups list --cluster C                      backups, oldest first
+ *   quorum-keeper restore      --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
+ *   quorum-keeper restore      --cluster C --rollback TOKEN [--yes]
+ *
+ * Human output by default (progress on stderr), --json for scripts (one JSON document on stdout).
+ * Exit codes: 0 done, 1 failed, 2 usage, 3 refused (nothing changed), 4 aborted at the prompt.
+ */
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { Alerter } from '../lib/aws/alerts';
+import { type BackupStore, listBackups } from '../lib/aws/backups';
+import { systemClock } from '../lib/clock';
+import { DEFAULT_RETENTION } from '../lib/domain/retention';
+import { type BackupDeps, backupCluster, DEFAULT_WORK_DIR } from '../lib/flows/backup';
+import type { FlowDeps } from '../lib/flows/deps';
+import { RestoreFailed, RestoreRefused, restoreCluster, type RestoreDeps, type RestorePlan, rollbackRestore } from '../lib/flows/restore';
+import { loadHostScripts } from '../lib/host/fs-bundle';
+import { patterns } from '../lib/validate';
+
+const USAGE = `usage: quorum-keeper <command> [options]
+
+commands:
+  backup        --cluster C                       take a verified backup now
+  backups list  --cluster C                       list the cluster's backups (oldest first)
+  restore       --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
+                                                  disaster recovery from a backup
+  restore       --cluster C --rollback TOKEN [--yes]
+                                                  put back the data a restore set aside
+
+options:
+  --bucket B          backup bucket (or QK_BACKUP_BUCKET)
+  --prefix P          key prefix (default etcd-backups, or QK_BACKUP_PREFIX)
+  --kms-key-id K      KMS key for new backups (default: the bucket's)
+  --region R          AWS region (or AWS_REGION)
+  --profile P         AWS profile (or AWS_PROFILE)
+  --endpoint URL      one endpoint for every AWS service (the local sandbox)
+  --json              one JSON document on stdout instead of human output
+  --yes               do not ask for confirmation
+  --force             restore even though the cluster still has quorum
+`;
+
+class UsageError extends Error {}
+
+export interface CliIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** Asks a question on the terminal; null when there is no terminal. */
+  ask: ((q: string) => Promise<string>) | null;
+  env: NodeJS.ProcessEnv;
+}
+
+function parse(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: {
+      cluster: { type: 'string' }, snapshot: { type: 'string' }, token: { type: 'string' }, rollback: { type: 'string' },
+      bucket: { type: 'string' }, prefix: { type: 'string' }, 'kms-key-id': { type: 'string' },
+      region: { type: 'string' }, profile: { type: 'string' }, endpoint: { type: 'string' },
+      json: { type: 'boolean' }, yes: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'work-dir': { type: 'string' }, 'tag-cluster': { type: 'string' }, 'tag-member': { type: 'string' },
+    },
+  });
+  return { values, positionals };
+}
+
+type Values = ReturnType<typeof parse>['values'];
+
+function need(v: string | undefined, name: string, pattern?: RegExp): string {
+  if (!v) throw new UsageError(`missing --${name}`);
+  if (pattern && !pattern.test(v)) throw new UsageError(`invalid --${name} ${JSON.stringify(v)}`);
+  return v;
+}
+
+function context(v: Values, io: CliIo) {
+  const region = v.region ?? io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION;
+  if (!region) throw new UsageError('no region: pass --region or set AWS_REGION');
+  if (v.profile) io.env.AWS_PROFILE = v.profile; // read by the SDK's default credential chain
+  const endpoint = v.endpoint ?? io.env.QK_AWS_ENDPOINT;
+  if (endpoint && !/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/?$/.test(endpoint)) throw new UsageError(`invalid --endpoint ${JSON.stringify(endpoint)}`);
+  // Explicit keys in the given environment win (tests); otherwise the SDK's default chain.
+  const keys = io.env.AWS_ACCESS_KEY_ID && io.env.AWS_SECRET_ACCESS_KEY
+    ? { credentials: { accessKeyId: io.env.AWS_ACCESS_KEY_ID, secretAccessKey: io.env.AWS_SECRET_ACCESS_KEY, ...(io.env.AWS_SESSION_TOKEN ? { sessionToken: io.env.AWS_SESSION_TOKEN } : {}) } }
+    : {};
+  const cfg = { region, maxAttempts: 5, ...(endpoint ? { endpoint } : {}), ...keys };
+  const bucket = need(v.bucket ?? io.env.QK_BACKUP_BUCKET, 'bucket', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
+  const store: BackupStore = {
+    bucket, prefix: v.prefix ?? io.env.QK_BACKUP_PREFIX ?? 'etcd-backups',
+    ...((v['kms-key-id'] ?? io.env.QK_BACKUP_KMS_KEY_ID) ? { kmsKeyId: (v['kms-key-id'] ?? io.env.QK_BACKUP_KMS_KEY_ID)! } : {}),
+  };
+  const progress: FlowDeps['progress'] = (e) => {
+    if (e.status !== 'start' && !v.json) io.err(`${new Date().toISOString().slice(11, 19)} ${e.status === 'fail' ? '✗' : e.status === 'ok' ? '✓' : '…'} ${e.step}: ${e.detail}`);
+  };
+  const clients = { asg: new AutoScalingClient(cfg), ssm: new SSMClient(cfg), s3: new S3Client({ ...cfg, forcePathStyle: Boolean(endpoint) }) };
+  const deps = {
+    ...clients, scripts: loadHostScripts(join(__dirname, '..', 'host')), clock: systemClock,
+    tags: { cluster: v['tag-cluster'] ?? io.env.QK_TAG_CLUSTER ?? 'quorum-keeper/cluster', member: v['tag-member'] ?? io.env.QK_TAG_MEMBER ?? 'quorum-keeper/etcd-member' },
+    timings: endpoint ? { minDelaySec: 1, maxDelaySec: 1 } : { minDelaySec: 2, maxDelaySec: 10 }, progress,
+  };
+  const close = () => Object.values(clients).forEach((c) => c.destroy());
+  return { deps, store, close, workDir: v['work-dir'] ?? DEFAULT_WORK_DIR };
+}
+
+function printPlan(p: RestorePlan, io: CliIo): void {
+  const m = p.snapshot.meta;
+  io.err([
+    '',
+    `RESTORE PLAN for cluster ${p.cluster}`,
+    `  cluster now:  ${p.health}${p.hasQuorum ? '  ← STILL HAS QUORUM (--force)' : ''}`,
+    `  snapshot:     ${p.snapshot.key}`,
+    `                taken ${m.takenAt.toISOString()} from ${m.member}; revision ${m.revision}; ${m.keys ?? '?'} keys; ${m.size} bytes (${m.compressor})`,
+    `  new token:    ${p.token}`,
+    '  members:',
+    ...p.members.map((x) => `    ${x.member.padEnd(10)} ${x.instanceId.padEnd(20)} ${x.peerUrl}`),
+    '  Every member\'s etcd is stopped; its current data dir is moved aside (not deleted);',
+    '  every write made after the snapshot is discarded.',
+    '',
+  ].join('\n'));
+}
+
+async function confirm(v: Values, io: CliIo, question: string, expected: string): Promise<boolean> {
+  if (v.yes) return true;
+  if (!io.ask) throw new UsageError('no terminal to confirm on: pass --yes to go ahead without a prompt');
+  return (await io.ask(`${question} Type "${expected}" to continue: `)).trim() === expected;
+}
+
+async function cmdRestore(v: Values, io: CliIo): Promise<number> {
+  const cluster = need(v.cluster, 'cluster', patterns.clusterName);
+  const ctx = context(v, io);
+  const deps: RestoreDeps = ctx.deps;
+  try {
+    if (v.rollback) {
+      const token = need(v.rollback, 'rollback', patterns.token);
+      if (!(await confirm(v, io, `Roll back ${cluster}: stop etcd everywhere and put back the data set aside by restore ${token}.`, cluster))) return 4;
+      const members = await rollbackRestore(deps, cluster, token);
+      if (v.json) io.out(JSON.stringify({ result: 'rolled-back', cluster, token, members }));
+      else io.out(`rolled back ${cluster}: ${members.map((m) => m.member).join(', ')} are running on their pre-restore data again`);
+      return 0;
+    }
+    const summary = await restoreCluster(deps, {
+      cluster, snapshot: v.snapshot ?? 'latest', store: ctx.store, workDir: ctx.workDir, force: Boolean(v.force), ...(v.token ? { token: v.token } : {}),
+      confirm: async (plan) => {
+        if (!v.json) printPlan(plan, io);
+        return confirm(v, io, 'This replaces the cluster\'s data with the snapshot.', cluster);
+      },
+    });
+    if (v.json) {
+      io.out(JSON.stringify({ ...summary, plan: { ...summary.plan, snapshot: { key: summary.plan.snapshot.key, meta: { ...summary.plan.snapshot.meta, takenAt: summary.plan.snapshot.meta.takenAt.toISOString() } } } }));
+    } else if (summary.result === 'aborted') {
+      io.out('aborted: nothing was changed');
+    } else {
+      io.out([
+        `restored ${cluster} from ${summary.plan.snapshot.key} in ${(summary.ms / 1000).toFixed(1)} s`,
+        `  revision ${summary.revision} (snapshot ${summary.plan.snapshot.meta.revision}); ${summary.keysAtSnapshotRevision} keys at the snapshot revision`,
+        `  discardedAfterRevision: ${summary.discardedAfterRevision ?? 'unknown (no member had readable data)'} — revisions newer than the snapshot that this restore set aside`,
+        ...summary.members.map((m) => `  ${m.member.padEnd(10)} ${m.instanceId.padEnd(20)} previous data ${m.asideDir ? `kept at ${m.asideDir} (revision ${m.previousRevision ?? '?'})` : 'none'}`),
+        `  roll back with: quorum-keeper restore --cluster ${cluster} --rollback ${summary.plan.token}`,
+        '  Next: restart kube-apiserver on every master; old API server endpoints may linger in the `kubernetes` Endpoints until their leases expire.',
+      ].join('\n'));
+    }
+    return summary.result === 'aborted' ? 4 : 0;
+  } finally {
+    ctx.close();
+  }
+}
+
+async function cmdBackup(v: Values, io: CliIo): Promise<number> {
+  const cluster = need(v.cluster, 'cluster', patterns.clusterName);
+  const ctx = context(v, io);
+  const printed: Alerter = { alert: (a) => Promise.resolve(io.err(`ALERT [${a.severity}] ${a.summary}\n  what to do: ${a.action}`) ?? true) };
+  const deps: BackupDeps = { ...ctx.deps, alerter: printed };
+  try {
+    const out = await backupCluster(deps, cluster, { store: ctx.store, workDir: ctx.workDir, compressor: 'auto', retention: DEFAULT_RETENTION, staleAfterSec: 3600 });
+    if (v.json) io.out(JSON.stringify(out));
+    else if (out.result === 'uploaded') io.out(`backed up ${cluster}: s3://${ctx.store.bucket}/${out.key} (revision ${out.revision}, ${out.keys ?? '?'} keys, ${out.size} bytes, from ${out.member} (${out.role}), ${(out.ms.total / 1000).toFixed(1)} s)`);
+    else io.out(`backup of ${cluster} FAILED at ${out.failure?.step}: ${out.failure?.message}`);
+    return out.result === 'uploaded' ? 0 : 1;
+  } finally {
+    ctx.close();
+  }
+}
+
+async function cmdBackupsList(v: Values, io: CliIo): Promise<number> {
+  const cluster = need(v.cluster, 'cluster', patterns.clusterName);
+  const ctx = context(v, io);
+  try {
+    const list = await listBackups(ctx.deps.s3, ctx.store, cluster);
+    const now = Date.now();
+    if (v.json) {
+      io.out(JSON.stringify(list.map((b) => ({ key: b.key, member: b.member, takenAt: b.takenAt.toISOString(), ageSec: Math.round((now - b.takenAt.getTime()) / 1000), size: b.size, compressor: b.compressor }))));
+    } else if (list.length === 0) {
+      io.out(`no backups of ${cluster} in s3://${ctx.store.bucket}/${ctx.store.prefix}/${cluster}/`);
+    } else {
+      io.out(['TAKEN (UTC)           AGE       MEMBER     SIZE        KEY']
+        .concat(list.map((b) => {
+          const age = (now - b.takenAt.getTime()) / 1000;
+          const ageText = age < 3600 ? `${Math.round(age / 60)} min` : age < 172_800 ? `${(age / 3600).toFixed(1)} h` : `${Math.round(age / 86_400)} d`;
+          return `${b.takenAt.toISOString().slice(0, 19).replace('T', ' ')}   ${ageText.padEnd(9)} ${b.member.padEnd(10)} ${String(b.size).padEnd(11)} ${b.key}`;
+        })).join('\n'));
+    }
+    return 0;
+  } finally {
+    ctx.close();
+  }
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  try {
+    const { values, positionals } = parse(argv);
+    if (values.help || positionals.length === 0) {
+      io.out(USAGE);
+      return positionals.length === 0 && !values.help ? 2 : 0;
+    }
+    const cmd = positionals.join(' ');
+    switch (cmd) {
+      case 'restore': return await cmdRestore(values, io);
+      case 'backup': return await cmdBackup(values, io);
+      case 'backups list': case 'backups': return await cmdBackupsList(values, io);
+      default: throw new UsageError(`unknown command "${cmd}"`);
+    }
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (err instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+      io.err(`quorum-keeper: ${(err as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (err instanceof RestoreRefused) {
+      io.err(`refused: ${err.message}\nNothing was changed.`);
+      return 3;
+    }
+    if (err instanceof RestoreFailed) {
+      io.err(`RESTORE FAILED: ${err.message}`);
+      return 1;
+    }
+    io.err(`quorum-keeper: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+/** The process entry (bin/quorum-keeper.js): real terminal, real environment, exit code. */
+export function run(): void {
+  const rl = process.stdin.isTTY ? createInterface({ input: process.stdin, output: process.stderr }) : null;
+  void main(process.argv.slice(2), {
+    out: (s) => process.stdout.write(`${s}\n`),
+    err: (s) => process.stderr.write(`${s}\n`),
+    ask: rl ? (q) => rl.question(q) : null,
+    env: process.env,
+  }).then((code) => {
+    rl?.close();
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,76 @@
+/**
+ * The operator CLI against the sandbox (in-process, real SDK clients through --endpoint):
+ * exit codes, human and --json output, and that a restore never starts without consent.
+ */
+import { main, type CliIo } from '../../cli/main';
+import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
+import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
+import { type BackupTarget, destroyBackups, provisionBackups } from '../../sandbox/control';
+import { Sandbox } from '../../sandbox/sandbox';
+
+jest.setTimeout(120_000);
+
+describe('quorum-keeper CLI', () => {
+  let sandbox: Sandbox;
+  let c: SandboxClients;
+  let b: BackupTarget;
+  let cluster: SandboxCluster;
+
+  beforeAll(async () => {
+    sandbox = await Sandbox.start();
+    c = sandboxClients(sandbox);
+    b = await provisionBackups(sandbox);
+    cluster = await provisionCluster(sandbox, c, { name: 'prod' });
+  });
+  afterAll(async () => {
+    destroyBackups(b);
+    destroyClients(c);
+    await sandbox?.stop();
+  });
+
+  async function cli(args: string[], answer?: string): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const io: CliIo = {
+      out: (s) => (out += `${s}\n`), err: (s) => (err += `${s}\n`), ask: answer === undefined ? null : () => Promise.resolve(answer),
+      env: { AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox' },
+    };
+    const code = await main([...args, '--endpoint', sandbox.endpoint, '--region', 'us-east-1', '--bucket', b.store.bucket], io);
+    return { code, out, err };
+  }
+
+  it('backup, then backups list (human and --json)', async () => {
+    const r = await cli(['backup', '--cluster', 'prod']);
+    expect(r.err).toMatch(/✓ verify: revision \d+/);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^backed up prod: s3:\/\/quorum-keeper-backups\/etcd-backups\/prod\/\d{8}T\d{6}Z-etcd-[abc]\.db\.(zst|gz) \(revision \d+/);
+    const human = await cli(['backups', 'list', '--cluster', 'prod']);
+    expect(human.out.split('\n')[0]).toMatch(/^TAKEN \(UTC\)\s+AGE\s+MEMBER\s+SIZE\s+KEY$/);
+    const json = JSON.parse((await cli(['backups', 'list', '--cluster', 'prod', '--json'])).out) as Array<{ key: string; member: string; ageSec: number }>;
+    expect(json).toHaveLength(1);
+    expect(json[0]!.ageSec).toBeLessThan(60);
+  });
+
+  it('restore: refused while the cluster has quorum (exit 3); with --force it still needs consent', async () => {
+    const before = (await new EtcdClient(localEtcdRunner(), { endpoints: [cluster.members[0]!.clientUrl] }).memberList()).clusterId;
+    const refused = await cli(['restore', '--cluster', 'prod']);
+    expect(refused.code).toBe(3);
+    expect(refused.err).toMatch(/refused: cluster prod still has quorum.*\nNothing was changed/s);
+
+    const noTty = await cli(['restore', '--cluster', 'prod', '--force']);
+    expect(noTty.code).toBe(2);
+    expect(noTty.err).toMatch(/pass --yes/);
+    const declined = await cli(['restore', '--cluster', 'prod', '--force'], 'no');
+    expect(declined.err).toMatch(/RESTORE PLAN for cluster prod[\s\S]*STILL HAS QUORUM[\s\S]*etcd-a/);
+    expect(declined.code).toBe(4);
+    expect(declined.out).toMatch(/aborted: nothing was changed/);
+    expect((await new EtcdClient(localEtcdRunner(), { endpoints: [cluster.members[0]!.clientUrl] }).memberList()).clusterId).toBe(before);
+  });
+
+  it('usage errors exit 2 and say what is wrong', async () => {
+    expect((await cli(['restore'])).err).toMatch(/missing --cluster/);
+    expect((await cli(['restore', '--cluster', 'Prod;rm'])).code).toBe(2);
+    expect((await cli(['frobnicate'])).err).toMatch(/unknown command "frobnicate"/);
+    expect((await cli(['backup', '--cluster', 'prod', '--bogus'])).code).toBe(2);
+  });
+});
