@@ -7,10 +7,10 @@
 #   etcd-snapshot.sh upload  --work-dir DIR --file NAME --upload-url-b64 B64URL [--headers-b64 B64URL]
 #   etcd-snapshot.sh discard --work-dir DIR --file NAME
 #
-# prepare: `snapshot save` from one endpoint (default: this host's member); `snapshot status`;
-#   a TRIAL RESTORE into a scratch dir (a corrupted snapshot passes `status`, only `restore`
-#   catches it — etcd-notes.md), always removed; compress (zstd when present, else gzip);
-#   SHA-256 of the compressed file; the number of keys at the snapshot's revision. Keeps only
+# prepare: `snapshot save` from one endpoint (default: this host's member); then, in parallel,
+#   `snapshot status`, a TRIAL RESTORE into a scratch dir (a corrupted snapshot passes
+#   `status`, only `restore` catches it — etcd-notes.md; always removed) and compression (zstd
+#   when present, else gzip) with the SHA-256 computed on the way out; the number of keys at the snapshot's revision. Keeps only
 #   the compressed file; prints one JSON line.
 # upload: HTTP PUT of that file to a presigned S3 URL the Lambda signed for one key AFTER
 #   prepare, with the checksum and encryption headers inside the signature (S3 rejects x-amz-*
@@ -106,6 +106,9 @@ scratch="$(mktemp -d "${dir}/verify-XXXXXX")"
 out=""
 ok=0
 cleanup() {
+  local p
+  for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$scratch" "${snap}.part" "$snap"
   if [[ $ok -ne 1 && -n "$out" ]]; then rm -f "$out"; fi
 }
@@ -122,19 +125,41 @@ t0=$(date +%s%N)
 "$etcdctl" --endpoints="$endpoint" "${QK_TLS_ARGS[@]}" snapshot save "$snap" >/dev/null 2>"${scratch}/save.err" ||
   { tail -n 5 "${scratch}/save.err" >&2; qk_die "$QK_EXIT_FAILED" "snapshot save from $endpoint failed"; }
 t1=$(date +%s%N)
-status="$("$tool" snapshot status "$snap" -w json)" || qk_die "$QK_EXIT_FAILED" "snapshot status failed: the file is not a valid snapshot"
-"$tool" snapshot restore "$snap" --name qk-verify --data-dir "${scratch}/data" \
-  --initial-cluster qk-verify=http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 >/dev/null 2>"${scratch}/restore.err" ||
-  { tail -n 5 "${scratch}/restore.err" >&2; qk_die "$QK_EXIT_FAILED" "trial restore failed: the snapshot is corrupt and must not be counted as a backup"; }
-t2=$(date +%s%N)
 raw_size=$(stat -c %s "$snap")
 case "$compressor" in
-  zstd) out="${snap}.zst"; zstd -q -3 -T0 -f "$snap" -o "$out" ;;
-  gzip) out="${snap}.gz"; gzip -6 -c "$snap" >"$out" ;;
+  zstd) out="${snap}.zst" ;;
+  gzip) out="${snap}.gz" ;;
 esac
-t3=$(date +%s%N)
+# Three independent readers of the saved file run side by side (they dominate the run time on
+# a big DB): `snapshot status`, the TRIAL RESTORE, and compression hashed on the fly (tee).
+"$tool" snapshot status "$snap" -w json >"${scratch}/status.json" 2>"${scratch}/status.err" &
+pid_status=$!
+"$tool" snapshot restore "$snap" --name qk-verify --data-dir "${scratch}/data" \
+  --initial-cluster qk-verify=http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 >/dev/null 2>"${scratch}/restore.err" &
+pid_restore=$!
+(
+  set -o pipefail
+  case "$compressor" in
+    zstd) zstd -q -3 -T0 -c "$snap" ;;
+    gzip) gzip -6 -c "$snap" ;;
+  esac | tee "$out" | sha256sum | cut -d' ' -f1 >"${scratch}/sha256"
+  date +%s%N >"${scratch}/compressed-at"
+) &
+pid_compress=$!
+compress_ok=1
+wait "$pid_compress" || compress_ok=0
+if ! wait "$pid_status"; then
+  wait "$pid_restore" || true
+  qk_die "$QK_EXIT_FAILED" "snapshot status failed: the file is not a valid snapshot"
+fi
+status="$(cat "${scratch}/status.json")"
+wait "$pid_restore" ||
+  { tail -n 5 "${scratch}/restore.err" >&2; qk_die "$QK_EXIT_FAILED" "trial restore failed: the snapshot is corrupt and must not be counted as a backup"; }
+t2=$(date +%s%N)
+((compress_ok)) || qk_die "$QK_EXIT_FAILED" "compression with $compressor failed"
+t3="$(cat "${scratch}/compressed-at")"
 size=$(stat -c %s "$out")
-sha_hex="$(sha256sum "$out" | cut -d' ' -f1)"
+sha_hex="$(cat "${scratch}/sha256")"
 # S3 wants the base64 of the binary digest; convert hex -> bytes with printf (no xxd needed).
 # shellcheck disable=SC2001
 sha_b64="$(printf '%b' "$(sed 's/../\\x&/g' <<<"$sha_hex")" | base64 -w0)"
@@ -151,4 +176,4 @@ version="$("$etcdctl" version | sed -n 's/^etcdctl version: //p')"
 ok=1
 printf '{"result":"prepared","file":%s,"compressor":"%s","rawSize":%s,"size":%s,"sha256":"%s","sha256Base64":"%s","status":%s,"keys":%s,"etcdVersion":%s,"ms":{"save":%s,"verify":%s,"compress":%s}}\n' \
   "$(qk_json_str "${out##*/}")" "$compressor" "$raw_size" "$size" "$sha_hex" "$sha_b64" "$status" "$keys" "$(qk_json_str "$version")" \
-  $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) $(( (t3 - t2) / 1000000 ))
+  $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) $(( (t3 - t1) / 1000000 ))

@@ -43,13 +43,14 @@ export async function putKeys(clientUrl: string, prefix: string, count: number):
  */
 export async function putKeysBulk(clientUrl: string, prefix: string, count: number, opts: { valueBytes?: number } = {}): Promise<void> {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
-  const pad = opts.valueBytes ? randomBytes(Math.ceil(opts.valueBytes / 2)).toString('hex').slice(0, opts.valueBytes) : '';
+  // Padding is random per key (base64), so the DB does not compress to nothing.
+  const pad = () => (opts.valueBytes ? randomBytes(Math.ceil((opts.valueBytes * 3) / 4)).toString('base64').slice(0, opts.valueBytes) : '');
   const batches: number[] = [];
   for (let i = 0; i < count; i += 128) batches.push(i);
   const worker = async () => {
     for (let start = batches.shift(); start !== undefined; start = batches.shift()) {
       const ops = Array.from({ length: Math.min(128, count - start) }, (_, j) => ({
-        request_put: { key: b64(`${prefix}${start + j}`), value: b64(pad ? `${start + j}:${pad}` : `value-${start + j}`) },
+        request_put: { key: b64(`${prefix}${start + j}`), value: b64(opts.valueBytes ? `${start + j}:${pad()}` : `value-${start + j}`) },
       }));
       const r = await fetch(`${clientUrl}/v3/kv/txn`, { method: 'POST', body: JSON.stringify({ success: ops }) });
       if (!r.ok) throw new Error(`txn failed: HTTP ${r.status} ${await r.text()}`);
