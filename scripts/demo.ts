@@ -3,12 +3,14 @@
  * 3-master cluster (one ASG per AZ, each master with a real etcd member on its own EBS
  * "volume"), writes data, then kills a master: its ASG launches a replacement, the lifecycle
  * event runs Quorum Keeper's replacement flow (progress per step, with timings), and the
- * operator sees the final status table. Everything is torn down at the end.
+ * operator sees the final status table; finally a verified, encrypted backup goes to S3.
+ * Everything is torn down at the end.
  */
 import { planReplacement, replaceMaster } from '../lib/flows/replacement';
 import { findMasterSlot } from '../lib/flows/master-slot';
 import { destroyClients, provisionCluster, sandboxClients } from '../sandbox/cluster';
-import { destroyControl, provisionControl, sandboxFlowDeps } from '../sandbox/control';
+import { backupCluster } from '../lib/flows/backup';
+import { destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps } from '../sandbox/control';
 import { reapStrays } from '../sandbox/procs';
 import { countKeys, killMaster, memberOf, putKeys } from '../sandbox/scenario';
 import { Sandbox } from '../sandbox/sandbox';
@@ -26,6 +28,7 @@ async function main(): Promise<void> {
   const sandbox = await Sandbox.start();
   const c = sandboxClients(sandbox);
   const ctl = await provisionControl(sandbox);
+  const backups = await provisionBackups(sandbox);
   try {
     say(`sandbox AWS endpoint ${sandbox.endpoint} (moto at ${sandbox.moto.url})`);
     const cluster = await provisionCluster(sandbox, c, { name: 'demo', progress: say });
@@ -62,9 +65,18 @@ async function main(): Promise<void> {
     const leaders = rows.filter((r) => r.etcd === 'leader').length;
     const healthy = rows.filter((r) => r.lb === 'healthy').length;
     say(`${rows.length} members, ${leaders} leader, ${healthy}/${rows.length} healthy in the load balancer; ${keys}/${KEYS} keys readable on the new master`);
-    if (out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS || report.acknowledgedButMissing !== 0) process.exitCode = 1;
+
+    say('taking a backup (snapshot on a follower, trial restore, zstd, SHA-256, SSE-KMS upload from the master):');
+    const backup = await backupCluster(sandboxBackupDeps(c, ctl, backups, (e) => {
+      if (e.status !== 'start') say(`  ${e.step.padEnd(11)} ${e.status.padEnd(4)} ${e.detail}`);
+    }), cluster.name, sandboxBackupSettings(backups));
+    say(backup.result === 'uploaded'
+      ? `backup uploaded: s3://${backups.store.bucket}/${backup.key} (revision ${backup.revision}, ${backup.keys} keys, ${backup.size} bytes) in ${(backup.ms.total / 1000).toFixed(1)} s`
+      : `backup FAILED: ${backup.failure?.message}`);
+    if (out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS || report.acknowledgedButMissing !== 0 || backup.result !== 'uploaded') process.exitCode = 1;
   } finally {
     say('tearing the sandbox down');
+    destroyBackups(backups);
     destroyControl(ctl);
     destroyClients(c);
     await sandbox.stop();
