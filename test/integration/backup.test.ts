@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { backupKey, listBackups } from '../../lib/aws/backups';
+import { backupKey, listBackups, presignUpload } from '../../lib/aws/backups';
 import { backupCluster, pruneBackups } from '../../lib/flows/backup';
 import { decideRetention, DEFAULT_RETENTION } from '../../lib/domain/retention';
 import type { Clock } from '../../lib/clock';
@@ -127,6 +127,20 @@ describe('scheduled etcd backup', () => {
     // The same failure again within the window: no second message.
     await backupCluster(deps(), 'prod', sandboxBackupSettings(b));
     expect(await receivedAlerts(ctl)).toEqual([]);
+  });
+
+  it('S3 refuses an upload whose body does not match the signed SHA-256 (BadDigest), and stores nothing', async () => {
+    const body = Buffer.from('snapshot bytes that changed after they were hashed');
+    const claimed = createHash('sha256').update('the bytes that were hashed').digest();
+    const key = backupKey(b.store, 'prod', 'etcd-a', new Date(), 'zstd');
+    const p = await presignUpload(b.s3, b.store, key, {
+      cluster: 'prod', member: 'etcd-a', revision: 1, keys: 0, etcdVersion: '3.4.23', rawSize: body.length, size: body.length,
+      sha256: claimed.toString('hex'), compressor: 'zstd', takenAt: new Date(),
+    }, claimed.toString('base64'));
+    const res = await fetch(p.url, { method: 'PUT', body, headers: Object.fromEntries(p.headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(': ') + 2)])) });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/<Code>BadDigest<\/Code>/);
+    expect(await listBackups(b.s3, b.store, 'prod')).toEqual([]);
   });
 
   it('refuses to back up a cluster without quorum (a minority member could hand out stale data)', async () => {
