@@ -10,35 +10,21 @@
  * triggered: a run re-reads everything; a failed run leaves no object and no local file behind
  * (the master discards its prepared file), and one alert says why.
  */
-import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
 import type { Alerter } from '../aws/alerts';
 import {
   type BackupMeta, type BackupObject, type BackupStore, backupKey, deleteBackups, headBackup, listBackups, presignUpload,
 } from '../aws/backups';
-import { runHostScript, type RunOptions } from '../aws/run-command';
-import type { Clock } from '../clock';
+import { runHostScript } from '../aws/run-command';
 import type { BackupConfig } from '../config';
 import { chooseBackupSource } from '../domain/backup-source';
 import { decideRetention, type RetentionPolicy } from '../domain/retention';
-import type { HostScriptBundle } from '../host/command';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
-import type { FlowDeps, FlowTimings } from './deps';
+import { type HostFlowDeps, hostRunOpts } from './deps';
 import { FlowFailure, STATUS_TIMEOUT } from './replacement';
 
-export interface BackupDeps {
-  asg: AutoScalingClient;
-  ssm: SSMClient;
-  s3: S3Client;
+export interface BackupDeps extends HostFlowDeps {
   alerter: Alerter;
-  scripts: HostScriptBundle;
-  clock: Clock;
-  tags: { cluster: string; member: string };
-  timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec'>;
-  progress: FlowDeps['progress'];
-  signal?: AbortSignal;
 }
 
 export interface BackupSettings {
@@ -100,13 +86,6 @@ const preparedSchema = z.object({
 });
 type Prepared = z.infer<typeof preparedSchema>;
 
-function runOpts(deps: BackupDeps, maxWaitSec = 1800): RunOptions {
-  return {
-    minDelaySec: deps.timings.minDelaySec, maxDelaySec: deps.timings.maxDelaySec, maxWaitSec, executionTimeoutSec: maxWaitSec,
-    ...(deps.signal ? { abortSignal: deps.signal } : {}),
-  };
-}
-
 /** Does the object's key ID match the configured key (ARN, key ID or alias)? */
 function kmsMatches(configured: string | undefined, actual: string | undefined): boolean {
   if (!configured) return true;
@@ -124,7 +103,7 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     // 1. Source: a healthy follower of a cluster that has a leader and quorum.
     const masters = await clusterMasters(deps.asg, deps.tags, cluster);
     const instances = new Map(masters.filter((m) => m.instanceId).map((m) => [m.member, m.instanceId!]));
-    const peer = await firstHealthyPeer(deps.ssm, deps.scripts, [...instances].map(([member, instanceId]) => ({ member, instanceId })), runOpts(deps, 120));
+    const peer = await firstHealthyPeer(deps.ssm, deps.scripts, [...instances].map(([member, instanceId]) => ({ member, instanceId })), hostRunOpts(deps, 120));
     if (!peer) {
       throw new FlowFailure('source', `no healthy etcd member of ${cluster} answers (${masters.length} slots, ${instances.size} with an InService instance): no backup taken`,
         'The cluster may have lost quorum: check `quorum-keeper status`; the newest existing backup is what a restore would use.', 'critical', 'backup-source');
@@ -142,7 +121,7 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     // 2. Snapshot, verify by trial restore, compress, hash — all on the master.
     const takenAt = new Date(deps.clock.now());
     const prep = await runHostScript(deps.ssm, deps.scripts, choice.instanceId, 'etcd-snapshot.sh',
-      ['prepare', '--work-dir', settings.workDir, '--endpoint', choice.clientUrl, '--compressor', settings.compressor], runOpts(deps));
+      ['prepare', '--work-dir', settings.workDir, '--endpoint', choice.clientUrl, '--compressor', settings.compressor], hostRunOpts(deps));
     if (prep.exitCode !== 0) {
       const why = prep.stderr.trim().split('\n').pop() ?? prep.status;
       const corrupt = /trial restore failed|not a valid snapshot/.test(prep.stderr);
@@ -173,7 +152,7 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     const signed = await presignUpload(deps.s3, settings.store, key, meta, prepared.sha256Base64);
     const tu = deps.clock.now();
     const up = await runHostScript(deps.ssm, deps.scripts, choice.instanceId, 'etcd-snapshot.sh', ['upload', '--work-dir', settings.workDir, '--file', prepared.file,
-      '--upload-url-b64', Buffer.from(signed.url).toString('base64url'), '--headers-b64', Buffer.from(signed.headers.join('\n')).toString('base64url')], runOpts(deps));
+      '--upload-url-b64', Buffer.from(signed.url).toString('base64url'), '--headers-b64', Buffer.from(signed.headers.join('\n')).toString('base64url')], hostRunOpts(deps));
     if (up.exitCode !== 0) {
       throw new FlowFailure('upload', `upload of ${key} from ${choice.instanceId} failed: ${up.stderr.trim().split('\n').pop() ?? up.status}`,
         'Check the master\'s route to S3 (VPC endpoint or NAT) and the bucket policy; the previous good backups are kept.', 'critical', 'backup-upload');
@@ -203,7 +182,7 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     out.failure = { step: f.step, message: f.message, action: f.action };
     say(f.step, 'fail', f.message);
     if (staged) {
-      await runHostScript(deps.ssm, deps.scripts, staged.instanceId, 'etcd-snapshot.sh', ['discard', '--work-dir', settings.workDir, '--file', staged.file], runOpts(deps, 120))
+      await runHostScript(deps.ssm, deps.scripts, staged.instanceId, 'etcd-snapshot.sh', ['discard', '--work-dir', settings.workDir, '--file', staged.file], hostRunOpts(deps, 120))
         .catch(() => undefined);
     }
     await deps.alerter.alert({

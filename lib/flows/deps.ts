@@ -2,6 +2,7 @@
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { Clock } from '../clock';
 import type { HostScriptBundle } from '../host/command';
@@ -56,4 +57,25 @@ export function waitOpts(d: FlowDeps, maxWaitSec: number): WaitOpts {
 /** SSM Run Command polling for host scripts. */
 export function runOpts(d: FlowDeps): RunOptions {
   return { minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, maxWaitSec: 600, ...(d.signal ? { abortSignal: d.signal } : {}) };
+}
+
+/** What the cluster-wide host flows (backup, restore) receive: no EC2/LB, but S3. */
+export interface HostFlowDeps {
+  asg: AutoScalingClient;
+  ssm: SSMClient;
+  s3: S3Client;
+  scripts: HostScriptBundle;
+  clock: Clock;
+  tags: { cluster: string; member: string };
+  timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec'>;
+  progress: FlowDeps['progress'];
+  signal?: AbortSignal;
+}
+
+/** SSM Run Command settings for a host step that may run (and be waited for) up to `maxWaitSec`. */
+export function hostRunOpts(d: HostFlowDeps, maxWaitSec = 1800): RunOptions {
+  return {
+    minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, maxWaitSec, executionTimeoutSec: maxWaitSec,
+    ...(d.signal ? { abortSignal: d.signal } : {}),
+  };
 }

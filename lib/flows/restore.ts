@@ -12,31 +12,17 @@
  * `rollbackRestore` puts it back. Re-running with the same token is safe (members already
  * restored with it are left as they are).
  */
-import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { SSMClient } from '@aws-sdk/client-ssm';
 import { type BackupMeta, type BackupStore, headBackup, listBackups, parseBackupKey, presignDownload } from '../aws/backups';
-import { runHostJson, type RunOptions } from '../aws/run-command';
+import { runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
-import { pollUntil, type Clock } from '../clock';
+import { pollUntil } from '../clock';
 import { clusterHealth } from '../domain/membership';
-import type { HostScriptBundle } from '../host/command';
 import { patterns } from '../validate';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
-import type { FlowDeps, FlowTimings } from './deps';
+import { type HostFlowDeps, hostRunOpts } from './deps';
 import { STATUS_TIMEOUT } from './replacement';
 
-export interface RestoreDeps {
-  asg: AutoScalingClient;
-  ssm: SSMClient;
-  s3: S3Client;
-  scripts: HostScriptBundle;
-  clock: Clock;
-  tags: { cluster: string; member: string };
-  timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec'>;
-  progress: FlowDeps['progress'];
-  signal?: AbortSignal;
-}
+export type RestoreDeps = HostFlowDeps;
 
 export interface RestoreRequest {
   cluster: string;
@@ -97,10 +83,6 @@ interface Prepared {
   initialCluster: string;
 }
 
-function opts(deps: RestoreDeps, maxWaitSec = 1800): RunOptions {
-  return { minDelaySec: deps.timings.minDelaySec, maxDelaySec: deps.timings.maxDelaySec, maxWaitSec, executionTimeoutSec: maxWaitSec, ...(deps.signal ? { abortSignal: deps.signal } : {}) };
-}
-
 /** Every slot with an InService instance whose agent answers, and the URLs each advertises. */
 async function readMasters(deps: RestoreDeps, cluster: string): Promise<Prepared> {
   const slots = await clusterMasters(deps.asg, deps.tags, cluster);
@@ -110,14 +92,14 @@ async function readMasters(deps: RestoreDeps, cluster: string): Promise<Prepared
   const masters = await Promise.all(slots.map(async (s) => {
     const instanceId = s.instanceId!;
     if (!(await agentOnline(deps.ssm, instanceId))) throw new RestoreRefused(`the SSM agent of ${s.member} (${instanceId}) is not online`);
-    const urls = await runHostJson<{ peerUrl: string; clientUrl: string }>(deps.ssm, deps.scripts, instanceId, 'etcd-member.sh', ['urls'], opts(deps, 120));
+    const urls = await runHostJson<{ peerUrl: string; clientUrl: string }>(deps.ssm, deps.scripts, instanceId, 'etcd-member.sh', ['urls'], hostRunOpts(deps, 120));
     return { member: s.member, instanceId, peerUrl: urls.peerUrl, clientUrl: urls.clientUrl };
   }));
   return { masters, initialCluster: masters.map((m) => `${m.member}=${m.peerUrl}`).join(',') };
 }
 
 async function quorumState(deps: RestoreDeps, p: Prepared): Promise<{ hasQuorum: boolean; health: string }> {
-  const peer = await firstHealthyPeer(deps.ssm, deps.scripts, p.masters, opts(deps, 120));
+  const peer = await firstHealthyPeer(deps.ssm, deps.scripts, p.masters, hostRunOpts(deps, 120));
   if (!peer) return { hasQuorum: false, health: 'no member reports itself healthy (no leader)' };
   const list = await peer.etcd.memberList();
   const h = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
@@ -173,7 +155,7 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
     `(or on each master: etcd-member.sh stop; etcd-restore.sh rollback --token ${plan.token}; start etcd as before).`,
   ].join('\n');
   const host = <T>(m: { instanceId: string; member: string }, script: 'etcd-member.sh' | 'etcd-restore.sh', args: string[], what: string): Promise<T> =>
-    runHostJson<T>(deps.ssm, deps.scripts, m.instanceId, script, args, opts(deps)).catch((err: unknown) => {
+    runHostJson<T>(deps.ssm, deps.scripts, m.instanceId, script, args, hostRunOpts(deps)).catch((err: unknown) => {
       throw new RestoreFailed(`${what} on ${m.member} (${m.instanceId}) failed: ${err instanceof Error ? err.message : String(err)}`, rollback);
     });
 
@@ -203,7 +185,7 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
   const n = prepared.masters.length;
   try {
     await pollUntil('a leader with every restored member healthy', async () => {
-      const peer = await firstHealthyPeer(deps.ssm, deps.scripts, prepared.masters, opts(deps, 120));
+      const peer = await firstHealthyPeer(deps.ssm, deps.scripts, prepared.masters, hostRunOpts(deps, 120));
       if (!peer) return undefined;
       const h = clusterHealth((await peer.etcd.memberList()).members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
       return h.leader !== null && h.healthyVoters === n ? true : undefined;
@@ -231,11 +213,11 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
 export async function rollbackRestore(deps: RestoreDeps, cluster: string, token: string): Promise<Array<{ member: string; instanceId: string }>> {
   if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
   const prepared = await readMasters(deps, cluster);
-  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-member.sh', ['stop'], opts(deps))));
-  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-restore.sh', ['rollback', '--token', token], opts(deps))));
+  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-member.sh', ['stop'], hostRunOpts(deps))));
+  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-restore.sh', ['rollback', '--token', token], hostRunOpts(deps))));
   // The old data dirs carry their own membership: the initial-cluster settings are ignored.
   await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-member.sh',
-    ['start', '--name', m.member, '--initial-cluster', prepared.initialCluster, '--initial-cluster-state', 'existing'], opts(deps))));
+    ['start', '--name', m.member, '--initial-cluster', prepared.initialCluster, '--initial-cluster-state', 'existing'], hostRunOpts(deps))));
   deps.progress({ step: 'rollback', status: 'ok', detail: `previous data restored on ${prepared.masters.length} masters; etcd started` });
   return prepared.masters.map(({ member, instanceId }) => ({ member, instanceId }));
 }
