@@ -103,7 +103,7 @@ function context(v: Values, io: CliIo) {
   const deps = {
     ...clients, scripts: loadHostScripts(join(__dirname, '..', 'host')), clock: systemClock,
     tags: { cluster: v['tag-cluster'] ?? io.env.QK_TAG_CLUSTER ?? 'quorum-keeper/cluster', member: v['tag-member'] ?? io.env.QK_TAG_MEMBER ?? 'quorum-keeper/etcd-member' },
-    timings: endpoint ? { minDelaySec: 1, maxDelaySec: 1 } : { minDelaySec: 2, maxDelaySec: 10 }, progress,
+    timings: endpoint ? { minDelaySec: 0.25, maxDelaySec: 0.5 } : { minDelaySec: 2, maxDelaySec: 10 }, progress,
   };
   const close = () => Object.values(clients).forEach((c) => c.destroy());
   return { deps, store, close, workDir: v['work-dir'] ?? DEFAULT_WORK_DIR };

@@ -14,7 +14,7 @@ import { awsClients, clientOptions } from '../lib/aws/clients';
 import { ClusterLock } from '../lib/aws/lock';
 import { systemClock } from '../lib/clock';
 import { loadBackupConfig } from '../lib/config';
-import { parseBackupRequest } from '../lib/events/backup';
+import { parseBackupRequest } from '../lib/events/scheduled';
 import { type BackupDeps, type BackupOutcome, backupCluster, backupSettings } from '../lib/flows/backup';
 import { listClusters } from '../lib/flows/cluster-masters';
 import { hostScripts } from './host-scripts';
@@ -43,6 +43,7 @@ const deps: BackupDeps = {
 function publish(o: BackupOutcome): void {
   metrics.addDimension('Cluster', o.cluster);
   metrics.addMetric('BackupFailures', MetricUnit.Count, o.result === 'failed' ? 1 : 0);
+  metrics.addMetric('FlowFailures', MetricUnit.Count, o.result === 'failed' ? 1 : 0);
   metrics.addMetric('BackupDurationSeconds', MetricUnit.Seconds, o.ms.total / 1000);
   if (o.result === 'uploaded') {
     metrics.addMetric('BackupSizeBytes', MetricUnit.Bytes, o.size ?? 0);

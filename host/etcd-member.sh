@@ -8,6 +8,13 @@
 #   etcd-member.sh status        # JSON: running, pid, urls, local /health
 #   etcd-member.sh urls          # JSON: the peer and client URLs this host advertises
 #   etcd-member.sh apiserver     # JSON: whether kube-apiserver /readyz answers 200 on this host
+#   etcd-member.sh survey [--lease kube-scheduler]...
+#                                # JSON: everything a flow needs to judge the cluster, in ONE
+#                                # SSM round trip: this member's status, and (run side by side
+#                                # through this member) member list, endpoint status --cluster,
+#                                # endpoint health --cluster, alarm list, and the kube-system
+#                                # Leases named, each as exit code + base64 stdout/stderr (the
+#                                # caller parses them with the same parsers as single commands)
 #
 # The peer/client URLs come from host.env (this host's IP and ports), never from the caller,
 # so a member always advertises the address it really listens on. etcd is configured with
@@ -22,8 +29,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cmd="${1-}"
 [[ $# -gt 0 ]] && shift
 name="" initial_cluster="" state="" token="quorum-keeper" data_dir=""
+leases=()
 while (($#)); do
   case "$1" in
+    --lease) qk_need "$@"; leases+=("$2"); shift 2 ;;
     --name) qk_need "$@"; name="$2"; shift 2 ;;
     --initial-cluster) qk_need "$@"; initial_cluster="$2"; shift 2 ;;
     --initial-cluster-state) qk_need "$@"; state="$2"; shift 2 ;;
@@ -108,6 +117,71 @@ status_json() {
     "$([[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && printf true || printf false)"
 }
 
+# One query's result as JSON: {"rc":N,"out":"<base64 stdout>","err":"<base64 stderr, last 4 KB>"}.
+query_json() { # DIR NAME
+  printf '{"rc":%s,"out":"%s","err":"%s"}' "$(cat "$1/$2.rc" 2>/dev/null || printf 124)" \
+    "$(base64 -w0 <"$1/$2.out")" "$(tail -c 4096 "$1/$2.err" | base64 -w0)"
+}
+
+run_query() { # DIR NAME COMMAND... (records exit code, stdout, stderr)
+  local d="$1" n="$2"
+  shift 2
+  "$@" >"$d/$n.out" 2>"$d/$n.err" && printf 0 >"$d/$n.rc" || printf '%s' "$?" >"$d/$n.rc"
+}
+
+survey() {
+  local local_status tmp etcdctl q l first=1 auth=()
+  local_status="$(status_json)"
+  tmp="$(mktemp -d)"
+  # shellcheck disable=SC2064 # expand now: the trap runs after this function returns
+  trap "rm -rf '$tmp'" EXIT
+  if qk_etcd_running; then
+    qk_tls_args
+    for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
+    export ETCDCTL_API=3
+    etcdctl=("$(qk_bin etcdctl)" --endpoints="$QK_CLIENT_URL" "${QK_TLS_ARGS[@]}" --dial-timeout=2s --command-timeout=3s)
+    run_query "$tmp" members "${etcdctl[@]}" member list -w json &
+    run_query "$tmp" status "${etcdctl[@]}" endpoint status --cluster -w json &
+    run_query "$tmp" health "${etcdctl[@]}" endpoint health --cluster -w json &
+    run_query "$tmp" alarms "${etcdctl[@]}" alarm list -w json &
+  fi
+  if [[ -n "$QK_KUBE_CACERT" ]]; then auth+=(--cacert "${QK_ROOT}${QK_KUBE_CACERT}"); else auth+=(-k); fi
+  [[ -z "$QK_KUBE_CERT" ]] || auth+=(--cert "${QK_ROOT}${QK_KUBE_CERT}" --key "${QK_ROOT}${QK_KUBE_KEY}")
+  local token=""
+  if [[ -n "$QK_KUBE_TOKEN_FILE" && ${#leases[@]} -gt 0 ]]; then
+    token="$(tr -d '\n' <"${QK_ROOT}${QK_KUBE_TOKEN_FILE}")"
+    [[ "$token" =~ ^[A-Za-z0-9._-]{1,4096}$ ]] || qk_die "$QK_EXIT_FAILED" "the token in $QK_KUBE_TOKEN_FILE is not a bearer token"
+  fi
+  # The token travels in a curl config read from stdin, never on a command line.
+  for l in "${leases[@]}"; do
+    if [[ -n "$token" ]]; then
+      printf 'header = "Authorization: Bearer %s"\n' "$token" |
+        run_query "$tmp" "lease-$l" curl -sS --max-time 3 -K - "${auth[@]}" -w '\n%{http_code}' \
+          "${QK_APISERVER_URL}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/$l" &
+    else
+      run_query "$tmp" "lease-$l" curl -sS --max-time 3 "${auth[@]}" -w '\n%{http_code}' \
+        "${QK_APISERVER_URL}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/$l" &
+    fi
+  done
+  wait
+  printf '{"local":%s,"queries":{' "$local_status"
+  if [[ -f "$tmp/members.out" ]]; then
+    for q in members status health alarms; do
+      ((first)) || printf ','
+      first=0
+      printf '"%s":%s' "$q" "$(query_json "$tmp" "$q")"
+    done
+  fi
+  printf '},"leases":{'
+  first=1
+  for l in "${leases[@]}"; do
+    ((first)) || printf ','
+    first=0
+    printf '"%s":%s' "$l" "$(query_json "$tmp" "lease-$l")"
+  done
+  printf '}}\n'
+}
+
 case "$cmd" in
   start)
     qk_check memberName "$name" "member name"
@@ -147,6 +221,13 @@ case "$cmd" in
   apiserver)
     code="$(curl -sk -o /dev/null -w '%{http_code}' --max-time 5 "$QK_APISERVER_READYZ" 2>/dev/null || true)"
     printf '{"ready":%s,"httpStatus":%s}\n' "$([[ "$code" == 200 ]] && printf true || printf false)" "$(qk_json_str "${code:-000}")"
+    ;;
+  survey)
+    (( ${#leases[@]} <= 4 )) || qk_die "$QK_EXIT_USAGE" "at most 4 --lease names"
+    for l in "${leases[@]}"; do
+      [[ "$l" =~ ^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$ ]] || qk_die "$QK_EXIT_USAGE" "invalid lease name $(printf '%q' "${l:0:80}")"
+    done
+    survey
     ;;
   urls) printf '{"peerUrl":%s,"clientUrl":%s,"hostIp":%s}\n' "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$QK_HOST_IP")" ;;
   *) qk_die "$QK_EXIT_USAGE" "usage: etcd-member.sh start|stop|status|urls|apiserver [options]" ;;

@@ -5,19 +5,24 @@
 #   etcd-snapshot.sh prepare --work-dir /var/lib/quorum-keeper/snapshots [--endpoint URL]
 #                            [--compressor auto|zstd|gzip]
 #   etcd-snapshot.sh upload  --work-dir DIR --file NAME --upload-url-b64 B64URL [--headers-b64 B64URL]
+#                            [--verify-timeout-sec N]
 #   etcd-snapshot.sh discard --work-dir DIR --file NAME
 #
-# prepare: `snapshot save` from one endpoint (default: this host's member); then, in parallel,
-#   `snapshot status`, a TRIAL RESTORE into a scratch dir (a corrupted snapshot passes
-#   `status`, only `restore` catches it — etcd-notes.md; always removed) and compression (zstd
-#   when present, else gzip) with the SHA-256 computed on the way out; the number of keys at the snapshot's revision. Keeps only
-#   the compressed file; prints one JSON line.
-# upload: HTTP PUT of that file to a presigned S3 URL the Lambda signed for one key AFTER
-#   prepare, with the checksum and encryption headers inside the signature (S3 rejects x-amz-*
-#   headers a presigned URL did not sign). The URL and the headers arrive base64url-encoded so
-#   they cross the shell as plain safe characters; every header is checked against an
-#   allow-list. The file is removed after a successful upload.
-# discard: removes a prepared file (a failed or abandoned backup).
+# prepare: `snapshot save` from one endpoint (default: this host's member); then `snapshot
+#   status` and compression (zstd when present, else gzip; SHA-256 computed on the way out)
+#   side by side, and the number of keys at the snapshot's revision. The TRIAL RESTORE (a
+#   corrupted snapshot passes `status`, only `restore` catches it — etcd-notes.md) is started
+#   detached and keeps running after prepare returns, so it overlaps the round trip to the
+#   Lambda that signs the upload; its verdict lands in <name>.verify. Prints one JSON line ("verify":"pending").
+# upload: waits for the trial restore's verdict (it ran while the Lambda signed the URL), then
+#   — only if the snapshot restored — HTTP PUT of the compressed file to a presigned S3 URL
+#   that the Lambda signed for this file AFTER prepare, with the checksum, encryption and
+#   metadata headers inside the signature (S3 rejects x-amz-* headers a presigned URL did not
+#   sign). The URL and headers arrive base64url-encoded so they cross the shell as plain safe
+#   characters; every header is checked against an allow-list. A corrupt snapshot is removed
+#   and never sent.
+# discard: removes a prepared snapshot and stops its trial restore (a failed or abandoned backup).
+# (verify: internal, the detached trial restore that prepare starts.)
 set -euo pipefail
 export QK_SCRIPT=etcd-snapshot
 # shellcheck source=lib.sh
@@ -25,7 +30,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cmd="${1-}"
 [[ $# -gt 0 ]] && shift
-work_dir="" endpoint="" compressor=auto upload_b64="" headers_b64="" file=""
+work_dir="" endpoint="" compressor=auto upload_b64="" headers_b64="" file="" verify_timeout=1800
 while (($#)); do
   case "$1" in
     --work-dir) qk_need "$@"; work_dir="$2"; shift 2 ;;
@@ -34,17 +39,33 @@ while (($#)); do
     --upload-url-b64) qk_need "$@"; upload_b64="$2"; shift 2 ;;
     --headers-b64) qk_need "$@"; headers_b64="$2"; shift 2 ;;
     --file) qk_need "$@"; file="$2"; shift 2 ;;
+    --verify-timeout-sec) qk_need "$@"; verify_timeout="$2"; shift 2 ;;
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
   esac
 done
-[[ "$cmd" =~ ^(prepare|upload|discard)$ ]] || qk_die "$QK_EXIT_USAGE" "usage: etcd-snapshot.sh prepare|upload|discard [options]"
+[[ "$cmd" =~ ^(prepare|upload|discard|verify)$ ]] || qk_die "$QK_EXIT_USAGE" "usage: etcd-snapshot.sh prepare|upload|discard [options]"
 qk_check absPath "$work_dir" "work dir"
 qk_check compressor "$compressor" "compressor"
+[[ "$verify_timeout" =~ ^[0-9]{1,5}$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --verify-timeout-sec $(printf '%q' "${verify_timeout:0:80}")"
 if [[ "$cmd" != prepare ]]; then
   [[ "$file" =~ ^snapshot-[0-9]{8}T[0-9]{6}Z\.db\.(zst|gz)$ ]] || qk_die "$QK_EXIT_USAGE" "invalid file name $(printf '%q' "${file:0:80}")"
 fi
 qk_load_host_env
 dir="${QK_ROOT}${work_dir}"
+# Files of one snapshot: <base>.db (raw, until verified), <base>.db.zst|gz (compressed),
+# <base>.verifying (pid of the trial restore), <base>.verify (its verdict, one JSON line).
+base="${file%.db.*}"
+
+# stop_verifier: stops this snapshot's trial restore, if it still runs.
+stop_verifier() {
+  local pid
+  pid="$(cat "${dir}/${base}.verifying" 2>/dev/null || true)"
+  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -rf "${dir}/${base}.verifying" "${dir}/${base}.verify-scratch"
+}
 
 b64url_decode() { # VALUE FIELD → decoded text on stdout
   qk_check b64url "$1" "$2 (base64url)"
@@ -56,8 +77,34 @@ b64url_decode() { # VALUE FIELD → decoded text on stdout
 
 case "$cmd" in
   discard)
-    rm -f "${dir}/${file}"
+    stop_verifier
+    rm -f "${dir}/${file}" "${dir}/${base}.db" "${dir}/${base}.verify" "${dir}/${base}.verify.tmp"
     printf '{"result":"discarded","file":%s}\n' "$(qk_json_str "$file")"
+    exit 0
+    ;;
+  verify)
+    # Detached by prepare (own session, no stdio): trial restore of <base>.db into a scratch
+    # dir, verdict to <base>.verify; the raw snapshot and the scratch dir are always removed.
+    raw="${dir}/${base}.db" scratch="${dir}/${base}.verify-scratch"
+    printf '%s\n' "$$" >"${dir}/${base}.verifying"
+    tool="$(qk_bin etcdctl)"
+    if command -v "$(qk_bin etcdutl)" >/dev/null 2>&1; then tool="$(qk_bin etcdutl)"; fi
+    for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
+    export ETCDCTL_API=3
+    t0=$(date +%s%N)
+    rm -rf "$scratch"
+    mkdir -p "$scratch"
+    if "$tool" snapshot restore "$raw" --name qk-verify --data-dir "${scratch}/data" \
+      --initial-cluster qk-verify=http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 >/dev/null 2>"${scratch}/restore.err"; then
+      verdict="$(printf '{"ok":true,"ms":%s}' $(( ($(date +%s%N) - t0) / 1000000 )))"
+    else
+      verdict="$(printf '{"ok":false,"error":%s}' "$(qk_json_str "$(tail -n 3 "${scratch}/restore.err" | tr -d '\r' | cut -c1-400)")")"
+    fi
+    rm -rf "$scratch" "$raw"
+    # Last step: the verdict appears (atomically) once everything else of the verifier is gone.
+    printf '%s\n' "$verdict" >"${dir}/${base}.verify.tmp"
+    rm -f "${dir}/${base}.verifying"
+    mv "${dir}/${base}.verify.tmp" "${dir}/${base}.verify"
     exit 0
     ;;
   upload)
@@ -80,15 +127,39 @@ case "$cmd" in
     fi
     # Arguments are all valid: only now look at the file system.
     [[ -f "${dir}/${file}" ]] || qk_die "$QK_EXIT_FAILED" "no prepared snapshot ${work_dir}/${file}"
-    status="$(curl -sS --max-time 3600 -o "${dir}/.upload-response" -w '%{http_code}' -X PUT --upload-file "${dir}/${file}" "${curl_headers[@]}" "$upload_url")" ||
+    corrupt() { # VERDICT-JSON
+      stop_verifier
+      rm -f "${dir}/${file}" "${dir}/${base}.db" "${dir}/${base}.verify" "${dir}/${base}.verify.tmp"
+      qk_die "$QK_EXIT_FAILED" "trial restore failed: the snapshot is corrupt and must not be counted as a backup: $(sed -n 's/.*"error":"\(.*\)"}$/\1/p' <<<"$1")"
+    }
+    # First the verdict of the trial restore (it ran while the Lambda signed this URL): an
+    # unverified snapshot never reaches S3.
+    for ((i = 0; i < verify_timeout * 10; i++)); do
+      [[ -f "${dir}/${base}.verify" ]] && break
+      pid="$(cat "${dir}/${base}.verifying" 2>/dev/null || true)"
+      # Gone (it removes that file just before the verdict appears), or died without a verdict.
+      if [[ -z "$pid" || ( "$pid" =~ ^[0-9]+$ && ! -d "/proc/$pid" ) ]]; then
+        sleep 0.5
+        [[ -f "${dir}/${base}.verify" ]] && break
+        qk_die "$QK_EXIT_FAILED" "the trial restore of ${file} is not running and left no verdict"
+      fi
+      sleep 0.1
+    done
+    verdict="$(cat "${dir}/${base}.verify" 2>/dev/null)" || { stop_verifier; qk_die "$QK_EXIT_FAILED" "the trial restore of ${file} did not finish within ${verify_timeout} s"; }
+    [[ "$verdict" == *'"ok":true'* ]] || corrupt "$verdict"
+    verify_ms="$(sed -n 's/.*"ms":\([0-9]*\).*/\1/p' <<<"$verdict")"
+    res="$(curl -sS --max-time 3600 -o "${dir}/.upload-response" -w '%{http_code} %{time_total}' -X PUT --upload-file "${dir}/${file}" "${curl_headers[@]}" "$upload_url")" ||
       qk_die "$QK_EXIT_FAILED" "upload of ${file} failed (network)"
+    status="${res%% *}" took="${res#* }"
+    [[ "$took" =~ ^[0-9]+(\.[0-9]+)?$ ]] || took=0
     if [[ "$status" != 200 ]]; then
       body="$(tr -d '\n' <"${dir}/.upload-response" | cut -c1-300)"
       rm -f "${dir}/.upload-response"
       qk_die "$QK_EXIT_FAILED" "upload of ${file} was refused: HTTP ${status}: ${body}"
     fi
-    rm -f "${dir}/.upload-response" "${dir}/${file}"
-    printf '{"result":"uploaded","file":%s,"httpStatus":%s}\n' "$(qk_json_str "$file")" "$status"
+    rm -f "${dir}/.upload-response" "${dir}/${file}" "${dir}/${base}.verify"
+    printf '{"result":"uploaded","file":%s,"httpStatus":%s,"seconds":%s,"verified":true,"verifyMs":%s}\n' \
+      "$(qk_json_str "$file")" "$status" "$took" "${verify_ms:-0}"
     exit 0
     ;;
 esac
@@ -100,17 +171,23 @@ if [[ "$compressor" == auto ]]; then
   if command -v zstd >/dev/null 2>&1; then compressor=zstd; else compressor=gzip; fi
 fi
 mkdir -p "$dir"
+# Leftovers of runs that died between prepare and upload (e.g. a Lambda timeout): after 2 h.
+find "$dir" -maxdepth 1 \( -name 'snapshot-*' -o -name 'prepare-*' \) -mmin +120 -exec rm -rf {} + 2>/dev/null || true
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-snap="${dir}/snapshot-${stamp}.db"
-scratch="$(mktemp -d "${dir}/verify-XXXXXX")"
+base="snapshot-${stamp}"
+snap="${dir}/${base}.db"
+scratch="$(mktemp -d "${dir}/prepare-XXXXXX")"
 out=""
 ok=0
 cleanup() {
   local p
   for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$scratch" "${snap}.part" "$snap"
-  if [[ $ok -ne 1 && -n "$out" ]]; then rm -f "$out"; fi
+  rm -rf "$scratch"
+  if [[ $ok -ne 1 ]]; then
+    stop_verifier
+    rm -f "$snap" "${dir}/${base}.verify" "${out:-/nonexistent}"
+  fi
 }
 trap cleanup EXIT
 
@@ -130,34 +207,28 @@ case "$compressor" in
   zstd) out="${snap}.zst" ;;
   gzip) out="${snap}.gz" ;;
 esac
-# Three independent readers of the saved file run side by side (they dominate the run time on
-# a big DB): `snapshot status`, the TRIAL RESTORE, and compression hashed on the fly (tee).
+# The TRIAL RESTORE runs detached (own session, no stdio): it outlives this command and
+# overlaps the upload; `upload` waits for its verdict before the object may appear in S3.
+printf 'starting\n' >"${dir}/${base}.verifying"
+setsid bash "${BASH_SOURCE[0]}" verify --work-dir "$work_dir" --file "${out##*/}" </dev/null >/dev/null 2>&1 &
+disown # not one of this command's jobs: cleanup must not stop it
+# Meanwhile, side by side: `snapshot status`, and compression hashed on the fly (tee).
 "$tool" snapshot status "$snap" -w json >"${scratch}/status.json" 2>"${scratch}/status.err" &
 pid_status=$!
-"$tool" snapshot restore "$snap" --name qk-verify --data-dir "${scratch}/data" \
-  --initial-cluster qk-verify=http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 >/dev/null 2>"${scratch}/restore.err" &
-pid_restore=$!
 (
   set -o pipefail
   case "$compressor" in
     zstd) zstd -q -3 -T0 -c "$snap" ;;
     gzip) gzip -6 -c "$snap" ;;
   esac | tee "$out" | sha256sum | cut -d' ' -f1 >"${scratch}/sha256"
-  date +%s%N >"${scratch}/compressed-at"
 ) &
 pid_compress=$!
 compress_ok=1
 wait "$pid_compress" || compress_ok=0
-if ! wait "$pid_status"; then
-  wait "$pid_restore" || true
-  qk_die "$QK_EXIT_FAILED" "snapshot status failed: the file is not a valid snapshot"
-fi
+wait "$pid_status" || qk_die "$QK_EXIT_FAILED" "snapshot status failed: the file is not a valid snapshot"
 status="$(cat "${scratch}/status.json")"
-wait "$pid_restore" ||
-  { tail -n 5 "${scratch}/restore.err" >&2; qk_die "$QK_EXIT_FAILED" "trial restore failed: the snapshot is corrupt and must not be counted as a backup"; }
-t2=$(date +%s%N)
 ((compress_ok)) || qk_die "$QK_EXIT_FAILED" "compression with $compressor failed"
-t3="$(cat "${scratch}/compressed-at")"
+t2=$(date +%s%N)
 size=$(stat -c %s "$out")
 sha_hex="$(cat "${scratch}/sha256")"
 # S3 wants the base64 of the binary digest; convert hex -> bytes with printf (no xxd needed).
@@ -174,6 +245,6 @@ if [[ "$revision" =~ ^[0-9]+$ ]] && range="$("$etcdctl" --endpoints="$endpoint" 
 fi
 version="$("$etcdctl" version | sed -n 's/^etcdctl version: //p')"
 ok=1
-printf '{"result":"prepared","file":%s,"compressor":"%s","rawSize":%s,"size":%s,"sha256":"%s","sha256Base64":"%s","status":%s,"keys":%s,"etcdVersion":%s,"ms":{"save":%s,"verify":%s,"compress":%s}}\n' \
+printf '{"result":"prepared","file":%s,"compressor":"%s","rawSize":%s,"size":%s,"sha256":"%s","sha256Base64":"%s","status":%s,"keys":%s,"etcdVersion":%s,"verify":"pending","ms":{"save":%s,"compress":%s}}\n' \
   "$(qk_json_str "${out##*/}")" "$compressor" "$raw_size" "$size" "$sha_hex" "$sha_b64" "$status" "$keys" "$(qk_json_str "$version")" \
-  $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) $(( (t3 - t1) / 1000000 ))
+  $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 ))

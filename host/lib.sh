@@ -122,6 +122,11 @@ qk_load_host_env() {
   QK_ETCD_PEER_KEY=""
   QK_MOUNT_POINT="/var/lib/etcd"
   QK_APISERVER_READYZ="https://127.0.0.1:6443/readyz"
+  QK_APISERVER_URL="https://127.0.0.1:6443"
+  QK_KUBE_CACERT=""
+  QK_KUBE_CERT=""
+  QK_KUBE_KEY=""
+  QK_KUBE_TOKEN_FILE=""
   local file="${QK_CONF_DIR}/host.env" key value
   [[ -f "$file" ]] || file=/dev/null
   while IFS='=' read -r key value || [[ -n "$key" ]]; do
@@ -134,6 +139,8 @@ qk_load_host_env() {
       QK_ETCD_CACERT|QK_ETCD_CERT|QK_ETCD_KEY|QK_ETCD_PEER_CERT|QK_ETCD_PEER_KEY|QK_MOUNT_POINT)
         [[ -z "$value" ]] || qk_check absPath "$value" "host.env $key" ;;
       QK_APISERVER_READYZ) [[ "$value" =~ ^https?://[A-Za-z0-9.-]+:[0-9]{1,5}/readyz$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
+      QK_APISERVER_URL) [[ "$value" =~ ^https?://[A-Za-z0-9.-]+:[0-9]{1,5}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
+      QK_KUBE_CACERT|QK_KUBE_CERT|QK_KUBE_KEY|QK_KUBE_TOKEN_FILE) [[ -z "$value" ]] || qk_check absPath "$value" "host.env $key" ;;
       *) qk_log "host.env: ignoring unknown key $(printf '%q' "$key")"; continue ;;
     esac
     printf -v "$key" '%s' "$value"

@@ -66,7 +66,7 @@ export function hostScripts(): HostScriptBundle {
 type Progress = (line: string) => void;
 
 /** Poll SSM every second: the sandbox answers at once, so AWS-sized back-off only adds latency. */
-export const SANDBOX_RUN = { minDelaySec: 1, maxDelaySec: 1, maxWaitSec: 120 } as const;
+export const SANDBOX_RUN = { minDelaySec: 0.25, maxDelaySec: 0.5, maxWaitSec: 120 } as const;
 
 /** Runs a host script and fails loudly (with the script's stderr) unless it exits 0. */
 export async function hostOk(c: SandboxClients, instanceId: string, script: Parameters<typeof runHostScript>[3], args: string[]): Promise<string> {

@@ -17,8 +17,12 @@ import { AWS_TIMINGS, type FlowDeps, type FlowTimings } from '../lib/flows/deps'
 import { hostScripts, type SandboxClients } from './cluster';
 import type { Sandbox } from './sandbox';
 
+/**
+ * The sandbox runs an SSM command the moment it is sent, so a waiter's poll floor there is pure
+ * added latency: poll every 0.25–0.5 s (AWS: 2–15 s, where SSM's own delivery takes ~1 s).
+ */
 export const SANDBOX_TIMINGS: FlowTimings = {
-  ...AWS_TIMINGS, minDelaySec: 1, maxDelaySec: 1, agentTimeoutSec: 60, volumeTimeoutSec: 30, predecessorTimeoutSec: 60,
+  ...AWS_TIMINGS, minDelaySec: 0.25, maxDelaySec: 0.5, agentTimeoutSec: 60, volumeTimeoutSec: 30, predecessorTimeoutSec: 60,
   lockTimeoutSec: 90, peerTimeoutSec: 15, catchUpTimeoutSec: 60, targetTimeoutSec: 30,
 };
 

@@ -47,6 +47,7 @@ export class SandboxHost {
       `QK_ETCD_CLIENT_PORT=${clientPort}`,
       'QK_MOUNT_POINT=/var/lib/etcd',
       `QK_APISERVER_READYZ=${apiserver.readyzUrl}`,
+      `QK_APISERVER_URL=${apiserver.baseUrl}`,
       '',
     ].join('\n'));
     return new SandboxHost(instanceId, root, peerPort, clientPort, apiserver);

@@ -60,6 +60,8 @@ interface ParsedRequest {
   url: string;
   headers: IncomingMessage['headers'];
   body: Buffer;
+  /** Base64 SHA-256 of the body, computed while it arrived (PUTs that carry x-amz-checksum-sha256). */
+  sha256: string | null;
   service: string;
   /** AmazonSSM.SendCommand → SendCommand; query protocol → Action. */
   action: string;
@@ -249,7 +251,7 @@ export class Sandbox {
   private checkS3Checksum(r: ParsedRequest): Reply | null {
     const claimed = r.headers['x-amz-checksum-sha256'];
     if (r.method !== 'PUT' || typeof claimed !== 'string' || String(r.headers['content-encoding'] ?? '').includes('aws-chunked')) return null;
-    const actual = createHash('sha256').update(r.body).digest('base64');
+    const actual = r.sha256;
     if (actual === claimed) return null;
     this.s3Rejections.push({ url: r.url.split('?')[0] ?? '', reason: 'BadDigest' });
     return {
@@ -542,8 +544,14 @@ function asArray(v: unknown): unknown[] {
 
 async function parseRequest(req: IncomingMessage): Promise<ParsedRequest> {
   const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
+  // S3 checks a PUT's checksum as the bytes arrive; so does the sandbox (not after buffering).
+  const hash = req.method === 'PUT' && req.headers['x-amz-checksum-sha256'] !== undefined ? createHash('sha256') : null;
+  for await (const c of req) {
+    chunks.push(c as Buffer);
+    hash?.update(c as Buffer);
+  }
   const body = Buffer.concat(chunks);
+  const sha256 = hash?.digest('base64') ?? null;
   const auth = String(req.headers.authorization ?? '');
   const service = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(auth)?.[1] ?? '';
   const target = req.headers['x-amz-target'];
@@ -561,7 +569,7 @@ async function parseRequest(req: IncomingMessage): Promise<ParsedRequest> {
     form = new URLSearchParams(body.toString());
     action = form.get('Action') ?? '';
   }
-  return { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body, service, action, form, json: jsonBody };
+  return { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body, sha256, service, action, form, json: jsonBody };
 }
 
 function json(status: number, body: unknown): Reply {

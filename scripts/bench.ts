@@ -56,7 +56,7 @@ async function main(): Promise<void> {
       if (out.result !== 'uploaded') throw new Error(`backup failed: ${out.failure?.message}`);
       rawSize = out.rawSize ?? 0;
       size = out.size ?? 0;
-      log(`flow  #${i}: ${(ms / 1000).toFixed(2)} s (save ${out.ms.save} ms, verify ${out.ms.verify} ms, compress ${out.ms.compress} ms [parallel], upload ${out.ms.upload} ms)`);
+      log(`flow  #${i}: ${(ms / 1000).toFixed(2)} s (save ${out.ms.save} ms, compress ${out.ms.compress} ms, upload step ${out.ms.upload} ms of which PUT ${out.ms.put} ms; trial restore ${out.ms.verify} ms beside compress and signing)`);
       return { ms, out };
     };
     // A warm-up run (not counted) also tells which follower the flow backs up from.
@@ -70,9 +70,9 @@ async function main(): Promise<void> {
       await run('etcdctl', [`--endpoints=${member.clientUrl}`, 'snapshot', 'save', join(dir, 's.db')], { env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
       await run('zstd', ['-q', '-3', '-T0', '-f', join(dir, 's.db'), '-o', join(dir, 's.db.zst')]);
       const url = await getSignedUrl(b.s3, new PutObjectCommand({ Bucket: b.store.bucket, Key: `raw/${i}.db.zst` }), { expiresIn: 600 });
-      await run('curl', ['-sS', '-f', '-o', '/dev/null', '-X', 'PUT', '--upload-file', join(dir, 's.db.zst'), url]);
+      const put = await run('curl', ['-sS', '-f', '-o', '/dev/null', '-w', '%{time_total}', '-X', 'PUT', '--upload-file', join(dir, 's.db.zst'), url]);
       const ms = Date.now() - r0;
-      log(`raw   #${i}: ${(ms / 1000).toFixed(2)} s (${statSync(join(dir, 's.db')).size} → ${statSync(join(dir, 's.db.zst')).size} bytes)`);
+      log(`raw   #${i}: ${(ms / 1000).toFixed(2)} s (${statSync(join(dir, 's.db')).size} → ${statSync(join(dir, 's.db.zst')).size} bytes; PUT ${Math.round(Number(put.stdout) * 1000)} ms)`);
       rmSync(dir, { recursive: true, force: true });
       return ms;
     };

@@ -1,9 +1,11 @@
 /**
  * Scheduled etcd backup of one cluster:
  *
- *   source (a healthy follower of a cluster with quorum) → prepare on that master (snapshot
- *   save, status, TRIAL RESTORE, compress, SHA-256) → presign a PUT for exactly that file →
- *   upload from the master → HeadObject check (size, SSE-KMS key, checksum) → retention
+ *   source (a healthy follower of a cluster with quorum, from one survey command) → prepare on
+ *   that master (snapshot save, status, compress, SHA-256; the TRIAL RESTORE starts beside
+ *   them and keeps running) → presign a PUT for exactly that file (meanwhile the trial
+ *   restore finishes) → the master uploads ONLY if the snapshot restored (an unverified
+ *   snapshot never reaches S3) → HeadObject check (size, SSE-KMS key, checksum) → retention
  *   pruning (only on a complete listing) → freshness check of the newest good backup.
  *
  * The snapshot goes from the master straight to S3: Lambda memory never holds it. Level-
@@ -19,9 +21,10 @@ import { runHostScript } from '../aws/run-command';
 import type { BackupConfig } from '../config';
 import { chooseBackupSource } from '../domain/backup-source';
 import { decideRetention, type RetentionPolicy } from '../domain/retention';
-import { clusterMasters, firstHealthyPeer } from './cluster-masters';
+import { clusterMasters } from './cluster-masters';
 import { type HostFlowDeps, hostRunOpts } from './deps';
-import { FlowFailure, STATUS_TIMEOUT } from './replacement';
+import { FlowFailure } from './replacement';
+import { surveyCluster } from './survey';
 
 export interface BackupDeps extends HostFlowDeps {
   alerter: Alerter;
@@ -61,7 +64,7 @@ export interface BackupOutcome {
   size?: number;
   compressor?: string;
   /** Step durations on the master and end to end, in ms. */
-  ms: { total: number; save?: number; verify?: number; compress?: number; upload?: number };
+  ms: { total: number; save?: number; verify?: number; compress?: number; upload?: number; put?: number };
   /** Age of the newest good backup after this run; null when there is none or the listing failed. */
   newestGoodAgeSec: number | null;
   pruned: string[];
@@ -82,9 +85,19 @@ const preparedSchema = z.object({
   status: z.object({ revision: z.number().int().nonnegative(), hash: z.number(), totalKey: z.number() }),
   keys: z.number().int().nonnegative().nullable(),
   etcdVersion: z.string().regex(/^[0-9A-Za-z.+-]{1,32}$/),
-  ms: z.object({ save: z.number(), verify: z.number(), compress: z.number() }),
+  verify: z.literal('pending'),
+  ms: z.object({ save: z.number(), compress: z.number() }),
 });
 type Prepared = z.infer<typeof preparedSchema>;
+
+const uploadedSchema = z.object({
+  result: z.literal('uploaded'),
+  verified: z.literal(true),
+  verifyMs: z.number().int().nonnegative(),
+  seconds: z.number().nonnegative(),
+});
+
+const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';
 
 /** Does the object's key ID match the configured key (ARN, key ID or alias)? */
 function kmsMatches(configured: string | undefined, actual: string | undefined): boolean {
@@ -103,13 +116,13 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     // 1. Source: a healthy follower of a cluster that has a leader and quorum.
     const masters = await clusterMasters(deps.asg, deps.tags, cluster);
     const instances = new Map(masters.filter((m) => m.instanceId).map((m) => [m.member, m.instanceId!]));
-    const peer = await firstHealthyPeer(deps.ssm, deps.scripts, [...instances].map(([member, instanceId]) => ({ member, instanceId })), hostRunOpts(deps, 120));
-    if (!peer) {
-      throw new FlowFailure('source', `no healthy etcd member of ${cluster} answers (${masters.length} slots, ${instances.size} with an InService instance): no backup taken`,
+    const { survey, tried } = await surveyCluster(deps.ssm, deps.scripts, [...instances].map(([member, instanceId]) => ({ member, instanceId })), hostRunOpts(deps, 120));
+    if (!survey?.members) {
+      throw new FlowFailure('source', `no etcd member of ${cluster} answers (${masters.length} slots, ${instances.size} with an InService instance${tried.length ? `: ${tried.join('; ')}` : ''}): no backup taken`,
         'The cluster may have lost quorum: check `quorum-keeper status`; the newest existing backup is what a restore would use.', 'critical', 'backup-source');
     }
-    const members = await peer.etcd.memberList();
-    const report = await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT });
+    const members = survey.members;
+    const report = survey.status;
     const choice = chooseBackupSource(members.members, report, instances);
     if (choice.kind === 'none') {
       throw new FlowFailure('source', `${cluster}: ${choice.reason}; no backup taken`, 'Restore the cluster\'s health first; see `quorum-keeper status`.', 'critical', 'backup-source');
@@ -118,32 +131,29 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     out.role = choice.role;
     say('source', 'ok', `${choice.member} (${choice.role}) on ${choice.instanceId}`);
 
-    // 2. Snapshot, verify by trial restore, compress, hash — all on the master.
+    // 2. Snapshot, compress, hash on the master; the trial restore starts there too.
     const takenAt = new Date(deps.clock.now());
     const prep = await runHostScript(deps.ssm, deps.scripts, choice.instanceId, 'etcd-snapshot.sh',
       ['prepare', '--work-dir', settings.workDir, '--endpoint', choice.clientUrl, '--compressor', settings.compressor], hostRunOpts(deps));
     if (prep.exitCode !== 0) {
-      const why = prep.stderr.trim().split('\n').pop() ?? prep.status;
-      const corrupt = /trial restore failed|not a valid snapshot/.test(prep.stderr);
-      throw new FlowFailure(corrupt ? 'verify' : 'snapshot',
-        corrupt ? `the snapshot of ${cluster} taken from ${choice.member} FAILED VERIFICATION and was discarded: ${why}` : `snapshot of ${cluster} on ${choice.member} failed: ${why}`,
-        corrupt
-          ? 'etcd produced a snapshot that does not restore: check the member\'s disk and `etcdctl alarm list` (CORRUPT); the previous good backups are kept.'
-          : 'Read the command output in SSM Run Command history for this instance; the previous good backups are kept.',
-        'critical', corrupt ? 'backup-corrupt' : 'backup-snapshot');
+      const why = lastLine(prep.stderr) || prep.status;
+      if (/not a valid snapshot/.test(prep.stderr)) throw corruptSnapshot(cluster, choice.member, why);
+      throw new FlowFailure('snapshot', `snapshot of ${cluster} on ${choice.member} failed: ${why}`,
+        'Read the command output in SSM Run Command history for this instance; the previous good backups are kept.', 'critical', 'backup-snapshot');
     }
     let prepared: Prepared;
     try {
-      prepared = preparedSchema.parse(JSON.parse(prep.stdout.trim().split('\n').pop() ?? ''));
+      prepared = preparedSchema.parse(JSON.parse(lastLine(prep.stdout)));
     } catch (err) {
       throw new FlowFailure('snapshot', `unexpected answer from etcd-snapshot.sh prepare on ${choice.instanceId}: ${err instanceof Error ? err.message : String(err)}`, 'Check the host scripts version.', 'critical', 'backup-snapshot');
     }
     staged = { instanceId: choice.instanceId, file: prepared.file };
     Object.assign(out.ms, prepared.ms);
     Object.assign(out, { revision: prepared.status.revision, keys: prepared.keys, rawSize: prepared.rawSize, size: prepared.size, compressor: prepared.compressor });
-    say('verify', 'ok', `revision ${prepared.status.revision}, ${prepared.keys ?? '?'} keys, trial restore passed; ${prepared.rawSize} → ${prepared.size} bytes (${prepared.compressor})`);
+    say('snapshot', 'ok', `revision ${prepared.status.revision}, ${prepared.keys ?? '?'} keys; ${prepared.rawSize} → ${prepared.size} bytes (${prepared.compressor}); trial restore running`);
 
-    // 3. Upload straight from the master through a URL signed for this one object.
+    // 3. Upload straight from the master through a URL signed for this one file, once the
+    //    master has the trial restore's verdict.
     const meta: BackupMeta = {
       cluster, member: choice.member, revision: prepared.status.revision, keys: prepared.keys, etcdVersion: prepared.etcdVersion,
       rawSize: prepared.rawSize, size: prepared.size, sha256: prepared.sha256, compressor: prepared.compressor, takenAt,
@@ -154,11 +164,21 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     const up = await runHostScript(deps.ssm, deps.scripts, choice.instanceId, 'etcd-snapshot.sh', ['upload', '--work-dir', settings.workDir, '--file', prepared.file,
       '--upload-url-b64', Buffer.from(signed.url).toString('base64url'), '--headers-b64', Buffer.from(signed.headers.join('\n')).toString('base64url')], hostRunOpts(deps));
     if (up.exitCode !== 0) {
-      throw new FlowFailure('upload', `upload of ${key} from ${choice.instanceId} failed: ${up.stderr.trim().split('\n').pop() ?? up.status}`,
+      const why = lastLine(up.stderr) || up.status;
+      if (/trial restore failed/.test(up.stderr)) throw corruptSnapshot(cluster, choice.member, why);
+      if (/trial restore/.test(why)) {
+        throw new FlowFailure('verify', `the snapshot of ${cluster} from ${choice.member} could not be verified: ${why}`,
+          'Check the master\'s disk space and load; the upload was abandoned and the previous good backups are kept.', 'critical', 'backup-verify');
+      }
+      throw new FlowFailure('upload', `upload of ${key} from ${choice.instanceId} failed: ${why}`,
         'Check the master\'s route to S3 (VPC endpoint or NAT) and the bucket policy; the previous good backups are kept.', 'critical', 'backup-upload');
     }
-    staged = null; // the master removes its file after a successful upload
+    staged = null; // the master removes its files after a successful upload
+    const uploaded = uploadedSchema.parse(JSON.parse(lastLine(up.stdout)));
     out.ms.upload = deps.clock.now() - tu;
+    out.ms.verify = uploaded.verifyMs;
+    out.ms.put = Math.round(uploaded.seconds * 1000); // the PUT itself, as curl timed it
+    say('verify', 'ok', `trial restore passed (${uploaded.verifyMs} ms, beside compression and signing)`);
 
     // 4. What S3 stored is what the master prepared.
     const stored = await headBackup(deps.s3, settings.store, key);
@@ -195,6 +215,12 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
   Object.assign(out, await pruneBackups(deps, cluster, settings));
   out.ms.total = deps.clock.now() - t0;
   return out;
+}
+
+function corruptSnapshot(cluster: string, member: string, why: string): FlowFailure {
+  return new FlowFailure('verify', `the snapshot of ${cluster} taken from ${member} FAILED VERIFICATION and was discarded: ${why}`,
+    'etcd produced a snapshot that does not restore: check the member\'s disk and `etcdctl alarm list` (CORRUPT); the previous good backups are kept.',
+    'critical', 'backup-corrupt');
 }
 
 export type PruneOutcome = Pick<BackupOutcome, 'newestGoodAgeSec' | 'pruned' | 'pruneSkipped' | 'stale'>;

@@ -73,7 +73,7 @@ export interface HostFlowDeps {
 }
 
 /** SSM Run Command settings for a host step that may run (and be waited for) up to `maxWaitSec`. */
-export function hostRunOpts(d: HostFlowDeps, maxWaitSec = 1800): RunOptions {
+export function hostRunOpts(d: Pick<HostFlowDeps, 'timings' | 'signal'>, maxWaitSec = 1800): RunOptions {
   return {
     minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, maxWaitSec, executionTimeoutSec: maxWaitSec,
     ...(d.signal ? { abortSignal: d.signal } : {}),

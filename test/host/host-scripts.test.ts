@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -210,10 +210,10 @@ describe('etcd-mount.sh protects etcd data', () => {
 });
 
 /** Like run(), but asynchronous: for scripts that talk to a server in this process. */
-function runAsync(root: string, script: string, args: string[]): Promise<Res> {
+function runAsync(root: string, script: string, args: string[], env: Record<string, string> = {}): Promise<Res> {
   return new Promise((resolve) => {
     const child = spawn('bash', [join(HOST, script), ...args], {
-      env: { PATH: process.env.PATH, QK_HOST_ROOT: root, QK_DEVICE_MODE: 'directory', QK_SERVICE_MODE: 'process' },
+      env: { PATH: process.env.PATH, QK_HOST_ROOT: root, QK_DEVICE_MODE: 'directory', QK_SERVICE_MODE: 'process', ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -276,14 +276,20 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
     expect(start().code).toBe(0);
     spawnSync('etcdctl', [`--endpoints=http://127.0.0.1:${client}`, 'put', 'k', 'v'], { env: { PATH: process.env.PATH } });
-    const prep = run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots']);
+    // A slow trial restore (as on a big DB): it must outlive prepare and hold the upload's verdict.
+    const bin = join(h.root, 'opt/slow-restore');
+    mkdirSync(bin, { recursive: true });
+    const real = spawnSync('sh', ['-c', 'command -v etcdctl'], { encoding: 'utf8' }).stdout.trim();
+    writeFileSync(join(bin, 'etcdctl'), `#!/usr/bin/env bash\nif [[ " $* " == *" restore "* ]]; then sleep 2; fi\nexec ${real} "$@"\n`);
+    chmodSync(join(bin, 'etcdctl'), 0o755);
+    const slow = { QK_BIN_DIR: bin };
+    const prep = run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots'], slow);
     expect(prep.stderr).toBe('');
     expect(prep.code).toBe(0);
     const p = JSON.parse(prep.stdout) as { file: string; sha256: string; sha256Base64: string; compressor: string; size: number; status: { revision: number } };
     expect(p.compressor).toBe(spawnSync('sh', ['-c', 'command -v zstd']).status === 0 ? 'zstd' : 'gzip');
     expect(p.status.revision).toBeGreaterThanOrEqual(2);
-    // Only the compressed file is left: no raw snapshot, no scratch restore dir.
-    expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([p.file]);
+    expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toContain(p.file);
 
     const received: { body: Buffer; headers: Record<string, string | string[] | undefined>; url: string | undefined }[] = [];
     const server = createServer((req, res) => {
@@ -298,7 +304,7 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bucket/prod/snap.db.zst?X-Amz-Signature=abc&X-Amz-Credential=a%2Fb`;
     const headers = [`x-amz-checksum-sha256: ${p.sha256Base64}`, 'x-amz-server-side-encryption: aws:kms', 'x-amz-meta-revision: 5'].join('\n');
     const r = await runAsync(h.root, 'etcd-snapshot.sh', ['upload', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file,
-      '--upload-url-b64', Buffer.from(url).toString('base64url'), '--headers-b64', Buffer.from(headers).toString('base64url')]);
+      '--upload-url-b64', Buffer.from(url).toString('base64url'), '--headers-b64', Buffer.from(headers).toString('base64url')], slow);
     server.close();
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -310,7 +316,36 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(got.headers['x-amz-server-side-encryption']).toBe('aws:kms');
     expect(got.headers['x-amz-meta-revision']).toBe('5');
     expect(got.body.length).toBe(p.size);
+    // It waited for the (slow) trial restore's verdict before sending, and leaves nothing behind.
+    const uploaded = JSON.parse(r.stdout) as { verifyMs: number };
+    expect(uploaded).toMatchObject({ result: 'uploaded', verified: true });
+    expect(uploaded.verifyMs).toBeGreaterThanOrEqual(2000);
     expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([]);
+  });
+
+  it('does not upload a snapshot whose trial restore failed, and removes it', async () => {
+    run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
+    expect(start().code).toBe(0);
+    const dir = join(h.root, 'var/lib/qk-snapshots');
+    const p = JSON.parse(run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots']).stdout) as { file: string };
+    const verdict = join(dir, p.file.replace(/\.db\.(zst|gz)$/, '.verify'));
+    for (let i = 0; i < 100 && !existsSync(verdict); i++) await new Promise((r) => setTimeout(r, 100));
+    // The verifier's verdict, as a damaged snapshot would have produced it.
+    writeFileSync(verdict, '{"ok":false,"error":"snapshot file integrity check failed"}\n');
+    let requests = 0;
+    const server = createServer((_req, res) => {
+      requests++;
+      res.writeHead(200).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bucket/k`;
+    const r = await runAsync(h.root, 'etcd-snapshot.sh', ['upload', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file,
+      '--upload-url-b64', Buffer.from(url).toString('base64url')]);
+    server.close();
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/trial restore failed: the snapshot is corrupt.*integrity check failed/);
+    expect(requests).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('refuses headers outside the allow-list and keeps the prepared file', () => {
@@ -323,7 +358,7 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/invalid header/);
     }
-    expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([p.file]);
+    expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toContain(p.file);
     expect(run(h.root, 'etcd-snapshot.sh', ['discard', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file]).code).toBe(0);
     expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([]);
   });

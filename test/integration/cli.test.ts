@@ -41,7 +41,7 @@ describe('quorum-keeper CLI', () => {
 
   it('backup, then backups list (human and --json)', async () => {
     const r = await cli(['backup', '--cluster', 'prod']);
-    expect(r.err).toMatch(/✓ verify: revision \d+/);
+    expect(r.err).toMatch(/✓ snapshot: revision \d+[^]*✓ verify: trial restore passed/);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^backed up prod: s3:\/\/quorum-keeper-backups\/etcd-backups\/prod\/\d{8}T\d{6}Z-etcd-[abc]\.db\.(zst|gz) \(revision \d+/);
     const human = await cli(['backups', 'list', '--cluster', 'prod']);

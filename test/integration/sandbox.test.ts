@@ -10,7 +10,9 @@ import { DetachVolumeCommand, AttachVolumeCommand, waitUntilVolumeAvailable, wai
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { ssmEtcdRunner, runHostScript } from '../../lib/aws/run-command';
-import { EtcdClient } from '../../lib/etcd';
+import { EtcdClient, hasNoLeader } from '../../lib/etcd';
+import { surveyCluster } from '../../lib/flows/survey';
+import { writeLease } from '../../sandbox/apiserver';
 import { destroyClients, SANDBOX_RUN, hostScripts, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { waitFor } from '../../sandbox/ports';
 import { Sandbox } from '../../sandbox/sandbox';
@@ -43,6 +45,42 @@ describe('sandbox AWS with a real etcd control plane', () => {
     // Independent check: etcdctl run directly here prints the same IDs in hex.
     const direct = execFileSync('etcdctl', [`--endpoints=${a.clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
     for (const m of list.members) expect(direct).toContain(`${m.id}, started, ${m.name}`);
+  });
+
+  it('surveys the cluster in one SSM command: members, every status, health, alarms and Leases', async () => {
+    const [a] = cluster.members;
+    const renewTime = new Date(Date.now() - 5_000);
+    await writeLease(a!.clientUrl, 'kube-scheduler', { holderIdentity: 'master-a_1234', leaseDurationSeconds: 15, renewTime });
+    const { peer, survey, tried } = await surveyCluster(c.ssm, hostScripts(), [{ instanceId: a!.instanceId, member: a!.name }], SANDBOX_RUN, ['kube-scheduler', 'kube-controller-manager']);
+    expect(tried).toEqual([]);
+    expect(peer?.member).toBe(a!.name);
+    expect(survey?.errors).toEqual([]);
+    expect(survey?.members?.members.map((m) => m.name).sort()).toEqual(cluster.members.map((m) => m.name).sort());
+    expect(survey?.status.statuses.map((s) => s.endpoint).sort()).toEqual(cluster.members.map((m) => m.clientUrl).sort());
+    expect(survey?.status.unreachable).toEqual([]);
+    expect(survey?.status.statuses.filter((s) => s.isLeader)).toHaveLength(1);
+    expect(survey?.health.map((h) => h.healthy)).toEqual([true, true, true]);
+    expect(survey?.alarms).toEqual([]);
+    const sched = survey!.leases['kube-scheduler']!;
+    expect(sched.httpStatus).toBe(200);
+    expect(JSON.parse(sched.body)).toMatchObject({ kind: 'Lease', spec: { holderIdentity: 'master-a_1234', leaseDurationSeconds: 15 } });
+    expect(survey!.leases['kube-controller-manager']!.httpStatus).toBe(404);
+    // The peer it hands back runs further etcd commands on the same master.
+    expect((await peer!.etcd.memberList()).members).toHaveLength(3);
+  });
+
+  it('survey with 2 of 3 members down: skips the dead masters, and the survivor reports no leader and unreadable Leases', async () => {
+    const [a, b, c3] = cluster.members;
+    sandbox.host(a!.instanceId).crash();
+    sandbox.host(b!.instanceId).crash();
+    const { peer, survey, tried } = await surveyCluster(c.ssm, hostScripts(), cluster.members.map((m) => ({ instanceId: m.instanceId, member: m.name })), SANDBOX_RUN, ['kube-scheduler']);
+    expect(tried).toEqual([`${a!.name}: SSM agent offline`, `${b!.name}: SSM agent offline`]);
+    expect(peer?.member).toBe(c3!.name);
+    expect(survey?.members?.members).toHaveLength(3); // member list is served locally, without quorum
+    expect(survey?.status.statuses.map((s) => [s.endpoint, hasNoLeader(s)])).toEqual([[c3!.clientUrl, true]]);
+    expect(survey?.status.unreachable.map((u) => u.endpoint).sort()).toEqual([a!.clientUrl, b!.clientUrl].sort());
+    expect(survey?.health.filter((h) => h.healthy)).toEqual([]);
+    expect(survey?.leases['kube-scheduler']?.httpStatus).toBe(500);
   });
 
   it('reports a failing script as Failed with its real exit code and stderr', async () => {

@@ -1,0 +1,115 @@
+/**
+ * One SSM round trip that tells a flow what the cluster looks like from one master:
+ * `etcd-member.sh survey` runs member list, endpoint status --cluster, endpoint health
+ * --cluster and alarm list side by side through that master's member (plus any kube-system
+ * Leases asked for) and returns each raw answer; they are parsed here with the same parsers as
+ * single commands. Three sequential SSM commands (≥ 2 s each with AWS's waiter floor) become one.
+ */
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { z } from 'zod';
+import { runHostScript, type RunOptions, ssmEtcdRunner } from '../aws/run-command';
+import { agentOnline } from '../aws/ssm-agent';
+import {
+  type Alarm, EtcdClient, type EndpointHealth, type EndpointStatusReport, type MemberList, parseAlarmList, parseEndpointHealth, parseEndpointStatus, parseMemberList,
+} from '../etcd';
+import type { HostScriptBundle } from '../host/command';
+import type { Peer } from './cluster-masters';
+
+const query = z.object({ rc: z.number().int(), out: z.string(), err: z.string() });
+const surveySchema = z.object({
+  local: z.object({ running: z.boolean(), healthy: z.boolean(), clientUrl: z.string(), peerUrl: z.string() }),
+  queries: z.object({ members: query, status: query, health: query, alarms: query }).partial(),
+  leases: z.record(z.string(), query),
+});
+
+export interface LeaseAnswer {
+  /** HTTP status from the API server; 0 when it could not be reached. */
+  httpStatus: number;
+  body: string;
+  error: string | null;
+}
+
+export interface EtcdSurvey {
+  instanceId: string;
+  member: string;
+  local: { running: boolean; healthy: boolean; clientUrl: string; peerUrl: string };
+  /** null when this member could not answer (its etcd is down, or the answer was unreadable). */
+  members: MemberList | null;
+  /** Every member's status; members that did not answer are in `unreachable`. */
+  status: EndpointStatusReport;
+  health: EndpointHealth[];
+  alarms: Alarm[] | null;
+  leases: Record<string, LeaseAnswer>;
+  /** Why a part is missing, for logs and status output. */
+  errors: string[];
+}
+
+const text = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
+const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';
+
+/** Parses the JSON line `etcd-member.sh survey` prints. Throws on a malformed answer. */
+export function parseSurvey(instanceId: string, member: string, stdout: string): EtcdSurvey {
+  const raw = surveySchema.parse(JSON.parse(lastLine(stdout)));
+  const errors: string[] = [];
+  const q = raw.queries;
+  const attempt = <T>(what: string, fn: () => T): T | null => {
+    try {
+      return fn();
+    } catch (err) {
+      errors.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+      return null;
+    }
+  };
+  if (!raw.local.running) errors.push(`etcd is not running on ${instanceId}`);
+  const members = q.members
+    ? q.members.rc === 0 ? attempt('member list', () => parseMemberList(text(q.members!.out))) : (errors.push(`member list: ${lastLine(text(q.members.err))}`), null)
+    : null;
+  const expected = members?.members.filter((m) => m.started).flatMap((m) => m.clientUrls.slice(0, 1)) ?? [];
+  const status = (q.status && attempt('endpoint status', () => parseEndpointStatus(text(q.status!.out), text(q.status!.err), expected)))
+    ?? { statuses: [], unreachable: expected.map((endpoint) => ({ endpoint, error: 'not asked' })) };
+  const health = (q.health && attempt('endpoint health', () => parseEndpointHealth(text(q.health!.out)))) ?? [];
+  const alarms = q.alarms && q.alarms.rc === 0 ? attempt('alarm list', () => parseAlarmList(text(q.alarms!.out))) : null;
+  const leases: Record<string, LeaseAnswer> = {};
+  for (const [name, a] of Object.entries(raw.leases)) {
+    const out = text(a.out);
+    const cut = out.lastIndexOf('\n');
+    const code = Number(out.slice(cut + 1));
+    leases[name] = {
+      httpStatus: a.rc === 0 && Number.isInteger(code) ? code : 0,
+      body: cut >= 0 ? out.slice(0, cut) : '',
+      error: a.rc === 0 ? null : lastLine(text(a.err)) || `curl exit ${a.rc}`,
+    };
+  }
+  return { instanceId, member, local: raw.local, members, status, health, alarms, leases, errors };
+}
+
+/**
+ * Surveys the cluster through the first candidate whose SSM agent is online and whose etcd
+ * answers the member list. Returns that survey with a Peer for further etcd commands, or —
+ * when no member answers — null peer and the last survey seen (null when no host answered).
+ */
+export async function surveyCluster(
+  ssm: SSMClient, scripts: HostScriptBundle, candidates: ReadonlyArray<{ instanceId: string; member: string }>, opts: RunOptions,
+  leases: readonly string[] = [],
+): Promise<{ peer: Peer | null; survey: EtcdSurvey | null; tried: string[] }> {
+  let last: EtcdSurvey | null = null;
+  const tried: string[] = [];
+  for (const c of candidates) {
+    if (!(await agentOnline(ssm, c.instanceId))) {
+      tried.push(`${c.member}: SSM agent offline`);
+      continue;
+    }
+    const res = await runHostScript(ssm, scripts, c.instanceId, 'etcd-member.sh', ['survey', ...leases.flatMap((l) => ['--lease', l])], opts);
+    if (res.exitCode !== 0) {
+      tried.push(`${c.member}: survey failed (${res.status}): ${lastLine(res.stderr)}`);
+      continue;
+    }
+    const s = parseSurvey(c.instanceId, c.member, res.stdout);
+    last = s;
+    if (s.local.running && s.members) {
+      return { peer: { ...c, etcd: new EtcdClient(ssmEtcdRunner(ssm, scripts, c.instanceId, opts), { endpoints: [s.local.clientUrl] }) }, survey: s, tried };
+    }
+    tried.push(`${c.member}: ${s.errors[0] ?? 'no answer'}`);
+  }
+  return { peer: null, survey: last, tried };
+}
