@@ -24,7 +24,7 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    files: ['jest.config.js', 'scripts/*.js', 'test/support/*.js', 'bin/*.js'],
+    files: ['jest.config.js', 'scripts/*.js', 'test/support/*.js', 'bin/*.js', 'deploy/*.js'],
     languageOptions: { globals: { module: 'writable', require: 'readonly', __dirname: 'readonly', process: 'readonly', console: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

@@ -9,6 +9,7 @@
 import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { snsAlerter } from '../lib/aws/alerts';
 import { awsClients } from '../lib/aws/clients';
 import { ClusterLock } from '../lib/aws/lock';
@@ -23,6 +24,7 @@ import { hostScripts } from './host-scripts';
 
 const config = loadFlowConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-lifecycle' });
+const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'lifecycle' });
 const clients = awsClients(config);
 const lock = new ClusterLock(clients.ddb, systemClock, { table: config.QK_STATE_TABLE, ttlSec: 900 });
 const deps: FlowDeps = {
@@ -64,6 +66,10 @@ async function lifecycle(input: unknown, _context: unknown, opts?: { signal?: Ab
     ? await replaceMaster(run, { slot, instanceId: d.EC2InstanceId, hook })
     : await retireMaster(run, { slot, instanceId: d.EC2InstanceId, hook, ...(d.Destination ? { destination: d.Destination } : {}) });
   logger.info(`lifecycle flow ended: ${out.result}`, { result: out.result, step: out.step, reason: out.reason });
+  // The per-cluster flow-failures alarm (deploy/alarms.js) watches this.
+  metrics.addDimension('Cluster', slot.cluster);
+  metrics.addMetric('FlowFailures', MetricUnit.Count, out.result === 'failed' || out.result === 'abandoned' ? 1 : 0);
+  metrics.publishStoredMetrics();
   return { outcome: out.result, cluster: slot.cluster, member: slot.member, ...(out.reason ? { reason: out.reason } : {}) };
 }
 

@@ -41,7 +41,24 @@ const backup = flows.extend({
   QK_RETENTION_WEEKLY_WEEKS: hours(8),
 });
 
+const probe = flows.extend({
+  /** kube-system leader-election Leases the probe watches (comma-separated). */
+  QK_PROBE_LEASES: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}(,[a-z0-9][a-z0-9.-]{0,62}){0,3}$/, 'must be up to 4 comma-separated Lease names').default('kube-controller-manager,kube-scheduler'),
+  /** etcd --quota-backend-bytes on the masters (etcd's default: 2 GiB). */
+  QK_ETCD_QUOTA_BYTES: z.coerce.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(2 * 1024 ** 3),
+});
+
+const notifier = base.extend({
+  QK_STATE_TABLE: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, 'must be a DynamoDB table name'),
+  /** SSM Parameter Store SecureString holding the Slack incoming-webhook URL; empty = no Slack. */
+  QK_SLACK_WEBHOOK_PARAMETER: z.preprocess((v) => (v === '' ? undefined : v), z.string().regex(/^\/?[A-Za-z0-9_./-]{1,1011}$/, 'must be an SSM parameter name').optional()),
+  /** The same alarm in the same state within this many seconds yields one Slack message. */
+  QK_NOTIFY_DEDUPE_SEC: z.coerce.number().int().min(0).max(86_400).default(900),
+});
+
 export type Config = z.infer<typeof base>;
+export type NotifierConfig = z.infer<typeof notifier>;
+export type ProbeConfig = z.infer<typeof probe>;
 export type FlowConfig = z.infer<typeof flows>;
 export type BackupConfig = z.infer<typeof backup>;
 
@@ -68,4 +85,12 @@ export function loadFlowConfig(env: NodeJS.ProcessEnv = process.env): FlowConfig
 
 export function loadBackupConfig(env: NodeJS.ProcessEnv = process.env): BackupConfig {
   return parse(backup, env);
+}
+
+export function loadProbeConfig(env: NodeJS.ProcessEnv = process.env): ProbeConfig {
+  return parse(probe, env);
+}
+
+export function loadNotifierConfig(env: NodeJS.ProcessEnv = process.env): NotifierConfig {
+  return parse(notifier, env);
 }

@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 for v in $(compgen -e); do [[ "$v" == AWS_ENDPOINT_URL* ]] && unset "$v"; done
 export SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
-npx osls package --stage "${STAGE:-dev}" --region "${REGION:-eu-west-1}"
+# Alarms are generated per cluster named in the `clusters` parameter; package with one example
+# cluster (QK_CLUSTERS) so the alarms are in the template cfn-lint checks.
+npx osls package --stage "${STAGE:-dev}" --region "${REGION:-eu-west-1}" --param "clusters=${QK_CLUSTERS:-prod}"
 command -v cfn-lint >/dev/null || { echo "cfn-lint is not installed (expected preinstalled; see README Requirements)" >&2; exit 1; }
 # W3005: the framework itself adds DependsOn on the role it also references with GetAtt.
 cfn-lint --ignore-checks W3005 -- .serverless/cloudformation-template-update-stack.json

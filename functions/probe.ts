@@ -1,0 +1,92 @@
+/**
+ * Lambda entry for the watchdog probe (EventBridge schedule, default every minute). Thin:
+ * validate configuration and the event, probe each cluster (a few at a time), publish its
+ * health as CloudWatch metrics (EMF). The alarms on those metrics raise the alerts; a cluster
+ * whose probe failed publishes no EtcdHasLeader value, which its alarm treats as breaching.
+ */
+import middy from '@middy/core';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { awsClients } from '../lib/aws/clients';
+import { dynamoProbeMemory } from '../lib/aws/probe-memory';
+import { systemClock } from '../lib/clock';
+import { loadProbeConfig } from '../lib/config';
+import { parseScheduledRequest } from '../lib/events/scheduled';
+import { listClusters } from '../lib/flows/cluster-masters';
+import { type ProbeDeps, type ProbeOutcome, probeCluster } from '../lib/flows/probe';
+import { hostScripts } from './host-scripts';
+
+const config = loadProbeConfig();
+const logger = new Logger({ serviceName: 'quorum-keeper-probe' });
+const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'probe' });
+const clients = awsClients(config);
+const tags = { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER };
+const settings = { components: config.QK_PROBE_LEASES.split(','), quotaBytes: config.QK_ETCD_QUOTA_BYTES };
+const deps: ProbeDeps = {
+  asg: clients.asg, ssm: clients.ssm, scripts: hostScripts, clock: systemClock, tags,
+  timings: { minDelaySec: config.QK_POLL_MIN_DELAY_SEC, maxDelaySec: config.QK_POLL_MAX_DELAY_SEC },
+  memory: dynamoProbeMemory(clients.ddb, config.QK_STATE_TABLE, systemClock),
+};
+/** Clusters probed at the same time (each is one SSM command plus a few describe calls). */
+const PARALLEL = 4;
+
+export function publishHealth(m: Metrics, o: ProbeOutcome): void {
+  const h = o.health;
+  m.addDimension('Cluster', o.cluster);
+  m.addMetric('FlowFailures', MetricUnit.Count, 0);
+  m.addMetric('EtcdHasLeader', MetricUnit.Count, h.hasLeader ? 1 : 0);
+  m.addMetric('EtcdHealthyMembers', MetricUnit.Count, h.healthyVoters);
+  if (h.reachable) {
+    m.addMetric('EtcdQuorumMargin', MetricUnit.Count, h.quorumMargin);
+    m.addMetric('EtcdLeaderChanges', MetricUnit.Count, h.leaderChanges);
+  }
+  if (h.dbSizeRatio !== null) m.addMetric('EtcdDbSizeRatio', MetricUnit.NoUnit, h.dbSizeRatio);
+  m.publishStoredMetrics();
+  for (const l of h.leases) {
+    if (l.staleSec === null) continue; // unreadable: no value (the etcd alarms cover why)
+    const single = m.singleMetric();
+    single.addDimension('Cluster', o.cluster);
+    single.addDimension('Component', l.component);
+    single.addMetric('LeaseStaleSeconds', MetricUnit.Seconds, l.staleSec);
+  }
+}
+
+function publishFailure(m: Metrics, cluster: string): void {
+  m.addDimension('Cluster', cluster);
+  m.addMetric('FlowFailures', MetricUnit.Count, 1);
+  m.publishStoredMetrics();
+}
+
+export interface ProbeRunResult {
+  clusters: Array<{ cluster: string; healthy: boolean; problems: string[]; error?: string }>;
+}
+
+async function probe(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<ProbeRunResult> {
+  const req = parseScheduledRequest(input, 'probe');
+  const clusters = req.clusters ?? (await listClusters(clients.asg, tags));
+  const run: ProbeDeps = opts?.signal ? { ...deps, signal: opts.signal } : deps;
+  const out: ProbeRunResult = { clusters: [] };
+  const queue = [...clusters];
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, queue.length) }, async () => {
+    for (let cluster = queue.shift(); cluster !== undefined; cluster = queue.shift()) {
+      try {
+        const o = await probeCluster(run, cluster, settings);
+        publishHealth(metrics, o);
+        const problems = o.health.problems.map((p) => p.summary);
+        // One summary line per cluster: what the probe saw.
+        logger[problems.length ? 'warn' : 'info'](`probe ${cluster}: ${problems.length ? problems.join('; ') : 'healthy'}`, { ...o });
+        out.clusters.push({ cluster, healthy: problems.length === 0, problems });
+      } catch (err) {
+        publishFailure(metrics, cluster);
+        const message = err instanceof Error ? err.message : String(err);
+        logger.error(`probe ${cluster} failed: ${message}`, { cluster, error: err as Error });
+        out.clusters.push({ cluster, healthy: false, problems: [], error: message });
+      }
+    }
+  }));
+  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags });
+  return out;
+}
+
+export const handler = middy(probe, { timeoutEarlyInMillis: 10_000 }).use(injectLambdaContext(logger));

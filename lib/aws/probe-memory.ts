@@ -1,0 +1,26 @@
+/**
+ * What a probe remembers about a cluster until the next one (raft term and leader, to count
+ * elections): one DynamoDB item per cluster in the state table, `probe#<cluster>`, expiring
+ * after a day without probes.
+ */
+import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { Clock } from '../clock';
+import type { ProbeMemoryStore } from '../flows/probe';
+
+export function dynamoProbeMemory(ddb: DynamoDBClient, table: string, clock: Clock): ProbeMemoryStore {
+  return {
+    async get(cluster) {
+      const r = await ddb.send(new GetItemCommand({ TableName: table, Key: { pk: { S: `probe#${cluster}` } }, ConsistentRead: true }));
+      const term = Number(r.Item?.raftTerm?.N);
+      if (!r.Item || !Number.isSafeInteger(term)) return null;
+      return { raftTerm: term, leaderId: r.Item.leaderId?.S ?? null };
+    },
+    async put(cluster, m) {
+      const ttl = Math.floor(clock.now() / 1000) + 86_400;
+      await ddb.send(new PutItemCommand({
+        TableName: table,
+        Item: { pk: { S: `probe#${cluster}` }, raftTerm: { N: String(m.raftTerm) }, ...(m.leaderId ? { leaderId: { S: m.leaderId } } : {}), ttl: { N: String(ttl) } },
+      }));
+    },
+  };
+}

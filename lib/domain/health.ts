@@ -1,0 +1,181 @@
+/**
+ * The watchdog's judgement of one cluster from one survey. Pure: no AWS, no I/O.
+ *
+ * etcd: a leader most answering voters agree on, healthy voters against quorum (margin 0 = one
+ * more failure loses quorum), elections since the last probe (raft term delta), DB size against
+ * the quota, active alarms. Kubernetes leader election: a Lease not renewed for more than 2×
+ * its duration means that component's leader election has stalled.
+ */
+import { z } from 'zod';
+import type { Alarm, EndpointStatusReport, Member } from '../etcd/parsers';
+import { clusterHealth } from './membership';
+
+export const LEASE_COMPONENTS = ['kube-controller-manager', 'kube-scheduler'] as const;
+export type LeaseComponent = (typeof LEASE_COMPONENTS)[number];
+
+export interface LeaseAnswer {
+  httpStatus: number;
+  body: string;
+  error: string | null;
+}
+
+export interface LeaseHealth {
+  component: string;
+  state: 'ok' | 'stalled' | 'missing' | 'unreadable';
+  holder: string | null;
+  renewTime: string | null;
+  durationSec: number | null;
+  /** Seconds since the last renewal; null when the Lease could not be read. */
+  staleSec: number | null;
+  detail: string;
+}
+
+export interface ProbeMemory {
+  raftTerm: number;
+  leaderId: string | null;
+}
+
+export interface HealthAssessment {
+  reachable: boolean;
+  hasLeader: boolean;
+  leaderId: string | null;
+  leaderName: string | null;
+  raftTerm: number | null;
+  /** Elections since the previous probe (raft term increase); 0 on the first probe. */
+  leaderChanges: number;
+  voters: number;
+  healthyVoters: number;
+  quorum: number;
+  quorumMargin: number;
+  dbSizeBytes: number | null;
+  dbSizeRatio: number | null;
+  alarms: Array<{ member: string; alarm: string }>;
+  leases: LeaseHealth[];
+  /** What is wrong, worst first; empty when healthy. */
+  problems: Problem[];
+}
+
+export interface Problem {
+  code: 'unreachable' | 'no-leader' | 'quorum-lost' | 'margin-zero' | 'lease-stalled' | 'lease-missing' | 'etcd-alarm' | 'db-size';
+  severity: 'critical' | 'warning';
+  subject?: string;
+  summary: string;
+  action: string;
+}
+
+const leaseSchema = z.object({
+  spec: z.object({
+    holderIdentity: z.string().optional(),
+    leaseDurationSeconds: z.number().int().positive().optional(),
+    renewTime: z.string().optional(),
+  }),
+});
+
+export function assessLease(component: string, a: LeaseAnswer | undefined, now: number): LeaseHealth {
+  const base = { component, holder: null, renewTime: null, durationSec: null, staleSec: null };
+  if (!a || a.httpStatus === 0) return { ...base, state: 'unreadable', detail: a?.error ?? 'not asked' };
+  if (a.httpStatus === 404) return { ...base, state: 'missing', detail: `no Lease kube-system/${component}` };
+  if (a.httpStatus !== 200) return { ...base, state: 'unreadable', detail: `API server answered HTTP ${a.httpStatus}` };
+  let spec: z.infer<typeof leaseSchema>['spec'];
+  try {
+    spec = leaseSchema.parse(JSON.parse(a.body)).spec;
+  } catch {
+    return { ...base, state: 'unreadable', detail: 'the API server returned something that is not a Lease' };
+  }
+  const renewed = spec.renewTime ? Date.parse(spec.renewTime) : NaN;
+  const duration = spec.leaseDurationSeconds ?? null;
+  const holder = spec.holderIdentity ?? null;
+  if (Number.isNaN(renewed) || duration === null) {
+    return { ...base, holder, durationSec: duration, state: 'stalled', detail: 'the Lease has no renew time or duration (nobody holds it)' };
+  }
+  const staleSec = Math.max(0, Math.round((now - renewed) / 1000));
+  const stalled = staleSec > 2 * duration;
+  return {
+    component, holder, renewTime: spec.renewTime ?? null, durationSec: duration, staleSec, state: stalled ? 'stalled' : 'ok',
+    detail: `held by ${holder ?? 'nobody'}, renewed ${staleSec} s ago (lease ${duration} s)`,
+  };
+}
+
+export interface HealthInput {
+  members: readonly Member[] | null;
+  status: EndpointStatusReport;
+  alarms: readonly Alarm[] | null;
+  leases: Readonly<Record<string, LeaseAnswer>>;
+  components: readonly string[];
+  now: number;
+  quotaBytes: number;
+  previous: ProbeMemory | null;
+}
+
+export function assessHealth(input: HealthInput): HealthAssessment {
+  const leases = input.components.map((c) => assessLease(c, input.leases[c], input.now));
+  const problems: Problem[] = [];
+  if (!input.members) {
+    problems.push({
+      code: 'unreachable', severity: 'critical', summary: 'no etcd member answers: the cluster is down or unreachable over SSM',
+      action: 'Check the masters\' instances and SSM agents; `quorum-keeper status --cluster <name>` shows each slot.',
+    });
+    return {
+      reachable: false, hasLeader: false, leaderId: null, leaderName: null, raftTerm: null, leaderChanges: 0, voters: 0, healthyVoters: 0,
+      quorum: 0, quorumMargin: -1, dbSizeBytes: null, dbSizeRatio: null, alarms: [], leases, problems,
+    };
+  }
+  const members = input.members;
+  const h = clusterHealth(members, input.status);
+  const nameOf = (id: string) => members.find((m) => m.id === id)?.name || id;
+  const terms = input.status.statuses.map((s) => s.raftTerm);
+  const raftTerm = terms.length ? Math.max(...terms) : null;
+  const leaderChanges = input.previous && raftTerm !== null
+    ? Math.max(raftTerm - input.previous.raftTerm, h.leader !== null && input.previous.leaderId !== null && h.leader !== input.previous.leaderId ? 1 : 0)
+    : 0;
+  const dbSizeBytes = input.status.statuses.length ? Math.max(...input.status.statuses.map((s) => s.dbSize)) : null;
+  const dbSizeRatio = dbSizeBytes === null ? null : Number((dbSizeBytes / input.quotaBytes).toPrecision(4));
+  const alarms = (input.alarms ?? []).filter((a) => a.alarm !== 'NONE').map((a) => ({ member: nameOf(a.memberId), alarm: a.alarm }));
+
+  if (h.leader === null) {
+    problems.push({
+      code: 'no-leader', severity: 'critical', summary: `etcd has no leader (${h.healthyVoters}/${h.voters} voters healthy, quorum ${h.quorum}): the API server cannot write`,
+      action: 'Bring failed masters back (their ASGs replace dead instances); if quorum cannot come back, restore: `quorum-keeper restore --cluster <name> --snapshot latest`.',
+    });
+  } else if (h.margin < 0) {
+    problems.push({
+      code: 'quorum-lost', severity: 'critical', summary: `etcd lost quorum: ${h.healthyVoters}/${h.voters} voters healthy, quorum ${h.quorum}`,
+      action: 'Bring failed masters back; see `quorum-keeper status --cluster <name>`.',
+    });
+  } else if (h.margin === 0) {
+    problems.push({
+      code: 'margin-zero', severity: 'critical', summary: `etcd has no failure tolerance left: ${h.healthyVoters}/${h.voters} voters healthy, quorum ${h.quorum} — one more failure stops the cluster`,
+      action: 'Find the unhealthy member with `quorum-keeper status --cluster <name>`; its ASG should replace it — check the lifecycle alerts.',
+    });
+  }
+  for (const a of alarms) {
+    problems.push({
+      code: 'etcd-alarm', severity: 'critical', subject: a.member, summary: `etcd alarm ${a.alarm} on ${a.member}${a.alarm === 'NOSPACE' ? ': the cluster only accepts reads and deletes' : ''}`,
+      action: a.alarm === 'NOSPACE' ? 'Compact and defragment, raise --quota-backend-bytes if needed, then `etcdctl alarm disarm`.' : 'Stop and replace the corrupt member (terminate its instance); do not disarm blindly.',
+    });
+  }
+  if (dbSizeRatio !== null && dbSizeRatio >= 0.8) {
+    problems.push({
+      code: 'db-size', severity: 'warning', summary: `etcd DB is at ${Math.round(dbSizeRatio * 100)}% of its quota (${dbSizeBytes} bytes)`,
+      action: 'Compact and defragment one member at a time, or raise --quota-backend-bytes.',
+    });
+  }
+  for (const l of leases) {
+    if (l.state === 'stalled') {
+      problems.push({
+        code: 'lease-stalled', severity: 'critical', subject: l.component,
+        summary: `${l.component} leader election stalled: Lease last renewed ${l.staleSec ?? '?'} s ago by ${l.holder ?? 'nobody'} (lease ${l.durationSec ?? '?'} s)`,
+        action: `Check the ${l.component} pods on the masters (crash loop? cannot reach the API server?); the last holder was ${l.holder ?? 'nobody'}.`,
+      });
+    } else if (l.state === 'missing') {
+      problems.push({
+        code: 'lease-missing', severity: 'warning', subject: l.component, summary: `${l.component} has no leader-election Lease`,
+        action: `Check that ${l.component} runs with --leader-elect on the masters.`,
+      });
+    }
+  }
+  return {
+    reachable: true, hasLeader: h.leader !== null, leaderId: h.leader, leaderName: h.leader ? nameOf(h.leader) : null, raftTerm, leaderChanges,
+    voters: h.voters, healthyVoters: h.healthyVoters, quorum: h.quorum, quorumMargin: h.margin, dbSizeBytes, dbSizeRatio, alarms, leases, problems,
+  };
+}

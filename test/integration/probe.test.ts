@@ -1,0 +1,111 @@
+/**
+ * The watchdog probe Lambda entry (middy, Powertools logger + EMF metrics, host scripts as
+ * text) against the sandbox: real etcd members, Leases served by each master's API server
+ * stand-in from etcd, SSM through the sandbox.
+ */
+import type { Context } from 'aws-lambda';
+import { writeLease } from '../../sandbox/apiserver';
+import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
+import { type Control, destroyControl, provisionControl } from '../../sandbox/control';
+import { Sandbox } from '../../sandbox/sandbox';
+
+jest.setTimeout(180_000);
+
+const context = { getRemainingTimeInMillis: () => 50_000, functionName: 'probe', awsRequestId: 'test' } as unknown as Context;
+type Handler = (event: unknown, ctx: Context) => Promise<{ clusters: Array<{ cluster: string; healthy: boolean; problems: string[]; error?: string }> }>;
+type Emf = Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Dimensions: string[][] }> } };
+
+describe('probe handler', () => {
+  let sandbox: Sandbox;
+  let c: SandboxClients;
+  let ctl: Control;
+  let cluster: SandboxCluster;
+  let handler: Handler;
+  const emitted: string[] = [];
+  let restoreWrite: (() => void) | null = null;
+
+  beforeAll(async () => {
+    sandbox = await Sandbox.start();
+    c = sandboxClients(sandbox);
+    ctl = await provisionControl(sandbox);
+    cluster = await provisionCluster(sandbox, c, { name: 'prod' });
+    Object.assign(process.env, {
+      AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox',
+      QK_STATE_TABLE: ctl.table, QK_ALERT_TOPIC_ARN: ctl.topicArn, QK_POLL_MIN_DELAY_SEC: '1', QK_POLL_MAX_DELAY_SEC: '1', POWERTOOLS_LOG_LEVEL: 'ERROR',
+    });
+    handler = (await import('../../functions/probe')).handler;
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      emitted.push(String(chunk));
+      return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    });
+    restoreWrite = () => (process.stdout.write = write);
+  });
+  afterAll(async () => {
+    restoreWrite?.();
+    destroyControl(ctl);
+    destroyClients(c);
+    await sandbox?.stop();
+  });
+
+  const probe = async () => {
+    emitted.length = 0;
+    const out = await handler({ 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} }, context);
+    const emf = emitted.filter((l) => l.includes('"_aws"')).map((l) => JSON.parse(l) as Emf);
+    const cluster = emf.find((e) => e.EtcdHasLeader !== undefined || e.FlowFailures !== undefined);
+    const lease = (component: string) => emf.find((e) => e.Component === component)?.LeaseStaleSeconds;
+    return { out: out.clusters[0]!, cluster, lease };
+  };
+  const renewAll = async (ageSec = 2) => {
+    const renewTime = new Date(Date.now() - ageSec * 1000);
+    await writeLease(cluster.members[0]!.clientUrl, 'kube-controller-manager', { holderIdentity: 'master-a_7f3c', leaseDurationSeconds: 15, renewTime });
+    await writeLease(cluster.members[0]!.clientUrl, 'kube-scheduler', { holderIdentity: 'master-b_91d2', leaseDurationSeconds: 15, renewTime });
+  };
+
+  it('a healthy cluster: leader, 3 healthy members, margin 1, fresh Leases — as metrics per cluster and component', async () => {
+    await renewAll();
+    const { out, cluster: m, lease } = await probe();
+    expect(out).toEqual({ cluster: 'prod', healthy: true, problems: [] });
+    expect(m).toMatchObject({ Cluster: 'prod', service: 'probe', EtcdHasLeader: 1, EtcdHealthyMembers: 3, EtcdQuorumMargin: 1, EtcdLeaderChanges: 0, FlowFailures: 0 });
+    expect(m!.EtcdDbSizeRatio).toBeGreaterThan(0);
+    expect(lease('kube-scheduler')).toBeLessThan(30);
+    expect(lease('kube-controller-manager')).toBeLessThan(30);
+  });
+
+  it('a kube-scheduler Lease not renewed for 2 minutes: "leader election stalled", naming the component and the last holder', async () => {
+    await renewAll();
+    await writeLease(cluster.members[0]!.clientUrl, 'kube-scheduler', { holderIdentity: 'master-c_55aa', leaseDurationSeconds: 15, renewTime: new Date(Date.now() - 120_000) });
+    const { out, lease } = await probe();
+    expect(out.healthy).toBe(false);
+    expect(out.problems).toEqual([expect.stringMatching(/^kube-scheduler leader election stalled: Lease last renewed 1[23]\d s ago by master-c_55aa \(lease 15 s\)$/)]);
+    expect(lease('kube-scheduler')).toBeGreaterThanOrEqual(120);
+    expect(lease('kube-controller-manager')).toBeLessThan(30);
+  });
+
+  it('two of three members down: no leader (and the Leases cannot be read); back up: healthy again, the elections counted', async () => {
+    await renewAll();
+    await probe(); // remembers the current raft term
+    const [a, b] = cluster.members;
+    await hostOk(c, a!.instanceId, 'etcd-member.sh', ['stop']);
+    await hostOk(c, b!.instanceId, 'etcd-member.sh', ['stop']);
+    const down = await probe();
+    expect(down.out.healthy).toBe(false);
+    expect(down.out.problems[0]).toMatch(/^etcd has no leader \(0\/3 voters healthy, quorum 2\)/);
+    expect(down.cluster).toMatchObject({ EtcdHasLeader: 0, EtcdHealthyMembers: 0 });
+    expect(down.lease('kube-scheduler')).toBeUndefined();
+
+    const initial = cluster.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+    for (const m of [a!, b!]) {
+      await hostOk(c, m.instanceId, 'etcd-member.sh', ['start', '--name', m.name, '--initial-cluster', initial, '--initial-cluster-state', 'existing', '--token', cluster.token]);
+    }
+    await renewAll();
+    const up = await probe();
+    expect(up.out).toEqual({ cluster: 'prod', healthy: true, problems: [] });
+    expect(up.cluster).toMatchObject({ EtcdHasLeader: 1, EtcdHealthyMembers: 3, EtcdQuorumMargin: 1 });
+    expect(up.cluster!.EtcdLeaderChanges).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses a malformed request before touching anything', async () => {
+    await expect(handler({ clusters: ['prod`reboot`'] }, context)).rejects.toThrow(/invalid probe request: clusters.0: must be a cluster name/);
+  });
+});
