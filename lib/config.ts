@@ -54,6 +54,9 @@ const notifier = base.extend({
   QK_SLACK_WEBHOOK_PARAMETER: z.preprocess((v) => (v === '' ? undefined : v), z.string().regex(/^\/?[A-Za-z0-9_./-]{1,1011}$/, 'must be an SSM parameter name').optional()),
   /** The same alarm in the same state within this many seconds yields one Slack message. */
   QK_NOTIFY_DEDUPE_SEC: z.coerce.number().int().min(0).max(86_400).default(900),
+  /** Slack posts per message before the invocation fails (then Lambda retries, then the DLQ). */
+  QK_SLACK_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(4),
+  QK_SLACK_RETRY_BASE_MS: z.coerce.number().int().min(1).max(10_000).default(500),
 });
 
 export type Config = z.infer<typeof base>;

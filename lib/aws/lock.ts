@@ -50,6 +50,11 @@ export class ClusterLock {
     }
   }
 
+  /** Gives a claim back (a notification that could not be delivered must be retried, not de-duplicated). */
+  async releaseOnce(key: string): Promise<void> {
+    await this.ddb.send(new DeleteItemCommand({ TableName: this.opts.table, Key: { pk: { S: `once#${key}` } } }));
+  }
+
   /**
    * Claims `key` once per window (for alert de-duplication): true the first time, false while
    * an earlier claim is younger than `windowSec`.
