@@ -12,6 +12,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../lib/aws/clients';
+import { dynamoProbeMemory } from '../lib/aws/probe-memory';
 import { ClusterLock } from '../lib/aws/lock';
 import { systemClock } from '../lib/clock';
 import { loadNotifierConfig } from '../lib/config';
@@ -21,7 +22,9 @@ import { type NotifyDeps, notify } from '../lib/flows/notify';
 const config = loadNotifierConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-notifier' });
 const ssm = new SSMClient(clientOptions(config));
-const lock = new ClusterLock(new DynamoDBClient(clientOptions(config)), systemClock, { table: config.QK_STATE_TABLE, ttlSec: 60 });
+const ddb = new DynamoDBClient(clientOptions(config));
+const lock = new ClusterLock(ddb, systemClock, { table: config.QK_STATE_TABLE, ttlSec: 60 });
+const probeMemory = dynamoProbeMemory(ddb, config.QK_STATE_TABLE, systemClock);
 
 let cached: { url: string; until: number } | null = null;
 async function webhookUrl(): Promise<string | null> {
@@ -38,6 +41,7 @@ const deps: NotifyDeps = {
   clock: systemClock,
   dedupe: { claim: (k, w) => lock.claimOnce(k, w), release: (k) => lock.releaseOnce(k) },
   webhookUrl,
+  leaseHolder: async (cluster, component) => (await probeMemory.get(cluster))?.leases?.[component] ?? null,
 };
 
 async function handle(input: unknown): Promise<{ results: Array<{ messageId: string; result: string }> }> {

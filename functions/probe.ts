@@ -37,10 +37,9 @@ export function publishHealth(m: Metrics, o: ProbeOutcome): void {
   m.addMetric('FlowFailures', MetricUnit.Count, 0);
   m.addMetric('EtcdHasLeader', MetricUnit.Count, h.hasLeader ? 1 : 0);
   m.addMetric('EtcdHealthyMembers', MetricUnit.Count, h.healthyVoters);
-  if (h.reachable) {
-    m.addMetric('EtcdQuorumMargin', MetricUnit.Count, h.quorumMargin);
-    m.addMetric('EtcdLeaderChanges', MetricUnit.Count, h.leaderChanges);
-  }
+  if (h.reachable) m.addMetric('EtcdLeaderChanges', MetricUnit.Count, h.leaderChanges);
+  // Without a leader the margin says nothing more: the no-leader alarm owns that incident.
+  if (h.hasLeader) m.addMetric('EtcdQuorumMargin', MetricUnit.Count, h.quorumMargin);
   if (h.dbSizeRatio !== null) m.addMetric('EtcdDbSizeRatio', MetricUnit.NoUnit, h.dbSizeRatio);
   m.publishStoredMetrics();
   for (const l of h.leases) {

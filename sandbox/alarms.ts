@@ -68,3 +68,82 @@ export function alarmMessage(a: AlarmProperties, state: 'ALARM' | 'OK' | 'INSUFF
     },
   });
 }
+
+export interface Datapoint {
+  namespace: string;
+  metric: string;
+  dims: Record<string, string>;
+  value: number;
+}
+
+/** Metric datapoints from the EMF records a function printed (CloudWatch's log pipeline). */
+export function datapointsFromEmf(lines: readonly string[]): Datapoint[] {
+  const out: Datapoint[] = [];
+  for (const line of lines) {
+    if (!line.includes('"_aws"')) continue;
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const aws = rec._aws as { CloudWatchMetrics?: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }> } | undefined;
+    for (const d of aws?.CloudWatchMetrics ?? []) {
+      for (const set of d.Dimensions) {
+        const dims = Object.fromEntries(set.map((k) => [k, String(rec[k])]));
+        for (const m of d.Metrics) {
+          const v = rec[m.Name];
+          for (const value of Array.isArray(v) ? v : [v]) if (typeof value === 'number') out.push({ namespace: d.Namespace, metric: m.Name, dims, value });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+type State = 'OK' | 'ALARM' | 'INSUFFICIENT_DATA';
+
+/**
+ * Evaluates alarms the way CloudWatch does, one period per `tick` (the sandbox's probe runs
+ * stand for one-minute periods): the period's statistic over the matching datapoints, the
+ * last EvaluationPeriods periods, DatapointsToAlarm of them breaching → ALARM, missing data
+ * treated as the alarm says. Alarms start in INSUFFICIENT_DATA, as new alarms do. Metric-math
+ * alarms are not evaluated here.
+ */
+export class AlarmEvaluator {
+  readonly states = new Map<string, State>();
+  private readonly history = new Map<string, Array<number | null>>();
+
+  constructor(private readonly alarms: readonly AlarmProperties[], private readonly publish: (message: string) => Promise<void>) {
+    for (const a of alarms) this.states.set(a.AlarmName, 'INSUFFICIENT_DATA');
+  }
+
+  async tick(points: readonly Datapoint[]): Promise<void> {
+    for (const a of this.alarms) {
+      if (!a.MetricName) continue;
+      const want = Object.fromEntries((a.Dimensions ?? []).map((d) => [d.Name, d.Value]));
+      const values = points.filter((p) => p.namespace === a.Namespace && p.metric === a.MetricName
+        && Object.keys(p.dims).length === Object.keys(want).length && Object.entries(want).every(([k, v]) => p.dims[k] === v)).map((p) => p.value);
+      const stat = values.length === 0 ? null
+        : a.Statistic === 'Minimum' ? Math.min(...values) : a.Statistic === 'Maximum' ? Math.max(...values)
+          : a.Statistic === 'Sum' ? values.reduce((x, y) => x + y, 0) : values.reduce((x, y) => x + y, 0) / values.length;
+      const h = [...(this.history.get(a.AlarmName) ?? []), stat].slice(-a.EvaluationPeriods);
+      this.history.set(a.AlarmName, h);
+      const breaches = (v: number) => ({
+        LessThanThreshold: v < a.Threshold, LessThanOrEqualToThreshold: v <= a.Threshold,
+        GreaterThanThreshold: v > a.Threshold, GreaterThanOrEqualToThreshold: v >= a.Threshold,
+      })[a.ComparisonOperator];
+      const judged = h.map((v) => (v === null ? (a.TreatMissingData === 'breaching' ? true : a.TreatMissingData === 'notBreaching' ? false : null) : breaches(v)));
+      const known = judged.filter((j): j is boolean => j !== null);
+      const next: State = known.filter(Boolean).length >= (a.DatapointsToAlarm ?? a.EvaluationPeriods) ? 'ALARM' : known.length ? 'OK' : 'INSUFFICIENT_DATA';
+      const prev = this.states.get(a.AlarmName)!;
+      if (next === prev) continue;
+      this.states.set(a.AlarmName, next);
+      const shown = h.map((v) => (v === null ? 'missing' : v.toFixed(1))).join(', ');
+      const reason = next === 'ALARM'
+        ? `Threshold Crossed: ${known.filter(Boolean).length} out of the last ${h.length} datapoints [${shown}] crossed the threshold (${a.Threshold}).`
+        : `Threshold Crossed: the last ${h.length} datapoints [${shown}] did not cross the threshold (${a.Threshold}).`;
+      await this.publish(alarmMessage(a, next, prev, reason));
+    }
+  }
+}

@@ -14,6 +14,8 @@ import type { BackupStore } from '../lib/aws/backups';
 import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/flows/backup';
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { AWS_TIMINGS, type FlowDeps, type FlowTimings } from '../lib/flows/deps';
+import type { ProbeDeps } from '../lib/flows/probe';
+import { dynamoProbeMemory } from '../lib/aws/probe-memory';
 import { hostScripts, type SandboxClients } from './cluster';
 import type { Sandbox } from './sandbox';
 
@@ -115,4 +117,10 @@ export function sandboxBackupSettings(b: BackupTarget, over: Partial<BackupSetti
 export function sandboxBackupDeps(c: SandboxClients, ctl: Control, b: BackupTarget, progress: FlowDeps['progress'] = () => undefined): BackupDeps {
   const f = sandboxFlowDeps(c, ctl, progress);
   return { asg: f.asg, ssm: f.ssm, s3: b.s3, alerter: f.alerter, scripts: f.scripts, clock: f.clock, tags: f.tags, timings: f.timings, progress };
+}
+
+/** The watchdog probe's dependencies in the sandbox (memory in the sandbox state table). */
+export function sandboxProbeDeps(c: SandboxClients, ctl: Control): ProbeDeps {
+  const f = sandboxFlowDeps(c, ctl);
+  return { asg: f.asg, ssm: f.ssm, scripts: f.scripts, clock: f.clock, tags: f.tags, timings: f.timings, memory: dynamoProbeMemory(ctl.ddb, ctl.table, f.clock) };
 }

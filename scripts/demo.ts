@@ -3,14 +3,17 @@
  * 3-master cluster (one ASG per AZ, each master with a real etcd member on its own EBS
  * "volume"), writes data, then kills a master: its ASG launches a replacement, the lifecycle
  * event runs Quorum Keeper's replacement flow (progress per step, with timings), and the
- * operator sees the final status table; finally a verified, encrypted backup goes to S3.
+ * operator sees the final status table; a verified, encrypted backup goes to S3, and the
+ * watchdog probe reports the cluster's health.
  * Everything is torn down at the end.
  */
 import { planReplacement, replaceMaster } from '../lib/flows/replacement';
 import { findMasterSlot } from '../lib/flows/master-slot';
 import { destroyClients, provisionCluster, sandboxClients } from '../sandbox/cluster';
 import { backupCluster } from '../lib/flows/backup';
-import { destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps } from '../sandbox/control';
+import { probeCluster } from '../lib/flows/probe';
+import { writeLease } from '../sandbox/apiserver';
+import { destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps, sandboxProbeDeps } from '../sandbox/control';
 import { reapStrays } from '../sandbox/procs';
 import { countKeys, killMaster, memberOf, putKeys } from '../sandbox/scenario';
 import { Sandbox } from '../sandbox/sandbox';
@@ -73,7 +76,16 @@ async function main(): Promise<void> {
     say(backup.result === 'uploaded'
       ? `backup uploaded: s3://${backups.store.bucket}/${backup.key} (revision ${backup.revision}, ${backup.keys} keys, ${backup.size} bytes) in ${(backup.ms.total / 1000).toFixed(1)} s`
       : `backup FAILED: ${backup.failure?.message}`);
-    if (out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS || report.acknowledgedButMissing !== 0 || backup.result !== 'uploaded') process.exitCode = 1;
+
+    // kube-controller-manager and kube-scheduler renew their leader-election Leases (in etcd).
+    for (const [component, holder] of [['kube-controller-manager', 'master-b_1'], ['kube-scheduler', 'master-c_1']] as const) {
+      await writeLease(host.clientUrl, component, { holderIdentity: holder, leaseDurationSeconds: 15, renewTime: new Date() });
+    }
+    const probe = await probeCluster(sandboxProbeDeps(c, ctl), cluster.name, { components: ['kube-controller-manager', 'kube-scheduler'], quotaBytes: 2 * 1024 ** 3 });
+    const h = probe.health;
+    say(`watchdog probe (one SSM command on ${probe.via?.member ?? 'no master'}): ${h.problems.length ? h.problems.map((p) => p.summary).join('; ') : 'healthy'} — leader ${h.leaderName ?? 'none'}, ${h.healthyVoters}/${h.voters} healthy, quorum margin ${h.quorumMargin}, `
+      + `${h.leases.map((l) => `${l.component} held by ${l.holder ?? 'nobody'} (${l.staleSec ?? '?'} s ago)`).join(', ')}`);
+    if (out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS || report.acknowledgedButMissing !== 0 || backup.result !== 'uploaded' || h.problems.length) process.exitCode = 1;
   } finally {
     say('tearing the sandbox down');
     destroyBackups(backups);

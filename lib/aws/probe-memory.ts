@@ -5,6 +5,7 @@
  */
 import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Clock } from '../clock';
+import type { ProbeMemory } from '../domain/health';
 import type { ProbeMemoryStore } from '../flows/probe';
 
 export function dynamoProbeMemory(ddb: DynamoDBClient, table: string, clock: Clock): ProbeMemoryStore {
@@ -13,13 +14,22 @@ export function dynamoProbeMemory(ddb: DynamoDBClient, table: string, clock: Clo
       const r = await ddb.send(new GetItemCommand({ TableName: table, Key: { pk: { S: `probe#${cluster}` } }, ConsistentRead: true }));
       const term = Number(r.Item?.raftTerm?.N);
       if (!r.Item || !Number.isSafeInteger(term)) return null;
-      return { raftTerm: term, leaderId: r.Item.leaderId?.S ?? null };
+      let leases: ProbeMemory['leases'];
+      try {
+        leases = r.Item.leases?.S ? (JSON.parse(r.Item.leases.S) as ProbeMemory['leases']) : undefined;
+      } catch {
+        leases = undefined;
+      }
+      return { raftTerm: term, leaderId: r.Item.leaderId?.S ?? null, ...(leases ? { leases } : {}) };
     },
     async put(cluster, m) {
       const ttl = Math.floor(clock.now() / 1000) + 86_400;
       await ddb.send(new PutItemCommand({
         TableName: table,
-        Item: { pk: { S: `probe#${cluster}` }, raftTerm: { N: String(m.raftTerm) }, ...(m.leaderId ? { leaderId: { S: m.leaderId } } : {}), ttl: { N: String(ttl) } },
+        Item: {
+          pk: { S: `probe#${cluster}` }, raftTerm: { N: String(m.raftTerm) }, ...(m.leaderId ? { leaderId: { S: m.leaderId } } : {}),
+          ...(m.leases ? { leases: { S: JSON.stringify(m.leases) } } : {}), ttl: { N: String(ttl) },
+        },
       }));
     },
   };

@@ -33,6 +33,8 @@ export interface LeaseHealth {
 export interface ProbeMemory {
   raftTerm: number;
   leaderId: string | null;
+  /** The last holder and renewal seen per Lease (the notifier names them in a stalled-Lease message). */
+  leases?: Record<string, { holder: string | null; renewTime: string | null }>;
 }
 
 export interface HealthAssessment {

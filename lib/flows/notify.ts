@@ -15,6 +15,8 @@ export interface NotifyDeps {
   dedupe: { claim(key: string, windowSec: number): Promise<boolean>; release(key: string): Promise<void> };
   /** The webhook URL (from Parameter Store); null when Slack is not configured. */
   webhookUrl: () => Promise<string | null>;
+  /** The last holder of a Lease as the probe last saw it (CloudWatch alarms cannot carry it). */
+  leaseHolder?: (cluster: string, component: string) => Promise<{ holder: string | null; renewTime: string | null } | null>;
 }
 
 export interface NotifySettings {
@@ -30,7 +32,7 @@ export interface SnsMessage {
   timestamp: string;
 }
 
-export type NotifyResult = { result: 'posted'; attempts: number; notice: Notice } | { result: 'duplicate' | 'no-webhook'; notice: Notice };
+export type NotifyResult = { result: 'posted'; attempts: number; notice: Notice } | { result: 'duplicate' | 'no-webhook' | 'ignored'; notice: Notice };
 
 function rawNotice(m: SnsMessage, why: string): Notice {
   const digest = createHash('sha256').update(m.message).digest('hex').slice(0, 32);
@@ -48,6 +50,11 @@ export async function notify(deps: NotifyDeps, m: SnsMessage, settings: NotifySe
   } catch (err) {
     if (!(err instanceof UnknownMessageError)) throw err;
     notice = rawNotice(m, err.message);
+  }
+  if (notice.quiet) return { result: 'ignored', notice };
+  if (notice.component && notice.cluster && notice.state === 'ALARM' && deps.leaseHolder) {
+    const last = await deps.leaseHolder(notice.cluster, notice.component).catch(() => null);
+    if (last) notice = { ...notice, what: `${notice.what} Last holder: ${last.holder ?? 'nobody'}${last.renewTime ? `, last renewed ${last.renewTime}` : ''}.` };
   }
   const url = await deps.webhookUrl();
   if (!url) return { result: 'no-webhook', notice };

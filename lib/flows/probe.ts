@@ -68,7 +68,10 @@ export async function probeCluster(deps: ProbeDeps, cluster: string, settings: P
     quotaBytes: settings.quotaBytes,
     previous,
   });
-  if (health.raftTerm !== null) await deps.memory.put(cluster, { raftTerm: health.raftTerm, leaderId: health.leaderId });
+  // Leases that could not be read keep what an earlier probe saw.
+  const leases = { ...(previous?.leases ?? {}) };
+  for (const l of health.leases) if (l.state === 'ok' || l.state === 'stalled') leases[l.component] = { holder: l.holder, renewTime: l.renewTime };
+  if (health.raftTerm !== null) await deps.memory.put(cluster, { raftTerm: health.raftTerm, leaderId: health.leaderId, leases });
   return {
     cluster, at: new Date(now).toISOString(), via: survey ? { member: survey.member, instanceId: survey.instanceId } : null, tried,
     slots: masters.length, health, ms: deps.clock.now() - t0,

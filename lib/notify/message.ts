@@ -26,6 +26,10 @@ export interface Notice {
   next: string;
   /** Same key within the de-duplication window → one Slack message. */
   dedupeKey: string;
+  /** Why this notice is not worth a message (e.g. a new alarm's first OK), if so. */
+  quiet?: string;
+  /** The Kubernetes component of a Lease alarm. */
+  component?: string;
 }
 
 const alarmSchema = z.object({
@@ -70,6 +74,7 @@ function splitDescription(desc: string): { what: string; next: string } {
 function alarmNotice(a: z.infer<typeof alarmSchema>, receivedAt: string): Notice {
   const dims = [...(a.Trigger?.Dimensions ?? []), ...(a.Trigger?.Metrics ?? []).flatMap((m) => m.MetricStat?.Metric.Dimensions ?? [])];
   const cluster = dims.find((d) => d.name === 'Cluster')?.value ?? null;
+  const component = dims.find((d) => d.name === 'Component')?.value;
   const { what, next } = splitDescription(a.AlarmDescription ?? a.AlarmName);
   const state = a.NewStateValue;
   const recovered = state === 'OK';
@@ -81,6 +86,9 @@ function alarmNotice(a: z.infer<typeof alarmSchema>, receivedAt: string): Notice
     what: recovered ? `Back to normal: ${what}` : `${what}${a.NewStateReason ? ` (${clip(a.NewStateReason, 300)})` : ''}`,
     next: recovered ? 'Nothing to do; check that the cause is understood.' : next,
     dedupeKey: `cw#${a.AlarmName}#${state}`,
+    ...(component ? { component } : {}),
+    // A new alarm's first evaluation (INSUFFICIENT_DATA → OK) fires its OK action: nothing recovered.
+    ...(recovered && a.OldStateValue === 'INSUFFICIENT_DATA' ? { quiet: 'first evaluation of a new alarm' } : {}),
   };
 }
 

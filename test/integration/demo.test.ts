@@ -23,4 +23,5 @@ it('npm run demo replaces a killed master and ends with a healthy 3-member table
   expect(r.stdout).toMatch(/writes: \d+ acknowledged, .*lost \(acknowledged but missing\): 0; longest unavailability: [\d.]+ s/);
   expect(r.stdout).toMatch(/3 members, 1 leader, 3\/3 healthy in the load balancer; 1000\/1000 keys readable on the new master/);
   expect(r.stdout).toMatch(/backup uploaded: s3:\/\/quorum-keeper-backups\/etcd-backups\/demo\/\d{8}T\d{6}Z-etcd-[abc]\.db\.(zst|gz) \(revision \d+, \d+ keys/);
+  expect(r.stdout).toMatch(/watchdog probe \(one SSM command on etcd-[abc]\): healthy — leader etcd-[abc], 3\/3 healthy, quorum margin 1, kube-controller-manager held by master-b_1/);
 });

@@ -4,10 +4,15 @@
  * stand-in from etcd, SSM through the sandbox.
  */
 import type { Context } from 'aws-lambda';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { AlarmEvaluator, datapointsFromEmf, deployedAlarms } from '../../sandbox/alarms';
 import { writeLease } from '../../sandbox/apiserver';
 import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { type Control, destroyControl, provisionControl } from '../../sandbox/control';
+import { invokeAsync, snsEvent } from '../../sandbox/lambda';
 import { Sandbox } from '../../sandbox/sandbox';
+import { SlackStandIn } from '../../sandbox/slack';
 
 jest.setTimeout(180_000);
 
@@ -21,6 +26,10 @@ describe('probe handler', () => {
   let ctl: Control;
   let cluster: SandboxCluster;
   let handler: Handler;
+  let notifier: (event: unknown) => Promise<unknown>;
+  let slack: SlackStandIn;
+  let sqs: SQSClient;
+  let dlq: string;
   const emitted: string[] = [];
   let restoreWrite: (() => void) | null = null;
 
@@ -29,11 +38,19 @@ describe('probe handler', () => {
     c = sandboxClients(sandbox);
     ctl = await provisionControl(sandbox);
     cluster = await provisionCluster(sandbox, c, { name: 'prod' });
+    slack = await SlackStandIn.start();
+    const ssm = new SSMClient(sandbox.clientConfig());
+    await ssm.send(new PutParameterCommand({ Name: '/quorum-keeper/slack-webhook', Type: 'SecureString', Value: slack.url }));
+    ssm.destroy();
+    sqs = new SQSClient(sandbox.clientConfig());
+    dlq = (await sqs.send(new CreateQueueCommand({ QueueName: 'notifier-dlq' }))).QueueUrl!;
     Object.assign(process.env, {
       AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox',
       QK_STATE_TABLE: ctl.table, QK_ALERT_TOPIC_ARN: ctl.topicArn, QK_POLL_MIN_DELAY_SEC: '1', QK_POLL_MAX_DELAY_SEC: '1', POWERTOOLS_LOG_LEVEL: 'ERROR',
+      QK_SLACK_WEBHOOK_PARAMETER: '/quorum-keeper/slack-webhook', QK_SLACK_RETRY_BASE_MS: '20',
     });
     handler = (await import('../../functions/probe')).handler;
+    notifier = (await import('../../functions/notifier')).handler as unknown as (event: unknown) => Promise<unknown>;
     const write = process.stdout.write.bind(process.stdout);
     process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
       emitted.push(String(chunk));
@@ -43,6 +60,8 @@ describe('probe handler', () => {
   });
   afterAll(async () => {
     restoreWrite?.();
+    await slack?.stop();
+    sqs?.destroy();
     destroyControl(ctl);
     destroyClients(c);
     await sandbox?.stop();
@@ -54,7 +73,7 @@ describe('probe handler', () => {
     const emf = emitted.filter((l) => l.includes('"_aws"')).map((l) => JSON.parse(l) as Emf);
     const cluster = emf.find((e) => e.EtcdHasLeader !== undefined || e.FlowFailures !== undefined);
     const lease = (component: string) => emf.find((e) => e.Component === component)?.LeaseStaleSeconds;
-    return { out: out.clusters[0]!, cluster, lease };
+    return { out: out.clusters[0]!, cluster, lease, lines: [...emitted] };
   };
   const renewAll = async (ageSec = 2) => {
     const renewTime = new Date(Date.now() - ageSec * 1000);
@@ -103,6 +122,63 @@ describe('probe handler', () => {
     expect(up.out).toEqual({ cluster: 'prod', healthy: true, problems: [] });
     expect(up.cluster).toMatchObject({ EtcdHasLeader: 1, EtcdHealthyMembers: 3, EtcdQuorumMargin: 1 });
     expect(up.cluster!.EtcdLeaderChanges).toBeGreaterThanOrEqual(1);
+  });
+
+  it('kill 2 of 3 → through the deployed alarms exactly one Slack message (cluster, next step); restart → one recovery message', async () => {
+    // The per-minute alarms as deployed (the hourly backup alarm is not ticked here), evaluated
+    // over the probe's EMF records, their SNS messages delivered to the notifier as Lambda would.
+    const alarms = Object.values(await deployedAlarms(['prod'])).filter((a) => a.Period === 60);
+    const evaluator = new AlarmEvaluator(alarms, async (message) => {
+      await invokeAsync(notifier, snsEvent(ctl.topicArn, message), { dlq: { sqs, queueUrl: dlq } });
+    });
+    const tick = async () => evaluator.tick(datapointsFromEmf((await probe()).lines));
+    slack.reset();
+    await renewAll();
+    await tick(); // new alarms: INSUFFICIENT_DATA → OK, which is not news
+    expect(slack.posts).toEqual([]);
+
+    const [a, b] = cluster.members;
+    await hostOk(c, a!.instanceId, 'etcd-member.sh', ['stop']);
+    await hostOk(c, b!.instanceId, 'etcd-member.sh', ['stop']);
+    await tick();
+    await tick(); // still down a minute later: no second message
+    expect(slack.delivered()).toHaveLength(1);
+    const alarm = slack.delivered()[0]!.payload;
+    expect(alarm.text).toMatch(/^\[CRITICAL\] ALARM: quorum-keeper-sandbox-prod-no-leader — cluster prod .*etcd of prod has no leader.* Next: quorum-keeper status --cluster prod/);
+    expect([...evaluator.states].filter(([, s]) => s === 'ALARM').map(([n]) => n)).toEqual(['quorum-keeper-sandbox-prod-no-leader']);
+
+    const initial = cluster.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+    for (const m of [a!, b!]) {
+      await hostOk(c, m.instanceId, 'etcd-member.sh', ['start', '--name', m.name, '--initial-cluster', initial, '--initial-cluster-state', 'existing', '--token', cluster.token]);
+    }
+    await renewAll();
+    await tick();
+    expect(slack.delivered()).toHaveLength(2);
+    expect(slack.delivered()[1]!.payload.text).toMatch(/^\[RECOVERED\] Recovered: quorum-keeper-sandbox-prod-no-leader — cluster prod/);
+    expect(slack.posts).toHaveLength(2);
+  });
+
+  it('a kube-scheduler Lease left stale → one Slack message "leader election stalled" naming the component and the last holder', async () => {
+    const alarms = Object.values(await deployedAlarms(['prod'])).filter((a) => a.Period === 60);
+    const evaluator = new AlarmEvaluator(alarms, async (message) => {
+      await invokeAsync(notifier, snsEvent(ctl.topicArn, message), { dlq: { sqs, queueUrl: dlq } });
+    });
+    const tick = async () => evaluator.tick(datapointsFromEmf((await probe()).lines));
+    await renewAll();
+    await tick();
+    slack.reset();
+    // kube-scheduler's last renewal was by master-c_55aa, 2 minutes ago, and nobody renews it since.
+    await writeLease(cluster.members[0]!.clientUrl, 'kube-scheduler', { holderIdentity: 'master-c_55aa', leaseDurationSeconds: 15, renewTime: new Date(Date.now() - 120_000) });
+    await tick();
+    await tick(); // 2 minutes above 30 s
+    await tick();
+    expect(slack.delivered()).toHaveLength(1);
+    expect(slack.delivered()[0]!.payload.text).toMatch(
+      /^\[CRITICAL\] ALARM: quorum-keeper-sandbox-prod-lease-kube-scheduler — cluster prod .*kube-scheduler leader election stalled on prod.* Last holder: master-c_55aa, last renewed 20\d\d-.* Next: check the kube-scheduler pods/);
+    await renewAll();
+    await tick();
+    expect(slack.delivered()).toHaveLength(2);
+    expect(slack.delivered()[1]!.payload.text).toMatch(/^\[RECOVERED\] Recovered: quorum-keeper-sandbox-prod-lease-kube-scheduler/);
   });
 
   it('refuses a malformed request before touching anything', async () => {
