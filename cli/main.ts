@@ -2,18 +2,22 @@
  * quorum-keeper — the operator CLI. Works against real AWS (default credential chain,
  * --region, --profile) and against the local sandbox (--endpoint).
  *
+ *   quorum-keeper status       --cluster C                      members, etcd, volumes, LB, newest backup
  *   quorum-keeper backup       --cluster C                      take a backup now
  *   quorum-keeper backups list --cluster C                      backups, oldest first
  *   quorum-keeper restore      --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
  *   quorum-keeper restore      --cluster C --rollback TOKEN [--yes]
  *
  * Human output by default (progress on stderr), --json for scripts (one JSON document on stdout).
- * Exit codes: 0 done, 1 failed, 2 usage, 3 refused (nothing changed), 4 aborted at the prompt.
+ * Exit codes: 0 done (status: healthy), 1 failed, 2 usage, 3 refused (nothing changed),
+ * 4 aborted at the prompt, 5 status: the cluster is degraded.
  */
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Alerter } from '../lib/aws/alerts';
@@ -22,6 +26,7 @@ import { systemClock } from '../lib/clock';
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { type BackupDeps, backupCluster, DEFAULT_WORK_DIR } from '../lib/flows/backup';
 import type { FlowDeps } from '../lib/flows/deps';
+import { clusterStatus, renderStatus } from '../lib/flows/status';
 import { RestoreFailed, RestoreRefused, restoreCluster, type RestoreDeps, type RestorePlan, rollbackRestore } from '../lib/flows/restore';
 import { loadHostScripts } from '../lib/host/fs-bundle';
 import { patterns } from '../lib/validate';
@@ -29,6 +34,8 @@ import { patterns } from '../lib/validate';
 const USAGE = `usage: quorum-keeper <command> [options]
 
 commands:
+  status        --cluster C                       members, etcd roles and lag, volumes, LB health,
+                                                  newest backup; exit 5 when degraded
   backup        --cluster C                       take a verified backup now
   backups list  --cluster C                       list the cluster's backups (oldest first)
   restore       --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
@@ -37,7 +44,7 @@ commands:
                                                   put back the data a restore set aside
 
 options:
-  --bucket B          backup bucket (or QK_BACKUP_BUCKET)
+  --bucket B          backup bucket (or QK_BACKUP_BUCKET; optional for status)
   --prefix P          key prefix (default etcd-backups, or QK_BACKUP_PREFIX)
   --kms-key-id K      KMS key for new backups (default: the bucket's)
   --region R          AWS region (or AWS_REGION)
@@ -80,7 +87,7 @@ function need(v: string | undefined, name: string, pattern?: RegExp): string {
   return v;
 }
 
-function context(v: Values, io: CliIo) {
+function context(v: Values, io: CliIo, opts: { bucket: 'required' | 'optional' } = { bucket: 'required' }) {
   const region = v.region ?? io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION;
   if (!region) throw new UsageError('no region: pass --region or set AWS_REGION');
   if (v.profile) io.env.AWS_PROFILE = v.profile; // read by the SDK's default credential chain
@@ -91,7 +98,8 @@ function context(v: Values, io: CliIo) {
     ? { credentials: { accessKeyId: io.env.AWS_ACCESS_KEY_ID, secretAccessKey: io.env.AWS_SECRET_ACCESS_KEY, ...(io.env.AWS_SESSION_TOKEN ? { sessionToken: io.env.AWS_SESSION_TOKEN } : {}) } }
     : {};
   const cfg = { region, maxAttempts: 5, ...(endpoint ? { endpoint } : {}), ...keys };
-  const bucket = need(v.bucket ?? io.env.QK_BACKUP_BUCKET, 'bucket', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
+  const bucketArg = v.bucket ?? io.env.QK_BACKUP_BUCKET;
+  const bucket = opts.bucket === 'optional' && !bucketArg ? '' : need(bucketArg, 'bucket', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
   const store: BackupStore = {
     bucket, prefix: v.prefix ?? io.env.QK_BACKUP_PREFIX ?? 'etcd-backups',
     ...((v['kms-key-id'] ?? io.env.QK_BACKUP_KMS_KEY_ID) ? { kmsKeyId: (v['kms-key-id'] ?? io.env.QK_BACKUP_KMS_KEY_ID)! } : {}),
@@ -99,14 +107,18 @@ function context(v: Values, io: CliIo) {
   const progress: FlowDeps['progress'] = (e) => {
     if (e.status !== 'start' && !v.json) io.err(`${new Date().toISOString().slice(11, 19)} ${e.status === 'fail' ? '✗' : e.status === 'ok' ? '✓' : '…'} ${e.step}: ${e.detail}`);
   };
-  const clients = { asg: new AutoScalingClient(cfg), ssm: new SSMClient(cfg), s3: new S3Client({ ...cfg, forcePathStyle: Boolean(endpoint) }) };
+  const clients = {
+    asg: new AutoScalingClient(cfg), ssm: new SSMClient(cfg), s3: new S3Client({ ...cfg, forcePathStyle: Boolean(endpoint) }),
+    ec2: new EC2Client(cfg), elb: new ElasticLoadBalancingV2Client(cfg),
+  };
   const deps = {
     ...clients, scripts: loadHostScripts(join(__dirname, '..', 'host')), clock: systemClock,
     tags: { cluster: v['tag-cluster'] ?? io.env.QK_TAG_CLUSTER ?? 'quorum-keeper/cluster', member: v['tag-member'] ?? io.env.QK_TAG_MEMBER ?? 'quorum-keeper/etcd-member' },
     timings: endpoint ? { minDelaySec: 0.25, maxDelaySec: 0.5 } : { minDelaySec: 2, maxDelaySec: 10 }, progress,
   };
   const close = () => Object.values(clients).forEach((c) => c.destroy());
-  return { deps, store, close, workDir: v['work-dir'] ?? DEFAULT_WORK_DIR };
+  // `store` is only meaningful with a bucket: commands that may run without one use `optionalStore`.
+  return { deps, store, optionalStore: bucket ? store : null, close, workDir: v['work-dir'] ?? DEFAULT_WORK_DIR };
 }
 
 function printPlan(p: RestorePlan, io: CliIo): void {
@@ -172,6 +184,18 @@ async function cmdRestore(v: Values, io: CliIo): Promise<number> {
   }
 }
 
+async function cmdStatus(v: Values, io: CliIo): Promise<number> {
+  const cluster = need(v.cluster, 'cluster', patterns.clusterName);
+  const ctx = context(v, io, { bucket: 'optional' });
+  try {
+    const s = await clusterStatus(ctx.deps, cluster, ctx.optionalStore ? { store: ctx.optionalStore } : {});
+    io.out(v.json ? JSON.stringify(s) : renderStatus(s));
+    return s.healthy ? 0 : 5;
+  } finally {
+    ctx.close();
+  }
+}
+
 async function cmdBackup(v: Values, io: CliIo): Promise<number> {
   const cluster = need(v.cluster, 'cluster', patterns.clusterName);
   const ctx = context(v, io);
@@ -221,6 +245,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     const cmd = positionals.join(' ');
     switch (cmd) {
+      case 'status': return await cmdStatus(values, io);
       case 'restore': return await cmdRestore(values, io);
       case 'backup': return await cmdBackup(values, io);
       case 'backups list': case 'backups': return await cmdBackupsList(values, io);

@@ -15,6 +15,7 @@ import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/f
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { AWS_TIMINGS, type FlowDeps, type FlowTimings } from '../lib/flows/deps';
 import type { ProbeDeps } from '../lib/flows/probe';
+import type { StatusDeps } from '../lib/flows/status';
 import { dynamoProbeMemory } from '../lib/aws/probe-memory';
 import { hostScripts, type SandboxClients } from './cluster';
 import type { Sandbox } from './sandbox';
@@ -123,4 +124,18 @@ export function sandboxBackupDeps(c: SandboxClients, ctl: Control, b: BackupTarg
 export function sandboxProbeDeps(c: SandboxClients, ctl: Control): ProbeDeps {
   const f = sandboxFlowDeps(c, ctl);
   return { asg: f.asg, ssm: f.ssm, scripts: f.scripts, clock: f.clock, tags: f.tags, timings: f.timings, memory: dynamoProbeMemory(ctl.ddb, ctl.table, f.clock) };
+}
+
+/** The environment a Lambda entry gets in the sandbox (what serverless.yml gives it on AWS). */
+export function sandboxLambdaEnv(sandbox: Sandbox, ctl: Control): Record<string, string> {
+  return {
+    AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox',
+    QK_STATE_TABLE: ctl.table, QK_ALERT_TOPIC_ARN: ctl.topicArn, QK_POLL_MIN_DELAY_SEC: '1', QK_POLL_MAX_DELAY_SEC: '1', POWERTOOLS_LOG_LEVEL: 'ERROR',
+  };
+}
+
+/** What `quorum-keeper status` reads, in the sandbox. */
+export function sandboxStatusDeps(c: SandboxClients, ctl: Control, b?: BackupTarget): StatusDeps {
+  const f = sandboxFlowDeps(c, ctl);
+  return { asg: f.asg, ec2: f.ec2, elb: f.elb, ssm: f.ssm, ...(b ? { s3: b.s3 } : {}), scripts: f.scripts, clock: f.clock, tags: f.tags, timings: f.timings };
 }

@@ -13,11 +13,13 @@ import { destroyClients, provisionCluster, sandboxClients } from '../sandbox/clu
 import { backupCluster } from '../lib/flows/backup';
 import { probeCluster } from '../lib/flows/probe';
 import { writeLease } from '../sandbox/apiserver';
-import { destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps, sandboxProbeDeps } from '../sandbox/control';
+import {
+  destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps, sandboxProbeDeps, sandboxStatusDeps,
+} from '../sandbox/control';
 import { reapStrays } from '../sandbox/procs';
 import { countKeys, killMaster, memberOf, putKeys } from '../sandbox/scenario';
 import { Sandbox } from '../sandbox/sandbox';
-import { clusterStatus, renderTable } from '../sandbox/status';
+import { clusterStatus, renderStatus } from '../lib/flows/status';
 import { AckWriter, formatReport } from '../sandbox/writer';
 
 const t0 = Date.now();
@@ -37,7 +39,7 @@ async function main(): Promise<void> {
     const cluster = await provisionCluster(sandbox, c, { name: 'demo', progress: say });
     say(`writing ${KEYS} keys through the etcd API`);
     await putKeys(cluster.members[0]!.clientUrl, '/registry/demo/', KEYS);
-    console.log(`\ncluster ${cluster.name}\n${renderTable(await clusterStatus(c, cluster))}\n`);
+    console.log(`\n${renderStatus(await clusterStatus(sandboxStatusDeps(c, ctl), cluster.name))}\n`);
 
     say('starting a continuous writer (50 writes/s through whichever member answers)');
     const writer = new AckWriter(() => [...sandbox.hosts.values()].map((h) => h.clientUrl), { prefix: '/qk-demo-writer/' }).start();
@@ -60,8 +62,9 @@ async function main(): Promise<void> {
 
     const host = sandbox.host(instanceId);
     Object.assign(victim, { instanceId, peerUrl: host.peerUrl, clientUrl: host.clientUrl });
-    const rows = await clusterStatus(c, cluster, memberOf(cluster, 'etcd-b'));
-    console.log(`\ncluster ${cluster.name}\n${renderTable(rows)}\n`);
+    const status = await clusterStatus(sandboxStatusDeps(c, ctl), cluster.name);
+    console.log(`\n${renderStatus(status)}\n`);
+    const rows = status.members;
     const keys = await countKeys(host.clientUrl, '/registry/demo/');
     const report = await writer.verify();
     say(formatReport(report));

@@ -4,7 +4,7 @@
  */
 import { main, type CliIo } from '../../cli/main';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
-import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
+import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { type BackupTarget, destroyBackups, provisionBackups } from '../../sandbox/control';
 import { Sandbox } from '../../sandbox/sandbox';
 
@@ -49,6 +49,34 @@ describe('quorum-keeper CLI', () => {
     const json = JSON.parse((await cli(['backups', 'list', '--cluster', 'prod', '--json'])).out) as Array<{ key: string; member: string; ageSec: number }>;
     expect(json).toHaveLength(1);
     expect(json[0]!.ageSec).toBeLessThan(60);
+  });
+
+  it('status: a healthy cluster prints the table and exits 0; one etcd down → DEGRADED, the reasons, exit 5; --json is stable', async () => {
+    const ok = await cli(['status', '--cluster', 'prod']);
+    expect(ok.code).toBe(0);
+    const lines = ok.out.split('\n');
+    expect(lines[0]).toMatch(/^cluster prod: HEALTHY — etcd leader etcd-[abc], 3\/3 voters healthy \(quorum 2, margin 1\); newest backup \d+ min old \(etcd-backups\/prod\//);
+    expect(lines[2]).toMatch(/^MEMBER\s+AZ\s+ASG\s+INSTANCE\s+LIFECYCLE\s+VOLUME\s+ATTACHED\s+ETCD\s+RAFT LAG\s+LB$/);
+    for (const m of cluster.members) {
+      expect(ok.out).toMatch(new RegExp(`^${m.name}\\s+${m.az}\\s+\\S+\\s+${m.instanceId}\\s+InService\\s+${m.volumeId}\\s+yes\\s+(leader|follower)\\s+\\d+\\s+healthy$`, 'm'));
+    }
+
+    const b2 = cluster.members[1]!;
+    await hostOk(c, b2.instanceId, 'etcd-member.sh', ['stop']);
+    try {
+      const bad = await cli(['status', '--cluster', 'prod']);
+      expect(bad.code).toBe(5);
+      expect(bad.out).toMatch(/^cluster prod: DEGRADED — etcd leader etcd-[abc], 2\/3 voters healthy \(quorum 2, margin 0\)/);
+      expect(bad.out).toMatch(new RegExp(`problems:[^]*etcd has no failure tolerance left[^]*- ${b2.name}: etcd unreachable[^]*- ${b2.name}: load balancer says unhealthy`));
+      const json = JSON.parse((await cli(['status', '--cluster', 'prod', '--json'])).out) as Record<string, unknown> & { members: Array<Record<string, unknown>> };
+      expect(Object.keys(json)).toEqual(['cluster', 'at', 'healthy', 'problems', 'etcd', 'backup', 'members']);
+      expect(json).toMatchObject({ cluster: 'prod', healthy: false, etcd: { voters: 3, healthyVoters: 2, quorum: 2, quorumMargin: 0 } });
+      expect(Object.keys(json.members[0]!)).toEqual(['member', 'az', 'asg', 'instanceId', 'lifecycleState', 'volumeId', 'volumeState', 'volumeAttachedTo', 'etcd', 'raftIndex', 'raftLag', 'lb']);
+      expect(json.members.find((m) => m.member === b2.name)).toMatchObject({ etcd: 'unreachable', lb: 'unhealthy', volumeAttachedTo: b2.instanceId });
+    } finally {
+      const initial = cluster.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+      await hostOk(c, b2.instanceId, 'etcd-member.sh', ['start', '--name', b2.name, '--initial-cluster', initial, '--initial-cluster-state', 'existing', '--token', cluster.token]);
+    }
   });
 
   it('restore: refused while the cluster has quorum (exit 3); with --force it still needs consent', async () => {

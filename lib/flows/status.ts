@@ -1,0 +1,174 @@
+/**
+ * The status of one cluster as an operator needs it: per member slot the ASG and its
+ * instance (lifecycle state), the etcd volume and where it is attached, the etcd role and raft
+ * lag, the load balancer's view; the cluster's etcd health; the newest backup. Read-only.
+ * `problems` lists what makes the cluster degraded (empty = healthy).
+ */
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { type EC2Client, paginateDescribeVolumes } from '@aws-sdk/client-ec2';
+import { DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { type BackupStore, listBackups } from '../aws/backups';
+import { findTargetGroups } from '../aws/lb';
+import type { Clock } from '../clock';
+import { assessHealth } from '../domain/health';
+import { hasNoLeader } from '../etcd';
+import type { HostScriptBundle } from '../host/command';
+import { clusterMasters } from './cluster-masters';
+import { type HostFlowDeps, hostRunOpts } from './deps';
+import { surveyCluster } from './survey';
+
+export interface StatusDeps {
+  asg: AutoScalingClient;
+  ec2: EC2Client;
+  elb: ElasticLoadBalancingV2Client;
+  ssm: SSMClient;
+  /** Needed only with `StatusOptions.store`. */
+  s3?: S3Client;
+  scripts: HostScriptBundle;
+  clock: Clock;
+  tags: HostFlowDeps['tags'];
+  timings: HostFlowDeps['timings'];
+}
+
+export type EtcdRole = 'leader' | 'follower' | 'learner' | 'no-leader' | 'unreachable' | 'not-a-member';
+
+export interface MemberStatus {
+  member: string;
+  az: string | null;
+  asg: string;
+  instanceId: string | null;
+  /** Lifecycle state of the slot's instance(s), e.g. `InService`, `Pending:Wait`; null without one. */
+  lifecycleState: string | null;
+  volumeId: string | null;
+  volumeState: string | null;
+  volumeAttachedTo: string | null;
+  etcd: EtcdRole;
+  raftIndex: number | null;
+  /** Raft entries behind the leader; null when unknown. */
+  raftLag: number | null;
+  /** Target health in the API server target group, or `not-registered` / `no-target-group`. */
+  lb: string;
+}
+
+export interface ClusterStatus {
+  cluster: string;
+  at: string;
+  healthy: boolean;
+  problems: string[];
+  etcd: { leader: string | null; voters: number; healthyVoters: number; quorum: number; quorumMargin: number; raftTerm: number | null; via: string | null };
+  backup: { key: string; takenAt: string; ageSec: number } | null | 'unknown';
+  members: MemberStatus[];
+}
+
+export interface StatusOptions {
+  /** Where backups are; without it the backup column says `unknown`. */
+  store?: BackupStore;
+  /** The newest backup older than this makes the cluster degraded (default 3600 s). */
+  backupStaleAfterSec?: number;
+}
+
+async function clusterVolumes(ec2: EC2Client, tags: StatusDeps['tags'], cluster: string): Promise<Map<string, { volumeId: string; state: string; attachedTo: string | null }>> {
+  const out = new Map<string, { volumeId: string; state: string; attachedTo: string | null }>();
+  for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters: [{ Name: `tag:${tags.cluster}`, Values: [cluster] }] })) {
+    for (const v of page.Volumes ?? []) {
+      const member = v.Tags?.find((t) => t.Key === tags.member)?.Value;
+      if (!member || !v.VolumeId || v.State === 'deleting' || v.State === 'deleted') continue;
+      const a = v.Attachments?.find((x) => x.State !== 'detached');
+      out.set(member, { volumeId: v.VolumeId, state: a?.State ?? v.State ?? 'unknown', attachedTo: a?.InstanceId ?? null });
+    }
+  }
+  return out;
+}
+
+async function targetHealth(elb: ElasticLoadBalancingV2Client, tagKey: string, cluster: string): Promise<Map<string, string> | null> {
+  const tg = (await findTargetGroups(elb, tagKey, cluster))[0];
+  if (!tg) return null;
+  const r = await elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: tg }));
+  return new Map((r.TargetHealthDescriptions ?? []).map((d) => [d.Target?.Id ?? '', d.TargetHealth?.State ?? 'unknown']));
+}
+
+export async function clusterStatus(deps: StatusDeps, cluster: string, opts: StatusOptions = {}): Promise<ClusterStatus> {
+  const now = deps.clock.now();
+  const [masters, volumes, lb] = await Promise.all([
+    clusterMasters(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster), targetHealth(deps.elb, deps.tags.cluster, cluster),
+  ]);
+  const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
+  const [{ survey }, backups] = await Promise.all([
+    surveyCluster(deps.ssm, deps.scripts, candidates, hostRunOpts(deps, 60)),
+    opts.store && deps.s3 ? listBackups(deps.s3, opts.store, cluster).then((l) => l, () => null) : Promise.resolve(undefined),
+  ]);
+  const health = assessHealth({
+    members: survey?.members?.members ?? null, status: survey?.status ?? { statuses: [], unreachable: [] }, alarms: survey?.alarms ?? null,
+    leases: {}, components: [], now, quotaBytes: Number.MAX_SAFE_INTEGER, previous: null,
+  });
+  const problems = health.problems.map((p) => p.summary);
+  const etcdMembers = survey?.members?.members ?? [];
+  const leaderStatus = survey?.status.statuses.find((s) => s.isLeader && !hasNoLeader(s));
+
+  const members: MemberStatus[] = masters.map((m) => {
+    const inst = m.instances.find((i) => i.instanceId === m.instanceId) ?? m.instances[0];
+    const vol = volumes.get(m.member) ?? null;
+    const em = etcdMembers.find((x) => x.name === m.member);
+    const st = em ? survey?.status.statuses.find((s) => s.memberId === em.id) : undefined;
+    const etcd: EtcdRole = !survey?.members ? 'unreachable' : !em ? 'not-a-member' : !st ? 'unreachable' : hasNoLeader(st) ? 'no-leader'
+      : st.isLeader ? 'leader' : st.isLearner || em.isLearner ? 'learner' : 'follower';
+    const instanceId = m.instanceId ?? inst?.instanceId ?? null;
+    const row: MemberStatus = {
+      member: m.member, az: m.availabilityZones[0] ?? null, asg: m.asg, instanceId, lifecycleState: inst?.lifecycleState ?? null,
+      volumeId: vol?.volumeId ?? null, volumeState: vol?.state ?? null, volumeAttachedTo: vol?.attachedTo ?? null,
+      etcd, raftIndex: st?.raftIndex ?? null, raftLag: st && leaderStatus ? Math.max(0, leaderStatus.raftIndex - st.raftIndex) : null,
+      lb: !lb ? 'no-target-group' : instanceId ? (lb.get(instanceId) ?? 'not-registered') : 'not-registered',
+    };
+    if (!m.instanceId) problems.push(`${m.member}: no InService instance in ${m.asg}${inst ? ` (${inst.instanceId} is ${inst.lifecycleState})` : ''}`);
+    if (!vol) problems.push(`${m.member}: no etcd volume tagged for it`);
+    else if (m.instanceId && vol.attachedTo !== m.instanceId) problems.push(`${m.member}: volume ${vol.volumeId} is ${vol.attachedTo ? `attached to ${vol.attachedTo}` : vol.state}, not to ${m.instanceId}`);
+    if (survey?.members && !['leader', 'follower'].includes(etcd)) problems.push(`${m.member}: etcd ${etcd}`);
+    if (row.lb !== 'healthy') problems.push(`${m.member}: load balancer says ${row.lb}`);
+    return row;
+  });
+  for (const em of etcdMembers) {
+    if (!masters.some((m) => m.member === em.name)) problems.push(`etcd member ${em.name || em.id} has no master slot (stray member)`);
+  }
+  let backup: ClusterStatus['backup'] = 'unknown';
+  if (backups) {
+    const newest = backups.at(-1);
+    backup = newest ? { key: newest.key, takenAt: newest.takenAt.toISOString(), ageSec: Math.max(0, Math.round((now - newest.takenAt.getTime()) / 1000)) } : null;
+    const stale = opts.backupStaleAfterSec ?? 3600;
+    if (!backup) problems.push('no backup at all');
+    else if (backup.ageSec > stale) problems.push(`newest backup is ${Math.round(backup.ageSec / 60)} min old (objective ${Math.round(stale / 60)} min)`);
+  } else if (backups === null) {
+    problems.push('backups could not be listed');
+  }
+  return {
+    cluster, at: new Date(now).toISOString(), healthy: problems.length === 0, problems,
+    etcd: {
+      leader: health.leaderName, voters: health.voters, healthyVoters: health.healthyVoters, quorum: health.quorum, quorumMargin: health.quorumMargin,
+      raftTerm: health.raftTerm, via: survey ? survey.member : null,
+    },
+    backup, members,
+  };
+}
+
+/** The status as an aligned text table with a verdict line and the problems. */
+export function renderStatus(s: ClusterStatus): string {
+  const age = (sec: number) => (sec < 3600 ? `${Math.round(sec / 60)} min` : sec < 172_800 ? `${(sec / 3600).toFixed(1)} h` : `${Math.round(sec / 86_400)} d`);
+  const header = ['MEMBER', 'AZ', 'ASG', 'INSTANCE', 'LIFECYCLE', 'VOLUME', 'ATTACHED', 'ETCD', 'RAFT LAG', 'LB'];
+  const rows = s.members.map((m) => [
+    m.member, m.az ?? '-', m.asg, m.instanceId ?? '-', m.lifecycleState ?? '-', m.volumeId ?? '-',
+    m.volumeAttachedTo ? (m.volumeAttachedTo === m.instanceId ? 'yes' : m.volumeAttachedTo) : (m.volumeState ?? '-'),
+    m.etcd, m.raftLag === null ? '-' : String(m.raftLag), m.lb,
+  ]);
+  const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd();
+  const e = s.etcd;
+  const backup = s.backup === 'unknown' ? 'unknown (no backup bucket given)' : s.backup ? `${age(s.backup.ageSec)} old (${s.backup.key})` : 'none';
+  return [
+    `cluster ${s.cluster}: ${s.healthy ? 'HEALTHY' : 'DEGRADED'} — etcd leader ${e.leader ?? 'none'}, ${e.healthyVoters}/${e.voters} voters healthy (quorum ${e.quorum}, margin ${e.quorumMargin}); newest backup ${backup}`,
+    '',
+    line(header),
+    ...rows.map(line),
+    ...(s.problems.length ? ['', 'problems:', ...s.problems.map((p) => `  - ${p}`)] : []),
+  ].join('\n');
+}
