@@ -63,6 +63,15 @@ export class UnknownMessageError extends Error {
   override readonly name = 'UnknownMessageError';
 }
 
+function jsonOrNull(text: string): unknown {
+  if (!text.startsWith('{')) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
 /** The runbook line of an alarm: its description says "… Next: <step>". */
@@ -98,33 +107,17 @@ function alarmNotice(a: z.infer<typeof alarmSchema>, receivedAt: string): Notice
  */
 export function parseNotice(subject: string | null | undefined, message: string, receivedAt: string): Notice {
   const trimmed = message.trim();
-  if (trimmed.startsWith('{')) {
-    let json: unknown;
-    try {
-      json = JSON.parse(trimmed);
-    } catch {
-      json = null;
-    }
-    const alarm = alarmSchema.safeParse(json);
-    if (alarm.success) return alarmNotice(alarm.data, receivedAt);
-  }
-  const last = trimmed.split('\n').pop() ?? '';
-  if (last.startsWith('{')) {
-    let json: unknown;
-    try {
-      json = JSON.parse(last);
-    } catch {
-      json = null;
-    }
-    const alert = alertSchema.safeParse(json);
-    if (alert.success) {
-      const a = alert.data;
-      return {
-        source: 'quorum-keeper', name: `${a.flow}/${a.step}`, state: 'EVENT', severity: a.severity,
-        title: clip(a.summary.split(':')[0] ?? a.summary, 150), cluster: a.cluster, member: a.member ?? null, instanceId: a.instanceId ?? null,
-        since: receivedAt, what: a.summary, next: a.action, dedupeKey: `qk#${a.dedupeKey}`,
-      };
-    }
+  const alarm = alarmSchema.safeParse(jsonOrNull(trimmed));
+  if (alarm.success) return alarmNotice(alarm.data, receivedAt);
+  // A workflow alert: readable text whose last line is the alert as JSON.
+  const alert = alertSchema.safeParse(jsonOrNull(trimmed.split('\n').pop() ?? ''));
+  if (alert.success) {
+    const a = alert.data;
+    return {
+      source: 'quorum-keeper', name: `${a.flow}/${a.step}`, state: 'EVENT', severity: a.severity,
+      title: clip(a.summary.split(':')[0] ?? a.summary, 150), cluster: a.cluster, member: a.member ?? null, instanceId: a.instanceId ?? null,
+      since: receivedAt, what: a.summary, next: a.action, dedupeKey: `qk#${a.dedupeKey}`,
+    };
   }
   throw new UnknownMessageError(`not a CloudWatch alarm nor a Quorum Keeper alert${subject ? ` (subject: ${clip(subject, 100)})` : ''}`);
 }

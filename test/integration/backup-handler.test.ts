@@ -5,8 +5,9 @@
 import type { Context } from 'aws-lambda';
 import { listBackups } from '../../lib/aws/backups';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients } from '../../sandbox/cluster';
-import { type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl } from '../../sandbox/control';
+import { type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxLambdaEnv } from '../../sandbox/control';
 import { Sandbox } from '../../sandbox/sandbox';
+import { captureStdout } from '../support/capture';
 
 jest.setTimeout(120_000);
 
@@ -24,7 +25,7 @@ describe('backup handler', () => {
   let ctl: Control;
   let b: BackupTarget;
   let handler: Handler;
-  const emitted: string[] = [];
+  let emitted: string[] = [];
   let restoreWrite: (() => void) | null = null;
 
   beforeAll(async () => {
@@ -34,18 +35,13 @@ describe('backup handler', () => {
     b = await provisionBackups(sandbox);
     await provisionCluster(sandbox, c, { name: 'prod' });
     Object.assign(process.env, {
-      AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox',
-      QK_STATE_TABLE: ctl.table, QK_ALERT_TOPIC_ARN: ctl.topicArn, QK_POLL_MIN_DELAY_SEC: '1', QK_POLL_MAX_DELAY_SEC: '1', POWERTOOLS_LOG_LEVEL: 'ERROR',
+      ...sandboxLambdaEnv(sandbox, ctl),
       QK_BACKUP_BUCKET: b.store.bucket, QK_BACKUP_KMS_KEY_ID: b.kmsKeyArn,
     });
     handler = (await import('../../functions/backup')).handler;
-    // Powertools writes EMF metrics to stdout: capture them.
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      emitted.push(String(chunk));
-      return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
-    });
-    restoreWrite = () => (process.stdout.write = write);
+    const captured = captureStdout();
+    emitted = captured.lines;
+    restoreWrite = captured.restore;
   });
   afterAll(async () => {
     restoreWrite?.();

@@ -5,7 +5,7 @@
 import { AutoScalingClient, CreateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import type { Context } from 'aws-lambda';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
-import { type Control, destroyControl, provisionControl } from '../../sandbox/control';
+import { type Control, destroyControl, provisionControl, sandboxLambdaEnv } from '../../sandbox/control';
 import { killMaster, memberOf, LAUNCH_HOOK } from '../../sandbox/scenario';
 import { Sandbox } from '../../sandbox/sandbox';
 
@@ -26,10 +26,7 @@ describe('lifecycle handler', () => {
     c = sandboxClients(sandbox);
     ctl = await provisionControl(sandbox);
     cluster = await provisionCluster(sandbox, c, { name: 'prod' });
-    Object.assign(process.env, {
-      AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox',
-      QK_STATE_TABLE: ctl.table, QK_ALERT_TOPIC_ARN: ctl.topicArn, QK_POLL_MIN_DELAY_SEC: '1', QK_POLL_MAX_DELAY_SEC: '1', POWERTOOLS_LOG_LEVEL: 'ERROR',
-    });
+    Object.assign(process.env, sandboxLambdaEnv(sandbox, ctl));
     handler = (await import('../../functions/lifecycle')).handler;
   });
   afterAll(async () => {

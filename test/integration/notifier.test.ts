@@ -7,7 +7,7 @@ import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/c
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { snsAlerter } from '../../lib/aws/alerts';
 import { type AlarmProperties, alarmMessage, deployedAlarms } from '../../sandbox/alarms';
-import { type Control, destroyControl, provisionControl } from '../../sandbox/control';
+import { type Control, destroyControl, provisionControl, sandboxLambdaEnv } from '../../sandbox/control';
 import { invokeAsync, snsEvent } from '../../sandbox/lambda';
 import { Sandbox } from '../../sandbox/sandbox';
 import { SlackStandIn } from '../../sandbox/slack';
@@ -46,8 +46,8 @@ describe('notifier', () => {
     sqs = new SQSClient(cfg);
     dlq = (await sqs.send(new CreateQueueCommand({ QueueName: 'notifier-dlq' }))).QueueUrl!;
     Object.assign(process.env, {
-      AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox', POWERTOOLS_LOG_LEVEL: 'SILENT',
-      QK_STATE_TABLE: ctl.table, QK_SLACK_WEBHOOK_PARAMETER: '/quorum-keeper/slack-webhook', QK_NOTIFY_DEDUPE_SEC: '900', QK_SLACK_RETRY_BASE_MS: '20',
+      ...sandboxLambdaEnv(sandbox, ctl), POWERTOOLS_LOG_LEVEL: 'SILENT',
+      QK_SLACK_WEBHOOK_PARAMETER: '/quorum-keeper/slack-webhook', QK_NOTIFY_DEDUPE_SEC: '900', QK_SLACK_RETRY_BASE_MS: '20',
     });
     handler ??= (await import('../../functions/notifier')).handler as unknown as Handler;
   });

@@ -9,9 +9,10 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AlarmEvaluator, datapointsFromEmf, deployedAlarms } from '../../sandbox/alarms';
 import { writeLease } from '../../sandbox/apiserver';
 import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
-import { type Control, destroyControl, provisionControl } from '../../sandbox/control';
+import { type Control, destroyControl, provisionControl, sandboxLambdaEnv } from '../../sandbox/control';
 import { invokeAsync, snsEvent } from '../../sandbox/lambda';
 import { Sandbox } from '../../sandbox/sandbox';
+import { captureStdout } from '../support/capture';
 import { SlackStandIn } from '../../sandbox/slack';
 
 jest.setTimeout(180_000);
@@ -30,7 +31,7 @@ describe('probe handler', () => {
   let slack: SlackStandIn;
   let sqs: SQSClient;
   let dlq: string;
-  const emitted: string[] = [];
+  let emitted: string[] = [];
   let restoreWrite: (() => void) | null = null;
 
   beforeAll(async () => {
@@ -45,18 +46,14 @@ describe('probe handler', () => {
     sqs = new SQSClient(sandbox.clientConfig());
     dlq = (await sqs.send(new CreateQueueCommand({ QueueName: 'notifier-dlq' }))).QueueUrl!;
     Object.assign(process.env, {
-      AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox',
-      QK_STATE_TABLE: ctl.table, QK_ALERT_TOPIC_ARN: ctl.topicArn, QK_POLL_MIN_DELAY_SEC: '1', QK_POLL_MAX_DELAY_SEC: '1', POWERTOOLS_LOG_LEVEL: 'ERROR',
+      ...sandboxLambdaEnv(sandbox, ctl),
       QK_SLACK_WEBHOOK_PARAMETER: '/quorum-keeper/slack-webhook', QK_SLACK_RETRY_BASE_MS: '20',
     });
     handler = (await import('../../functions/probe')).handler;
     notifier = (await import('../../functions/notifier')).handler as unknown as (event: unknown) => Promise<unknown>;
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      emitted.push(String(chunk));
-      return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
-    });
-    restoreWrite = () => (process.stdout.write = write);
+    const captured = captureStdout();
+    emitted = captured.lines;
+    restoreWrite = captured.restore;
   });
   afterAll(async () => {
     restoreWrite?.();

@@ -1,14 +1,6 @@
 import { chooseBackupSource } from '../../lib/domain/backup-source';
-import { memberIdFromHex, type EndpointStatus, type EndpointStatusReport, type Member } from '../../lib/etcd';
-
-const id = (h: string) => memberIdFromHex(h);
-const member = (h: string, name: string, extra: Partial<Member> = {}): Member => ({
-  id: id(h), name, peerUrls: [`http://10.0.${h}.5:2380`], clientUrls: [`http://10.0.${h}.5:2379`], isLearner: false, started: true, ...extra,
-});
-const status = (h: string, leader: string | null, extra: Partial<EndpointStatus> = {}): EndpointStatus => ({
-  endpoint: `http://10.0.${h}.5:2379`, memberId: id(h), clusterId: id('1'), version: '3.4.23', dbSize: 1, dbSizeInUse: 1, leader: leader ? id(leader) : null,
-  isLeader: leader === h, isLearner: false, raftIndex: 10, raftAppliedIndex: 10, raftTerm: 2, revision: 5, errors: [], ...extra,
-});
+import type { EndpointStatus, EndpointStatusReport } from '../../lib/etcd';
+import { member, status } from '../support/etcd-fixtures';
 const report = (...s: EndpointStatus[]): EndpointStatusReport => ({ statuses: s, unreachable: [] });
 const A = member('a', 'etcd-a');
 const B = member('b', 'etcd-b');

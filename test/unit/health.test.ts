@@ -1,14 +1,8 @@
 import { assessHealth, assessLease, type HealthInput } from '../../lib/domain/health';
-import { memberIdFromHex, type EndpointStatus, type Member } from '../../lib/etcd';
+import type { EndpointStatus } from '../../lib/etcd';
+import { id, member, status as baseStatus } from '../support/etcd-fixtures';
 
-const id = (h: string) => memberIdFromHex(h);
-const member = (h: string, name: string, extra: Partial<Member> = {}): Member => ({
-  id: id(h), name, peerUrls: [`http://10.0.${h}.5:2380`], clientUrls: [`http://10.0.${h}.5:2379`], isLearner: false, started: true, ...extra,
-});
-const status = (h: string, leader: string | null, extra: Partial<EndpointStatus> = {}): EndpointStatus => ({
-  endpoint: `http://10.0.${h}.5:2379`, memberId: id(h), clusterId: id('1'), version: '3.4.23', dbSize: 1000, dbSizeInUse: 1000, leader: leader ? id(leader) : null,
-  isLeader: leader === h, isLearner: false, raftIndex: 10, raftAppliedIndex: 10, raftTerm: 7, revision: 5, errors: [], ...extra,
-});
+const status = (h: string, leader: string | null, extra: Partial<EndpointStatus> = {}) => baseStatus(h, leader, { dbSize: 1000, dbSizeInUse: 1000, raftTerm: 7, ...extra });
 const members = [member('a', 'etcd-a'), member('b', 'etcd-b'), member('c', 'etcd-c')];
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
 const lease = (holder: string, ageSec: number, duration = 15) => ({
