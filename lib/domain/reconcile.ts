@@ -1,0 +1,160 @@
+/**
+ * What the reconciler should do next for one cluster, from one read of the world. Pure: no
+ * AWS, no I/O. Events get lost, duplicated and reordered; this compares the desired shape
+ * (every member slot has one InService master with its volume attached and a healthy etcd
+ * member; no etcd member without a slot; a fresh backup) with what is there and proposes the
+ * next SAFE steps only:
+ *
+ * - an instance waiting in `Pending:Wait` longer than the grace period while no flow holds
+ *   the cluster lock → re-drive the replacement flow (a lost launch event);
+ * - an etcd member with no slot (stray) → remove it only after its own grace period, only
+ *   while the cluster has a leader, and only if quorum still holds without it; else an alert;
+ * - a member volume still attached to a terminated instance → detach it;
+ *   an unattached member volume whose slot has no instance → alert (never touched);
+ * - the newest backup older than the objective (or none) → take a backup, and alert.
+ */
+import { quorumOf } from './membership';
+
+export interface WorldSlot {
+  member: string;
+  asg: string;
+  instances: ReadonlyArray<{ instanceId: string; lifecycleState: string }>;
+}
+
+export interface WorldVolume {
+  member: string;
+  volumeId: string;
+  /** EC2 volume state (`available`, `in-use`, …). */
+  state: string;
+  attachedTo: string | null;
+  /** EC2 state of the instance it is attached to (`running`, `terminated`, …), if attached. */
+  attachedInstanceState: string | null;
+}
+
+export interface WorldEtcd {
+  /** null when no member answered (then nothing is decided about membership). */
+  members: ReadonlyArray<{ id: string; name: string; isLearner: boolean }> | null;
+  leader: string | null;
+  /** IDs of voters that follow the leader. */
+  healthyIds: readonly string[];
+}
+
+export interface ReconcileWorld {
+  cluster: string;
+  now: number;
+  slots: readonly WorldSlot[];
+  volumes: readonly WorldVolume[];
+  etcd: WorldEtcd;
+  /** When each `Pending:Wait` instance / stray member was first seen (remembered between runs). */
+  firstSeen: Readonly<Record<string, number>>;
+  /** Another flow holds the cluster lock (a replacement or retirement is making progress). */
+  lockHeld: boolean;
+  /** Age of the newest good backup in seconds; null when there is none; 'unknown' when unlisted. */
+  backupAgeSec: number | null | 'unknown';
+}
+
+export interface ReconcileSettings {
+  pendingGraceSec: number;
+  strayGraceSec: number;
+  backupStaleAfterSec: number;
+}
+
+export const DEFAULT_RECONCILE: ReconcileSettings = { pendingGraceSec: 300, strayGraceSec: 600, backupStaleAfterSec: 3600 };
+
+export type ReconcileAction =
+  | { kind: 'redrive-replacement'; member: string; asg: string; instanceId: string; reason: string }
+  | { kind: 'remove-stray'; memberId: string; name: string; reason: string }
+  | { kind: 'detach-volume'; member: string; volumeId: string; instanceId: string; reason: string }
+  | { kind: 'backup'; reason: string }
+  | { kind: 'alert'; code: 'orphan-volume' | 'stray-unsafe' | 'backup-stale' | 'slot-empty'; summary: string; action: string };
+
+export interface ReconcilePlan {
+  actions: ReconcileAction[];
+  /** Things seen that need no action yet (e.g. within a grace period), for the summary line. */
+  notes: string[];
+  /** Everything that differs from the desired shape (the drift metric). */
+  drift: number;
+  /** Keys to remember as first seen now (new `Pending:Wait` instances and strays). */
+  seen: Record<string, number>;
+}
+
+export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_RECONCILE): ReconcilePlan {
+  const actions: ReconcileAction[] = [];
+  const notes: string[] = [];
+  const seen: Record<string, number> = {};
+  const since = (key: string) => {
+    const t = w.firstSeen[key] ?? w.now;
+    seen[key] = t;
+    return Math.round((w.now - t) / 1000);
+  };
+
+  // 1. Slots: a master waiting for a launch event that never came.
+  for (const slot of w.slots) {
+    const waiting = slot.instances.filter((i) => i.lifecycleState === 'Pending:Wait');
+    for (const i of waiting) {
+      const age = since(`pending#${i.instanceId}`);
+      if (w.lockHeld) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s; a flow holds the lock`);
+      else if (age < s.pendingGraceSec) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s (grace ${s.pendingGraceSec} s)`);
+      else actions.push({ kind: 'redrive-replacement', member: slot.member, asg: slot.asg, instanceId: i.instanceId, reason: `in Pending:Wait for ${age} s with no flow making progress` });
+    }
+    if (slot.instances.length === 0) {
+      actions.push({ kind: 'alert', code: 'slot-empty', summary: `${slot.member}: ${slot.asg} has no instance`, action: `Check the ASG's activity history (capacity, launch template, AZ capacity).` });
+    }
+  }
+
+  // 2. Stray etcd members: in the member list, but no slot claims them.
+  const members = w.etcd.members;
+  if (members) {
+    const slotNames = new Set(w.slots.map((x) => x.member));
+    const voters = members.filter((m) => !m.isLearner);
+    for (const m of members.filter((x) => !slotNames.has(x.name))) {
+      const label = m.name || `(unstarted ${m.id})`;
+      const age = since(`stray#${m.id}`);
+      if (age < s.strayGraceSec) {
+        notes.push(`etcd member ${label} has no slot for ${age} s (grace ${s.strayGraceSec} s)`);
+        continue;
+      }
+      const votersAfter = m.isLearner ? voters.length : voters.length - 1;
+      const healthyAfter = w.etcd.healthyIds.filter((id) => id !== m.id).length;
+      if (w.etcd.leader === null || w.etcd.leader === m.id) {
+        actions.push({ kind: 'alert', code: 'stray-unsafe', summary: `etcd member ${label} has no slot, but the cluster ${w.etcd.leader === null ? 'has no leader' : 'is led by it'}`, action: 'Restore the cluster\'s health first (or move leadership away); the reconciler removes it afterwards.' });
+      } else if (healthyAfter < quorumOf(votersAfter)) {
+        actions.push({ kind: 'alert', code: 'stray-unsafe', summary: `etcd member ${label} has no slot, but removing it would leave ${healthyAfter}/${votersAfter} healthy voters (quorum ${quorumOf(votersAfter)})`, action: 'Bring the other members back first.' });
+      } else {
+        actions.push({ kind: 'remove-stray', memberId: m.id, name: label, reason: `no slot for ${age} s; ${healthyAfter}/${votersAfter} healthy voters remain (quorum ${quorumOf(votersAfter)})` });
+      }
+    }
+  }
+
+  // 3. Volumes.
+  for (const v of w.volumes) {
+    const slot = w.slots.find((x) => x.member === v.member);
+    if (v.attachedTo && v.attachedInstanceState === 'terminated') {
+      actions.push({ kind: 'detach-volume', member: v.member, volumeId: v.volumeId, instanceId: v.attachedTo, reason: `still attached to terminated ${v.attachedTo}` });
+    } else if (!v.attachedTo && v.state === 'available' && (!slot || slot.instances.length === 0)) {
+      actions.push({
+        kind: 'alert', code: 'orphan-volume', summary: `etcd volume ${v.volumeId} of ${v.member} is attached to nothing and its slot has no instance`,
+        action: slot ? `Check ${slot.asg}: when it launches a master, the replacement flow attaches this volume.` : `No ASG is tagged for member ${v.member}: re-create its slot or retire the member; the volume is never deleted automatically.`,
+      });
+    }
+  }
+
+  // 4. Backups.
+  if (w.backupAgeSec !== 'unknown' && (w.backupAgeSec === null || w.backupAgeSec > s.backupStaleAfterSec)) {
+    const why = w.backupAgeSec === null ? 'there is no backup' : `the newest backup is ${Math.round(w.backupAgeSec / 60)} min old (objective ${Math.round(s.backupStaleAfterSec / 60)} min)`;
+    actions.push({ kind: 'backup', reason: why });
+    actions.push({ kind: 'alert', code: 'backup-stale', summary: `etcd backups of ${w.cluster} are stale: ${why}`, action: 'The reconciler starts a backup now; look for backup failure alerts if this repeats.' });
+  }
+  return { actions, notes, drift: actions.filter((a) => a.kind !== 'alert' || a.code !== 'backup-stale').length, seen };
+}
+
+/** One line per action, for logs and `quorum-keeper plan`. */
+export function describeAction(a: ReconcileAction): string {
+  switch (a.kind) {
+    case 'redrive-replacement': return `re-drive the replacement of ${a.member} on ${a.instanceId} (${a.reason})`;
+    case 'remove-stray': return `remove stray etcd member ${a.name} ${a.memberId} under the cluster lock (${a.reason})`;
+    case 'detach-volume': return `detach ${a.volumeId} of ${a.member} from ${a.instanceId} (${a.reason})`;
+    case 'backup': return `take a backup (${a.reason})`;
+    case 'alert': return `alert: ${a.summary} — ${a.action}`;
+  }
+}

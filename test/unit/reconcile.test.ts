@@ -1,0 +1,71 @@
+import { describeAction, planReconcile, type ReconcileWorld } from '../../lib/domain/reconcile';
+
+const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
+const MIN = 60_000;
+const slot = (member: string, instanceId: string, state = 'InService') => ({ member, asg: `prod-${member}`, instances: [{ instanceId, lifecycleState: state }] });
+const vol = (member: string, attachedTo: string | null, attachedInstanceState: string | null = attachedTo ? 'running' : null) => ({
+  member, volumeId: `vol-${member}`, state: attachedTo ? 'in-use' : 'available', attachedTo, attachedInstanceState,
+});
+const healthy = (): ReconcileWorld => ({
+  cluster: 'prod', now: NOW,
+  slots: [slot('etcd-a', 'i-a'), slot('etcd-b', 'i-b'), slot('etcd-c', 'i-c')],
+  volumes: [vol('etcd-a', 'i-a'), vol('etcd-b', 'i-b'), vol('etcd-c', 'i-c')],
+  etcd: { members: [{ id: 'a1', name: 'etcd-a', isLearner: false }, { id: 'b1', name: 'etcd-b', isLearner: false }, { id: 'c1', name: 'etcd-c', isLearner: false }], leader: 'a1', healthyIds: ['a1', 'b1', 'c1'] },
+  firstSeen: {}, lockHeld: false, backupAgeSec: 600,
+});
+
+describe('planReconcile', () => {
+  it('a cluster in its desired shape: nothing to do, drift 0', () => {
+    expect(planReconcile(healthy())).toEqual({ actions: [], notes: [], drift: 0, seen: {} });
+  });
+
+  it('a launch event that never came: re-drives the replacement only after the grace period and never while a flow holds the lock', () => {
+    const w = { ...healthy(), slots: [slot('etcd-a', 'i-new', 'Pending:Wait'), slot('etcd-b', 'i-b'), slot('etcd-c', 'i-c')] };
+    const first = planReconcile(w);
+    expect(first.actions).toEqual([]);
+    expect(first.notes).toEqual(['etcd-a: i-new in Pending:Wait for 0 s (grace 300 s)']);
+    expect(first.seen).toEqual({ 'pending#i-new': NOW });
+    const later = { ...w, now: NOW + 6 * MIN, firstSeen: first.seen };
+    expect(planReconcile(later).actions).toEqual([{ kind: 'redrive-replacement', member: 'etcd-a', asg: 'prod-etcd-a', instanceId: 'i-new', reason: 'in Pending:Wait for 360 s with no flow making progress' }]);
+    expect(planReconcile({ ...later, lockHeld: true }).actions).toEqual([]);
+  });
+
+  it('a stray member is removed only after its grace, with a leader, and only if quorum holds without it', () => {
+    const base = healthy();
+    const withStray = (healthyIds: string[], leader = 'a1'): ReconcileWorld => ({
+      ...base, now: NOW + 11 * MIN, firstSeen: { 'stray#d1': NOW },
+      etcd: { members: [...base.etcd.members!, { id: 'd1', name: 'etcd-old', isLearner: false }], leader, healthyIds },
+    });
+    expect(planReconcile({ ...withStray(['a1', 'b1', 'c1', 'd1']), now: NOW + MIN }).actions).toEqual([]); // within grace
+    expect(planReconcile(withStray(['a1', 'b1', 'c1', 'd1'])).actions).toEqual([
+      { kind: 'remove-stray', memberId: 'd1', name: 'etcd-old', reason: 'no slot for 660 s; 3/3 healthy voters remain (quorum 2)' },
+    ]);
+    // 4 voters, only a1 and the stray healthy: removing it leaves 1/3 → refused, alert instead.
+    const unsafe = planReconcile(withStray(['a1', 'd1']));
+    expect(unsafe.actions.map((a) => a.kind)).toEqual(['alert']);
+    expect(describeAction(unsafe.actions[0]!)).toMatch(/removing it would leave 1\/3 healthy voters \(quorum 2\)/);
+    expect(planReconcile(withStray(['a1', 'b1', 'c1', 'd1'], 'd1')).actions.map((a) => a.kind)).toEqual(['alert']); // it leads
+    const noLeader = { ...withStray([]), etcd: { ...withStray([]).etcd, leader: null } };
+    expect(planReconcile(noLeader).actions.map((a) => a.kind)).toEqual(['alert']);
+  });
+
+  it('nothing is decided about membership when no member answered', () => {
+    expect(planReconcile({ ...healthy(), etcd: { members: null, leader: null, healthyIds: [] } }).actions).toEqual([]);
+  });
+
+  it('detaches a volume left on a terminated instance; an orphan volume is only reported; a volume on a running instance is never touched', () => {
+    const w = { ...healthy(), slots: [slot('etcd-a', 'i-a2'), slot('etcd-b', 'i-b'), { member: 'etcd-c', asg: 'prod-etcd-c', instances: [] }],
+      volumes: [vol('etcd-a', 'i-a', 'terminated'), vol('etcd-b', 'i-b'), vol('etcd-c', null)] };
+    const p = planReconcile(w);
+    expect(p.actions.filter((a) => a.kind === 'detach-volume')).toEqual([{ kind: 'detach-volume', member: 'etcd-a', volumeId: 'vol-etcd-a', instanceId: 'i-a', reason: 'still attached to terminated i-a' }]);
+    expect(p.actions.filter((a) => a.kind === 'alert').map((a) => a.kind === 'alert' && a.code)).toEqual(['slot-empty', 'orphan-volume']);
+    expect(p.actions.some((a) => a.kind === 'detach-volume' && a.volumeId === 'vol-etcd-b')).toBe(false);
+  });
+
+  it('a stale or missing backup: take one and alert; an unknown listing decides nothing', () => {
+    expect(planReconcile({ ...healthy(), backupAgeSec: 2 * 3600 }).actions.map((a) => a.kind)).toEqual(['backup', 'alert']);
+    expect(planReconcile({ ...healthy(), backupAgeSec: null }).actions[0]).toEqual({ kind: 'backup', reason: 'there is no backup' });
+    expect(planReconcile({ ...healthy(), backupAgeSec: 'unknown' }).actions).toEqual([]);
+    expect(planReconcile({ ...healthy(), backupAgeSec: 2 * 3600 }).drift).toBe(1);
+  });
+});
