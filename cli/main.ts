@@ -3,6 +3,7 @@
  * --region, --profile) and against the local sandbox (--endpoint).
  *
  *   quorum-keeper status       --cluster C                      members, etcd, volumes, LB, newest backup
+ *   quorum-keeper plan         --cluster C                      what the reconciler would do (read-only)
  *   quorum-keeper backup       --cluster C                      take a backup now
  *   quorum-keeper backups list --cluster C                      backups, oldest first
  *   quorum-keeper restore      --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
@@ -27,6 +28,8 @@ import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { type BackupDeps, backupCluster, DEFAULT_WORK_DIR } from '../lib/flows/backup';
 import type { FlowDeps } from '../lib/flows/deps';
 import { clusterStatus, renderStatus } from '../lib/flows/status';
+import { planCluster } from '../lib/flows/reconcile';
+import { DEFAULT_RECONCILE, describeAction } from '../lib/domain/reconcile';
 import { RestoreFailed, RestoreRefused, restoreCluster, type RestoreDeps, type RestorePlan, rollbackRestore } from '../lib/flows/restore';
 import { loadHostScripts } from '../lib/host/fs-bundle';
 import { patterns } from '../lib/validate';
@@ -36,6 +39,8 @@ const USAGE = `usage: quorum-keeper <command> [options]
 commands:
   status        --cluster C                       members, etcd roles and lag, volumes, LB health,
                                                   newest backup; exit 5 when degraded
+  plan          --cluster C [--pending-grace-sec N] [--stray-grace-sec N]
+                                                  what the reconciler would do now (read-only)
   backup        --cluster C                       take a verified backup now
   backups list  --cluster C                       list the cluster's backups (oldest first)
   restore       --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
@@ -74,6 +79,7 @@ function parse(argv: string[]) {
       region: { type: 'string' }, profile: { type: 'string' }, endpoint: { type: 'string' },
       json: { type: 'boolean' }, yes: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'work-dir': { type: 'string' }, 'tag-cluster': { type: 'string' }, 'tag-member': { type: 'string' },
+      'pending-grace-sec': { type: 'string' }, 'stray-grace-sec': { type: 'string' },
     },
   });
   return { values, positionals };
@@ -196,6 +202,37 @@ async function cmdStatus(v: Values, io: CliIo): Promise<number> {
   }
 }
 
+function seconds(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!/^\d{1,6}$/.test(v)) throw new UsageError(`invalid --${name} ${JSON.stringify(v)}: whole seconds`);
+  return Number(v);
+}
+
+async function cmdPlan(v: Values, io: CliIo): Promise<number> {
+  const cluster = need(v.cluster, 'cluster', patterns.clusterName);
+  const settings = {
+    ...DEFAULT_RECONCILE,
+    pendingGraceSec: seconds(v['pending-grace-sec'], 'pending-grace-sec', DEFAULT_RECONCILE.pendingGraceSec),
+    strayGraceSec: seconds(v['stray-grace-sec'], 'stray-grace-sec', DEFAULT_RECONCILE.strayGraceSec),
+  };
+  const ctx = context(v, io, { bucket: 'optional' });
+  try {
+    const { plan } = await planCluster(ctx.deps, cluster, settings, ctx.optionalStore ? { store: ctx.optionalStore } : {});
+    if (v.json) {
+      io.out(JSON.stringify({ cluster, drift: plan.drift, actions: plan.actions, notes: plan.notes }));
+    } else {
+      io.out([
+        `plan for ${cluster}: ${plan.actions.length ? `${plan.actions.length} action(s), drift ${plan.drift}` : 'nothing to do'} (read-only; nothing was changed)`,
+        ...plan.actions.map((a, i) => `  ${i + 1}. ${describeAction(a)}`),
+        ...plan.notes.map((n) => `  note: ${n}`),
+      ].join('\n'));
+    }
+    return 0;
+  } finally {
+    ctx.close();
+  }
+}
+
 async function cmdBackup(v: Values, io: CliIo): Promise<number> {
   const cluster = need(v.cluster, 'cluster', patterns.clusterName);
   const ctx = context(v, io);
@@ -246,6 +283,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     const cmd = positionals.join(' ');
     switch (cmd) {
       case 'status': return await cmdStatus(values, io);
+      case 'plan': return await cmdPlan(values, io);
       case 'restore': return await cmdRestore(values, io);
       case 'backup': return await cmdBackup(values, io);
       case 'backups list': case 'backups': return await cmdBackupsList(values, io);

@@ -3,7 +3,7 @@
  * membership change runs per cluster at a time and a crashed holder cannot block forever.
  * Item: { pk: "lock#<cluster>", owner, expiresAt (epoch s), ttl }.
  */
-import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Clock } from '../clock';
 
 export interface LockOptions {
@@ -34,6 +34,12 @@ export class ClusterLock {
       if (err instanceof ConditionalCheckFailedException) return false;
       throw err;
     }
+  }
+
+  /** Whether someone holds the cluster's lock right now (read-only; for plans and status). */
+  async isHeld(cluster: string): Promise<boolean> {
+    const r = await this.ddb.send(new GetItemCommand({ TableName: this.opts.table, Key: { pk: { S: `lock#${cluster}` } }, ConsistentRead: true }));
+    return Number(r.Item?.expiresAt?.N ?? 0) >= Math.floor(this.clock.now() / 1000);
   }
 
   async release(cluster: string, owner: string): Promise<void> {

@@ -69,7 +69,7 @@ export interface StatusOptions {
   backupStaleAfterSec?: number;
 }
 
-async function clusterVolumes(ec2: EC2Client, tags: StatusDeps['tags'], cluster: string): Promise<Map<string, { volumeId: string; state: string; attachedTo: string | null }>> {
+export async function clusterVolumes(ec2: EC2Client, tags: StatusDeps['tags'], cluster: string): Promise<Map<string, { volumeId: string; state: string; attachedTo: string | null }>> {
   const out = new Map<string, { volumeId: string; state: string; attachedTo: string | null }>();
   for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters: [{ Name: `tag:${tags.cluster}`, Values: [cluster] }] })) {
     for (const v of page.Volumes ?? []) {

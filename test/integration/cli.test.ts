@@ -6,6 +6,7 @@ import { main, type CliIo } from '../../cli/main';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { type BackupTarget, destroyBackups, provisionBackups } from '../../sandbox/control';
+import { killMaster, memberOf } from '../../sandbox/scenario';
 import { Sandbox } from '../../sandbox/sandbox';
 
 jest.setTimeout(120_000);
@@ -100,5 +101,23 @@ describe('quorum-keeper CLI', () => {
     expect((await cli(['restore', '--cluster', 'Prod;rm'])).code).toBe(2);
     expect((await cli(['frobnicate'])).err).toMatch(/unknown command "frobnicate"/);
     expect((await cli(['backup', '--cluster', 'prod', '--bogus'])).code).toBe(2);
+  });
+
+  it('plan: nothing to do on a healthy cluster; a launch event that never came → the re-drive it would do, read-only', async () => {
+    const calm = await cli(['plan', '--cluster', 'prod']);
+    expect(calm.code).toBe(0);
+    expect(calm.out).toMatch(/^plan for prod: nothing to do \(read-only; nothing was changed\)$/m);
+
+    const victim = memberOf(cluster, 'etcd-c');
+    const { instanceId } = await killMaster(sandbox, c, victim); // its launch event is never delivered
+    const waiting = await cli(['plan', '--cluster', 'prod']);
+    expect(waiting.out).toMatch(new RegExp(`note: etcd-c: ${instanceId} in Pending:Wait for \\d+ s \\(grace 300 s\\)`));
+    const due = await cli(['plan', '--cluster', 'prod', '--pending-grace-sec', '0', '--json']);
+    const plan = JSON.parse(due.out) as { drift: number; actions: Array<{ kind: string; member?: string; instanceId?: string }> };
+    expect(plan.actions).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'redrive-replacement', member: 'etcd-c', instanceId })]));
+    expect(plan.drift).toBeGreaterThanOrEqual(1);
+    // Read-only: the instance is still waiting for its hook.
+    expect(sandbox.lifecycle.results(instanceId)).toEqual([]);
+    expect((await cli(['plan', '--cluster', 'prod', '--pending-grace-sec', 'soon'])).code).toBe(2);
   });
 });
