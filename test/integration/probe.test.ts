@@ -4,6 +4,7 @@
  * stand-in from etcd, SSM through the sandbox.
  */
 import type { Context } from 'aws-lambda';
+import { EtcdClient, hasNoLeader, localEtcdRunner } from '../../lib/etcd';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AlarmEvaluator, datapointsFromEmf, deployedAlarms } from '../../sandbox/alarms';
@@ -11,6 +12,7 @@ import { writeLease } from '../../sandbox/apiserver';
 import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { type Control, destroyControl, provisionControl, sandboxLambdaEnv } from '../../sandbox/control';
 import { invokeAsync, snsEvent } from '../../sandbox/lambda';
+import { waitFor } from '../../sandbox/ports';
 import { Sandbox } from '../../sandbox/sandbox';
 import { captureStdout } from '../support/capture';
 import { SlackStandIn } from '../../sandbox/slack';
@@ -72,6 +74,11 @@ describe('probe handler', () => {
     const lease = (component: string) => emf.find((e) => e.Component === component)?.LeaseStaleSeconds;
     return { out: out.clusters[0]!, cluster, lease, lines: [...emitted] };
   };
+  // The surviving member notices a lost quorum only after its election timeout.
+  const survivorLosesLeader = () => {
+    const survivor = new EtcdClient(localEtcdRunner(), { endpoints: [cluster.members[2]!.clientUrl] });
+    return waitFor('the survivor to lose its leader', async () => ((await survivor.endpointStatus({ cluster: false })).statuses.every(hasNoLeader) ? true : undefined));
+  };
   const renewAll = async (ageSec = 2) => {
     const renewTime = new Date(Date.now() - ageSec * 1000);
     await writeLease(cluster.members[0]!.clientUrl, 'kube-controller-manager', { holderIdentity: 'master-a_7f3c', leaseDurationSeconds: 15, renewTime });
@@ -104,6 +111,7 @@ describe('probe handler', () => {
     const [a, b] = cluster.members;
     await hostOk(c, a!.instanceId, 'etcd-member.sh', ['stop']);
     await hostOk(c, b!.instanceId, 'etcd-member.sh', ['stop']);
+    await survivorLosesLeader();
     const down = await probe();
     expect(down.out.healthy).toBe(false);
     expect(down.out.problems[0]).toMatch(/^etcd has no leader \(0\/3 voters healthy, quorum 2\)/);
@@ -137,6 +145,7 @@ describe('probe handler', () => {
     const [a, b] = cluster.members;
     await hostOk(c, a!.instanceId, 'etcd-member.sh', ['stop']);
     await hostOk(c, b!.instanceId, 'etcd-member.sh', ['stop']);
+    await survivorLosesLeader();
     await tick();
     await tick(); // still down a minute later: no second message
     expect(slack.delivered()).toHaveLength(1);

@@ -10,7 +10,7 @@ import { DetachVolumeCommand, AttachVolumeCommand, waitUntilVolumeAvailable, wai
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { ssmEtcdRunner, runHostScript } from '../../lib/aws/run-command';
-import { EtcdClient, hasNoLeader } from '../../lib/etcd';
+import { EtcdClient, hasNoLeader, localEtcdRunner } from '../../lib/etcd';
 import { surveyCluster } from '../../lib/flows/survey';
 import { writeLease } from '../../sandbox/apiserver';
 import { destroyClients, SANDBOX_RUN, hostScripts, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
@@ -73,6 +73,9 @@ describe('sandbox AWS with a real etcd control plane', () => {
     const [a, b, c3] = cluster.members;
     sandbox.host(a!.instanceId).crash();
     sandbox.host(b!.instanceId).crash();
+    // The survivor notices only after its election timeout (until then it still names the old leader).
+    const survivor = new EtcdClient(localEtcdRunner(), { endpoints: [c3!.clientUrl] });
+    await waitFor('the survivor to lose its leader', async () => ((await survivor.endpointStatus({ cluster: false })).statuses.every(hasNoLeader) ? true : undefined));
     const { peer, survey, tried } = await surveyCluster(c.ssm, hostScripts(), cluster.members.map((m) => ({ instanceId: m.instanceId, member: m.name })), SANDBOX_RUN, ['kube-scheduler']);
     expect(tried).toEqual([`${a!.name}: SSM agent offline`, `${b!.name}: SSM agent offline`]);
     expect(peer?.member).toBe(c3!.name);
