@@ -3,9 +3,10 @@
  * exit codes, human and --json output, and that a restore never starts without consent.
  */
 import { main, type CliIo } from '../../cli/main';
-import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
+import { EtcdClient, hasNoLeader, localEtcdRunner } from '../../lib/etcd';
 import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { type BackupTarget, destroyBackups, provisionBackups } from '../../sandbox/control';
+import { waitFor } from '../../sandbox/ports';
 import { killMaster, memberOf } from '../../sandbox/scenario';
 import { Sandbox } from '../../sandbox/sandbox';
 
@@ -63,7 +64,14 @@ describe('quorum-keeper CLI', () => {
     }
 
     const b2 = cluster.members[1]!;
+    const etcdA = new EtcdClient(localEtcdRunner(), { endpoints: [cluster.members[0]!.clientUrl] });
+    const bId = (await etcdA.memberList()).members.find((m) => m.name === b2.name)!.id;
     await hostOk(c, b2.instanceId, 'etcd-member.sh', ['stop']);
+    // If etcd-b led, the other two elect a new leader within an election timeout: wait for it.
+    await waitFor('a leader other than etcd-b', async () => {
+      const st = (await etcdA.endpointStatus({ cluster: false })).statuses[0];
+      return st && !hasNoLeader(st) && st.leader !== bId ? true : undefined;
+    });
     try {
       const bad = await cli(['status', '--cluster', 'prod']);
       expect(bad.code).toBe(5);
