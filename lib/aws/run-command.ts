@@ -73,6 +73,9 @@ export async function runHostScript(
   };
 }
 
+/** The last line of a script's output: host scripts print their one JSON result (or error) last. */
+export const lastLine = (s: string): string => s.trim().split('\n').pop() ?? '';
+
 /** A host script that did not exit 0 (or did not finish). */
 export class HostScriptError extends Error {
   override readonly name = 'HostScriptError';
@@ -82,7 +85,7 @@ export class HostScriptError extends Error {
     readonly result: HostRunResult,
     args: readonly string[],
   ) {
-    super(`${script} ${args[0] ?? ''} on ${instanceId} failed (${result.status}, exit ${result.exitCode}): ${result.stderr.trim().split('\n').pop() ?? ''}`);
+    super(`${script} ${args[0] ?? ''} on ${instanceId} failed (${result.status}, exit ${result.exitCode}): ${lastLine(result.stderr)}`);
   }
 }
 
@@ -92,7 +95,7 @@ export async function runHostJson<T>(
 ): Promise<T> {
   const res = await runHostScript(ssm, bundle, instanceId, script, args, opts);
   if (res.exitCode !== 0) throw new HostScriptError(script, instanceId, res, args);
-  return JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as T;
+  return JSON.parse(lastLine(res.stdout)) as T;
 }
 
 /** An EtcdRunner that runs etcdctl/etcdutl on a master through host/etcdctl.sh. */

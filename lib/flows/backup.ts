@@ -17,7 +17,7 @@ import type { Alerter } from '../aws/alerts';
 import {
   type BackupMeta, type BackupObject, type BackupStore, backupKey, deleteBackups, headBackup, listBackups, presignUpload,
 } from '../aws/backups';
-import { runHostScript } from '../aws/run-command';
+import { lastLine, runHostScript } from '../aws/run-command';
 import type { BackupConfig } from '../config';
 import { chooseBackupSource } from '../domain/backup-source';
 import { decideRetention, type RetentionPolicy } from '../domain/retention';
@@ -96,8 +96,6 @@ const uploadedSchema = z.object({
   verifyMs: z.number().int().nonnegative(),
   seconds: z.number().nonnegative(),
 });
-
-const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';
 
 /** Does the object's key ID match the configured key (ARN, key ID or alias)? */
 function kmsMatches(configured: string | undefined, actual: string | undefined): boolean {

@@ -7,7 +7,7 @@
  */
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { runHostScript, type RunOptions, ssmEtcdRunner } from '../aws/run-command';
+import { lastLine, runHostScript, type RunOptions, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import {
   type Alarm, EtcdClient, type EndpointHealth, type EndpointStatusReport, type MemberList, parseAlarmList, parseEndpointHealth, parseEndpointStatus, parseMemberList,
@@ -45,7 +45,6 @@ export interface EtcdSurvey {
 }
 
 const text = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
-const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';
 
 /** Parses the JSON line `etcd-member.sh survey` prints. Throws on a malformed answer. */
 export function parseSurvey(instanceId: string, member: string, stdout: string): EtcdSurvey {
