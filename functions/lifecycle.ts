@@ -10,39 +10,21 @@ import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { snsAlerter } from '../lib/aws/alerts';
-import { awsClients } from '../lib/aws/clients';
-import { ClusterLock } from '../lib/aws/lock';
-import { systemClock } from '../lib/clock';
 import { loadFlowConfig } from '../lib/config';
 import { parseLifecycleEvent } from '../lib/events/lifecycle';
-import { AWS_TIMINGS, type FlowDeps } from '../lib/flows/deps';
+import type { FlowDeps } from '../lib/flows/deps';
 import { findMasterSlot } from '../lib/flows/master-slot';
 import { replaceMaster } from '../lib/flows/replacement';
 import { retireMaster } from '../lib/flows/retirement';
-import { hostScripts } from './host-scripts';
+import { lambdaFlowDeps } from './flow-deps';
 
 const config = loadFlowConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-lifecycle' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'lifecycle' });
-const clients = awsClients(config);
-const lock = new ClusterLock(clients.ddb, systemClock, { table: config.QK_STATE_TABLE, ttlSec: 900 });
-const deps: FlowDeps = {
-  ...clients,
-  lock,
-  alerter: snsAlerter(clients.sns, config.QK_ALERT_TOPIC_ARN, lock),
-  scripts: hostScripts,
-  clock: systemClock,
-  tags: { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER },
-  timings: { ...AWS_TIMINGS, minDelaySec: config.QK_POLL_MIN_DELAY_SEC, maxDelaySec: config.QK_POLL_MAX_DELAY_SEC },
-  progress: (e) => {
-    if (e.status === 'start') return;
-    logger[e.status === 'fail' ? 'error' : 'info'](`step ${e.step} ${e.status}`, { step: e.step, status: e.status, detail: e.detail, ms: e.ms });
-  },
-};
+const { clients, deps } = lambdaFlowDeps(config, logger);
 
 export interface LifecycleResult {
-  outcome: 'ignored' | 'continued' | 'abandoned' | 'held' | 'failed';
+  outcome: 'ignored' | 'continued' | 'abandoned' | 'held' | 'failed' | 'busy';
   reason?: string;
   cluster?: string;
   member?: string;

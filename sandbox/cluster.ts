@@ -4,7 +4,7 @@
  * bootstraps etcd through SSM with the project's own host scripts — the same path product
  * code uses. Everything goes through the sandbox endpoint with real SDK clients.
  */
-import { AutoScalingClient, CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { AutoScalingClient, CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand, PutLifecycleHookCommand } from '@aws-sdk/client-auto-scaling';
 import {
   AttachVolumeCommand, CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVolumeCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client,
   waitUntilVolumeInUse,
@@ -20,6 +20,9 @@ import type { Sandbox } from './sandbox';
 
 export const TAG_CLUSTER = 'quorum-keeper/cluster';
 export const TAG_MEMBER = 'quorum-keeper/etcd-member';
+/** The lifecycle hooks an operator puts on every master ASG (docs/operator-guide.md). */
+export const LAUNCH_HOOK = 'quorum-keeper-launch';
+export const TERMINATE_HOOK = 'quorum-keeper-terminate';
 
 export interface SandboxMember {
   name: string;
@@ -109,6 +112,9 @@ export async function provisionCluster(
       LaunchTemplate: { LaunchTemplateName: `${opts.name}-master` }, VPCZoneIdentifier: subnet.Subnet!.SubnetId!,
       Tags: tags(name).map((t) => ({ ...t, PropagateAtLaunch: true, ResourceId: asgName, ResourceType: 'auto-scaling-group' })),
     }));
+    for (const [hook, transition, dflt] of [[LAUNCH_HOOK, 'autoscaling:EC2_INSTANCE_LAUNCHING', 'ABANDON'], [TERMINATE_HOOK, 'autoscaling:EC2_INSTANCE_TERMINATING', 'CONTINUE']] as const) {
+      await c.asg.send(new PutLifecycleHookCommand({ AutoScalingGroupName: asgName, LifecycleHookName: hook, LifecycleTransition: transition, HeartbeatTimeout: 1800, DefaultResult: dflt }));
+    }
     const instanceId = await waitFor(`an instance in ${asgName}`, async () => {
       const d = await c.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [asgName] }));
       return d.AutoScalingGroups?.[0]?.Instances?.[0]?.InstanceId;

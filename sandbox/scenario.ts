@@ -1,14 +1,13 @@
 /** Failure scenarios played in the sandbox: what AWS would do, without product logic. */
 import { randomBytes } from 'node:crypto';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
-import { DescribeImagesCommand, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { AttachVolumeCommand, DescribeImagesCommand, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import type { LifecycleEvent } from './lifecycle';
-import type { SandboxClients, SandboxCluster, SandboxMember } from './cluster';
+import { LAUNCH_HOOK, type SandboxClients, type SandboxCluster, type SandboxMember } from './cluster';
 import { waitFor } from './ports';
 import type { Sandbox } from './sandbox';
 
-export const LAUNCH_HOOK = 'quorum-keeper-launch';
-export const TERMINATE_HOOK = 'quorum-keeper-terminate';
+export { LAUNCH_HOOK, TERMINATE_HOOK } from './cluster';
 
 /**
  * The master of `member` dies (etcd killed, instance terminated); its ASG launches a
@@ -24,6 +23,15 @@ export async function killMaster(sandbox: Sandbox, c: SandboxClients, member: Sa
   });
   const event = sandbox.lifecycle.begin({ asg: member.asg, hook: LAUNCH_HOOK, instanceId, transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' });
   return { instanceId, event };
+}
+
+/**
+ * EBS does not release a terminated master's volume (AWS normally detaches it during shutdown;
+ * a stuck attachment is the exception the reconciler cleans up). moto detaches on terminate, so
+ * the attachment is put back.
+ */
+export async function leaveAttached(c: SandboxClients, volumeId: string, terminatedInstanceId: string): Promise<void> {
+  await c.ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: terminatedInstanceId, Device: '/dev/xvdf' }));
 }
 
 /** Writes `count` keys under `prefix` through the etcd v3 HTTP gateway of one member. */

@@ -1,11 +1,18 @@
 /** Lifecycle-hook calls: complete (CONTINUE / ABANDON) and heartbeat. */
-import { type AutoScalingClient, CompleteLifecycleActionCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
+import { type AutoScalingClient, CompleteLifecycleActionCommand, DescribeLifecycleHooksCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
 
 export interface HookRef {
   asg: string;
   hook: string;
-  token: string;
+  /** The event's token; absent when re-driven by the reconciler (AWS then matches on InstanceId). */
+  token?: string;
   instanceId: string;
+}
+
+/** The name of the ASG's launch lifecycle hook (to complete an action whose event was lost). */
+export async function launchHookOf(asg: AutoScalingClient, asgName: string): Promise<string | null> {
+  const out = await asg.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: asgName }));
+  return out.LifecycleHooks?.find((h) => h.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING')?.LifecycleHookName ?? null;
 }
 
 /** Result: 'done', or 'gone' when AWS no longer knows the action (completed before, or expired). */

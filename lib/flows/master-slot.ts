@@ -35,3 +35,8 @@ export async function findMasterSlot(
   if (!patterns.memberName.test(member)) return { kind: 'not-a-master', reason: `${asgName}: member tag ${JSON.stringify(member.slice(0, 64))} is not a valid member name` };
   return { kind: 'master', slot: { asg: asgName, cluster, member, availabilityZones: group.AvailabilityZones ?? [] } };
 }
+
+/** The lock one flow holds while it drives a slot (replacement, reconciler's volume fix-ups). */
+export function slotLockKey(s: { cluster: string; member: string }): string {
+  return `${s.cluster}/${s.member}`;
+}

@@ -7,6 +7,11 @@
  *   → apiserver → register → CONTINUE
  *
  * Unrecoverable problems end in ABANDON (the ASG launches another instance) and one alert.
+ *
+ * One flow drives a slot at a time: the whole run holds the slot lock (`lock#<cluster>/<member>`,
+ * extended as it goes), so the event handler and the reconciler never work the same volume at
+ * once. The event handler waits for it; the reconciler gives way ('busy'). Neither ABANDONs
+ * because another flow is busy: that flow completes the hook.
  */
 import { randomUUID } from 'node:crypto';
 import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
@@ -22,7 +27,7 @@ import { EtcdError, type MemberId, type MemberList } from '../etcd';
 import type { HostScriptName } from '../host/command';
 import { type FlowDeps, runOpts, waitOpts } from './deps';
 import { clusterMasters, firstHealthyPeer, type Peer } from './cluster-masters';
-import type { MasterSlot } from './master-slot';
+import { type MasterSlot, slotLockKey } from './master-slot';
 
 export const APISERVER_PORT = 6443;
 export const ETCD_DEVICE = '/dev/xvdf';
@@ -49,8 +54,14 @@ export interface ReplacementInput {
   hook: HookRef | null;
 }
 
+export interface ReplacementOptions {
+  /** 'wait' (event handler, default): wait for another flow on the slot; 'try' (reconciler): give way at once. */
+  slotLock?: 'wait' | 'try';
+}
+
 export interface ReplacementOutcome {
-  result: 'continued' | 'abandoned';
+  /** 'busy': another flow holds the slot (or took it over): nothing was done here, no hook completed. */
+  result: 'continued' | 'abandoned' | 'busy';
   step?: string;
   reason?: string;
   membership?: string;
@@ -60,19 +71,50 @@ interface Ctx {
   deps: FlowDeps;
   input: ReplacementInput;
   lastBeat: number;
+  /** Set once this run holds the slot lock. */
+  slotLock?: { key: string; owner: string };
 }
 
+/** The slot lock expired and another flow took it: stop here, that flow drives the slot now. */
+class SlotLost extends Error {
+  override readonly name = 'SlotLost';
+}
+
+/** Every 30 s (or when forced): extend the slot lock and send the lifecycle heartbeat. */
 async function beat(ctx: Ctx, force = false): Promise<void> {
   const { hook } = ctx.input;
-  if (!hook) return;
   if (!force && ctx.deps.clock.now() - ctx.lastBeat < 30_000) return;
   ctx.lastBeat = ctx.deps.clock.now();
-  await heartbeat(ctx.deps.asg, hook);
+  if (ctx.slotLock && !(await ctx.deps.lock.tryAcquire(ctx.slotLock.key, ctx.slotLock.owner))) {
+    throw new SlotLost(`another flow took over ${ctx.slotLock.key}`);
+  }
+  if (hook) await heartbeat(ctx.deps.asg, hook);
+}
+
+/** Takes the slot lock: at once ('try') or waiting with heartbeats ('wait'); false when busy. */
+async function acquireSlot(ctx: Ctx, mode: 'wait' | 'try'): Promise<boolean> {
+  const { deps, input } = ctx;
+  const key = slotLockKey(input.slot);
+  const owner = `${input.instanceId}/${randomUUID()}`;
+  const take = async () => ((await deps.lock.tryAcquire(key, owner)) ? true : undefined);
+  const got = mode === 'try' ? await take() : await pollUntil(`the ${key} slot lock`, take, {
+    clock: deps.clock, timeoutMs: deps.timings.lockTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, ...(deps.signal ? { signal: deps.signal } : {}),
+    onWait: async () => {
+      deps.progress({ step: 'slot', status: 'wait', detail: `another flow is driving ${input.slot.member}` });
+      await beat(ctx);
+    },
+  }).catch((err: unknown) => {
+    if (err instanceof TimeoutError) return undefined;
+    throw err;
+  });
+  if (got) ctx.slotLock = { key, owner };
+  return got === true;
 }
 
 async function step<T>(ctx: Ctx, name: string, fn: () => Promise<{ value: T; detail: string; skipped?: boolean }>): Promise<T> {
   // Near the Lambda deadline the invocation stops between steps; a later run resumes.
   ctx.deps.signal?.throwIfAborted();
+  await beat(ctx);
   const t0 = ctx.deps.clock.now();
   ctx.deps.progress({ step: name, status: 'start', detail: '' });
   try {
@@ -181,11 +223,24 @@ async function retryUnhealthy<T>(ctx: Ctx, what: string, fn: () => Promise<T>): 
   return boxed.value;
 }
 
-export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Promise<ReplacementOutcome> {
+export async function replaceMaster(deps: FlowDeps, input: ReplacementInput, opts: ReplacementOptions = {}): Promise<ReplacementOutcome> {
   const ctx: Ctx = { deps, input, lastBeat: 0 };
+  await beat(ctx, true);
+  if (!(await acquireSlot(ctx, opts.slotLock ?? 'wait'))) {
+    deps.progress({ step: 'slot', status: 'skip', detail: `another flow is driving ${input.slot.member}; it completes the hook` });
+    return { result: 'busy', reason: `another flow holds the ${slotLockKey(input.slot)} slot lock` };
+  }
+  try {
+    return await replaceLocked(ctx);
+  } finally {
+    await deps.lock.release(ctx.slotLock!.key, ctx.slotLock!.owner);
+  }
+}
+
+async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
+  const { deps, input } = ctx;
   const { slot, instanceId } = input;
   try {
-    await beat(ctx, true);
     const inst = await step(ctx, 'instance', async () => {
       const i = await describeInstance(deps.ec2, instanceId);
       if (!['pending', 'running'].includes(i.state) || !i.az) throw new FlowFailure('instance', `instance ${instanceId} is ${i.state}`, 'Nothing to do for this instance; the ASG will launch another.', 'warning', `instance-${instanceId}`);
@@ -348,6 +403,7 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput): Pr
     // Stopped (deadline or shutdown), not failed: no ABANDON, no alert. The retried event or
     // the reconciler re-runs the flow, which picks up where the world is now.
     if (deps.signal?.aborted) throw err;
+    if (err instanceof SlotLost) return { result: 'busy', reason: err.message };
     const failure = err instanceof FlowFailure ? err : new FlowFailure('unexpected', err instanceof Error ? err.message : String(err), 'Check the function logs; the ASG will launch another instance.');
     await deps.alerter.alert({
       severity: failure.severity, cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement', step: failure.step,
