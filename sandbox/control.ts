@@ -15,6 +15,8 @@ import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/f
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { AWS_TIMINGS, type FlowDeps, type FlowTimings } from '../lib/flows/deps';
 import type { ProbeDeps } from '../lib/flows/probe';
+import type { ReconcileDeps } from '../lib/flows/reconcile';
+import { dynamoReconcileMemory } from '../lib/aws/reconcile-memory';
 import type { StatusDeps } from '../lib/flows/status';
 import { dynamoProbeMemory } from '../lib/aws/probe-memory';
 import { hostScripts, type SandboxClients } from './cluster';
@@ -138,4 +140,10 @@ export function sandboxLambdaEnv(sandbox: Sandbox, ctl: Control): Record<string,
 export function sandboxStatusDeps(c: SandboxClients, ctl: Control, b?: BackupTarget): StatusDeps {
   const f = sandboxFlowDeps(c, ctl);
   return { asg: f.asg, ec2: f.ec2, elb: f.elb, ssm: f.ssm, ...(b ? { s3: b.s3 } : {}), scripts: f.scripts, clock: f.clock, tags: f.tags, timings: f.timings };
+}
+
+/** The reconciler's dependencies in the sandbox; with `b`, backups are judged and taken there. */
+export function sandboxReconcileDeps(c: SandboxClients, ctl: Control, b?: BackupTarget, progress: FlowDeps['progress'] = () => undefined): ReconcileDeps {
+  const f = sandboxFlowDeps(c, ctl, progress);
+  return { ...f, memory: dynamoReconcileMemory(ctl.ddb, ctl.table, f.clock), ...(b ? { backup: { s3: b.s3, settings: sandboxBackupSettings(b) } } : {}) };
 }

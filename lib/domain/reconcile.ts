@@ -19,6 +19,8 @@ export interface WorldSlot {
   member: string;
   asg: string;
   instances: ReadonlyArray<{ instanceId: string; lifecycleState: string }>;
+  /** A flow holds this slot's lock (a replacement is making progress). */
+  busy?: boolean;
 }
 
 export interface WorldVolume {
@@ -47,7 +49,7 @@ export interface ReconcileWorld {
   etcd: WorldEtcd;
   /** When each `Pending:Wait` instance / stray member was first seen (remembered between runs). */
   firstSeen: Readonly<Record<string, number>>;
-  /** Another flow holds the cluster lock (a replacement or retirement is making progress). */
+  /** A flow holds the cluster lock (a membership change is in progress): strays wait. */
   lockHeld: boolean;
   /** Age of the newest good backup in seconds; null when there is none; 'unknown' when unlisted. */
   backupAgeSec: number | null | 'unknown';
@@ -66,7 +68,8 @@ export type ReconcileAction =
   | { kind: 'remove-stray'; memberId: string; name: string; reason: string }
   | { kind: 'detach-volume'; member: string; volumeId: string; instanceId: string; reason: string }
   | { kind: 'backup'; reason: string }
-  | { kind: 'alert'; code: 'orphan-volume' | 'stray-unsafe' | 'backup-stale' | 'slot-empty'; summary: string; action: string };
+  /** `key` names what the alert is about (stable between runs: alerts are de-duplicated on it). */
+  | { kind: 'alert'; code: 'orphan-volume' | 'stray-unsafe' | 'backup-stale' | 'slot-empty'; key: string; summary: string; action: string };
 
 export interface ReconcilePlan {
   actions: ReconcileAction[];
@@ -93,12 +96,12 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
     const waiting = slot.instances.filter((i) => i.lifecycleState === 'Pending:Wait');
     for (const i of waiting) {
       const age = since(`pending#${i.instanceId}`);
-      if (w.lockHeld) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s; a flow holds the lock`);
+      if (slot.busy) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s; a flow is driving this slot`);
       else if (age < s.pendingGraceSec) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s (grace ${s.pendingGraceSec} s)`);
       else actions.push({ kind: 'redrive-replacement', member: slot.member, asg: slot.asg, instanceId: i.instanceId, reason: `in Pending:Wait for ${age} s with no flow making progress` });
     }
     if (slot.instances.length === 0) {
-      actions.push({ kind: 'alert', code: 'slot-empty', summary: `${slot.member}: ${slot.asg} has no instance`, action: `Check the ASG's activity history (capacity, launch template, AZ capacity).` });
+      actions.push({ kind: 'alert', code: 'slot-empty', key: slot.asg, summary: `${slot.member}: ${slot.asg} has no instance`, action: `Check the ASG's activity history (capacity, launch template, AZ capacity).` });
     }
   }
 
@@ -106,23 +109,22 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
   const members = w.etcd.members;
   if (members) {
     const slotNames = new Set(w.slots.map((x) => x.member));
-    const voters = members.filter((m) => !m.isLearner);
     for (const m of members.filter((x) => !slotNames.has(x.name))) {
-      const label = m.name || `(unstarted ${m.id})`;
+      const label = strayLabel(m);
       const age = since(`stray#${m.id}`);
       if (age < s.strayGraceSec) {
         notes.push(`etcd member ${label} has no slot for ${age} s (grace ${s.strayGraceSec} s)`);
         continue;
       }
-      const votersAfter = m.isLearner ? voters.length : voters.length - 1;
-      const healthyAfter = w.etcd.healthyIds.filter((id) => id !== m.id).length;
-      if (w.etcd.leader === null || w.etcd.leader === m.id) {
-        actions.push({ kind: 'alert', code: 'stray-unsafe', summary: `etcd member ${label} has no slot, but the cluster ${w.etcd.leader === null ? 'has no leader' : 'is led by it'}`, action: 'Restore the cluster\'s health first (or move leadership away); the reconciler removes it afterwards.' });
-      } else if (healthyAfter < quorumOf(votersAfter)) {
-        actions.push({ kind: 'alert', code: 'stray-unsafe', summary: `etcd member ${label} has no slot, but removing it would leave ${healthyAfter}/${votersAfter} healthy voters (quorum ${quorumOf(votersAfter)})`, action: 'Bring the other members back first.' });
-      } else {
-        actions.push({ kind: 'remove-stray', memberId: m.id, name: label, reason: `no slot for ${age} s; ${healthyAfter}/${votersAfter} healthy voters remain (quorum ${quorumOf(votersAfter)})` });
+      if (w.lockHeld) {
+        // A replacement adds its learner (no name yet) under this lock: never judge it mid-change.
+        notes.push(`etcd member ${label} has no slot for ${age} s; a membership change holds the lock, decided next run`);
+        continue;
       }
+      const safe = strayRemoval(w.etcd, m);
+      actions.push(safe.ok
+        ? { kind: 'remove-stray', memberId: m.id, name: label, reason: `no slot for ${age} s; ${safe.reason}` }
+        : { kind: 'alert', code: 'stray-unsafe', key: m.id, summary: `etcd member ${label} has no slot, but ${safe.why}`, action: safe.action });
     }
   }
 
@@ -133,7 +135,7 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
       actions.push({ kind: 'detach-volume', member: v.member, volumeId: v.volumeId, instanceId: v.attachedTo, reason: `still attached to terminated ${v.attachedTo}` });
     } else if (!v.attachedTo && v.state === 'available' && (!slot || slot.instances.length === 0)) {
       actions.push({
-        kind: 'alert', code: 'orphan-volume', summary: `etcd volume ${v.volumeId} of ${v.member} is attached to nothing and its slot has no instance`,
+        kind: 'alert', code: 'orphan-volume', key: v.volumeId, summary: `etcd volume ${v.volumeId} of ${v.member} is attached to nothing and its slot has no instance`,
         action: slot ? `Check ${slot.asg}: when it launches a master, the replacement flow attaches this volume.` : `No ASG is tagged for member ${v.member}: re-create its slot or retire the member; the volume is never deleted automatically.`,
       });
     }
@@ -143,9 +145,31 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
   if (w.backupAgeSec !== 'unknown' && (w.backupAgeSec === null || w.backupAgeSec > s.backupStaleAfterSec)) {
     const why = w.backupAgeSec === null ? 'there is no backup' : `the newest backup is ${Math.round(w.backupAgeSec / 60)} min old (objective ${Math.round(s.backupStaleAfterSec / 60)} min)`;
     actions.push({ kind: 'backup', reason: why });
-    actions.push({ kind: 'alert', code: 'backup-stale', summary: `etcd backups of ${w.cluster} are stale: ${why}`, action: 'The reconciler starts a backup now; look for backup failure alerts if this repeats.' });
+    actions.push({ kind: 'alert', code: 'backup-stale', key: 'newest-backup', summary: `etcd backups of ${w.cluster} are stale: ${why}`, action: 'The reconciler starts a backup now; look for backup failure alerts if this repeats.' });
   }
   return { actions, notes, drift: actions.filter((a) => a.kind !== 'alert' || a.code !== 'backup-stale').length, seen };
+}
+
+export function strayLabel(m: { id: string; name: string }): string {
+  return m.name || `(unstarted ${m.id})`;
+}
+
+/**
+ * Whether removing member `m` is safe now: the cluster has a leader that is not `m`, and the
+ * voters that follow it still make a quorum of the voters left without `m`. The reconciler
+ * asks this when planning and again, under the cluster lock, right before removing.
+ */
+export function strayRemoval(etcd: WorldEtcd, m: { id: string; isLearner: boolean }): { ok: true; reason: string } | { ok: false; why: string; action: string } {
+  const voters = (etcd.members ?? []).filter((x) => !x.isLearner).length;
+  const votersAfter = m.isLearner ? voters : voters - 1;
+  const healthyAfter = etcd.healthyIds.filter((id) => id !== m.id).length;
+  if (etcd.members === null || etcd.leader === null || etcd.leader === m.id) {
+    return { ok: false, why: `the cluster ${etcd.leader === m.id ? 'is led by it' : 'has no leader'}`, action: 'Restore the cluster\'s health first (or move leadership away); the reconciler removes it afterwards.' };
+  }
+  if (healthyAfter < quorumOf(votersAfter)) {
+    return { ok: false, why: `removing it would leave ${healthyAfter}/${votersAfter} healthy voters (quorum ${quorumOf(votersAfter)})`, action: 'Bring the other members back first.' };
+  }
+  return { ok: true, reason: `${healthyAfter}/${votersAfter} healthy voters remain (quorum ${quorumOf(votersAfter)})` };
 }
 
 /** One line per action, for logs and `quorum-keeper plan`. */

@@ -1,24 +1,38 @@
 /**
- * The reconciler's read of one cluster and its plan (the pure `planReconcile` decides). Read-
- * only: `quorum-keeper plan` prints it; executing it is the reconciler's job (next step).
+ * The reconciler: read one cluster, plan (the pure `planReconcile` decides), then take the
+ * planned steps with the same idempotent flows the event handlers use. Safe to run twice and
+ * next to the event handlers: a re-drive or volume fix-up takes the slot lock and gives way
+ * when a flow already drives the slot; a stray is removed under the cluster lock after the
+ * safety rule is checked again on a fresh read.
  *
  * First-seen times come from the world where it records them (a `Pending:Wait` instance's
- * launch time) and otherwise from what an earlier run remembered (strays), so a plan is the
- * same whoever computes it.
+ * launch time) and otherwise from what an earlier run remembered (strays).
  */
+import { randomUUID } from 'node:crypto';
 import { type EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { type BackupStore, listBackups } from '../aws/backups';
+import { describeInstance, describeVolume, detachVolume } from '../aws/ec2';
+import { launchHookOf } from '../aws/lifecycle';
+import type { ReconcileMemory } from '../aws/reconcile-memory';
 import { clusterHealth } from '../domain/membership';
-import { planReconcile, type ReconcilePlan, type ReconcileSettings, type ReconcileWorld } from '../domain/reconcile';
-import { hasNoLeader } from '../etcd';
-import { clusterMasters } from './cluster-masters';
-import { hostRunOpts } from './deps';
+import {
+  describeAction, planReconcile, type ReconcileAction, type ReconcilePlan, type ReconcileSettings, type ReconcileWorld, strayLabel, strayRemoval, type WorldEtcd,
+} from '../domain/reconcile';
+import { type EndpointStatusReport as StatusReport, hasNoLeader, type Member } from '../etcd';
+import { backupCluster, type BackupSettings } from './backup';
+import { clusterMasters, firstHealthyPeer } from './cluster-masters';
+import { type FlowDeps, hostRunOpts, runOpts, waitOpts } from './deps';
+import { findMasterSlot, slotLockKey } from './master-slot';
+import { replaceMaster, STATUS_TIMEOUT } from './replacement';
 import { clusterVolumes, type StatusDeps } from './status';
 import { surveyCluster } from './survey';
 
 export interface ReconcileReadDeps extends StatusDeps {
   /** Whether a flow holds the cluster lock; absent = assume not. */
   lockHeld?: (cluster: string) => Promise<boolean>;
+  /** Whether a flow holds a slot's lock (is driving that slot); absent = assume not. */
+  slotBusy?: (cluster: string, member: string) => Promise<boolean>;
   /** First-seen times remembered by earlier runs. */
   remembered?: (cluster: string) => Promise<Record<string, number>>;
 }
@@ -41,36 +55,44 @@ async function instanceFacts(ec2: EC2Client, ids: readonly string[]): Promise<Ma
   return out;
 }
 
+/** The members, the leader most voters agree on, and the voters that follow it. */
+export function etcdView(members: readonly Member[], status: StatusReport): WorldEtcd {
+  const h = clusterHealth(members, status);
+  return {
+    members: members.map((m) => ({ id: m.id, name: m.name, isLearner: m.isLearner })),
+    leader: h.leader,
+    healthyIds: h.leader ? status.statuses.filter((x) => !hasNoLeader(x) && x.leader === h.leader).map((x) => x.memberId) : [],
+  };
+}
+
 export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: { store?: BackupStore } = {}): Promise<ReconcileWorld> {
   const now = deps.clock.now();
   const [masters, volumes] = await Promise.all([clusterMasters(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster)]);
   const pending = masters.flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'Pending:Wait').map((i) => i.instanceId));
   const attached = [...volumes.values()].map((v) => v.attachedTo).filter((x): x is string => x !== null);
   const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
-  const [facts, { survey }, backups, lockHeld, remembered] = await Promise.all([
+  const [facts, { survey }, backups, lockHeld, remembered, busy] = await Promise.all([
     instanceFacts(deps.ec2, [...new Set([...pending, ...attached])]),
     surveyCluster(deps.ssm, deps.scripts, candidates, hostRunOpts(deps, 60)),
     opts.store && deps.s3 ? listBackups(deps.s3, opts.store, cluster).then((l) => l, () => 'unknown' as const) : Promise.resolve('unknown' as const),
     deps.lockHeld ? deps.lockHeld(cluster) : Promise.resolve(false),
     deps.remembered ? deps.remembered(cluster) : Promise.resolve({} as Record<string, number>),
+    Promise.all(masters.map(async (m) => (deps.slotBusy && m.instances.some((i) => i.lifecycleState === 'Pending:Wait') ? deps.slotBusy(cluster, m.member) : false))),
   ]);
   const firstSeen: Record<string, number> = { ...remembered };
   for (const id of pending) {
     const launched = facts.get(id)?.launchedAt;
     if (launched) firstSeen[`pending#${id}`] = launched;
   }
-  const members = survey?.members?.members ?? null;
-  const h = members ? clusterHealth(members, survey!.status) : null;
-  const healthyIds = h?.leader ? survey!.status.statuses.filter((s) => !hasNoLeader(s) && s.leader === h.leader).map((s) => s.memberId) : [];
   const newest = backups === 'unknown' ? 'unknown' : backups.at(-1);
   return {
     cluster, now,
-    slots: masters.map((m) => ({ member: m.member, asg: m.asg, instances: m.instances })),
+    slots: masters.map((m, i) => ({ member: m.member, asg: m.asg, instances: m.instances, ...(busy[i] ? { busy: true } : {}) })),
     volumes: [...volumes].map(([member, v]) => ({
       member, volumeId: v.volumeId, state: v.state === 'attached' || v.state === 'attaching' ? 'in-use' : v.state, attachedTo: v.attachedTo,
       attachedInstanceState: v.attachedTo ? (facts.get(v.attachedTo)?.state ?? 'terminated') : null,
     })),
-    etcd: { members: members?.map((m) => ({ id: m.id, name: m.name, isLearner: m.isLearner })) ?? null, leader: h?.leader ?? null, healthyIds },
+    etcd: survey?.members ? etcdView(survey.members.members, survey.status) : { members: null, leader: null, healthyIds: [] },
     firstSeen, lockHeld,
     backupAgeSec: newest === 'unknown' ? 'unknown' : newest ? Math.max(0, Math.round((now - newest.takenAt.getTime()) / 1000)) : null,
   };
@@ -79,4 +101,154 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
 export async function planCluster(deps: ReconcileReadDeps, cluster: string, settings: ReconcileSettings, opts: { store?: BackupStore } = {}): Promise<{ world: ReconcileWorld; plan: ReconcilePlan }> {
   const world = await readWorld(deps, cluster, opts);
   return { world, plan: planReconcile(world, settings) };
+}
+
+export interface ReconcileDeps extends FlowDeps {
+  memory: ReconcileMemory;
+  /** Where the backups are: the listing decides staleness and a stale cluster gets a backup. Absent = backups not judged. */
+  backup?: { s3: S3Client; settings: BackupSettings };
+}
+
+export interface ReconcileStep {
+  action: ReconcileAction;
+  result: 'done' | 'skipped' | 'failed';
+  detail: string;
+}
+
+export interface ReconcileOutcome {
+  cluster: string;
+  dryRun: boolean;
+  drift: number;
+  plan: ReconcilePlan;
+  steps: ReconcileStep[];
+  /** The one log line per cluster and run: what it found, what it did. */
+  summary: string;
+}
+
+/** Volume fix-ups first (a re-drive then finds the volume free), alerts last. */
+const ORDER: Record<ReconcileAction['kind'], number> = { 'detach-volume': 0, 'redrive-replacement': 1, 'remove-stray': 2, backup: 3, alert: 4 };
+
+type StepResult = Omit<ReconcileStep, 'action'>;
+const done = (detail: string): StepResult => ({ result: 'done', detail });
+const skipped = (detail: string): StepResult => ({ result: 'skipped', detail });
+const failed = (detail: string): StepResult => ({ result: 'failed', detail });
+
+/** Runs `fn` holding `key` in the lock table, or skips when another flow holds it. */
+async function holding(deps: ReconcileDeps, key: string, busy: string, fn: () => Promise<StepResult>): Promise<StepResult> {
+  const owner = `reconciler/${randomUUID()}`;
+  if (!(await deps.lock.tryAcquire(key, owner))) return skipped(busy);
+  try {
+    return await fn();
+  } finally {
+    await deps.lock.release(key, owner);
+  }
+}
+
+async function detach(deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'detach-volume' }>): Promise<StepResult> {
+  return holding(deps, slotLockKey({ cluster, member: a.member }), `a flow is driving ${a.member}; it handles the volume`, async () => {
+    // Re-read: only a volume still attached to that instance, only if it is really gone.
+    const v = await describeVolume(deps.ec2, a.volumeId);
+    if (v.attachedTo !== a.instanceId) return skipped(`${a.volumeId} is no longer attached to ${a.instanceId}`);
+    const i = await describeInstance(deps.ec2, a.instanceId);
+    if (i.state !== 'terminated' && i.state !== 'gone') return skipped(`${a.instanceId} is ${i.state}, not terminated: not touched`);
+    await detachVolume(deps.ec2, a.volumeId, a.instanceId, true, waitOpts(deps, deps.timings.volumeTimeoutSec));
+    return done(`detached ${a.volumeId} from terminated ${a.instanceId}`);
+  });
+}
+
+async function redrive(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: 'redrive-replacement' }>): Promise<StepResult> {
+  const found = await findMasterSlot(deps.asg, a.asg, deps.tags);
+  if (found.kind !== 'master') return skipped(found.reason);
+  const hook = await launchHookOf(deps.asg, a.asg);
+  if (!hook) return failed(`${a.asg} has no launch lifecycle hook, so ${a.instanceId} cannot be completed`);
+  // Exactly the event path, minus the token: CompleteLifecycleAction by instance ID.
+  const out = await replaceMaster(deps, { slot: found.slot, instanceId: a.instanceId, hook: { asg: a.asg, hook, instanceId: a.instanceId } }, { slotLock: 'try' });
+  if (out.result === 'continued') return done(`${a.member} on ${a.instanceId} brought in (${out.membership ?? 'membership unchanged'}), hook completed`);
+  if (out.result === 'busy') return skipped(out.reason ?? 'another flow is driving the slot');
+  return failed(`replacement of ${a.member} abandoned at ${out.step}: ${out.reason}`); // the flow alerted
+}
+
+async function removeStray(deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'remove-stray' }>): Promise<StepResult> {
+  return holding(deps, cluster, 'a membership change holds the cluster lock; decided next run', async () => {
+    const masters = await clusterMasters(deps.asg, deps.tags, cluster);
+    const peer = await firstHealthyPeer(deps.ssm, deps.scripts, masters.flatMap((m) => (m.instanceId ? [{ member: m.member, instanceId: m.instanceId }] : [])), runOpts(deps));
+    if (!peer) return failed('no healthy etcd member answers: nothing removed');
+    const list = await peer.etcd.memberList();
+    const m = list.members.find((x) => x.id === a.memberId);
+    if (!m) return skipped(`${a.name} ${a.memberId} is no longer a member`);
+    if (masters.some((x) => x.member === m.name)) return skipped(`${m.name} has a slot now`);
+    // The safety rule again, on a fresh read, under the lock.
+    const safe = strayRemoval(etcdView(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT })), m);
+    if (!safe.ok) return failed(`not removed: ${safe.why}`);
+    await peer.etcd.memberRemove(m.id);
+    return done(`removed ${strayLabel(m)} ${m.id} (${safe.reason})`);
+  });
+}
+
+async function backup(deps: ReconcileDeps, cluster: string): Promise<StepResult> {
+  if (!deps.backup) return skipped('no backup bucket configured');
+  const out = await backupCluster({ ...deps, s3: deps.backup.s3 }, cluster, deps.backup.settings);
+  return out.result === 'uploaded' ? done(`backup ${out.key} uploaded (revision ${out.revision})`) : failed(`backup failed at ${out.failure?.step}: ${out.failure?.message}`);
+}
+
+async function execute(deps: ReconcileDeps, cluster: string, a: ReconcileAction): Promise<StepResult> {
+  switch (a.kind) {
+    case 'detach-volume': return detach(deps, cluster, a);
+    case 'redrive-replacement': return redrive(deps, a);
+    case 'remove-stray': return removeStray(deps, cluster, a);
+    case 'backup': return backup(deps, cluster);
+    case 'alert': {
+      const sent = await deps.alerter.alert({
+        severity: a.code === 'backup-stale' || a.code === 'orphan-volume' ? 'warning' : 'critical', cluster, flow: 'reconcile', step: a.code,
+        summary: a.summary, action: a.action, dedupeKey: `${cluster}/reconcile/${a.code}/${a.key}`,
+      });
+      return sent ? done('alert sent') : skipped('alert already sent recently');
+    }
+  }
+}
+
+function summarize(cluster: string, plan: ReconcilePlan, steps: readonly ReconcileStep[], dryRun: boolean): string {
+  if (plan.actions.length === 0) return `reconcile ${cluster}: in shape, nothing to do${plan.notes.length ? `; noted: ${plan.notes.join('; ')}` : ''}`;
+  const found = plan.actions.map(describeAction).join('; ');
+  const did = dryRun ? 'dry run, nothing done' : steps.map((x) => `${x.result === 'done' ? '' : `${x.result.toUpperCase()} `}${x.detail}`).join('; ');
+  return `reconcile ${cluster}: drift ${plan.drift}; found: ${found}; did: ${did}${plan.notes.length ? `; noted: ${plan.notes.join('; ')}` : ''}`;
+}
+
+/** One reconciler run for one cluster: read, plan, remember first sightings, act (unless dry run). */
+export async function reconcileCluster(deps: ReconcileDeps, cluster: string, settings: ReconcileSettings, opts: { dryRun?: boolean } = {}): Promise<ReconcileOutcome> {
+  const read: ReconcileReadDeps = {
+    ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}),
+    lockHeld: (c) => deps.lock.isHeld(c),
+    slotBusy: (c, member) => deps.lock.isHeld(slotLockKey({ cluster: c, member })),
+    remembered: (c) => deps.memory.get(c),
+  };
+  const { plan } = await planCluster(read, cluster, settings, deps.backup ? { store: deps.backup.settings.store } : {});
+  const dryRun = opts.dryRun ?? false;
+  const steps: ReconcileStep[] = [];
+  if (!dryRun) {
+    await deps.memory.put(cluster, plan.seen);
+    for (const a of [...plan.actions].sort((x, y) => ORDER[x.kind] - ORDER[y.kind])) {
+      deps.signal?.throwIfAborted();
+      deps.progress({ step: a.kind, status: 'start', detail: describeAction(a) });
+      let r: StepResult;
+      try {
+        r = await execute(deps, cluster, a);
+      } catch (err) {
+        if (deps.signal?.aborted) throw err;
+        r = failed(`${describeAction(a)}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      deps.progress({ step: a.kind, status: r.result === 'done' ? 'ok' : r.result === 'skipped' ? 'skip' : 'fail', detail: r.detail });
+      steps.push({ action: a, ...r });
+    }
+    for (const x of steps) {
+      // The re-drive and backup flows alert on their own failures; these two do not.
+      const subject = x.action.kind === 'remove-stray' ? x.action.memberId : x.action.kind === 'detach-volume' ? x.action.volumeId : null;
+      if (x.result !== 'failed' || subject === null) continue;
+      await deps.alerter.alert({
+        severity: 'warning', cluster, flow: 'reconcile', step: x.action.kind, summary: `reconciler could not ${describeAction(x.action)}: ${x.detail}`.slice(0, 400),
+        action: 'Check `quorum-keeper status` and the reconciler logs; the next run tries again.', dedupeKey: `${cluster}/reconcile/${x.action.kind}-failed/${subject}`,
+      });
+    }
+  }
+  return { cluster, dryRun, drift: plan.drift, plan, steps, summary: summarize(cluster, plan, steps, dryRun) };
 }

@@ -1,4 +1,4 @@
-import { describeAction, planReconcile, type ReconcileWorld } from '../../lib/domain/reconcile';
+import { describeAction, planReconcile, type ReconcileWorld, strayRemoval } from '../../lib/domain/reconcile';
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
 const MIN = 60_000;
@@ -19,7 +19,7 @@ describe('planReconcile', () => {
     expect(planReconcile(healthy())).toEqual({ actions: [], notes: [], drift: 0, seen: {} });
   });
 
-  it('a launch event that never came: re-drives the replacement only after the grace period and never while a flow holds the lock', () => {
+  it('a launch event that never came: re-drives the replacement only after the grace period and never while a flow drives the slot', () => {
     const w = { ...healthy(), slots: [slot('etcd-a', 'i-new', 'Pending:Wait'), slot('etcd-b', 'i-b'), slot('etcd-c', 'i-c')] };
     const first = planReconcile(w);
     expect(first.actions).toEqual([]);
@@ -27,7 +27,11 @@ describe('planReconcile', () => {
     expect(first.seen).toEqual({ 'pending#i-new': NOW });
     const later = { ...w, now: NOW + 6 * MIN, firstSeen: first.seen };
     expect(planReconcile(later).actions).toEqual([{ kind: 'redrive-replacement', member: 'etcd-a', asg: 'prod-etcd-a', instanceId: 'i-new', reason: 'in Pending:Wait for 360 s with no flow making progress' }]);
-    expect(planReconcile({ ...later, lockHeld: true }).actions).toEqual([]);
+    const driven = planReconcile({ ...later, slots: later.slots.map((x) => (x.member === 'etcd-a' ? { ...x, busy: true } : x)) });
+    expect(driven.actions).toEqual([]);
+    expect(driven.notes).toEqual(['etcd-a: i-new in Pending:Wait for 360 s; a flow is driving this slot']);
+    // The cluster lock (a membership change elsewhere) does not stop a re-drive: the flow waits for it.
+    expect(planReconcile({ ...later, lockHeld: true }).actions.map((a) => a.kind)).toEqual(['redrive-replacement']);
   });
 
   it('a stray member is removed only after its grace, with a leader, and only if quorum holds without it', () => {
@@ -47,6 +51,20 @@ describe('planReconcile', () => {
     expect(planReconcile(withStray(['a1', 'b1', 'c1', 'd1'], 'd1')).actions.map((a) => a.kind)).toEqual(['alert']); // it leads
     const noLeader = { ...withStray([]), etcd: { ...withStray([]).etcd, leader: null } };
     expect(planReconcile(noLeader).actions.map((a) => a.kind)).toEqual(['alert']);
+    // Mid membership change (a replacement's learner has no name yet): decided next run, not now.
+    const busy = planReconcile({ ...withStray(['a1', 'b1', 'c1']), lockHeld: true });
+    expect(busy.actions).toEqual([]);
+    expect(busy.notes).toEqual(['etcd member etcd-old has no slot for 660 s; a membership change holds the lock, decided next run']);
+  });
+
+  it('strayRemoval: learners do not count as voters; an unstarted voter can go while the rest keep quorum', () => {
+    const etcd = (extra: { id: string; isLearner: boolean }, healthyIds: string[]) => ({
+      members: [...healthy().etcd.members!, { ...extra, name: '' }], leader: 'a1', healthyIds,
+    });
+    expect(strayRemoval(etcd({ id: 'l1', isLearner: true }, ['a1', 'b1']), { id: 'l1', isLearner: true })).toEqual({ ok: true, reason: '2/3 healthy voters remain (quorum 2)' });
+    expect(strayRemoval(etcd({ id: 'd1', isLearner: false }, ['a1', 'b1', 'c1']), { id: 'd1', isLearner: false })).toEqual({ ok: true, reason: '3/3 healthy voters remain (quorum 2)' });
+    expect(strayRemoval(etcd({ id: 'd1', isLearner: false }, ['a1']), { id: 'd1', isLearner: false })).toMatchObject({ ok: false, why: 'removing it would leave 1/3 healthy voters (quorum 2)' });
+    expect(strayRemoval({ members: null, leader: null, healthyIds: [] }, { id: 'd1', isLearner: false })).toMatchObject({ ok: false, why: 'the cluster has no leader' });
   });
 
   it('nothing is decided about membership when no member answered', () => {
