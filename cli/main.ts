@@ -4,32 +4,38 @@
  *
  *   quorum-keeper status       --cluster C                      members, etcd, volumes, LB, newest backup
  *   quorum-keeper plan         --cluster C                      what the reconciler would do (read-only)
+ *   quorum-keeper reconcile    --cluster C [--dry-run]          do it now, with the Lambdas' locks (--state-table)
  *   quorum-keeper backup       --cluster C                      take a backup now
  *   quorum-keeper backups list --cluster C                      backups, oldest first
  *   quorum-keeper restore      --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
  *   quorum-keeper restore      --cluster C --rollback TOKEN [--yes]
  *
  * Human output by default (progress on stderr), --json for scripts (one JSON document on stdout).
- * Exit codes: 0 done (status: healthy), 1 failed, 2 usage, 3 refused (nothing changed),
+ * Exit codes: 0 done (status: healthy), 1 failed (reconcile: a step failed), 2 usage, 3 refused (nothing changed),
  * 4 aborted at the prompt, 5 status: the cluster is degraded.
  */
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { Alerter } from '../lib/aws/alerts';
+import { type Alerter, snsAlerter } from '../lib/aws/alerts';
 import { type BackupStore, listBackups } from '../lib/aws/backups';
 import { systemClock } from '../lib/clock';
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
-import { type BackupDeps, backupCluster, DEFAULT_WORK_DIR } from '../lib/flows/backup';
-import type { FlowDeps } from '../lib/flows/deps';
+import { type BackupDeps, type BackupSettings, backupCluster, DEFAULT_WORK_DIR } from '../lib/flows/backup';
+import { AWS_TIMINGS, type FlowDeps } from '../lib/flows/deps';
+import { ClusterLock } from '../lib/aws/lock';
+import { dynamoReconcileMemory } from '../lib/aws/reconcile-memory';
 import { clusterStatus, renderStatus } from '../lib/flows/status';
-import { planCluster } from '../lib/flows/reconcile';
-import { DEFAULT_RECONCILE, describeAction } from '../lib/domain/reconcile';
+import { planCluster, type ReconcileReadDeps, reconcileCluster } from '../lib/flows/reconcile';
+import { DEFAULT_RECONCILE, describeAction, type ReconcileSettings } from '../lib/domain/reconcile';
+import { slotLockKey } from '../lib/flows/master-slot';
 import { RestoreFailed, RestoreRefused, restoreCluster, type RestoreDeps, type RestorePlan, rollbackRestore } from '../lib/flows/restore';
 import { loadHostScripts } from '../lib/host/fs-bundle';
 import { patterns } from '../lib/validate';
@@ -41,6 +47,9 @@ commands:
                                                   newest backup; exit 5 when degraded
   plan          --cluster C [--pending-grace-sec N] [--stray-grace-sec N]
                                                   what the reconciler would do now (read-only)
+  reconcile     --cluster C [--dry-run] [--pending-grace-sec N] [--stray-grace-sec N]
+                                                  what the scheduled reconciler does, now; needs
+                                                  --state-table (the same locks as the Lambdas)
   backup        --cluster C                       take a verified backup now
   backups list  --cluster C                       list the cluster's backups (oldest first)
   restore       --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
@@ -58,6 +67,9 @@ options:
   --json              one JSON document on stdout instead of human output
   --yes               do not ask for confirmation
   --force             restore even though the cluster still has quorum
+  --state-table T     the deployment's state table: locks, memory (or QK_STATE_TABLE; plan
+                      then also sees flows in progress)
+  --alert-topic-arn A alerts go to this SNS topic (or QK_ALERT_TOPIC_ARN; default: stderr)
 `;
 
 class UsageError extends Error {}
@@ -80,6 +92,7 @@ function parse(argv: string[]) {
       json: { type: 'boolean' }, yes: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'work-dir': { type: 'string' }, 'tag-cluster': { type: 'string' }, 'tag-member': { type: 'string' },
       'pending-grace-sec': { type: 'string' }, 'stray-grace-sec': { type: 'string' },
+      'dry-run': { type: 'boolean' }, 'state-table': { type: 'string' }, 'alert-topic-arn': { type: 'string' },
     },
   });
   return { values, positionals };
@@ -115,7 +128,7 @@ function context(v: Values, io: CliIo, opts: { bucket: 'required' | 'optional' }
   };
   const clients = {
     asg: new AutoScalingClient(cfg), ssm: new SSMClient(cfg), s3: new S3Client({ ...cfg, forcePathStyle: Boolean(endpoint) }),
-    ec2: new EC2Client(cfg), elb: new ElasticLoadBalancingV2Client(cfg),
+    ec2: new EC2Client(cfg), elb: new ElasticLoadBalancingV2Client(cfg), ddb: new DynamoDBClient(cfg), sns: new SNSClient(cfg),
   };
   const deps = {
     ...clients, scripts: loadHostScripts(join(__dirname, '..', 'host')), clock: systemClock,
@@ -124,7 +137,13 @@ function context(v: Values, io: CliIo, opts: { bucket: 'required' | 'optional' }
   };
   const close = () => Object.values(clients).forEach((c) => c.destroy());
   // `store` is only meaningful with a bucket: commands that may run without one use `optionalStore`.
-  return { deps, store, optionalStore: bucket ? store : null, close, workDir: v['work-dir'] ?? DEFAULT_WORK_DIR };
+  return { deps, clients, store, optionalStore: bucket ? store : null, close, workDir: v['work-dir'] ?? DEFAULT_WORK_DIR };
+}
+
+type Ctx = ReturnType<typeof context>;
+
+function backupSettingsOf(ctx: Ctx, store: BackupStore): BackupSettings {
+  return { store, workDir: ctx.workDir, compressor: 'auto', retention: DEFAULT_RETENTION, staleAfterSec: DEFAULT_RECONCILE.backupStaleAfterSec };
 }
 
 function printPlan(p: RestorePlan, io: CliIo): void {
@@ -208,16 +227,39 @@ function seconds(v: string | undefined, name: string, dflt: number): number {
   return Number(v);
 }
 
-async function cmdPlan(v: Values, io: CliIo): Promise<number> {
-  const cluster = need(v.cluster, 'cluster', patterns.clusterName);
-  const settings = {
+function reconcileSettings(v: Values): ReconcileSettings {
+  return {
     ...DEFAULT_RECONCILE,
     pendingGraceSec: seconds(v['pending-grace-sec'], 'pending-grace-sec', DEFAULT_RECONCILE.pendingGraceSec),
     strayGraceSec: seconds(v['stray-grace-sec'], 'stray-grace-sec', DEFAULT_RECONCILE.strayGraceSec),
   };
+}
+
+/** The deployment's state table (locks, alert de-duplication, the reconciler's memory), if named. */
+function stateTable(v: Values, io: CliIo, ctx: Ctx): { table: string; lock: ClusterLock } | null {
+  const table = v['state-table'] ?? io.env.QK_STATE_TABLE;
+  if (!table) return null;
+  if (!/^[A-Za-z0-9_.-]{3,255}$/.test(table)) throw new UsageError(`invalid --state-table ${JSON.stringify(table)}`);
+  return { table, lock: new ClusterLock(ctx.clients.ddb, systemClock, { table, ttlSec: 900 }) };
+}
+
+function printedAlerter(io: CliIo): Alerter {
+  return { alert: (a) => Promise.resolve(io.err(`ALERT [${a.severity}] ${a.summary}\n  what to do: ${a.action}`) ?? true) };
+}
+
+async function cmdPlan(v: Values, io: CliIo): Promise<number> {
+  const cluster = need(v.cluster, 'cluster', patterns.clusterName);
+  const settings = reconcileSettings(v);
   const ctx = context(v, io, { bucket: 'optional' });
   try {
-    const { plan } = await planCluster(ctx.deps, cluster, settings, ctx.optionalStore ? { store: ctx.optionalStore } : {});
+    const state = stateTable(v, io, ctx);
+    const read: ReconcileReadDeps = state ? {
+      ...ctx.deps,
+      lockHeld: (c) => state.lock.isHeld(c),
+      slotBusy: (c, member) => state.lock.isHeld(slotLockKey({ cluster: c, member })),
+      remembered: (c) => dynamoReconcileMemory(ctx.clients.ddb, state.table, systemClock).get(c),
+    } : ctx.deps;
+    const { plan } = await planCluster(read, cluster, settings, ctx.optionalStore ? { store: ctx.optionalStore } : {});
     if (v.json) {
       io.out(JSON.stringify({ cluster, drift: plan.drift, actions: plan.actions, notes: plan.notes }));
     } else {
@@ -225,6 +267,7 @@ async function cmdPlan(v: Values, io: CliIo): Promise<number> {
         `plan for ${cluster}: ${plan.actions.length ? `${plan.actions.length} action(s), drift ${plan.drift}` : 'nothing to do'} (read-only; nothing was changed)`,
         ...plan.actions.map((a, i) => `  ${i + 1}. ${describeAction(a)}`),
         ...plan.notes.map((n) => `  note: ${n}`),
+        ...(state ? [] : ['  (no --state-table: flows in progress and remembered strays are not seen)']),
       ].join('\n'));
     }
     return 0;
@@ -233,13 +276,50 @@ async function cmdPlan(v: Values, io: CliIo): Promise<number> {
   }
 }
 
+async function cmdReconcile(v: Values, io: CliIo): Promise<number> {
+  if (v['dry-run']) return cmdPlan(v, io);
+  const cluster = need(v.cluster, 'cluster', patterns.clusterName);
+  const settings = reconcileSettings(v);
+  const ctx = context(v, io, { bucket: 'optional' });
+  try {
+    const state = stateTable(v, io, ctx);
+    if (!state) throw new UsageError('missing --state-table (or QK_STATE_TABLE): the reconciler takes the same locks as the deployed functions, so it never races them');
+    const topic = v['alert-topic-arn'] ?? io.env.QK_ALERT_TOPIC_ARN;
+    if (topic && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(topic)) throw new UsageError(`invalid --alert-topic-arn ${JSON.stringify(topic)}`);
+    const out = await reconcileCluster({
+      ...ctx.deps,
+      lock: state.lock,
+      alerter: topic ? snsAlerter(ctx.clients.sns, topic, state.lock) : printedAlerter(io),
+      timings: { ...AWS_TIMINGS, ...ctx.deps.timings },
+      memory: dynamoReconcileMemory(ctx.clients.ddb, state.table, systemClock),
+      ...(ctx.optionalStore ? { backup: { s3: ctx.clients.s3, settings: backupSettingsOf(ctx, ctx.optionalStore) } } : {}),
+    }, cluster, settings);
+    const failed = out.steps.filter((x) => x.result === 'failed').length;
+    if (v.json) {
+      io.out(JSON.stringify({
+        cluster, drift: out.drift, failed,
+        steps: out.steps.map((x) => ({ kind: x.action.kind, result: x.result, detail: x.detail, action: x.action })), notes: out.plan.notes,
+      }));
+    } else {
+      const mark = { done: '✓', skipped: '-', failed: '✗' } as const;
+      io.out([
+        out.steps.length ? `reconciled ${cluster}: drift ${out.drift}, ${out.steps.length - failed} of ${out.steps.length} step(s) done or not needed${failed ? `, ${failed} FAILED` : ''}` : `reconciled ${cluster}: in shape, nothing to do`,
+        ...out.steps.map((x) => `  ${mark[x.result]} ${describeAction(x.action)}\n      → ${x.detail}`),
+        ...out.plan.notes.map((n) => `  note: ${n}`),
+      ].join('\n'));
+    }
+    return failed ? 1 : 0;
+  } finally {
+    ctx.close();
+  }
+}
+
 async function cmdBackup(v: Values, io: CliIo): Promise<number> {
   const cluster = need(v.cluster, 'cluster', patterns.clusterName);
   const ctx = context(v, io);
-  const printed: Alerter = { alert: (a) => Promise.resolve(io.err(`ALERT [${a.severity}] ${a.summary}\n  what to do: ${a.action}`) ?? true) };
-  const deps: BackupDeps = { ...ctx.deps, alerter: printed };
+  const deps: BackupDeps = { ...ctx.deps, alerter: printedAlerter(io) };
   try {
-    const out = await backupCluster(deps, cluster, { store: ctx.store, workDir: ctx.workDir, compressor: 'auto', retention: DEFAULT_RETENTION, staleAfterSec: 3600 });
+    const out = await backupCluster(deps, cluster, backupSettingsOf(ctx, ctx.store));
     if (v.json) io.out(JSON.stringify(out));
     else if (out.result === 'uploaded') io.out(`backed up ${cluster}: s3://${ctx.store.bucket}/${out.key} (revision ${out.revision}, ${out.keys ?? '?'} keys, ${out.size} bytes, from ${out.member} (${out.role}), ${(out.ms.total / 1000).toFixed(1)} s)`);
     else io.out(`backup of ${cluster} FAILED at ${out.failure?.step}: ${out.failure?.message}`);
@@ -284,6 +364,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     switch (cmd) {
       case 'status': return await cmdStatus(values, io);
       case 'plan': return await cmdPlan(values, io);
+      case 'reconcile': return await cmdReconcile(values, io);
       case 'restore': return await cmdRestore(values, io);
       case 'backup': return await cmdBackup(values, io);
       case 'backups list': case 'backups': return await cmdBackupsList(values, io);

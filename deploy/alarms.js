@@ -13,7 +13,9 @@
  *   Lease stalled      LeaseStaleSeconds > `leaseStaleSec` (2 × the 15 s default lease) for
  *                      2 minutes, per component
  *   backup stale       BackupAgeSeconds > `backupStaleAfterSec` in an hour; missing = breaching
- *   flow failures      any FlowFailures of probe, backup or lifecycle in 5 minutes
+ *   flow failures      any FlowFailures of probe, backup, lifecycle or reconcile in 5 minutes
+ *   drift persists     ReconcileDrift ≥ 1 in 3 reconciler runs in a row (15 min at the default
+ *                      schedule): something the reconciler cannot fix, or fixes and finds again
  */
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -76,12 +78,21 @@ module.exports = async ({ resolveVariable }) => {
         Period: 3600, EvaluationPeriods: 1, DatapointsToAlarm: 1, Threshold: backupStaleAfterSec, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'breaching', ...actions,
       },
     };
-    const flows = ['probe', 'backup', 'lifecycle'];
+    Resources[`${id}DriftAlarm`] = {
+      Type: 'AWS::CloudWatch::Alarm',
+      Properties: {
+        AlarmName: name('drift'),
+        AlarmDescription: `The reconciler keeps finding ${cluster} out of shape (3 runs in a row). Next: quorum-keeper plan --cluster ${cluster} shows what it finds; the reconciler log line says what it did and why it could not finish.`,
+        Namespace: 'QuorumKeeper', MetricName: 'ReconcileDrift', Dimensions: dims('reconcile', cluster), Statistic: 'Minimum',
+        Period: 300, EvaluationPeriods: 3, DatapointsToAlarm: 3, Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching', ...actions,
+      },
+    };
+    const flows = ['probe', 'backup', 'lifecycle', 'reconcile'];
     Resources[`${id}FlowFailuresAlarm`] = {
       Type: 'AWS::CloudWatch::Alarm',
       Properties: {
         AlarmName: name('flow-failures'),
-        AlarmDescription: `A Quorum Keeper flow failed on ${cluster} (probe, backup or lifecycle). Next: read the alert the flow sent, and the function's log.`,
+        AlarmDescription: `A Quorum Keeper flow failed on ${cluster} (probe, backup, lifecycle or reconcile). Next: read the alert the flow sent, and the function's log.`,
         Metrics: [
           { Id: 'failures', Label: 'FlowFailures', Expression: flows.map((f) => `FILL(${f}, 0)`).join(' + '), ReturnData: true },
           ...flows.map((f) => ({

@@ -48,6 +48,13 @@ const probe = flows.extend({
   QK_ETCD_QUOTA_BYTES: z.coerce.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(2 * 1024 ** 3),
 });
 
+const reconcile = backup.extend({
+  /** A `Pending:Wait` master is re-driven once it has waited this long with no flow driving its slot. */
+  QK_RECONCILE_PENDING_GRACE_SEC: z.coerce.number().int().min(0).max(86_400).default(300),
+  /** An etcd member with no slot is removed only after it has been seen this long. */
+  QK_RECONCILE_STRAY_GRACE_SEC: z.coerce.number().int().min(0).max(7 * 86_400).default(600),
+});
+
 const notifier = base.extend({
   QK_STATE_TABLE: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, 'must be a DynamoDB table name'),
   /** SSM Parameter Store SecureString holding the Slack incoming-webhook URL; empty = no Slack. */
@@ -64,6 +71,7 @@ export type NotifierConfig = z.infer<typeof notifier>;
 export type ProbeConfig = z.infer<typeof probe>;
 export type FlowConfig = z.infer<typeof flows>;
 export type BackupConfig = z.infer<typeof backup>;
+export type ReconcileConfig = z.infer<typeof reconcile>;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -96,4 +104,8 @@ export function loadProbeConfig(env: NodeJS.ProcessEnv = process.env): ProbeConf
 
 export function loadNotifierConfig(env: NodeJS.ProcessEnv = process.env): NotifierConfig {
   return parse(notifier, env);
+}
+
+export function loadReconcileConfig(env: NodeJS.ProcessEnv = process.env): ReconcileConfig {
+  return parse(reconcile, env);
 }

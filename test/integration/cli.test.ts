@@ -5,9 +5,10 @@
 import { main, type CliIo } from '../../cli/main';
 import { EtcdClient, hasNoLeader, localEtcdRunner } from '../../lib/etcd';
 import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
-import { type BackupTarget, destroyBackups, provisionBackups } from '../../sandbox/control';
+import { type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl } from '../../sandbox/control';
 import { waitFor } from '../../sandbox/ports';
 import { killMaster, memberOf } from '../../sandbox/scenario';
+import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { Sandbox } from '../../sandbox/sandbox';
 
 jest.setTimeout(120_000);
@@ -16,16 +17,19 @@ describe('quorum-keeper CLI', () => {
   let sandbox: Sandbox;
   let c: SandboxClients;
   let b: BackupTarget;
+  let ctl: Control;
   let cluster: SandboxCluster;
 
   beforeAll(async () => {
     sandbox = await Sandbox.start();
     c = sandboxClients(sandbox);
     b = await provisionBackups(sandbox);
+    ctl = await provisionControl(sandbox);
     cluster = await provisionCluster(sandbox, c, { name: 'prod' });
   });
   afterAll(async () => {
     destroyBackups(b);
+    destroyControl(ctl);
     destroyClients(c);
     await sandbox?.stop();
   });
@@ -127,5 +131,28 @@ describe('quorum-keeper CLI', () => {
     // Read-only: the instance is still waiting for its hook.
     expect(sandbox.lifecycle.results(instanceId)).toEqual([]);
     expect((await cli(['plan', '--cluster', 'prod', '--pending-grace-sec', 'soon'])).code).toBe(2);
+  });
+
+  it('reconcile: needs the state table; --dry-run only plans; a real run brings in the master whose launch event was lost', async () => {
+    // Continues the scenario above: etcd-c's replacement still waits in Pending:Wait.
+    const waiting = (await c.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [memberOf(cluster, 'etcd-c').asg] })))
+      .AutoScalingGroups![0]!.Instances!.find((i) => i.LifecycleState === 'Pending:Wait')!.InstanceId!;
+    const noTable = await cli(['reconcile', '--cluster', 'prod']);
+    expect(noTable.code).toBe(2);
+    expect(noTable.err).toMatch(/missing --state-table \(or QK_STATE_TABLE\): the reconciler takes the same locks as the deployed functions/);
+
+    const dry = await cli(['reconcile', '--cluster', 'prod', '--dry-run', '--state-table', ctl.table, '--pending-grace-sec', '0']);
+    expect(dry.code).toBe(0);
+    expect(dry.out).toMatch(new RegExp(`^plan for prod: 1 action\\(s\\), drift 1 \\(read-only; nothing was changed\\)\n  1\\. re-drive the replacement of etcd-c on ${waiting} `));
+    expect(sandbox.lifecycle.results(waiting)).toEqual([]);
+
+    const human = await cli(['reconcile', '--cluster', 'prod', '--state-table', ctl.table, '--pending-grace-sec', '0']);
+    expect(human.code).toBe(0);
+    expect(human.out).toMatch(new RegExp(`^reconciled prod: drift 1, 1 of 1 step\\(s\\) done or not needed\n  ✓ re-drive the replacement of etcd-c on ${waiting} .*\n      → etcd-c on ${waiting} brought in \\(update\\), hook completed\n$`));
+    expect(human.err).toMatch(/✓ membership: member update/); // progress on stderr
+    expect(sandbox.lifecycle.results(waiting)).toEqual(['CONTINUE']);
+
+    const again = await cli(['reconcile', '--cluster', 'prod', '--state-table', ctl.table, '--json']);
+    expect(JSON.parse(again.out)).toEqual({ cluster: 'prod', drift: 0, failed: 0, steps: [], notes: [] });
   });
 });
