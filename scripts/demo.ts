@@ -4,7 +4,9 @@
  * "volume"), writes data, then kills a master: its ASG launches a replacement, the lifecycle
  * event runs Quorum Keeper's replacement flow (progress per step, with timings), and the
  * operator sees the final status table; a verified, encrypted backup goes to S3, and the
- * watchdog probe reports the cluster's health.
+ * watchdog probe reports the cluster's health. Then a launch event gets lost: the reconciler
+ * finds the waiting master and brings it in; its next run finds nothing to do. A continuous
+ * writer runs throughout; its report (writes lost: 0) ends the demo.
  * Everything is torn down at the end.
  */
 import { planReplacement, replaceMaster } from '../lib/flows/replacement';
@@ -14,10 +16,13 @@ import { backupCluster } from '../lib/flows/backup';
 import { probeCluster } from '../lib/flows/probe';
 import { writeLease } from '../sandbox/apiserver';
 import {
-  destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps, sandboxProbeDeps, sandboxStatusDeps,
+  destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps, sandboxProbeDeps, sandboxReconcileDeps,
+  sandboxStatusDeps,
 } from '../sandbox/control';
 import { reapStrays } from '../sandbox/procs';
 import { countKeys, killMaster, memberOf, putKeys } from '../sandbox/scenario';
+import { reconcileCluster } from '../lib/flows/reconcile';
+import { DEFAULT_RECONCILE } from '../lib/domain/reconcile';
 import { Sandbox } from '../sandbox/sandbox';
 import { clusterStatus, renderStatus } from '../lib/flows/status';
 import { AckWriter, formatReport } from '../sandbox/writer';
@@ -66,8 +71,6 @@ async function main(): Promise<void> {
     console.log(`\n${renderStatus(status)}\n`);
     const rows = status.members;
     const keys = await countKeys(host.clientUrl, '/registry/demo/');
-    const report = await writer.verify();
-    say(formatReport(report));
     const leaders = rows.filter((r) => r.etcd === 'leader').length;
     const healthy = rows.filter((r) => r.lb === 'healthy').length;
     say(`${rows.length} members, ${leaders} leader, ${healthy}/${rows.length} healthy in the load balancer; ${keys}/${KEYS} keys readable on the new master`);
@@ -88,7 +91,22 @@ async function main(): Promise<void> {
     const h = probe.health;
     say(`watchdog probe (one SSM command on ${probe.via?.member ?? 'no master'}): ${h.problems.length ? h.problems.map((p) => p.summary).join('; ') : 'healthy'} — leader ${h.leaderName ?? 'none'}, ${h.healthyVoters}/${h.voters} healthy, quorum margin ${h.quorumMargin}, `
       + `${h.leases.map((l) => `${l.component} held by ${l.holder ?? 'nobody'} (${l.staleSec ?? '?'} s ago)`).join(', ')}`);
-    if (out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS || report.acknowledgedButMissing !== 0 || backup.result !== 'uploaded' || h.problems.length) process.exitCode = 1;
+
+    const lost = memberOf(cluster, 'etcd-b');
+    say(`killing the master of ${lost.name} (${lost.instanceId}) — and this time its launch event is LOST`);
+    const redriven = await killMaster(sandbox, c, lost);
+    say(`${redriven.instanceId} waits in Pending:Wait; nobody will tell Quorum Keeper. The reconciler's next run (grace shortened to 0 s for the demo):`);
+    const settings = { ...DEFAULT_RECONCILE, pendingGraceSec: 0 };
+    const rec = await reconcileCluster(sandboxReconcileDeps(c, ctl, backups, (e) => {
+      if (e.status !== 'start') say(`  ${e.step.padEnd(19)} ${e.status.padEnd(4)} ${e.detail}`);
+    }), cluster.name, settings);
+    say(rec.summary);
+    const calm = await reconcileCluster(sandboxReconcileDeps(c, ctl, backups), cluster.name, settings);
+    say(`and the run after it: ${calm.summary}`);
+    const report = await writer.verify();
+    say(formatReport(report));
+    const failed = out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS || backup.result !== 'uploaded' || h.problems.length > 0;
+    if (failed || report.acknowledgedButMissing !== 0 || rec.steps.some((x) => x.result !== 'done') || calm.drift !== 0) process.exitCode = 1;
   } finally {
     say('tearing the sandbox down');
     destroyBackups(backups);

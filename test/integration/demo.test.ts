@@ -2,11 +2,11 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-jest.setTimeout(150_000);
+jest.setTimeout(200_000);
 
-it('npm run demo replaces a killed master and ends with a healthy 3-member table', () => {
+it('npm run demo replaces a killed master, ends with a healthy 3-member table, and the reconciler recovers a lost launch event', () => {
   const root = join(__dirname, '..', '..');
-  const r = spawnSync('npx', ['tsx', 'scripts/demo.ts'], { cwd: root, encoding: 'utf8', timeout: 140_000, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+  const r = spawnSync('npx', ['tsx', 'scripts/demo.ts'], { cwd: root, encoding: 'utf8', timeout: 190_000, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   const rows = r.stdout.split('\n').filter((l) => /^etcd-[abc] /.test(l));
@@ -25,5 +25,7 @@ it('npm run demo replaces a killed master and ends with a healthy 3-member table
   expect(r.stdout).toMatch(/writes: \d+ acknowledged, .*lost \(acknowledged but missing\): 0; longest unavailability: [\d.]+ s/);
   expect(r.stdout).toMatch(/3 members, 1 leader, 3\/3 healthy in the load balancer; 1000\/1000 keys readable on the new master/);
   expect(r.stdout).toMatch(/backup uploaded: s3:\/\/quorum-keeper-backups\/etcd-backups\/demo\/\d{8}T\d{6}Z-etcd-[abc]\.db\.(zst|gz) \(revision \d+, \d+ keys/);
+  expect(r.stdout).toMatch(/reconcile demo: drift 1; found: re-drive the replacement of etcd-b on i-\w+ .*; did: etcd-b on i-\w+ brought in \(update\), hook completed/);
+  expect(r.stdout).toMatch(/and the run after it: reconcile demo: in shape, nothing to do/);
   expect(r.stdout).toMatch(/watchdog probe \(one SSM command on etcd-[abc]\): healthy — leader etcd-[abc], 3\/3 healthy, quorum margin 1, kube-controller-manager held by master-b_1/);
 });
