@@ -95,10 +95,15 @@ export class SandboxHost {
     return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
   }
 
-  /** The instance dies: etcd is SIGKILLed, the agent goes silent. */
-  crash(): void {
+  /** Only the etcd process dies (OOM kill, crash); the instance and its agent stay up. */
+  killEtcd(): void {
     const pid = this.etcdPid();
     if (pid !== null) killHard(pid);
+  }
+
+  /** The instance dies: etcd is SIGKILLed, the agent goes silent. */
+  crash(): void {
+    this.killEtcd();
     this.agentOnline = false;
   }
 

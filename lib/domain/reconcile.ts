@@ -5,8 +5,12 @@
  * member; no etcd member without a slot; a fresh backup) with what is there and proposes the
  * next SAFE steps only:
  *
- * - an instance waiting in `Pending:Wait` longer than the grace period while no flow holds
- *   the cluster lock → re-drive the replacement flow (a lost launch event);
+ * - an instance waiting in `Pending:Wait` longer than the grace period while no flow drives
+ *   its slot → re-drive the replacement flow (a lost launch event);
+ * - an InService master that is not whole (its etcd member missing or not following the
+ *   leader, its volume not attached to it, not healthy in the load balancer) for longer than
+ *   the same grace, while the cluster has a leader → run the replacement flow on it again
+ *   (it mounts, fixes membership, starts etcd, registers; no hook to complete);
  * - an etcd member with no slot (stray) → remove it only after its own grace period, only
  *   while the cluster has a leader, and only if quorum still holds without it; else an alert;
  * - a member volume still attached to a terminated instance → detach it;
@@ -21,6 +25,8 @@ export interface WorldSlot {
   instances: ReadonlyArray<{ instanceId: string; lifecycleState: string }>;
   /** A flow holds this slot's lock (a replacement is making progress). */
   busy?: boolean;
+  /** The slot's InService master as the world shows it (absent: none, or not read). */
+  master?: { instanceId: string; volumeAttached: boolean; lb: string };
 }
 
 export interface WorldVolume {
@@ -65,6 +71,7 @@ export const DEFAULT_RECONCILE: ReconcileSettings = { pendingGraceSec: 300, stra
 
 export type ReconcileAction =
   | { kind: 'redrive-replacement'; member: string; asg: string; instanceId: string; reason: string }
+  | { kind: 'repair-master'; member: string; asg: string; instanceId: string; reason: string }
   | { kind: 'remove-stray'; memberId: string; name: string; reason: string }
   | { kind: 'detach-volume'; member: string; volumeId: string; instanceId: string; reason: string }
   | { kind: 'backup'; reason: string }
@@ -99,6 +106,14 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
       if (slot.busy) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s; a flow is driving this slot`);
       else if (age < s.pendingGraceSec) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s (grace ${s.pendingGraceSec} s)`);
       else actions.push({ kind: 'redrive-replacement', member: slot.member, asg: slot.asg, instanceId: i.instanceId, reason: `in Pending:Wait for ${age} s with no flow making progress` });
+    }
+    const gaps = slot.master && waiting.length === 0 ? masterGaps(w, slot.member, slot.master) : [];
+    if (slot.master && gaps.length) {
+      const age = since(`repair#${slot.master.instanceId}`);
+      const what = `${slot.member}: ${slot.master.instanceId} ${gaps.join(', ')}`;
+      if (slot.busy) notes.push(`${what} for ${age} s; a flow is driving this slot`);
+      else if (age < s.pendingGraceSec) notes.push(`${what} for ${age} s (grace ${s.pendingGraceSec} s)`);
+      else actions.push({ kind: 'repair-master', member: slot.member, asg: slot.asg, instanceId: slot.master.instanceId, reason: `${gaps.join(', ')} for ${age} s` });
     }
     if (slot.instances.length === 0) {
       actions.push({ kind: 'alert', code: 'slot-empty', key: slot.asg, summary: `${slot.member}: ${slot.asg} has no instance`, action: `Check the ASG's activity history (capacity, launch template, AZ capacity).` });
@@ -150,6 +165,21 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
   return { actions, notes, drift: actions.filter((a) => a.kind !== 'alert' || a.code !== 'backup-stale').length, seen };
 }
 
+/**
+ * What keeps an InService master from being whole. Judged only while the cluster has a leader
+ * (without one, repairs would be refused anyway and the watchdog's alarms own the incident).
+ */
+function masterGaps(w: ReconcileWorld, member: string, m: NonNullable<WorldSlot['master']>): string[] {
+  if (w.etcd.members === null || w.etcd.leader === null) return [];
+  const gaps: string[] = [];
+  const em = w.etcd.members.find((x) => x.name === member);
+  if (!em) gaps.push('is not an etcd member');
+  else if (!w.etcd.healthyIds.includes(em.id)) gaps.push('has an etcd member that does not follow the leader');
+  if (!m.volumeAttached) gaps.push('does not have its volume attached');
+  if (m.lb !== 'healthy' && m.lb !== 'no-target-group') gaps.push(`is ${m.lb} in the load balancer`);
+  return gaps;
+}
+
 export function strayLabel(m: { id: string; name: string }): string {
   return m.name || `(unstarted ${m.id})`;
 }
@@ -176,6 +206,7 @@ export function strayRemoval(etcd: WorldEtcd, m: { id: string; isLearner: boolea
 export function describeAction(a: ReconcileAction): string {
   switch (a.kind) {
     case 'redrive-replacement': return `re-drive the replacement of ${a.member} on ${a.instanceId} (${a.reason})`;
+    case 'repair-master': return `repair ${a.member} on ${a.instanceId} with the replacement flow (${a.reason})`;
     case 'remove-stray': return `remove stray etcd member ${a.name} ${a.memberId} under the cluster lock (${a.reason})`;
     case 'detach-volume': return `detach ${a.volumeId} of ${a.member} from ${a.instanceId} (${a.reason})`;
     case 'backup': return `take a backup (${a.reason})`;

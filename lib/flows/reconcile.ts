@@ -14,6 +14,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { type BackupStore, listBackups } from '../aws/backups';
 import { describeInstance, describeVolume, detachVolume } from '../aws/ec2';
 import { launchHookOf } from '../aws/lifecycle';
+import { agentOnline } from '../aws/ssm-agent';
 import type { ReconcileMemory } from '../aws/reconcile-memory';
 import { clusterHealth } from '../domain/membership';
 import {
@@ -25,7 +26,7 @@ import { clusterMasters, firstHealthyPeer } from './cluster-masters';
 import { type FlowDeps, hostRunOpts, runOpts, waitOpts } from './deps';
 import { findMasterSlot, slotLockKey } from './master-slot';
 import { replaceMaster, STATUS_TIMEOUT } from './replacement';
-import { clusterVolumes, type StatusDeps } from './status';
+import { clusterVolumes, type StatusDeps, targetHealth } from './status';
 import { surveyCluster } from './survey';
 
 export interface ReconcileReadDeps extends StatusDeps {
@@ -67,7 +68,9 @@ export function etcdView(members: readonly Member[], status: StatusReport): Worl
 
 export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: { store?: BackupStore } = {}): Promise<ReconcileWorld> {
   const now = deps.clock.now();
-  const [masters, volumes] = await Promise.all([clusterMasters(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster)]);
+  const [masters, volumes, lb] = await Promise.all([
+    clusterMasters(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster), targetHealth(deps.elb, deps.tags.cluster, cluster),
+  ]);
   const pending = masters.flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'Pending:Wait').map((i) => i.instanceId));
   const attached = [...volumes.values()].map((v) => v.attachedTo).filter((x): x is string => x !== null);
   const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
@@ -87,7 +90,15 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
   const newest = backups === 'unknown' ? 'unknown' : backups.at(-1);
   return {
     cluster, now,
-    slots: masters.map((m, i) => ({ member: m.member, asg: m.asg, instances: m.instances, ...(busy[i] ? { busy: true } : {}) })),
+    slots: masters.map((m, i) => ({
+      member: m.member, asg: m.asg, instances: m.instances, ...(busy[i] ? { busy: true } : {}),
+      ...(m.instanceId ? {
+        master: {
+          instanceId: m.instanceId, volumeAttached: volumes.get(m.member)?.attachedTo === m.instanceId && volumes.get(m.member)?.state === 'attached',
+          lb: lb ? (lb.get(m.instanceId) ?? 'not-registered') : 'no-target-group',
+        },
+      } : {}),
+    })),
     volumes: [...volumes].map(([member, v]) => ({
       member, volumeId: v.volumeId, state: v.state === 'attached' || v.state === 'attaching' ? 'in-use' : v.state, attachedTo: v.attachedTo,
       attachedInstanceState: v.attachedTo ? (facts.get(v.attachedTo)?.state ?? 'terminated') : null,
@@ -126,12 +137,13 @@ export interface ReconcileOutcome {
 }
 
 /** Volume fix-ups first (a re-drive then finds the volume free), alerts last. */
-const ORDER: Record<ReconcileAction['kind'], number> = { 'detach-volume': 0, 'redrive-replacement': 1, 'remove-stray': 2, backup: 3, alert: 4 };
+const ORDER: Record<ReconcileAction['kind'], number> = { 'detach-volume': 0, 'redrive-replacement': 1, 'repair-master': 2, 'remove-stray': 3, backup: 4, alert: 5 };
 
-type StepResult = Omit<ReconcileStep, 'action'>;
+/** `alert`: the reconciler itself must tell the operator (the replacement and backup flows alert on their own failures). */
+type StepResult = Omit<ReconcileStep, 'action'> & { alert?: boolean };
 const done = (detail: string): StepResult => ({ result: 'done', detail });
 const skipped = (detail: string): StepResult => ({ result: 'skipped', detail });
-const failed = (detail: string): StepResult => ({ result: 'failed', detail });
+const failed = (detail: string, alert = true): StepResult => ({ result: 'failed', detail, alert });
 
 /** Runs `fn` holding `key` in the lock table, or skips when another flow holds it. */
 async function holding(deps: ReconcileDeps, key: string, busy: string, fn: () => Promise<StepResult>): Promise<StepResult> {
@@ -165,7 +177,18 @@ async function redrive(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: 
   const out = await replaceMaster(deps, { slot: found.slot, instanceId: a.instanceId, hook: { asg: a.asg, hook, instanceId: a.instanceId } }, { slotLock: 'try' });
   if (out.result === 'continued') return done(`${a.member} on ${a.instanceId} brought in (${out.membership ?? 'membership unchanged'}), hook completed`);
   if (out.result === 'busy') return skipped(out.reason ?? 'another flow is driving the slot');
-  return failed(`replacement of ${a.member} abandoned at ${out.step}: ${out.reason}`); // the flow alerted
+  return failed(`replacement of ${a.member} abandoned at ${out.step}: ${out.reason}`, false); // the flow alerted
+}
+
+async function repair(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: 'repair-master' }>): Promise<StepResult> {
+  const found = await findMasterSlot(deps.asg, a.asg, deps.tags);
+  if (found.kind !== 'master') return skipped(found.reason);
+  // A dead host cannot be repaired from here: its ASG health check (or an operator) replaces it.
+  if (!(await agentOnline(deps.ssm, a.instanceId))) return failed(`the SSM agent on ${a.instanceId} is offline: if the instance is impaired, terminate it so ${a.asg} replaces it`);
+  const out = await replaceMaster(deps, { slot: found.slot, instanceId: a.instanceId, hook: null }, { slotLock: 'try' });
+  if (out.result === 'continued') return done(`${a.member} on ${a.instanceId} repaired (${out.membership ?? 'membership unchanged'})`);
+  if (out.result === 'busy') return skipped(out.reason ?? 'another flow is driving the slot');
+  return failed(`repair of ${a.member} stopped at ${out.step}: ${out.reason}`, false); // the flow alerted
 }
 
 async function removeStray(deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'remove-stray' }>): Promise<StepResult> {
@@ -188,13 +211,14 @@ async function removeStray(deps: ReconcileDeps, cluster: string, a: Extract<Reco
 async function backup(deps: ReconcileDeps, cluster: string): Promise<StepResult> {
   if (!deps.backup) return skipped('no backup bucket configured');
   const out = await backupCluster({ ...deps, s3: deps.backup.s3 }, cluster, deps.backup.settings);
-  return out.result === 'uploaded' ? done(`backup ${out.key} uploaded (revision ${out.revision})`) : failed(`backup failed at ${out.failure?.step}: ${out.failure?.message}`);
+  return out.result === 'uploaded' ? done(`backup ${out.key} uploaded (revision ${out.revision})`) : failed(`backup failed at ${out.failure?.step}: ${out.failure?.message}`, false);
 }
 
 async function execute(deps: ReconcileDeps, cluster: string, a: ReconcileAction): Promise<StepResult> {
   switch (a.kind) {
     case 'detach-volume': return detach(deps, cluster, a);
     case 'redrive-replacement': return redrive(deps, a);
+    case 'repair-master': return repair(deps, a);
     case 'remove-stray': return removeStray(deps, cluster, a);
     case 'backup': return backup(deps, cluster);
     case 'alert': {
@@ -204,6 +228,17 @@ async function execute(deps: ReconcileDeps, cluster: string, a: ReconcileAction)
       });
       return sent ? done('alert sent') : skipped('alert already sent recently');
     }
+  }
+}
+
+/** What an action is about, for alert de-duplication. */
+function subjectOf(a: ReconcileAction): string {
+  switch (a.kind) {
+    case 'detach-volume': return a.volumeId;
+    case 'redrive-replacement': case 'repair-master': return a.instanceId;
+    case 'remove-stray': return a.memberId;
+    case 'backup': return 'backup';
+    case 'alert': return a.key;
   }
 }
 
@@ -238,16 +273,13 @@ export async function reconcileCluster(deps: ReconcileDeps, cluster: string, set
         r = failed(`${describeAction(a)}: ${err instanceof Error ? err.message : String(err)}`);
       }
       deps.progress({ step: a.kind, status: r.result === 'done' ? 'ok' : r.result === 'skipped' ? 'skip' : 'fail', detail: r.detail });
-      steps.push({ action: a, ...r });
-    }
-    for (const x of steps) {
-      // The re-drive and backup flows alert on their own failures; these two do not.
-      const subject = x.action.kind === 'remove-stray' ? x.action.memberId : x.action.kind === 'detach-volume' ? x.action.volumeId : null;
-      if (x.result !== 'failed' || subject === null) continue;
-      await deps.alerter.alert({
-        severity: 'warning', cluster, flow: 'reconcile', step: x.action.kind, summary: `reconciler could not ${describeAction(x.action)}: ${x.detail}`.slice(0, 400),
-        action: 'Check `quorum-keeper status` and the reconciler logs; the next run tries again.', dedupeKey: `${cluster}/reconcile/${x.action.kind}-failed/${subject}`,
-      });
+      steps.push({ action: a, result: r.result, detail: r.detail });
+      if (r.alert) {
+        await deps.alerter.alert({
+          severity: 'warning', cluster, flow: 'reconcile', step: a.kind, summary: `reconciler could not ${describeAction(a)}: ${r.detail}`.slice(0, 400),
+          action: 'Check `quorum-keeper status` and the reconciler logs; the next run tries again.', dedupeKey: `${cluster}/reconcile/${a.kind}-failed/${subjectOf(a)}`,
+        });
+      }
     }
   }
   return { cluster, dryRun, drift: plan.drift, plan, steps, summary: summarize(cluster, plan, steps, dryRun) };

@@ -82,7 +82,8 @@ export async function clusterVolumes(ec2: EC2Client, tags: StatusDeps['tags'], c
   return out;
 }
 
-async function targetHealth(elb: ElasticLoadBalancingV2Client, tagKey: string, cluster: string): Promise<Map<string, string> | null> {
+/** Target health by instance in the cluster's API server target group; null without one. */
+export async function targetHealth(elb: ElasticLoadBalancingV2Client, tagKey: string, cluster: string): Promise<Map<string, string> | null> {
   const tg = (await findTargetGroups(elb, tagKey, cluster))[0];
   if (!tg) return null;
   const r = await elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: tg }));

@@ -34,6 +34,33 @@ describe('planReconcile', () => {
     expect(planReconcile({ ...later, lockHeld: true }).actions.map((a) => a.kind)).toEqual(['redrive-replacement']);
   });
 
+  it('an InService master that is not whole is repaired after the grace, only while the cluster has a leader and no flow drives it', () => {
+    const whole = { instanceId: 'i-b', volumeAttached: true, lb: 'healthy' };
+    const withB = (master: typeof whole, over: Partial<ReconcileWorld> = {}): ReconcileWorld => {
+      const base = healthy();
+      return { ...base, now: NOW + 6 * MIN, firstSeen: { 'repair#i-b': NOW }, slots: base.slots.map((x) => (x.member === 'etcd-b' ? { ...x, master } : x)), ...over };
+    };
+    expect(planReconcile(withB(whole)).actions).toEqual([]);
+    expect(planReconcile(withB({ ...whole, lb: 'no-target-group' })).actions).toEqual([]);
+    const dead = { ...healthy().etcd, healthyIds: ['a1', 'c1'] };
+    expect(planReconcile(withB({ ...whole, lb: 'unhealthy' }, { etcd: dead })).actions).toEqual([{
+      kind: 'repair-master', member: 'etcd-b', asg: 'prod-etcd-b', instanceId: 'i-b',
+      reason: 'has an etcd member that does not follow the leader, is unhealthy in the load balancer for 360 s',
+    }]);
+    const notMember = { ...healthy().etcd, members: healthy().etcd.members!.filter((m) => m.name !== 'etcd-b'), healthyIds: ['a1', 'c1'] };
+    expect(describeAction(planReconcile(withB({ ...whole, volumeAttached: false }, { etcd: notMember })).actions[0]!))
+      .toBe('repair etcd-b on i-b with the replacement flow (is not an etcd member, does not have its volume attached for 360 s)');
+    // Within the grace: a note, and the first sighting is remembered.
+    const early = planReconcile(withB({ ...whole, lb: 'initial' }, { firstSeen: {}, now: NOW }));
+    expect(early.actions).toEqual([]);
+    expect(early.notes).toEqual(['etcd-b: i-b is initial in the load balancer for 0 s (grace 300 s)']);
+    expect(early.seen).toEqual({ 'repair#i-b': NOW });
+    // A flow drives the slot; or the cluster has no leader (repairs would be refused; the alarms own it).
+    const busy = withB({ ...whole, lb: 'unhealthy' });
+    expect(planReconcile({ ...busy, slots: busy.slots.map((x) => (x.member === 'etcd-b' ? { ...x, busy: true } : x)) }).actions).toEqual([]);
+    expect(planReconcile(withB({ ...whole, lb: 'unhealthy' }, { etcd: { ...dead, leader: null } })).actions).toEqual([]);
+  });
+
   it('a stray member is removed only after its grace, with a leader, and only if quorum holds without it', () => {
     const base = healthy();
     const withStray = (healthyIds: string[], leader = 'a1'): ReconcileWorld => ({
