@@ -10,6 +10,7 @@ import { waitFor } from '../../sandbox/ports';
 import { killMaster, memberOf } from '../../sandbox/scenario';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { Sandbox } from '../../sandbox/sandbox';
+import { writerKit } from '../support/writers';
 
 jest.setTimeout(120_000);
 
@@ -19,6 +20,7 @@ describe('quorum-keeper CLI', () => {
   let b: BackupTarget;
   let ctl: Control;
   let cluster: SandboxCluster;
+  const writer = writerKit(() => sandbox);
 
   beforeAll(async () => {
     sandbox = await Sandbox.start();
@@ -28,6 +30,8 @@ describe('quorum-keeper CLI', () => {
     cluster = await provisionCluster(sandbox, c, { name: 'prod' });
   });
   afterAll(async () => {
+    await writer.stopAll();
+    writer.report();
     destroyBackups(b);
     destroyControl(ctl);
     destroyClients(c);
@@ -135,6 +139,7 @@ describe('quorum-keeper CLI', () => {
 
   it('reconcile: needs the state table; --dry-run only plans; a real run brings in the master whose launch event was lost', async () => {
     // Continues the scenario above: etcd-c's replacement still waits in Pending:Wait.
+    const w = writer.start('cli-reconcile');
     const waiting = (await c.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [memberOf(cluster, 'etcd-c').asg] })))
       .AutoScalingGroups![0]!.Instances!.find((i) => i.LifecycleState === 'Pending:Wait')!.InstanceId!;
     const noTable = await cli(['reconcile', '--cluster', 'prod']);
@@ -154,5 +159,6 @@ describe('quorum-keeper CLI', () => {
 
     const again = await cli(['reconcile', '--cluster', 'prod', '--state-table', ctl.table, '--json']);
     expect(JSON.parse(again.out)).toEqual({ cluster: 'prod', drift: 0, failed: 0, steps: [], notes: [] });
+    await writer.check(w, 'quorum-keeper reconcile re-drives a lost launch event');
   });
 });

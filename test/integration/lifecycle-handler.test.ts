@@ -4,10 +4,9 @@
  */
 import { AutoScalingClient, CreateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import type { Context } from 'aws-lambda';
-import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
-import { type Control, destroyControl, provisionControl, sandboxLambdaEnv } from '../../sandbox/control';
+import { sandboxLambdaEnv } from '../../sandbox/control';
 import { killMaster, memberOf, LAUNCH_HOOK } from '../../sandbox/scenario';
-import { Sandbox } from '../../sandbox/sandbox';
+import { oneClusterPerFile } from '../support/scenario-suite';
 
 jest.setTimeout(120_000);
 
@@ -15,40 +14,30 @@ const context = { getRemainingTimeInMillis: () => 900_000, functionName: 'lifecy
 type Handler = (event: unknown, ctx: Context) => Promise<{ outcome: string; reason?: string; cluster?: string; member?: string }>;
 
 describe('lifecycle handler', () => {
-  let sandbox: Sandbox;
-  let c: SandboxClients;
-  let ctl: Control;
-  let cluster: SandboxCluster;
   let handler: Handler;
-
-  beforeAll(async () => {
-    sandbox = await Sandbox.start();
-    c = sandboxClients(sandbox);
-    ctl = await provisionControl(sandbox);
-    cluster = await provisionCluster(sandbox, c, { name: 'prod' });
-    Object.assign(process.env, sandboxLambdaEnv(sandbox, ctl));
-    handler = (await import('../../functions/lifecycle')).handler;
-  });
-  afterAll(async () => {
-    destroyControl(ctl);
-    destroyClients(c);
-    await sandbox?.stop();
+  const t = oneClusterPerFile({
+    ready: async (w) => {
+      Object.assign(process.env, sandboxLambdaEnv(w.sandbox, w.ctl));
+      handler = (await import('../../functions/lifecycle')).handler;
+    },
   });
 
   async function group(name: string, tags: Record<string, string>): Promise<void> {
-    const asg = new AutoScalingClient(sandbox.clientConfig());
+    const asg = new AutoScalingClient(t.sandbox.clientConfig());
     await asg.send(new CreateAutoScalingGroupCommand({
       AutoScalingGroupName: name, MinSize: 0, MaxSize: 1, DesiredCapacity: 0, LaunchTemplate: { LaunchTemplateName: 'prod-master' }, AvailabilityZones: ['us-east-1a'],
       Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value, PropagateAtLaunch: true, ResourceId: name, ResourceType: 'auto-scaling-group' })),
     }));
     asg.destroy();
   }
-  const eventFor = (asg: string) => sandbox.lifecycle.begin({ asg, hook: LAUNCH_HOOK, instanceId: 'i-0123456789abcdef0', transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' });
+  const eventFor = (asg: string) => t.sandbox.lifecycle.begin({ asg, hook: LAUNCH_HOOK, instanceId: 'i-0123456789abcdef0', transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' });
 
   it('replaces a dead master end to end through the Lambda handler', async () => {
-    const { instanceId, event } = await killMaster(sandbox, c, memberOf(cluster, 'etcd-c'));
+    const w = t.writer.start('handler');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, memberOf(t.cluster, 'etcd-c'));
     await expect(handler(event, context)).resolves.toEqual({ outcome: 'continued', cluster: 'prod', member: 'etcd-c' });
-    expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    await t.writer.check(w, 'replacement through the Lambda handler');
   });
 
   it('ignores an ASG that is not a Quorum Keeper master, without failing', async () => {

@@ -10,14 +10,10 @@ import { EtcdClient, EtcdError, hasNoLeader, localEtcdRunner } from '../../lib/e
 import { findMasterSlot } from '../../lib/flows/master-slot';
 import { reconcileCluster } from '../../lib/flows/reconcile';
 import { replaceMaster } from '../../lib/flows/replacement';
-import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
-import {
-  type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, receivedAlerts, sandboxFlowDeps, sandboxReconcileDeps,
-} from '../../sandbox/control';
+import { receivedAlerts, sandboxFlowDeps, sandboxReconcileDeps } from '../../sandbox/control';
 import { waitFor } from '../../sandbox/ports';
-import { countKeys, killMaster, leaveAttached, memberOf, putKeys } from '../../sandbox/scenario';
-import { Sandbox } from '../../sandbox/sandbox';
-import { AckWriter, formatReport } from '../../sandbox/writer';
+import { countKeys, killMaster, leaveAttached, memberOf } from '../../sandbox/scenario';
+import { freshClusterPerTest } from '../support/scenario-suite';
 
 jest.setTimeout(240_000);
 
@@ -25,54 +21,14 @@ jest.setTimeout(240_000);
 const NOW = { ...DEFAULT_RECONCILE, pendingGraceSec: 0, strayGraceSec: 0 };
 
 describe('reconciler', () => {
-  let sandbox: Sandbox;
-  let c: SandboxClients;
-  let ctl: Control;
-  let backups: BackupTarget;
-  let cluster: SandboxCluster;
-  const gaps: string[] = [];
-  const writers: AckWriter[] = [];
   const events: string[] = [];
+  const t = freshClusterPerTest({ keys: 300, backups: true, beforeEach: () => { events.length = 0; } });
 
-  beforeAll(async () => {
-    sandbox = await Sandbox.start();
-    c = sandboxClients(sandbox);
-  });
-  afterAll(async () => {
-    if (gaps.length) console.log(`continuous writer, per scenario:\n${gaps.join('\n')}`);
-    destroyClients(c);
-    await sandbox?.stop();
-  });
-  beforeEach(async () => {
-    await sandbox.reset();
-    ctl = await provisionControl(sandbox);
-    backups = await provisionBackups(sandbox);
-    cluster = await provisionCluster(sandbox, c, { name: 'prod' });
-    await putKeys(cluster.members[1]!.clientUrl, '/registry/test/', 300);
-    events.length = 0;
-  });
-  afterEach(async () => {
-    await Promise.all(writers.splice(0).map((w) => w.stop()));
-    destroyControl(ctl);
-    destroyBackups(backups);
-  });
-
-  const startWriter = (label: string) => {
-    const w = new AckWriter(() => [...sandbox.hosts.values()].map((h) => h.clientUrl), { prefix: `/qk-writer/${label}/` }).start();
-    writers.push(w);
-    return w;
-  };
-  const checkWriter = async (w: AckWriter, label: string) => {
-    const r = await w.verify();
-    gaps.push(`${label}: ${formatReport(r)}`);
-    expect(r.acknowledgedButMissing).toBe(0);
-    expect(r.acknowledged).toBeGreaterThan(0);
-  };
   const record = (who: string) => (e: { step: string; status: string; detail: string }) => {
     if (e.status !== 'start') events.push(`${who} ${e.step}:${e.status}`);
     if (process.env.QK_TRACE) console.log(who, e);
   };
-  const etcd = () => new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) });
+  const etcd = () => new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
   const members = async () => (await etcd().memberList()).members;
   /** A member no slot claims, never started (etcd refuses reconfiguration for ~5 s after start-up). */
   const addStray = (learner: boolean) => waitFor('etcd to accept a member add', async () => {
@@ -84,51 +40,51 @@ describe('reconciler', () => {
     }
   }, { timeoutMs: 30_000, intervalMs: 500 });
   const targetHealth = async (instanceId: string) => {
-    const out = await c.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: cluster.targetGroupArn }));
+    const out = await t.c.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: t.cluster.targetGroupArn }));
     return out.TargetHealthDescriptions?.find((d) => d.Target?.Id === instanceId)?.TargetHealth?.State;
   };
   /** What a replacement through the event path leaves behind (replacement test (a)). */
   const expectReplaced = async (name: string, instanceId: string, memberId: string) => {
     const now = await members();
     expect(now).toHaveLength(3);
-    expect(now.find((m) => m.name === name)).toMatchObject({ id: memberId, peerUrls: [sandbox.host(instanceId).peerUrl], isLearner: false });
-    expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(300);
-    expect((await sandbox.describeVolume(memberOf(cluster, name).volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: instanceId, State: 'attached' });
+    expect(now.find((m) => m.name === name)).toMatchObject({ id: memberId, peerUrls: [t.sandbox.host(instanceId).peerUrl], isLearner: false });
+    expect(await countKeys(t.sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(300);
+    expect((await t.sandbox.describeVolume(memberOf(t.cluster, name).volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: instanceId, State: 'attached' });
     expect(await targetHealth(instanceId)).toBe('healthy');
-    expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
   };
 
   it('a launch event that never came: one run brings the replacement in exactly as the event path would; the next run does nothing', async () => {
-    const m = memberOf(cluster, 'etcd-c');
+    const m = memberOf(t.cluster, 'etcd-c');
     const id = (await members()).find((x) => x.name === 'etcd-c')!.id;
-    const writer = startWriter('lost-launch');
-    const { instanceId } = await killMaster(sandbox, c, m); // the event is never delivered
+    const w = t.writer.start('lost-launch');
+    const { instanceId } = await killMaster(t.sandbox, t.c, m); // the event is never delivered
 
-    const first = await reconcileCluster(sandboxReconcileDeps(c, ctl, undefined, record('reconciler')), 'prod', NOW);
+    const first = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl, undefined, record('reconciler')), 'prod', NOW);
     expect(first.steps.map((s) => [s.action.kind, s.result])).toEqual([['redrive-replacement', 'done']]);
     expect(first.summary).toMatch(/^reconcile prod: drift 1; found: re-drive the replacement of etcd-c on i-\w+ \(in Pending:Wait for \d+ s with no flow making progress\); did: etcd-c on i-\w+ brought in \(update\), hook completed$/);
     await expectReplaced('etcd-c', instanceId, id);
-    expect(await receivedAlerts(ctl)).toEqual([]);
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
 
-    const second = await reconcileCluster(sandboxReconcileDeps(c, ctl), 'prod', NOW);
+    const second = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', NOW);
     expect(second.plan.actions).toEqual([]);
     expect(second.steps).toEqual([]);
     expect(second.summary).toBe('reconcile prod: in shape, nothing to do');
-    await checkWriter(writer, 'lost launch event, re-driven by the reconciler');
+    await t.writer.check(w, 'lost launch event, re-driven by the reconciler');
   });
 
   it('a stray member, a volume left on a terminated master and a stale backup: all fixed in one run; a second run does nothing', async () => {
-    const b = memberOf(cluster, 'etcd-b');
+    const b = memberOf(t.cluster, 'etcd-b');
     const id = (await members()).find((x) => x.name === 'etcd-b')!.id;
     // A stray: a learner added for a slot that no longer exists, never started.
     const stray = await addStray(true);
-    const writer = startWriter('leftovers');
-    const { instanceId } = await killMaster(sandbox, c, b);
-    await leaveAttached(c, b.volumeId, b.instanceId);
-    expect((await sandbox.describeVolume(b.volumeId))?.Attachments?.[0]?.InstanceId).toBe(b.instanceId);
-    expect(await listBackups(backups.s3, backups.store, 'prod')).toEqual([]);
+    const w = t.writer.start('leftovers');
+    const { instanceId } = await killMaster(t.sandbox, t.c, b);
+    await leaveAttached(t.c, b.volumeId, b.instanceId);
+    expect((await t.sandbox.describeVolume(b.volumeId))?.Attachments?.[0]?.InstanceId).toBe(b.instanceId);
+    expect(await listBackups(t.backups.s3, t.backups.store, 'prod')).toEqual([]);
 
-    const deps = () => sandboxReconcileDeps(c, ctl, backups, record('reconciler'));
+    const deps = () => sandboxReconcileDeps(t.c, t.ctl, t.backups, record('reconciler'));
     const first = await reconcileCluster(deps(), 'prod', NOW);
     expect(first.steps.map((s) => [s.action.kind, s.result])).toEqual([
       ['detach-volume', 'done'], ['redrive-replacement', 'done'], ['remove-stray', 'done'], ['backup', 'done'], ['alert', 'done'],
@@ -136,9 +92,9 @@ describe('reconciler', () => {
     // Real outcomes: the stray is gone, b is back with its own member ID and data, a verified backup exists.
     expect((await members()).map((m) => m.id)).not.toContain(stray.member.id);
     await expectReplaced('etcd-b', instanceId, id);
-    const listed = await listBackups(backups.s3, backups.store, 'prod');
+    const listed = await listBackups(t.backups.s3, t.backups.store, 'prod');
     expect(listed).toHaveLength(1);
-    const alerts = await receivedAlerts(ctl);
+    const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(/etcd backups of prod are stale: there is no backup/);
 
@@ -146,9 +102,36 @@ describe('reconciler', () => {
     expect(second.plan.actions).toEqual([]);
     expect(second.drift).toBe(0);
     expect(second.steps).toEqual([]);
-    expect(await receivedAlerts(ctl)).toEqual([]);
-    expect(await listBackups(backups.s3, backups.store, 'prod')).toHaveLength(1);
-    await checkWriter(writer, 'stray + volume on a terminated master + stale backup');
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
+    expect(await listBackups(t.backups.s3, t.backups.store, 'prod')).toHaveLength(1);
+    await t.writer.check(w, 'stray + volume on a terminated master + stale backup');
+  });
+
+  it('an InService master whose etcd died is repaired in place by one run (same member, data, healthy target); a dead host only raises an alert', async () => {
+    const b = memberOf(t.cluster, 'etcd-b');
+    const id = (await members()).find((x) => x.name === 'etcd-b')!.id;
+    const w = t.writer.start('repair');
+    t.sandbox.host(b.instanceId).killEtcd(); // the process dies; the instance stays InService
+    await waitFor('the target to turn unhealthy', async () => ((await targetHealth(b.instanceId)) === 'unhealthy' ? true : undefined));
+    const first = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl, undefined, record('reconciler')), 'prod', NOW);
+    expect(first.steps.map((s) => [s.action.kind, s.result, s.detail])).toEqual([['repair-master', 'done', `etcd-b on ${b.instanceId} repaired (in-place)`]]);
+    expect((await members()).find((m) => m.name === 'etcd-b')).toMatchObject({ id, peerUrls: [b.peerUrl], isLearner: false });
+    expect(await countKeys(b.clientUrl, '/registry/test/')).toBe(300);
+    expect(await targetHealth(b.instanceId)).toBe('healthy');
+    expect((await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', NOW)).plan.actions).toEqual([]);
+    await t.writer.check(w, 'etcd process died on an InService master, repaired');
+
+    // The whole host is gone (agent offline) but still InService: nothing to run there; say so.
+    const cm = memberOf(t.cluster, 'etcd-c');
+    t.sandbox.host(cm.instanceId).crash();
+    await waitFor('the target to turn unhealthy', async () => ((await targetHealth(cm.instanceId)) === 'unhealthy' ? true : undefined));
+    const dead = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', NOW);
+    expect(dead.steps.map((s) => [s.action.kind, s.result])).toEqual([['repair-master', 'failed']]);
+    const alerts = await receivedAlerts(t.ctl);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatch(new RegExp(`reconciler could not repair etcd-c on ${cm.instanceId} .*the SSM agent on ${cm.instanceId} is offline: if the instance is impaired, terminate it`));
+    expect((await members()).map((m) => m.id)).toContain((await members()).find((m) => m.name === 'etcd-c')!.id);
+    expect(await members()).toHaveLength(3);
   });
 
   it('a stray is never removed while the cluster has no quorum: membership unchanged, the operator is told', async () => {
@@ -156,47 +139,47 @@ describe('reconciler', () => {
     const stray = await addStray(false);
     const before = (await members()).map((m) => m.id).sort();
     expect(before).toContain(stray.member.id);
-    sandbox.host(memberOf(cluster, 'etcd-b').instanceId).crash();
-    const survivor = new EtcdClient(localEtcdRunner(), { endpoints: [memberOf(cluster, 'etcd-a').clientUrl] });
+    t.sandbox.host(memberOf(t.cluster, 'etcd-b').instanceId).crash();
+    const survivor = new EtcdClient(localEtcdRunner(), { endpoints: [memberOf(t.cluster, 'etcd-a').clientUrl] });
     await waitFor('the survivors to lose their leader', async () => ((await survivor.endpointStatus({ cluster: false })).statuses.every(hasNoLeader) ? true : undefined));
-    const out = await reconcileCluster(sandboxReconcileDeps(c, ctl, undefined, record('reconciler')), 'prod', NOW);
+    const out = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl, undefined, record('reconciler')), 'prod', NOW);
     expect(out.steps.filter((s) => s.action.kind === 'remove-stray')).toEqual([]);
     expect((await members()).map((m) => m.id).sort()).toEqual(before);
-    const alerts = await receivedAlerts(ctl);
+    const alerts = await receivedAlerts(t.ctl);
     // Survivors may still name the old leader for an election timeout: either reason is right.
     expect(alerts.filter((a) => /etcd member \(unstarted \w+\) has no slot, but (the cluster has no leader|removing it would leave [01]\/3 healthy voters)/.test(a))).toHaveLength(1);
   });
 
   it('reconciler and event handler start on the same slot at the same moment: one membership change, one CONTINUE', async () => {
-    const a = memberOf(cluster, 'etcd-a');
+    const a = memberOf(t.cluster, 'etcd-a');
     const id = (await members()).find((x) => x.name === 'etcd-a')!.id;
-    const writer = startWriter('race');
-    const { instanceId, event } = await killMaster(sandbox, c, a);
-    const found = await findMasterSlot(c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    const w = t.writer.start('race');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
+    const found = await findMasterSlot(t.c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
     if (found.kind !== 'master') throw new Error(found.reason);
     const hook = { asg: a.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId };
     const [handled, reconciled] = await Promise.all([
-      replaceMaster(sandboxFlowDeps(c, ctl, record('handler')), { slot: found.slot, instanceId, hook }),
-      reconcileCluster(sandboxReconcileDeps(c, ctl, undefined, record('reconciler')), 'prod', NOW),
+      replaceMaster(sandboxFlowDeps(t.c, t.ctl, record('handler')), { slot: found.slot, instanceId, hook }),
+      reconcileCluster(sandboxReconcileDeps(t.c, t.ctl, undefined, record('reconciler')), 'prod', NOW),
     ]);
     expect(handled.result).toBe('continued');
     expect(reconciled.steps.filter((s) => s.result === 'failed')).toEqual([]);
     expect(events.filter((e) => e.endsWith('membership:ok'))).toHaveLength(1);
     await expectReplaced('etcd-a', instanceId, id);
-    expect(await receivedAlerts(ctl)).toEqual([]);
-    await checkWriter(writer, 'reconciler and event handler at once');
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
+    await t.writer.check(w, 'reconciler and event handler at once');
   });
 
   it('the reconciler drives the slot first: the late event handler waits for it, changes nothing more, and ends cleanly', async () => {
-    const a = memberOf(cluster, 'etcd-a');
+    const a = memberOf(t.cluster, 'etcd-a');
     const id = (await members()).find((x) => x.name === 'etcd-a')!.id;
-    const writer = startWriter('race-2');
-    const { instanceId, event } = await killMaster(sandbox, c, a);
-    const found = await findMasterSlot(c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    const w = t.writer.start('race-2');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
+    const found = await findMasterSlot(t.c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
     if (found.kind !== 'master') throw new Error(found.reason);
-    const reconciling = reconcileCluster(sandboxReconcileDeps(c, ctl, undefined, record('reconciler')), 'prod', NOW);
-    await waitFor('the reconciler to hold the slot', async () => ((await ctl.lock.isHeld('prod/etcd-a')) ? true : undefined), { timeoutMs: 60_000, intervalMs: 50 });
-    const handled = await replaceMaster(sandboxFlowDeps(c, ctl, record('handler')), {
+    const reconciling = reconcileCluster(sandboxReconcileDeps(t.c, t.ctl, undefined, record('reconciler')), 'prod', NOW);
+    await waitFor('the reconciler to hold the slot', async () => ((await t.ctl.lock.isHeld('prod/etcd-a')) ? true : undefined), { timeoutMs: 60_000, intervalMs: 50 });
+    const handled = await replaceMaster(sandboxFlowDeps(t.c, t.ctl, record('handler')), {
       slot: found.slot, instanceId, hook: { asg: a.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId },
     });
     const reconciled = await reconciling;
@@ -205,6 +188,6 @@ describe('reconciler', () => {
     expect(events).toContain('handler slot:wait');
     expect(events.filter((e) => e.endsWith('membership:ok'))).toEqual(['reconciler membership:ok']);
     await expectReplaced('etcd-a', instanceId, id);
-    await checkWriter(writer, 'reconciler first, late event handler');
+    await t.writer.check(w, 'reconciler first, late event handler');
   });
 });

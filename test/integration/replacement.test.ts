@@ -10,62 +10,22 @@ import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
 import { planReplacement, replaceMaster } from '../../lib/flows/replacement';
 import { retireMaster } from '../../lib/flows/retirement';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
-import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
-import { type Control, destroyControl, provisionControl, receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
-import { countKeys, killMaster, launchAlongside, memberOf, putKeys, TERMINATE_HOOK } from '../../sandbox/scenario';
-import { Sandbox } from '../../sandbox/sandbox';
-import { AckWriter, formatReport } from '../../sandbox/writer';
+import { receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
+import { countKeys, killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
+import { freshClusterPerTest } from '../support/scenario-suite';
 
 jest.setTimeout(180_000);
 
 describe('master replacement (launch hook)', () => {
-  let sandbox: Sandbox;
-  let c: SandboxClients;
-  let ctl: Control;
-  let cluster: SandboxCluster;
   const steps: string[] = [];
-  // Issue 9: every scenario that touches membership or volumes runs with a continuous writer.
-  const gaps: string[] = [];
-  const writers: AckWriter[] = [];
-  const startWriter = (label: string) => {
-    const w = new AckWriter(() => [...sandbox.hosts.values()].map((h) => h.clientUrl), { prefix: `/qk-writer/${label}/` }).start();
-    writers.push(w);
-    return w;
-  };
-  const checkWriter = async (w: AckWriter, label: string) => {
-    const r = await w.verify();
-    gaps.push(`${label}: ${formatReport(r)}`);
-    expect(r.acknowledgedButMissing).toBe(0);
-    expect(r.acknowledged).toBeGreaterThan(0);
-  };
+  const t = freshClusterPerTest({ keys: 500, beforeEach: () => { steps.length = 0; } });
 
-  beforeAll(async () => {
-    sandbox = await Sandbox.start();
-    c = sandboxClients(sandbox);
-  });
-  afterAll(async () => {
-    if (gaps.length) console.log(`continuous writer, per scenario:\n${gaps.join('\n')}`);
-    destroyClients(c);
-    await sandbox?.stop();
-  });
-  beforeEach(async () => {
-    await sandbox.reset();
-    ctl = await provisionControl(sandbox);
-    cluster = await provisionCluster(sandbox, c, { name: 'prod' });
-    await putKeys(cluster.members[1]!.clientUrl, '/registry/test/', 500);
-    steps.length = 0;
-  });
-  afterEach(async () => {
-    await Promise.all(writers.splice(0).map((w) => w.stop()));
-    destroyControl(ctl);
-  });
-
-  const deps = () => sandboxFlowDeps(c, ctl, (e) => {
+  const deps = () => sandboxFlowDeps(t.c, t.ctl, (e) => {
     if (e.status !== 'start') steps.push(`${e.step}:${e.status}`);
     if (process.env.QK_TRACE) console.log(e);
   });
   const slotOf = async (asg: string): Promise<MasterSlot> => {
-    const s = await findMasterSlot(c.asg, asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    const s = await findMasterSlot(t.c.asg, asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
     if (s.kind !== 'master') throw new Error(s.reason);
     return s.slot;
   };
@@ -74,42 +34,42 @@ describe('master replacement (launch hook)', () => {
   });
   const members = async () => {
     // Any live member answers; etcdctl's balancer skips the dead endpoints.
-    return (await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).memberList()).members;
+    return (await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).memberList()).members;
   };
   const targetHealth = async (instanceId: string) => {
-    const out = await c.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: cluster.targetGroupArn }));
+    const out = await t.c.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: t.cluster.targetGroupArn }));
     return out.TargetHealthDescriptions?.find((d) => d.Target?.Id === instanceId)?.TargetHealth?.State;
   };
 
   it('(a) brings the dead master back with its own volume, member ID and data', async () => {
-    const a = memberOf(cluster, 'etcd-a');
+    const a = memberOf(t.cluster, 'etcd-a');
     const before = (await members()).find((m) => m.name === 'etcd-a')!;
-    const writer = startWriter('a');
-    const { instanceId, event } = await killMaster(sandbox, c, a);
+    const w = t.writer.start('a');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
     const t0 = Date.now();
     const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
     const elapsed = Date.now() - t0;
     expect(out).toEqual({ result: 'continued', membership: 'update' });
     const after = await members();
     expect(after).toHaveLength(3);
-    const newHost = sandbox.host(instanceId);
+    const newHost = t.sandbox.host(instanceId);
     expect(after.find((m) => m.name === 'etcd-a')).toMatchObject({ id: before.id, peerUrls: [newHost.peerUrl], isLearner: false });
     expect(await countKeys(newHost.clientUrl, '/registry/test/')).toBe(500);
-    expect((await sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: instanceId, State: 'attached' });
+    expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: instanceId, State: 'attached' });
     expect(await targetHealth(instanceId)).toBe('healthy');
-    expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
-    expect(await receivedAlerts(ctl)).toEqual([]);
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
     console.log(`(a) replacement end to end: ${elapsed} ms; steps ${steps.join(' ')}`);
-    await checkWriter(writer, 'a');
+    await t.writer.check(w, 'a');
   });
 
   it('(b) re-adds a member whose volume came back blank: remove + learner + promote, no stale member', async () => {
-    const a = memberOf(cluster, 'etcd-a');
+    const a = memberOf(t.cluster, 'etcd-a');
     const before = (await members()).find((m) => m.name === 'etcd-a')!;
-    const writer = startWriter('b');
-    const { instanceId, event } = await killMaster(sandbox, c, a);
+    const w = t.writer.start('b');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
     // The volume lost its contents (e.g. restored from an empty snapshot by someone).
-    const vol = sandbox.volumeDir(a.volumeId);
+    const vol = t.sandbox.volumeDir(a.volumeId);
     for (const e of readdirSync(vol)) rmSync(join(vol, e), { recursive: true, force: true });
     const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
     expect(out).toEqual({ result: 'continued', membership: 'replace' });
@@ -118,16 +78,16 @@ describe('master replacement (launch hook)', () => {
     expect(after.every((m) => m.started && !m.isLearner)).toBe(true);
     const again = after.find((m) => m.name === 'etcd-a')!;
     expect(again.id).not.toBe(before.id);
-    expect(again.peerUrls).toEqual([sandbox.host(instanceId).peerUrl]);
-    expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
-    expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
-    await checkWriter(writer, 'b');
+    expect(again.peerUrls).toEqual([t.sandbox.host(instanceId).peerUrl]);
+    expect(await countKeys(t.sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    await t.writer.check(w, 'b');
   });
 
-  it('(c) handles the same launch event delivered twice at once: one membership change, both end cleanly', async () => {
-    const a = memberOf(cluster, 'etcd-a');
-    const writer = startWriter('c');
-    const { instanceId, event } = await killMaster(sandbox, c, a);
+  it('(t.c) handles the same launch event delivered twice at once: one membership change, both end cleanly', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const w = t.writer.start('c');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
     const slot = await slotOf(a.asg);
     const [x, y] = await Promise.all([
       replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) }),
@@ -137,91 +97,96 @@ describe('master replacement (launch hook)', () => {
     expect([x.membership, y.membership].sort()).toEqual(['in-place', 'update']);
     expect(await members()).toHaveLength(3);
     // One CONTINUE accepted; the second completion found the action already completed.
-    expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
-    await checkWriter(writer, 'c');
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    await t.writer.check(w, 'c');
   });
 
+  // (e) runs without the writer: with two of three members dead nothing can be read back.
   it('(e) two of three masters dead: no membership change, ABANDON, one critical alert', async () => {
-    const [a, b] = [memberOf(cluster, 'etcd-a'), memberOf(cluster, 'etcd-b')];
-    sandbox.host(b.instanceId).crash();
-    const { instanceId, event } = await killMaster(sandbox, c, a);
-    const membersBefore = execFileSync('etcdctl', [`--endpoints=${memberOf(cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    const [a, b] = [memberOf(t.cluster, 'etcd-a'), memberOf(t.cluster, 'etcd-b')];
+    t.sandbox.host(b.instanceId).crash();
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
+    const membersBefore = execFileSync('etcdctl', [`--endpoints=${memberOf(t.cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
     const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
     expect(out.result).toBe('abandoned');
     console.log(`(e) abandoned at ${out.step}: ${out.reason}`);
     expect(out.step === 'peer' || out.step === 'membership').toBe(true);
-    expect(sandbox.lifecycle.results(instanceId)).toEqual(['ABANDON']);
-    const membersAfter = execFileSync('etcdctl', [`--endpoints=${memberOf(cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['ABANDON']);
+    const membersAfter = execFileSync('etcdctl', [`--endpoints=${memberOf(t.cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
     expect(membersAfter).toBe(membersBefore);
-    const alerts = await receivedAlerts(ctl);
+    const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(/Severity: critical/);
     expect(alerts[0]).toMatch(/cluster prod, member etcd-a/);
     expect(alerts[0]).toMatch(/What to do: .*(disaster-recovery|Restore quorum)/);
     // A retry (the ASG's next instance) does not send a second alert.
-    const again = await killMaster(sandbox, c, { ...a, instanceId });
+    const again = await killMaster(t.sandbox, t.c, { ...a, instanceId });
     await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId: again.instanceId, hook: hookOf(again.event) });
-    expect(await receivedAlerts(ctl)).toHaveLength(0);
+    expect(await receivedAlerts(t.ctl)).toHaveLength(0);
   });
 
   it('(f) retiring the leader: drained, leadership moved before etcd stops, volume detached; the replacement needs no force', async () => {
-    const status = await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: true });
+    const status = await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: true });
     const leaderUrl = status.statuses.find((s) => s.isLeader)!.endpoint;
-    const leader = cluster.members.find((m) => m.clientUrl === leaderUrl)!;
-    const writer = startWriter('f');
-    const term = sandbox.lifecycle.begin({ asg: leader.asg, hook: TERMINATE_HOOK, instanceId: leader.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const leader = t.cluster.members.find((m) => m.clientUrl === leaderUrl)!;
+    const w = t.writer.start('f');
+    const term = t.sandbox.lifecycle.begin({ asg: leader.asg, hook: TERMINATE_HOOK, instanceId: leader.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
     const out = await retireMaster(deps(), { slot: await slotOf(leader.asg), instanceId: leader.instanceId, hook: hookOf(term) });
     expect(out.result).toBe('continued');
     expect(out.movedLeaderTo).toBeDefined();
     expect(steps.indexOf('deregister:ok')).toBeLessThan(steps.indexOf('move-leader:ok'));
     expect(steps.indexOf('move-leader:ok')).toBeLessThan(steps.indexOf('stop:ok'));
-    expect(sandbox.lifecycle.results(leader.instanceId)).toEqual(['CONTINUE']);
+    expect(t.sandbox.lifecycle.results(leader.instanceId)).toEqual(['CONTINUE']);
     expect(await targetHealth(leader.instanceId)).not.toBe('healthy');
-    expect((await sandbox.describeVolume(leader.volumeId))?.State).toBe('available');
-    const others = cluster.members.filter((m) => m !== leader);
+    expect((await t.sandbox.describeVolume(leader.volumeId))?.State).toBe('available');
+    const others = t.cluster.members.filter((m) => m !== leader);
     const after = await new EtcdClient(localEtcdRunner(), { endpoints: others.map((m) => m.clientUrl) }).endpointStatus({ cluster: false });
     expect(after.statuses.every((s) => s.leader === out.movedLeaderTo)).toBe(true);
     expect(await members()).toHaveLength(3);
 
     steps.length = 0;
-    const { instanceId, event } = await killMaster(sandbox, c, leader);
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, leader);
     const rep = await replaceMaster(deps(), { slot: await slotOf(leader.asg), instanceId, hook: hookOf(event) });
     expect(rep).toEqual({ result: 'continued', membership: 'update' });
     expect(steps).toContain('predecessor:skip');
-    expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
-    await checkWriter(writer, 'f');
+    expect(await countKeys(t.sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
+    await t.writer.check(w, 'f');
   });
 
   it('(f2) holds a retirement that would lose quorum, with one alert, and changes nothing', async () => {
-    const [a, b] = [memberOf(cluster, 'etcd-a'), memberOf(cluster, 'etcd-b')];
-    sandbox.host(b.instanceId).crash();
-    const term = sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const [a, b] = [memberOf(t.cluster, 'etcd-a'), memberOf(t.cluster, 'etcd-b')];
+    const w = t.writer.start('f2');
+    t.sandbox.host(b.instanceId).crash();
+    const term = t.sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
     const out = await retireMaster(deps(), { slot: await slotOf(a.asg), instanceId: a.instanceId, hook: hookOf(term) });
     expect(out.result).toBe('held');
-    expect(sandbox.lifecycle.results(a.instanceId)).toEqual([]);
-    expect(sandbox.host(a.instanceId).etcdPid()).not.toBeNull();
-    const alerts = await receivedAlerts(ctl);
+    expect(t.sandbox.lifecycle.results(a.instanceId)).toEqual([]);
+    expect(t.sandbox.host(a.instanceId).etcdPid()).not.toBeNull();
+    const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(/would lose etcd quorum/);
+    await t.writer.check(w, 'f2');
   });
 
   it('(f3) holds a retirement right after the LEADER died (no leader yet is not "safe")', async () => {
-    const status = await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: true });
-    const leader = cluster.members.find((m) => m.clientUrl === status.statuses.find((x) => x.isLeader)!.endpoint)!;
-    const retiring = cluster.members.find((m) => m !== leader)!;
-    sandbox.host(leader.instanceId).crash();
-    const term = sandbox.lifecycle.begin({ asg: retiring.asg, hook: TERMINATE_HOOK, instanceId: retiring.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const status = await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: true });
+    const leader = t.cluster.members.find((m) => m.clientUrl === status.statuses.find((x) => x.isLeader)!.endpoint)!;
+    const retiring = t.cluster.members.find((m) => m !== leader)!;
+    const w = t.writer.start('f3');
+    t.sandbox.host(leader.instanceId).crash();
+    const term = t.sandbox.lifecycle.begin({ asg: retiring.asg, hook: TERMINATE_HOOK, instanceId: retiring.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
     const out = await retireMaster(deps(), { slot: await slotOf(retiring.asg), instanceId: retiring.instanceId, hook: hookOf(term) });
     expect(out.result).toBe('held');
-    expect(sandbox.host(retiring.instanceId).etcdPid()).not.toBeNull();
-    expect(sandbox.lifecycle.results(retiring.instanceId)).toEqual([]);
+    expect(t.sandbox.host(retiring.instanceId).etcdPid()).not.toBeNull();
+    expect(t.sandbox.lifecycle.results(retiring.instanceId)).toEqual([]);
+    await t.writer.check(w, 'f3');
   });
 
   it('(d1) waits for a predecessor in Terminating:Wait to release the volume cleanly, then proceeds without force', async () => {
-    const a = memberOf(cluster, 'etcd-a');
-    const writer = startWriter('d1');
-    const term = sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
-    const { instanceId, event } = await launchAlongside(sandbox, c, a);
+    const a = memberOf(t.cluster, 'etcd-a');
+    const w = t.writer.start('d1');
+    const term = t.sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const { instanceId, event } = await launchAlongside(t.sandbox, t.c, a);
     const slot = await slotOf(a.asg);
     // The replacement starts first and finds the volume still attached to a terminating master.
     const replacing = replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) });
@@ -231,69 +196,71 @@ describe('master replacement (launch hook)', () => {
     expect(retired.result).toBe('continued');
     expect(replaced).toEqual({ result: 'continued', membership: 'update' });
     expect(steps).toContain('predecessor:wait');
-    expect(sandbox.detachCalls).toEqual([{ volumeId: a.volumeId, instanceId: a.instanceId, force: false }]);
-    expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
-    expect((await members()).find((m) => m.name === 'etcd-a')?.peerUrls).toEqual([sandbox.host(instanceId).peerUrl]);
-    await checkWriter(writer, 'd1');
+    expect(t.sandbox.detachCalls).toEqual([{ volumeId: a.volumeId, instanceId: a.instanceId, force: false }]);
+    expect(await countKeys(t.sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
+    expect((await members()).find((m) => m.name === 'etcd-a')?.peerUrls).toEqual([t.sandbox.host(instanceId).peerUrl]);
+    await t.writer.check(w, 'd1');
   });
 
   it('(d2) never detaches from a running, in-service predecessor: ABANDON and one alert, also on retry', async () => {
-    const a = memberOf(cluster, 'etcd-a');
+    const a = memberOf(t.cluster, 'etcd-a');
     const slot = await slotOf(a.asg);
+    const w = t.writer.start('d2');
     for (let attempt = 0; attempt < 2; attempt++) {
-      const { instanceId, event } = await launchAlongside(sandbox, c, a);
+      const { instanceId, event } = await launchAlongside(t.sandbox, t.c, a);
       const out = await replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) });
       expect(out).toMatchObject({ result: 'abandoned', step: 'predecessor' });
-      expect(sandbox.lifecycle.results(instanceId)).toEqual(['ABANDON']);
+      expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['ABANDON']);
     }
-    expect(sandbox.detachCalls).toEqual([]);
-    expect((await sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: a.instanceId, State: 'attached' });
-    expect(sandbox.host(a.instanceId).etcdPid()).not.toBeNull();
-    const alerts = await receivedAlerts(ctl);
+    expect(t.sandbox.detachCalls).toEqual([]);
+    expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: a.instanceId, State: 'attached' });
+    expect(t.sandbox.host(a.instanceId).etcdPid()).not.toBeNull();
+    const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(new RegExp(`still attached to ${a.instanceId}, which is running \\(InService\\)`));
+    await t.writer.check(w, 'd2');
   });
 
   it('(g) a run stopped after any mutating step, then run again, converges: same member, all data, one CONTINUE', async () => {
-    const a = memberOf(cluster, 'etcd-a');
+    const a = memberOf(t.cluster, 'etcd-a');
     const id = (await members()).find((m) => m.name === 'etcd-a')!.id;
     const slot = await slotOf(a.asg);
-    const writer = startWriter('g');
+    const w = t.writer.start('g');
     let victim = a;
     for (const stopAfter of ['attach', 'mount', 'membership', 'start', 'caught-up', 'register']) {
-      const { instanceId, event } = await killMaster(sandbox, c, victim);
+      const { instanceId, event } = await killMaster(t.sandbox, t.c, victim);
       const abort = new AbortController();
-      const stopped = replaceMaster({ ...sandboxFlowDeps(c, ctl, (e) => {
+      const stopped = replaceMaster({ ...sandboxFlowDeps(t.c, t.ctl, (e) => {
         if (e.step === stopAfter && e.status === 'ok') abort.abort(new Error(`stopped after ${stopAfter}`));
       }), signal: abort.signal }, { slot, instanceId, hook: hookOf(event) });
       await expect(stopped).rejects.toThrow(`stopped after ${stopAfter}`);
-      expect(sandbox.lifecycle.results(instanceId)).toEqual([]);
+      expect(t.sandbox.lifecycle.results(instanceId)).toEqual([]);
       const out = await replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) });
       expect({ stopAfter, result: out.result }).toEqual({ stopAfter, result: 'continued' });
       const now = await members();
       expect(now).toHaveLength(3);
-      expect(now.find((m) => m.name === 'etcd-a')).toMatchObject({ id, peerUrls: [sandbox.host(instanceId).peerUrl], isLearner: false });
-      expect(await countKeys(sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
-      expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+      expect(now.find((m) => m.name === 'etcd-a')).toMatchObject({ id, peerUrls: [t.sandbox.host(instanceId).peerUrl], isLearner: false });
+      expect(await countKeys(t.sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(500);
+      expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
       victim = { ...a, instanceId };
     }
-    expect(sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
-    expect(await receivedAlerts(ctl)).toEqual([]);
-    await checkWriter(writer, 'g');
+    expect(t.sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
+    await t.writer.check(w, 'g');
   });
 
   it('dry run: prints each step it would take and why, and mutates nothing', async () => {
-    const a = memberOf(cluster, 'etcd-a');
-    const { instanceId, event } = await killMaster(sandbox, c, a);
-    const before = { members: await members(), volume: await sandbox.describeVolume(a.volumeId), detach: sandbox.detachCalls.length };
+    const a = memberOf(t.cluster, 'etcd-a');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
+    const before = { members: await members(), volume: await t.sandbox.describeVolume(a.volumeId), detach: t.sandbox.detachCalls.length };
     const plan = await planReplacement(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
     expect(plan.map((p) => p.step)).toEqual(['instance', 'volume', 'attach', 'agent', 'mount', 'peer', 'membership', 'start', 'apiserver', 'register', 'complete']);
-    expect(plan.find((p) => p.step === 'membership')!.action).toMatch(new RegExp(`if the volume has data: member update ${before.members.find((m) => m.name === 'etcd-a')!.id} → ${sandbox.host(instanceId).peerUrl}`));
+    expect(plan.find((p) => p.step === 'membership')!.action).toMatch(new RegExp(`if the volume has data: member update ${before.members.find((m) => m.name === 'etcd-a')!.id} → ${t.sandbox.host(instanceId).peerUrl}`));
     expect(await members()).toEqual(before.members);
-    expect((await sandbox.describeVolume(a.volumeId))?.Attachments).toEqual(before.volume?.Attachments);
-    expect(sandbox.detachCalls).toHaveLength(before.detach);
-    expect(sandbox.lifecycle.calls.filter((x) => x.instanceId === instanceId)).toEqual([]);
-    expect(sandbox.host(instanceId).etcdPid()).toBeNull();
+    expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments).toEqual(before.volume?.Attachments);
+    expect(t.sandbox.detachCalls).toHaveLength(before.detach);
+    expect(t.sandbox.lifecycle.calls.filter((x) => x.instanceId === instanceId)).toEqual([]);
+    expect(t.sandbox.host(instanceId).etcdPid()).toBeNull();
   });
 });
 
