@@ -10,7 +10,11 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { S3Client } from '@aws-sdk/client-s3';
 import { snsAlerter } from '../lib/aws/alerts';
-import { awsClients, clientOptions } from '../lib/aws/clients';
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { clientOptions } from '../lib/aws/clients';
 import { ClusterLock } from '../lib/aws/lock';
 import { systemClock } from '../lib/clock';
 import { loadBackupConfig } from '../lib/config';
@@ -22,7 +26,10 @@ import { hostScripts } from './host-scripts';
 const config = loadBackupConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-backup' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'backup' });
-const clients = awsClients(config);
+// Only the clients the backup uses: the EC2 client alone costs ~0.6 s of cold start.
+const clients = {
+  asg: new AutoScalingClient(clientOptions(config)), ssm: new SSMClient(clientOptions(config)), ddb: new DynamoDBClient(clientOptions(config)), sns: new SNSClient(clientOptions(config)),
+};
 const s3 = new S3Client({ ...clientOptions(config), forcePathStyle: Boolean(config.QK_AWS_ENDPOINT) });
 const lock = new ClusterLock(clients.ddb, systemClock, { table: config.QK_STATE_TABLE, ttlSec: 900 });
 const settings = backupSettings(config);

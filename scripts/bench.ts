@@ -7,7 +7,13 @@
  * same follower: `etcdctl snapshot save` + the same compressor + one PUT of the file to S3.
  * Each is run BENCH_ROUNDS times (default 3), alternating; the medians are compared.
  *
- * Writes .tmp/bench/results.json (machine-readable) and .tmp/bench/results.md (a table).
+ * API calls per flow (scripts/bench-api.ts): counted by SDK middleware for one run of each
+ * flow on one cluster, with 1, 10 and 50 clusters in the account (BENCH_CLUSTERS).
+ * Bundles and cold init (scripts/bench-cold.ts): each function's zip and its module load +
+ * handler init in a fresh process.
+ *
+ * BENCH_ONLY=backup,api,cold picks sections (default all). Writes .tmp/bench/results.json
+ * (machine-readable) and .tmp/bench/results.md (the tables).
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,95 +26,123 @@ import { destroyClients, provisionCluster, sandboxClients } from '../sandbox/clu
 import { destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings } from '../sandbox/control';
 import { putKeysBulk } from '../sandbox/scenario';
 import { Sandbox } from '../sandbox/sandbox';
+import { apiCallsTable, benchApiCalls } from './bench-api';
+import { benchColdInit, coldTable } from './bench-cold';
 
 const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TARGET_MB = Number(process.env.BENCH_DB_MB ?? 200);
 const OUT = join(__dirname, '..', '.tmp', 'bench');
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'backup,api,cold').split(','));
+const CLUSTERS = (process.env.BENCH_CLUSTERS ?? '1,10,50').split(',').map(Number);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
 async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
-  const sandbox = await Sandbox.start();
-  const c = sandboxClients(sandbox);
-  try {
-    const ctl = await provisionControl(sandbox);
-    const b = await provisionBackups(sandbox);
-    const cluster = await provisionCluster(sandbox, c, { name: 'bench' });
-    log(`filling etcd to a ~${TARGET_MB} MB DB (random 4 KB values)…`);
-    const t = Date.now();
-    await putKeysBulk(cluster.members[0]!.clientUrl, '/registry/bench/', Math.round((TARGET_MB * 1e6) / 6000), { valueBytes: 4096 });
-    log(`filled in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-
-    const deps = sandboxBackupDeps(c, ctl, b);
-    const settings = sandboxBackupSettings(b, { compressor: 'zstd' });
-    const flow: number[] = [];
-    const raw: number[] = [];
-    const parts: Array<Record<string, number>> = [];
-    let rawSize = 0;
-    let size = 0;
-    const flowOnce = async (i: number) => {
-      const t0 = Date.now();
-      const out = await backupCluster(deps, 'bench', settings);
-      const ms = Date.now() - t0;
-      if (out.result !== 'uploaded') throw new Error(`backup failed: ${out.failure?.message}`);
-      rawSize = out.rawSize ?? 0;
-      size = out.size ?? 0;
-      log(`flow  #${i}: ${(ms / 1000).toFixed(2)} s (save ${out.ms.save} ms, compress ${out.ms.compress} ms, upload step ${out.ms.upload} ms of which PUT ${out.ms.put} ms; trial restore ${out.ms.verify} ms beside compress and signing)`);
-      return { ms, out };
-    };
-    // A warm-up run (not counted) also tells which follower the flow backs up from.
-    const warm = await flowOnce(0);
-    const member = cluster.members.find((m) => m.name === warm.out.member)!;
-    const rawOnce = async (i: number) => {
-      const dir = join(sandbox.host(member.instanceId).root, 'bench-raw');
-      rmSync(dir, { recursive: true, force: true });
-      mkdirSync(dir, { recursive: true });
-      const r0 = Date.now();
-      await run('etcdctl', [`--endpoints=${member.clientUrl}`, 'snapshot', 'save', join(dir, 's.db')], { env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
-      await run('zstd', ['-q', '-3', '-T0', '-f', join(dir, 's.db'), '-o', join(dir, 's.db.zst')]);
-      const url = await getSignedUrl(b.s3, new PutObjectCommand({ Bucket: b.store.bucket, Key: `raw/${i}.db.zst` }), { expiresIn: 600 });
-      const put = await run('curl', ['-sS', '-f', '-o', '/dev/null', '-w', '%{time_total}', '-X', 'PUT', '--upload-file', join(dir, 's.db.zst'), url]);
-      const ms = Date.now() - r0;
-      log(`raw   #${i}: ${(ms / 1000).toFixed(2)} s (${statSync(join(dir, 's.db')).size} → ${statSync(join(dir, 's.db.zst')).size} bytes; PUT ${Math.round(Number(put.stdout) * 1000)} ms)`);
-      rmSync(dir, { recursive: true, force: true });
-      return ms;
-    };
-    for (let i = 1; i <= ROUNDS; i++) {
-      // Alternate which goes first, so neither always runs on a warmer cache.
-      if (i % 2) {
-        const f = await flowOnce(i);
-        flow.push(f.ms);
-        parts.push({ ...f.out.ms });
-        raw.push(await rawOnce(i));
-      } else {
-        raw.push(await rawOnce(i));
-        const f = await flowOnce(i);
-        flow.push(f.ms);
-        parts.push({ ...f.out.ms });
-      }
-    }
-    const ratio = median(flow) / median(raw);
-    const result = {
-      date: new Date().toISOString(), rounds: ROUNDS, dbBytes: rawSize, compressedBytes: size,
-      backup: { flowMs: flow, rawMs: raw, flowMedianMs: median(flow), rawMedianMs: median(raw), ratio: Number(ratio.toFixed(3)), target: 1.3, parts },
-    };
-    writeFileSync(join(OUT, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
-    const md = [
-      '| benchmark | product flow (median) | raw operations (median) | ratio | goal |',
-      '|---|---|---|---|---|',
-      `| backup of a ${(rawSize / 1e6).toFixed(0)} MB etcd DB (→ ${(size / 1e6).toFixed(0)} MB zstd) | ${(median(flow) / 1000).toFixed(2)} s | ${(median(raw) / 1000).toFixed(2)} s (save + zstd + PUT) | ${ratio.toFixed(2)}× | ≤ 1.3× |`,
-    ].join('\n');
-    writeFileSync(join(OUT, 'results.md'), `${md}\n`);
-    process.stdout.write(`${md}\n\nresults: .tmp/bench/results.json, .tmp/bench/results.md\n`);
-    destroyBackups(b);
-    destroyControl(ctl);
-  } finally {
-    destroyClients(c);
-    await sandbox.stop();
+  const results: Record<string, unknown> = { date: new Date().toISOString() };
+  const tables: string[] = [];
+  if (ONLY.has('cold')) {
+    const cold = benchColdInit(ROUNDS + 2, log);
+    results.bundles = cold;
+    tables.push(coldTable(cold));
   }
+  if (ONLY.has('backup') || ONLY.has('api')) {
+    const sandbox = await Sandbox.start();
+    const c = sandboxClients(sandbox);
+    try {
+      if (ONLY.has('api')) {
+        const api = await benchApiCalls(sandbox, c, CLUSTERS, log);
+        results.apiCalls = api;
+        tables.push(apiCallsTable(api, CLUSTERS));
+      }
+      if (ONLY.has('backup')) {
+        await sandbox.reset();
+        const backup = await benchBackup(sandbox, c);
+        results.backup = backup.result;
+        tables.unshift(backup.table);
+      }
+    } finally {
+      destroyClients(c);
+      await sandbox.stop();
+    }
+  }
+  writeFileSync(join(OUT, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(OUT, 'results.md'), `${tables.join('\n\n')}\n`);
+  process.stdout.write(`${tables.join('\n\n')}\n\nresults: .tmp/bench/results.json, .tmp/bench/results.md\n`);
+}
+
+async function benchBackup(sandbox: Sandbox, c: ReturnType<typeof sandboxClients>): Promise<{ result: unknown; table: string }> {
+  const ctl = await provisionControl(sandbox);
+  const b = await provisionBackups(sandbox);
+  const cluster = await provisionCluster(sandbox, c, { name: 'bench' });
+  log(`filling etcd to a ~${TARGET_MB} MB DB (random 4 KB values)…`);
+  const t = Date.now();
+  await putKeysBulk(cluster.members[0]!.clientUrl, '/registry/bench/', Math.round((TARGET_MB * 1e6) / 6000), { valueBytes: 4096 });
+  log(`filled in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+
+  const deps = sandboxBackupDeps(c, ctl, b);
+  const settings = sandboxBackupSettings(b, { compressor: 'zstd' });
+  const flow: number[] = [];
+  const raw: number[] = [];
+  const parts: Array<Record<string, number>> = [];
+  let rawSize = 0;
+  let size = 0;
+  const flowOnce = async (i: number) => {
+    const t0 = Date.now();
+    const out = await backupCluster(deps, 'bench', settings);
+    const ms = Date.now() - t0;
+    if (out.result !== 'uploaded') throw new Error(`backup failed: ${out.failure?.message}`);
+    rawSize = out.rawSize ?? 0;
+    size = out.size ?? 0;
+    log(`flow  #${i}: ${(ms / 1000).toFixed(2)} s (save ${out.ms.save} ms, compress ${out.ms.compress} ms, upload step ${out.ms.upload} ms of which PUT ${out.ms.put} ms; trial restore ${out.ms.verify} ms beside compress and signing)`);
+    return { ms, out };
+  };
+  // A warm-up run (not counted) also tells which follower the flow backs up from.
+  const warm = await flowOnce(0);
+  const member = cluster.members.find((m) => m.name === warm.out.member)!;
+  const rawOnce = async (i: number) => {
+    const dir = join(sandbox.host(member.instanceId).root, 'bench-raw');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const r0 = Date.now();
+    await run('etcdctl', [`--endpoints=${member.clientUrl}`, 'snapshot', 'save', join(dir, 's.db')], { env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
+    await run('zstd', ['-q', '-3', '-T0', '-f', join(dir, 's.db'), '-o', join(dir, 's.db.zst')]);
+    const url = await getSignedUrl(b.s3, new PutObjectCommand({ Bucket: b.store.bucket, Key: `raw/${i}.db.zst` }), { expiresIn: 600 });
+    const put = await run('curl', ['-sS', '-f', '-o', '/dev/null', '-w', '%{time_total}', '-X', 'PUT', '--upload-file', join(dir, 's.db.zst'), url]);
+    const ms = Date.now() - r0;
+    log(`raw   #${i}: ${(ms / 1000).toFixed(2)} s (${statSync(join(dir, 's.db')).size} → ${statSync(join(dir, 's.db.zst')).size} bytes; PUT ${Math.round(Number(put.stdout) * 1000)} ms)`);
+    rmSync(dir, { recursive: true, force: true });
+    return ms;
+  };
+  for (let i = 1; i <= ROUNDS; i++) {
+    // Alternate which goes first, so neither always runs on a warmer cache.
+    if (i % 2) {
+      const f = await flowOnce(i);
+      flow.push(f.ms);
+      parts.push({ ...f.out.ms });
+      raw.push(await rawOnce(i));
+    } else {
+      raw.push(await rawOnce(i));
+      const f = await flowOnce(i);
+      flow.push(f.ms);
+      parts.push({ ...f.out.ms });
+    }
+  }
+  const ratio = median(flow) / median(raw);
+  const result = {
+    rounds: ROUNDS, dbBytes: rawSize, compressedBytes: size,
+    flowMs: flow, rawMs: raw, flowMedianMs: median(flow), rawMedianMs: median(raw), ratio: Number(ratio.toFixed(3)), target: 1.3, parts,
+  };
+  const table = [
+    '| benchmark | product flow (median) | raw operations (median) | ratio | goal |',
+    '|---|---|---|---|---|',
+    `| backup of a ${(rawSize / 1e6).toFixed(0)} MB etcd DB (→ ${(size / 1e6).toFixed(0)} MB zstd) | ${(median(flow) / 1000).toFixed(2)} s | ${(median(raw) / 1000).toFixed(2)} s (save + zstd + PUT) | ${ratio.toFixed(2)}× | ≤ 1.3× |`,
+  ].join('\n');
+  destroyBackups(b);
+  destroyControl(ctl);
+  return { result, table };
 }
 
 main().catch((err: unknown) => {
