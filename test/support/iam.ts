@@ -59,7 +59,7 @@ export function checkTemplate(template: { Resources?: Record<string, { Type?: st
     for (const doc of docs) {
       for (const s of list(doc?.Statement)) {
         if (s.Effect !== 'Allow') continue;
-        const resources = list(s.Resource as Json | Json[]).map(resourceText);
+        const resources = (Array.isArray(s.Resource) ? (s.Resource as Json[]) : [s.Resource]).filter((r) => r !== undefined).map(resourceText);
         for (const action of list(s.Action)) {
           const service = action.split(':')[0] ?? '';
           if (action === '*' || action.endsWith(':*')) out.push({ role: name, rule: 4, action, resource: resources.join(','), why: 'service-wide wildcard action' });
