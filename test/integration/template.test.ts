@@ -12,7 +12,7 @@ import { checkTemplate } from '../support/iam';
 jest.setTimeout(180_000);
 
 type Resource = { Type: string; Properties: Record<string, unknown> };
-type Template = { Resources: Record<string, Resource> };
+type Template = { Resources: Record<string, Resource>; Outputs?: Record<string, { Value: unknown }> };
 
 const root = join(__dirname, '..', '..');
 let dir: string;
@@ -70,6 +70,11 @@ describe('the packaged template', () => {
     const policies = ofType('AWS::S3::BucketPolicy').map(([, p]) => JSON.stringify(p.Properties.PolicyDocument));
     expect(policies.some((p) => /"Effect":"Deny".*"aws:SecureTransport":"?false/.test(p))).toBe(true);
     expect(template.Resources.StateTable!.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
+  });
+
+  it('outputs what the operator CLI needs', () => {
+    expect(Object.keys(template.Outputs ?? {})).toEqual(expect.arrayContaining(['BackupBucketName', 'BackupKeyArn', 'StateTableName', 'AlertTopicArn', 'NotifierDeadLetterQueueUrl']));
+    expect(template.Outputs!.StateTableName!.Value).toEqual({ Ref: 'StateTable' });
   });
 
   it('alarms exist per cluster named in the clusters parameter', () => {
