@@ -45,9 +45,9 @@ const USAGE = `usage: quorum-keeper <command> [options]
 commands:
   status        --cluster C                       members, etcd roles and lag, volumes, LB health,
                                                   newest backup; exit 5 when degraded
-  plan          --cluster C [--pending-grace-sec N] [--stray-grace-sec N]
+  plan          --cluster C [--pending-grace-sec N] [--repair-grace-sec N] [--stray-grace-sec N]
                                                   what the reconciler would do now (read-only)
-  reconcile     --cluster C [--dry-run] [--pending-grace-sec N] [--stray-grace-sec N]
+  reconcile     --cluster C [--dry-run] [--pending-grace-sec N] [--repair-grace-sec N] [--stray-grace-sec N]
                                                   what the scheduled reconciler does, now; needs
                                                   --state-table (the same locks as the Lambdas)
   backup        --cluster C                       take a verified backup now
@@ -91,7 +91,7 @@ function parse(argv: string[]) {
       region: { type: 'string' }, profile: { type: 'string' }, endpoint: { type: 'string' },
       json: { type: 'boolean' }, yes: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'work-dir': { type: 'string' }, 'tag-cluster': { type: 'string' }, 'tag-member': { type: 'string' },
-      'pending-grace-sec': { type: 'string' }, 'stray-grace-sec': { type: 'string' },
+      'pending-grace-sec': { type: 'string' }, 'stray-grace-sec': { type: 'string' }, 'repair-grace-sec': { type: 'string' },
       'dry-run': { type: 'boolean' }, 'state-table': { type: 'string' }, 'alert-topic-arn': { type: 'string' },
     },
   });
@@ -231,6 +231,7 @@ function reconcileSettings(v: Values): ReconcileSettings {
   return {
     ...DEFAULT_RECONCILE,
     pendingGraceSec: seconds(v['pending-grace-sec'], 'pending-grace-sec', DEFAULT_RECONCILE.pendingGraceSec),
+    repairGraceSec: seconds(v['repair-grace-sec'], 'repair-grace-sec', DEFAULT_RECONCILE.repairGraceSec),
     strayGraceSec: seconds(v['stray-grace-sec'], 'stray-grace-sec', DEFAULT_RECONCILE.strayGraceSec),
   };
 }

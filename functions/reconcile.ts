@@ -31,6 +31,7 @@ const deps: ReconcileDeps = {
 };
 const settings = {
   pendingGraceSec: config.QK_RECONCILE_PENDING_GRACE_SEC,
+  repairGraceSec: config.QK_RECONCILE_REPAIR_GRACE_SEC,
   strayGraceSec: config.QK_RECONCILE_STRAY_GRACE_SEC,
   backupStaleAfterSec: backup.staleAfterSec,
 };

@@ -51,6 +51,8 @@ const probe = flows.extend({
 const reconcile = backup.extend({
   /** A `Pending:Wait` master is re-driven once it has waited this long with no flow driving its slot. */
   QK_RECONCILE_PENDING_GRACE_SEC: z.coerce.number().int().min(0).max(86_400).default(300),
+  /** An InService master that is not whole (etcd, volume, target) is repaired once it stayed so this long. */
+  QK_RECONCILE_REPAIR_GRACE_SEC: z.coerce.number().int().min(0).max(86_400).default(300),
   /** An etcd member with no slot is removed only after it has been seen this long. */
   QK_RECONCILE_STRAY_GRACE_SEC: z.coerce.number().int().min(0).max(7 * 86_400).default(600),
 });

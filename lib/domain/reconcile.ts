@@ -9,7 +9,7 @@
  *   its slot → re-drive the replacement flow (a lost launch event);
  * - an InService master that is not whole (its etcd member missing or not following the
  *   leader, its volume not attached to it, not healthy in the load balancer) for longer than
- *   the same grace, while the cluster has a leader → run the replacement flow on it again
+ *   its own grace, while the cluster has a leader → run the replacement flow on it again
  *   (it mounts, fixes membership, starts etcd, registers; no hook to complete);
  * - an etcd member with no slot (stray) → remove it only after its own grace period, only
  *   while the cluster has a leader, and only if quorum still holds without it; else an alert;
@@ -63,11 +63,13 @@ export interface ReconcileWorld {
 
 export interface ReconcileSettings {
   pendingGraceSec: number;
+  /** How long an InService master may stay not whole before it is repaired (rides out elections, LB checks). */
+  repairGraceSec: number;
   strayGraceSec: number;
   backupStaleAfterSec: number;
 }
 
-export const DEFAULT_RECONCILE: ReconcileSettings = { pendingGraceSec: 300, strayGraceSec: 600, backupStaleAfterSec: 3600 };
+export const DEFAULT_RECONCILE: ReconcileSettings = { pendingGraceSec: 300, repairGraceSec: 300, strayGraceSec: 600, backupStaleAfterSec: 3600 };
 
 export type ReconcileAction =
   | { kind: 'redrive-replacement'; member: string; asg: string; instanceId: string; reason: string }
@@ -112,7 +114,7 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
       const age = since(`repair#${slot.master.instanceId}`);
       const what = `${slot.member}: ${slot.master.instanceId} ${gaps.join(', ')}`;
       if (slot.busy) notes.push(`${what} for ${age} s; a flow is driving this slot`);
-      else if (age < s.pendingGraceSec) notes.push(`${what} for ${age} s (grace ${s.pendingGraceSec} s)`);
+      else if (age < s.repairGraceSec) notes.push(`${what} for ${age} s (grace ${s.repairGraceSec} s)`);
       else actions.push({ kind: 'repair-master', member: slot.member, asg: slot.asg, instanceId: slot.master.instanceId, reason: `${gaps.join(', ')} for ${age} s` });
     }
     if (slot.instances.length === 0) {

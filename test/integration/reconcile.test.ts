@@ -17,7 +17,10 @@ import { freshClusterPerTest } from '../support/scenario-suite';
 
 jest.setTimeout(240_000);
 
-/** Tests do not wait out grace periods: a re-drive or stray removal is due at once. */
+/**
+ * Tests do not wait out grace periods: a re-drive or stray removal is due at once. Repairs keep
+ * their grace (a killed leader makes the others' API servers briefly not ready: not a repair).
+ */
 const NOW = { ...DEFAULT_RECONCILE, pendingGraceSec: 0, strayGraceSec: 0 };
 
 describe('reconciler', () => {
@@ -113,19 +116,19 @@ describe('reconciler', () => {
     const w = t.writer.start('repair');
     t.sandbox.host(b.instanceId).killEtcd(); // the process dies; the instance stays InService
     await waitFor('the target to turn unhealthy', async () => ((await targetHealth(b.instanceId)) === 'unhealthy' ? true : undefined));
-    const first = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl, undefined, record('reconciler')), 'prod', NOW);
+    const first = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl, undefined, record('reconciler')), 'prod', { ...NOW, repairGraceSec: 0 });
     expect(first.steps.map((s) => [s.action.kind, s.result, s.detail])).toEqual([['repair-master', 'done', `etcd-b on ${b.instanceId} repaired (in-place)`]]);
     expect((await members()).find((m) => m.name === 'etcd-b')).toMatchObject({ id, peerUrls: [b.peerUrl], isLearner: false });
     expect(await countKeys(b.clientUrl, '/registry/test/')).toBe(300);
     expect(await targetHealth(b.instanceId)).toBe('healthy');
-    expect((await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', NOW)).plan.actions).toEqual([]);
+    expect((await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', { ...NOW, repairGraceSec: 0 })).plan.actions).toEqual([]);
     await t.writer.check(w, 'etcd process died on an InService master, repaired');
 
     // The whole host is gone (agent offline) but still InService: nothing to run there; say so.
     const cm = memberOf(t.cluster, 'etcd-c');
     t.sandbox.host(cm.instanceId).crash();
     await waitFor('the target to turn unhealthy', async () => ((await targetHealth(cm.instanceId)) === 'unhealthy' ? true : undefined));
-    const dead = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', NOW);
+    const dead = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', { ...NOW, repairGraceSec: 0 });
     expect(dead.steps.map((s) => [s.action.kind, s.result])).toEqual([['repair-master', 'failed']]);
     const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
