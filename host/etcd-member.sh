@@ -98,8 +98,9 @@ start_etcd() {
   mkdir -p "$QK_RUN_DIR" "$QK_LOG_DIR"
   local etcd
   etcd="$(qk_bin etcd)"
-  # setsid: etcd gets its own session, so it survives the end of this command's process group.
-  setsid "$etcd" --config-file "$conf" >>"${QK_LOG_DIR}/etcd.log" 2>&1 </dev/null &
+  # setsid: etcd gets its own session, so it survives the end of this command's process group;
+  # it must not keep this step's host lock (qk_lock) open for its lifetime.
+  setsid "$etcd" --config-file "$conf" >>"${QK_LOG_DIR}/etcd.log" 2>&1 </dev/null {QK_LOCK_FD}>&- &
   printf '%s\n' "$!" >"$pidfile"
 }
 
@@ -191,13 +192,17 @@ case "$cmd" in
     qk_check absPath "$data_dir" "data dir"
     [[ ",${initial_cluster}," == *",${name}=${QK_PEER_URL},"* ]] ||
       qk_die "$QK_EXIT_USAGE" "initial cluster does not list this host as ${name}=${QK_PEER_URL}"
+    qk_lock
     mp="${QK_MOUNT_POINT%/}"
     if [[ "$data_dir" == "$mp"/* && ! -f "${QK_ROOT}${mp}/.quorum-keeper-volume" ]]; then
       qk_die "$QK_EXIT_FAILED" "no verified etcd volume is mounted at $mp (run etcd-mount.sh first); refusing to start etcd on the root disk"
     fi
     old="$(cat "$conf" 2>/dev/null || true)"
     write_config
-    if qk_etcd_running && [[ "$old" == "$(cat "$conf")" ]]; then
+    # The initial-cluster* settings only matter to a member's first start (an existing data dir
+    # ignores them): a change there alone never restarts a running etcd (a needless election
+    # when it leads; the repair of a neighbour used to do exactly that).
+    if qk_etcd_running && [[ "$(grep -v '^initial-cluster' <<<"$old")" == "$(grep -v '^initial-cluster' "$conf")" ]]; then
       qk_log "etcd already running with this configuration"
     else
       if qk_etcd_running; then qk_log "configuration changed; restarting etcd"; stop_etcd; fi
@@ -214,6 +219,7 @@ case "$cmd" in
     status_json
     ;;
   stop)
+    qk_lock
     stop_etcd
     status_json
     ;;

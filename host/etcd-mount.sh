@@ -111,6 +111,7 @@ do_umount() {
 }
 
 # --- main ----------------------------------------------------------------------------------
+qk_lock
 if [[ $unmount -eq 1 ]]; then
   # Unmount only our own volume: the marker must name this cluster and member. Idempotent.
   marker="${target}/${marker_name}"

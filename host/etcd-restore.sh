@@ -83,6 +83,7 @@ case "$cmd" in
     ;;
   rollback)
     qk_check token "$token" "token"
+    qk_lock
     qk_etcd_running && qk_die "$QK_EXIT_FAILED" "etcd is running: stop it (etcd-member.sh stop) before rolling back"
     aside="${data}.pre-restore-${token}"
     [[ -d "$aside" ]] || qk_die "$QK_EXIT_FAILED" "nothing to roll back: ${data_dir}.pre-restore-${token} does not exist"
@@ -110,6 +111,7 @@ url="$(printf '%s' "$b64" | base64 -d 2>/dev/null)" || qk_die "$QK_EXIT_USAGE" "
   qk_die "$QK_EXIT_USAGE" "invalid download URL: the decoded value has an unexpected shape"
 [[ ",${initial_cluster}," == *",${name}=${QK_PEER_URL},"* ]] ||
   qk_die "$QK_EXIT_USAGE" "initial cluster does not list this host as ${name}=${QK_PEER_URL}"
+qk_lock
 
 marker="${data}.qk-restored"
 if [[ -f "$marker" && "$(cat "$marker")" == "$token" && -d "${data}/member" ]]; then

@@ -159,6 +159,19 @@ qk_tls_args() {
 
 QK_ETCD_PIDFILE="${QK_RUN_DIR}/etcd.pid"
 
+# qk_lock: one mutating step at a time on this host. A retried SSM command (whose first answer
+# was lost, so the SDK sent it again) or two flows must never mount, start/stop etcd or restore
+# side by side. Waits up to QK_LOCK_WAIT_SEC (default 120 s); released when the script exits.
+# Processes that outlive the script (etcd) must not inherit it: start them with {QK_LOCK_FD}>&-.
+QK_LOCK_FD=""
+qk_lock() {
+  command -v flock >/dev/null || qk_die "$QK_EXIT_FAILED" "flock (util-linux) is required on the master"
+  mkdir -p "$QK_RUN_DIR"
+  exec {QK_LOCK_FD}>>"${QK_RUN_DIR}/host.lock"
+  flock -w "${QK_LOCK_WAIT_SEC:-120}" "$QK_LOCK_FD" ||
+    qk_die "$QK_EXIT_FAILED" "another Quorum Keeper step still holds ${QK_RUN_DIR}/host.lock"
+}
+
 # qk_etcd_pid: prints the pid of the etcd started in process mode, if it is alive.
 qk_etcd_pid() {
   [[ -f "$QK_ETCD_PIDFILE" ]] || return 1

@@ -75,6 +75,19 @@ interface Reply {
   body: Buffer | string;
 }
 
+/**
+ * An AWS API fault for the fault matrix: calls whose `service:Action` (REST S3: `s3:METHOD`)
+ * matches answer with throttling or a 5xx — `before` doing anything, or `after` the call was
+ * carried out (the answer is lost, the change is made: a retry then repeats it) — for the first
+ * `times` calls of each matching operation.
+ */
+export interface ApiFault {
+  match: RegExp;
+  kind: 'throttle' | 'server-error';
+  when: 'before' | 'after';
+  times: number;
+}
+
 export class Sandbox {
   readonly lifecycle = new LifecycleModel();
   readonly hosts = new Map<string, SandboxHost>();
@@ -83,6 +96,10 @@ export class Sandbox {
   readonly detachCalls: Array<{ volumeId: string; instanceId: string; force: boolean }> = [];
   /** S3 uploads the sandbox refused the way S3 would (checksum mismatch). */
   readonly s3Rejections: Array<{ url: string; reason: string }> = [];
+  /** Faults to inject (see ApiFault), and every fault injected so far. */
+  readonly apiFaults: ApiFault[] = [];
+  readonly injected: Array<{ key: string; kind: ApiFault['kind']; when: ApiFault['when'] }> = [];
+  private readonly faultCounts = new Map<string, number>();
   /** Boot a host (and its SSM agent) for every running moto instance on first sight. */
   autoBoot = true;
   /** Extra delay before a command starts running (models SSM delivery latency). */
@@ -172,6 +189,9 @@ export class Sandbox {
     this.lifecycle.clear();
     this.detachCalls.length = 0;
     this.s3Rejections.length = 0;
+    this.apiFaults.length = 0;
+    this.injected.length = 0;
+    this.faultCounts.clear();
     rmSync(join(this.dir, 'hosts'), { recursive: true, force: true });
     rmSync(join(this.dir, 'volumes'), { recursive: true, force: true });
     await this.moto.reset();
@@ -194,13 +214,41 @@ export class Sandbox {
     let reply: Reply;
     try {
       const parsed = await parseRequest(req);
-      const handler = this.route(parsed);
-      reply = handler ? await handler(parsed) : (this.checkS3Checksum(parsed) ?? await this.forward(parsed));
+      const fault = this.faultFor(parsed);
+      if (fault?.when === 'before') {
+        reply = faultReply(parsed.service, fault.kind);
+      } else {
+        const handler = this.route(parsed);
+        reply = handler ? await handler(parsed) : (this.checkS3Checksum(parsed) ?? await this.forward(parsed));
+        if (fault) reply = faultReply(parsed.service, fault.kind);
+      }
     } catch (err) {
       reply = { status: 500, headers: { 'content-type': 'text/plain' }, body: `sandbox error: ${err instanceof Error ? err.stack : String(err)}` };
     }
     res.writeHead(reply.status, reply.headers);
     res.end(reply.body);
+  }
+
+  private faultFor(r: ParsedRequest): ApiFault | undefined {
+    const key = `${r.service}:${r.action || r.method}`;
+    for (const [i, f] of this.apiFaults.entries()) {
+      if (!f.match.test(key)) continue;
+      const counted = `${i}|${key}`;
+      const n = this.faultCounts.get(counted) ?? 0;
+      if (n >= f.times) continue;
+      this.faultCounts.set(counted, n + 1);
+      this.injected.push({ key, kind: f.kind, when: f.when });
+      return f;
+    }
+    return undefined;
+  }
+
+  /** EC2 refuses to attach a volume that is attached (moto re-attaches it silently). */
+  private async attachVolume(r: ParsedRequest): Promise<Reply> {
+    const volumeId = r.form?.get('VolumeId') ?? '';
+    const attached = (await this.describeVolume(volumeId))?.Attachments?.find((a) => a.State === 'attached' || a.State === 'attaching');
+    if (attached) return ec2Error(400, 'VolumeInUse', `${volumeId} is already attached to an instance`);
+    return this.forwardThenSync(r);
   }
 
   private route(r: ParsedRequest): Handler | undefined {
@@ -213,7 +261,7 @@ export class Sandbox {
       'autoscaling:CompleteLifecycleAction': (x) => this.completeLifecycleAction(x),
       'autoscaling:RecordLifecycleActionHeartbeat': (x) => this.recordHeartbeat(x),
       'elasticloadbalancing:DescribeTargetHealth': (x) => this.describeTargetHealth(x),
-      'ec2:AttachVolume': (x) => this.forwardThenSync(x),
+      'ec2:AttachVolume': (x) => this.attachVolume(x),
       'ec2:DetachVolume': (x) => {
         this.detachCalls.push({ volumeId: x.form?.get('VolumeId') ?? '', instanceId: x.form?.get('InstanceId') ?? '', force: x.form?.get('Force') === 'true' });
         return this.forwardThenSync(x);
@@ -586,6 +634,27 @@ function queryOk(action: string): Reply {
     headers: { 'content-type': 'text/xml' },
     body: `<${action}Response xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><${action}Result/><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></${action}Response>`,
   };
+}
+
+/** The error each protocol's AWS service answers when throttling or failing (the SDK retries both). */
+function faultReply(service: string, kind: ApiFault['kind']): Reply {
+  const throttle = kind === 'throttle';
+  const id = randomUUID();
+  if (service === 'ssm' || service === 'dynamodb') {
+    return json(throttle ? 400 : 500, { __type: throttle ? 'ThrottlingException' : 'InternalServerError', message: throttle ? 'Rate exceeded' : 'Internal server error' });
+  }
+  if (service === 'ec2') {
+    return throttle ? ec2Error(503, 'RequestLimitExceeded', 'Request limit exceeded.') : ec2Error(500, 'InternalError', 'An internal error has occurred');
+  }
+  if (service === 's3') {
+    return { status: throttle ? 503 : 500, headers: { 'content-type': 'application/xml' }, body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${throttle ? 'SlowDown' : 'InternalError'}</Code><Message>${throttle ? 'Please reduce your request rate.' : 'We encountered an internal error. Please try again.'}</Message><RequestId>${id}</RequestId></Error>` };
+  }
+  const r = queryError(throttle ? 'Throttling' : 'InternalFailure', throttle ? 'Rate exceeded' : 'Internal failure');
+  return throttle ? r : { ...r, status: 500 };
+}
+
+function ec2Error(status: number, code: string, message: string): Reply {
+  return { status, headers: { 'content-type': 'text/xml' }, body: `<Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>${randomUUID()}</RequestID></Response>` };
 }
 
 function queryError(code: string, message: string): Reply {

@@ -78,7 +78,12 @@ export function waiterConfig<C>(client: C, w: WaitOpts) {
 }
 
 export async function attachVolume(ec2: EC2Client, volumeId: string, instanceId: string, device: string, w: WaitOpts): Promise<void> {
-  await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
+  try {
+    await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
+  } catch (err) {
+    // The SDK retried an AttachVolume whose first answer was lost: the volume is attached — here.
+    if ((err as { name?: string }).name !== 'VolumeInUse' || (await describeVolume(ec2, volumeId)).attachedTo !== instanceId) throw err;
+  }
   await waitUntilVolumeInUse(waiterConfig(ec2, w), { VolumeIds: [volumeId] });
 }
 

@@ -3,6 +3,7 @@
  * membership change runs per cluster at a time and a crashed holder cannot block forever.
  * Item: { pk: "lock#<cluster>", owner, expiresAt (epoch s), ttl }.
  */
+import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Clock } from '../clock';
 
@@ -67,12 +68,15 @@ export class ClusterLock {
    */
   async claimOnce(key: string, windowSec: number): Promise<boolean> {
     const now = Math.floor(this.clock.now() / 1000);
+    // The claim carries its own ID: if DynamoDB wrote it but the answer was lost, the SDK's retry
+    // of this same request finds its own claim and succeeds (instead of swallowing the alert).
+    const claim = randomUUID();
     try {
       await this.ddb.send(new PutItemCommand({
         TableName: this.opts.table,
-        Item: { pk: { S: `once#${key}` }, expiresAt: { N: String(now + windowSec) }, ttl: { N: String(now + windowSec + 3600) } },
-        ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
-        ExpressionAttributeValues: { ':now': { N: String(now) } },
+        Item: { pk: { S: `once#${key}` }, claim: { S: claim }, expiresAt: { N: String(now + windowSec) }, ttl: { N: String(now + windowSec + 3600) } },
+        ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now OR claim = :claim',
+        ExpressionAttributeValues: { ':now': { N: String(now) }, ':claim': { S: claim } },
       }));
       return true;
     } catch (err) {

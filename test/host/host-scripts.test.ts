@@ -153,8 +153,8 @@ describe('etcd-mount.sh protects etcd data', () => {
   beforeEach(() => {
     h = host();
   });
-  const mount = (member = 'etcd-a', extra: string[] = [], cluster = 'prod') =>
-    run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', cluster, '--member', member, ...extra]);
+  const mount = (member = 'etcd-a', extra: string[] = [], cluster = 'prod', env: Record<string, string> = {}) =>
+    run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', cluster, '--member', member, ...extra], env);
 
   it('does not format a blank volume unless allowed, then formats, marks and mounts it', () => {
     const refused = mount();
@@ -200,6 +200,24 @@ describe('etcd-mount.sh protects etcd data', () => {
     const otherCluster = mount('etcd-a', [], 'staging');
     expect(otherCluster.code).toBe(4);
     expect(readFileSync(join(h.volume, '.quorum-keeper-volume'), 'utf8')).toBe(marker);
+  });
+
+  it('one mutating step at a time per host: a second mount waits for the host lock, and says so when it cannot get it', () => {
+    mkdirSync(join(h.root, 'run/quorum-keeper'), { recursive: true });
+    // Another step (e.g. the first copy of a retried SSM command) holds the lock for 3 s.
+    const holder = spawn('flock', [join(h.root, 'run/quorum-keeper/host.lock'), 'sleep', '3'], { stdio: 'ignore' });
+    try {
+      spawnSync('sleep', ['0.3']);
+      const blocked = mount('etcd-a', ['--allow-format'], 'prod', { QK_LOCK_WAIT_SEC: '1' });
+      expect(blocked.code).toBe(6);
+      expect(blocked.stderr).toMatch(/another Quorum Keeper step still holds .*host\.lock/);
+      expect(readdirSync(h.volume)).toEqual([]); // nothing formatted while locked out
+      const waited = mount('etcd-a', ['--allow-format'], 'prod', { QK_LOCK_WAIT_SEC: '20' });
+      expect(waited.code).toBe(0);
+      expect(JSON.parse(waited.stdout)).toMatchObject({ result: 'mounted', formatted: true });
+    } finally {
+      holder.kill();
+    }
   });
 
   it('says so when the volume is not attached', () => {
