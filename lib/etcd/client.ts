@@ -89,12 +89,16 @@ export class EtcdClient {
    * Never throws for an unreachable member: it is listed in `unreachable`. Throws only when no
    * endpoint at all answered (and etcdctl said why).
    */
-  async endpointStatus(opts: { cluster: boolean; timeout?: string }): Promise<EndpointStatusReport> {
+  /**
+   * `endpoints` (with `cluster: false`) asks just those members — e.g. all but one known to be
+   * dead, whose dial alone would cost the whole timeout.
+   */
+  async endpointStatus(opts: { cluster: boolean; timeout?: string; endpoints?: readonly string[] }): Promise<EndpointStatusReport> {
     // A dead member costs the whole command timeout: status reads may use a shorter one.
-    const conn = opts.timeout ? { ...this.conn, commandTimeout: opts.timeout } : this.conn;
+    const conn = { ...this.conn, ...(opts.timeout ? { commandTimeout: opts.timeout } : {}), ...(opts.endpoints ? { endpoints: [...opts.endpoints] } : {}) };
     const inv = etcdctl.endpointStatus(conn, opts);
     const res = await this.runner(inv);
-    const report = parseEndpointStatus(res.stdout, res.stderr, opts.cluster ? [] : this.conn.endpoints);
+    const report = parseEndpointStatus(res.stdout, res.stderr, opts.cluster ? [] : conn.endpoints);
     if (res.exitCode !== 0 && report.statuses.length === 0 && report.unreachable.length === 0) {
       throw new EtcdError(classifyEtcdctlError(res.stderr), `${describe(inv)}: ${summariseStderr(res.stderr)}`, {
         command: describe(inv), exitCode: res.exitCode, stderr: res.stderr.slice(-4000),

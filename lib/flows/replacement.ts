@@ -177,10 +177,18 @@ async function findPeerPatiently(ctx: Ctx): Promise<Peer> {
   });
 }
 
-/** Member list and quorum as the peer sees them; refuses without a leader and quorum. */
-async function readCluster(ctx: Ctx, peer: Peer): Promise<MemberList> {
+/**
+ * Member list and quorum as the peer sees them; refuses without a leader and quorum. The old
+ * incarnation of the member being replaced (its peer URL is not the new host's) is dead or
+ * about to be: it counts as unhealthy without being asked (dialling it costs the full status
+ * timeout, ~2 s of every replacement).
+ */
+async function readCluster(ctx: Ctx, peer: Peer, newPeerUrl: string): Promise<MemberList> {
   const list = await peer.etcd.memberList();
-  const report = await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT });
+  const ask = list.members
+    .filter((m) => !(m.name === ctx.input.slot.member && !m.peerUrls.includes(newPeerUrl)))
+    .flatMap((m) => m.clientUrls);
+  const report = await peer.etcd.endpointStatus(ask.length ? { cluster: false, endpoints: ask, timeout: STATUS_TIMEOUT } : { cluster: true, timeout: STATUS_TIMEOUT });
   const health = clusterHealth(list.members, report);
   if (health.leader === null || health.healthyVoters < health.quorum) {
     throw new FlowFailure('membership', `cluster ${ctx.input.slot.cluster} has no leader or no quorum (${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}); no membership change attempted`,
@@ -312,7 +320,7 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
     let plan = '';
     await withLock(ctx, async () => {
       const list = await step(ctx, 'membership', async () => {
-        const before = await readCluster(ctx, peer);
+        const before = await readCluster(ctx, peer, urls.peerUrl);
         const p = planMembership(before.members, slot.member, urls.peerUrl, mounted.hasData);
         plan = p.kind;
         switch (p.kind) {
