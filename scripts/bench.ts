@@ -12,7 +12,11 @@
  * Bundles and cold init (scripts/bench-cold.ts): each function's zip and its module load +
  * handler init in a fresh process.
  *
- * BENCH_ONLY=backup,api,cold picks sections (default all). Writes .tmp/bench/results.json
+ * Master replacement (scripts/bench-replace.ts): replaceMaster from the launch event to
+ * CONTINUE against the raw attach / mount / member update / start / catch-up / register /
+ * complete it needs, alternating rounds on freshly killed masters.
+ *
+ * BENCH_ONLY=backup,replace,api,cold picks sections (default all). Writes .tmp/bench/results.json
  * (machine-readable) and .tmp/bench/results.md (the tables).
  */
 import { execFile } from 'node:child_process';
@@ -28,12 +32,13 @@ import { putKeysBulk } from '../sandbox/scenario';
 import { Sandbox } from '../sandbox/sandbox';
 import { apiCallsTable, benchApiCalls } from './bench-api';
 import { benchColdInit, coldTable } from './bench-cold';
+import { benchReplacement, replaceTable } from './bench-replace';
 
 const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TARGET_MB = Number(process.env.BENCH_DB_MB ?? 200);
 const OUT = join(__dirname, '..', '.tmp', 'bench');
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'backup,api,cold').split(','));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'backup,replace,api,cold').split(','));
 const CLUSTERS = (process.env.BENCH_CLUSTERS ?? '1,10,50').split(',').map(Number);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -48,10 +53,15 @@ async function main(): Promise<void> {
     results.bundles = cold;
     tables.push(coldTable(cold));
   }
-  if (ONLY.has('backup') || ONLY.has('api')) {
+  if (ONLY.has('backup') || ONLY.has('replace') || ONLY.has('api')) {
     const sandbox = await Sandbox.start();
     const c = sandboxClients(sandbox);
     try {
+      if (ONLY.has('replace')) {
+        const replace = await benchReplacement(sandbox, c, ROUNDS, log);
+        results.replacement = replace;
+        tables.unshift(replaceTable(replace));
+      }
       if (ONLY.has('api')) {
         const api = await benchApiCalls(sandbox, c, CLUSTERS, log);
         results.apiCalls = api;
