@@ -135,7 +135,7 @@ cleanup() { rm -f "$download" "$raw"; rm -rf "$staging"; }
 trap cleanup EXIT
 
 t0=$(date +%s%N)
-code="$(curl -sS --max-time 3600 -o "$download" -w '%{http_code}' "$url")" || qk_die "$QK_EXIT_FAILED" "download failed (network)"
+code="$(curl -sS --retry 3 --retry-delay 2 --max-time 3600 -o "$download" -w '%{http_code}' "$url")" || qk_die "$QK_EXIT_FAILED" "download failed (network)"
 [[ "$code" == 200 ]] || qk_die "$QK_EXIT_FAILED" "download refused: HTTP ${code}"
 got="$(sha256sum "$download" | cut -d' ' -f1)"
 [[ "$got" == "$sha" ]] || qk_die "$QK_EXIT_FAILED" "checksum mismatch: the downloaded snapshot has SHA-256 ${got}, the backup's metadata says ${sha}; nothing was changed"

@@ -148,7 +148,8 @@ case "$cmd" in
     verdict="$(cat "${dir}/${base}.verify" 2>/dev/null)" || { stop_verifier; qk_die "$QK_EXIT_FAILED" "the trial restore of ${file} did not finish within ${verify_timeout} s"; }
     [[ "$verdict" == *'"ok":true'* ]] || corrupt "$verdict"
     verify_ms="$(sed -n 's/.*"ms":\([0-9]*\).*/\1/p' <<<"$verdict")"
-    res="$(curl -sS --max-time 3600 -o "${dir}/.upload-response" -w '%{http_code} %{time_total}' -X PUT --upload-file "${dir}/${file}" "${curl_headers[@]}" "$upload_url")" ||
+    # --retry: S3 answers 500/503 (SlowDown) now and then; a PUT of the same key is safe to repeat.
+    res="$(curl -sS --retry 3 --retry-delay 2 --max-time 3600 -o "${dir}/.upload-response" -w '%{http_code} %{time_total}' -X PUT --upload-file "${dir}/${file}" "${curl_headers[@]}" "$upload_url")" ||
       qk_die "$QK_EXIT_FAILED" "upload of ${file} failed (network)"
     status="${res%% *}" took="${res#* }"
     [[ "$took" =~ ^[0-9]+(\.[0-9]+)?$ ]] || took=0

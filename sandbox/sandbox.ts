@@ -96,6 +96,8 @@ export class Sandbox {
   readonly detachCalls: Array<{ volumeId: string; instanceId: string; force: boolean }> = [];
   /** S3 uploads the sandbox refused the way S3 would (checksum mismatch). */
   readonly s3Rejections: Array<{ url: string; reason: string }> = [];
+  /** Volumes whose attachment never completes (EC2 shows `attaching`; no device appears). */
+  readonly stuckAttaching = new Set<string>();
   /** Faults to inject (see ApiFault), and every fault injected so far. */
   readonly apiFaults: ApiFault[] = [];
   readonly injected: Array<{ key: string; kind: ApiFault['kind']; when: ApiFault['when'] }> = [];
@@ -190,6 +192,7 @@ export class Sandbox {
     this.detachCalls.length = 0;
     this.s3Rejections.length = 0;
     this.apiFaults.length = 0;
+    this.stuckAttaching.clear();
     this.injected.length = 0;
     this.faultCounts.clear();
     rmSync(join(this.dir, 'hosts'), { recursive: true, force: true });
@@ -266,6 +269,7 @@ export class Sandbox {
         this.detachCalls.push({ volumeId: x.form?.get('VolumeId') ?? '', instanceId: x.form?.get('InstanceId') ?? '', force: x.form?.get('Force') === 'true' });
         return this.forwardThenSync(x);
       },
+      'ec2:DescribeVolumes': (x) => this.withStuckAttachments(x),
       'autoscaling:DescribeAutoScalingInstances': (x) => this.withWaitStates(x),
       'autoscaling:DescribeAutoScalingGroups': (x) => this.withWaitStates(x),
     };
@@ -520,6 +524,19 @@ export class Sandbox {
   // ---------------------------------------------------------------------------------------
   // EBS: a volume is a directory; attachment follows moto
 
+  /** A stuck volume's attachment stays `attaching` (the volume itself reads `in-use`, as on EC2). */
+  private async withStuckAttachments(r: ParsedRequest): Promise<Reply> {
+    const reply = await this.forward(r);
+    if (reply.status !== 200 || this.stuckAttaching.size === 0) return reply;
+    let xml = reply.body.toString();
+    // Each volume's attachmentSet names its volume (element order follows the EC2 model).
+    xml = xml.replace(/<attachmentSet>[\s\S]*?<\/attachmentSet>/g, (set) => {
+      const vol = /<volumeId>([^<]+)<\/volumeId>/.exec(set)?.[1];
+      return vol && this.stuckAttaching.has(vol) ? set.replace(/<status>attached<\/status>/g, '<status>attaching</status>') : set;
+    });
+    return { ...reply, body: xml };
+  }
+
   private async forwardThenSync(r: ParsedRequest): Promise<Reply> {
     const reply = await this.forward(r);
     if (reply.status === 200) await this.syncDevices();
@@ -532,7 +549,7 @@ export class Sandbox {
     for await (const page of paginateDescribeVolumes({ client: this.motoEc2 }, {})) {
       for (const v of page.Volumes ?? []) {
         for (const a of v.Attachments ?? []) {
-          if (!a.InstanceId || !v.VolumeId || (a.State !== 'attached' && a.State !== 'attaching')) continue;
+          if (!a.InstanceId || !v.VolumeId || (a.State !== 'attached' && a.State !== 'attaching') || this.stuckAttaching.has(v.VolumeId)) continue;
           if (!attached.has(a.InstanceId)) attached.set(a.InstanceId, new Set());
           attached.get(a.InstanceId)!.add(v.VolumeId);
         }
@@ -601,7 +618,9 @@ async function parseRequest(req: IncomingMessage): Promise<ParsedRequest> {
   const body = Buffer.concat(chunks);
   const sha256 = hash?.digest('base64') ?? null;
   const auth = String(req.headers.authorization ?? '');
-  const service = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(auth)?.[1] ?? '';
+  // Signed header, or a presigned URL's X-Amz-Credential (the masters' S3 transfers).
+  const presigned = new URL(req.url ?? '/', 'http://sandbox').searchParams.get('X-Amz-Credential') ?? '';
+  const service = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(auth)?.[1] ?? /^[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(presigned)?.[1] ?? '';
   const target = req.headers['x-amz-target'];
   let action = '';
   let form: URLSearchParams | null = null;

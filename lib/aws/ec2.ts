@@ -93,6 +93,3 @@ export async function detachVolume(ec2: EC2Client, volumeId: string, instanceId:
   await waitUntilVolumeAvailable(waiterConfig(ec2, w), { VolumeIds: [volumeId] });
 }
 
-export async function waitVolumeAvailable(ec2: EC2Client, volumeId: string, w: WaitOpts): Promise<void> {
-  await waitUntilVolumeAvailable(waiterConfig(ec2, w), { VolumeIds: [volumeId] });
-}

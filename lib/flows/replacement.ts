@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
 import { pollUntil, TimeoutError } from '../clock';
-import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes, waitVolumeAvailable } from '../aws/ec2';
+import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes } from '../aws/ec2';
 import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
 import { findTargetGroups, registerAndWait } from '../aws/lb';
 import { HostScriptError, runHostJson } from '../aws/run-command';
@@ -290,7 +290,17 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
       const v = await describeVolume(deps.ec2, volume.volumeId);
       if (v.attachedTo === instanceId && v.attachmentState === 'attached') return { value: null, detail: 'already attached', skipped: true };
       if (v.attachedTo !== instanceId) await attachVolume(deps.ec2, volume.volumeId, instanceId, ETCD_DEVICE, waitOpts(deps, deps.timings.volumeTimeoutSec));
-      else await waitVolumeAvailable(deps.ec2, volume.volumeId, waitOpts(deps, deps.timings.volumeTimeoutSec)).catch(() => undefined);
+      // The volume reads in-use as soon as an attachment exists; the device is there only once
+      // the attachment itself is `attached` (one can stay `attaching` for good).
+      await pollUntil(`${volume.volumeId} to finish attaching to ${instanceId}`, async () => {
+        const now = await describeVolume(deps.ec2, volume.volumeId);
+        return now.attachedTo === instanceId && now.attachmentState === 'attached' ? true : undefined;
+      }, { clock: deps.clock, timeoutMs: deps.timings.volumeTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx) }).catch((err: unknown) => {
+        if (!(err instanceof TimeoutError)) throw err;
+        throw new FlowFailure('attach', `${volume.volumeId} is stuck attaching to ${instanceId} (${deps.timings.volumeTimeoutSec} s)`,
+          'The ASG launches another instance (ABANDON), which releases the attachment. If volumes keep sticking, check the volume and its AZ in the EC2 console.',
+          'critical', `attach-stuck-${slot.member}`);
+      });
       return { value: null, detail: `${volume.volumeId} → ${instanceId} as ${ETCD_DEVICE}` };
     });
 

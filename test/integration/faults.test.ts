@@ -2,14 +2,19 @@
  * Fault matrix, first slice (issue 8): AWS API faults on every call site of the replacement
  * flow, injected by the sandbox (sandbox.apiFaults) under the real SDK clients — throttling
  * and 5xx before a call is carried out, and 5xx AFTER a mutating call was carried out (the
- * answer is lost, so the SDK's retry repeats it). Each case asserts the real outcome: the
+ * answer is lost, so the SDK's retry repeats it); S3 failing the master's snapshot upload; a
+ * volume stuck attaching. Each case asserts the real outcome: the
  * master is back with its own member ID and data, its volume attached once, no force detach,
  * one CONTINUE, no alert, and no acknowledged write lost. A summary table is printed.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { findMasterSlot } from '../../lib/flows/master-slot';
 import { replaceMaster } from '../../lib/flows/replacement';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
-import { receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
+import { listBackups } from '../../lib/aws/backups';
+import { backupCluster } from '../../lib/flows/backup';
+import { receivedAlerts, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps } from '../../sandbox/control';
 import type { ApiFault } from '../../sandbox/sandbox';
 import { countKeys, killMaster, memberOf } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
@@ -26,7 +31,7 @@ const CASES: Array<{ name: string; fault: ApiFault }> = [
 ];
 
 describe('fault matrix: AWS API faults during a replacement', () => {
-  const t = freshClusterPerTest({ keys: 300 });
+  const t = freshClusterPerTest({ keys: 300, backups: true });
   const summary: string[] = [];
   afterAll(() => {
     if (summary.length) console.log(`fault matrix:\n| case | faults injected (operations) | outcome |\n|---|---|---|\n${summary.join('\n')}`);
@@ -58,5 +63,41 @@ describe('fault matrix: AWS API faults during a replacement', () => {
     expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
     expect(await receivedAlerts(t.ctl)).toEqual([]);
     await t.writer.check(w, name);
+  });
+
+  it('S3 answers the master\'s upload with 503 twice: the backup still lands, once, verified', async () => {
+    t.sandbox.apiFaults.push({ match: /^s3:PUT$/, kind: 'server-error', when: 'before', times: 2 });
+    const out = await backupCluster(sandboxBackupDeps(t.c, t.ctl, t.backups), 'prod', sandboxBackupSettings(t.backups));
+    t.sandbox.apiFaults.length = 0;
+    summary.push(`| S3 5xx on the snapshot upload (twice) | ${t.sandbox.injected.length} (s3:PUT) | ${out.result}${out.failure ? `: ${out.failure.message}` : ''} |`);
+    expect(t.sandbox.injected.map((i) => i.key)).toEqual(['s3:PUT', 's3:PUT']);
+    expect(out.result).toBe('uploaded');
+    expect(await listBackups(t.backups.s3, t.backups.store, 'prod')).toHaveLength(1);
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
+  });
+
+  it('a volume stuck attaching: ABANDON with an alert that says so; nothing formatted, membership unchanged, no force detach', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const etcd = new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+    const before = (await etcd.memberList()).members;
+    const w = t.writer.start('stuck-attaching');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
+    const found = await findMasterSlot(t.c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    if (found.kind !== 'master') throw new Error(found.reason);
+    t.sandbox.stuckAttaching.add(a.volumeId);
+    const deps = sandboxFlowDeps(t.c, t.ctl);
+    const out = await replaceMaster({ ...deps, timings: { ...deps.timings, volumeTimeoutSec: 5 } }, {
+      slot: found.slot, instanceId, hook: { asg: a.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId },
+    });
+    summary.push(`| volume stuck attaching | EC2 keeps the attachment \`attaching\` | ${out.result} at ${out.step}: ${out.reason} |`);
+    expect(out).toMatchObject({ result: 'abandoned', step: 'attach', reason: expect.stringMatching(/stuck attaching/) as unknown });
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['ABANDON']);
+    const alerts = await receivedAlerts(t.ctl);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatch(/stuck attaching.*[\s\S]*What to do: The ASG launches another instance/);
+    expect((await etcd.memberList()).members.map((m) => [m.id, m.peerUrls])).toEqual(before.map((m) => [m.id, m.peerUrls]));
+    expect(readFileSync(join(t.sandbox.volumeDir(a.volumeId), '.quorum-keeper-volume'), 'utf8')).toMatch(/^cluster=prod\nmember=etcd-a\n/);
+    expect(t.sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
+    await t.writer.check(w, 'volume stuck attaching');
   });
 });
