@@ -10,6 +10,7 @@ import { EtcdClient, EtcdError, hasNoLeader, localEtcdRunner } from '../../lib/e
 import { findMasterSlot } from '../../lib/flows/master-slot';
 import { reconcileCluster } from '../../lib/flows/reconcile';
 import { replaceMaster } from '../../lib/flows/replacement';
+import type { SandboxMember } from '../../sandbox/cluster';
 import { receivedAlerts, sandboxFlowDeps, sandboxReconcileDeps } from '../../sandbox/control';
 import { waitFor } from '../../sandbox/ports';
 import { countKeys, killMaster, leaveAttached, memberOf } from '../../sandbox/scenario';
@@ -111,29 +112,31 @@ describe('reconciler', () => {
   });
 
   it('an InService master whose etcd died is repaired in place by one run (same member, data, healthy target); a dead host only raises an alert', async () => {
-    const b = memberOf(t.cluster, 'etcd-b');
-    const id = (await members()).find((x) => x.name === 'etcd-b')!.id;
+    // Followers only: a dead leader makes the other API servers briefly not ready, and with
+    // the repair grace at 0 the reconciler would (harmlessly) repair those too.
+    const leaderUrl = (await etcd().endpointStatus({ cluster: false })).statuses.find((x) => x.isLeader)!.endpoint;
+    const [b, cm] = t.cluster.members.filter((m) => m.clientUrl !== leaderUrl) as [SandboxMember, SandboxMember];
+    const id = (await members()).find((x) => x.name === b.name)!.id;
     const w = t.writer.start('repair');
     t.sandbox.host(b.instanceId).killEtcd(); // the process dies; the instance stays InService
     await waitFor('the target to turn unhealthy', async () => ((await targetHealth(b.instanceId)) === 'unhealthy' ? true : undefined));
     const first = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl, undefined, record('reconciler')), 'prod', { ...NOW, repairGraceSec: 0 });
-    expect(first.steps.map((s) => [s.action.kind, s.result, s.detail])).toEqual([['repair-master', 'done', `etcd-b on ${b.instanceId} repaired (in-place)`]]);
-    expect((await members()).find((m) => m.name === 'etcd-b')).toMatchObject({ id, peerUrls: [b.peerUrl], isLearner: false });
+    expect(first.steps.map((s) => [s.action.kind, s.result, s.detail])).toEqual([['repair-master', 'done', `${b.name} on ${b.instanceId} repaired (in-place)`]]);
+    expect((await members()).find((m) => m.name === b.name)).toMatchObject({ id, peerUrls: [b.peerUrl], isLearner: false });
     expect(await countKeys(b.clientUrl, '/registry/test/')).toBe(300);
     expect(await targetHealth(b.instanceId)).toBe('healthy');
     expect((await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', { ...NOW, repairGraceSec: 0 })).plan.actions).toEqual([]);
     await t.writer.check(w, 'etcd process died on an InService master, repaired');
 
     // The whole host is gone (agent offline) but still InService: nothing to run there; say so.
-    const cm = memberOf(t.cluster, 'etcd-c');
     t.sandbox.host(cm.instanceId).crash();
     await waitFor('the target to turn unhealthy', async () => ((await targetHealth(cm.instanceId)) === 'unhealthy' ? true : undefined));
     const dead = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', { ...NOW, repairGraceSec: 0 });
     expect(dead.steps.map((s) => [s.action.kind, s.result])).toEqual([['repair-master', 'failed']]);
     const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
-    expect(alerts[0]).toMatch(new RegExp(`reconciler could not repair etcd-c on ${cm.instanceId} .*the SSM agent on ${cm.instanceId} is offline: if the instance is impaired, terminate it`));
-    expect((await members()).map((m) => m.id)).toContain((await members()).find((m) => m.name === 'etcd-c')!.id);
+    expect(alerts[0]).toMatch(new RegExp(`reconciler could not repair ${cm.name} on ${cm.instanceId} .*the SSM agent on ${cm.instanceId} is offline: if the instance is impaired, terminate it`));
+    expect((await members()).map((m) => m.id)).toContain((await members()).find((m) => m.name === cm.name)!.id);
     expect(await members()).toHaveLength(3);
   });
 
