@@ -33,9 +33,8 @@ import { AWS_TIMINGS, type FlowDeps } from '../lib/flows/deps';
 import { ClusterLock } from '../lib/aws/lock';
 import { dynamoReconcileMemory } from '../lib/aws/reconcile-memory';
 import { clusterStatus, renderStatus } from '../lib/flows/status';
-import { planCluster, type ReconcileReadDeps, reconcileCluster } from '../lib/flows/reconcile';
+import { planCluster, reconcileCluster, withLockView } from '../lib/flows/reconcile';
 import { DEFAULT_RECONCILE, describeAction, type ReconcileSettings } from '../lib/domain/reconcile';
-import { slotLockKey } from '../lib/flows/master-slot';
 import { RestoreFailed, RestoreRefused, restoreCluster, type RestoreDeps, type RestorePlan, rollbackRestore } from '../lib/flows/restore';
 import { loadHostScripts } from '../lib/host/fs-bundle';
 import { patterns } from '../lib/validate';
@@ -254,12 +253,7 @@ async function cmdPlan(v: Values, io: CliIo): Promise<number> {
   const ctx = context(v, io, { bucket: 'optional' });
   try {
     const state = stateTable(v, io, ctx);
-    const read: ReconcileReadDeps = state ? {
-      ...ctx.deps,
-      lockHeld: (c) => state.lock.isHeld(c),
-      slotBusy: (c, member) => state.lock.isHeld(slotLockKey({ cluster: c, member })),
-      remembered: (c) => dynamoReconcileMemory(ctx.clients.ddb, state.table, systemClock).get(c),
-    } : ctx.deps;
+    const read = state ? withLockView(ctx.deps, state.lock, dynamoReconcileMemory(ctx.clients.ddb, state.table, systemClock)) : ctx.deps;
     const { plan } = await planCluster(read, cluster, settings, ctx.optionalStore ? { store: ctx.optionalStore } : {});
     if (v.json) {
       io.out(JSON.stringify({ cluster, drift: plan.drift, actions: plan.actions, notes: plan.notes }));

@@ -15,6 +15,7 @@ import { type BackupStore, listBackups } from '../aws/backups';
 import { describeInstance, describeVolume, detachVolume } from '../aws/ec2';
 import { launchHookOf } from '../aws/lifecycle';
 import { agentOnline } from '../aws/ssm-agent';
+import type { ClusterLock } from '../aws/lock';
 import type { ReconcileMemory } from '../aws/reconcile-memory';
 import { clusterHealth } from '../domain/membership';
 import {
@@ -112,6 +113,16 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
 export async function planCluster(deps: ReconcileReadDeps, cluster: string, settings: ReconcileSettings, opts: { store?: BackupStore } = {}): Promise<{ world: ReconcileWorld; plan: ReconcilePlan }> {
   const world = await readWorld(deps, cluster, opts);
   return { world, plan: planReconcile(world, settings) };
+}
+
+/** Read deps that also see the locks (cluster and slots) and what earlier runs remembered. */
+export function withLockView(base: StatusDeps, lock: Pick<ClusterLock, 'isHeld'>, memory: Pick<ReconcileMemory, 'get'>): ReconcileReadDeps {
+  return {
+    ...base,
+    lockHeld: (c) => lock.isHeld(c),
+    slotBusy: (c, member) => lock.isHeld(slotLockKey({ cluster: c, member })),
+    remembered: (c) => memory.get(c),
+  };
 }
 
 export interface ReconcileDeps extends FlowDeps {
@@ -251,12 +262,7 @@ function summarize(cluster: string, plan: ReconcilePlan, steps: readonly Reconci
 
 /** One reconciler run for one cluster: read, plan, remember first sightings, act (unless dry run). */
 export async function reconcileCluster(deps: ReconcileDeps, cluster: string, settings: ReconcileSettings, opts: { dryRun?: boolean } = {}): Promise<ReconcileOutcome> {
-  const read: ReconcileReadDeps = {
-    ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}),
-    lockHeld: (c) => deps.lock.isHeld(c),
-    slotBusy: (c, member) => deps.lock.isHeld(slotLockKey({ cluster: c, member })),
-    remembered: (c) => deps.memory.get(c),
-  };
+  const read = withLockView({ ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}) }, deps.lock, deps.memory);
   const { plan } = await planCluster(read, cluster, settings, deps.backup ? { store: deps.backup.settings.store } : {});
   const dryRun = opts.dryRun ?? false;
   const steps: ReconcileStep[] = [];
