@@ -15,6 +15,12 @@
 #                                # endpoint health --cluster, alarm list, and the kube-system
 #                                # Leases named, each as exit code + base64 stdout/stderr (the
 #                                # caller parses them with the same parsers as single commands)
+#   etcd-member.sh view [--skip-stale NAME=PEER_URL]
+#                                # JSON: member list and endpoint status of every member, in ONE
+#                                # round trip (same encoding as survey; `asked` lists the client
+#                                # URLs whose status was asked). With --skip-stale, member NAME is
+#                                # not asked unless it already advertises PEER_URL: its old
+#                                # incarnation is dead, and dialling it costs the whole timeout.
 #
 # The peer/client URLs come from host.env (this host's IP and ports), never from the caller,
 # so a member always advertises the address it really listens on. etcd is configured with
@@ -28,11 +34,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cmd="${1-}"
 [[ $# -gt 0 ]] && shift
-name="" initial_cluster="" state="" token="quorum-keeper" data_dir=""
+name="" initial_cluster="" state="" token="quorum-keeper" data_dir="" skip_stale=""
 leases=()
 while (($#)); do
   case "$1" in
     --lease) qk_need "$@"; leases+=("$2"); shift 2 ;;
+    --skip-stale) qk_need "$@"; skip_stale="$2"; shift 2 ;;
     --name) qk_need "$@"; name="$2"; shift 2 ;;
     --initial-cluster) qk_need "$@"; initial_cluster="$2"; shift 2 ;;
     --initial-cluster-state) qk_need "$@"; state="$2"; shift 2 ;;
@@ -183,6 +190,50 @@ survey() {
   printf '}}\n'
 }
 
+# Member list, then the status of the members worth asking: one SSM round trip for the two
+# reads every membership decision starts from.
+view() {
+  local tmp etcdctl line id started mname peers clients learner skip_name="" skip_url="" asked=() first=1 u
+  if [[ -n "$skip_stale" ]]; then
+    skip_name="${skip_stale%%=*}" skip_url="${skip_stale#*=}"
+    qk_check memberName "$skip_name" "--skip-stale member name"
+    qk_check url "$skip_url" "--skip-stale peer URL"
+  fi
+  qk_etcd_running || qk_die "$QK_EXIT_FAILED" "etcd is not running on this host"
+  tmp="$(mktemp -d)"
+  # shellcheck disable=SC2064 # expand now: the trap runs after this function returns
+  trap "rm -rf '$tmp'" EXIT
+  qk_tls_args
+  for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
+  export ETCDCTL_API=3
+  # (--endpoints is a list flag: given twice, etcdctl asks both lists; so it is given once.)
+  etcdctl=("$(qk_bin etcdctl)" "${QK_TLS_ARGS[@]}" --dial-timeout=2s)
+  run_query "$tmp" members "${etcdctl[@]}" --endpoints="$QK_CLIENT_URL" --command-timeout=3s member list -w json &
+  # The simple format ("id, started, name, peer urls, client urls, is learner") is what bash can
+  # split safely; the JSON answer above is what the caller parses (64-bit IDs intact).
+  "${etcdctl[@]}" --endpoints="$QK_CLIENT_URL" --command-timeout=3s member list -w simple >"$tmp/simple" 2>"$tmp/simple.err" || true
+  wait
+  while IFS= read -r line; do
+    IFS='|' read -r id started mname peers clients learner <<<"${line//, /|}"
+    : "$id" "$started" "$learner"
+    [[ -n "$clients" ]] || continue # not started yet: nothing to ask
+    [[ -n "$skip_name" && "$mname" == "$skip_name" && ",${peers}," != *",${skip_url},"* ]] && continue
+    asked+=("${clients%%,*}")
+  done <"$tmp/simple"
+  if ((${#asked[@]})); then
+    run_query "$tmp" status "${etcdctl[@]}" --endpoints="$(IFS=,; printf '%s' "${asked[*]}")" --command-timeout=2s endpoint status -w json
+  else
+    printf '' >"$tmp/status.out"; printf '' >"$tmp/status.err"; printf 0 >"$tmp/status.rc"
+  fi
+  printf '{"members":%s,"status":%s,"asked":[' "$(query_json "$tmp" members)" "$(query_json "$tmp" status)"
+  for u in "${asked[@]}"; do
+    ((first)) || printf ','
+    first=0
+    qk_json_str "$u"
+  done
+  printf ']}\n'
+}
+
 case "$cmd" in
   start)
     qk_check memberName "$name" "member name"
@@ -235,6 +286,7 @@ case "$cmd" in
     done
     survey
     ;;
+  view) view ;;
   urls) printf '{"peerUrl":%s,"clientUrl":%s,"hostIp":%s}\n' "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$QK_HOST_IP")" ;;
-  *) qk_die "$QK_EXIT_USAGE" "usage: etcd-member.sh start|stop|status|urls|apiserver [options]" ;;
+  *) qk_die "$QK_EXIT_USAGE" "usage: etcd-member.sh start|stop|status|urls|apiserver|survey|view [options]" ;;
 esac

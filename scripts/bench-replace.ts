@@ -29,6 +29,8 @@ export interface ReplaceResult {
   rawMedianMs: number;
   ratio: number;
   target: number;
+  /** Median time per flow step (counted rounds), where a replacement spends its time. */
+  flowStepMedianMs: Record<string, number>;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -54,12 +56,17 @@ export async function benchReplacement(sandbox: Sandbox, c: SandboxClients, roun
       const { instanceId, event } = await killMaster(sandbox, c, m);
       const found = await findMasterSlot(c.asg, m.asg, { cluster: TAG_CLUSTER, member: TAG_MEMBER });
       if (found.kind !== 'master') throw new Error(found.reason);
+      const steps: Record<string, number> = {};
+      const progress = (e: { step: string; status: string; ms?: number }) => {
+        if (e.ms !== undefined && e.status !== 'start') steps[e.step] = (steps[e.step] ?? 0) + e.ms;
+      };
       const t0 = Date.now();
-      const out = await replaceMaster(sandboxFlowDeps(c, ctl), { slot: found.slot, instanceId, hook: { asg: m.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId } });
+      const out = await replaceMaster(sandboxFlowDeps(c, ctl, progress), { slot: found.slot, instanceId, hook: { asg: m.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId } });
       const ms = Date.now() - t0;
       if (out.result !== 'continued') throw new Error(`replacement ${out.result}: ${out.reason}`);
       Object.assign(m, { instanceId, peerUrl: sandbox.host(instanceId).peerUrl, clientUrl: sandbox.host(instanceId).clientUrl });
-      log(`replacement flow #${i} (${m.name}): ${(ms / 1000).toFixed(2)} s`);
+      log(`replacement flow #${i} (${m.name}): ${(ms / 1000).toFixed(2)} s (${Object.entries(steps).map(([k, v]) => `${k} ${v} ms`).join(', ')})`);
+      stepLog.push(steps);
       return ms;
     };
 
@@ -98,6 +105,7 @@ export async function benchReplacement(sandbox: Sandbox, c: SandboxClients, roun
 
     const flow: number[] = [];
     const raw: number[] = [];
+    const stepLog: Array<Record<string, number>> = [];
     await flowOnce(0); // warm-up, not counted
     for (let i = 1; i <= rounds; i++) {
       if (i % 2) {
@@ -109,7 +117,10 @@ export async function benchReplacement(sandbox: Sandbox, c: SandboxClients, roun
       }
     }
     const ratio = median(flow) / median(raw);
-    return { rounds, flowMs: flow, rawMs: raw, flowMedianMs: median(flow), rawMedianMs: median(raw), ratio: Number(ratio.toFixed(3)), target: 1.5 };
+    const counted = stepLog.slice(1);
+    const names = [...new Set(counted.flatMap((s) => Object.keys(s)))];
+    const flowStepMedianMs = Object.fromEntries(names.map((n) => [n, median(counted.map((s) => s[n] ?? 0))]));
+    return { rounds, flowMs: flow, rawMs: raw, flowMedianMs: median(flow), rawMedianMs: median(raw), ratio: Number(ratio.toFixed(3)), target: 1.5, flowStepMedianMs };
   } finally {
     destroyControl(ctl);
   }

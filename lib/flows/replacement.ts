@@ -23,10 +23,11 @@ import { HostScriptError, runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
 import { type PredecessorAction, predecessorAction } from '../domain/predecessor';
-import { EtcdError, type MemberId, type MemberList } from '../etcd';
+import { EtcdError, type EtcdErrorKind, type MemberId, type MemberList } from '../etcd';
 import type { HostScriptName } from '../host/command';
 import { type FlowDeps, runOpts, waitOpts } from './deps';
 import { clusterMasters, firstHealthyPeer, type Peer } from './cluster-masters';
+import { viewCluster } from './survey';
 import { type MasterSlot, slotLockKey } from './master-slot';
 
 export const APISERVER_PORT = 6443;
@@ -129,14 +130,28 @@ async function step<T>(ctx: Ctx, name: string, fn: () => Promise<{ value: T; det
   }
 }
 
+/**
+ * Runs one of this flow's host steps. When SSM does not report a finished script (delivery or
+ * execution timed out, cancelled) it is tried once more: every host step here is idempotent
+ * and the host runs its mutating steps one at a time (flock), so a repeat cannot double an
+ * effect. A script that ran and failed is not retried: its exit code is the answer.
+ */
 async function host<T>(ctx: Ctx, instanceId: string, script: HostScriptName, args: string[], stepName: string): Promise<T> {
-  try {
-    return await runHostJson<T>(ctx.deps.ssm, ctx.deps.scripts, instanceId, script, args, runOpts(ctx.deps));
-  } catch (err) {
-    if (!(err instanceof HostScriptError)) throw err;
-    throw new FlowFailure(stepName, err.message, err.result.exitCode === 4
-      ? 'The volume is marked for another cluster or member: check the volume and ASG tags.'
-      : 'Read the command output in SSM Run Command history for this instance.');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runHostJson<T>(ctx.deps.ssm, ctx.deps.scripts, instanceId, script, args, runOpts(ctx.deps));
+    } catch (err) {
+      if (!(err instanceof HostScriptError)) throw err;
+      if (err.result.exitCode === -1 && attempt < 2) {
+        ctx.deps.progress({ step: stepName, status: 'wait', detail: `SSM command ${err.result.commandId} ended ${err.result.status}; trying once more` });
+        continue;
+      }
+      throw new FlowFailure(stepName, err.message, err.result.exitCode === 4
+        ? 'The volume is marked for another cluster or member: check the volume and ASG tags.'
+        : err.result.exitCode === -1
+          ? `SSM Run Command did not finish on ${instanceId} twice (${err.result.status}): check the SSM agent there; the ASG will launch another instance.`
+          : 'Read the command output in SSM Run Command history for this instance.');
+    }
   }
 }
 
@@ -162,8 +177,9 @@ async function findPeer(ctx: Ctx): Promise<Peer> {
 }
 
 /** findPeer, retried for a while: a leader election after a crash makes /health false briefly. */
-async function findPeerPatiently(ctx: Ctx): Promise<Peer> {
+async function findPeerPatiently(ctx: Ctx, signal?: AbortSignal): Promise<Peer> {
   const { deps } = ctx;
+  const stop = signal && deps.signal ? AbortSignal.any([signal, deps.signal]) : signal ?? deps.signal;
   let last: unknown;
   return pollUntil('a healthy etcd peer', async () => {
     try {
@@ -172,8 +188,8 @@ async function findPeerPatiently(ctx: Ctx): Promise<Peer> {
       last = err;
       return undefined;
     }
-  }, { clock: deps.clock, timeoutMs: deps.timings.peerTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx) }).catch((err: unknown) => {
-    throw last instanceof FlowFailure ? last : err;
+  }, { clock: deps.clock, timeoutMs: deps.timings.peerTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, ...(stop ? { signal: stop } : {}), onWait: () => beat(ctx) }).catch((err: unknown) => {
+    throw last instanceof FlowFailure && !stop?.aborted ? last : err;
   });
 }
 
@@ -184,17 +200,13 @@ async function findPeerPatiently(ctx: Ctx): Promise<Peer> {
  * timeout, ~2 s of every replacement).
  */
 async function readCluster(ctx: Ctx, peer: Peer, newPeerUrl: string): Promise<MemberList> {
-  const list = await peer.etcd.memberList();
-  const ask = list.members
-    .filter((m) => !(m.name === ctx.input.slot.member && !m.peerUrls.includes(newPeerUrl)))
-    .flatMap((m) => m.clientUrls);
-  const report = await peer.etcd.endpointStatus(ask.length ? { cluster: false, endpoints: ask, timeout: STATUS_TIMEOUT } : { cluster: true, timeout: STATUS_TIMEOUT });
-  const health = clusterHealth(list.members, report);
+  const view = await viewCluster(ctx.deps.ssm, ctx.deps.scripts, peer.instanceId, runOpts(ctx.deps), { member: ctx.input.slot.member, peerUrl: newPeerUrl });
+  const health = clusterHealth(view.members.members, view.status);
   if (health.leader === null || health.healthyVoters < health.quorum) {
     throw new FlowFailure('membership', `cluster ${ctx.input.slot.cluster} has no leader or no quorum (${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}); no membership change attempted`,
       'Restore quorum first (bring back failed masters) or follow the disaster-recovery runbook.', 'critical', 'no-quorum');
   }
-  return list;
+  return view.members;
 }
 
 async function withLock<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
@@ -214,14 +226,15 @@ async function withLock<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function retryUnhealthy<T>(ctx: Ctx, what: string, fn: () => Promise<T>): Promise<T> {
+async function retryUnhealthy<T>(ctx: Ctx, what: string, fn: () => Promise<T>, alsoRetry: readonly EtcdErrorKind[] = []): Promise<T> {
   // etcd refuses reconfiguration for ~5 s after members (re)connect: "unhealthy cluster".
+  // `alsoRetry` adds kinds that are safe to repeat for this change (an idempotent one).
   // (Boxed: pollUntil treats `undefined` as "not yet", and fn may legitimately return void.)
   const boxed = await pollUntil(what, async () => {
     try {
       return { value: await fn() };
     } catch (err) {
-      if (err instanceof EtcdError && err.kind === 'unhealthy-cluster') {
+      if (err instanceof EtcdError && (err.kind === 'unhealthy-cluster' || alsoRetry.includes(err.kind))) {
         ctx.deps.progress({ step: 'membership', status: 'wait', detail: `${what}: ${err.message}` });
         return undefined;
       }
@@ -311,21 +324,31 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
       return { value: null, detail: 'online' };
     });
 
-    const mounted = await step(ctx, 'mount', async () => {
-      const m = await host<{ hasData: boolean; formatted: boolean; device: string }>(ctx, instanceId, 'etcd-mount.sh',
-        ['--volume-id', volume.volumeId, '--cluster', slot.cluster, '--member', slot.member, '--device', ETCD_DEVICE, '--allow-format'], 'mount');
-      return { value: m, detail: `${m.device} ${m.formatted ? 'was blank: formatted' : 'mounted'}; etcd data ${m.hasData ? 'present' : 'absent'}` };
-    });
-
-    const urls = await step(ctx, 'urls', async () => {
-      const u = await host<{ peerUrl: string; clientUrl: string }>(ctx, instanceId, 'etcd-member.sh', ['urls'], 'urls');
-      return { value: u, detail: `peer ${u.peerUrl}` };
-    });
-
-    const peer = await step(ctx, 'peer', async () => {
-      const p = await findPeerPatiently(ctx);
+    // mount, urls and the peer search touch different things (this host's volume, this host's
+    // config, another master) and are each an SSM round trip (2+ s on AWS): side by side.
+    const peerSearch = new AbortController();
+    const peerFound = step(ctx, 'peer', async () => {
+      const p = await findPeerPatiently(ctx, peerSearch.signal);
       return { value: p, detail: `${p.member} on ${p.instanceId}` };
     });
+    peerFound.catch(() => undefined); // awaited below in every case
+    const [mounted, urls] = await Promise.all([
+      step(ctx, 'mount', async () => {
+        const m = await host<{ hasData: boolean; formatted: boolean; device: string }>(ctx, instanceId, 'etcd-mount.sh',
+          ['--volume-id', volume.volumeId, '--cluster', slot.cluster, '--member', slot.member, '--device', ETCD_DEVICE, '--allow-format'], 'mount');
+        return { value: m, detail: `${m.device} ${m.formatted ? 'was blank: formatted' : 'mounted'}; etcd data ${m.hasData ? 'present' : 'absent'}` };
+      }),
+      step(ctx, 'urls', async () => {
+        const u = await host<{ peerUrl: string; clientUrl: string }>(ctx, instanceId, 'etcd-member.sh', ['urls'], 'urls');
+        return { value: u, detail: `peer ${u.peerUrl}` };
+      }),
+    ]).catch(async (err: unknown) => {
+      // Nothing may outlive this run (a late heartbeat would take the released slot lock again).
+      peerSearch.abort();
+      await peerFound.catch(() => undefined);
+      throw err;
+    });
+    const peer = await peerFound;
 
     let plan = '';
     await withLock(ctx, async () => {
@@ -339,7 +362,8 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
           case 'in-place':
             return { value: before, detail: `member ${p.id} already at ${urls.peerUrl}${p.isLearner ? ' (learner)' : ''}`, skipped: true };
           case 'update': {
-            const after = await retryUnhealthy(ctx, 'member update', () => peer.etcd.memberUpdate(p.id, [urls.peerUrl]));
+            // Setting the same peer URL twice changes nothing: a lost answer (timeout) is retried.
+            const after = await retryUnhealthy(ctx, 'member update', () => peer.etcd.memberUpdate(p.id, [urls.peerUrl]), ['timeout']);
             return { value: after, detail: `member update ${p.id}: ${p.from.join(',')} → ${urls.peerUrl}` };
           }
           case 'replace': {
@@ -372,9 +396,13 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
       await step(ctx, 'caught-up', async () => {
         let promoted = false;
         const detail = await pollUntil(`${slot.member} to join and catch up`, async () => {
-          const now = await peer.etcd.memberList();
-          const me = now.members.find((m) => m.peerUrls.includes(urls.peerUrl));
-          if (!me) throw new FlowFailure('caught-up', `${slot.member} vanished from the member list`, 'Re-run the replacement (the reconciler will).');
+          const read = async () => {
+            const v = await viewCluster(deps.ssm, deps.scripts, peer.instanceId, runOpts(deps));
+            const m = v.members.members.find((x) => x.peerUrls.includes(urls.peerUrl));
+            if (!m) throw new FlowFailure('caught-up', `${slot.member} vanished from the member list`, 'Re-run the replacement (the reconciler will).');
+            return { me: m, report: v.status };
+          };
+          let { me, report } = await read();
           if (me.isLearner) {
             try {
               await peer.etcd.memberPromote(me.id);
@@ -383,8 +411,8 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
               if (err instanceof EtcdError && err.kind === 'learner-not-in-sync') return undefined;
               throw err;
             }
+            ({ me, report } = await read());
           }
-          const report = await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT });
           const mine = report.statuses.find((s) => s.memberId === me.id);
           const leader = report.statuses.find((s) => s.isLeader);
           // Peer connectivity, not just /health: the leader must see our index move up to its own.
@@ -420,7 +448,10 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
   } catch (err) {
     // Stopped (deadline or shutdown), not failed: no ABANDON, no alert. The retried event or
     // the reconciler re-runs the flow, which picks up where the world is now.
-    if (deps.signal?.aborted) throw err;
+    if (deps.signal?.aborted) {
+      deps.signal.throwIfAborted();
+      throw err;
+    }
     if (err instanceof SlotLost) return { result: 'busy', reason: err.message };
     const failure = err instanceof FlowFailure ? err : new FlowFailure('unexpected', err instanceof Error ? err.message : String(err), 'Check the function logs; the ASG will launch another instance.');
     await deps.alerter.alert({

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { lastLine, runHostScript, type RunOptions, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import {
-  type Alarm, EtcdClient, type EndpointHealth, type EndpointStatusReport, type MemberList, parseAlarmList, parseEndpointHealth, parseEndpointStatus, parseMemberList,
+  type Alarm, classifyEtcdctlError, EtcdClient, EtcdError, summariseStderr, type EndpointHealth, type EndpointStatusReport, type MemberList, parseAlarmList, parseEndpointHealth, parseEndpointStatus, parseMemberList,
 } from '../etcd';
 import type { HostScriptBundle } from '../host/command';
 import type { Peer } from './cluster-masters';
@@ -111,4 +111,37 @@ export async function surveyCluster(
     tried.push(`${c.member}: ${s.errors[0] ?? 'no answer'}`);
   }
   return { peer: null, survey: last, tried };
+}
+
+const viewSchema = z.object({ members: query, status: query, asked: z.array(z.string()) });
+
+export interface ClusterView {
+  members: MemberList;
+  /** Status of every member asked; the ones that did not answer are in `unreachable`. */
+  status: EndpointStatusReport;
+}
+
+/**
+ * Member list and endpoint status through one master in ONE SSM round trip (`etcd-member.sh
+ * view`): the two reads every membership decision starts from. `skipStale` names a member being
+ * replaced by a host at `peerUrl`: its old incarnation (any other peer URL) is dead and is not
+ * asked (dialling it costs the whole status timeout); it simply has no status. Throws an
+ * EtcdError when the member list cannot be read (no quorum, etcd down), like `memberList()`.
+ */
+export async function viewCluster(
+  ssm: SSMClient, scripts: HostScriptBundle, instanceId: string, opts: RunOptions, skipStale?: { member: string; peerUrl: string },
+): Promise<ClusterView> {
+  const args = ['view', ...(skipStale ? ['--skip-stale', `${skipStale.member}=${skipStale.peerUrl}`] : [])];
+  const res = await runHostScript(ssm, scripts, instanceId, 'etcd-member.sh', args, opts);
+  const what = `etcd-member.sh view on ${instanceId}`;
+  if (res.exitCode !== 0) {
+    const stderr = res.exitCode === -1 ? `${res.stderr}\nSSM command ${res.commandId} ended ${res.status}` : res.stderr;
+    throw new EtcdError(classifyEtcdctlError(stderr), `${what}: ${summariseStderr(stderr) || `exit ${res.exitCode}`}`, { command: what, exitCode: res.exitCode, stderr: stderr.slice(-4000) });
+  }
+  const raw = viewSchema.parse(JSON.parse(lastLine(res.stdout)));
+  if (raw.members.rc !== 0) {
+    const stderr = text(raw.members.err);
+    throw new EtcdError(classifyEtcdctlError(stderr), `member list via ${what}: ${summariseStderr(stderr)}`, { command: `${what}: member list`, exitCode: raw.members.rc, stderr });
+  }
+  return { members: parseMemberList(text(raw.members.out)), status: parseEndpointStatus(text(raw.status.out), text(raw.status.err), raw.asked) };
 }

@@ -11,7 +11,7 @@ import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balanc
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { ssmEtcdRunner, runHostScript } from '../../lib/aws/run-command';
 import { EtcdClient, hasNoLeader, localEtcdRunner } from '../../lib/etcd';
-import { surveyCluster } from '../../lib/flows/survey';
+import { surveyCluster, viewCluster } from '../../lib/flows/survey';
 import { writeLease } from '../../sandbox/apiserver';
 import { destroyClients, SANDBOX_RUN, hostScripts, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { waitFor } from '../../sandbox/ports';
@@ -67,6 +67,27 @@ describe('sandbox AWS with a real etcd control plane', () => {
     expect(survey!.leases['kube-controller-manager']!.httpStatus).toBe(404);
     // The peer it hands back runs further etcd commands on the same master.
     expect((await peer!.etcd.memberList()).members).toHaveLength(3);
+  });
+
+  it('views members and every status in one SSM command; a member being replaced is not dialled at its old URL', async () => {
+    const [a, b] = cluster.members;
+    const healthy = await viewCluster(c.ssm, hostScripts(), a!.instanceId, SANDBOX_RUN);
+    expect(healthy.members.members.map((m) => m.id).sort()).toEqual((await new EtcdClient(localEtcdRunner(), { endpoints: [a!.clientUrl] }).memberList()).members.map((m) => m.id).sort());
+    expect(healthy.status.statuses.map((s) => s.endpoint).sort()).toEqual(cluster.members.map((m) => m.clientUrl).sort());
+    expect(healthy.status.unreachable).toEqual([]);
+    sandbox.host(b!.instanceId).killEtcd();
+    const plain = await viewCluster(c.ssm, hostScripts(), a!.instanceId, SANDBOX_RUN);
+    expect(plain.status.unreachable.map((u) => u.endpoint)).toEqual([b!.clientUrl]);
+    // b is being replaced by a host at another peer URL: its old incarnation is not asked.
+    const skipped = await viewCluster(c.ssm, hostScripts(), a!.instanceId, SANDBOX_RUN, { member: b!.name, peerUrl: 'http://127.0.0.9:2380' });
+    expect(skipped.status.statuses.map((s) => s.endpoint).sort()).toEqual(cluster.members.filter((m) => m !== b).map((m) => m.clientUrl).sort());
+    expect(skipped.status.unreachable).toEqual([]);
+    expect(skipped.members.members).toHaveLength(3);
+    // ...but it is asked when it already advertises the new URL (the replacement is done).
+    const same = await viewCluster(c.ssm, hostScripts(), a!.instanceId, SANDBOX_RUN, { member: b!.name, peerUrl: b!.peerUrl });
+    expect(same.status.unreachable.map((u) => u.endpoint)).toEqual([b!.clientUrl]);
+    // A host whose etcd is down says so as a classified error.
+    await expect(viewCluster(c.ssm, hostScripts(), b!.instanceId, SANDBOX_RUN)).rejects.toThrow(/etcd-member.sh view on i-\w+: .*etcd is not running on this host/);
   });
 
   it('survey with 2 of 3 members down: skips the dead masters, and the survivor reports no leader and unreadable Leases', async () => {
