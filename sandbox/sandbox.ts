@@ -88,6 +88,19 @@ export interface ApiFault {
   times: number;
 }
 
+/**
+ * An SSM Run Command fault for the fault matrix, matched against the command's Comment (product
+ * code writes `quorum-keeper <script> <subcommand>`), for the first `times` matching commands:
+ *   undeliverable  never runs; ends TimedOut (DeliveryTimedOut), as when the agent is wedged
+ *   lost-answer    runs to the end, but ends TimedOut (ExecutionTimedOut): the change happened
+ *   failed         never runs; ends Failed with exit code 1
+ */
+export interface SsmFault {
+  match: RegExp;
+  outcome: 'undeliverable' | 'lost-answer' | 'failed';
+  times: number;
+}
+
 export class Sandbox {
   readonly lifecycle = new LifecycleModel();
   readonly hosts = new Map<string, SandboxHost>();
@@ -101,6 +114,8 @@ export class Sandbox {
   /** Faults to inject (see ApiFault), and every fault injected so far. */
   readonly apiFaults: ApiFault[] = [];
   readonly injected: Array<{ key: string; kind: ApiFault['kind']; when: ApiFault['when'] }> = [];
+  readonly ssmFaults: SsmFault[] = [];
+  readonly ssmInjected: Array<{ comment: string; outcome: SsmFault['outcome'] }> = [];
   private readonly faultCounts = new Map<string, number>();
   /** Boot a host (and its SSM agent) for every running moto instance on first sight. */
   autoBoot = true;
@@ -194,6 +209,8 @@ export class Sandbox {
     this.apiFaults.length = 0;
     this.stuckAttaching.clear();
     this.injected.length = 0;
+    this.ssmFaults.length = 0;
+    this.ssmInjected.length = 0;
     this.faultCounts.clear();
     rmSync(join(this.dir, 'hosts'), { recursive: true, force: true });
     rmSync(join(this.dir, 'volumes'), { recursive: true, force: true });
@@ -370,18 +387,34 @@ export class Sandbox {
     if (motoReply.status !== 200) return motoReply;
     const parsed = JSON.parse(motoReply.body.toString()) as { Command: { CommandId: string } };
     const commandId = parsed.Command.CommandId;
-    const started = instanceIds.map((id) => this.startInvocation(commandId, managed.get(id)!, documentName, commands, timeoutSec));
+    const comment = typeof body.Comment === 'string' ? body.Comment : '';
+    const started = instanceIds.map((id) => this.startInvocation(commandId, managed.get(id)!, documentName, commands, timeoutSec, this.ssmFaultFor(comment)));
     await Promise.race([Promise.all(started.map((i) => i.done)), new Promise((r) => setTimeout(r, this.sendCommandLingerMs))]);
     return motoReply;
   }
 
-  private startInvocation(commandId: string, host: SandboxHost, documentName: string, commands: string[], timeoutSec: number): Invocation {
+  private ssmFaultFor(comment: string): SsmFault['outcome'] | undefined {
+    const f = this.ssmFaults.find((x) => x.times > 0 && x.match.test(comment));
+    if (!f) return undefined;
+    f.times -= 1;
+    this.ssmInjected.push({ comment, outcome: f.outcome });
+    return f.outcome;
+  }
+
+  private startInvocation(commandId: string, host: SandboxHost, documentName: string, commands: string[], timeoutSec: number, fault?: SsmFault['outcome']): Invocation {
     const inv: Invocation = {
       commandId, instanceId: host.instanceId, documentName, commands,
       status: 'Pending', statusDetails: 'Pending', responseCode: -1, stdout: '', stderr: '',
       requestedAt: new Date(), startedAt: null, endedAt: null, done: Promise.resolve(),
     };
     inv.done = (async () => {
+      if (fault === 'undeliverable' || fault === 'failed') {
+        inv.endedAt = new Date();
+        Object.assign(inv, fault === 'failed'
+          ? { status: 'Failed', statusDetails: 'Failed', responseCode: 1, stderr: 'sandbox fault: the command failed\n' }
+          : { status: 'TimedOut', statusDetails: 'DeliveryTimedOut', responseCode: -1 });
+        return;
+      }
       if (this.commandStartDelayMs > 0) await new Promise((r) => setTimeout(r, this.commandStartDelayMs));
       await this.syncDevices();
       inv.status = 'InProgress';
@@ -391,7 +424,7 @@ export class Sandbox {
       inv.endedAt = new Date();
       inv.stdout = out.stdout;
       inv.stderr = out.stderr;
-      if (out.timedOut) {
+      if (out.timedOut || fault === 'lost-answer') {
         inv.status = 'TimedOut';
         inv.statusDetails = 'ExecutionTimedOut';
         inv.responseCode = -1;

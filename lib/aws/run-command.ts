@@ -102,7 +102,9 @@ export async function runHostJson<T>(
 export function ssmEtcdRunner(ssm: SSMClient, bundle: HostScriptBundle, instanceId: string, opts: RunOptions = {}): EtcdRunner {
   return async (inv) => {
     const args = inv.bin === 'etcdutl' ? ['--tool', 'etcdutl', ...inv.args] : inv.args;
-    const res = await runHostScript(ssm, bundle, instanceId, 'etcdctl.sh', args, opts);
+    // SSM history (and the sandbox's fault matcher) shows the subcommand, not the first flag.
+    const words = inv.args.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ');
+    const res = await runHostScript(ssm, bundle, instanceId, 'etcdctl.sh', args, { comment: `quorum-keeper ${inv.bin} ${words}`, ...opts });
     return {
       exitCode: res.exitCode,
       stdout: res.stdout,

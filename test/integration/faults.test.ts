@@ -15,7 +15,7 @@ import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { listBackups } from '../../lib/aws/backups';
 import { backupCluster } from '../../lib/flows/backup';
 import { receivedAlerts, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps } from '../../sandbox/control';
-import type { ApiFault } from '../../sandbox/sandbox';
+import type { ApiFault, SsmFault } from '../../sandbox/sandbox';
 import { countKeys, killMaster, memberOf } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
 
@@ -30,30 +30,38 @@ const CASES: Array<{ name: string; fault: ApiFault }> = [
   { name: '5xx after the change, every mutating call', fault: { match: MUTATING, kind: 'server-error', when: 'after', times: 1 } },
 ];
 
-describe('fault matrix: AWS API faults during a replacement', () => {
+const SSM_CASES: Array<{ name: string; fault: SsmFault }> = [
+  { name: 'SSM: mount never delivered (TimedOut)', fault: { match: /etcd-mount\.sh/, outcome: 'undeliverable', times: 1 } },
+  { name: 'SSM: start ran, its answer lost (TimedOut)', fault: { match: /etcd-member\.sh start/, outcome: 'lost-answer', times: 1 } },
+  { name: 'SSM: member update applied on the peer, its answer lost (TimedOut)', fault: { match: /etcdctl member update/, outcome: 'lost-answer', times: 1 } },
+];
+
+describe('fault matrix: AWS API and SSM faults during a replacement', () => {
   const t = freshClusterPerTest({ keys: 300, backups: true });
   const summary: string[] = [];
   afterAll(() => {
     if (summary.length) console.log(`fault matrix:\n| case | faults injected (operations) | outcome |\n|---|---|---|\n${summary.join('\n')}`);
   });
 
-  it.each(CASES)('$name: the master comes back, no duplicate side effect, no alert', async ({ name, fault }) => {
+  /** Replaces etcd-a with `inject` armed; asserts the master is back exactly as without faults. */
+  async function replacedDespite(name: string, inject: () => void, injected: () => string[]): Promise<string[]> {
     const a = memberOf(t.cluster, 'etcd-a');
     const id = (await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).memberList()).members.find((m) => m.name === 'etcd-a')!.id;
     const w = t.writer.start(name.replace(/\W+/g, '-'));
     const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
     const found = await findMasterSlot(t.c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
     if (found.kind !== 'master') throw new Error(found.reason);
-    t.sandbox.apiFaults.push(fault);
+    inject();
     const out = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), {
       slot: found.slot, instanceId, hook: { asg: a.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId },
     });
     t.sandbox.apiFaults.length = 0;
-    const ops = [...new Set(t.sandbox.injected.map((i) => i.key))];
-    summary.push(`| ${name} | ${t.sandbox.injected.length} (${ops.length} operations: ${ops.join(', ')}) | ${out.result}${out.reason ? `: ${out.reason}` : ''} |`);
+    t.sandbox.ssmFaults.length = 0;
+    const faults = injected();
+    const ops = [...new Set(faults)];
+    summary.push(`| ${name} | ${faults.length} (${ops.length} operation${ops.length === 1 ? '' : 's'}: ${ops.join(', ')}) | ${out.result}${out.reason ? `: ${out.reason}` : ''} |`);
 
     expect(out).toEqual({ result: 'continued', membership: 'update' });
-    expect(ops.length).toBeGreaterThanOrEqual(fault.match.source === '.*' ? 10 : 5);
     const members = (await new EtcdClient(localEtcdRunner(), { endpoints: [t.sandbox.host(instanceId).clientUrl] }).memberList()).members;
     expect(members).toHaveLength(3);
     expect(members.find((m) => m.name === 'etcd-a')).toMatchObject({ id, peerUrls: [t.sandbox.host(instanceId).peerUrl], isLearner: false });
@@ -63,6 +71,45 @@ describe('fault matrix: AWS API faults during a replacement', () => {
     expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
     expect(await receivedAlerts(t.ctl)).toEqual([]);
     await t.writer.check(w, name);
+    return ops;
+  }
+
+  it.each(CASES)('$name: the master comes back, no duplicate side effect, no alert', async ({ name, fault }) => {
+    const ops = await replacedDespite(name, () => t.sandbox.apiFaults.push(fault), () => t.sandbox.injected.map((i) => i.key));
+    expect(ops.length).toBeGreaterThanOrEqual(fault.match.source === '.*' ? 10 : 5);
+  });
+
+  it.each(SSM_CASES)('$name: retried once (the step is idempotent), the master comes back, no alert', async ({ name, fault }) => {
+    const ops = await replacedDespite(name, () => t.sandbox.ssmFaults.push({ ...fault }), () => t.sandbox.ssmInjected.map((i) => `${i.comment} → ${i.outcome}`));
+    expect(ops).toHaveLength(1);
+  });
+
+  it('SSM Failed on start: ABANDON with an alert naming the step; the next instance the ASG launches converges', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const etcd = new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+    const id = (await etcd.memberList()).members.find((m) => m.name === 'etcd-a')!.id;
+    const w = t.writer.start('ssm-failed');
+    const first = await killMaster(t.sandbox, t.c, a);
+    const found = await findMasterSlot(t.c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    if (found.kind !== 'master') throw new Error(found.reason);
+    const hookOf = (x: typeof first) => ({ asg: a.asg, hook: x.event.detail.LifecycleHookName, token: x.event.detail.LifecycleActionToken, instanceId: x.instanceId });
+    t.sandbox.ssmFaults.push({ match: /etcd-member\.sh start/, outcome: 'failed', times: 1 });
+    const out = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot: found.slot, instanceId: first.instanceId, hook: hookOf(first) });
+    expect(out).toMatchObject({ result: 'abandoned', step: 'start' });
+    expect(t.sandbox.lifecycle.results(first.instanceId)).toEqual(['ABANDON']);
+    const alerts = await receivedAlerts(t.ctl);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatch(/failed at start[\s\S]*Read the command output in SSM Run Command history/);
+    // ABANDON: the ASG terminates the instance and launches another, which comes in whole.
+    const second = await killMaster(t.sandbox, t.c, { ...a, instanceId: first.instanceId });
+    const again = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot: found.slot, instanceId: second.instanceId, hook: hookOf(second) });
+    summary.push(`| SSM Failed on \`etcd-member.sh start\` | 1 (start → failed) | ${out.result} at ${out.step}, one alert; next instance: ${again.result} (${again.membership}) |`);
+    expect(again).toEqual({ result: 'continued', membership: 'update' });
+    expect((await etcd.memberList()).members.find((m) => m.name === 'etcd-a')).toMatchObject({ id, peerUrls: [t.sandbox.host(second.instanceId).peerUrl], isLearner: false });
+    expect(await countKeys(t.sandbox.host(second.instanceId).clientUrl, '/registry/test/')).toBe(300);
+    expect(t.sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
+    expect(t.sandbox.lifecycle.results(second.instanceId)).toEqual(['CONTINUE']);
+    await t.writer.check(w, 'SSM Failed on start');
   });
 
   it('S3 answers the master\'s upload with 503 twice: the backup still lands, once, verified', async () => {
