@@ -1,6 +1,6 @@
 /** The API server target group (found by the cluster tag) and target registration. */
 import {
-  DeregisterTargetsCommand, DescribeTagsCommand, type ElasticLoadBalancingV2Client, paginateDescribeTargetGroups, RegisterTargetsCommand,
+  DeregisterTargetsCommand, DescribeTagsCommand, DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client, paginateDescribeTargetGroups, RegisterTargetsCommand,
   waitUntilTargetDeregistered, waitUntilTargetInService,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { type WaitOpts, waiterConfig } from './ec2';
@@ -21,7 +21,15 @@ export async function registerAndWait(elb: ElasticLoadBalancingV2Client, tg: str
   await waitUntilTargetInService(waiterConfig(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
 }
 
+/**
+ * Level-triggered: a target that is no longer in the group is already where this step wants
+ * it (ELBv2 may answer a second DeregisterTargets with InvalidTarget, which failed a re-run of
+ * the retirement), and one already draining only needs the wait.
+ */
 export async function deregisterAndWait(elb: ElasticLoadBalancingV2Client, tg: string, instanceId: string, port: number, w: WaitOpts): Promise<void> {
-  await elb.send(new DeregisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));
+  const all = await elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: tg }));
+  const mine = all.TargetHealthDescriptions?.find((d) => d.Target?.Id === instanceId && (d.Target.Port ?? port) === port);
+  if (!mine || mine.TargetHealth?.State === 'unused') return;
+  if (mine.TargetHealth?.State !== 'draining') await elb.send(new DeregisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));
   await waitUntilTargetDeregistered(waiterConfig(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
 }

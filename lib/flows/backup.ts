@@ -108,7 +108,11 @@ function kmsMatches(configured: string | undefined, actual: string | undefined):
 export async function backupCluster(deps: BackupDeps, cluster: string, settings: BackupSettings): Promise<BackupOutcome> {
   const t0 = deps.clock.now();
   const out: BackupOutcome = { cluster, result: 'failed', ms: { total: 0 }, newestGoodAgeSec: null, pruned: [], stale: false };
-  const say = (step: string, status: 'start' | 'ok' | 'skip' | 'wait' | 'fail', detail: string) => deps.progress({ step, status, detail });
+  let done = 'nothing';
+  const say = (step: string, status: 'start' | 'ok' | 'skip' | 'wait' | 'fail', detail: string) => {
+    if (status === 'ok') done = step;
+    deps.progress({ step, status, detail });
+  };
   let staged: { instanceId: string; file: string } | null = null;
   try {
     // 1. Source: a healthy follower of a cluster that has a leader and quorum.
@@ -196,11 +200,20 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     out.result = 'uploaded';
     say('upload', 'ok', `s3://${settings.store.bucket}/${key} (${prepared.size} bytes, SSE-KMS, SHA-256 checked by S3)`);
   } catch (err) {
-    const f = err instanceof FlowFailure ? err : new FlowFailure('backup', err instanceof Error ? err.message : String(err), 'See the function\'s log for the full error.', 'critical', 'backup-error');
+    // Stopped near the Lambda deadline: nothing partial is ever visible in S3 (the upload
+    // happens only after the verdict, and is checked); the run still cleans up and says so.
+    const aborted = deps.signal?.aborted === true;
+    const f = aborted
+      ? new FlowFailure('deadline', `the backup of ${cluster} was stopped before the Lambda deadline (last step done: ${done}): ${err instanceof Error ? err.message : String(err)}`,
+        'The next scheduled run starts over. If this repeats, the snapshot does not fit one Lambda run (15 min): check the DB size (`quorum-keeper status`), defragment, and the master\'s route to S3.', 'warning', 'backup-deadline')
+      : err instanceof FlowFailure ? err : new FlowFailure('backup', err instanceof Error ? err.message : String(err), 'See the function\'s log for the full error.', 'critical', 'backup-error');
     out.failure = { step: f.step, message: f.message, action: f.action };
     say(f.step, 'fail', f.message);
     if (staged) {
-      await runHostScript(deps.ssm, deps.scripts, staged.instanceId, 'etcd-snapshot.sh', ['discard', '--work-dir', settings.workDir, '--file', staged.file], hostRunOpts(deps, 120))
+      // Its own short budget, not the (possibly aborted) run's signal: the master must not keep
+      // a snapshot of the whole cluster lying around.
+      await runHostScript(deps.ssm, deps.scripts, staged.instanceId, 'etcd-snapshot.sh', ['discard', '--work-dir', settings.workDir, '--file', staged.file],
+        hostRunOpts({ timings: deps.timings }, aborted ? 20 : 120))
         .catch(() => undefined);
     }
     await deps.alerter.alert({
@@ -209,8 +222,9 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     });
   }
 
-  // 5. Retention and freshness, from one complete listing.
-  Object.assign(out, await pruneBackups(deps, cluster, settings));
+  // 5. Retention and freshness, from one complete listing (not after the deadline: the next run).
+  if (deps.signal?.aborted) out.pruneSkipped = 'stopped before the Lambda deadline';
+  else Object.assign(out, await pruneBackups(deps, cluster, settings));
   out.ms.total = deps.clock.now() - t0;
   return out;
 }

@@ -39,6 +39,12 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput): Prom
   const { slot, instanceId, hook } = input;
   let current = 'instance';
   const report = (status: 'ok' | 'skip' | 'wait' | 'fail', detail: string) => deps.progress({ step: current, status, detail });
+  // Near the Lambda deadline the run stops between steps (no alert, no CONTINUE): the retried
+  // event re-runs the flow, and every step is safe to repeat.
+  const enter = (next: string) => {
+    deps.signal?.throwIfAborted();
+    current = next;
+  };
   const hostJson = <T>(script: HostScriptName, args: string[]): Promise<T> => runHostJson<T>(deps.ssm, deps.scripts, instanceId, script, args, runOpts(deps));
   try {
     if (hook) await heartbeat(deps.asg, hook);
@@ -46,14 +52,14 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput): Prom
     const reachable = inst.state === 'running' && (await agentOnline(deps.ssm, instanceId));
     report('ok', `${instanceId} ${inst.state}${reachable ? '' : ' (agent unreachable)'}${input.destination === 'WarmPool' ? ', going to the warm pool' : ''}`);
 
-    current = 'deregister';
+    enter('deregister');
     const tgs = await findTargetGroups(deps.elb, deps.tags.cluster, slot.cluster);
     for (const tg of tgs) await deregisterAndWait(deps.elb, tg, instanceId, APISERVER_PORT, waitOpts(deps, deps.timings.targetTimeoutSec));
     report(tgs.length ? 'ok' : 'skip', tgs.length ? `drained from ${tgs.length} target group(s)` : 'no target group');
 
     let movedLeaderTo: string | undefined;
     if (reachable) {
-      current = 'etcd';
+      enter('etcd');
       const st = await hostJson<{ running: boolean; clientUrl: string }>('etcd-member.sh', ['status']);
       if (st.running) {
         const etcd = new EtcdClient(ssmEtcdRunner(deps.ssm, deps.scripts, instanceId, runOpts(deps)), { endpoints: [st.clientUrl] });
@@ -88,19 +94,19 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput): Prom
         if (me?.isLeader) {
           const target = status.statuses.find((s) => !s.isLeader && !s.isLearner && s.leader === me.memberId);
           if (target) {
-            current = 'move-leader';
+            enter('move-leader');
             const moved = await etcd.moveLeader(target.memberId);
             movedLeaderTo = moved.to;
             report('ok', `leadership ${moved.from} → ${moved.to}`);
           }
         }
-        current = 'stop';
+        enter('stop');
         await hostJson('etcd-member.sh', ['stop']);
         report('ok', 'etcd stopped');
       }
     }
 
-    current = 'detach';
+    enter('detach');
     const vols = (await findMemberVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster, member: slot.member, az: inst.az ?? '' }))
       .filter((v) => v.attachedTo === instanceId);
     for (const v of vols) {
@@ -109,7 +115,7 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput): Prom
     }
     report(vols.length ? 'ok' : 'skip', vols.length ? `${vols.map((v) => v.volumeId).join(', ')} unmounted and detached` : 'no member volume attached');
 
-    current = 'complete';
+    enter('complete');
     if (hook) {
       const r = await completeLifecycle(deps.asg, hook, 'CONTINUE');
       report(r === 'done' ? 'ok' : 'skip', r === 'done' ? 'CONTINUE' : 'hook already completed');
@@ -117,6 +123,10 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput): Prom
     return { result: 'continued', ...(movedLeaderTo ? { movedLeaderTo } : {}) };
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
+    if (deps.signal?.aborted) {
+      report('fail', `stopped before the Lambda deadline (${reason}); the retried event resumes`);
+      deps.signal.throwIfAborted();
+    }
     report('fail', reason);
     await deps.alerter.alert({
       severity: 'warning', cluster: slot.cluster, member: slot.member, instanceId, flow: 'retirement', step: current,
