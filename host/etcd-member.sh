@@ -53,9 +53,13 @@ data_dir="${data_dir:-${QK_MOUNT_POINT%/}/data}"
 conf="${QK_CONF_DIR}/etcd.conf.yml"
 pidfile="$QK_ETCD_PIDFILE"
 
-local_health() { # prints true/false from the member's own /health
+# prints true/false from the member's own /health. The NOSPACE alarm is left out (etcd 3.4.8+
+# knows ?exclude=NOSPACE; older ones ignore it): a member out of space still serves reads and
+# membership changes, and recovering from NOSPACE needs healthy peers and backups, not an
+# ABANDONed master. The alarm itself is reported by `survey` (alarm list) and the probe.
+local_health() {
   local body
-  body="$(curl -s --max-time 3 "${QK_TLS_CURL[@]}" "${QK_CLIENT_URL}/health" 2>/dev/null || true)"
+  body="$(curl -s --max-time 3 "${QK_TLS_CURL[@]}" "${QK_CLIENT_URL}/health?exclude=NOSPACE" 2>/dev/null || true)"
   if [[ "$body" == *'"health":"true"'* ]]; then printf true; else printf false; fi
 }
 

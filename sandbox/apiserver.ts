@@ -1,6 +1,7 @@
 /**
  * A tiny stand-in for kube-apiserver on a sandbox master: `/readyz` is OK only while the
- * host's local etcd member answers `/health` with true, as the real API server's etcd check.
+ * host's local etcd member answers `/health?exclude=NOSPACE` with true: the real API server's
+ * etcd check is a read, which a leader serves even while the NOSPACE alarm refuses writes.
  * It also serves kube-system Leases (GET), read from etcd like the real API server does (key
  * `/registry/leases/kube-system/<name>`, here stored as JSON), so a Lease is unreadable while
  * etcd has no quorum. `writeLease` plays kube-scheduler / kube-controller-manager renewing one.
@@ -58,7 +59,7 @@ export class ApiserverStandIn {
 
 export async function etcdHealthy(clientUrl: string): Promise<boolean> {
   try {
-    const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1500) });
+    const res = await fetch(`${clientUrl}/health?exclude=NOSPACE`, { signal: AbortSignal.timeout(1500) });
     const body = (await res.json()) as { health?: unknown };
     return body.health === 'true';
   } catch {

@@ -101,6 +101,17 @@ export class SandboxHost {
     if (pid !== null) killHard(pid);
   }
 
+  /** etcd freezes (SIGSTOP): a slow or partitioned peer; its sockets stay open and silent. */
+  pauseEtcd(): void {
+    const pid = this.etcdPid();
+    if (pid !== null) process.kill(pid, 'SIGSTOP');
+  }
+
+  resumeEtcd(): void {
+    const pid = this.etcdPid();
+    if (pid !== null) process.kill(pid, 'SIGCONT');
+  }
+
   /** The instance dies: etcd is SIGKILLed, the agent goes silent. */
   crash(): void {
     this.killEtcd();

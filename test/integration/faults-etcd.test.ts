@@ -1,0 +1,118 @@
+/**
+ * Fault matrix (issue 8), etcd's own faults: a member frozen with SIGSTOP (a slow or
+ * partitioned peer: its sockets stay open and silent) and the NOSPACE alarm (raised through
+ * etcd's own Maintenance API, as the backend quota would). Each case asserts the real outcome:
+ * no wrong member removed, no volume reformatted, the cluster converges or an alert says why.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { listBackups } from '../../lib/aws/backups';
+import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
+import { backupCluster } from '../../lib/flows/backup';
+import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
+import { replaceMaster } from '../../lib/flows/replacement';
+import { receivedAlerts, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps } from '../../sandbox/control';
+import { waitFor } from '../../sandbox/ports';
+import { countKeys, killMaster, memberOf } from '../../sandbox/scenario';
+import { freshClusterPerTest } from '../support/scenario-suite';
+
+jest.setTimeout(240_000);
+
+describe('fault matrix: etcd members frozen or out of space', () => {
+  const t = freshClusterPerTest({ keys: 300, backups: true });
+  const summary: string[] = [];
+  afterAll(() => {
+    if (summary.length) console.log(`fault matrix (etcd):\n| case | outcome |\n|---|---|\n${summary.join('\n')}`);
+  });
+  const etcd = () => new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+  const slotOf = async (asg: string): Promise<MasterSlot> => {
+    const s = await findMasterSlot(t.c.asg, asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    if (s.kind !== 'master') throw new Error(s.reason);
+    return s.slot;
+  };
+  const hookOf = (x: Awaited<ReturnType<typeof killMaster>>) => ({
+    asg: x.event.detail.AutoScalingGroupName, hook: x.event.detail.LifecycleHookName, token: x.event.detail.LifecycleActionToken, instanceId: x.instanceId,
+  });
+  const leaderOf = async () => (await etcd().endpointStatus({ cluster: true })).statuses.find((s) => s.isLeader);
+
+  it('a frozen follower (SIGSTOP) is never used as the backup source, and the backup still lands', async () => {
+    const leaderUrl = (await leaderOf())!.endpoint;
+    const frozen = t.cluster.members.find((m) => m.clientUrl !== leaderUrl)!;
+    t.sandbox.host(frozen.instanceId).pauseEtcd();
+    try {
+      const out = await backupCluster(sandboxBackupDeps(t.c, t.ctl, t.backups), 'prod', sandboxBackupSettings(t.backups));
+      summary.push(`| ${frozen.name} frozen (SIGSTOP), scheduled backup | ${out.result} from ${out.member} (${out.role}) |`);
+      expect(out.result).toBe('uploaded');
+      expect(out.member).not.toBe(frozen.name);
+      expect(await listBackups(t.backups.s3, t.backups.store, 'prod')).toHaveLength(1);
+      expect(await receivedAlerts(t.ctl)).toEqual([]);
+    } finally {
+      t.sandbox.host(frozen.instanceId).resumeEtcd();
+    }
+  });
+
+  it('a master dies while another member is frozen: no quorum, so no membership change, one alert; once it thaws the next instance converges', async () => {
+    const leaderUrl = (await leaderOf())!.endpoint;
+    const [dead, frozen] = t.cluster.members.filter((m) => m.clientUrl !== leaderUrl);
+    const before = (await etcd().memberList()).members;
+    const w = t.writer.start('frozen-peer');
+    t.sandbox.host(frozen!.instanceId).pauseEtcd();
+    const first = await killMaster(t.sandbox, t.c, dead!);
+    const slot = await slotOf(dead!.asg);
+    const out = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot, instanceId: first.instanceId, hook: hookOf(first) });
+    const alerts = await receivedAlerts(t.ctl);
+    t.sandbox.host(frozen!.instanceId).resumeEtcd();
+    summary.push(`| ${dead!.name} dies while ${frozen!.name} is frozen | ${out.result} at ${out.step}, ${alerts.length} alert |`);
+    expect(out).toMatchObject({ result: 'abandoned' });
+    expect(['peer', 'membership']).toContain(out.step);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatch(/quorum/i);
+    expect(t.sandbox.lifecycle.results(first.instanceId)).toEqual(['ABANDON']);
+    // Nobody was removed or re-pointed, and the dead member's volume keeps its identity.
+    await waitFor('a leader after the thaw', async () => ((await leaderOf()) ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+    expect((await etcd().memberList()).members.map((m) => [m.id, m.peerUrls])).toEqual(before.map((m) => [m.id, m.peerUrls]));
+    expect(readFileSync(join(t.sandbox.volumeDir(dead!.volumeId), '.quorum-keeper-volume'), 'utf8')).toMatch(/^cluster=prod\nmember=/);
+
+    const second = await killMaster(t.sandbox, t.c, { ...dead!, instanceId: first.instanceId });
+    const again = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot, instanceId: second.instanceId, hook: hookOf(second) });
+    summary.push(`| (after the thaw) next instance for ${dead!.name} | ${again.result} (${again.membership}) |`);
+    expect(again).toEqual({ result: 'continued', membership: 'update' });
+    const id = before.find((m) => m.name === dead!.name)!.id;
+    expect((await etcd().memberList()).members.find((m) => m.name === dead!.name)).toMatchObject({ id, peerUrls: [t.sandbox.host(second.instanceId).peerUrl] });
+    expect(await countKeys(t.sandbox.host(second.instanceId).clientUrl, '/registry/test/')).toBe(300);
+    expect(t.sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
+    await t.writer.check(w, 'a master dies while a peer is frozen');
+  });
+
+  it('NOSPACE alarm: the backup is still taken (it is what a recovery needs), and a replacement still brings its master in', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const leader = (await leaderOf())!;
+    // Raise NOSPACE as etcd does when the backend quota is exceeded (Maintenance.Alarm ACTIVATE).
+    const res = await fetch(`${leader.endpoint}/v3/maintenance/alarm`, {
+      method: 'POST', body: JSON.stringify({ action: 'ACTIVATE', memberID: BigInt(`0x${leader.memberId}`).toString(), alarm: 'NOSPACE' }),
+    });
+    expect(res.ok).toBe(true);
+    const alarms = await etcd().alarmList();
+    expect(alarms.map((x) => x.alarm)).toContain('NOSPACE');
+    try {
+      const put = await fetch(`${leader.endpoint}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/registry/nospace').toString('base64'), value: 'eA==' }) });
+      expect(await put.text()).toMatch(/database space exceeded/);
+
+      const backup = await backupCluster(sandboxBackupDeps(t.c, t.ctl, t.backups), 'prod', sandboxBackupSettings(t.backups));
+      summary.push(`| NOSPACE alarm, scheduled backup | ${backup.result}${backup.failure ? `: ${backup.failure.message}` : ''} |`);
+      expect(backup.result).toBe('uploaded');
+
+      const id = (await etcd().memberList()).members.find((m) => m.name === 'etcd-a')!.id;
+      const killed = await killMaster(t.sandbox, t.c, a);
+      const out = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot: await slotOf(a.asg), instanceId: killed.instanceId, hook: hookOf(killed) });
+      summary.push(`| NOSPACE alarm, a master replaced | ${out.result}${out.reason ? `: ${out.reason}` : ` (${out.membership})`} |`);
+      expect(out).toEqual({ result: 'continued', membership: 'update' });
+      expect((await etcd().memberList()).members.find((m) => m.name === 'etcd-a')).toMatchObject({ id, peerUrls: [t.sandbox.host(killed.instanceId).peerUrl] });
+      expect(await countKeys(t.sandbox.host(killed.instanceId).clientUrl, '/registry/test/')).toBe(300);
+      expect(await receivedAlerts(t.ctl)).toEqual([]);
+    } finally {
+      execFileSync('etcdctl', [`--endpoints=${leader.endpoint}`, 'alarm', 'disarm'], { env: { PATH: process.env.PATH ?? '' } });
+    }
+  });
+});
