@@ -30,7 +30,13 @@ export class EventValidationError extends Error {
   override readonly name = 'EventValidationError';
 }
 
+/** EventBridge delivers events of at most 256 KB: anything bigger did not come from it. */
+export const MAX_EVENT_BYTES = 256 * 1024;
+
 export function parseLifecycleEvent(input: unknown): LifecycleEvent {
+  // Unknown fields are ignored (AWS adds fields over time), so size is checked on its own.
+  const size = Buffer.byteLength(JSON.stringify(input) ?? '');
+  if (size > MAX_EVENT_BYTES) throw new EventValidationError(`not a valid Auto Scaling lifecycle event: ${size} bytes, larger than any EventBridge event (${MAX_EVENT_BYTES})`);
   const r = lifecycleEventSchema.safeParse(input);
   if (!r.success) {
     throw new EventValidationError(`not a valid Auto Scaling lifecycle event: ${r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);

@@ -56,4 +56,46 @@ describe('lifecycle handler', () => {
     await expect(handler(bad, context)).rejects.toThrow(/detail.EC2InstanceId: not an EC2 instance ID/);
     await expect(handler({ hello: 'world' }, context)).rejects.toThrow(/not a valid Auto Scaling lifecycle event/);
   });
+
+  describe('fault matrix: malformed and hostile events → a clear answer and no side effect', () => {
+    const rows: string[] = [];
+    afterAll(() => console.log(`fault matrix (hostile events, lifecycle handler):\n| event | answer |\n|---|---|\n${rows.join('\n')}`));
+    const launch = () => eventFor('evil') as unknown as { source: string; detail: Record<string, unknown> };
+    const mutated = (f: (e: ReturnType<typeof launch>) => void) => () => {
+      const e = launch();
+      f(e);
+      return e;
+    };
+    const CASES: Array<[string, () => unknown, RegExp]> = [
+      ['not an object (a string)', () => 'reboot', /not a valid Auto Scaling lifecycle event/],
+      ['null', () => null, /not a valid Auto Scaling lifecycle event/],
+      ['an array', () => [launch()], /not a valid Auto Scaling lifecycle event/],
+      ['another source (aws.ec2)', mutated((e) => { e.source = 'aws.ec2'; }), /source/],
+      ['a number as the token', mutated((e) => { e.detail.LifecycleActionToken = 42; }), /LifecycleActionToken/],
+      ['an instance ID carrying a command', mutated((e) => { e.detail.EC2InstanceId = 'i-$(reboot)'; }), /EC2InstanceId: not an EC2 instance ID/],
+      ['an ASG name with a newline and backticks', mutated((e) => { e.detail.AutoScalingGroupName = 'prod\n`reboot`'; }), /AutoScalingGroupName/],
+      ['a 100 KB metadata blob', mutated((e) => { e.detail.NotificationMetadata = 'x'.repeat(100_000); }), /NotificationMetadata/],
+      ['a 1 MB event of unknown fields', mutated((e) => { e.detail.Junk = 'y'.repeat(1_000_000); }), /larger than any EventBridge event/],
+    ];
+    it.each(CASES)('%s', async (what, event, answer) => {
+      const before = { commands: t.sandbox.invocations.size, hooks: t.sandbox.lifecycle.calls.length, detaches: t.sandbox.detachCalls.length };
+      let said = '';
+      await handler(event(), context).then((r) => { said = `resolved ${JSON.stringify(r)}`; }, (err: unknown) => { said = err instanceof Error ? err.message : String(err); });
+      rows.push(`| ${what} | ${said.replace(/\|/g, '\\|').slice(0, 160)} |`);
+      expect(said).toMatch(answer);
+      expect({ commands: t.sandbox.invocations.size, hooks: t.sandbox.lifecycle.calls.length, detaches: t.sandbox.detachCalls.length }).toEqual(before);
+    });
+    it.each([
+      ['a member tag carrying shell metacharacters', { 'quorum-keeper/cluster': 'prod', 'quorum-keeper/etcd-member': 'etcd-a;reboot' }, /not a valid member name/],
+      ['a cluster tag carrying a command substitution', { 'quorum-keeper/cluster': '$(reboot)', 'quorum-keeper/etcd-member': 'etcd-a' }, /not a valid cluster name/],
+    ])('%s: ignored', async (what, tags, reason) => {
+      const name = `evil-${rows.length}`;
+      await group(name, tags);
+      const before = { commands: t.sandbox.invocations.size, hooks: t.sandbox.lifecycle.calls.length };
+      const out = await handler(eventFor(name), context);
+      rows.push(`| ${what} | ${out.outcome}: ${out.reason ?? ''} |`);
+      expect(out).toMatchObject({ outcome: 'ignored', reason: expect.stringMatching(reason) as unknown });
+      expect({ commands: t.sandbox.invocations.size, hooks: t.sandbox.lifecycle.calls.length }).toEqual(before);
+    });
+  });
 });
