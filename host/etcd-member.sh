@@ -17,8 +17,9 @@
 #                                # caller parses them with the same parsers as single commands)
 #   etcd-member.sh view [--skip-stale NAME=PEER_URL]
 #                                # JSON: member list and endpoint status of every member, in ONE
-#                                # round trip (same encoding as survey; `asked` lists the client
-#                                # URLs whose status was asked). With --skip-stale, member NAME is
+#                                # round trip, side by side (same encoding as survey). With
+#                                # --skip-stale (then `asked` lists the client URLs whose status
+#                                # was asked; else it is null: all of them), member NAME is
 #                                # not asked unless it already advertises PEER_URL: its old
 #                                # incarnation is dead, and dialling it costs the whole timeout.
 #
@@ -213,6 +214,14 @@ view() {
   # (--endpoints is a list flag: given twice, etcdctl asks both lists; so it is given once.)
   etcdctl=("$(qk_bin etcdctl)" "${QK_TLS_ARGS[@]}" --dial-timeout=2s)
   run_query "$tmp" members "${etcdctl[@]}" --endpoints="$QK_CLIENT_URL" --command-timeout=3s member list -w json &
+  if [[ -z "$skip_name" ]]; then
+    # Every member is worth asking: both reads side by side ("asked" is then null: the caller
+    # expects an answer from every started member of the list).
+    run_query "$tmp" status "${etcdctl[@]}" --endpoints="$QK_CLIENT_URL" --command-timeout=2s endpoint status --cluster -w json &
+    wait
+    printf '{"members":%s,"status":%s,"asked":null}\n' "$(query_json "$tmp" members)" "$(query_json "$tmp" status)"
+    return
+  fi
   # The simple format ("id, started, name, peer urls, client urls, is learner") is what bash can
   # split safely; the JSON answer above is what the caller parses (64-bit IDs intact).
   "${etcdctl[@]}" --endpoints="$QK_CLIENT_URL" --command-timeout=3s member list -w simple >"$tmp/simple" 2>"$tmp/simple.err" || true
@@ -221,7 +230,7 @@ view() {
     IFS='|' read -r id started mname peers clients learner <<<"${line//, /|}"
     : "$id" "$started" "$learner"
     [[ -n "$clients" ]] || continue # not started yet: nothing to ask
-    [[ -n "$skip_name" && "$mname" == "$skip_name" && ",${peers}," != *",${skip_url},"* ]] && continue
+    [[ "$mname" == "$skip_name" && ",${peers}," != *",${skip_url},"* ]] && continue
     asked+=("${clients%%,*}")
   done <"$tmp/simple"
   if ((${#asked[@]})); then

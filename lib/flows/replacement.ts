@@ -6,6 +6,9 @@
  *   (under the cluster lock: update | remove + add learner) → start → promote → caught up
  *   → apiserver → register → CONTINUE
  *
+ * Steps that touch different things run side by side (each SSM command is 2+ s on AWS):
+ * mount ∥ urls ∥ peer search, and caught-up (read on the peer) ∥ apiserver (this host).
+ *
  * Unrecoverable problems end in ABANDON (the ASG launches another instance) and one alert.
  *
  * One flow drives a slot at a time: the whole run holds the slot lock (`lock#<cluster>/<member>`,
@@ -131,6 +134,19 @@ async function step<T>(ctx: Ctx, name: string, fn: () => Promise<{ value: T; det
 }
 
 /**
+ * Starts step `name` beside the caller's own work. `cancel` stops it (through its signal) and
+ * waits for it, so nothing of this run outlives it: a late heartbeat would take the released
+ * slot lock again.
+ */
+function beside<T>(ctx: Ctx, name: string, fn: (signal: AbortSignal) => Promise<{ value: T; detail: string }>): { done: Promise<T>; cancel: () => Promise<void> } {
+  const own = new AbortController();
+  const signal = ctx.deps.signal ? AbortSignal.any([own.signal, ctx.deps.signal]) : own.signal;
+  const done = step(ctx, name, () => fn(signal));
+  done.catch(() => undefined); // the caller awaits it, or cancels it
+  return { done, cancel: async () => { own.abort(); await done.catch(() => undefined); } };
+}
+
+/**
  * Runs one of this flow's host steps. When SSM does not report a finished script (delivery or
  * execution timed out, cancelled) it is tried once more: every host step here is idempotent
  * and the host runs its mutating steps one at a time (flock), so a repeat cannot double an
@@ -177,9 +193,9 @@ async function findPeer(ctx: Ctx): Promise<Peer> {
 }
 
 /** findPeer, retried for a while: a leader election after a crash makes /health false briefly. */
-async function findPeerPatiently(ctx: Ctx, signal?: AbortSignal): Promise<Peer> {
+async function findPeerPatiently(ctx: Ctx, signal: AbortSignal | undefined = ctx.deps.signal): Promise<Peer> {
   const { deps } = ctx;
-  const stop = signal && deps.signal ? AbortSignal.any([signal, deps.signal]) : signal ?? deps.signal;
+  const stop = signal;
   let last: unknown;
   return pollUntil('a healthy etcd peer', async () => {
     try {
@@ -326,12 +342,10 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
 
     // mount, urls and the peer search touch different things (this host's volume, this host's
     // config, another master) and are each an SSM round trip (2+ s on AWS): side by side.
-    const peerSearch = new AbortController();
-    const peerFound = step(ctx, 'peer', async () => {
-      const p = await findPeerPatiently(ctx, peerSearch.signal);
+    const peerSearch = beside(ctx, 'peer', async (signal) => {
+      const p = await findPeerPatiently(ctx, signal);
       return { value: p, detail: `${p.member} on ${p.instanceId}` };
     });
-    peerFound.catch(() => undefined); // awaited below in every case
     const [mounted, urls] = await Promise.all([
       step(ctx, 'mount', async () => {
         const m = await host<{ hasData: boolean; formatted: boolean; device: string }>(ctx, instanceId, 'etcd-mount.sh',
@@ -343,14 +357,14 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
         return { value: u, detail: `peer ${u.peerUrl}` };
       }),
     ]).catch(async (err: unknown) => {
-      // Nothing may outlive this run (a late heartbeat would take the released slot lock again).
-      peerSearch.abort();
-      await peerFound.catch(() => undefined);
+      await peerSearch.cancel();
       throw err;
     });
-    const peer = await peerFound;
+    const peer = await peerSearch.done;
 
     let plan = '';
+    // kube-apiserver's readiness (this host) is polled beside the catch-up check (the peer).
+    let apiserver: ReturnType<typeof beside<null>> | undefined;
     await withLock(ctx, async () => {
       const list = await step(ctx, 'membership', async () => {
         const before = await readCluster(ctx, peer, urls.peerUrl);
@@ -393,6 +407,13 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
         return { value: null, detail: `etcd ${st.running ? 'running' : 'not running'}${st.pid ? ` (pid ${st.pid})` : ''}` };
       });
 
+      apiserver = beside(ctx, 'apiserver', async (signal) => {
+        await pollUntil('kube-apiserver /readyz', async () => ((await host<{ ready: boolean }>(ctx, instanceId, 'etcd-member.sh', ['apiserver'], 'apiserver')).ready ? true : undefined), {
+          clock: deps.clock, timeoutMs: deps.timings.targetTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, signal, onWait: () => beat(ctx),
+        });
+        return { value: null, detail: '/readyz 200' };
+      });
+
       await step(ctx, 'caught-up', async () => {
         let promoted = false;
         const detail = await pollUntil(`${slot.member} to join and catch up`, async () => {
@@ -422,14 +443,11 @@ async function replaceLocked(ctx: Ctx): Promise<ReplacementOutcome> {
         }, { clock: deps.clock, timeoutMs: deps.timings.catchUpTimeoutSec * 1000, intervalMs: 1000, onWait: () => beat(ctx) });
         return { value: null, detail };
       });
+    }).catch(async (err: unknown) => {
+      await apiserver?.cancel();
+      throw err;
     });
-
-    await step(ctx, 'apiserver', async () => {
-      await pollUntil('kube-apiserver /readyz', async () => ((await host<{ ready: boolean }>(ctx, instanceId, 'etcd-member.sh', ['apiserver'], 'apiserver')).ready ? true : undefined), {
-        clock: deps.clock, timeoutMs: deps.timings.targetTimeoutSec * 1000, intervalMs: deps.timings.minDelaySec * 1000, onWait: () => beat(ctx),
-      });
-      return { value: null, detail: '/readyz 200' };
-    });
+    await apiserver?.done;
 
     await step(ctx, 'register', async () => {
       const tgs = await findTargetGroups(deps.elb, deps.tags.cluster, slot.cluster);

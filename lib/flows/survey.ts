@@ -113,7 +113,7 @@ export async function surveyCluster(
   return { peer: null, survey: last, tried };
 }
 
-const viewSchema = z.object({ members: query, status: query, asked: z.array(z.string()) });
+const viewSchema = z.object({ members: query, status: query, asked: z.array(z.string()).nullable() });
 
 export interface ClusterView {
   members: MemberList;
@@ -143,5 +143,7 @@ export async function viewCluster(
     const stderr = text(raw.members.err);
     throw new EtcdError(classifyEtcdctlError(stderr), `member list via ${what}: ${summariseStderr(stderr)}`, { command: `${what}: member list`, exitCode: raw.members.rc, stderr });
   }
-  return { members: parseMemberList(text(raw.members.out)), status: parseEndpointStatus(text(raw.status.out), text(raw.status.err), raw.asked) };
+  const members = parseMemberList(text(raw.members.out));
+  const asked = raw.asked ?? members.members.filter((m) => m.started).flatMap((m) => m.clientUrls.slice(0, 1));
+  return { members, status: parseEndpointStatus(text(raw.status.out), text(raw.status.err), asked) };
 }
