@@ -193,9 +193,8 @@ async function findPeer(ctx: Ctx): Promise<Peer> {
 }
 
 /** findPeer, retried for a while: a leader election after a crash makes /health false briefly. */
-async function findPeerPatiently(ctx: Ctx, signal: AbortSignal | undefined = ctx.deps.signal): Promise<Peer> {
+async function findPeerPatiently(ctx: Ctx, stop: AbortSignal | undefined = ctx.deps.signal): Promise<Peer> {
   const { deps } = ctx;
-  const stop = signal;
   let last: unknown;
   return pollUntil('a healthy etcd peer', async () => {
     try {
