@@ -188,7 +188,7 @@ async function findPeer(ctx: Ctx): Promise<Peer> {
   const peer = await firstHealthyPeer(deps.ssm, deps.scripts, candidates, runOpts(deps));
   if (peer) return peer;
   throw new FlowFailure('peer', `no healthy etcd peer of ${input.slot.cluster} answers (tried ${candidates.map((c) => c.member).join(', ') || 'none'})`,
-    'The cluster has probably lost quorum. Do not replace masters one by one: follow the disaster-recovery runbook (restore from the newest verified backup).',
+    'The cluster has probably lost quorum: check `quorum-keeper status`. If the other masters are only slow, frozen or cut off, they recover on their own and the next instance the ASG launches joins; only if their etcd data is gone for good, follow the disaster-recovery runbook (restore from the newest verified backup). Do not replace masters one by one.',
     'critical', 'no-quorum');
 }
 
