@@ -30,6 +30,17 @@ export interface RunOptions {
   comment?: string;
 }
 
+/** For runHostJson: what to do when SSM reports no finished script. */
+export interface RetryOptions {
+  /**
+   * Try once more when the command did not finish (delivery or execution timed out,
+   * cancelled): only for steps that are idempotent on the host. A script that ran and
+   * failed is never retried: its exit code is the answer.
+   */
+  retryUnfinished?: boolean;
+  onRetry?: (first: HostRunResult) => void;
+}
+
 export async function runHostScript(
   ssm: SSMClient,
   bundle: HostScriptBundle,
@@ -91,9 +102,13 @@ export class HostScriptError extends Error {
 
 /** Runs a host script that prints one JSON line last, and returns it parsed; throws HostScriptError. */
 export async function runHostJson<T>(
-  ssm: SSMClient, bundle: HostScriptBundle, instanceId: string, script: HostScriptName, args: readonly string[], opts: RunOptions = {},
+  ssm: SSMClient, bundle: HostScriptBundle, instanceId: string, script: HostScriptName, args: readonly string[], opts: RunOptions & RetryOptions = {},
 ): Promise<T> {
-  const res = await runHostScript(ssm, bundle, instanceId, script, args, opts);
+  let res = await runHostScript(ssm, bundle, instanceId, script, args, opts);
+  if (res.exitCode === -1 && opts.retryUnfinished) {
+    opts.onRetry?.(res);
+    res = await runHostScript(ssm, bundle, instanceId, script, args, opts);
+  }
   if (res.exitCode !== 0) throw new HostScriptError(script, instanceId, res, args);
   return JSON.parse(lastLine(res.stdout)) as T;
 }

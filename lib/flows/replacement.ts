@@ -147,27 +147,22 @@ function beside<T>(ctx: Ctx, name: string, fn: (signal: AbortSignal) => Promise<
 }
 
 /**
- * Runs one of this flow's host steps. When SSM does not report a finished script (delivery or
- * execution timed out, cancelled) it is tried once more: every host step here is idempotent
- * and the host runs its mutating steps one at a time (flock), so a repeat cannot double an
- * effect. A script that ran and failed is not retried: its exit code is the answer.
+ * Runs one of this flow's host steps. Every one is idempotent and the host runs its mutating
+ * steps one at a time (flock), so a command SSM reports unfinished is tried once more.
  */
 async function host<T>(ctx: Ctx, instanceId: string, script: HostScriptName, args: string[], stepName: string): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await runHostJson<T>(ctx.deps.ssm, ctx.deps.scripts, instanceId, script, args, runOpts(ctx.deps));
-    } catch (err) {
-      if (!(err instanceof HostScriptError)) throw err;
-      if (err.result.exitCode === -1 && attempt < 2) {
-        ctx.deps.progress({ step: stepName, status: 'wait', detail: `SSM command ${err.result.commandId} ended ${err.result.status}; trying once more` });
-        continue;
-      }
-      throw new FlowFailure(stepName, err.message, err.result.exitCode === 4
-        ? 'The volume is marked for another cluster or member: check the volume and ASG tags.'
-        : err.result.exitCode === -1
-          ? `SSM Run Command did not finish on ${instanceId} twice (${err.result.status}): check the SSM agent there; the ASG will launch another instance.`
-          : 'Read the command output in SSM Run Command history for this instance.');
-    }
+  try {
+    return await runHostJson<T>(ctx.deps.ssm, ctx.deps.scripts, instanceId, script, args, {
+      ...runOpts(ctx.deps), retryUnfinished: true,
+      onRetry: (r) => ctx.deps.progress({ step: stepName, status: 'wait', detail: `SSM command ${r.commandId} ended ${r.status}; trying once more` }),
+    });
+  } catch (err) {
+    if (!(err instanceof HostScriptError)) throw err;
+    throw new FlowFailure(stepName, err.message, err.result.exitCode === 4
+      ? 'The volume is marked for another cluster or member: check the volume and ASG tags.'
+      : err.result.exitCode === -1
+        ? `SSM Run Command did not finish on ${instanceId} twice (${err.result.status}): check the SSM agent there; the ASG will launch another instance.`
+        : 'Read the command output in SSM Run Command history for this instance.');
   }
 }
 

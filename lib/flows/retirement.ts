@@ -45,7 +45,12 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput): Prom
     deps.signal?.throwIfAborted();
     current = next;
   };
-  const hostJson = <T>(script: HostScriptName, args: string[]): Promise<T> => runHostJson<T>(deps.ssm, deps.scripts, instanceId, script, args, runOpts(deps));
+  // status, stop and unmount are idempotent (and flock'ed on the host): a command SSM reports
+  // unfinished is tried once more rather than failing the retirement.
+  const hostJson = <T>(script: HostScriptName, args: string[]): Promise<T> => runHostJson<T>(deps.ssm, deps.scripts, instanceId, script, args, {
+    ...runOpts(deps), retryUnfinished: true,
+    onRetry: (r) => deps.progress({ step: current, status: 'wait', detail: `SSM command ${r.commandId} ended ${r.status}; trying once more` }),
+  });
   try {
     if (hook) await heartbeat(deps.asg, hook);
     const inst = await describeInstance(deps.ec2, instanceId);

@@ -11,12 +11,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMasterSlot } from '../../lib/flows/master-slot';
 import { replaceMaster } from '../../lib/flows/replacement';
+import { retireMaster } from '../../lib/flows/retirement';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { listBackups } from '../../lib/aws/backups';
 import { backupCluster } from '../../lib/flows/backup';
 import { receivedAlerts, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps } from '../../sandbox/control';
 import type { ApiFault, SsmFault } from '../../sandbox/sandbox';
-import { countKeys, killMaster, memberOf } from '../../sandbox/scenario';
+import { countKeys, killMaster, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
 
 jest.setTimeout(180_000);
@@ -82,6 +83,25 @@ describe('fault matrix: AWS API and SSM faults during a replacement', () => {
   it.each(SSM_CASES)('$name: retried once (the step is idempotent), the master comes back, no alert', async ({ name, fault }) => {
     const ops = await replacedDespite(name, () => t.sandbox.ssmFaults.push({ ...fault }), () => t.sandbox.ssmInjected.map((i) => `${i.comment} → ${i.outcome}`));
     expect(ops).toHaveLength(1);
+  });
+
+  it('SSM: the retirement\'s etcd stop ran but its answer was lost: retried once, the master retires cleanly, no alert', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const term = t.sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const found = await findMasterSlot(t.c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    if (found.kind !== 'master') throw new Error(found.reason);
+    t.sandbox.ssmFaults.push({ match: /etcd-member\.sh stop/, outcome: 'lost-answer', times: 1 });
+    const out = await retireMaster(sandboxFlowDeps(t.c, t.ctl), {
+      slot: found.slot, instanceId: a.instanceId, hook: { asg: a.asg, hook: term.detail.LifecycleHookName, token: term.detail.LifecycleActionToken, instanceId: a.instanceId },
+    });
+    summary.push(`| SSM: retirement's \`etcd-member.sh stop\` answer lost (TimedOut) | ${t.sandbox.ssmInjected.length} | ${out.result}${out.reason ? `: ${out.reason}` : ''} |`);
+    expect(t.sandbox.ssmInjected.map((i) => i.outcome)).toEqual(['lost-answer']);
+    expect(out.result).toBe('continued');
+    expect(t.sandbox.host(a.instanceId).etcdPid()).toBeNull();
+    expect((await t.sandbox.describeVolume(a.volumeId))?.State).toBe('available');
+    expect(t.sandbox.lifecycle.results(a.instanceId)).toEqual(['CONTINUE']);
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
+    expect((await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).memberList()).members).toHaveLength(3);
   });
 
   it('SSM Failed on start: ABANDON with an alert naming the step; the next instance the ASG launches converges', async () => {
