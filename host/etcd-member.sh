@@ -54,10 +54,12 @@ data_dir="${data_dir:-${QK_MOUNT_POINT%/}/data}"
 conf="${QK_CONF_DIR}/etcd.conf.yml"
 pidfile="$QK_ETCD_PIDFILE"
 
-# prints true/false from the member's own /health. The NOSPACE alarm is left out (etcd 3.4.8+
-# knows ?exclude=NOSPACE; older ones ignore it): a member out of space still serves reads and
-# membership changes, and recovering from NOSPACE needs healthy peers and backups, not an
-# ABANDONed master. The alarm itself is reported by `survey` (alarm list) and the probe.
+# prints true/false from the member's own /health. The NOSPACE alarm is left out
+# (?exclude=NOSPACE, etcd-io/etcd#12880, backported to 3.4 in 2021 and answered by 3.4.23 here;
+# releases without it ignore the parameter and report the alarm as unhealthy, as before): a
+# member out of space still serves reads and membership changes, and recovering from NOSPACE
+# needs healthy peers and backups, not an ABANDONed master. The alarm itself is reported by
+# `survey` (alarm list) and the probe.
 local_health() {
   local body
   body="$(curl -s --max-time 3 "${QK_TLS_CURL[@]}" "${QK_CLIENT_URL}/health?exclude=NOSPACE" 2>/dev/null || true)"
