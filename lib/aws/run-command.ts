@@ -84,6 +84,10 @@ export async function runHostScript(
   };
 }
 
+/** A run's stderr, saying how SSM ended a command that did not finish (for error messages and classification). */
+export const runStderr = (res: HostRunResult): string =>
+  res.exitCode === -1 ? `${res.stderr}\nSSM command ${res.commandId} ended ${res.status}` : res.stderr;
+
 /** The last line of a script's output: host scripts print their one JSON result (or error) last. */
 export const lastLine = (s: string): string => s.trim().split('\n').pop() ?? '';
 
@@ -123,7 +127,7 @@ export function ssmEtcdRunner(ssm: SSMClient, bundle: HostScriptBundle, instance
     return {
       exitCode: res.exitCode,
       stdout: res.stdout,
-      stderr: res.exitCode === -1 ? `${res.stderr}\nSSM command ${res.commandId} ended ${res.status}` : res.stderr,
+      stderr: runStderr(res),
     };
   };
 }

@@ -7,7 +7,7 @@
  */
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { lastLine, runHostScript, type RunOptions, ssmEtcdRunner } from '../aws/run-command';
+import { lastLine, runHostScript, type RunOptions, runStderr, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import {
   type Alarm, classifyEtcdctlError, EtcdClient, EtcdError, summariseStderr, type EndpointHealth, type EndpointStatusReport, type MemberList, parseAlarmList, parseEndpointHealth, parseEndpointStatus, parseMemberList,
@@ -135,7 +135,7 @@ export async function viewCluster(
   const res = await runHostScript(ssm, scripts, instanceId, 'etcd-member.sh', args, opts);
   const what = `etcd-member.sh view on ${instanceId}`;
   if (res.exitCode !== 0) {
-    const stderr = res.exitCode === -1 ? `${res.stderr}\nSSM command ${res.commandId} ended ${res.status}` : res.stderr;
+    const stderr = runStderr(res);
     throw new EtcdError(classifyEtcdctlError(stderr), `${what}: ${summariseStderr(stderr) || `exit ${res.exitCode}`}`, { command: what, exitCode: res.exitCode, stderr: stderr.slice(-4000) });
   }
   const raw = viewSchema.parse(JSON.parse(lastLine(res.stdout)));
