@@ -240,7 +240,7 @@ function stateTable(v: Values, io: CliIo, ctx: Ctx): { table: string; lock: Clus
   const table = v['state-table'] ?? io.env.QK_STATE_TABLE;
   if (!table) return null;
   if (!/^[A-Za-z0-9_.-]{3,255}$/.test(table)) throw new UsageError(`invalid --state-table ${JSON.stringify(table)}`);
-  return { table, lock: new ClusterLock(ctx.clients.ddb, systemClock, { table, ttlSec: 900 }) };
+  return { table, lock: new ClusterLock(ctx.clients.ddb, systemClock, { table }) };
 }
 
 function printedAlerter(io: CliIo): Alerter {

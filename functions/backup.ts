@@ -31,7 +31,7 @@ const clients = {
   asg: new AutoScalingClient(clientOptions(config)), ssm: new SSMClient(clientOptions(config)), ddb: new DynamoDBClient(clientOptions(config)), sns: new SNSClient(clientOptions(config)),
 };
 const s3 = new S3Client({ ...clientOptions(config), forcePathStyle: Boolean(config.QK_AWS_ENDPOINT) });
-const lock = new ClusterLock(clients.ddb, systemClock, { table: config.QK_STATE_TABLE, ttlSec: 900 });
+const lock = new ClusterLock(clients.ddb, systemClock, { table: config.QK_STATE_TABLE });
 const settings = backupSettings(config);
 const tags = { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER };
 const deps: BackupDeps = {

@@ -11,7 +11,7 @@ import { hostScripts } from './host-scripts';
 export function lambdaFlowDeps(config: FlowConfig, logger: Logger): { clients: AwsClients; deps: FlowDeps } {
   const clients = awsClients(config);
   // Lock TTL: a whole replacement fits in the 900 s Lambda timeout; holders extend as they go.
-  const lock = new ClusterLock(clients.ddb, systemClock, { table: config.QK_STATE_TABLE, ttlSec: 900 });
+  const lock = new ClusterLock(clients.ddb, systemClock, { table: config.QK_STATE_TABLE });
   const deps: FlowDeps = {
     ...clients,
     lock,

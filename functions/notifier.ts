@@ -23,7 +23,7 @@ const config = loadNotifierConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-notifier' });
 const ssm = new SSMClient(clientOptions(config));
 const ddb = new DynamoDBClient(clientOptions(config));
-const lock = new ClusterLock(ddb, systemClock, { table: config.QK_STATE_TABLE, ttlSec: 60 });
+const lock = new ClusterLock(ddb, systemClock, { table: config.QK_STATE_TABLE });
 const probeMemory = dynamoProbeMemory(ddb, config.QK_STATE_TABLE, systemClock);
 
 let cached: { url: string; until: number } | null = null;

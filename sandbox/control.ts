@@ -55,7 +55,7 @@ export async function provisionControl(sandbox: Sandbox): Promise<Control> {
   const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'alerts-inbox' }))).QueueUrl!;
   const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
   await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'true' } }));
-  return { ddb, sns, sqs, table, topicArn, queueUrl, lock: new ClusterLock(ddb, systemClock, { table, ttlSec: 120 }) };
+  return { ddb, sns, sqs, table, topicArn, queueUrl, lock: new ClusterLock(ddb, systemClock, { table }) };
 }
 
 export function destroyControl(ctl: Control): void {

@@ -1,5 +1,7 @@
 /** Lifecycle-hook calls: complete (CONTINUE / ABANDON) and heartbeat. */
-import { type AutoScalingClient, CompleteLifecycleActionCommand, DescribeLifecycleHooksCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
+import {
+  type AutoScalingClient, CompleteLifecycleActionCommand, DescribeAutoScalingInstancesCommand, DescribeLifecycleHooksCommand, RecordLifecycleActionHeartbeatCommand,
+} from '@aws-sdk/client-auto-scaling';
 
 export interface HookRef {
   asg: string;
@@ -36,4 +38,10 @@ export async function heartbeat(asg: AutoScalingClient, ref: HookRef): Promise<'
     if ((err as { name?: string }).name === 'ValidationError' && /No active Lifecycle Action/i.test(String((err as Error).message))) return 'gone';
     throw err;
   }
+}
+
+/** The instance's Auto Scaling lifecycle state (`InService`, `Terminating:Wait`, …), or 'none' outside any ASG. */
+export async function asgLifecycleState(asg: AutoScalingClient, instanceId: string): Promise<string> {
+  const out = await asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }));
+  return out.AutoScalingInstances?.[0]?.LifecycleState ?? 'none';
 }

@@ -7,9 +7,16 @@ import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Clock } from '../clock';
 
+/**
+ * The one lock TTL: how long a lock outlives a holder that died without releasing it. Holders
+ * extend their locks with every heartbeat (30 s), but one SSM command can be waited on for up
+ * to 600 s without a heartbeat in between; 900 s covers that and equals Lambda's longest run,
+ * so a holder killed with its invocation has freed the lock by the time anything retries long.
+ */
+export const LOCK_TTL_SEC = 900;
+
 export interface LockOptions {
   table: string;
-  ttlSec: number;
 }
 
 export class ClusterLock {
@@ -20,15 +27,28 @@ export class ClusterLock {
   ) {}
 
   /** True when `owner` now holds the lock (re-acquiring one's own lock extends it). */
-  async tryAcquire(cluster: string, owner: string): Promise<boolean> {
+  tryAcquire(cluster: string, owner: string): Promise<boolean> {
+    return this.put(cluster, owner, 'attribute_not_exists(pk) OR expiresAt < :now OR #owner = :owner');
+  }
+
+  /**
+   * Extends a lock `owner` holds; false when it is not theirs any more (taken over, or released:
+   * an extension never re-creates a lock, so a late heartbeat cannot take a released lock back).
+   */
+  extend(cluster: string, owner: string): Promise<boolean> {
+    return this.put(cluster, owner, 'attribute_exists(pk) AND #owner = :owner');
+  }
+
+  private async put(cluster: string, owner: string, condition: string): Promise<boolean> {
     const now = Math.floor(this.clock.now() / 1000);
+    const ttl = LOCK_TTL_SEC;
     try {
       await this.ddb.send(new PutItemCommand({
         TableName: this.opts.table,
-        Item: { pk: { S: `lock#${cluster}` }, owner: { S: owner }, expiresAt: { N: String(now + this.opts.ttlSec) }, ttl: { N: String(now + this.opts.ttlSec + 3600) } },
-        ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now OR #owner = :owner',
+        Item: { pk: { S: `lock#${cluster}` }, owner: { S: owner }, expiresAt: { N: String(now + ttl) }, ttl: { N: String(now + ttl + 3600) } },
+        ConditionExpression: condition,
         ExpressionAttributeNames: { '#owner': 'owner' },
-        ExpressionAttributeValues: { ':now': { N: String(now) }, ':owner': { S: owner } },
+        ExpressionAttributeValues: { ...(condition.includes(':now') ? { ':now': { N: String(now) } } : {}), ':owner': { S: owner } },
       }));
       return true;
     } catch (err) {

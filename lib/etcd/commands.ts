@@ -9,6 +9,9 @@ import { memberIdFromHex } from './ids';
 
 export type EtcdBinary = 'etcdctl' | 'etcdutl';
 
+/** etcdctl command timeout for status reads: an unreachable member costs this much per read. */
+export const STATUS_TIMEOUT = '2s';
+
 export interface EtcdInvocation {
   bin: EtcdBinary;
   args: string[];

@@ -23,7 +23,7 @@ import { chooseBackupSource } from '../domain/backup-source';
 import { decideRetention, type RetentionPolicy } from '../domain/retention';
 import { clusterMasters } from './cluster-masters';
 import { type HostFlowDeps, hostRunOpts } from './deps';
-import { FlowFailure } from './replacement';
+import { FlowFailure } from './run';
 import { surveyCluster } from './survey';
 
 export interface BackupDeps extends HostFlowDeps {

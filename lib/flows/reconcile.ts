@@ -21,12 +21,12 @@ import { clusterHealth } from '../domain/membership';
 import {
   describeAction, planReconcile, type ReconcileAction, type ReconcilePlan, type ReconcileSettings, type ReconcileWorld, strayLabel, strayRemoval, type WorldEtcd,
 } from '../domain/reconcile';
-import { type EndpointStatusReport as StatusReport, hasNoLeader, type Member } from '../etcd';
+import { type EndpointStatusReport as StatusReport, hasNoLeader, type Member, STATUS_TIMEOUT } from '../etcd';
 import { backupCluster, type BackupSettings } from './backup';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
 import { type FlowDeps, hostRunOpts, runOpts, waitOpts } from './deps';
 import { findMasterSlot, slotLockKey } from './master-slot';
-import { replaceMaster, STATUS_TIMEOUT } from './replacement';
+import { replaceMaster } from './replacement';
 import { clusterVolumes, type StatusDeps, targetHealth } from './status';
 import { surveyCluster } from './survey';
 

@@ -17,10 +17,11 @@ import { runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { pollUntil } from '../clock';
 import { clusterHealth } from '../domain/membership';
+import { STATUS_TIMEOUT } from '../etcd';
 import { patterns } from '../validate';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
 import { type HostFlowDeps, hostRunOpts } from './deps';
-import { STATUS_TIMEOUT } from './replacement';
+
 
 export type RestoreDeps = HostFlowDeps;
 

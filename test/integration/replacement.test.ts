@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
-import { planReplacement, replaceMaster } from '../../lib/flows/replacement';
+import { planReplacement, replaceMaster, replacementSteps } from '../../lib/flows/replacement';
+import { stepNames } from '../../lib/flows/run';
 import { retireMaster } from '../../lib/flows/retirement';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
@@ -254,7 +255,9 @@ describe('master replacement (launch hook)', () => {
     const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
     const before = { members: await members(), volume: await t.sandbox.describeVolume(a.volumeId), detach: t.sandbox.detachCalls.length };
     const plan = await planReplacement(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
-    expect(plan.map((p) => p.step)).toEqual(['instance', 'volume', 'attach', 'agent', 'mount', 'peer', 'membership', 'start', 'apiserver', 'register', 'complete']);
+    // The dry run walks the flow's own step list: every step but the predecessor (the volume is free).
+    expect(plan.map((p) => p.step)).toEqual(stepNames(replacementSteps).filter((s) => s !== 'predecessor'));
+    expect(plan.map((p) => p.step)).toEqual(['instance', 'volume', 'attach', 'agent', 'peer', 'urls', 'mount', 'membership', 'start', 'apiserver', 'caught-up', 'register', 'complete']);
     expect(plan.find((p) => p.step === 'membership')!.action).toMatch(new RegExp(`if the volume has data: member update ${before.members.find((m) => m.name === 'etcd-a')!.id} → ${t.sandbox.host(instanceId).peerUrl}`));
     expect(await members()).toEqual(before.members);
     expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments).toEqual(before.volume?.Attachments);

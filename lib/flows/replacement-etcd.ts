@@ -1,0 +1,245 @@
+/**
+ * The replacement's etcd steps: mount the volume, read this host's URLs, find a healthy peer,
+ * fix membership (under the cluster lock), start etcd, wait until it has caught up, and wait for
+ * kube-apiserver to be ready on this host.
+ */
+import type { HostScriptError } from '../aws/run-command';
+import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
+import { EtcdError, type EtcdErrorKind, type MemberId, type MemberList, STATUS_TIMEOUT } from '../etcd';
+import type { HostScriptName } from '../host/command';
+import { ETCD_DEVICE } from '../host/layout';
+import { clusterMasters, firstHealthyPeer, type Peer } from './cluster-masters';
+import type { ReplacementState as S } from './replacement-state';
+import { FlowFailure, type FlowRun, hostAdvice, type Step } from './run';
+import { viewCluster } from './survey';
+
+/** Host steps of the replacement: idempotent, so an unfinished SSM command is tried once more. */
+const onHost = <T>(r: FlowRun, s: S, script: HostScriptName, args: string[], step: string, signal?: AbortSignal): Promise<T> =>
+  r.host<T>(s.instanceId, script, args, {
+    step, retryUnfinished: true, signal, action: (e: HostScriptError) => `${hostAdvice(e)}${e.result.exitCode === -1 ? ' It was tried twice; the ASG will launch another instance.' : ''}`,
+  });
+
+export const mountStep: Step<S> = {
+  name: 'mount',
+  async run(r, s, signal) {
+    const m = await onHost<NonNullable<S['mounted']>>(r, s, 'etcd-mount.sh',
+      ['--volume-id', s.volume!.volumeId, '--cluster', s.slot.cluster, '--member', s.slot.member, '--device', ETCD_DEVICE, '--allow-format'], 'mount', signal);
+    s.mounted = m;
+    return { detail: `${m.device} ${m.formatted ? 'was blank: formatted' : 'mounted'}; etcd data ${m.hasData ? 'present' : 'absent'}` };
+  },
+  plan(_r, s) {
+    return { action: `mount ${s.volume!.volumeId} and check its marker ${s.slot.cluster}/${s.slot.member}; create a filesystem only if the device is blank` };
+  },
+};
+
+export const urlsStep: Step<S> = {
+  name: 'urls',
+  async run(r, s, signal) {
+    s.urls = await onHost<NonNullable<S['urls']>>(r, s, 'etcd-member.sh', ['urls'], 'urls', signal);
+    return { detail: `peer ${s.urls.peerUrl}` };
+  },
+  async plan(r, s) {
+    if (!s.agentOnline) return { action: 'read this host\'s peer and client URLs once its agent is online' };
+    s.urls = await onHost<NonNullable<S['urls']>>(r, s, 'etcd-member.sh', ['urls'], 'urls');
+    return { action: `this host advertises peer ${s.urls.peerUrl}` };
+  },
+};
+
+async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
+  const { deps, slot, instanceId } = s;
+  const candidates: Array<{ instanceId: string; member: string }> = [];
+  for (const m of await clusterMasters(deps.asg, deps.tags, slot.cluster)) {
+    if (m.member === slot.member) continue;
+    for (const i of m.instances) if (i.instanceId !== instanceId && i.lifecycleState === 'InService') candidates.push({ instanceId: i.instanceId, member: m.member });
+  }
+  const peer = await firstHealthyPeer(deps.ssm, deps.scripts, candidates, r.runOpts(600, { signal }));
+  if (peer) return peer;
+  throw new FlowFailure('peer', `no healthy etcd peer of ${slot.cluster} answers (tried ${candidates.map((c) => c.member).join(', ') || 'none'})`,
+    'The cluster has probably lost quorum: check `quorum-keeper status`. If the other masters are only slow, frozen or cut off, they recover on their own and the next instance the ASG launches joins; only if their etcd data is gone for good, follow the disaster-recovery runbook (restore from the newest verified backup). Do not replace masters one by one.',
+    'critical', 'no-quorum');
+}
+
+/** findPeer, retried for a while: a leader election after a crash makes /health false briefly. */
+async function findPeerPatiently(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
+  let last: unknown;
+  return r.poll('a healthy etcd peer', async () => {
+    try {
+      return await findPeer(r, s, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      last = err;
+      return undefined;
+    }
+  }, { timeoutSec: s.deps.timings.peerTimeoutSec, signal }).catch((err: unknown) => {
+    throw last instanceof FlowFailure && !signal?.aborted ? last : err;
+  });
+}
+
+export const peerStep: Step<S> = {
+  name: 'peer',
+  async run(r, s, signal) {
+    const p = await findPeerPatiently(r, s, signal);
+    s.peer = p;
+    return { detail: `${p.member} on ${p.instanceId}` };
+  },
+  async plan(r, s) {
+    const peer = await findPeerPatiently(r, s);
+    s.peer = peer;
+    const list = await peer.etcd.memberList();
+    const health = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
+    s.list = list;
+    s.quorumOk = health.leader !== null && health.healthyVoters >= health.quorum;
+    return { action: `read etcd through ${peer.member} (${peer.instanceId}): ${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}, leader ${health.leader ?? 'none'}` };
+  },
+};
+
+/**
+ * Member list and quorum as the peer sees them; refuses without a leader and quorum. The old
+ * incarnation of the member being replaced (its peer URL is not the new host's) is dead or
+ * about to be: it counts as unhealthy without being asked (dialling it costs the full status
+ * timeout, ~2 s of every replacement).
+ */
+async function readCluster(r: FlowRun, s: S): Promise<MemberList> {
+  const view = await viewCluster(s.deps.ssm, s.deps.scripts, s.peer!.instanceId, r.runOpts(), { member: s.slot.member, peerUrl: s.urls!.peerUrl });
+  const health = clusterHealth(view.members.members, view.status);
+  if (health.leader === null || health.healthyVoters < health.quorum) {
+    throw new FlowFailure('membership', `cluster ${s.slot.cluster} has no leader or no quorum (${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}); no membership change attempted`,
+      'Restore quorum first (bring back failed masters) or follow the disaster-recovery runbook.', 'critical', 'no-quorum');
+  }
+  return view.members;
+}
+
+/**
+ * etcd refuses reconfiguration for ~5 s after members (re)connect ("unhealthy cluster"): retried.
+ * `alsoRetry` adds kinds that are safe to repeat for this change (an idempotent one).
+ */
+async function retryUnhealthy<T>(r: FlowRun, what: string, fn: () => Promise<T>, alsoRetry: readonly EtcdErrorKind[] = []): Promise<T> {
+  // (Boxed: poll treats `undefined` as "not yet", and fn may legitimately return void.)
+  const boxed = await r.poll(what, async () => {
+    try {
+      return { value: await fn() };
+    } catch (err) {
+      if (err instanceof EtcdError && (err.kind === 'unhealthy-cluster' || alsoRetry.includes(err.kind))) {
+        r.say('membership', 'wait', `${what}: ${err.message}`);
+        return undefined;
+      }
+      throw err;
+    }
+  }, { timeoutSec: 60, intervalSec: 1 });
+  return boxed.value;
+}
+
+export const membershipStep: Step<S> = {
+  name: 'membership',
+  async run(r, s) {
+    const { slot } = s;
+    const peer = s.peer!;
+    const peerUrl = s.urls!.peerUrl;
+    const before = await readCluster(r, s);
+    const p = planMembership(before.members, slot.member, peerUrl, s.mounted!.hasData);
+    s.membership = p.kind;
+    switch (p.kind) {
+      case 'refuse':
+        throw new FlowFailure('membership', p.reason, p.action, 'critical', `membership-${slot.member}`);
+      case 'in-place':
+        s.list = before;
+        return { detail: `member ${p.id} already at ${peerUrl}${p.isLearner ? ' (learner)' : ''}`, skipped: true };
+      case 'update':
+        // Setting the same peer URL twice changes nothing: a lost answer (timeout) is retried.
+        s.list = await retryUnhealthy(r, 'member update', () => peer.etcd.memberUpdate(p.id, [peerUrl]), ['timeout']);
+        return { detail: `member update ${p.id}: ${p.from.join(',')} → ${peerUrl}` };
+      case 'replace': {
+        if (p.removeId) {
+          const report = await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT });
+          if (report.statuses.some((x) => x.memberId === p.removeId)) {
+            throw new FlowFailure('membership', `old member ${p.removeId} of ${slot.member} still answers; refusing to remove a live member`, 'Stop the old etcd of this member first.', 'critical', `live-old-${slot.member}`);
+          }
+          const voters = before.members.filter((m) => !m.isLearner).length;
+          const health = clusterHealth(before.members, report);
+          if (health.healthyVoters < quorumOf(voters - 1)) throw new FlowFailure('membership', 'removing the old member would lose quorum', 'Restore the other members first.', 'critical', 'no-quorum');
+          await retryUnhealthy(r, 'member remove', () => peer.etcd.memberRemove(p.removeId as MemberId));
+        }
+        const added = await retryUnhealthy(r, 'member add', () => peer.etcd.memberAdd(slot.member, [peerUrl], { learner: true }));
+        s.list = { ...before, members: added.members };
+        return { detail: `${p.removeId ? `removed ${p.removeId}, ` : ''}added learner ${added.member.id} at ${peerUrl}` };
+      }
+    }
+  },
+  plan(_r, s) {
+    if (!s.quorumOk) return { action: 'stop: no leader or no quorum; no membership change; ABANDON and a critical alert', stop: true };
+    const peerUrl = s.urls?.peerUrl ?? '(its peer URL)';
+    const members = s.list!.members;
+    const say = (p: ReturnType<typeof planMembership>) => p.kind === 'update' ? `member update ${p.id} → ${peerUrl}` : p.kind === 'in-place' ? `nothing (member ${p.id} already at ${peerUrl})`
+      : p.kind === 'replace' ? `${p.removeId ? `member remove ${p.removeId}, ` : ''}member add --learner ${s.slot.member} at ${peerUrl}, promote when in sync` : `stop: ${p.reason}`;
+    return { action: `if the volume has data: ${say(planMembership(members, s.slot.member, peerUrl, true))}; if it is blank: ${say(planMembership(members, s.slot.member, peerUrl, false))}` };
+  },
+};
+
+export const startStep: Step<S> = {
+  name: 'start',
+  async run(r, s) {
+    const peerUrl = s.urls!.peerUrl;
+    const initial = s.list!.members
+      .filter((m) => m.name !== '' || m.peerUrls.includes(peerUrl))
+      .map((m) => `${m.peerUrls.includes(peerUrl) ? s.slot.member : m.name}=${m.peerUrls.includes(peerUrl) ? peerUrl : (m.peerUrls[0] ?? '')}`)
+      .join(',');
+    const st = await onHost<{ running: boolean; healthy: boolean; pid: number | null }>(r, s, 'etcd-member.sh',
+      ['start', '--name', s.slot.member, '--initial-cluster', initial, '--initial-cluster-state', 'existing'], 'start');
+    return { detail: `etcd ${st.running ? 'running' : 'not running'}${st.pid ? ` (pid ${st.pid})` : ''}` };
+  },
+  plan(_r, s) {
+    return { action: `start etcd on ${s.instanceId} (--initial-cluster-state existing)` };
+  },
+};
+
+export const caughtUpStep: Step<S> = {
+  name: 'caught-up',
+  async run(r, s) {
+    const { deps, slot } = s;
+    const peer = s.peer!;
+    const peerUrl = s.urls!.peerUrl;
+    let promoted = false;
+    const detail = await r.poll(`${slot.member} to join and catch up`, async () => {
+      const read = async () => {
+        const v = await viewCluster(deps.ssm, deps.scripts, peer.instanceId, r.runOpts());
+        const m = v.members.members.find((x) => x.peerUrls.includes(peerUrl));
+        if (!m) throw new FlowFailure('caught-up', `${slot.member} vanished from the member list`, 'Re-run the replacement (the reconciler will).');
+        return { me: m, report: v.status };
+      };
+      let { me, report } = await read();
+      if (me.isLearner) {
+        try {
+          await peer.etcd.memberPromote(me.id);
+          promoted = true;
+        } catch (err) {
+          if (err instanceof EtcdError && err.kind === 'learner-not-in-sync') return undefined;
+          throw err;
+        }
+        ({ me, report } = await read());
+      }
+      const mine = report.statuses.find((x) => x.memberId === me.id);
+      const leader = report.statuses.find((x) => x.isLeader);
+      // Peer connectivity, not just /health: the leader must see our index move up to its own.
+      if (!mine || !leader || mine.leader !== leader.memberId || mine.isLearner) return undefined;
+      const lag = leader.raftIndex - mine.raftIndex;
+      return lag <= deps.timings.maxRaftLag ? `${me.id}${promoted ? ' promoted,' : ''} raft index ${mine.raftIndex} (leader ${leader.raftIndex})` : undefined;
+    }, { timeoutSec: deps.timings.catchUpTimeoutSec, intervalSec: 1 });
+    return { detail };
+  },
+  plan(_r, s) {
+    return { action: `wait until ${s.slot.member} has joined and caught up (lag ≤ ${s.deps.timings.maxRaftLag}; a learner is promoted once in sync)` };
+  },
+};
+
+export const apiserverStep: Step<S> = {
+  name: 'apiserver',
+  async run(r, s, signal) {
+    await r.poll('kube-apiserver /readyz', async () => ((await onHost<{ ready: boolean }>(r, s, 'etcd-member.sh', ['apiserver'], 'apiserver', signal)).ready ? true : undefined), {
+      timeoutSec: s.deps.timings.targetTimeoutSec, signal,
+    });
+    return { detail: '/readyz 200' };
+  },
+  plan() {
+    return { action: 'wait for kube-apiserver /readyz' };
+  },
+};

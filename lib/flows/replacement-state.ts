@@ -1,0 +1,27 @@
+/** What the replacement's steps share: its input, and what earlier steps found. */
+import type { MemberVolume } from '../aws/ec2';
+import type { HookRef } from '../aws/lifecycle';
+import type { MemberList } from '../etcd';
+import type { Peer } from './cluster-masters';
+import type { FlowDeps } from './deps';
+import type { MasterSlot } from './master-slot';
+
+export interface ReplacementState {
+  readonly deps: FlowDeps;
+  readonly slot: MasterSlot;
+  readonly instanceId: string;
+  readonly hook: HookRef | null;
+  az?: string;
+  volume?: MemberVolume;
+  /** Dry run only: whether the SSM agent answered (later plans read the host only if so). */
+  agentOnline?: boolean;
+  mounted?: { hasData: boolean; formatted: boolean; device: string };
+  urls?: { peerUrl: string; clientUrl: string };
+  peer?: Peer;
+  /** Dry run only: whether the peer saw a leader and quorum. */
+  quorumOk?: boolean;
+  /** The membership change made: in-place | update | replace. */
+  membership?: string;
+  /** The member list after the membership step. */
+  list?: MemberList;
+}

@@ -1,0 +1,134 @@
+/**
+ * The replacement's first steps: the new instance, the member's volume, the predecessor that
+ * may still hold it, the attachment, and the SSM agent. Each re-reads the world before acting.
+ */
+import { agentOnline } from '../aws/ssm-agent';
+import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes } from '../aws/ec2';
+import { asgLifecycleState } from '../aws/lifecycle';
+import { predecessorAction } from '../domain/predecessor';
+import { ETCD_DEVICE } from '../host/layout';
+import { TimeoutError } from '../clock';
+import type { ReplacementState as S } from './replacement-state';
+import { FlowFailure, type FlowRun, type Step } from './run';
+
+const live = (state: string) => state === 'pending' || state === 'running';
+
+export const instanceStep: Step<S> = {
+  name: 'instance',
+  async run(_r, s) {
+    const i = await describeInstance(s.deps.ec2, s.instanceId);
+    if (!live(i.state) || !i.az) throw new FlowFailure('instance', `instance ${s.instanceId} is ${i.state}`, 'Nothing to do for this instance; the ASG will launch another.', 'warning', `instance-${s.instanceId}`);
+    s.az = i.az;
+    return { detail: `${s.instanceId} ${i.state} in ${i.az}` };
+  },
+  async plan(_r, s) {
+    const i = await describeInstance(s.deps.ec2, s.instanceId);
+    if (!live(i.state) || !i.az) return { action: `stop: ${s.instanceId} is ${i.state}; ABANDON`, stop: true };
+    s.az = i.az;
+    return { action: `${s.instanceId} is ${i.state} in ${i.az}` };
+  },
+};
+
+async function memberVolumes(s: S) {
+  const { deps, slot } = s;
+  return findMemberVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster, member: slot.member, az: s.az! });
+}
+
+export const volumeStep: Step<S> = {
+  name: 'volume',
+  async run(_r, s) {
+    const { deps, slot } = s;
+    const vols = await memberVolumes(s);
+    if (vols.length !== 1) {
+      throw new FlowFailure('volume', `${vols.length === 0 ? 'no' : vols.length} etcd volume${vols.length === 1 ? '' : 's'} tagged ${slot.cluster}/${slot.member} in ${s.az}${vols.length ? `: ${vols.map((v) => v.volumeId).join(', ')}` : ''}`,
+        vols.length === 0 ? `Create or re-tag the member's volume in ${s.az} (${deps.tags.cluster}=${slot.cluster}, ${deps.tags.member}=${slot.member}).` : 'Keep exactly one volume per member and AZ: untag the wrong one.',
+        'critical', `volume-count-${slot.member}`);
+    }
+    const v = vols[0]!;
+    s.volume = v;
+    return { detail: `${v.volumeId} (${v.state}${v.attachedTo ? ` on ${v.attachedTo}` : ''})` };
+  },
+  async plan(_r, s) {
+    const vols = await memberVolumes(s);
+    if (vols.length !== 1) return { action: `stop: ${vols.length} volumes tagged ${s.slot.cluster}/${s.slot.member} in ${s.az}; ABANDON and alert`, stop: true };
+    s.volume = vols[0]!;
+    return { action: `use ${s.volume.volumeId} (${s.volume.state})` };
+  },
+};
+
+/** The predecessor's EC2 and Auto Scaling states, and what the safety rule says to do. */
+async function predecessorOf(s: S, instanceId: string) {
+  const { state } = await describeInstance(s.deps.ec2, instanceId);
+  const asgState = await asgLifecycleState(s.deps.asg, instanceId);
+  return { state, asgState, action: predecessorAction(state, asgState) };
+}
+
+export const predecessorStep: Step<S> = {
+  name: 'predecessor',
+  async run(r, s) {
+    const { deps, slot, instanceId } = s;
+    const v = await describeVolume(deps.ec2, s.volume!.volumeId);
+    if (!v.attachedTo || v.attachedTo === instanceId) return { detail: v.attachedTo ? 'already attached here' : 'volume is free', skipped: true };
+    const holder = v.attachedTo;
+    const { state, asgState, action } = await predecessorOf(s, holder);
+    if (action === 'force-detach') {
+      await detachVolume(deps.ec2, v.volumeId, holder, true, r.waitOpts(deps.timings.volumeTimeoutSec));
+      return { detail: `force-detached from ${holder} (${state})` };
+    }
+    if (action === 'wait-for-release') {
+      r.say('predecessor', 'wait', `${holder} is ${state}/${asgState}: waiting for it to release the volume`);
+      await r.poll(`${holder} to release ${v.volumeId}`, async () => ((await describeVolume(deps.ec2, v.volumeId)).attachedTo ? undefined : true), { timeoutSec: deps.timings.predecessorTimeoutSec });
+      return { detail: `released by ${holder}` };
+    }
+    throw new FlowFailure('predecessor', `volume ${v.volumeId} is still attached to ${holder}, which is ${state} (${asgState}); not detaching a running master`,
+      `Find out why two masters exist for ${slot.member}. If ${holder} is really dead, terminate it; Quorum Keeper never force-detaches from a running instance.`,
+      'critical', `predecessor-running-${holder}`);
+  },
+  async plan(_r, s) {
+    const v = s.volume!;
+    if (!v.attachedTo || v.attachedTo === s.instanceId) return null;
+    const { state, asgState, action } = await predecessorOf(s, v.attachedTo);
+    if (action === 'force-detach') return { action: `force-detach ${v.volumeId} from ${v.attachedTo} (${state})` };
+    if (action === 'wait-for-release') return { action: `wait up to ${s.deps.timings.predecessorTimeoutSec} s for ${v.attachedTo} (${state}/${asgState}) to release the volume` };
+    return { action: `stop: ${v.attachedTo} is ${state} (${asgState}) and holds the volume; never detach from a running master; ABANDON and alert`, stop: true };
+  },
+};
+
+export const attachStep: Step<S> = {
+  name: 'attach',
+  async run(r, s) {
+    const { deps, instanceId } = s;
+    const volumeId = s.volume!.volumeId;
+    const v = await describeVolume(deps.ec2, volumeId);
+    if (v.attachedTo === instanceId && v.attachmentState === 'attached') return { detail: 'already attached', skipped: true };
+    if (v.attachedTo !== instanceId) await attachVolume(deps.ec2, volumeId, instanceId, ETCD_DEVICE, r.waitOpts(deps.timings.volumeTimeoutSec));
+    // The volume reads in-use as soon as an attachment exists; the device is there only once
+    // the attachment itself is `attached` (one can stay `attaching` for good).
+    await r.poll(`${volumeId} to finish attaching to ${instanceId}`, async () => {
+      const now = await describeVolume(deps.ec2, volumeId);
+      return now.attachedTo === instanceId && now.attachmentState === 'attached' ? true : undefined;
+    }, { timeoutSec: deps.timings.volumeTimeoutSec }).catch((err: unknown) => {
+      if (!(err instanceof TimeoutError)) throw err;
+      throw new FlowFailure('attach', `${volumeId} is stuck attaching to ${instanceId} (${deps.timings.volumeTimeoutSec} s)`,
+        'The ASG launches another instance (ABANDON), which releases the attachment. If volumes keep sticking, check the volume and its AZ in the EC2 console.',
+        'critical', `attach-stuck-${s.slot.member}`, { cause: err });
+    });
+    return { detail: `${volumeId} → ${instanceId} as ${ETCD_DEVICE}` };
+  },
+  plan(_r, s) {
+    const v = s.volume!;
+    return { action: v.attachedTo === s.instanceId ? 'already attached' : `attach ${v.volumeId} to ${s.instanceId} as ${ETCD_DEVICE}, wait until in-use` };
+  },
+};
+
+export const agentStep: Step<S> = {
+  name: 'agent',
+  async run(r: FlowRun, s) {
+    await r.poll(`the SSM agent on ${s.instanceId}`, async () => ((await agentOnline(s.deps.ssm, s.instanceId)) ? true : undefined), { timeoutSec: s.deps.timings.agentTimeoutSec });
+    return { detail: 'online' };
+  },
+  async plan(_r, s) {
+    s.agentOnline = await agentOnline(s.deps.ssm, s.instanceId);
+    return { action: s.agentOnline ? 'SSM agent online' : `wait up to ${s.deps.timings.agentTimeoutSec} s for the SSM agent` };
+  },
+};

@@ -1,0 +1,341 @@
+/**
+ * The step engine every flow runs on. A flow is an ordered list of named steps (`Step`), each
+ * with `run` (do it, re-reading the world first) and `plan` (say what it would do now, from
+ * read-only calls). `runSteps` walks the list for real, `planSteps` for a dry run: the dry run
+ * walks the very list the flow runs, so the two cannot drift.
+ *
+ * `FlowRun` gives each step what every flow needs, one way only:
+ *   - step reporting: `start` / `ok` / `skip` / `wait` / `fail` with its duration;
+ *   - the deadline: the run's signal is checked between steps and carried into every wait, so a
+ *     run started late stops within a poll interval instead of overrunning mid-step;
+ *   - polling (`poll`) that always carries the clock, the signal and the heartbeat;
+ *   - one host-script call (`host`) with one error mapping;
+ *   - lock holding (`hold`): every lock held is extended by the heartbeat, and losing one stops
+ *     the run (`LockLost`);
+ *   - `FlowFailure`: the step that failed, what to do about it, and the error behind it (`cause`).
+ *
+ * Lists may start a step beside the ones that follow (`beside`) and wait for it later (`join`),
+ * and hold a lock around some of their steps (`holding`). A step started beside is cancelled
+ * (through its signal) and waited for when the run fails, so nothing of a run outlives it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import type { WaitOpts } from '../aws/ec2';
+import type { ClusterLock } from '../aws/lock';
+import { HostScriptError, type RunOptions, runHostJson } from '../aws/run-command';
+import { type Clock, pollUntil, TimeoutError } from '../clock';
+import type { HostScriptBundle, HostScriptName } from '../host/command';
+
+export type StepStatus = 'start' | 'ok' | 'skip' | 'wait' | 'fail';
+export interface StepEvent { step: string; status: StepStatus; detail: string; ms?: number }
+export type Progress = (event: StepEvent) => void;
+
+/** A step that failed for a reason an operator can act on. */
+export class FlowFailure extends Error {
+  override readonly name = 'FlowFailure';
+  constructor(
+    readonly step: string,
+    message: string,
+    readonly action: string,
+    readonly severity: 'critical' | 'warning' = 'critical',
+    /** Alerts with the same key are sent once per window (e.g. one per slot and cause). */
+    readonly dedupe: string = step,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A lock this run held expired and another flow took it: stop, that flow drives now. */
+export class LockLost extends Error {
+  override readonly name = 'LockLost';
+}
+
+/** What a run needs from its flow's dependencies. */
+export interface RunDeps {
+  clock: Clock;
+  progress: Progress;
+  signal?: AbortSignal;
+  timings: { minDelaySec: number; maxDelaySec: number; lockTimeoutSec?: number };
+  ssm?: SSMClient;
+  scripts?: HostScriptBundle;
+  lock?: Pick<ClusterLock, 'tryAcquire' | 'extend' | 'release'>;
+}
+
+export interface RunOptionsOf {
+  /** Called on every heartbeat (e.g. the lifecycle hook's RecordLifecycleActionHeartbeat). */
+  heartbeat?: () => Promise<unknown>;
+  /** What to do when a wait times out (the flow's own advice). */
+  timeoutAction?: string;
+  /** Who holds this run's locks (for the lock table; a UUID is added). */
+  owner?: string;
+}
+
+/** Heartbeats (lock extension, lifecycle heartbeat) at most this often. */
+export const BEAT_EVERY_MS = 30_000;
+
+export interface Done<T> { value: T; detail: string; skipped?: boolean }
+
+/** A step started beside others: `done` settles with it; `cancel` stops it and waits for it. */
+export interface Beside<T> { done: Promise<T>; cancel: () => Promise<void> }
+
+export class FlowRun {
+  /** The step running now (named in failure records). */
+  current = 'start';
+  /** The last step that finished ok. */
+  lastDone = 'nothing';
+  private lastBeat = -Infinity;
+  private readonly held = new Map<string, string>();
+  private readonly owner: string;
+
+  constructor(readonly deps: RunDeps, private readonly opts: RunOptionsOf = {}) {
+    this.owner = `${opts.owner ?? 'flow'}/${randomUUID()}`;
+  }
+
+  get signal(): AbortSignal | undefined {
+    return this.deps.signal;
+  }
+
+  /** Whether the run was stopped (deadline or shutdown) rather than failed. */
+  get aborted(): boolean {
+    return this.deps.signal?.aborted === true;
+  }
+
+  say(step: string, status: StepStatus, detail: string, ms?: number): void {
+    if (status === 'ok') this.lastDone = step;
+    this.deps.progress({ step, status, detail, ...(ms === undefined ? {} : { ms }) });
+  }
+
+  /** Every BEAT_EVERY_MS (or when forced): extend every lock held, then the flow's heartbeat. */
+  async beat(force = false): Promise<void> {
+    if (!force && this.deps.clock.now() - this.lastBeat < BEAT_EVERY_MS) return;
+    this.lastBeat = this.deps.clock.now();
+    for (const [key, owner] of [...this.held]) {
+      const kept = await this.deps.lock!.extend(key, owner);
+      // Released meanwhile (by this run): nothing lost.
+      if (!kept && this.held.get(key) === owner) throw new LockLost(`another flow took over ${key}`);
+    }
+    await this.opts.heartbeat?.();
+  }
+
+  /** Runs one named step: checks the deadline, beats, reports start and end. */
+  async step<T>(name: string, fn: () => Promise<Done<T>>): Promise<T> {
+    // Near the Lambda deadline the run stops between steps; a later run resumes.
+    this.deps.signal?.throwIfAborted();
+    await this.beat();
+    this.current = name;
+    const t0 = this.deps.clock.now();
+    this.say(name, 'start', '');
+    try {
+      const { value, detail, skipped } = await fn();
+      this.say(name, skipped ? 'skip' : 'ok', detail, this.deps.clock.now() - t0);
+      return value;
+    } catch (err) {
+      this.say(name, 'fail', err instanceof Error ? err.message : String(err), this.deps.clock.now() - t0);
+      throw this.failure(name, err);
+    }
+  }
+
+  /** The error a step ends with: a timed-out wait becomes a FlowFailure naming the step. */
+  private failure(name: string, err: unknown): unknown {
+    if (err instanceof TimeoutError && !this.aborted) {
+      return new FlowFailure(name, err.message, this.opts.timeoutAction ?? 'Check the function logs; the next run tries again.', 'critical', name, { cause: err });
+    }
+    return err;
+  }
+
+  /** Starts step `name` beside the caller's own work, with a signal of its own. */
+  beside<T>(name: string, fn: (signal: AbortSignal) => Promise<Done<T>>): Beside<T> {
+    const own = new AbortController();
+    const signal = this.deps.signal ? AbortSignal.any([own.signal, this.deps.signal]) : own.signal;
+    const done = this.step(name, () => fn(signal));
+    done.catch(() => undefined); // the caller joins it, or cancels it
+    return { done, cancel: async () => { own.abort(); await done.catch(() => undefined); } };
+  }
+
+  /** Polls until `probe` returns a value: with the clock, the signal and the heartbeat, always. */
+  poll<T>(what: string, probe: () => Promise<T | undefined>, o: { timeoutSec: number; intervalSec?: number; signal?: AbortSignal | undefined; onWait?: () => void }): Promise<T> {
+    const signal = o.signal ?? this.deps.signal;
+    return pollUntil(what, probe, {
+      clock: this.deps.clock, timeoutMs: o.timeoutSec * 1000, intervalMs: (o.intervalSec ?? this.deps.timings.minDelaySec) * 1000,
+      ...(signal ? { signal } : {}),
+      onWait: async () => {
+        o.onWait?.();
+        await this.beat();
+      },
+    });
+  }
+
+  /** SSM Run Command settings for one host command waited on up to `maxWaitSec`. */
+  runOpts(maxWaitSec = 600, o: { executionTimeoutSec?: number; signal?: AbortSignal | undefined } = {}): RunOptions {
+    const signal = o.signal ?? this.deps.signal;
+    return {
+      minDelaySec: this.deps.timings.minDelaySec, maxDelaySec: this.deps.timings.maxDelaySec, maxWaitSec,
+      ...(o.executionTimeoutSec ? { executionTimeoutSec: o.executionTimeoutSec } : {}), ...(signal ? { abortSignal: signal } : {}),
+    };
+  }
+
+  /** SDK waiter settings for a wait of up to `maxWaitSec`, stopped by the run's signal. */
+  waitOpts(maxWaitSec: number): WaitOpts {
+    const { minDelaySec, maxDelaySec } = this.deps.timings;
+    return { maxWaitSec, minDelaySec, maxDelaySec, ...(this.deps.signal ? { abortSignal: this.deps.signal } : {}) };
+  }
+
+  /**
+   * Runs a host script that prints one JSON line. Idempotent steps (`retryUnfinished`) are tried
+   * once more when SSM reports the command unfinished (the host runs mutating steps one at a time,
+   * under flock). A script that failed becomes a FlowFailure of `step`, with `action` as advice.
+   */
+  async host<T>(instanceId: string, script: HostScriptName, args: string[], o: {
+    step?: string; retryUnfinished?: boolean; maxWaitSec?: number; executionTimeoutSec?: number; signal?: AbortSignal | undefined;
+    action?: (err: HostScriptError) => string;
+  } = {}): Promise<T> {
+    const step = o.step ?? this.current;
+    try {
+      return await runHostJson<T>(this.deps.ssm!, this.deps.scripts!, instanceId, script, args, {
+        ...this.runOpts(o.maxWaitSec, { ...(o.executionTimeoutSec ? { executionTimeoutSec: o.executionTimeoutSec } : {}), signal: o.signal }),
+        retryUnfinished: o.retryUnfinished ?? false,
+        onRetry: (r) => this.say(step, 'wait', `SSM command ${r.commandId} ended ${r.status}; trying once more`),
+      });
+    } catch (err) {
+      if (!(err instanceof HostScriptError) || this.aborted) throw err;
+      throw new FlowFailure(step, err.message, o.action?.(err) ?? hostAdvice(err), 'critical', step, { cause: err });
+    }
+  }
+
+  /**
+   * Runs `fn` holding `key` in the lock table: at once ('try', null when another flow holds it)
+   * or waiting for it up to the lock timeout with heartbeats ('wait'; a FlowFailure when it never
+   * comes). The heartbeat extends the lock while `fn` runs; it is released afterwards.
+   */
+  async hold<T>(key: string, mode: 'wait' | 'try', fn: () => Promise<T>, o: { waitDetail?: string; step?: string } = {}): Promise<T | null> {
+    const lock = this.deps.lock!;
+    const take = async () => ((await lock.tryAcquire(key, this.owner)) ? true : undefined);
+    const got = mode === 'try' ? await take() : await this.poll(`the ${key} lock`, take, {
+      timeoutSec: this.deps.timings.lockTimeoutSec ?? 300,
+      onWait: () => this.say(o.step ?? 'lock', 'wait', o.waitDetail ?? `another flow holds the ${key} lock`),
+    }).catch((err: unknown) => {
+      if (err instanceof TimeoutError && !this.aborted) return undefined;
+      throw err;
+    });
+    if (!got) return null;
+    this.held.set(key, this.owner);
+    try {
+      return await fn();
+    } finally {
+      this.held.delete(key);
+      await lock.release(key, this.owner);
+    }
+  }
+}
+
+/** What to do about a host script that failed, by its exit code (see docs/host-scripts.md). */
+export function hostAdvice(err: HostScriptError): string {
+  if (err.result.exitCode === 4) return 'The volume is marked for another cluster or member: check the volume and ASG tags.';
+  if (err.result.exitCode === -1) return `SSM Run Command did not finish on ${err.instanceId} (${err.result.status}): check the SSM agent there.`;
+  return 'Read the command output in SSM Run Command history for this instance.';
+}
+
+// ----- flows as ordered lists of named steps -----
+
+export interface StepResult {
+  detail: string;
+  skipped?: boolean;
+  /** The flow ends here, as planned (e.g. a retirement held for safety): the steps after it do not run. */
+  stop?: boolean;
+}
+export interface PlanLine { action: string; /** The flow would stop here. */ stop?: boolean }
+
+export interface Step<S> {
+  readonly name: string;
+  /** Does the step, re-reading what it needs. `signal` stops it (the run's, or its own when beside). */
+  run(r: FlowRun, s: S, signal: AbortSignal | undefined): Promise<StepResult>;
+  /** What it would do now, from read-only calls; null when it has nothing to say (it would skip). Flows with a dry run give every step one. */
+  plan?(r: FlowRun, s: S): PlanLine | null | Promise<PlanLine | null>;
+}
+
+export type Entry<S> =
+  | Step<S>
+  | { kind: 'beside'; step: Step<S> }
+  | { kind: 'join'; step: Step<S> }
+  | { kind: 'holding'; key: (s: S) => string; what: string; entries: ReadonlyArray<Entry<S>> };
+
+/** Starts `step` beside the entries that follow it. */
+export const beside = <S>(step: Step<S>): Entry<S> => ({ kind: 'beside', step });
+/** Waits for a step started `beside`; its failure fails the flow here. */
+export const join = <S>(step: Step<S>): Entry<S> => ({ kind: 'join', step });
+/** Holds a lock (waiting for it) around `entries`. */
+export const holding = <S>(what: string, key: (s: S) => string, ...entries: Array<Entry<S>>): Entry<S> => ({ kind: 'holding', key, what, entries });
+
+/** The step names of a list, in the order a reader sees them. */
+export function stepNames<S>(entries: ReadonlyArray<Entry<S>>): string[] {
+  return entries.flatMap((e) => ('run' in e ? [e.name] : e.kind === 'beside' ? [e.step.name] : e.kind === 'join' ? [] : stepNames(e.entries)));
+}
+
+/**
+ * Runs the list for real; 'stopped' when a step ended the flow early (`StepResult.stop`). Steps
+ * started beside are cancelled and waited for if the list fails or stops.
+ */
+export async function runSteps<S>(r: FlowRun, s: S, entries: ReadonlyArray<Entry<S>>): Promise<'done' | 'stopped'> {
+  const started = new Map<Step<S>, Beside<boolean>>();
+  const walk = async (list: ReadonlyArray<Entry<S>>): Promise<'done' | 'stopped'> => {
+    for (const e of list) {
+      if ('run' in e) {
+        const stop = await r.step(e.name, async () => {
+          const res = await e.run(r, s, r.signal);
+          return { value: res.stop === true, ...res };
+        });
+        if (stop) return 'stopped';
+      } else if (e.kind === 'beside') {
+        started.set(e.step, r.beside(e.step.name, async (signal) => ({ value: false, ...(await e.step.run(r, s, signal)) })));
+      } else if (e.kind === 'join') {
+        const b = started.get(e.step);
+        if (!b) throw new Error(`step ${e.step.name} was joined but never started beside`);
+        started.delete(e.step);
+        await b.done;
+      } else {
+        const key = e.key(s);
+        const got = await r.hold(key, 'wait', () => walk(e.entries), { step: e.entries.find((x): x is Step<S> => 'run' in x)?.name ?? 'lock', waitDetail: `another flow holds the ${e.what}` });
+        if (!got) throw new FlowFailure('lock', `the ${e.what} (${key}) stayed held for ${r.deps.timings.lockTimeoutSec ?? 300} s`, 'Another flow is changing this cluster; the next run tries again.', 'warning', `lock-${key}`);
+        if (got === 'stopped') return got;
+      }
+    }
+    return 'done';
+  };
+  try {
+    return await walk(entries);
+  } finally {
+    for (const b of started.values()) await b.cancel();
+  }
+}
+
+export interface PlannedStep { step: string; action: string }
+
+/** Walks the same list for a dry run: each step's plan, in order, until one says the flow stops. */
+export async function planSteps<S>(r: FlowRun, s: S, entries: ReadonlyArray<Entry<S>>): Promise<PlannedStep[]> {
+  const out: PlannedStep[] = [];
+  const walk = async (list: ReadonlyArray<Entry<S>>, prefix: string): Promise<boolean> => {
+    let first = prefix;
+    for (const e of list) {
+      if (!('run' in e) && e.kind === 'holding') {
+        if (!(await walk(e.entries, `under the ${e.what}: `))) return false;
+        continue;
+      }
+      if (!('run' in e) && e.kind === 'join') continue;
+      const step = 'run' in e ? e : e.step;
+      let line: PlanLine | null;
+      try {
+        line = step.plan ? await step.plan(r, s) : null;
+      } catch (err) {
+        line = { action: `stop: ${err instanceof Error ? err.message : String(err)}`, stop: true };
+      }
+      if (!line) continue;
+      out.push({ step: step.name, action: `${first}${line.action}` });
+      first = '';
+      if (line.stop) return false;
+    }
+    return true;
+  };
+  await walk(entries, '');
+  return out;
+}
