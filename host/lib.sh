@@ -8,7 +8,7 @@
 #   QK_DEVICE_MODE   block (default) | directory: in directory mode an EBS "device" is a
 #                    directory and mounting is a symlink (sandbox only; no root needed).
 #   QK_BIN_DIR       directory holding etcd/etcdctl/etcdutl (default: found on PATH).
-# Host configuration lives in ${QK_HOST_ROOT}/etc/quorum-keeper/host.env (see README).
+# Host configuration lives in ${QK_HOST_ROOT}/etc/quorum-keeper/host.env (see docs/host-scripts.md).
 
 # shellcheck disable=SC2034  # variables are used by the sourcing scripts
 
@@ -20,7 +20,7 @@ QK_LOG_DIR="${QK_ROOT}/var/log/quorum-keeper"
 QK_SERVICE_MODE="${QK_SERVICE_MODE:-systemd}"
 QK_DEVICE_MODE="${QK_DEVICE_MODE:-block}"
 
-# Exit codes shared by every script (documented in README):
+# Exit codes shared by every script (documented in docs/host-scripts.md):
 readonly QK_EXIT_USAGE=2      # a bad or missing argument; nothing was touched
 readonly QK_EXIT_BLANK=3      # the device is blank and formatting was not allowed
 readonly QK_EXIT_OWNER=4      # the volume belongs to another cluster/member, or has no marker
