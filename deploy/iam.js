@@ -30,6 +30,8 @@ const useKey = (key) => allow(['kms:GenerateDataKey', 'kms:Decrypt'], getAtt(key
 
 /** The named groups; a group is `{ read?: [actions on *], allow?: [statements] }`. */
 function groups({ tagCluster, backupPrefix, slackWebhookParameter }) {
+  // The tag is resolved here: osls does not resolve variables in keys, so the hand-written
+  // `aws:ResourceTag/${param:tagCluster}` reached IAM as that literal text.
   const tagged = (prefix) => ({ 'Null': { [`${prefix}/${tagCluster}`]: 'false' } });
   return {
     'masters-read': { read: ['autoscaling:DescribeAutoScalingGroups'] },
@@ -100,9 +102,7 @@ function pascal(s) {
 module.exports = async ({ resolveVariable }) => {
   const param = async (name) => String(await resolveVariable(`param:${name}`));
   const named = groups({
-    // Kept as the unresolved text serverless.yml produced (osls does not resolve variables in
-    // keys), so this commit's template is byte-identical to the hand-written roles.
-    tagCluster: '${param:tagCluster}', backupPrefix: await param('backupPrefix'), slackWebhookParameter: await param('slackWebhookParameter'),
+    tagCluster: await param('tagCluster'), backupPrefix: await param('backupPrefix'), slackWebhookParameter: await param('slackWebhookParameter'),
   });
   const service = String(await resolveVariable('self:service'));
   const stage = String(await resolveVariable('sls:stage'));
