@@ -32,12 +32,18 @@ afterAll(() => {
 });
 
 const ofType = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+/** The tag key the functions look for (QK_TAG_CLUSTER): the one every tag condition must name. */
+function clusterTag(): string {
+  const tags = new Set(ofType('AWS::Lambda::Function').map(([, f]) => (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables.QK_TAG_CLUSTER));
+  expect([...tags]).toEqual(['quorum-keeper/cluster']);
+  return 'quorum-keeper/cluster';
+}
 
 describe('the packaged template', () => {
   it('grants no mutating action on * or on wildcard ARNs without the cluster-tag condition; SSM only AWS-RunShellScript', () => {
     const roles = ofType('AWS::IAM::Role').map(([k]) => k);
     expect(roles).toEqual(expect.arrayContaining(['LifecycleRole', 'BackupRole', 'ReconcileRole', 'ProbeRole', 'NotifierRole']));
-    expect(checkTemplate(template)).toEqual([]);
+    expect(checkTemplate(template, clusterTag())).toEqual([]);
   });
 
   it('the checker catches each kind of violation (so the test above can fail)', () => {
@@ -48,10 +54,15 @@ describe('the packaged template', () => {
     statements('NotifierRole').push({ Effect: 'Allow', Action: 's3:*', Resource: 'arn:aws:s3:::x/*' });
     const attach = statements('LifecycleRole').find((s) => JSON.stringify(s.Action).includes('ec2:AttachVolume'))!;
     delete attach.Condition;
-    const found = checkTemplate(bad).map((v) => `${v.role} ${v.rule} ${v.action}`);
+    const targets = statements('ReconcileRole').find((s) => JSON.stringify(s.Action).includes('elasticloadbalancing:RegisterTargets'))!;
+    targets.Condition = { 'Null': { 'aws:ResourceTag/${param:tagCluster}': 'false' } };
+    const send = statements('ProbeRole').find((s) => s.Action === 'ssm:SendCommand' && s.Condition)!;
+    send.Condition = { 'Null': { 'ssm:resourceTag/some-other-tag': 'false' } };
+    const found = checkTemplate(bad, clusterTag()).map((v) => `${v.role} ${v.rule} ${v.action}`);
     expect(found).toEqual(expect.arrayContaining([
       'ProbeRole 1 ec2:DetachVolume', 'ProbeRole 2 ec2:DetachVolume', 'BackupRole 3 ssm:SendCommand', 'NotifierRole 4 s3:*',
       'LifecycleRole 2 ec2:AttachVolume', 'LifecycleRole 2 ec2:DetachVolume',
+      'ReconcileRole 2 elasticloadbalancing:RegisterTargets', 'ProbeRole 2 ssm:SendCommand',
     ]));
   });
 

@@ -3,9 +3,10 @@
  * returns every violation it finds (so a test can show them all, and prove it catches them):
  *
  * 1. no Allow statement grants a mutating action on `*` without a cluster-tag condition;
- * 2. mutating EC2 / Auto Scaling / ELB / SSM actions on wildcard ARNs carry a tag condition
- *    (`aws:ResourceTag/<tag>` or `ssm:resourceTag/<tag>`), except `ssm:SendCommand` on the
- *    `AWS-RunShellScript` document itself;
+ * 2. mutating EC2 / Auto Scaling / ELB / SSM actions on wildcard ARNs carry a condition on the
+ *    cluster tag (`aws:ResourceTag/<cluster tag>` or `ssm:resourceTag/<cluster tag>`: the tag
+ *    the functions look for, not another one and not unresolved text), except
+ *    `ssm:SendCommand` on the `AWS-RunShellScript` document itself;
  * 3. `ssm:SendCommand` on documents names only `AWS-RunShellScript`;
  * 4. no action is a service-wide wildcard (`ec2:*`, `*`).
  */
@@ -45,11 +46,13 @@ function resourceText(r: Json): string {
   return JSON.stringify(r);
 }
 
-function hasTagCondition(s: Statement): boolean {
-  return Object.values(s.Condition ?? {}).some((block) => Object.keys(block).some((k) => /^(aws:ResourceTag|ssm:resourceTag)\//.test(k)));
+function hasTagCondition(s: Statement, clusterTag: string): boolean {
+  const keys = new Set([`aws:ResourceTag/${clusterTag}`, `ssm:resourceTag/${clusterTag}`]);
+  return Object.values(s.Condition ?? {}).some((block) => Object.keys(block).some((k) => keys.has(k)));
 }
 
-export function checkTemplate(template: { Resources?: Record<string, { Type?: string; Properties?: Record<string, unknown> }> }): Violation[] {
+/** `clusterTag`: the tag key that marks a cluster's resources (the functions' QK_TAG_CLUSTER). */
+export function checkTemplate(template: { Resources?: Record<string, { Type?: string; Properties?: Record<string, unknown> }> }, clusterTag: string): Violation[] {
   const out: Violation[] = [];
   for (const [name, res] of Object.entries(template.Resources ?? {})) {
     if (res.Type !== 'AWS::IAM::Role' && res.Type !== 'AWS::IAM::Policy' && res.Type !== 'AWS::IAM::ManagedPolicy') continue;
@@ -65,11 +68,11 @@ export function checkTemplate(template: { Resources?: Record<string, { Type?: st
           if (action === '*' || action.endsWith(':*')) out.push({ role: name, rule: 4, action, resource: resources.join(','), why: 'service-wide wildcard action' });
           if (READ.test(action)) continue;
           for (const r of resources) {
-            if (r === '*' && !hasTagCondition(s)) out.push({ role: name, rule: 1, action, resource: r, why: 'mutating action on * without a tag condition' });
+            if (r === '*' && !hasTagCondition(s, clusterTag)) out.push({ role: name, rule: 1, action, resource: r, why: 'mutating action on * without a tag condition' });
             if (action === 'ssm:SendCommand' && r.includes(':document/') && !RUN_SHELL.test(r)) out.push({ role: name, rule: 3, action, resource: r, why: 'SendCommand on a document other than AWS-RunShellScript' });
             const wildcard = r.includes('*');
             const exempt = action === 'ssm:SendCommand' && RUN_SHELL.test(r);
-            if (TAGGED_SERVICES.has(service) && wildcard && !exempt && !hasTagCondition(s)) {
+            if (TAGGED_SERVICES.has(service) && wildcard && !exempt && !hasTagCondition(s, clusterTag)) {
               out.push({ role: name, rule: 2, action, resource: r, why: 'mutating action on a wildcard ARN without a cluster-tag condition' });
             }
           }

@@ -1,0 +1,134 @@
+'use strict';
+/**
+ * One IAM role per function (least privilege), generated from named statement groups and
+ * referenced from serverless.yml `resources` (like deploy/alarms.js), so no statement is
+ * written twice and each role reads as the list of what its function does. Describe* calls
+ * cannot be scoped to resources: each group names the reads it needs, and a role gets them as
+ * one statement on `*`. Every mutating action on EC2, Auto Scaling, ELB and SSM instances is
+ * conditioned on the cluster tag being present on the resource. test/support/iam.ts checks the
+ * packaged result.
+ *
+ *   masters-read          find a cluster's master ASGs by tag
+ *   lifecycle-hooks       complete / heartbeat the launch and terminate hooks
+ *   lifecycle-hooks-read  read the hooks (the reconciler re-drives a lost launch event)
+ *   volumes-mutate        attach / detach the etcd volumes
+ *   targets-mutate        register / deregister masters in the API server target group
+ *   ssm-run               run AWS-RunShellScript on the cluster's instances, read the result
+ *   backup-bucket         backups under the prefix (the masters upload and HEAD through URLs
+ *                         the role presigns), encrypted with the backup key
+ *   alerts-publish        publish to the alert topic (encrypted with the alert key)
+ *   slack-webhook         read the SecureString webhook URL (aws/ssm key, only through SSM)
+ *   dead-letter           hand undeliverable notifications to the notifier's queue
+ *   state(...actions)     the state table (locks, de-duplication, memory), with these actions
+ */
+const ARN = 'arn:${AWS::Partition}';
+const IN_ACCOUNT = '${AWS::Region}:${AWS::AccountId}';
+const sub = (s) => ({ 'Fn::Sub': s });
+const getAtt = (resource) => ({ 'Fn::GetAtt': [resource, 'Arn'] });
+const allow = (Action, Resource, Condition) => ({ Effect: 'Allow', Action, Resource, ...(Condition ? { Condition } : {}) });
+const useKey = (key) => allow(['kms:GenerateDataKey', 'kms:Decrypt'], getAtt(key));
+
+/** The named groups; a group is `{ read?: [actions on *], allow?: [statements] }`. */
+function groups({ tagCluster, backupPrefix, slackWebhookParameter }) {
+  // The tag is resolved here: osls does not resolve variables in keys, so the hand-written
+  // `aws:ResourceTag/${param:tagCluster}` reached IAM as that literal text.
+  const tagged = (prefix) => ({ 'Null': { [`${prefix}/${tagCluster}`]: 'false' } });
+  return {
+    'masters-read': { read: ['autoscaling:DescribeAutoScalingGroups'] },
+    'lifecycle-hooks': {
+      read: ['autoscaling:DescribeAutoScalingInstances'],
+      allow: [allow(['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'],
+        sub(`${ARN}:autoscaling:${IN_ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/*`), tagged('aws:ResourceTag'))],
+    },
+    'lifecycle-hooks-read': { read: ['autoscaling:DescribeLifecycleHooks'] },
+    'volumes-mutate': {
+      read: ['ec2:DescribeInstances', 'ec2:DescribeVolumes'],
+      allow: [allow(['ec2:AttachVolume', 'ec2:DetachVolume'],
+        [sub(`${ARN}:ec2:${IN_ACCOUNT}:volume/*`), sub(`${ARN}:ec2:${IN_ACCOUNT}:instance/*`)], tagged('aws:ResourceTag'))],
+    },
+    'targets-mutate': {
+      read: ['elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTags', 'elasticloadbalancing:DescribeTargetHealth'],
+      allow: [allow(['elasticloadbalancing:RegisterTargets', 'elasticloadbalancing:DeregisterTargets'],
+        sub(`${ARN}:elasticloadbalancing:${IN_ACCOUNT}:targetgroup/*/*`), tagged('aws:ResourceTag'))],
+    },
+    'ssm-run': {
+      read: ['ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation'],
+      allow: [
+        allow('ssm:SendCommand', sub(`${ARN}:ssm:\${AWS::Region}::document/AWS-RunShellScript`)),
+        allow('ssm:SendCommand', sub(`${ARN}:ec2:${IN_ACCOUNT}:instance/*`), tagged('ssm:resourceTag')),
+      ],
+    },
+    'backup-bucket': {
+      allow: [
+        allow(['s3:PutObject', 's3:GetObject', 's3:DeleteObject'], sub(`\${BackupBucket.Arn}/${backupPrefix}/*`)),
+        allow('s3:ListBucket', getAtt('BackupBucket'), { StringLike: { 's3:prefix': `${backupPrefix}/*` } }),
+        useKey('BackupKey'),
+      ],
+    },
+    'alerts-publish': { allow: [allow('sns:Publish', { Ref: 'AlertTopic' }), useKey('AlertKey')] },
+    'slack-webhook': {
+      allow: [
+        allow('ssm:GetParameter', sub(`${ARN}:ssm:${IN_ACCOUNT}:parameter${slackWebhookParameter}`)),
+        allow('kms:Decrypt', sub(`${ARN}:kms:${IN_ACCOUNT}:key/*`), { StringEquals: { 'kms:ViaService': sub('ssm.${AWS::Region}.amazonaws.com') } }),
+      ],
+    },
+    'dead-letter': { allow: [allow('sqs:SendMessage', getAtt('NotifierDeadLetterQueue'))] },
+  };
+}
+
+/** The state table with these actions (each function needs a different few). */
+const state = (...actions) => ({ allow: [allow(actions.map((a) => `dynamodb:${a}`), getAtt('StateTable'))] });
+
+/** Each function's groups, in statement order. */
+const ROLES = {
+  lifecycle: ['masters-read', 'lifecycle-hooks', 'volumes-mutate', 'targets-mutate', 'ssm-run', state('PutItem', 'DeleteItem'), 'alerts-publish'],
+  backup: ['masters-read', 'ssm-run', 'backup-bucket', state('PutItem', 'DeleteItem'), 'alerts-publish'],
+  // The reconciler acts through the same flows as the lifecycle and backup functions: the union
+  // of their rights, plus reading hooks and the lock (it never takes a new kind of action); the
+  // table holds its locks (cluster, slot), alert de-duplication and the first-seen memory.
+  reconcile: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', 'backup-bucket',
+    state('GetItem', 'PutItem', 'DeleteItem'), 'alerts-publish'],
+  // Read-only on the hosts too: the survey runs etcdctl queries and GETs Leases. The probe
+  // remembers each cluster's raft term between runs (probe#<cluster>).
+  probe: ['masters-read', 'ssm-run', state('GetItem', 'PutItem')],
+  // De-duplication claims, and the probe's last Lease holders (read only).
+  notifier: ['slack-webhook', state('PutItem', 'DeleteItem', 'GetItem'), 'dead-letter'],
+};
+
+function pascal(s) {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+module.exports = async ({ resolveVariable }) => {
+  const param = async (name) => String(await resolveVariable(`param:${name}`));
+  const named = groups({
+    tagCluster: await param('tagCluster'), backupPrefix: await param('backupPrefix'), slackWebhookParameter: await param('slackWebhookParameter'),
+  });
+  const service = String(await resolveVariable('self:service'));
+  const stage = String(await resolveVariable('sls:stage'));
+  const Resources = {};
+  for (const [fn, list] of Object.entries(ROLES)) {
+    const parts = list.map((g) => {
+      if (typeof g !== 'string') return g;
+      if (!named[g]) throw new Error(`deploy/iam.js: role ${fn} names an unknown group "${g}"`);
+      return named[g];
+    });
+    const reads = [...new Set(parts.flatMap((g) => g.read ?? []))];
+    const Statement = [
+      allow(['logs:CreateLogStream', 'logs:PutLogEvents'], sub(`${ARN}:logs:${IN_ACCOUNT}:log-group:/aws/lambda/${service}-${stage}-${fn}:*`)),
+      ...(reads.length ? [allow(reads, '*')] : []),
+      ...parts.flatMap((g) => g.allow ?? []),
+    ];
+    Resources[`${pascal(fn)}Role`] = {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        AssumeRolePolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+        },
+        Policies: [{ PolicyName: fn, PolicyDocument: { Version: '2012-10-17', Statement } }],
+      },
+    };
+  }
+  return { Resources };
+};
