@@ -44,7 +44,7 @@ qk_pattern() {
     memberIdHex) echo '^[0-9a-f]{1,16}$' ;;
     volumeId) echo '^vol-[0-9a-f]{8}([0-9a-f]{9})?$' ;;
     instanceId) echo '^i-[0-9a-f]{8}([0-9a-f]{9})?$' ;;
-    url) echo '^https?://[A-Za-z0-9.-]+:[0-9]{1,5}$' ;;
+    url) echo '^https?://[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$' ;; # a DNS name has at most 253 characters
     absPath) echo '^/[A-Za-z0-9._/-]*$' ;;
     token) echo '^[A-Za-z0-9._-]{1,128}$' ;;
     duration) echo '^[0-9]{1,6}(ms|s|m)$' ;;
@@ -60,8 +60,8 @@ qk_pattern() {
 }
 
 # Longest accepted value per kind. Kept out of the regexes: glibc compiles a bounded repeat
-# like {0,4095} by expansion, which made every check take ~0.3 s. (presignedUrl: the most
-# that a b64url value of 8192 characters decodes to.)
+# like {0,4095} by expansion, which made every check take ~0.3 s ({1,253} costs ~0.3 ms).
+# (presignedUrl: the most that a b64url value of 8192 characters decodes to.)
 qk_max_len() {
   case "$1" in absPath) echo 4096 ;; b64url) echo 8192 ;; presignedUrl) echo 6144 ;; *) echo 512 ;; esac
 }
