@@ -152,8 +152,7 @@ survey() {
   trap "rm -rf '$tmp'" EXIT
   if qk_etcd_running; then
     qk_tls_args
-    for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
-    export ETCDCTL_API=3
+    qk_etcd_env
     etcdctl=("$(qk_bin etcdctl)" --endpoints="$QK_CLIENT_URL" "${QK_TLS_ARGS[@]}" --dial-timeout=2s --command-timeout=3s)
     run_query "$tmp" members "${etcdctl[@]}" member list -w json &
     run_query "$tmp" status "${etcdctl[@]}" endpoint status --cluster -w json &
@@ -211,8 +210,7 @@ view() {
   # shellcheck disable=SC2064 # expand now: the trap runs after this function returns
   trap "rm -rf '$tmp'" EXIT
   qk_tls_args
-  for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
-  export ETCDCTL_API=3
+  qk_etcd_env
   # (--endpoints is a list flag: given twice, etcdctl asks both lists; so it is given once.)
   etcdctl=("$(qk_bin etcdctl)" "${QK_TLS_ARGS[@]}" --dial-timeout=2s)
   run_query "$tmp" members "${etcdctl[@]}" --endpoints="$QK_CLIENT_URL" --command-timeout=3s member list -w json &
@@ -259,10 +257,7 @@ case "$cmd" in
     [[ ",${initial_cluster}," == *",${name}=${QK_PEER_URL},"* ]] ||
       qk_die "$QK_EXIT_USAGE" "initial cluster does not list this host as ${name}=${QK_PEER_URL}"
     qk_lock
-    mp="${QK_MOUNT_POINT%/}"
-    if [[ "$data_dir" == "$mp"/* && ! -f "${QK_ROOT}${mp}/.quorum-keeper-volume" ]]; then
-      qk_die "$QK_EXIT_FAILED" "no verified etcd volume is mounted at $mp (run etcd-mount.sh first); refusing to start etcd on the root disk"
-    fi
+    qk_need_volume "$data_dir" "start etcd on"
     old="$(cat "$conf" 2>/dev/null || true)"
     write_config
     # The initial-cluster* settings only matter to a member's first start (an existing data dir

@@ -42,7 +42,6 @@ mount_point="${mount_point:-$QK_MOUNT_POINT}"
 qk_check absPath "$mount_point" "mount point"
 
 target="${QK_ROOT}${mount_point}"
-marker_name=".quorum-keeper-volume"
 
 # --- device primitives: real block devices, or directories in the sandbox -----------------
 find_device() {
@@ -114,7 +113,7 @@ do_umount() {
 qk_lock
 if [[ $unmount -eq 1 ]]; then
   # Unmount only our own volume: the marker must name this cluster and member. Idempotent.
-  marker="${target}/${marker_name}"
+  marker="${target}/${QK_VOLUME_MARKER}"
   if [[ -z "$(mounted_device)" ]]; then
     printf '{"result":"not-mounted","volumeId":%s}\n' "$(qk_json_str "$volume_id")"
     exit 0
@@ -151,7 +150,7 @@ if [[ -z "$current" ]]; then
   do_mount "$dev"
 fi
 
-marker="${target}/${marker_name}"
+marker="${target}/${QK_VOLUME_MARKER}"
 expected="cluster=${cluster}"$'\n'"member=${member}"
 if [[ -f "$marker" ]]; then
   # (No `| head` anywhere: under pipefail a SIGPIPE in the writer would abort the script.)

@@ -47,10 +47,8 @@ data_dir="${data_dir:-${QK_MOUNT_POINT%/}/data}"
 qk_check absPath "$data_dir" "data dir"
 data="${QK_ROOT}${data_dir}"
 etcdctl="$(qk_bin etcdctl)"
-tool="$etcdctl"
-if command -v "$(qk_bin etcdutl)" >/dev/null 2>&1; then tool="$(qk_bin etcdutl)"; fi
-for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
-export ETCDCTL_API=3
+tool="$(qk_offline_tool)"
+qk_etcd_env
 
 db_revision() { # DATA-DIR → revision of its bolt DB, or null
   local st
@@ -102,13 +100,7 @@ qk_check_initial_cluster "$initial_cluster"
 qk_check token "$token" "token"
 [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --sha256: expected 64 lowercase hex digits"
 [[ "$compressor" =~ ^(zstd|gzip)$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --compressor: expected zstd or gzip"
-qk_check b64url "$url_b64" "download URL (base64url)"
-b64="${url_b64//-/+}"
-b64="${b64//_//}"
-while (( ${#b64} % 4 )); do b64+="="; done
-url="$(printf '%s' "$b64" | base64 -d 2>/dev/null)" || qk_die "$QK_EXIT_USAGE" "invalid download URL: not valid base64url"
-[[ "$url" != *$'\n'* && "$url" =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%/!\$\&\'\(\)*+,\;=:@?-]*$ ]] ||
-  qk_die "$QK_EXIT_USAGE" "invalid download URL: the decoded value has an unexpected shape"
+url="$(qk_b64url_url "$url_b64" "download URL")"
 [[ ",${initial_cluster}," == *",${name}=${QK_PEER_URL},"* ]] ||
   qk_die "$QK_EXIT_USAGE" "initial cluster does not list this host as ${name}=${QK_PEER_URL}"
 qk_lock
@@ -119,10 +111,7 @@ if [[ -f "$marker" && "$(cat "$marker")" == "$token" && -d "${data}/member" ]]; 
   exit 0
 fi
 qk_etcd_running && qk_die "$QK_EXIT_FAILED" "etcd is running: stop it (etcd-member.sh stop) before restoring"
-mp="${QK_MOUNT_POINT%/}"
-if [[ "$data_dir" == "$mp"/* && ! -f "${QK_ROOT}${mp}/.quorum-keeper-volume" ]]; then
-  qk_die "$QK_EXIT_FAILED" "no verified etcd volume is mounted at $mp (run etcd-mount.sh first); refusing to restore onto the root disk"
-fi
+qk_need_volume "$data_dir" "restore onto"
 
 dir="${QK_ROOT}${work_dir}"
 mkdir -p "$dir"

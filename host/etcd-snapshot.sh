@@ -67,14 +67,6 @@ stop_verifier() {
   rm -rf "${dir}/${base}.verifying" "${dir}/${base}.verify-scratch"
 }
 
-b64url_decode() { # VALUE FIELD → decoded text on stdout
-  qk_check b64url "$1" "$2 (base64url)"
-  local b64="${1//-/+}"
-  b64="${b64//_//}"
-  while (( ${#b64} % 4 )); do b64+="="; done
-  printf '%s' "$b64" | base64 -d 2>/dev/null || qk_die "$QK_EXIT_USAGE" "invalid $2: not valid base64url"
-}
-
 case "$cmd" in
   discard)
     stop_verifier
@@ -87,10 +79,8 @@ case "$cmd" in
     # dir, verdict to <base>.verify; the raw snapshot and the scratch dir are always removed.
     raw="${dir}/${base}.db" scratch="${dir}/${base}.verify-scratch"
     printf '%s\n' "$$" >"${dir}/${base}.verifying"
-    tool="$(qk_bin etcdctl)"
-    if command -v "$(qk_bin etcdutl)" >/dev/null 2>&1; then tool="$(qk_bin etcdutl)"; fi
-    for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
-    export ETCDCTL_API=3
+    tool="$(qk_offline_tool)"
+    qk_etcd_env
     t0=$(date +%s%N)
     rm -rf "$scratch"
     mkdir -p "$scratch"
@@ -109,13 +99,11 @@ case "$cmd" in
     ;;
   upload)
     [[ -n "$upload_b64" ]] || qk_die "$QK_EXIT_USAGE" "missing --upload-url-b64"
-    upload_url="$(b64url_decode "$upload_b64" "upload URL")"
-    [[ "$upload_url" != *$'\n'* && "$upload_url" =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%/!\$\&\'\(\)*+,\;=:@?-]*$ ]] ||
-      qk_die "$QK_EXIT_USAGE" "invalid upload URL: the decoded value has an unexpected shape"
+    upload_url="$(qk_b64url_url "$upload_b64" "upload URL")"
     curl_headers=()
     if [[ -n "$headers_b64" ]]; then
       # Decode first (a failed decode must stop the script, not just a pipeline subshell).
-      headers_text="$(b64url_decode "$headers_b64" "headers")"
+      headers_text="$(qk_b64url_decode "$headers_b64" "headers")"
       while IFS= read -r line; do
         [[ -z "$line" ]] && continue
         name="${line%%:*}" value="${line#*: }"
@@ -193,11 +181,9 @@ cleanup() {
 trap cleanup EXIT
 
 qk_tls_args
-for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
-export ETCDCTL_API=3
+qk_etcd_env
 etcdctl="$(qk_bin etcdctl)"
-tool="$etcdctl"
-if command -v "$(qk_bin etcdutl)" >/dev/null 2>&1; then tool="$(qk_bin etcdutl)"; fi
+tool="$(qk_offline_tool)"
 
 t0=$(date +%s%N)
 "$etcdctl" --endpoints="$endpoint" "${QK_TLS_ARGS[@]}" snapshot save "$snap" >/dev/null 2>"${scratch}/save.err" ||

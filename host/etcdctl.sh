@@ -51,7 +51,5 @@ if [[ "$tool" == etcdctl && "${words[0]-}" != snapshot || "${words[1]-}" == save
   ((has_endpoints)) || extra+=(--endpoints="$QK_CLIENT_URL")
   extra+=("${QK_TLS_ARGS[@]}")
 fi
-# etcdctl refuses ETCDCTL_* variables that shadow flags: run it with a clean set.
-for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
-export ETCDCTL_API=3
+qk_etcd_env
 exec "$(qk_bin "$tool")" "${extra[@]}" "$@"

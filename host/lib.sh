@@ -36,14 +36,15 @@ qk_need() {
 qk_log() { printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${QK_SCRIPT:-qk}" "$*" >&2; }
 qk_die() { local code="$1"; shift; qk_log "ERROR: $*"; exit "$code"; }
 
-# Strict patterns; keep in sync with lib/validate.ts.
+# Strict patterns; keep in sync with lib/validate.ts (test/host/patterns.test.ts holds the two
+# sides to the same verdicts, and to the same set of kinds).
 qk_pattern() {
   case "$1" in
     memberName|clusterName) echo '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' ;;
     memberIdHex) echo '^[0-9a-f]{1,16}$' ;;
     volumeId) echo '^vol-[0-9a-f]{8}([0-9a-f]{9})?$' ;;
     instanceId) echo '^i-[0-9a-f]{8}([0-9a-f]{9})?$' ;;
-    url) echo '^https?://[A-Za-z0-9.-]+:[0-9]{1,5}$' ;;
+    url) echo '^https?://[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$' ;; # a DNS name has at most 253 characters
     absPath) echo '^/[A-Za-z0-9._/-]*$' ;;
     token) echo '^[A-Za-z0-9._-]{1,128}$' ;;
     duration) echo '^[0-9]{1,6}(ms|s|m)$' ;;
@@ -51,33 +52,43 @@ qk_pattern() {
     device) echo '^/dev/(xvd|sd)[a-z]{1,2}$' ;;
     b64url) echo '^[A-Za-z0-9_-]+={0,2}$' ;;
     compressor) echo '^(auto|zstd|gzip)$' ;;
+    # A presigned S3 URL, as it arrives base64url-decoded (qk_b64url_url): path and query of
+    # RFC 3986 characters, no spaces, quotes, backslashes or brackets.
+    presignedUrl) echo '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%/!$&'"'"'()*+,;=:@?-]*$' ;;
     *) return 1 ;;
   esac
 }
 
 # Longest accepted value per kind. Kept out of the regexes: glibc compiles a bounded repeat
-# like {0,4095} by expansion, which made every check take ~0.3 s.
+# like {0,4095} by expansion, which made every check take ~0.3 s ({1,253} costs ~0.3 ms).
+# (presignedUrl: the most that a b64url value of 8192 characters decodes to.)
 qk_max_len() {
-  case "$1" in absPath) echo 4096 ;; b64url) echo 8192 ;; *) echo 512 ;; esac
+  case "$1" in absPath) echo 4096 ;; b64url) echo 8192 ;; presignedUrl) echo 6144 ;; *) echo 512 ;; esac
 }
 
-# qk_check KIND VALUE FIELD: exit 2 unless VALUE matches KIND's pattern (and fits on one line).
-qk_check() {
-  local kind="$1" value="$2" field="$3" pattern
+# qk_valid KIND VALUE: whether VALUE is a valid KIND (fits, one line, matches the pattern, and
+# the kind's own rules); if not, QK_WHY says why. An unknown KIND is a bug: exit 2.
+QK_WHY=""
+qk_valid() {
+  local kind="$1" value="$2" pattern max
   pattern="$(qk_pattern "$kind")" || qk_die "$QK_EXIT_USAGE" "internal: unknown pattern $kind"
-  if (( ${#value} > $(qk_max_len "$kind") )); then
-    qk_die "$QK_EXIT_USAGE" "invalid $field: longer than $(qk_max_len "$kind") characters"
+  max="$(qk_max_len "$kind")"
+  QK_WHY=""
+  if (( ${#value} > max )); then
+    QK_WHY="longer than $max characters"
+  elif [[ "$value" == *$'\n'* || ! "$value" =~ $pattern ]]; then
+    QK_WHY="$(printf '%q' "${value:0:80}") does not match $pattern"
+  elif [[ "$kind" == absPath && ( "$value" == *"/../"* || "$value" == *"/.." ) ]]; then
+    QK_WHY="'..' segments are not allowed"
+  elif [[ "$kind" == url ]] && ! (( 10#${value##*:} >= 1 && 10#${value##*:} <= 65535 )); then
+    QK_WHY="port out of range"
   fi
-  if [[ "$value" == *$'\n'* || ! "$value" =~ $pattern ]]; then
-    qk_die "$QK_EXIT_USAGE" "invalid $field: $(printf '%q' "${value:0:80}") does not match $pattern"
-  fi
-  if [[ "$kind" == absPath && ( "$value" == *"/../"* || "$value" == *"/.." ) ]]; then
-    qk_die "$QK_EXIT_USAGE" "invalid $field: '..' segments are not allowed"
-  fi
-  if [[ "$kind" == url ]]; then
-    local port="${value##*:}"
-    (( 10#$port >= 1 && 10#$port <= 65535 )) || qk_die "$QK_EXIT_USAGE" "invalid $field: port out of range"
-  fi
+  [[ -z "$QK_WHY" ]]
+}
+
+# qk_check KIND VALUE FIELD: exit 2 unless VALUE is a valid KIND (qk_valid).
+qk_check() {
+  qk_valid "$1" "$2" || qk_die "$QK_EXIT_USAGE" "invalid $3: $QK_WHY"
 }
 
 # qk_check_urls LIST FIELD: a comma-separated list of URLs.
@@ -127,7 +138,9 @@ qk_load_host_env() {
   QK_KUBE_CERT=""
   QK_KUBE_KEY=""
   QK_KUBE_TOKEN_FILE=""
-  local file="${QK_CONF_DIR}/host.env" key value
+  local file="${QK_CONF_DIR}/host.env" key value url
+  url="$(qk_pattern url)"
+  url="${url%\$}" # the URL pattern, open at the end
   [[ -f "$file" ]] || file=/dev/null
   while IFS='=' read -r key value || [[ -n "$key" ]]; do
     [[ -z "$key" || "$key" == \#* ]] && continue
@@ -138,8 +151,8 @@ qk_load_host_env() {
       QK_ETCD_UNIT) [[ "$value" =~ ^[A-Za-z0-9@._-]{1,64}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
       QK_ETCD_CACERT|QK_ETCD_CERT|QK_ETCD_KEY|QK_ETCD_PEER_CERT|QK_ETCD_PEER_KEY|QK_MOUNT_POINT)
         [[ -z "$value" ]] || qk_check absPath "$value" "host.env $key" ;;
-      QK_APISERVER_READYZ) [[ "$value" =~ ^https?://[A-Za-z0-9.-]+:[0-9]{1,5}/readyz$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
-      QK_APISERVER_URL) [[ "$value" =~ ^https?://[A-Za-z0-9.-]+:[0-9]{1,5}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
+      QK_APISERVER_READYZ) [[ "$value" =~ ${url}/readyz$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
+      QK_APISERVER_URL) [[ "$value" =~ ${url}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
       QK_KUBE_CACERT|QK_KUBE_CERT|QK_KUBE_KEY|QK_KUBE_TOKEN_FILE) [[ -z "$value" ]] || qk_check absPath "$value" "host.env $key" ;;
       *) qk_log "host.env: ignoring unknown key $(printf '%q' "$key")"; continue ;;
     esac
@@ -155,6 +168,49 @@ qk_tls_args() {
   if [[ -n "$QK_ETCD_CACERT" ]]; then
     QK_TLS_ARGS=(--cacert="${QK_ROOT}${QK_ETCD_CACERT}" --cert="${QK_ROOT}${QK_ETCD_CERT}" --key="${QK_ROOT}${QK_ETCD_KEY}")
   fi
+}
+
+# qk_etcd_env: etcd(ctl) refuses an ETCD*_ variable that shadows a flag it is given: drop them
+# all from the environment (QK_* settings stay), and speak the v3 API.
+qk_etcd_env() {
+  local v
+  for v in $(compgen -e); do [[ "$v" == ETCD* ]] && unset "$v"; done
+  export ETCDCTL_API=3
+}
+
+# qk_offline_tool: the tool for offline snapshot commands: etcdutl where installed (3.5+), else etcdctl.
+qk_offline_tool() {
+  if command -v "$(qk_bin etcdutl)" >/dev/null 2>&1; then qk_bin etcdutl; else qk_bin etcdctl; fi
+}
+
+# The marker etcd-mount.sh writes at the root of a volume it verified (it names cluster and member).
+QK_VOLUME_MARKER=".quorum-keeper-volume"
+
+# qk_need_volume DATA_DIR ACTION: dies unless DATA_DIR is outside the volume mount point or a
+# verified volume is mounted there; else ACTION (e.g. "start etcd on") would write to the root disk.
+qk_need_volume() {
+  local mp="${QK_MOUNT_POINT%/}"
+  if [[ "$1" == "$mp"/* && ! -f "${QK_ROOT}${mp}/${QK_VOLUME_MARKER}" ]]; then
+    qk_die "$QK_EXIT_FAILED" "no verified etcd volume is mounted at $mp (run etcd-mount.sh first); refusing to $2 the root disk"
+  fi
+}
+
+# qk_b64url_decode VALUE FIELD: the text a base64url argument carries, on stdout (exit 2 if it
+# is not base64url). Values that would be awkward on a command line travel this way.
+qk_b64url_decode() {
+  qk_check b64url "$1" "$2 (base64url)"
+  local b64="${1//-/+}"
+  b64="${b64//_//}"
+  while (( ${#b64} % 4 )); do b64+="="; done
+  printf '%s' "$b64" | base64 -d 2>/dev/null || qk_die "$QK_EXIT_USAGE" "invalid $2: not valid base64url"
+}
+
+# qk_b64url_url VALUE FIELD: the presigned URL a base64url argument carries, checked, on stdout.
+qk_b64url_url() {
+  local url
+  url="$(qk_b64url_decode "$1" "$2")" || exit
+  qk_valid presignedUrl "$url" || qk_die "$QK_EXIT_USAGE" "invalid $2: the decoded value has an unexpected shape"
+  printf '%s' "$url"
 }
 
 QK_ETCD_PIDFILE="${QK_RUN_DIR}/etcd.pid"

@@ -27,6 +27,17 @@ export const patterns = {
   token: /^[A-Za-z0-9._-]{1,128}$/,
   /** duration as etcdctl accepts it, e.g. `5s`, `1500ms`. */
   duration: /^[0-9]{1,6}(ms|s|m)$/,
+  // The host scripts check these too; the Lambda builds them from literals or encodes them itself.
+  /** `--initial-cluster-state`. */
+  state: /^(new|existing)$/,
+  /** the device name an EBS volume is attached as. */
+  device: /^\/dev\/(xvd|sd)[a-z]{1,2}$/,
+  /** base64url (padding optional), at most 8192 characters: how URLs and headers reach a host. */
+  b64url: /^(?=[A-Za-z0-9_=-]{1,8192}$)[A-Za-z0-9_-]+={0,2}$/,
+  /** snapshot compression. */
+  compressor: /^(auto|zstd|gzip)$/,
+  /** a presigned S3 URL as a host decodes it: RFC 3986 characters only, at most 6144 (8192 base64url). */
+  presignedUrl: /^(?=[A-Za-z0-9._~%/!$&'()*+,;=:@?-]{1,6144}$)https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?\/[A-Za-z0-9._~%/!$&'()*+,;=:@?-]*$/,
 } as const;
 
 export type PatternName = keyof typeof patterns;
