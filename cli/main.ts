@@ -32,7 +32,8 @@ import { type BackupDeps, type BackupSettings, backupCluster, DEFAULT_WORK_DIR }
 import { AWS_TIMINGS, type FlowDeps } from '../lib/flows/deps';
 import { ClusterLock } from '../lib/aws/lock';
 import { dynamoReconcileMemory } from '../lib/aws/reconcile-memory';
-import { clusterStatus, renderStatus } from '../lib/flows/status';
+import { clusterStatus } from '../lib/flows/status';
+import { renderStatus } from './render/status';
 import { planCluster, reconcileCluster, withLockView } from '../lib/flows/reconcile';
 import { DEFAULT_RECONCILE, describeAction, type ReconcileSettings } from '../lib/domain/reconcile';
 import { RestoreFailed, RestoreRefused, restoreCluster, type RestoreDeps, type RestorePlan, rollbackRestore } from '../lib/flows/restore';
