@@ -33,16 +33,52 @@ export function parse(argv: string[]) {
 
 export type Values = ReturnType<typeof parse>['values'];
 
-/** The value of a required flag, checked against `pattern` when given. */
-export function need(v: string | undefined, name: string, pattern?: RegExp): string {
-  if (!v) throw new UsageError(`missing --${name}`);
-  if (pattern && !pattern.test(v)) throw new UsageError(`invalid --${name} ${JSON.stringify(v)}`);
+/**
+ * The shape of every value flag. Where the Lambdas take the same setting, the shape is the one
+ * their configuration accepts (lib/config.ts). `hint` ends the message.
+ */
+const SHAPES = {
+  cluster: { re: patterns.clusterName },
+  region: { re: /^[a-z]{2}(-[a-z]+)+-\d$/, hint: 'an AWS region such as eu-west-1' },
+  profile: { re: /^[A-Za-z0-9._+@=,:/-]{1,128}$/, hint: 'an AWS profile name' },
+  endpoint: { re: /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/?$/ },
+  bucket: { re: /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/ },
+  prefix: { re: /^[A-Za-z0-9._-]{1,64}(\/[A-Za-z0-9._-]{1,64}){0,3}$/, hint: 'a key prefix such as etcd-backups (no leading or trailing slash)' },
+  'kms-key-id': {
+    re: /^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]{1,256}|alias\/[A-Za-z0-9/_-]{1,256}|[0-9a-f-]{36})$/,
+    hint: 'a KMS key ARN, key ID or alias/name',
+  },
+  'work-dir': { re: /^\/(?!.*\.\.)[A-Za-z0-9._/-]{1,255}$/, hint: 'an absolute path without ..' },
+  'tag-cluster': { re: /^[\p{L}\p{N} _.:/=+@-]{1,128}$/u, hint: 'an EC2 tag key' },
+  'tag-member': { re: /^[\p{L}\p{N} _.:/=+@-]{1,128}$/u, hint: 'an EC2 tag key' },
+  'state-table': { re: /^[A-Za-z0-9_.-]{3,255}$/ },
+  'alert-topic-arn': { re: /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/ },
+  snapshot: { re: /^[A-Za-z0-9._/-]{1,1024}$/, hint: 'latest or a backup key' },
+  token: { re: patterns.token, hint: 'letters, digits, . _ - (at most 128)' },
+  rollback: { re: patterns.token },
+} satisfies Record<string, { re: RegExp; hint?: string }>;
+
+export type ValueFlag = keyof typeof SHAPES;
+
+/** The first non-empty of `values` (the flag, then its environment variables), checked; undefined when none is given. */
+export function flag(name: ValueFlag, ...values: Array<string | undefined>): string | undefined {
+  const v = values.find((x) => x !== undefined && x !== '');
+  if (v === undefined) return undefined;
+  const shape: { re: RegExp; hint?: string } = SHAPES[name];
+  if (!shape.re.test(v)) throw new UsageError(`invalid --${name} ${JSON.stringify(v)}${shape.hint ? `: ${shape.hint}` : ''}`);
+  return v;
+}
+
+/** As `flag`, for a flag the command cannot do without. */
+export function need(name: ValueFlag, ...values: Array<string | undefined>): string {
+  const v = flag(name, ...values);
+  if (v === undefined) throw new UsageError(`missing --${name}`);
   return v;
 }
 
 /** `--cluster`, which every command needs. */
 export function clusterArg(v: Values): string {
-  return need(v.cluster, 'cluster', patterns.clusterName);
+  return need('cluster', v.cluster);
 }
 
 /** A whole number of seconds, or `dflt` when the flag is absent. */

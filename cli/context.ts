@@ -24,7 +24,7 @@ import { type ReconcileDeps, type ReconcileReadDeps, withLockView } from '../lib
 import type { RestoreDeps } from '../lib/flows/restore';
 import type { StatusDeps } from '../lib/flows/status';
 import { loadHostScripts } from '../lib/host/fs-bundle';
-import { type CliIo, need, UsageError, type Values } from './args';
+import { type CliIo, flag, need, UsageError, type Values } from './args';
 import { alertText, progressLine } from './render/stderr';
 
 /** What a command needs beyond the clients. */
@@ -53,31 +53,30 @@ export interface GlobalOptions {
 
 /** Checks the global flags; sets AWS_PROFILE for the SDK's credential chain when --profile is given. */
 export function globalOptions(v: Values, io: CliIo, needs: Needs): GlobalOptions {
-  const region = v.region ?? io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION;
+  const env = io.env;
+  const region = flag('region', v.region, env.AWS_REGION, env.AWS_DEFAULT_REGION);
   if (!region) throw new UsageError('no region: pass --region or set AWS_REGION');
-  if (v.profile) io.env.AWS_PROFILE = v.profile; // read by the SDK's default credential chain
-  const endpoint = v.endpoint ?? io.env.QK_AWS_ENDPOINT;
-  if (endpoint && !/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/?$/.test(endpoint)) throw new UsageError(`invalid --endpoint ${JSON.stringify(endpoint)}`);
+  const profile = flag('profile', v.profile);
+  if (profile) env.AWS_PROFILE = profile; // read by the SDK's default credential chain
+  const endpoint = flag('endpoint', v.endpoint, env.QK_AWS_ENDPOINT);
   // Explicit keys in the given environment win (tests); otherwise the SDK's default chain.
-  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = io.env;
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = env;
   const credentials = accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } : undefined;
-  const bucketArg = v.bucket ?? io.env.QK_BACKUP_BUCKET;
-  const bucket = needs.bucket === 'optional' && !bucketArg ? null : need(bucketArg, 'bucket', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
-  const kmsKeyId = v['kms-key-id'] ?? io.env.QK_BACKUP_KMS_KEY_ID;
-  const store = bucket === null ? null : { bucket, prefix: v.prefix ?? io.env.QK_BACKUP_PREFIX ?? 'etcd-backups', ...(kmsKeyId ? { kmsKeyId } : {}) };
+  const bucket = needs.bucket === 'optional' ? flag('bucket', v.bucket, env.QK_BACKUP_BUCKET) : need('bucket', v.bucket, env.QK_BACKUP_BUCKET);
+  const prefix = flag('prefix', v.prefix, env.QK_BACKUP_PREFIX) ?? 'etcd-backups';
+  const kmsKeyId = flag('kms-key-id', v['kms-key-id'], env.QK_BACKUP_KMS_KEY_ID);
   return {
-    region, endpoint: endpoint || undefined, credentials, store, workDir: v['work-dir'] ?? DEFAULT_WORK_DIR,
-    tags: { cluster: v['tag-cluster'] ?? io.env.QK_TAG_CLUSTER ?? 'quorum-keeper/cluster', member: v['tag-member'] ?? io.env.QK_TAG_MEMBER ?? 'quorum-keeper/etcd-member' },
-    ...(needs.reconciler ? reconcilerOptions(v, io) : {}), json: Boolean(v.json),
+    region, endpoint, credentials, store: bucket ? { bucket, prefix, ...(kmsKeyId ? { kmsKeyId } : {}) } : null,
+    workDir: flag('work-dir', v['work-dir']) ?? DEFAULT_WORK_DIR,
+    tags: {
+      cluster: flag('tag-cluster', v['tag-cluster'], env.QK_TAG_CLUSTER) ?? 'quorum-keeper/cluster',
+      member: flag('tag-member', v['tag-member'], env.QK_TAG_MEMBER) ?? 'quorum-keeper/etcd-member',
+    },
+    ...(needs.reconciler ? {
+      stateTable: flag('state-table', v['state-table'], env.QK_STATE_TABLE), alertTopicArn: flag('alert-topic-arn', v['alert-topic-arn'], env.QK_ALERT_TOPIC_ARN),
+    } : {}),
+    json: Boolean(v.json),
   };
-}
-
-function reconcilerOptions(v: Values, io: CliIo): Pick<GlobalOptions, 'stateTable' | 'alertTopicArn'> {
-  const stateTable = v['state-table'] ?? io.env.QK_STATE_TABLE;
-  if (stateTable && !/^[A-Za-z0-9_.-]{3,255}$/.test(stateTable)) throw new UsageError(`invalid --state-table ${JSON.stringify(stateTable)}`);
-  const alertTopicArn = v['alert-topic-arn'] ?? io.env.QK_ALERT_TOPIC_ARN;
-  if (alertTopicArn && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(alertTopicArn)) throw new UsageError(`invalid --alert-topic-arn ${JSON.stringify(alertTopicArn)}`);
-  return { stateTable: stateTable || undefined, alertTopicArn: alertTopicArn || undefined };
 }
 
 /** Every command's deps, built from the same clients. */

@@ -4,23 +4,24 @@
  * Exit 4 when the operator declines; a refusal (RestoreRefused) is exit 3, in main.
  */
 import { restoreCluster, rollbackRestore } from '../../lib/flows/restore';
-import { patterns } from '../../lib/validate';
-import { clusterArg, type CliIo, confirm, need, type Values } from '../args';
+import { clusterArg, type CliIo, confirm, flag, type Values } from '../args';
 import { withContext } from '../context';
 import { renderRestore, renderRestorePlan, renderRollback, restoreJson, rollbackJson } from '../render/restore';
 
 export async function restore(v: Values, io: CliIo): Promise<number> {
   const cluster = clusterArg(v);
+  const rollback = flag('rollback', v.rollback);
+  const snapshot = flag('snapshot', v.snapshot) ?? 'latest';
+  const token = flag('token', v.token);
   return withContext(v, io, { bucket: 'required' }, async ({ deps, store, workDir }) => {
-    if (v.rollback) {
-      const token = need(v.rollback, 'rollback', patterns.token);
-      if (!(await confirm(v, io, `Roll back ${cluster}: stop etcd everywhere and put back the data set aside by restore ${token}.`, cluster))) return 4;
-      const members = await rollbackRestore(deps.restore, cluster, token);
-      io.out(v.json ? rollbackJson(cluster, token, members) : renderRollback(cluster, members));
+    if (rollback) {
+      if (!(await confirm(v, io, `Roll back ${cluster}: stop etcd everywhere and put back the data set aside by restore ${rollback}.`, cluster))) return 4;
+      const members = await rollbackRestore(deps.restore, cluster, rollback);
+      io.out(v.json ? rollbackJson(cluster, rollback, members) : renderRollback(cluster, members));
       return 0;
     }
     const summary = await restoreCluster(deps.restore, {
-      cluster, snapshot: v.snapshot ?? 'latest', store, workDir, force: Boolean(v.force), ...(v.token ? { token: v.token } : {}),
+      cluster, snapshot, store, workDir, force: Boolean(v.force), ...(token ? { token } : {}),
       confirm: async (plan) => {
         if (!v.json) io.err(renderRestorePlan(plan));
         return confirm(v, io, 'This replaces the cluster\'s data with the snapshot.', cluster);
