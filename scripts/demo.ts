@@ -24,7 +24,8 @@ import { countKeys, killMaster, memberOf, putKeys } from '../sandbox/scenario';
 import { reconcileCluster } from '../lib/flows/reconcile';
 import { DEFAULT_RECONCILE } from '../lib/domain/reconcile';
 import { Sandbox } from '../sandbox/sandbox';
-import { clusterStatus, renderStatus } from '../lib/flows/status';
+import { clusterStatus } from '../lib/flows/status';
+import { renderStatus } from '../cli/render/status';
 import { AckWriter, formatReport } from '../sandbox/writer';
 
 const t0 = Date.now();

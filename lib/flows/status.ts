@@ -2,7 +2,8 @@
  * The status of one cluster as an operator needs it: per member slot the ASG and its
  * instance (lifecycle state), the etcd volume and where it is attached, the etcd role and raft
  * lag, the load balancer's view; the cluster's etcd health; the newest backup. Read-only.
- * `problems` lists what makes the cluster degraded (empty = healthy).
+ * `problems` lists what makes the cluster degraded (empty = healthy). The text form is the
+ * CLI's (cli/render/status.ts).
  */
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { type EC2Client, paginateDescribeVolumes } from '@aws-sdk/client-ec2';
@@ -150,26 +151,4 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
     },
     backup, members,
   };
-}
-
-/** The status as an aligned text table with a verdict line and the problems. */
-export function renderStatus(s: ClusterStatus): string {
-  const age = (sec: number) => (sec < 3600 ? `${Math.round(sec / 60)} min` : sec < 172_800 ? `${(sec / 3600).toFixed(1)} h` : `${Math.round(sec / 86_400)} d`);
-  const header = ['MEMBER', 'AZ', 'ASG', 'INSTANCE', 'LIFECYCLE', 'VOLUME', 'ATTACHED', 'ETCD', 'RAFT LAG', 'LB'];
-  const rows = s.members.map((m) => [
-    m.member, m.az ?? '-', m.asg, m.instanceId ?? '-', m.lifecycleState ?? '-', m.volumeId ?? '-',
-    m.volumeAttachedTo ? (m.volumeAttachedTo === m.instanceId ? 'yes' : m.volumeAttachedTo) : (m.volumeState ?? '-'),
-    m.etcd, m.raftLag === null ? '-' : String(m.raftLag), m.lb,
-  ]);
-  const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd();
-  const e = s.etcd;
-  const backup = s.backup === 'unknown' ? 'unknown (no backup bucket given)' : s.backup ? `${age(s.backup.ageSec)} old (${s.backup.key})` : 'none';
-  return [
-    `cluster ${s.cluster}: ${s.healthy ? 'HEALTHY' : 'DEGRADED'} — etcd leader ${e.leader ?? 'none'}, ${e.healthyVoters}/${e.voters} voters healthy (quorum ${e.quorum}, margin ${e.quorumMargin}); newest backup ${backup}`,
-    '',
-    line(header),
-    ...rows.map(line),
-    ...(s.problems.length ? ['', 'problems:', ...s.problems.map((p) => `  - ${p}`)] : []),
-  ].join('\n');
 }

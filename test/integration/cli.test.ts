@@ -117,6 +117,11 @@ describe('quorum-keeper CLI', () => {
     expect((await cli(['restore', '--cluster', 'Prod;rm'])).code).toBe(2);
     expect((await cli(['frobnicate'])).err).toMatch(/unknown command "frobnicate"/);
     expect((await cli(['backup', '--cluster', 'prod', '--bogus'])).code).toBe(2);
+    // Checked before any AWS call: a bad token is a usage error, not a refusal after reading the cluster.
+    const badToken = await cli(['restore', '--cluster', 'prod', '--token', 'a b']);
+    expect([badToken.code, badToken.err]).toEqual([2, expect.stringMatching(/invalid --token "a b"/)]);
+    expect((await cli(['status', '--cluster', 'prod', '--prefix', '/etcd-backups/'])).err).toMatch(/invalid --prefix "\/etcd-backups\/": a key prefix/);
+    expect((await cli(['backup', '--cluster', 'prod', '--work-dir', '/var/../etc'])).code).toBe(2);
   });
 
   it('plan: nothing to do on a healthy cluster; a launch event that never came → the re-drive it would do, read-only', async () => {
