@@ -4,24 +4,18 @@
  * the clients destroyed in one place when the command ends (`withContext`).
  */
 import { join } from 'node:path';
-import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EC2Client } from '@aws-sdk/client-ec2';
-import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SNSClient } from '@aws-sdk/client-sns';
-import { SSMClient } from '@aws-sdk/client-ssm';
-import { type Alerter, snsAlerter } from '../lib/aws/alerts';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Alerter } from '../lib/aws/alerts';
 import type { BackupStore } from '../lib/aws/backups';
-import { ClusterLock } from '../lib/aws/lock';
-import { dynamoReconcileMemory } from '../lib/aws/reconcile-memory';
-import { systemClock } from '../lib/clock';
+import { awsClients } from '../lib/aws/clients';
+import { backupDeps, compose, planDeps, reconcileDeps, restoreDeps, statusDeps } from '../lib/compose';
 import { DEFAULT_RECONCILE } from '../lib/domain/reconcile';
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/flows/backup';
-import { AWS_TIMINGS, type HostFlowDeps } from '../lib/flows/deps';
-import { type ReconcileDeps, type ReconcileReadDeps, withLockView } from '../lib/flows/reconcile';
+import { AWS_TIMINGS } from '../lib/flows/deps';
+import type { ReconcileDeps, ReconcileReadDeps } from '../lib/flows/reconcile';
 import type { RestoreDeps } from '../lib/flows/restore';
+import type { Progress } from '../lib/flows/run';
 import type { StatusDeps } from '../lib/flows/status';
 import { loadHostScripts } from '../lib/host/fs-bundle';
 import { type CliIo, flag, need, UsageError, type Values } from './args';
@@ -91,40 +85,32 @@ export interface CliDeps {
   backupSettings: (store: BackupStore) => BackupSettings;
 }
 
-/** Builds every AWS client and every flow's deps; `close` destroys the clients. */
+/** Every command's deps, from the one composition root; `close` destroys the clients built. */
 export function buildDeps(o: GlobalOptions, io: CliIo): { deps: CliDeps; close: () => void } {
-  const cfg = { region: o.region, maxAttempts: 5, ...(o.endpoint ? { endpoint: o.endpoint } : {}), ...(o.credentials ? { credentials: o.credentials } : {}) };
-  const clients = {
-    asg: new AutoScalingClient(cfg), ssm: new SSMClient(cfg), s3: new S3Client({ ...cfg, forcePathStyle: Boolean(o.endpoint) }),
-    ec2: new EC2Client(cfg), elb: new ElasticLoadBalancingV2Client(cfg), ddb: new DynamoDBClient(cfg), sns: new SNSClient(cfg),
-  };
-  const progress: HostFlowDeps['progress'] = (e) => {
+  const clients = awsClients({ region: o.region, endpoint: o.endpoint, credentials: o.credentials });
+  const progress: Progress = (e) => {
     if (e.status !== 'start' && !o.json) io.err(progressLine(e));
   };
-  const base = {
-    ...clients, scripts: loadHostScripts(join(__dirname, '..', 'host')), clock: systemClock, tags: o.tags,
-    timings: o.endpoint ? { minDelaySec: 0.25, maxDelaySec: 0.5 } : { minDelaySec: 2, maxDelaySec: 10 }, progress,
-  };
   const printed: Alerter = { alert: (a) => Promise.resolve(io.err(alertText(a)) ?? true) };
+  const root = compose({
+    clients, scripts: loadHostScripts(join(__dirname, '..', 'host')), tags: o.tags, progress,
+    timings: { ...AWS_TIMINGS, ...(o.endpoint ? { minDelaySec: 0.25, maxDelaySec: 0.5 } : { minDelaySec: 2, maxDelaySec: 10 }) },
+    stateTable: o.stateTable,
+    // Without a topic, alerts are printed (backups always print: the CLI shows what failed).
+    ...(o.alertTopicArn ? { alertTopicArn: o.alertTopicArn } : { alerter: printed }),
+  });
   const backupSettings = (store: BackupStore): BackupSettings => ({
     store, workDir: o.workDir, compressor: 'auto', retention: DEFAULT_RETENTION, staleAfterSec: DEFAULT_RECONCILE.backupStaleAfterSec,
   });
-  const state = o.stateTable
-    ? { lock: new ClusterLock(clients.ddb, systemClock, { table: o.stateTable }), memory: dynamoReconcileMemory(clients.ddb, o.stateTable, systemClock) }
-    : null;
   const deps: CliDeps = {
-    status: base,
-    plan: state ? withLockView(base, state.lock, state.memory) : base,
-    reconcile: state && {
-      ...base, lock: state.lock, memory: state.memory, timings: { ...AWS_TIMINGS, ...base.timings },
-      alerter: o.alertTopicArn ? snsAlerter(clients.sns, o.alertTopicArn, state.lock) : printed,
-      ...(o.store ? { backup: { s3: clients.s3, settings: backupSettings(o.store) } } : {}),
-    },
-    backup: { ...base, alerter: printed },
-    restore: base,
+    status: statusDeps(root),
+    plan: planDeps(root),
+    reconcile: root.hasState ? reconcileDeps(root, o.store ? backupSettings(o.store) : undefined) : null,
+    backup: { ...backupDeps(root), alerter: printed },
+    restore: restoreDeps(root),
     backupSettings,
   };
-  return { deps, close: () => Object.values(clients).forEach((c) => c.destroy()) };
+  return { deps, close: () => clients.destroy() };
 }
 
 export interface CliContext<S extends BackupStore | null> {

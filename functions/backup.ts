@@ -8,45 +8,24 @@ import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { S3Client } from '@aws-sdk/client-s3';
-import { snsAlerter } from '../lib/aws/alerts';
-import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SNSClient } from '@aws-sdk/client-sns';
-import { SSMClient } from '@aws-sdk/client-ssm';
-import { clientOptions } from '../lib/aws/clients';
-import { ClusterLock } from '../lib/aws/lock';
-import { systemClock } from '../lib/clock';
+import { backupDeps } from '../lib/compose';
 import { loadBackupConfig } from '../lib/config';
 import { parseBackupRequest } from '../lib/events/scheduled';
-import { type BackupDeps, type BackupOutcome, backupCluster, backupSettings } from '../lib/flows/backup';
+import { type BackupOutcome, backupCluster, backupSettings } from '../lib/flows/backup';
 import { listClusters } from '../lib/flows/cluster-masters';
-import { hostScripts } from './host-scripts';
+import { lambdaRoot, withSignal } from './root';
 
 const config = loadBackupConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-backup' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'backup' });
-// Only the clients the backup uses: the EC2 client alone costs ~0.6 s of cold start.
-const clients = {
-  asg: new AutoScalingClient(clientOptions(config)), ssm: new SSMClient(clientOptions(config)), ddb: new DynamoDBClient(clientOptions(config)), sns: new SNSClient(clientOptions(config)),
-};
-const s3 = new S3Client({ ...clientOptions(config), forcePathStyle: Boolean(config.QK_AWS_ENDPOINT) });
-const lock = new ClusterLock(clients.ddb, systemClock, { table: config.QK_STATE_TABLE });
+// The backup touches only Auto Scaling, SSM, S3, DynamoDB and SNS: the root builds no other client.
+const root = lambdaRoot(config, logger);
 const settings = backupSettings(config);
-const tags = { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER };
-const deps: BackupDeps = {
-  asg: clients.asg, ssm: clients.ssm, s3,
-  alerter: snsAlerter(clients.sns, config.QK_ALERT_TOPIC_ARN, lock),
-  scripts: hostScripts,
-  clock: systemClock,
-  tags,
-  timings: { minDelaySec: config.QK_POLL_MIN_DELAY_SEC, maxDelaySec: config.QK_POLL_MAX_DELAY_SEC },
-  progress: (e) => {
-    if (e.status === 'start') return;
-    logger[e.status === 'fail' ? 'error' : 'info'](`step ${e.step} ${e.status}`, { step: e.step, status: e.status, detail: e.detail });
-  },
-};
 
+/**
+ * One EMF document per cluster (each carries its own Cluster dimension): published as each
+ * cluster finishes, which Powertools' logMetrics middleware (one flush per invocation) cannot do.
+ */
 function publish(o: BackupOutcome): void {
   metrics.addDimension('Cluster', o.cluster);
   metrics.addMetric('BackupFailures', MetricUnit.Count, o.result === 'failed' ? 1 : 0);
@@ -67,8 +46,8 @@ export interface BackupRunResult {
 
 async function backup(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<BackupRunResult> {
   const req = parseBackupRequest(input);
-  const clusters = req.clusters ?? (await listClusters(clients.asg, tags));
-  const run: BackupDeps = opts?.signal ? { ...deps, signal: opts.signal } : deps;
+  const clusters = req.clusters ?? (await listClusters(root.clients.asg, root.tags));
+  const run = withSignal(backupDeps(root), opts?.signal);
   const out: BackupRunResult = { clusters: [] };
   for (const cluster of clusters) {
     const o = await backupCluster(run, cluster, settings);
@@ -79,7 +58,7 @@ async function backup(input: unknown, _context: unknown, opts?: { signal?: Abort
       ...(o.key ? { key: o.key } : {}), ...(o.revision !== undefined ? { revision: o.revision } : {}), ...(o.failure ? { error: o.failure.message } : {}),
     });
   }
-  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags });
+  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
   return out;
 }
 

@@ -10,18 +10,19 @@ import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { flowDeps } from '../lib/compose';
 import { loadFlowConfig } from '../lib/config';
 import { parseLifecycleEvent } from '../lib/events/lifecycle';
-import type { FlowDeps } from '../lib/flows/deps';
 import { findMasterSlot } from '../lib/flows/master-slot';
 import { replaceMaster } from '../lib/flows/replacement';
 import { retireMaster } from '../lib/flows/retirement';
-import { lambdaFlowDeps } from './flow-deps';
+import { lambdaRoot, withSignal } from './root';
 
 const config = loadFlowConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-lifecycle' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'lifecycle' });
-const { clients, deps } = lambdaFlowDeps(config, logger);
+const root = lambdaRoot(config, logger);
 
 export interface LifecycleResult {
   outcome: 'ignored' | 'continued' | 'abandoned' | 'held' | 'failed' | 'busy';
@@ -33,7 +34,7 @@ export interface LifecycleResult {
 async function lifecycle(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<LifecycleResult> {
   const event = parseLifecycleEvent(input);
   const d = event.detail;
-  const found = await findMasterSlot(clients.asg, d.AutoScalingGroupName, { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER });
+  const found = await findMasterSlot(root.clients.asg, d.AutoScalingGroupName, { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER });
   if (found.kind === 'not-a-master') {
     logger.info('ignoring lifecycle event for an ASG that is not a Quorum Keeper master', { asg: d.AutoScalingGroupName, instanceId: d.EC2InstanceId, reason: found.reason });
     return { outcome: 'ignored', reason: found.reason };
@@ -43,16 +44,15 @@ async function lifecycle(input: unknown, _context: unknown, opts?: { signal?: Ab
   const hook = { asg: d.AutoScalingGroupName, hook: d.LifecycleHookName, token: d.LifecycleActionToken, instanceId: d.EC2InstanceId };
   // middy aborts `signal` shortly before the Lambda deadline: the flow then stops between steps
   // and the invocation fails, so EventBridge retries it and the next run resumes.
-  const run: FlowDeps = opts?.signal ? { ...deps, signal: opts.signal } : deps;
+  const run = withSignal(flowDeps(root), opts?.signal);
   const out = d.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING'
     ? await replaceMaster(run, { slot, instanceId: d.EC2InstanceId, hook })
     : await retireMaster(run, { slot, instanceId: d.EC2InstanceId, hook, ...(d.Destination ? { destination: d.Destination } : {}) });
   logger.info(`lifecycle flow ended: ${out.result}`, { result: out.result, step: out.step, reason: out.reason });
-  // The per-cluster flow-failures alarm (deploy/alarms.js) watches this.
+  // The per-cluster flow-failures alarm (deploy/alarms.js) watches this; logMetrics flushes it.
   metrics.addDimension('Cluster', slot.cluster);
   metrics.addMetric('FlowFailures', MetricUnit.Count, out.result === 'failed' || out.result === 'abandoned' ? 1 : 0);
-  metrics.publishStoredMetrics();
   return { outcome: out.result, cluster: slot.cluster, member: slot.member, ...(out.reason ? { reason: out.reason } : {}) };
 }
 
-export const handler = middy(lifecycle, { timeoutEarlyInMillis: 30_000 }).use(injectLambdaContext(logger));
+export const handler = middy(lifecycle, { timeoutEarlyInMillis: 30_000 }).use(injectLambdaContext(logger)).use(logMetrics(metrics));

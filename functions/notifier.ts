@@ -9,39 +9,30 @@
 import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { clientOptions } from '../lib/aws/clients';
-import { dynamoProbeMemory } from '../lib/aws/probe-memory';
-import { ClusterLock } from '../lib/aws/lock';
-import { systemClock } from '../lib/clock';
+import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
 import { loadNotifierConfig } from '../lib/config';
 import { parseSnsEvent } from '../lib/events/sns';
 import { type NotifyDeps, notify } from '../lib/flows/notify';
+import { lambdaRoot } from './root';
 
 const config = loadNotifierConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-notifier' });
-const ssm = new SSMClient(clientOptions(config));
-const ddb = new DynamoDBClient(clientOptions(config));
-const lock = new ClusterLock(ddb, systemClock, { table: config.QK_STATE_TABLE });
-const probeMemory = dynamoProbeMemory(ddb, config.QK_STATE_TABLE, systemClock);
+const root = lambdaRoot(config, logger);
+// Powertools Parameters: the SecureString decrypted and cached for 5 minutes.
+const parameters = new SSMProvider({ awsSdkV3Client: root.clients.ssm });
 
-let cached: { url: string; until: number } | null = null;
 async function webhookUrl(): Promise<string | null> {
   if (!config.QK_SLACK_WEBHOOK_PARAMETER) return null;
-  if (cached && cached.until > Date.now()) return cached.url;
-  const p = await ssm.send(new GetParameterCommand({ Name: config.QK_SLACK_WEBHOOK_PARAMETER, WithDecryption: true }));
-  const url = p.Parameter?.Value ?? '';
+  const url = (await parameters.get(config.QK_SLACK_WEBHOOK_PARAMETER, { decrypt: true, maxAge: 300 })) ?? '';
   if (!/^https?:\/\/[^\s]+$/.test(url)) throw new Error(`parameter ${config.QK_SLACK_WEBHOOK_PARAMETER} does not hold a webhook URL`);
-  cached = { url, until: Date.now() + 300_000 };
   return url;
 }
 
 const deps: NotifyDeps = {
-  clock: systemClock,
-  dedupe: { claim: (k, w) => lock.claimOnce(k, w), release: (k) => lock.releaseOnce(k) },
+  clock: root.clock,
+  dedupe: { claim: (k, w) => root.lock.claimOnce(k, w), release: (k) => root.lock.releaseOnce(k) },
   webhookUrl,
-  leaseHolder: async (cluster, component) => (await probeMemory.get(cluster))?.leases?.[component] ?? null,
+  leaseHolder: async (cluster, component) => (await root.probeMemory.get(cluster))?.leases?.[component] ?? null,
 };
 
 async function handle(input: unknown): Promise<{ results: Array<{ messageId: string; result: string }> }> {

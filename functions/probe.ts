@@ -8,33 +8,27 @@ import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SSMClient } from '@aws-sdk/client-ssm';
-import { clientOptions } from '../lib/aws/clients';
-import { dynamoProbeMemory } from '../lib/aws/probe-memory';
-import { systemClock } from '../lib/clock';
+import pLimit from 'p-limit';
+import { probeDeps } from '../lib/compose';
 import { loadProbeConfig } from '../lib/config';
 import { parseScheduledRequest } from '../lib/events/scheduled';
 import { listClusters } from '../lib/flows/cluster-masters';
-import { type ProbeDeps, type ProbeOutcome, probeCluster } from '../lib/flows/probe';
-import { hostScripts } from './host-scripts';
+import { type ProbeOutcome, probeCluster } from '../lib/flows/probe';
+import { lambdaRoot, withSignal } from './root';
 
 const config = loadProbeConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-probe' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'probe' });
-// Only the clients the probe uses: the EC2 client alone costs ~0.6 s of cold start.
-const clients = { asg: new AutoScalingClient(clientOptions(config)), ssm: new SSMClient(clientOptions(config)), ddb: new DynamoDBClient(clientOptions(config)) };
-const tags = { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER };
+// The probe touches only Auto Scaling, SSM and DynamoDB: the root builds no other client.
+const root = lambdaRoot(config, logger);
 const settings = { components: config.QK_PROBE_LEASES.split(','), quotaBytes: config.QK_ETCD_QUOTA_BYTES };
-const deps: ProbeDeps = {
-  asg: clients.asg, ssm: clients.ssm, scripts: hostScripts, clock: systemClock, tags,
-  timings: { minDelaySec: config.QK_POLL_MIN_DELAY_SEC, maxDelaySec: config.QK_POLL_MAX_DELAY_SEC },
-  memory: dynamoProbeMemory(clients.ddb, config.QK_STATE_TABLE, systemClock),
-};
 /** Clusters probed at the same time (each is one SSM command plus a few describe calls). */
 const PARALLEL = 4;
 
+/**
+ * One EMF document per cluster (each carries its own Cluster dimension), published as each
+ * probe ends: Powertools' logMetrics middleware flushes once per invocation, which cannot.
+ */
 export function publishHealth(m: Metrics, o: ProbeOutcome): void {
   const h = o.health;
   m.addDimension('Cluster', o.cluster);
@@ -67,28 +61,26 @@ export interface ProbeRunResult {
 
 async function probe(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<ProbeRunResult> {
   const req = parseScheduledRequest(input, 'probe');
-  const clusters = req.clusters ?? (await listClusters(clients.asg, tags));
-  const run: ProbeDeps = opts?.signal ? { ...deps, signal: opts.signal } : deps;
+  const clusters = req.clusters ?? (await listClusters(root.clients.asg, root.tags));
+  const run = withSignal(probeDeps(root), opts?.signal);
   const out: ProbeRunResult = { clusters: [] };
-  const queue = [...clusters];
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, queue.length) }, async () => {
-    for (let cluster = queue.shift(); cluster !== undefined; cluster = queue.shift()) {
-      try {
-        const o = await probeCluster(run, cluster, settings);
-        publishHealth(metrics, o);
-        const problems = o.health.problems.map((p) => p.summary);
-        // One summary line per cluster: what the probe saw.
-        logger[problems.length ? 'warn' : 'info'](`probe ${cluster}: ${problems.length ? problems.join('; ') : 'healthy'}`, { ...o });
-        out.clusters.push({ cluster, healthy: problems.length === 0, problems });
-      } catch (err) {
-        publishFailure(metrics, cluster);
-        const message = err instanceof Error ? err.message : String(err);
-        logger.error(`probe ${cluster} failed: ${message}`, { cluster, error: err as Error });
-        out.clusters.push({ cluster, healthy: false, problems: [], error: message });
-      }
+  const limit = pLimit(PARALLEL);
+  await Promise.all(clusters.map((cluster) => limit(async () => {
+    try {
+      const o = await probeCluster(run, cluster, settings);
+      publishHealth(metrics, o);
+      const problems = o.health.problems.map((p) => p.summary);
+      // One summary line per cluster: what the probe saw.
+      logger[problems.length ? 'warn' : 'info'](`probe ${cluster}: ${problems.length ? problems.join('; ') : 'healthy'}`, { ...o });
+      out.clusters.push({ cluster, healthy: problems.length === 0, problems });
+    } catch (err) {
+      publishFailure(metrics, cluster);
+      const message = err instanceof Error ? err.message : String(err);
+      logger.error(`probe ${cluster} failed: ${message}`, { cluster, error: err as Error });
+      out.clusters.push({ cluster, healthy: false, problems: [], error: message });
     }
-  }));
-  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags });
+  })));
+  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
   return out;
 }
 

@@ -8,27 +8,20 @@ import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { S3Client } from '@aws-sdk/client-s3';
-import { clientOptions } from '../lib/aws/clients';
-import { dynamoReconcileMemory } from '../lib/aws/reconcile-memory';
-import { systemClock } from '../lib/clock';
+import pLimit from 'p-limit';
+import { reconcileDeps } from '../lib/compose';
 import { loadReconcileConfig } from '../lib/config';
 import { parseScheduledRequest } from '../lib/events/scheduled';
 import { backupSettings } from '../lib/flows/backup';
 import { listClusters } from '../lib/flows/cluster-masters';
-import { type ReconcileDeps, reconcileCluster } from '../lib/flows/reconcile';
-import { lambdaFlowDeps } from './flow-deps';
+import { reconcileCluster } from '../lib/flows/reconcile';
+import { lambdaRoot, withSignal } from './root';
 
 const config = loadReconcileConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-reconcile' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'reconcile' });
-const { clients, deps: flow } = lambdaFlowDeps(config, logger);
+const root = lambdaRoot(config, logger);
 const backup = backupSettings(config);
-const deps: ReconcileDeps = {
-  ...flow,
-  memory: dynamoReconcileMemory(clients.ddb, config.QK_STATE_TABLE, systemClock),
-  backup: { s3: new S3Client({ ...clientOptions(config), forcePathStyle: Boolean(config.QK_AWS_ENDPOINT) }), settings: backup },
-};
 const settings = {
   pendingGraceSec: config.QK_RECONCILE_PENDING_GRACE_SEC,
   repairGraceSec: config.QK_RECONCILE_REPAIR_GRACE_SEC,
@@ -44,34 +37,32 @@ export interface ReconcileRunResult {
 
 async function reconcile(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<ReconcileRunResult> {
   const req = parseScheduledRequest(input, 'reconcile');
-  const clusters = req.clusters ?? (await listClusters(clients.asg, flow.tags));
-  const run: ReconcileDeps = opts?.signal ? { ...deps, signal: opts.signal } : deps;
+  const clusters = req.clusters ?? (await listClusters(root.clients.asg, root.tags));
+  const run = withSignal(reconcileDeps(root, backup), opts?.signal);
   const out: ReconcileRunResult = { clusters: [] };
-  const queue = [...clusters];
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, queue.length) }, async () => {
-    for (let cluster = queue.shift(); cluster !== undefined; cluster = queue.shift()) {
-      // One EMF document per value (clusters run concurrently; a single metric flushes at once).
-      const put = (name: string, value: number) => {
-        const m = metrics.singleMetric();
-        m.addDimension('Cluster', cluster);
-        m.addMetric(name, MetricUnit.Count, value);
-      };
-      try {
-        const o = await reconcileCluster(run, cluster, settings, { dryRun: req.dryRun ?? false });
-        const failed = o.steps.filter((s) => s.result === 'failed').length;
-        logger[failed ? 'error' : o.drift ? 'warn' : 'info'](o.summary, { cluster, drift: o.drift, dryRun: o.dryRun, steps: o.steps.map((s) => ({ kind: s.action.kind, result: s.result, detail: s.detail })) });
-        put('ReconcileDrift', o.drift);
-        put('FlowFailures', failed ? 1 : 0);
-        out.clusters.push({ cluster, drift: o.drift, summary: o.summary, failed });
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        logger.error(`reconcile ${cluster}: FAILED to read or act: ${message}`, { cluster, error: err as Error });
-        put('FlowFailures', 1);
-        out.clusters.push({ cluster, drift: null, summary: `reconcile ${cluster}: failed: ${message}`, failed: 1, error: message });
-      }
+  const limit = pLimit(PARALLEL);
+  await Promise.all(clusters.map((cluster) => limit(async () => {
+    // One EMF document per value (clusters run concurrently; a single metric flushes at once).
+    const put = (name: string, value: number) => {
+      const m = metrics.singleMetric();
+      m.addDimension('Cluster', cluster);
+      m.addMetric(name, MetricUnit.Count, value);
+    };
+    try {
+      const o = await reconcileCluster(run, cluster, settings, { dryRun: req.dryRun ?? false });
+      const failed = o.steps.filter((s) => s.result === 'failed').length;
+      logger[failed ? 'error' : o.drift ? 'warn' : 'info'](o.summary, { cluster, drift: o.drift, dryRun: o.dryRun, steps: o.steps.map((s) => ({ kind: s.action.kind, result: s.result, detail: s.detail })) });
+      put('ReconcileDrift', o.drift);
+      put('FlowFailures', failed ? 1 : 0);
+      out.clusters.push({ cluster, drift: o.drift, summary: o.summary, failed });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      logger.error(`reconcile ${cluster}: FAILED to read or act: ${message}`, { cluster, error: err as Error });
+      put('FlowFailures', 1);
+      out.clusters.push({ cluster, drift: null, summary: `reconcile ${cluster}: failed: ${message}`, failed: 1, error: message });
     }
-  }));
-  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: flow.tags });
+  })));
+  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
   return out;
 }
 

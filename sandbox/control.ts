@@ -7,18 +7,17 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import { CreateBucketCommand, PutBucketEncryptionCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { snsAlerter } from '../lib/aws/alerts';
 import { ClusterLock } from '../lib/aws/lock';
 import { systemClock } from '../lib/clock';
 import type { BackupStore } from '../lib/aws/backups';
+import { backupDeps, compose, flowDeps, probeDeps, reconcileDeps, type Root, statusDeps } from '../lib/compose';
 import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/flows/backup';
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { AWS_TIMINGS, type FlowDeps, type FlowTimings } from '../lib/flows/deps';
 import type { ProbeDeps } from '../lib/flows/probe';
 import type { ReconcileDeps } from '../lib/flows/reconcile';
-import { dynamoReconcileMemory } from '../lib/aws/reconcile-memory';
+import type { Progress } from '../lib/flows/run';
 import type { StatusDeps } from '../lib/flows/status';
-import { dynamoProbeMemory } from '../lib/aws/probe-memory';
 import { hostScripts, type SandboxClients } from './cluster';
 import type { Sandbox } from './sandbox';
 
@@ -35,6 +34,8 @@ export interface Control {
   ddb: DynamoDBClient;
   sns: SNSClient;
   sqs: SQSClient;
+  /** For flows that read S3 where a test has no backup bucket (status). */
+  s3: S3Client;
   table: string;
   topicArn: string;
   queueUrl: string;
@@ -55,13 +56,14 @@ export async function provisionControl(sandbox: Sandbox): Promise<Control> {
   const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'alerts-inbox' }))).QueueUrl!;
   const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
   await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'true' } }));
-  return { ddb, sns, sqs, table, topicArn, queueUrl, lock: new ClusterLock(ddb, systemClock, { table }) };
+  return { ddb, sns, sqs, s3: new S3Client(cfg), table, topicArn, queueUrl, lock: new ClusterLock(ddb, systemClock, { table }) };
 }
 
 export function destroyControl(ctl: Control): void {
   ctl.ddb.destroy();
   ctl.sns.destroy();
   ctl.sqs.destroy();
+  ctl.s3.destroy();
 }
 
 /** Every alert published so far (drains the inbox queue). */
@@ -74,17 +76,17 @@ export async function receivedAlerts(ctl: Control): Promise<string[]> {
   }
 }
 
-export function sandboxFlowDeps(c: SandboxClients, ctl: Control, progress: FlowDeps['progress'] = () => undefined): FlowDeps {
-  return {
-    ec2: c.ec2, asg: c.asg, ssm: c.ssm, elb: c.elb,
-    lock: ctl.lock,
-    alerter: snsAlerter(ctl.sns, ctl.topicArn, ctl.lock),
-    scripts: hostScripts(),
-    clock: systemClock,
-    tags: { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' },
-    timings: SANDBOX_TIMINGS,
-    progress,
-  };
+/** The composition root in the sandbox: the sandbox's clients, its state table and alert topic. */
+export function sandboxRoot(c: SandboxClients, ctl: Control, o: { backups?: BackupTarget; progress?: Progress } = {}): Root {
+  return compose({
+    clients: { ...c, ddb: ctl.ddb, sns: ctl.sns, s3: o.backups?.s3 ?? ctl.s3 },
+    scripts: hostScripts(), tags: { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' }, timings: SANDBOX_TIMINGS,
+    stateTable: ctl.table, alertTopicArn: ctl.topicArn, ...(o.progress ? { progress: o.progress } : {}),
+  });
+}
+
+export function sandboxFlowDeps(c: SandboxClients, ctl: Control, progress?: Progress): FlowDeps {
+  return flowDeps(sandboxRoot(c, ctl, { ...(progress ? { progress } : {}) }));
 }
 
 export interface BackupTarget {
@@ -117,15 +119,13 @@ export function sandboxBackupSettings(b: BackupTarget, over: Partial<BackupSetti
   return { store: b.store, workDir: DEFAULT_WORK_DIR, compressor: 'auto', retention: DEFAULT_RETENTION, staleAfterSec: 3600, ...over };
 }
 
-export function sandboxBackupDeps(c: SandboxClients, ctl: Control, b: BackupTarget, progress: FlowDeps['progress'] = () => undefined): BackupDeps {
-  const f = sandboxFlowDeps(c, ctl, progress);
-  return { asg: f.asg, ssm: f.ssm, s3: b.s3, alerter: f.alerter, scripts: f.scripts, clock: f.clock, tags: f.tags, timings: f.timings, progress };
+export function sandboxBackupDeps(c: SandboxClients, ctl: Control, b: BackupTarget, progress?: Progress): BackupDeps {
+  return backupDeps(sandboxRoot(c, ctl, { backups: b, ...(progress ? { progress } : {}) }));
 }
 
 /** The watchdog probe's dependencies in the sandbox (memory in the sandbox state table). */
 export function sandboxProbeDeps(c: SandboxClients, ctl: Control): ProbeDeps {
-  const f = sandboxFlowDeps(c, ctl);
-  return { asg: f.asg, ssm: f.ssm, scripts: f.scripts, clock: f.clock, tags: f.tags, timings: f.timings, memory: dynamoProbeMemory(ctl.ddb, ctl.table, f.clock) };
+  return probeDeps(sandboxRoot(c, ctl));
 }
 
 /** The environment a Lambda entry gets in the sandbox (what serverless.yml gives it on AWS). */
@@ -138,12 +138,10 @@ export function sandboxLambdaEnv(sandbox: Sandbox, ctl: Control): Record<string,
 
 /** What `quorum-keeper status` reads, in the sandbox. */
 export function sandboxStatusDeps(c: SandboxClients, ctl: Control, b?: BackupTarget): StatusDeps {
-  const f = sandboxFlowDeps(c, ctl);
-  return { asg: f.asg, ec2: f.ec2, elb: f.elb, ssm: f.ssm, ...(b ? { s3: b.s3 } : {}), scripts: f.scripts, clock: f.clock, tags: f.tags, timings: f.timings };
+  return statusDeps(sandboxRoot(c, ctl, { ...(b ? { backups: b } : {}) }));
 }
 
 /** The reconciler's dependencies in the sandbox; with `b`, backups are judged and taken there. */
-export function sandboxReconcileDeps(c: SandboxClients, ctl: Control, b?: BackupTarget, progress: FlowDeps['progress'] = () => undefined): ReconcileDeps {
-  const f = sandboxFlowDeps(c, ctl, progress);
-  return { ...f, memory: dynamoReconcileMemory(ctl.ddb, ctl.table, f.clock), ...(b ? { backup: { s3: b.s3, settings: sandboxBackupSettings(b) } } : {}) };
+export function sandboxReconcileDeps(c: SandboxClients, ctl: Control, b?: BackupTarget, progress?: Progress): ReconcileDeps {
+  return reconcileDeps(sandboxRoot(c, ctl, { ...(b ? { backups: b } : {}), ...(progress ? { progress } : {}) }), b ? sandboxBackupSettings(b) : undefined);
 }

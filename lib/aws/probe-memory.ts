@@ -6,7 +6,12 @@
 import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Clock } from '../clock';
 import type { ProbeMemory } from '../domain/health';
-import type { ProbeMemoryStore } from '../flows/probe';
+
+/** Where a probe keeps what it remembers (as ReconcileMemory does for the reconciler). */
+export interface ProbeMemoryStore {
+  get(cluster: string): Promise<ProbeMemory | null>;
+  put(cluster: string, memory: ProbeMemory): Promise<void>;
+}
 
 export function dynamoProbeMemory(ddb: DynamoDBClient, table: string, clock: Clock): ProbeMemoryStore {
   return {

@@ -10,16 +10,12 @@
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { Clock } from '../clock';
-import { assessHealth, type HealthAssessment, type ProbeMemory } from '../domain/health';
+import type { ProbeMemoryStore } from '../aws/probe-memory';
+import { assessHealth, type HealthAssessment } from '../domain/health';
 import type { HostScriptBundle } from '../host/command';
 import { clusterMasters } from './cluster-masters';
 import { type HostFlowDeps, hostRunOpts } from './deps';
 import { surveyCluster } from './survey';
-
-export interface ProbeMemoryStore {
-  get(cluster: string): Promise<ProbeMemory | null>;
-  put(cluster: string, memory: ProbeMemory): Promise<void>;
-}
 
 export interface ProbeDeps {
   asg: AutoScalingClient;

@@ -1,0 +1,34 @@
+/** Every Lambda's composition root: validated configuration → the clients, deps and step logging its flows share. */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { awsClients } from '../lib/aws/clients';
+import { compose, type Root } from '../lib/compose';
+import type { Config } from '../lib/config';
+import { AWS_TIMINGS } from '../lib/flows/deps';
+import { hostScripts } from './host-scripts';
+
+type LambdaConfig = Config & { QK_STATE_TABLE: string; QK_ALERT_TOPIC_ARN?: string; QK_POLL_MIN_DELAY_SEC?: number; QK_POLL_MAX_DELAY_SEC?: number };
+
+export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
+  return compose({
+    clients: awsClients({ region: config.AWS_REGION, endpoint: config.QK_AWS_ENDPOINT }),
+    scripts: hostScripts,
+    tags: { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER },
+    timings: {
+      ...AWS_TIMINGS,
+      ...(config.QK_POLL_MIN_DELAY_SEC ? { minDelaySec: config.QK_POLL_MIN_DELAY_SEC } : {}),
+      ...(config.QK_POLL_MAX_DELAY_SEC ? { maxDelaySec: config.QK_POLL_MAX_DELAY_SEC } : {}),
+    },
+    stateTable: config.QK_STATE_TABLE,
+    alertTopicArn: config.QK_ALERT_TOPIC_ARN,
+    // One structured log line per step, for operators.
+    progress: (e) => {
+      if (e.status === 'start') return;
+      logger[e.status === 'fail' ? 'error' : 'info'](`step ${e.step} ${e.status}`, { step: e.step, status: e.status, detail: e.detail, ms: e.ms });
+    },
+  });
+}
+
+/** The flow's deps for this invocation: middy's timeout signal stops it before the Lambda deadline. */
+export function withSignal<D extends object>(deps: D, signal: AbortSignal | undefined): D {
+  return signal ? { ...deps, signal } : deps;
+}

@@ -1,0 +1,123 @@
+/**
+ * The one composition root. Every Lambda, the CLI and the sandbox build their flows'
+ * dependencies here, from the same parts: clients (built on first use), the host scripts, the
+ * tags, the timings, the clock, where progress goes, the state table (locks, alert
+ * de-duplication, what probes and reconciler runs remember) and the alert topic. Each flow gets
+ * a narrow view of it (`flowDeps`, `backupDeps`, …), so a flow sees only what it uses, and a
+ * Lambda builds only the clients its flow touches.
+ *
+ * Layering: functions / cli / sandbox → compose → flows → domain, aws, etcd, notify, host.
+ */
+import { type Alerter, snsAlerter } from './aws/alerts';
+import type { AwsClients } from './aws/clients';
+import { ClusterLock } from './aws/lock';
+import { dynamoProbeMemory, type ProbeMemoryStore } from './aws/probe-memory';
+import { dynamoReconcileMemory, type ReconcileMemory } from './aws/reconcile-memory';
+import { type Clock, systemClock } from './clock';
+import type { HostScriptBundle } from './host/command';
+import type { BackupDeps, BackupSettings } from './flows/backup';
+import type { FlowDeps, FlowTimings, HostFlowDeps } from './flows/deps';
+import type { ProbeDeps } from './flows/probe';
+import type { ReconcileDeps, ReconcileReadDeps } from './flows/reconcile';
+import { withLockView } from './flows/reconcile';
+import type { RestoreDeps } from './flows/restore';
+import type { Progress } from './flows/run';
+import type { StatusDeps } from './flows/status';
+
+export interface RootOptions {
+  clients: AwsClients;
+  scripts: HostScriptBundle;
+  tags: { cluster: string; member: string };
+  timings: FlowTimings;
+  progress?: Progress;
+  clock?: Clock;
+  /** The deployment's state table: locks, alert de-duplication, probe and reconciler memory. */
+  stateTable?: string | undefined;
+  /** Alerts go to this SNS topic (de-duplicated in the state table)... */
+  alertTopicArn?: string | undefined;
+  /** ...unless an alerter is given (the CLI without a topic prints alerts). */
+  alerter?: Alerter;
+}
+
+export interface Root {
+  readonly clients: AwsClients;
+  readonly scripts: HostScriptBundle;
+  readonly tags: { cluster: string; member: string };
+  readonly timings: FlowTimings;
+  readonly progress: Progress;
+  readonly clock: Clock;
+  /** Whether a state table was given (locks and memory exist). */
+  readonly hasState: boolean;
+  readonly lock: ClusterLock;
+  readonly alerter: Alerter;
+  readonly probeMemory: ProbeMemoryStore;
+  readonly reconcileMemory: ReconcileMemory;
+}
+
+/** Builds on first use, once. */
+function once<T>(make: () => T): () => T {
+  let v: { value: T } | undefined;
+  return () => (v ??= { value: make() }).value;
+}
+
+export function compose(o: RootOptions): Root {
+  const clock = o.clock ?? systemClock;
+  const table = (): string => {
+    if (!o.stateTable) throw new Error('no state table configured: locks, alert de-duplication and memory need one');
+    return o.stateTable;
+  };
+  const lock = once(() => new ClusterLock(o.clients.ddb, clock, { table: table() }));
+  const alerter = once((): Alerter => {
+    if (o.alerter) return o.alerter;
+    if (!o.alertTopicArn) throw new Error('no alert topic configured');
+    return snsAlerter(o.clients.sns, o.alertTopicArn, lock());
+  });
+  const probeMemory = once(() => dynamoProbeMemory(o.clients.ddb, table(), clock));
+  const reconcileMemory = once(() => dynamoReconcileMemory(o.clients.ddb, table(), clock));
+  return {
+    clients: o.clients, scripts: o.scripts, tags: o.tags, timings: o.timings, progress: o.progress ?? (() => undefined), clock,
+    hasState: Boolean(o.stateTable),
+    get lock() { return lock(); },
+    get alerter() { return alerter(); },
+    get probeMemory() { return probeMemory(); },
+    get reconcileMemory() { return reconcileMemory(); },
+  };
+}
+
+/** What the host-side cluster flows (backup, restore) see. */
+function hostFlowDeps(r: Root): HostFlowDeps {
+  return { asg: r.clients.asg, ssm: r.clients.ssm, s3: r.clients.s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+}
+
+/** The lifecycle flows (replacement, retirement). */
+export function flowDeps(r: Root): FlowDeps {
+  const { ec2, asg, ssm, elb } = r.clients;
+  return { ec2, asg, ssm, elb, lock: r.lock, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+}
+
+export function backupDeps(r: Root): BackupDeps {
+  return { ...hostFlowDeps(r), alerter: r.alerter };
+}
+
+export function restoreDeps(r: Root): RestoreDeps {
+  return hostFlowDeps(r);
+}
+
+export function probeDeps(r: Root): ProbeDeps {
+  return { asg: r.clients.asg, ssm: r.clients.ssm, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, memory: r.probeMemory };
+}
+
+export function statusDeps(r: Root): StatusDeps & { s3: Root['clients']['s3'] } {
+  const { asg, ec2, elb, ssm, s3 } = r.clients;
+  return { asg, ec2, elb, ssm, s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings };
+}
+
+/** The reconciler's read; with a state table it also sees the locks and what earlier runs remembered. */
+export function planDeps(r: Root): ReconcileReadDeps {
+  return r.hasState ? withLockView(statusDeps(r), r.lock, r.reconcileMemory) : statusDeps(r);
+}
+
+/** The reconciler; with backup settings it judges and takes backups too. */
+export function reconcileDeps(r: Root, backup?: BackupSettings): ReconcileDeps {
+  return { ...flowDeps(r), memory: r.reconcileMemory, ...(backup ? { backup: { s3: r.clients.s3, settings: backup } } : {}) };
+}
