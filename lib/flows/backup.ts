@@ -23,7 +23,7 @@ import { chooseBackupSource } from '../domain/backup-source';
 import { decideRetention, type RetentionPolicy } from '../domain/retention';
 import { clusterMasters } from './cluster-masters';
 import { type HostFlowDeps, hostRunOpts } from './deps';
-import { FlowFailure } from './run';
+import { FlowFailure, FlowRun } from './run';
 import { surveyCluster } from './survey';
 
 export interface BackupDeps extends HostFlowDeps {
@@ -108,11 +108,8 @@ function kmsMatches(configured: string | undefined, actual: string | undefined):
 export async function backupCluster(deps: BackupDeps, cluster: string, settings: BackupSettings): Promise<BackupOutcome> {
   const t0 = deps.clock.now();
   const out: BackupOutcome = { cluster, result: 'failed', ms: { total: 0 }, newestGoodAgeSec: null, pruned: [], stale: false };
-  let done = 'nothing';
-  const say = (step: string, status: 'start' | 'ok' | 'skip' | 'wait' | 'fail', detail: string) => {
-    if (status === 'ok') done = step;
-    deps.progress({ step, status, detail });
-  };
+  const run = new FlowRun(deps, { owner: 'backup' });
+  const say = run.say.bind(run);
   let staged: { instanceId: string; file: string } | null = null;
   try {
     // 1. Source: a healthy follower of a cluster that has a leader and quorum.
@@ -204,7 +201,7 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     // happens only after the verdict, and is checked); the run still cleans up and says so.
     const aborted = deps.signal?.aborted === true;
     const f = aborted
-      ? new FlowFailure('deadline', `the backup of ${cluster} was stopped before the Lambda deadline (last step done: ${done}): ${err instanceof Error ? err.message : String(err)}`,
+      ? new FlowFailure('deadline', `the backup of ${cluster} was stopped before the Lambda deadline (last step done: ${run.lastDone}): ${err instanceof Error ? err.message : String(err)}`,
         'The next scheduled run starts over. If this repeats, the snapshot does not fit one Lambda run (15 min): check the DB size (`quorum-keeper status`), defragment, and the master\'s route to S3.', 'warning', 'backup-deadline')
       : err instanceof FlowFailure ? err : new FlowFailure('backup', err instanceof Error ? err.message : String(err), 'See the function\'s log for the full error.', 'critical', 'backup-error');
     out.failure = { step: f.step, message: f.message, action: f.action };

@@ -8,8 +8,8 @@ import type { Clock } from '../clock';
 import type { HostScriptBundle } from '../host/command';
 import type { Alerter } from '../aws/alerts';
 import type { ClusterLock } from '../aws/lock';
-import type { WaitOpts } from '../aws/ec2';
 import type { RunOptions } from '../aws/run-command';
+import type { Progress } from './run';
 
 export interface FlowTimings {
   /** SDK waiter / poll floor and ceiling in seconds (AWS: 2/15; sandbox: 1/1). */
@@ -45,18 +45,8 @@ export interface FlowDeps {
   tags: { cluster: string; member: string };
   timings: FlowTimings;
   /** One line per step for operators (structured logs in Lambda, progress lines in the demo). */
-  progress: (event: { step: string; status: 'start' | 'ok' | 'skip' | 'wait' | 'fail'; detail: string; ms?: number }) => void;
+  progress: Progress;
   signal?: AbortSignal;
-}
-
-/** SDK waiter settings for a step that may take up to `maxWaitSec`. */
-export function waitOpts(d: FlowDeps, maxWaitSec: number): WaitOpts {
-  return { maxWaitSec, minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, ...(d.signal ? { abortSignal: d.signal } : {}) };
-}
-
-/** SSM Run Command polling for host scripts. */
-export function runOpts(d: FlowDeps): RunOptions {
-  return { minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, maxWaitSec: 600, ...(d.signal ? { abortSignal: d.signal } : {}) };
 }
 
 /** What the cluster-wide host flows (backup, restore) receive: no EC2/LB, but S3. */
@@ -68,7 +58,7 @@ export interface HostFlowDeps {
   clock: Clock;
   tags: { cluster: string; member: string };
   timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec'>;
-  progress: FlowDeps['progress'];
+  progress: Progress;
   signal?: AbortSignal;
 }
 

@@ -8,7 +8,6 @@
  * First-seen times come from the world where it records them (a `Pending:Wait` instance's
  * launch time) and otherwise from what an earlier run remembered (strays).
  */
-import { randomUUID } from 'node:crypto';
 import { type EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type BackupStore, listBackups } from '../aws/backups';
@@ -24,7 +23,8 @@ import {
 import { type EndpointStatusReport as StatusReport, hasNoLeader, type Member, STATUS_TIMEOUT } from '../etcd';
 import { backupCluster, type BackupSettings } from './backup';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
-import { type FlowDeps, hostRunOpts, runOpts, waitOpts } from './deps';
+import { type FlowDeps, hostRunOpts } from './deps';
+import { FlowRun } from './run';
 import { findMasterSlot, slotLockKey } from './master-slot';
 import { replaceMaster } from './replacement';
 import { clusterVolumes, type StatusDeps, targetHealth } from './status';
@@ -156,25 +156,19 @@ const done = (detail: string): StepResult => ({ result: 'done', detail });
 const skipped = (detail: string): StepResult => ({ result: 'skipped', detail });
 const failed = (detail: string, alert = true): StepResult => ({ result: 'failed', detail, alert });
 
-/** Runs `fn` holding `key` in the lock table, or skips when another flow holds it. */
-async function holding(deps: ReconcileDeps, key: string, busy: string, fn: () => Promise<StepResult>): Promise<StepResult> {
-  const owner = `reconciler/${randomUUID()}`;
-  if (!(await deps.lock.tryAcquire(key, owner))) return skipped(busy);
-  try {
-    return await fn();
-  } finally {
-    await deps.lock.release(key, owner);
-  }
+/** Runs `fn` holding `key` in the lock table (extended by the run's heartbeat), or skips when another flow holds it. */
+async function holding(r: FlowRun, key: string, busy: string, fn: () => Promise<StepResult>): Promise<StepResult> {
+  return (await r.hold(key, 'try', fn)) ?? skipped(busy);
 }
 
-async function detach(deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'detach-volume' }>): Promise<StepResult> {
-  return holding(deps, slotLockKey({ cluster, member: a.member }), `a flow is driving ${a.member}; it handles the volume`, async () => {
+async function detach(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'detach-volume' }>): Promise<StepResult> {
+  return holding(r, slotLockKey({ cluster, member: a.member }), `a flow is driving ${a.member}; it handles the volume`, async () => {
     // Re-read: only a volume still attached to that instance, only if it is really gone.
     const v = await describeVolume(deps.ec2, a.volumeId);
     if (v.attachedTo !== a.instanceId) return skipped(`${a.volumeId} is no longer attached to ${a.instanceId}`);
     const i = await describeInstance(deps.ec2, a.instanceId);
     if (i.state !== 'terminated' && i.state !== 'gone') return skipped(`${a.instanceId} is ${i.state}, not terminated: not touched`);
-    await detachVolume(deps.ec2, a.volumeId, a.instanceId, true, waitOpts(deps, deps.timings.volumeTimeoutSec));
+    await detachVolume(deps.ec2, a.volumeId, a.instanceId, true, r.waitOpts(deps.timings.volumeTimeoutSec));
     return done(`detached ${a.volumeId} from terminated ${a.instanceId}`);
   });
 }
@@ -202,10 +196,10 @@ async function repair(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: '
   return failed(`repair of ${a.member} stopped at ${out.step}: ${out.reason}`, false); // the flow alerted
 }
 
-async function removeStray(deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'remove-stray' }>): Promise<StepResult> {
-  return holding(deps, cluster, 'a membership change holds the cluster lock; decided next run', async () => {
+async function removeStray(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'remove-stray' }>): Promise<StepResult> {
+  return holding(r, cluster, 'a membership change holds the cluster lock; decided next run', async () => {
     const masters = await clusterMasters(deps.asg, deps.tags, cluster);
-    const peer = await firstHealthyPeer(deps.ssm, deps.scripts, masters.flatMap((m) => (m.instanceId ? [{ member: m.member, instanceId: m.instanceId }] : [])), runOpts(deps));
+    const peer = await firstHealthyPeer(deps.ssm, deps.scripts, masters.flatMap((m) => (m.instanceId ? [{ member: m.member, instanceId: m.instanceId }] : [])), r.runOpts());
     if (!peer) return failed('no healthy etcd member answers: nothing removed');
     const list = await peer.etcd.memberList();
     const m = list.members.find((x) => x.id === a.memberId);
@@ -225,12 +219,12 @@ async function backup(deps: ReconcileDeps, cluster: string): Promise<StepResult>
   return out.result === 'uploaded' ? done(`backup ${out.key} uploaded (revision ${out.revision})`) : failed(`backup failed at ${out.failure?.step}: ${out.failure?.message}`, false);
 }
 
-async function execute(deps: ReconcileDeps, cluster: string, a: ReconcileAction): Promise<StepResult> {
+async function execute(r: FlowRun, deps: ReconcileDeps, cluster: string, a: ReconcileAction): Promise<StepResult> {
   switch (a.kind) {
-    case 'detach-volume': return detach(deps, cluster, a);
+    case 'detach-volume': return detach(r, deps, cluster, a);
     case 'redrive-replacement': return redrive(deps, a);
     case 'repair-master': return repair(deps, a);
-    case 'remove-stray': return removeStray(deps, cluster, a);
+    case 'remove-stray': return removeStray(r, deps, cluster, a);
     case 'backup': return backup(deps, cluster);
     case 'alert': {
       const sent = await deps.alerter.alert({
@@ -268,17 +262,18 @@ export async function reconcileCluster(deps: ReconcileDeps, cluster: string, set
   const steps: ReconcileStep[] = [];
   if (!dryRun) {
     await deps.memory.put(cluster, plan.seen);
+    const run = new FlowRun(deps, { owner: 'reconciler' });
     for (const a of [...plan.actions].sort((x, y) => ORDER[x.kind] - ORDER[y.kind])) {
       deps.signal?.throwIfAborted();
-      deps.progress({ step: a.kind, status: 'start', detail: describeAction(a) });
+      run.say(a.kind, 'start', describeAction(a));
       let r: StepResult;
       try {
-        r = await execute(deps, cluster, a);
+        r = await execute(run, deps, cluster, a);
       } catch (err) {
-        if (deps.signal?.aborted) throw err;
+        if (run.aborted) throw err;
         r = failed(`${describeAction(a)}: ${err instanceof Error ? err.message : String(err)}`);
       }
-      deps.progress({ step: a.kind, status: r.result === 'done' ? 'ok' : r.result === 'skipped' ? 'skip' : 'fail', detail: r.detail });
+      run.say(a.kind, r.result === 'done' ? 'ok' : r.result === 'skipped' ? 'skip' : 'fail', r.detail);
       steps.push({ action: a, result: r.result, detail: r.detail });
       if (r.alert) {
         await deps.alerter.alert({

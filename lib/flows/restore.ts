@@ -15,12 +15,12 @@
 import { type BackupMeta, type BackupStore, headBackup, listBackups, parseBackupKey, presignDownload } from '../aws/backups';
 import { runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
-import { pollUntil } from '../clock';
 import { clusterHealth } from '../domain/membership';
 import { STATUS_TIMEOUT } from '../etcd';
 import { patterns } from '../validate';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
 import { type HostFlowDeps, hostRunOpts } from './deps';
+import { FlowRun } from './run';
 
 
 export type RestoreDeps = HostFlowDeps;
@@ -138,7 +138,8 @@ export async function planRestore(deps: RestoreDeps, req: RestoreRequest): Promi
 
 export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Promise<RestoreSummary> {
   const t0 = deps.clock.now();
-  const say = (step: string, status: 'start' | 'ok' | 'skip' | 'wait' | 'fail', detail: string) => deps.progress({ step, status, detail });
+  const run = new FlowRun(deps, { owner: 'restore' });
+  const say = run.say.bind(run);
   const { plan, prepared } = await planRestore(deps, req);
   say('plan', 'ok', `snapshot ${plan.snapshot.key} (revision ${plan.snapshot.meta.revision}); cluster: ${plan.health}`);
   if (plan.hasQuorum && !req.force) {
@@ -185,12 +186,12 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
   // A leader, and every member healthy.
   const n = prepared.masters.length;
   try {
-    await pollUntil('a leader with every restored member healthy', async () => {
+    await run.poll('a leader with every restored member healthy', async () => {
       const peer = await firstHealthyPeer(deps.ssm, deps.scripts, prepared.masters, hostRunOpts(deps, 120));
       if (!peer) return undefined;
       const h = clusterHealth((await peer.etcd.memberList()).members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
       return h.leader !== null && h.healthyVoters === n ? true : undefined;
-    }, { clock: deps.clock, timeoutMs: (req.leaderTimeoutSec ?? 120) * 1000, intervalMs: 1000, ...(deps.signal ? { signal: deps.signal } : {}) });
+    }, { timeoutSec: req.leaderTimeoutSec ?? 120, intervalSec: 1 });
   } catch (err) {
     throw new RestoreFailed(`the restored cluster did not become healthy: ${err instanceof Error ? err.message : String(err)}`, rollback);
   }
