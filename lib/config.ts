@@ -88,26 +88,12 @@ function parse<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
   return parsed.data;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  return parse(base, env);
-}
+/** A loader of one function's configuration: validated at cold start, with every problem named. */
+const loader = <T>(schema: z.ZodType<T>) => (env: NodeJS.ProcessEnv = process.env): T => parse(schema, env);
 
-export function loadFlowConfig(env: NodeJS.ProcessEnv = process.env): FlowConfig {
-  return parse(flows, env);
-}
-
-export function loadBackupConfig(env: NodeJS.ProcessEnv = process.env): BackupConfig {
-  return parse(backup, env);
-}
-
-export function loadProbeConfig(env: NodeJS.ProcessEnv = process.env): ProbeConfig {
-  return parse(probe, env);
-}
-
-export function loadNotifierConfig(env: NodeJS.ProcessEnv = process.env): NotifierConfig {
-  return parse(notifier, env);
-}
-
-export function loadReconcileConfig(env: NodeJS.ProcessEnv = process.env): ReconcileConfig {
-  return parse(reconcile, env);
-}
+export const loadConfig = loader<Config>(base);
+export const loadFlowConfig = loader<FlowConfig>(flows);
+export const loadBackupConfig = loader<BackupConfig>(backup);
+export const loadProbeConfig = loader<ProbeConfig>(probe);
+export const loadNotifierConfig = loader<NotifierConfig>(notifier);
+export const loadReconcileConfig = loader<ReconcileConfig>(reconcile);

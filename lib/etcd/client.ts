@@ -3,7 +3,7 @@
  * where etcdctl runs (locally with execFile, or on a master through SSM and host/etcdctl.sh).
  */
 import { type EtcdBinary, type EtcdConnection, type EtcdInvocation, etcdctl, snapshotOffline, type RestoreOptions } from './commands';
-import { classifyEtcdctlError, EtcdError, summariseStderr } from './errors';
+import { classifyEtcdctlError, EtcdError, type EtcdErrorKind, summariseStderr } from './errors';
 import type { MemberId } from './ids';
 import {
   type Alarm, type EndpointHealth, type EndpointStatusReport, type MemberAddResult, type MemberList, type SnapshotStatus,
@@ -35,6 +35,15 @@ async function runOk(runner: EtcdRunner, inv: EtcdInvocation): Promise<RunResult
   return res;
 }
 
+/** runOk for an idempotent change: an error of kind `done` means it was already made (a retried request). */
+async function runOkUnless(runner: EtcdRunner, inv: EtcdInvocation, done: EtcdErrorKind): Promise<void> {
+  try {
+    await runOk(runner, inv);
+  } catch (err) {
+    if (!(err instanceof EtcdError && err.kind === done)) throw err;
+  }
+}
+
 export class EtcdClient {
   constructor(
     private readonly runner: EtcdRunner,
@@ -59,26 +68,16 @@ export class EtcdClient {
    * promote forwarded between members can be applied even when the caller saw an error).
    * Throws kind 'learner-not-in-sync' while the learner is still catching up: retry that.
    */
-  async memberPromote(id: MemberId): Promise<void> {
-    try {
-      await runOk(this.runner, etcdctl.memberPromote(this.conn, id));
-    } catch (err) {
-      if (err instanceof EtcdError && err.kind === 'not-a-learner') return;
-      throw err;
-    }
+  memberPromote(id: MemberId): Promise<void> {
+    return runOkUnless(this.runner, etcdctl.memberPromote(this.conn, id), 'not-a-learner');
   }
 
   /**
    * Removes a member. Idempotent: "member not found" counts as removed (etcdctl retries a
    * request whose answer was lost, and the retry then finds the member already gone).
    */
-  async memberRemove(id: MemberId): Promise<void> {
-    try {
-      await runOk(this.runner, etcdctl.memberRemove(this.conn, id));
-    } catch (err) {
-      if (err instanceof EtcdError && err.kind === 'member-not-found') return;
-      throw err;
-    }
+  memberRemove(id: MemberId): Promise<void> {
+    return runOkUnless(this.runner, etcdctl.memberRemove(this.conn, id), 'member-not-found');
   }
 
   async memberUpdate(id: MemberId, peerUrls: readonly string[]): Promise<MemberList> {

@@ -19,6 +19,7 @@
  * ABANDONs because another flow is busy: that flow completes the hook.
  */
 import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
+import { completeHookStep } from './hook-step';
 import { findTargetGroups, registerAndWait } from '../aws/lb';
 import { APISERVER_PORT } from '../host/layout';
 import type { FlowDeps } from './deps';
@@ -65,17 +66,7 @@ const registerStep: Step<S> = {
   },
 };
 
-const completeStep: Step<S> = {
-  name: 'complete',
-  async run(_r, s) {
-    if (!s.hook) return { detail: 'no lifecycle hook (re-driven run)', skipped: true };
-    const res = await completeLifecycle(s.deps.asg, s.hook, 'CONTINUE');
-    return { detail: res === 'done' ? 'CONTINUE' : 'hook already completed', skipped: res === 'gone' };
-  },
-  plan(_r, s) {
-    return { action: s.hook ? 'CompleteLifecycleAction CONTINUE' : 'no lifecycle hook to complete' };
-  },
-};
+const completeStep = completeHookStep<S>('no lifecycle hook (re-driven run)');
 
 /** The replacement, step by step, as both the flow and its dry run walk it. */
 export const replacementSteps: ReadonlyArray<Entry<S>> = [

@@ -13,6 +13,7 @@
  */
 import { describeInstance, detachVolume, findMemberVolumes } from '../aws/ec2';
 import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
+import { completeHookStep } from './hook-step';
 import { deregisterAndWait, findTargetGroups } from '../aws/lb';
 import { ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
@@ -157,14 +158,7 @@ const detachStep: Step<S> = {
   },
 };
 
-const completeStep: Step<S> = {
-  name: 'complete',
-  async run(_r, s) {
-    if (!s.hook) return { detail: 'no lifecycle hook', skipped: true };
-    const res = await completeLifecycle(s.deps.asg, s.hook, 'CONTINUE');
-    return { detail: res === 'done' ? 'CONTINUE' : 'hook already completed', skipped: res === 'gone' };
-  },
-};
+const completeStep = completeHookStep<S>('no lifecycle hook');
 
 /** The retirement, step by step. */
 export const retirementSteps: ReadonlyArray<Entry<S>> = [instanceStep, deregisterStep, etcdStep, moveLeaderStep, stopStep, detachStep, completeStep];
