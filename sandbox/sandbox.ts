@@ -20,7 +20,7 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, type Volume } from '@aws-sdk/client-ec2';
 import { type ApiFault, Gateway, type InjectedApiFault } from './gateway';
 import { SandboxHost } from './host';
 import { LifecycleModel } from './lifecycle';
@@ -31,10 +31,11 @@ import { autoscalingRoutes } from './services/autoscaling';
 import { ec2Routes, syncDevices } from './services/ec2';
 import { elbv2Routes } from './services/elbv2';
 import { refuseBadDigest } from './services/s3';
-import { type Invocation, type SsmFault, ssmRoutes } from './services/ssm';
+import { ssmRoutes } from './services/ssm';
+import type { Invocation, SandboxState, SsmFault } from './services/state';
 
 export type { ApiFault } from './gateway';
-export type { Invocation, SsmFault } from './services/ssm';
+export type { Invocation, SandboxState, SsmFault } from './services/state';
 
 export const SANDBOX_REGION = 'us-east-1';
 
@@ -45,7 +46,7 @@ export interface AwsClientConfig {
   forcePathStyle: boolean;
 }
 
-export class Sandbox {
+export class Sandbox implements SandboxState {
   readonly lifecycle = new LifecycleModel();
   readonly hosts = new Map<string, SandboxHost>();
   readonly invocations = new Map<string, Invocation>();
@@ -178,7 +179,7 @@ export class Sandbox {
     return this.motoEc2;
   }
 
-  async describeVolume(volumeId: string) {
+  async describeVolume(volumeId: string): Promise<Volume | undefined> {
     const out = await this.motoEc2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
     return out.Volumes?.[0];
   }

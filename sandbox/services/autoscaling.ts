@@ -5,9 +5,9 @@
  * Pending:Wait / Terminating:Wait as on AWS.
  */
 import { type Handler, type ParsedRequest, queryError, queryOk, type Reply, type Routes } from '../protocol';
-import type { Sandbox } from '../sandbox';
+import type { SandboxState } from './state';
 
-export function autoscalingRoutes(sb: Sandbox, forward: Handler): Routes {
+export function autoscalingRoutes(sb: SandboxState, forward: Handler): Routes {
   return {
     'autoscaling:CompleteLifecycleAction': (r) => Promise.resolve(completeLifecycleAction(sb, r)),
     'autoscaling:RecordLifecycleActionHeartbeat': (r) => Promise.resolve(recordHeartbeat(sb, r)),
@@ -26,13 +26,13 @@ function actionOf(f: URLSearchParams): { asg: string; hook: string; token?: stri
   };
 }
 
-function completeLifecycleAction(sb: Sandbox, r: ParsedRequest): Reply {
+function completeLifecycleAction(sb: SandboxState, r: ParsedRequest): Reply {
   const f = r.form ?? new URLSearchParams();
   const error = sb.lifecycle.complete({ ...actionOf(f), result: f.get('LifecycleActionResult') ?? '' });
   return error ? queryError('ValidationError', error) : queryOk('CompleteLifecycleAction');
 }
 
-function recordHeartbeat(sb: Sandbox, r: ParsedRequest): Reply {
+function recordHeartbeat(sb: SandboxState, r: ParsedRequest): Reply {
   const error = sb.lifecycle.heartbeat(actionOf(r.form ?? new URLSearchParams()));
   return error ? queryError('ValidationError', error) : queryOk('RecordLifecycleActionHeartbeat');
 }
@@ -41,7 +41,7 @@ function recordHeartbeat(sb: Sandbox, r: ParsedRequest): Reply {
  * moto puts every ASG instance InService at once; while a lifecycle action is pending AWS
  * reports Pending:Wait / Terminating:Wait. Rewrite LifecycleState for those instances.
  */
-async function withWaitStates(sb: Sandbox, forward: Handler, r: ParsedRequest): Promise<Reply> {
+async function withWaitStates(sb: SandboxState, forward: Handler, r: ParsedRequest): Promise<Reply> {
   const reply = await forward(r);
   if (reply.status !== 200 || sb.lifecycle.pending.size === 0) return reply;
   const states = new Map<string, string>();

@@ -8,9 +8,9 @@ import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, e
 import { join } from 'node:path';
 import { paginateDescribeVolumes } from '@aws-sdk/client-ec2';
 import { ec2Error, type Handler, type ParsedRequest, type Reply, type Routes } from '../protocol';
-import type { Sandbox } from '../sandbox';
+import type { SandboxState } from './state';
 
-export function ec2Routes(sb: Sandbox, forward: Handler): Routes {
+export function ec2Routes(sb: SandboxState, forward: Handler): Routes {
   const forwardThenSync = async (r: ParsedRequest): Promise<Reply> => {
     const reply = await forward(r);
     if (reply.status === 200) await sb.syncDevices();
@@ -27,7 +27,7 @@ export function ec2Routes(sb: Sandbox, forward: Handler): Routes {
 }
 
 /** EC2 refuses to attach a volume that is attached (moto re-attaches it silently). */
-async function attachVolume(sb: Sandbox, forwardThenSync: Handler, r: ParsedRequest): Promise<Reply> {
+async function attachVolume(sb: SandboxState, forwardThenSync: Handler, r: ParsedRequest): Promise<Reply> {
   const volumeId = r.form?.get('VolumeId') ?? '';
   const attached = (await sb.describeVolume(volumeId))?.Attachments?.find((a) => a.State === 'attached' || a.State === 'attaching');
   if (attached) return ec2Error(400, 'VolumeInUse', `${volumeId} is already attached to an instance`);
@@ -35,7 +35,7 @@ async function attachVolume(sb: Sandbox, forwardThenSync: Handler, r: ParsedRequ
 }
 
 /** A stuck volume's attachment stays `attaching` (the volume itself reads `in-use`, as on EC2). */
-async function withStuckAttachments(sb: Sandbox, forward: Handler, r: ParsedRequest): Promise<Reply> {
+async function withStuckAttachments(sb: SandboxState, forward: Handler, r: ParsedRequest): Promise<Reply> {
   const reply = await forward(r);
   if (reply.status !== 200 || sb.stuckAttaching.size === 0) return reply;
   let xml = reply.body.toString();
@@ -48,7 +48,7 @@ async function withStuckAttachments(sb: Sandbox, forward: Handler, r: ParsedRequ
 }
 
 /** Makes each host's /dev/disk/by-id match moto's volume attachments. */
-export async function syncDevices(sb: Sandbox): Promise<void> {
+export async function syncDevices(sb: SandboxState): Promise<void> {
   const attached = new Map<string, Set<string>>();
   for await (const page of paginateDescribeVolumes({ client: sb.ec2 }, {})) {
     for (const v of page.Volumes ?? []) {

@@ -4,15 +4,15 @@
  * host's apiserver /readyz.
  */
 import type { Handler, ParsedRequest, Reply, Routes } from '../protocol';
-import type { Sandbox } from '../sandbox';
+import type { SandboxState } from './state';
 
-export function elbv2Routes(sb: Sandbox, forward: Handler): Routes {
+export function elbv2Routes(sb: SandboxState, forward: Handler): Routes {
   return {
     'elasticloadbalancing:DescribeTargetHealth': (r) => describeTargetHealth(sb, forward, r),
   };
 }
 
-async function describeTargetHealth(sb: Sandbox, forward: Handler, r: ParsedRequest): Promise<Reply> {
+async function describeTargetHealth(sb: SandboxState, forward: Handler, r: ParsedRequest): Promise<Reply> {
   const reply = await forward(r);
   if (reply.status !== 200) return reply;
   const xml = reply.body.toString();

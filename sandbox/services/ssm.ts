@@ -7,40 +7,11 @@
 import { paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import type { SandboxHost } from '../host';
 import { asArray, type Handler, json, jsonError, type ParsedRequest, type Reply, type Routes } from '../protocol';
-import type { Sandbox } from '../sandbox';
+import type { Invocation, SandboxState, SsmFault } from './state';
 
 const SSM_OUTPUT_LIMIT = 24_000; // SSM truncates StandardOutputContent at 24,000 characters.
 
-export interface Invocation {
-  commandId: string;
-  instanceId: string;
-  documentName: string;
-  commands: string[];
-  status: 'Pending' | 'InProgress' | 'Success' | 'Failed' | 'TimedOut' | 'Cancelled';
-  statusDetails: string;
-  responseCode: number;
-  stdout: string;
-  stderr: string;
-  requestedAt: Date;
-  startedAt: Date | null;
-  endedAt: Date | null;
-  done: Promise<void>;
-}
-
-/**
- * An SSM Run Command fault for the fault matrix, matched against the command's Comment (product
- * code writes `quorum-keeper <script> <subcommand>`), for the first `times` matching commands:
- *   undeliverable  never runs; ends TimedOut (DeliveryTimedOut), as when the agent is wedged
- *   lost-answer    runs to the end, but ends TimedOut (ExecutionTimedOut): the change happened
- *   failed         never runs; ends Failed with exit code 1
- */
-export interface SsmFault {
-  match: RegExp;
-  outcome: 'undeliverable' | 'lost-answer' | 'failed';
-  times: number;
-}
-
-export function ssmRoutes(sb: Sandbox, forward: Handler): Routes {
+export function ssmRoutes(sb: SandboxState, forward: Handler): Routes {
   return {
     'ssm:SendCommand': (r) => sendCommand(sb, forward, r),
     'ssm:GetCommandInvocation': (r) => Promise.resolve(getCommandInvocation(sb, r)),
@@ -49,7 +20,7 @@ export function ssmRoutes(sb: Sandbox, forward: Handler): Routes {
   };
 }
 
-async function managedHosts(sb: Sandbox): Promise<SandboxHost[]> {
+async function managedHosts(sb: SandboxState): Promise<SandboxHost[]> {
   const running: string[] = [];
   for await (const page of paginateDescribeInstances({ client: sb.ec2 }, { Filters: [{ Name: 'instance-state-name', Values: ['running'] }] })) {
     for (const res of page.Reservations ?? []) for (const i of res.Instances ?? []) if (i.InstanceId) running.push(i.InstanceId);
@@ -58,7 +29,7 @@ async function managedHosts(sb: Sandbox): Promise<SandboxHost[]> {
   return running.map((id) => sb.hosts.get(id)).filter((h): h is SandboxHost => h !== undefined);
 }
 
-async function describeInstanceInformation(sb: Sandbox, r: ParsedRequest): Promise<Reply> {
+async function describeInstanceInformation(sb: SandboxState, r: ParsedRequest): Promise<Reply> {
   const body = r.json ?? {};
   const wanted = new Set<string>();
   for (const f of [...asArray(body.Filters), ...asArray(body.InstanceInformationFilterList)]) {
@@ -84,7 +55,7 @@ async function describeInstanceInformation(sb: Sandbox, r: ParsedRequest): Promi
   });
 }
 
-async function sendCommand(sb: Sandbox, forward: Handler, r: ParsedRequest): Promise<Reply> {
+async function sendCommand(sb: SandboxState, forward: Handler, r: ParsedRequest): Promise<Reply> {
   const body = r.json ?? {};
   const documentName = typeof body.DocumentName === 'string' ? body.DocumentName : '';
   const instanceIds = asArray(body.InstanceIds).map(String);
@@ -110,7 +81,7 @@ async function sendCommand(sb: Sandbox, forward: Handler, r: ParsedRequest): Pro
   return motoReply;
 }
 
-function ssmFaultFor(sb: Sandbox, comment: string): SsmFault['outcome'] | undefined {
+function ssmFaultFor(sb: SandboxState, comment: string): SsmFault['outcome'] | undefined {
   const f = sb.ssmFaults.find((x) => x.times > 0 && x.match.test(comment));
   if (!f) return undefined;
   f.times -= 1;
@@ -118,7 +89,7 @@ function ssmFaultFor(sb: Sandbox, comment: string): SsmFault['outcome'] | undefi
   return f.outcome;
 }
 
-function startInvocation(sb: Sandbox, commandId: string, host: SandboxHost, documentName: string, commands: string[], timeoutSec: number, fault?: SsmFault['outcome']): Invocation {
+function startInvocation(sb: SandboxState, commandId: string, host: SandboxHost, documentName: string, commands: string[], timeoutSec: number, fault?: SsmFault['outcome']): Invocation {
   const inv: Invocation = {
     commandId, instanceId: host.instanceId, documentName, commands,
     status: 'Pending', statusDetails: 'Pending', responseCode: -1, stdout: '', stderr: '',
@@ -177,14 +148,14 @@ function invocationJson(inv: Invocation): Record<string, unknown> {
   };
 }
 
-function getCommandInvocation(sb: Sandbox, r: ParsedRequest): Reply {
+function getCommandInvocation(sb: SandboxState, r: ParsedRequest): Reply {
   const body = r.json ?? {};
   const inv = sb.invocations.get(`${String(body.CommandId)}/${String(body.InstanceId)}`);
   if (!inv) return jsonError('InvocationDoesNotExist', 'An error occurred (InvocationDoesNotExist)');
   return json(200, invocationJson(inv));
 }
 
-function listCommandInvocations(sb: Sandbox, r: ParsedRequest): Reply {
+function listCommandInvocations(sb: SandboxState, r: ParsedRequest): Reply {
   const body = r.json ?? {};
   const list = [...sb.invocations.values()].filter((i) =>
     (body.CommandId === undefined || i.commandId === body.CommandId) && (body.InstanceId === undefined || i.instanceId === body.InstanceId));

@@ -1,0 +1,58 @@
+/**
+ * What the emulated services see of the sandbox: exactly the members of Sandbox they read or
+ * change, and the records they keep there (SSM invocations and faults). Sandbox satisfies it;
+ * the services depend on this, not on Sandbox, so sandbox.ts can import them.
+ */
+import type { EC2Client, Volume } from '@aws-sdk/client-ec2';
+import type { SandboxHost } from '../host';
+import type { LifecycleModel } from '../lifecycle';
+
+export interface Invocation {
+  commandId: string;
+  instanceId: string;
+  documentName: string;
+  commands: string[];
+  status: 'Pending' | 'InProgress' | 'Success' | 'Failed' | 'TimedOut' | 'Cancelled';
+  statusDetails: string;
+  responseCode: number;
+  stdout: string;
+  stderr: string;
+  requestedAt: Date;
+  startedAt: Date | null;
+  endedAt: Date | null;
+  done: Promise<void>;
+}
+
+/**
+ * An SSM Run Command fault for the fault matrix, matched against the command's Comment (product
+ * code writes `quorum-keeper <script> <subcommand>`), for the first `times` matching commands:
+ *   undeliverable  never runs; ends TimedOut (DeliveryTimedOut), as when the agent is wedged
+ *   lost-answer    runs to the end, but ends TimedOut (ExecutionTimedOut): the change happened
+ *   failed         never runs; ends Failed with exit code 1
+ */
+export interface SsmFault {
+  match: RegExp;
+  outcome: 'undeliverable' | 'lost-answer' | 'failed';
+  times: number;
+}
+
+export interface SandboxState {
+  readonly dir: string;
+  readonly lifecycle: LifecycleModel;
+  readonly hosts: Map<string, SandboxHost>;
+  readonly invocations: Map<string, Invocation>;
+  readonly detachCalls: Array<{ volumeId: string; instanceId: string; force: boolean }>;
+  readonly s3Rejections: Array<{ url: string; reason: string }>;
+  readonly stuckAttaching: Set<string>;
+  readonly ssmFaults: SsmFault[];
+  readonly ssmInjected: Array<{ comment: string; outcome: SsmFault['outcome'] }>;
+  readonly autoBoot: boolean;
+  readonly commandStartDelayMs: number;
+  readonly sendCommandLingerMs: number;
+  /** Direct moto EC2 access (not through the gateway). */
+  readonly ec2: EC2Client;
+  volumeDir(volumeId: string): string;
+  bootHost(instanceId: string): Promise<SandboxHost>;
+  syncDevices(): Promise<void>;
+  describeVolume(volumeId: string): Promise<Volume | undefined>;
+}
