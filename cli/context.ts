@@ -106,7 +106,7 @@ export function buildDeps(o: GlobalOptions, io: CliIo): { deps: CliDeps; close: 
     status: statusDeps(root),
     plan: planDeps(root),
     reconcile: root.hasState ? reconcileDeps(root, o.store ? backupSettings(o.store) : undefined) : null,
-    backup: { ...backupDeps(root), alerter: printed },
+    backup: backupDeps(root, printed),
     restore: restoreDeps(root),
     backupSettings,
   };

@@ -95,8 +95,9 @@ export function flowDeps(r: Root): FlowDeps {
   return { ec2, asg, ssm, elb, lock: r.lock, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
 }
 
-export function backupDeps(r: Root): BackupDeps {
-  return { ...hostFlowDeps(r), alerter: r.alerter };
+/** `alerter` defaults to the root's (the CLI prints a backup's alerts instead). */
+export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
+  return { ...hostFlowDeps(r), alerter };
 }
 
 export function restoreDeps(r: Root): RestoreDeps {

@@ -150,6 +150,9 @@ describe('quorum-keeper CLI', () => {
     const noTable = await cli(['reconcile', '--cluster', 'prod']);
     expect(noTable.code).toBe(2);
     expect(noTable.err).toMatch(/missing --state-table \(or QK_STATE_TABLE\): the reconciler takes the same locks as the deployed functions/);
+    // An alert topic without a state table is the same usage error (alerts are de-duplicated in the table).
+    const topicOnly = await cli(['reconcile', '--cluster', 'prod', '--alert-topic-arn', ctl.topicArn]);
+    expect({ code: topicOnly.code, err: topicOnly.err }).toEqual({ code: 2, err: expect.stringMatching(/missing --state-table/) as unknown });
 
     const dry = await cli(['reconcile', '--cluster', 'prod', '--dry-run', '--state-table', ctl.table, '--pending-grace-sec', '0']);
     expect(dry.code).toBe(0);
