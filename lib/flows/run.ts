@@ -62,7 +62,7 @@ export interface RunDeps {
   lock?: Pick<ClusterLock, 'tryAcquire' | 'extend' | 'release'>;
 }
 
-export interface RunOptionsOf {
+export interface FlowRunOptions {
   /** Called on every heartbeat (e.g. the lifecycle hook's RecordLifecycleActionHeartbeat). */
   heartbeat?: () => Promise<unknown>;
   /** What to do when a wait times out (the flow's own advice). */
@@ -88,7 +88,7 @@ export class FlowRun {
   private readonly held = new Map<string, string>();
   private readonly owner: string;
 
-  constructor(readonly deps: RunDeps, private readonly opts: RunOptionsOf = {}) {
+  constructor(readonly deps: RunDeps, private readonly opts: FlowRunOptions = {}) {
     this.owner = `${opts.owner ?? 'flow'}/${randomUUID()}`;
   }
 
