@@ -13,6 +13,8 @@ export function renderRestorePlan(p: RestorePlan): string {
     `  new token:    ${p.token}`,
     '  members:',
     ...p.members.map((x) => `    ${x.member.padEnd(10)} ${x.instanceId.padEnd(20)} ${x.peerUrl}`),
+    '  steps, once you confirm:',
+    ...p.steps.map((x) => `    ${x.step.padEnd(10)} ${x.action}`),
     '  Every member\'s etcd is stopped; its current data dir is moved aside (not deleted);',
     '  every write made after the snapshot is discarded.',
     '',

@@ -14,7 +14,8 @@ import type { ProbeMemoryStore } from '../aws/probe-memory';
 import { assessHealth, type HealthAssessment } from '../domain/health';
 import type { HostScriptBundle } from '../host/command';
 import { clusterMasters } from './cluster-masters';
-import { type HostFlowDeps, hostRunOpts } from './deps';
+import type { HostFlowDeps } from './deps';
+import { FlowRun } from './run';
 import { surveyCluster } from './survey';
 
 export interface ProbeDeps {
@@ -51,7 +52,11 @@ export async function probeCluster(deps: ProbeDeps, cluster: string, settings: P
   const t0 = deps.clock.now();
   const masters = await clusterMasters(deps.asg, deps.tags, cluster);
   const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
-  const { survey, tried } = await surveyCluster(deps.ssm, deps.scripts, candidates, hostRunOpts(deps, 60), settings.components);
+  const r = new FlowRun(deps, { owner: 'probe' });
+  const { survey, tried } = await r.step('survey', async () => {
+    const found = await surveyCluster(deps.ssm, deps.scripts, candidates, r.runOpts(60, { executionTimeoutSec: 60 }), settings.components);
+    return { value: found, detail: found.survey ? `through ${found.survey.member}` : 'no master answered' };
+  });
   const previous = await deps.memory.get(cluster);
   const now = deps.clock.now();
   const health = assessHealth({

@@ -20,7 +20,7 @@ import { STATUS_TIMEOUT } from '../etcd';
 import { patterns } from '../validate';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
 import { type HostFlowDeps, hostRunOpts } from './deps';
-import { FlowRun } from './run';
+import { FlowRun, type PlannedStep, planSteps, runSteps, type Step } from './run';
 
 
 export type RestoreDeps = HostFlowDeps;
@@ -49,6 +49,8 @@ export interface RestorePlan {
   /** What the quorum check found. */
   health: string;
   hasQuorum: boolean;
+  /** What the restore will do once confirmed, step by step (walked from `restoreSteps`). */
+  steps: PlannedStep[];
 }
 
 export interface RestoreSummary {
@@ -130,84 +132,124 @@ export async function planRestore(deps: RestoreDeps, req: RestoreRequest): Promi
   if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
   const prepared = await readMasters(deps, req.cluster);
   const [q, snapshot] = await Promise.all([quorumState(deps, prepared), resolveSnapshot(deps, req)]);
-  return {
-    plan: { cluster: req.cluster, token, snapshot, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })), ...q },
-    prepared,
-  };
+  const plan = { cluster: req.cluster, token, snapshot, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })), ...q };
+  // The steps the restore will take, from the very list it runs.
+  const steps = await planSteps(new FlowRun({ ...deps, progress: () => undefined }), { deps, req, plan, prepared, summary: { result: 'aborted', plan: { ...plan, steps: [] }, members: [], discardedAfterRevision: null, ms: 0 } }, restoreSteps);
+  return { plan: { ...plan, steps }, prepared };
 }
+
+interface RestoreState {
+  readonly deps: RestoreDeps;
+  readonly req: RestoreRequest;
+  readonly plan: Omit<RestorePlan, 'steps'>;
+  readonly prepared: Prepared;
+  readonly summary: RestoreSummary;
+  inspected?: Array<{ revision: number | null }>;
+}
+
+const rollbackNote = (cluster: string, token: string): string => [
+  `Every member's previous data is kept at <data dir>.pre-restore-${token}. To roll back:`,
+  `  quorum-keeper restore --cluster ${cluster} --rollback ${token}`,
+  `(or on each master: etcd-member.sh stop; etcd-restore.sh rollback --token ${token}; start etcd as before).`,
+].join('\n');
+
+/** One host step on every master at once; a failure says how to roll back. */
+function onMasters<T>(r: FlowRun, s: RestoreState, script: 'etcd-member.sh' | 'etcd-restore.sh', what: string, args: (m: Prepared['masters'][number]) => string[] | Promise<string[]>,
+  masters: Prepared['masters'] = s.prepared.masters): Promise<T[]> {
+  return Promise.all(masters.map(async (m) => runHostJson<T>(s.deps.ssm, s.deps.scripts, m.instanceId, script, await args(m), r.runOpts(1800, { executionTimeoutSec: 1800 })).catch((err: unknown) => {
+    throw new RestoreFailed(`${what} on ${m.member} (${m.instanceId}) failed: ${err instanceof Error ? err.message : String(err)}`, rollbackNote(s.req.cluster, s.plan.token));
+  })));
+}
+
+const names = (s: RestoreState) => s.prepared.masters.map((m) => m.member).join(', ');
+
+/** The restore after consent, step by step (`planRestore` lists the same steps for the operator). */
+export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
+  name: 'stop',
+  // From here on, the rollback note applies.
+  async run(r, s) {
+    await onMasters(r, s, 'etcd-member.sh', 'stopping etcd', () => ['stop']);
+    return { detail: `etcd stopped on ${s.prepared.masters.length} masters` };
+  },
+  plan: (_r, s) => ({ action: `stop etcd on ${names(s)}` }),
+}, {
+  name: 'inspect',
+  async run(r, s) {
+    s.inspected = await onMasters<{ revision: number | null }>(r, s, 'etcd-restore.sh', 'inspecting the data dir', () => ['inspect']);
+    const previous = s.inspected.map((i) => i.revision).filter((x): x is number => x !== null);
+    s.summary.discardedAfterRevision = previous.length ? Math.max(0, Math.max(...previous) - s.plan.snapshot.meta.revision) : null;
+    return { detail: s.summary.discardedAfterRevision === null ? 'no member had readable data' : `the newest data was ${s.summary.discardedAfterRevision} revisions ahead of the snapshot` };
+  },
+  plan: () => ({ action: 'read how far each member\'s data got (to report what the restore discards)' }),
+}, {
+  name: 'restore',
+  async run(r, s) {
+    const { deps, req, plan, prepared } = s;
+    const meta = plan.snapshot.meta;
+    const restored = await onMasters<{ asideDir: string | null; revision: number | null }>(r, s, 'etcd-restore.sh', 'download + restore', async (m) => {
+      const url = await presignDownload(deps.s3, req.store, plan.snapshot.key);
+      return ['restore', '--work-dir', req.workDir, '--url-b64', Buffer.from(url).toString('base64url'), '--sha256', meta.sha256, '--compressor', meta.compressor,
+        '--name', m.member, '--initial-cluster', prepared.initialCluster, '--token', plan.token];
+    });
+    s.summary.members = prepared.masters.map((m, i) => ({ member: m.member, instanceId: m.instanceId, previousRevision: s.inspected![i]!.revision, asideDir: restored[i]!.asideDir ?? null }));
+    return { detail: prepared.masters.map((m, i) => `${m.member}: revision ${restored[i]!.revision ?? '?'}; previous data ${restored[i]!.asideDir ? `kept at ${restored[i]!.asideDir}` : 'none'}`).join('; ') };
+  },
+  plan: (_r, s) => ({ action: `on each master: download ${s.plan.snapshot.key}, check its SHA-256, restore it with the new token ${s.plan.token}; the current data dir is moved aside (not deleted)` }),
+}, {
+  name: 'start',
+  async run(r, s) {
+    await onMasters(r, s, 'etcd-member.sh', 'starting etcd', (m) => ['start', '--name', m.member, '--initial-cluster', s.prepared.initialCluster, '--initial-cluster-state', 'new', '--token', s.plan.token]);
+    return { detail: `etcd started on ${s.prepared.masters.length} masters with token ${s.plan.token}` };
+  },
+  plan: () => ({ action: 'start etcd on every master as a new cluster' }),
+}, {
+  name: 'leader',
+  async run(r, s) {
+    const { deps, prepared } = s;
+    const n = prepared.masters.length;
+    await r.poll('a leader with every restored member healthy', async () => {
+      const peer = await firstHealthyPeer(deps.ssm, deps.scripts, prepared.masters, r.runOpts(120, { executionTimeoutSec: 120 }));
+      if (!peer) return undefined;
+      const h = clusterHealth((await peer.etcd.memberList()).members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
+      return h.leader !== null && h.healthyVoters === n ? true : undefined;
+    }, { timeoutSec: s.req.leaderTimeoutSec ?? 120, intervalSec: 1 }).catch((err: unknown) => {
+      if (r.aborted) throw err;
+      throw new RestoreFailed(`the restored cluster did not become healthy: ${err instanceof Error ? err.message : String(err)}`, rollbackNote(s.req.cluster, s.plan.token));
+    });
+    return { detail: `leader elected, ${n}/${n} members healthy` };
+  },
+  plan: (_r, s) => ({ action: `wait up to ${s.req.leaderTimeoutSec ?? 120} s for a leader with every member healthy` }),
+}, {
+  name: 'verify',
+  // Against the backup's metadata (writes may already be arriving: compare at the snapshot's
+  // revision, which a restore keeps).
+  async run(r, s) {
+    const meta = s.plan.snapshot.meta;
+    const [v] = await onMasters<{ revision: number; keysAtRevision: number }>(r, s, 'etcd-restore.sh', 'verification', () => ['verify', '--revision', String(meta.revision)], s.prepared.masters.slice(0, 1));
+    if (v!.revision < meta.revision || (meta.keys !== null && v!.keysAtRevision !== meta.keys)) {
+      throw new RestoreFailed(`verification failed: revision ${v!.revision} (snapshot ${meta.revision}), ${v!.keysAtRevision} keys at the snapshot revision (backup metadata: ${meta.keys ?? 'unknown'})`, rollbackNote(s.req.cluster, s.plan.token));
+    }
+    s.summary.revision = v!.revision;
+    s.summary.keysAtSnapshotRevision = v!.keysAtRevision;
+    return { detail: `revision ${v!.revision} ≥ ${meta.revision}; ${v!.keysAtRevision} keys at the snapshot revision${meta.keys === null ? '' : ' = backup metadata'}` };
+  },
+  plan: (_r, s) => ({ action: `check the restored revision (≥ ${s.plan.snapshot.meta.revision}) and key count (${s.plan.snapshot.meta.keys ?? 'unknown'}) against the backup's metadata` }),
+}];
 
 export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Promise<RestoreSummary> {
   const t0 = deps.clock.now();
   const run = new FlowRun(deps, { owner: 'restore' });
-  const say = run.say.bind(run);
   const { plan, prepared } = await planRestore(deps, req);
-  say('plan', 'ok', `snapshot ${plan.snapshot.key} (revision ${plan.snapshot.meta.revision}); cluster: ${plan.health}`);
+  run.say('plan', 'ok', `snapshot ${plan.snapshot.key} (revision ${plan.snapshot.meta.revision}); cluster: ${plan.health}`);
   if (plan.hasQuorum && !req.force) {
     throw new RestoreRefused(`cluster ${req.cluster} still has quorum (${plan.health}): a restore would discard every write since ${plan.snapshot.meta.takenAt.toISOString()}. Use --force only if you are sure.`);
   }
   const summary: RestoreSummary = { result: 'aborted', plan, members: [], discardedAfterRevision: null, ms: 0 };
-  if (!(await req.confirm(plan))) {
-    summary.ms = deps.clock.now() - t0;
-    return summary;
+  if (await req.confirm(plan)) {
+    await runSteps(run, { deps, req, plan, prepared, summary }, restoreSteps);
+    summary.result = 'restored';
   }
-
-  const rollback = [
-    `Every member's previous data is kept at <data dir>.pre-restore-${plan.token}. To roll back:`,
-    `  quorum-keeper restore --cluster ${req.cluster} --rollback ${plan.token}`,
-    `(or on each master: etcd-member.sh stop; etcd-restore.sh rollback --token ${plan.token}; start etcd as before).`,
-  ].join('\n');
-  const host = <T>(m: { instanceId: string; member: string }, script: 'etcd-member.sh' | 'etcd-restore.sh', args: string[], what: string): Promise<T> =>
-    runHostJson<T>(deps.ssm, deps.scripts, m.instanceId, script, args, hostRunOpts(deps)).catch((err: unknown) => {
-      throw new RestoreFailed(`${what} on ${m.member} (${m.instanceId}) failed: ${err instanceof Error ? err.message : String(err)}`, rollback);
-    });
-
-  // Stop etcd everywhere: from here on, the rollback note applies.
-  await Promise.all(prepared.masters.map((m) => host(m, 'etcd-member.sh', ['stop'], 'stopping etcd')));
-  say('stop', 'ok', `etcd stopped on ${prepared.masters.length} masters`);
-  const inspected = await Promise.all(prepared.masters.map((m) => host<{ revision: number | null }>(m, 'etcd-restore.sh', ['inspect'], 'inspecting the data dir')));
-  const previous = inspected.map((i) => i.revision).filter((r): r is number => r !== null);
-  summary.discardedAfterRevision = previous.length ? Math.max(0, Math.max(...previous) - plan.snapshot.meta.revision) : null;
-
-  const meta = plan.snapshot.meta;
-  const restored = await Promise.all(prepared.masters.map(async (m) => {
-    const url = await presignDownload(deps.s3, req.store, plan.snapshot.key);
-    const r = await host<{ asideDir: string | null; revision: number | null }>(m, 'etcd-restore.sh', ['restore', '--work-dir', req.workDir,
-      '--url-b64', Buffer.from(url).toString('base64url'), '--sha256', meta.sha256, '--compressor', meta.compressor,
-      '--name', m.member, '--initial-cluster', prepared.initialCluster, '--token', plan.token], 'download + restore');
-    say('restore', 'ok', `${m.member}: restored to revision ${r.revision ?? '?'}; previous data ${r.asideDir ? `kept at ${r.asideDir}` : 'none'}`);
-    return r;
-  }));
-  summary.members = prepared.masters.map((m, i) => ({ member: m.member, instanceId: m.instanceId, previousRevision: inspected[i]!.revision, asideDir: restored[i]!.asideDir ?? null }));
-
-  await Promise.all(prepared.masters.map((m) => host(m, 'etcd-member.sh',
-    ['start', '--name', m.member, '--initial-cluster', prepared.initialCluster, '--initial-cluster-state', 'new', '--token', plan.token], 'starting etcd')));
-  say('start', 'ok', `etcd started on ${prepared.masters.length} masters with token ${plan.token}`);
-
-  // A leader, and every member healthy.
-  const n = prepared.masters.length;
-  try {
-    await run.poll('a leader with every restored member healthy', async () => {
-      const peer = await firstHealthyPeer(deps.ssm, deps.scripts, prepared.masters, hostRunOpts(deps, 120));
-      if (!peer) return undefined;
-      const h = clusterHealth((await peer.etcd.memberList()).members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
-      return h.leader !== null && h.healthyVoters === n ? true : undefined;
-    }, { timeoutSec: req.leaderTimeoutSec ?? 120, intervalSec: 1 });
-  } catch (err) {
-    throw new RestoreFailed(`the restored cluster did not become healthy: ${err instanceof Error ? err.message : String(err)}`, rollback);
-  }
-  say('leader', 'ok', `leader elected, ${n}/${n} members healthy`);
-
-  // Verify against the backup's metadata (writes may already be arriving: compare at the
-  // snapshot's revision, which a restore keeps).
-  const v = await host<{ revision: number; keysAtRevision: number }>(prepared.masters[0]!, 'etcd-restore.sh', ['verify', '--revision', String(meta.revision)], 'verification');
-  if (v.revision < meta.revision || (meta.keys !== null && v.keysAtRevision !== meta.keys)) {
-    throw new RestoreFailed(`verification failed: revision ${v.revision} (snapshot ${meta.revision}), ${v.keysAtRevision} keys at the snapshot revision (backup metadata: ${meta.keys ?? 'unknown'})`, rollback);
-  }
-  summary.revision = v.revision;
-  summary.keysAtSnapshotRevision = v.keysAtRevision;
-  summary.result = 'restored';
   summary.ms = deps.clock.now() - t0;
-  say('verify', 'ok', `revision ${v.revision} ≥ ${meta.revision}; ${v.keysAtRevision} keys at the snapshot revision${meta.keys === null ? '' : ' = backup metadata'}`);
   return summary;
 }
 

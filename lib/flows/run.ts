@@ -54,7 +54,8 @@ export class LockLost extends Error {
 /** What a run needs from its flow's dependencies. */
 export interface RunDeps {
   clock: Clock;
-  progress: Progress;
+  /** Where steps are reported; absent = nowhere (the probe: its metrics are the report). */
+  progress?: Progress;
   signal?: AbortSignal;
   timings: { minDelaySec: number; maxDelaySec: number; lockTimeoutSec?: number };
   ssm?: SSMClient;
@@ -103,7 +104,7 @@ export class FlowRun {
 
   say(step: string, status: StepStatus, detail: string, ms?: number): void {
     if (status === 'ok') this.lastDone = step;
-    this.deps.progress({ step, status, detail, ...(ms === undefined ? {} : { ms }) });
+    this.deps.progress?.({ step, status, detail, ...(ms === undefined ? {} : { ms }) });
   }
 
   /** Every BEAT_EVERY_MS (or when forced): extend every lock held, then the flow's heartbeat. */

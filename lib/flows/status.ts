@@ -17,7 +17,8 @@ import { assessHealth } from '../domain/health';
 import { hasNoLeader } from '../etcd';
 import type { HostScriptBundle } from '../host/command';
 import { clusterMasters } from './cluster-masters';
-import { type HostFlowDeps, hostRunOpts } from './deps';
+import type { HostFlowDeps } from './deps';
+import { FlowRun } from './run';
 import { surveyCluster } from './survey';
 
 export interface StatusDeps {
@@ -97,8 +98,9 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
     clusterMasters(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster), targetHealth(deps.elb, deps.tags.cluster, cluster),
   ]);
   const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
+  const r = new FlowRun(deps, { owner: 'status' });
   const [{ survey }, backups] = await Promise.all([
-    surveyCluster(deps.ssm, deps.scripts, candidates, hostRunOpts(deps, 60)),
+    surveyCluster(deps.ssm, deps.scripts, candidates, r.runOpts(60, { executionTimeoutSec: 60 })),
     opts.store && deps.s3 ? listBackups(deps.s3, opts.store, cluster).then((l) => l, () => null) : Promise.resolve(undefined),
   ]);
   const health = assessHealth({

@@ -107,6 +107,8 @@ describe('quorum-keeper CLI', () => {
     expect(noTty.err).toMatch(/pass --yes/);
     const declined = await cli(['restore', '--cluster', 'prod', '--force'], 'no');
     expect(declined.err).toMatch(/RESTORE PLAN for cluster prod[\s\S]*STILL HAS QUORUM[\s\S]*etcd-a/);
+    // The steps it would take once confirmed, walked from the restore's own step list.
+    expect(declined.err).toMatch(/steps, once you confirm:\n\s+stop +stop etcd on etcd-a, etcd-b, etcd-c\n\s+inspect[^\n]*\n\s+restore[^\n]*\n\s+start[^\n]*\n\s+leader[^\n]*\n\s+verify /);
     expect(declined.code).toBe(4);
     expect(declined.out).toMatch(/aborted: nothing was changed/);
     expect((await new EtcdClient(localEtcdRunner(), { endpoints: [cluster.members[0]!.clientUrl] }).memberList()).clusterId).toBe(before);
