@@ -8,6 +8,7 @@
 import { findMasterSlot, type MasterSlot, slotLockKey } from '../../lib/flows/master-slot';
 import type { FlowDeps, FlowTimings } from '../../lib/flows/deps';
 import { replaceMaster } from '../../lib/flows/replacement';
+import { retireMaster } from '../../lib/flows/retirement';
 import type { StepEvent } from '../../lib/flows/run';
 import { receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
 import { killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
@@ -18,7 +19,7 @@ jest.setTimeout(180_000);
 /** How long after the abort the flow may still run: one poll or SDK call in flight. */
 const PROMPT_MS = 1500;
 
-describe('fault matrix: the deadline inside each long wait of the replacement', () => {
+describe('fault matrix: the deadline inside each long wait of the replacement and the retirement', () => {
   const t = freshClusterPerTest({ keys: 20 });
   const summary: string[] = [];
   afterAll(() => {
@@ -120,5 +121,35 @@ describe('fault matrix: the deadline inside each long wait of the replacement', 
       before: async (_id, slot) => { expect(await t.ctl.lock.tryAcquire(slot.cluster, 'another-flow')).toBe(true); },
       inWait: (e) => e.step === 'membership' && e.status === 'wait',
     });
+  });
+
+  it('retirement: waiting for an etcd leader that does not come (two of three members down)', async () => {
+    const [a, b, c] = ['etcd-a', 'etcd-b', 'etcd-c'].map((n) => memberOf(t.cluster, n)) as [ReturnType<typeof memberOf>, ReturnType<typeof memberOf>, ReturnType<typeof memberOf>];
+    t.sandbox.host(b.instanceId).crash();
+    t.sandbox.host(c.instanceId).crash();
+    const term = t.sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const abort = new AbortController();
+    let abortedAt = 0;
+    const deps = sandboxFlowDeps(t.c, t.ctl, (e) => {
+      if (abortedAt === 0 && e.step === 'etcd' && e.status === 'wait') {
+        abortedAt = -1;
+        setTimeout(() => {
+          abortedAt = Date.now();
+          abort.abort(new Error('deadline inside the leader wait'));
+        }, 1000);
+      }
+    });
+    const hook = { asg: a.asg, hook: term.detail.LifecycleHookName, token: term.detail.LifecycleActionToken, instanceId: a.instanceId };
+    const stopped = await retireMaster({ ...deps, signal: abort.signal }, { slot: await slotOf(a.asg), instanceId: a.instanceId, hook })
+      .then(() => 'finished', (err: unknown) => (err instanceof Error ? err.message : String(err)));
+    const late = Date.now() - abortedAt;
+    summary.push(`| retirement: etcd leader | ${late} ms |`);
+    expect(stopped).toBe('deadline inside the leader wait');
+    expect(late).toBeLessThan(PROMPT_MS);
+    expect(t.sandbox.lifecycle.results(a.instanceId)).toEqual([]);
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
+    // Nothing was stopped or detached: the run resumes from here.
+    expect(t.sandbox.host(a.instanceId).etcdPid()).not.toBeNull();
+    expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: a.instanceId, State: 'attached' });
   });
 });
