@@ -81,7 +81,9 @@ export const predecessorStep: Step<S> = {
       return { detail: `released by ${holder}` };
     }
     throw new FlowFailure('predecessor', `volume ${v.volumeId} is still attached to ${holder}, which is ${state} (${asgState}); not detaching a running master`,
-      `Find out why two masters exist for ${slot.member}. If ${holder} is really dead, terminate it; Quorum Keeper never force-detaches from a running instance.`,
+      asgState === 'Terminating:Retained'
+        ? `${holder} was retained by the ASG's instance lifecycle policy after its termination was abandoned, and keeps the volume until it is terminated. Check etcd on it, then run \`aws autoscaling terminate-instance-in-auto-scaling-group --instance-id ${holder} --no-should-decrement-desired-capacity\`; the next replacement attaches the volume.`
+        : `Find out why two masters exist for ${slot.member}. If ${holder} is really dead, terminate it; Quorum Keeper never force-detaches from a running instance.`,
       'critical', `predecessor-running-${holder}`);
   },
   async plan(_r, s) {

@@ -8,6 +8,9 @@ describe('predecessorAction (never force-detach from a running master)', () => {
     ['shutting-down', 'Terminating', 'wait-for-release'],
     ['stopping', 'InService', 'wait-for-release'],
     ['running', 'Terminating:Wait', 'wait-for-release'],
+    // Retained after an abandoned termination: it stays until terminated by hand, never releases the volume.
+    ['running', 'Terminating:Retained', 'refuse'],
+    ['stopped', 'Terminating:Retained', 'force-detach'],
     ['running', 'InService', 'refuse'],
     ['running', 'none', 'refuse'],
     ['pending', 'Pending:Wait', 'refuse'],
