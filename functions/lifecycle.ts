@@ -17,6 +17,7 @@ import { parseLifecycleEvent } from '../lib/events/lifecycle';
 import { findMasterSlot } from '../lib/flows/master-slot';
 import { replaceMaster } from '../lib/flows/replacement';
 import { retireMaster } from '../lib/flows/retirement';
+import { parkInWarmPool } from '../lib/flows/warm-pool';
 import { lambdaRoot, withSignal } from './root';
 
 const config = loadFlowConfig();
@@ -45,10 +46,13 @@ async function lifecycle(input: unknown, _context: unknown, opts?: { signal?: Ab
   // middy aborts `signal` shortly before the Lambda deadline: the flow then stops between steps
   // and the invocation fails, so EventBridge retries it and the next run resumes.
   const run = withSignal(flowDeps(root), opts?.signal);
-  const out = d.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING'
-    ? await replaceMaster(run, { slot, instanceId: d.EC2InstanceId, hook })
-    : await retireMaster(run, { slot, instanceId: d.EC2InstanceId, hook, ...(d.Destination ? { destination: d.Destination } : {}) });
-  logger.info(`lifecycle flow ended: ${out.result}`, { result: out.result, step: out.step, reason: out.reason });
+  const launching = d.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING';
+  const out = launching && d.Destination === 'WarmPool'
+    ? await parkInWarmPool(run, hook)
+    : launching
+      ? await replaceMaster(run, { slot, instanceId: d.EC2InstanceId, hook })
+      : await retireMaster(run, { slot, instanceId: d.EC2InstanceId, hook, ...(d.Destination ? { destination: d.Destination } : {}) });
+  logger.info(`lifecycle flow ended: ${out.result}`, { result: out.result, step: 'step' in out ? out.step : undefined, reason: out.reason });
   // The per-cluster flow-failures alarm (deploy/alarms.js) watches this; logMetrics flushes it.
   metrics.addDimension('Cluster', slot.cluster);
   metrics.addMetric('FlowFailures', MetricUnit.Count, out.result === 'failed' || out.result === 'abandoned' ? 1 : 0);

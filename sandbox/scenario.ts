@@ -86,15 +86,16 @@ export function memberOf(cluster: SandboxCluster, name: string): SandboxMember {
 /**
  * The ASG of `member` launches another instance while the current one is still there (e.g. an
  * unhealthy master being replaced, or a duplicate). moto keeps ASGs at their size, so the new
- * instance is started in the same subnet; the launch event names the member's ASG.
+ * instance is started in the same subnet; the launch event names the member's ASG. With
+ * `destination: 'WarmPool'` it is a launch into the group's warm pool.
  */
-export async function launchAlongside(sandbox: Sandbox, c: SandboxClients, member: SandboxMember): Promise<{ instanceId: string; event: LifecycleEvent }> {
+export async function launchAlongside(sandbox: Sandbox, c: SandboxClients, member: SandboxMember, o: { destination?: string } = {}): Promise<{ instanceId: string; event: LifecycleEvent }> {
   const g = await c.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [member.asg] }));
   const subnet = g.AutoScalingGroups?.[0]?.VPCZoneIdentifier?.split(',')[0];
   const image = (await c.ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId ?? 'ami-12c6146b';
   const run = await c.ec2.send(new RunInstancesCommand({ ImageId: image, MinCount: 1, MaxCount: 1, InstanceType: 't3.medium', ...(subnet ? { SubnetId: subnet } : {}) }));
   const instanceId = run.Instances![0]!.InstanceId!;
-  const event = sandbox.lifecycle.begin({ asg: member.asg, hook: LAUNCH_HOOK, instanceId, transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' });
+  const event = sandbox.lifecycle.begin({ asg: member.asg, hook: LAUNCH_HOOK, instanceId, transition: 'autoscaling:EC2_INSTANCE_LAUNCHING', ...o });
   return { instanceId, event };
 }
 

@@ -4,8 +4,8 @@
  */
 import { AutoScalingClient, CreateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import type { Context } from 'aws-lambda';
-import { sandboxLambdaEnv } from '../../sandbox/control';
-import { killMaster, memberOf, LAUNCH_HOOK } from '../../sandbox/scenario';
+import { receivedAlerts, sandboxLambdaEnv } from '../../sandbox/control';
+import { killMaster, launchAlongside, memberOf, LAUNCH_HOOK } from '../../sandbox/scenario';
 import { oneClusterPerFile } from '../support/scenario-suite';
 
 jest.setTimeout(120_000);
@@ -38,6 +38,18 @@ describe('lifecycle handler', () => {
     await expect(handler(event, context)).resolves.toEqual({ outcome: 'continued', cluster: 'prod', member: 'etcd-c' });
     expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
     await t.writer.check(w, 'replacement through the Lambda handler');
+  });
+
+  it('a launch into the warm pool is CONTINUEd at once: no SSM command, no volume change, no alert', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const volumeBefore = (await t.sandbox.describeVolume(a.volumeId))?.Attachments;
+    const { instanceId, event } = await launchAlongside(t.sandbox, t.c, a, { destination: 'WarmPool' });
+    const commands = t.sandbox.invocations.size;
+    await expect(handler(event, context)).resolves.toEqual({ outcome: 'continued', cluster: 'prod', member: 'etcd-a', reason: expect.stringMatching(/warm pool/) as unknown });
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    expect(t.sandbox.invocations.size).toBe(commands);
+    expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments).toEqual(volumeBefore);
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
   });
 
   it('ignores an ASG that is not a Quorum Keeper master, without failing', async () => {
