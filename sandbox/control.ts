@@ -19,7 +19,7 @@ import type { ReconcileDeps } from '../lib/flows/reconcile';
 import type { Progress } from '../lib/flows/run';
 import type { StatusDeps } from '../lib/flows/status';
 import { hostScripts, type SandboxClients } from './cluster';
-import type { Sandbox } from './sandbox';
+import { type Sandbox, SANDBOX_SESSION_TOKEN } from './sandbox';
 
 /**
  * The sandbox runs an SSM command the moment it is sent, so a waiter's poll floor there is pure
@@ -131,7 +131,7 @@ export function sandboxProbeDeps(c: SandboxClients, ctl: Control): ProbeDeps {
 /** The environment a Lambda entry gets in the sandbox (what serverless.yml gives it on AWS). */
 export function sandboxLambdaEnv(sandbox: Sandbox, ctl: Control): Record<string, string> {
   return {
-    AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox',
+    AWS_REGION: 'us-east-1', QK_AWS_ENDPOINT: sandbox.endpoint, AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_SESSION_TOKEN: SANDBOX_SESSION_TOKEN,
     QK_STATE_TABLE: ctl.table, QK_ALERT_TOPIC_ARN: ctl.topicArn, QK_POLL_MIN_DELAY_SEC: '1', QK_POLL_MAX_DELAY_SEC: '1', POWERTOOLS_LOG_LEVEL: 'ERROR',
   };
 }

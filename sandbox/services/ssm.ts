@@ -64,6 +64,11 @@ async function sendCommand(sb: SandboxState, forward: Handler, r: ParsedRequest)
   }
   if (instanceIds.length === 0) return jsonError('InvalidInstanceId', 'InstanceIds is required (targets by tag are not modelled)');
   const params = (body.Parameters ?? {}) as Record<string, unknown>;
+  // SendCommand refuses a document plus parameters over 64 KB: MaxDocumentSizeExceeded
+  // (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html).
+  // AWS-RunShellScript itself is about 1 KB.
+  const size = Buffer.byteLength(JSON.stringify(params)) + 1024;
+  if (size > 64 * 1024) return jsonError('MaxDocumentSizeExceeded', `The size limit of a document is 64 KB (document and parameters: ${size} bytes)`);
   const commands = asArray(params.commands).map(String);
   const timeoutSec = Number(asArray(params.executionTimeout)[0] ?? 3600);
   const managed = new Map((await managedHosts(sb)).map((h) => [h.instanceId, h]));

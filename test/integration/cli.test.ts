@@ -9,7 +9,7 @@ import { type BackupTarget, type Control, destroyBackups, destroyControl, provis
 import { waitFor } from '../../sandbox/ports';
 import { killMaster, memberOf } from '../../sandbox/scenario';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
-import { Sandbox } from '../../sandbox/sandbox';
+import { Sandbox, SANDBOX_SESSION_TOKEN } from '../../sandbox/sandbox';
 import { writerKit } from '../support/writers';
 
 jest.setTimeout(120_000);
@@ -43,7 +43,8 @@ describe('quorum-keeper CLI', () => {
     let err = '';
     const io: CliIo = {
       out: (s) => (out += `${s}\n`), err: (s) => (err += `${s}\n`), ask: answer === undefined ? null : () => Promise.resolve(answer),
-      env: { AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox' },
+      // An operator's SSO or assumed-role session signs with a session token too.
+      env: { AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_SESSION_TOKEN: SANDBOX_SESSION_TOKEN },
     };
     const code = await main([...args, '--endpoint', sandbox.endpoint, '--region', 'us-east-1', '--bucket', b.store.bucket], io);
     return { code, out, err };

@@ -29,6 +29,27 @@ describe('renderHostCommand', () => {
     expect(() => renderHostCommand(echoBundle, 'etcd-mount.sh', ['--member', bad])).toThrow(/refusing host-script argument/);
   });
 
+  it('takes a base64url payload after a --…-b64 flag up to the host\'s own 8,192 characters, and nothing else that long', () => {
+    const payload = 'A'.repeat(8192);
+    const r = spawnSync('sh', ['-c', renderHostCommand(echoBundle, 'etcd-mount.sh', ['--url-b64', payload]).join('\n')], { encoding: 'utf8' });
+    expect(r.stdout).toContain(`[${payload}]`);
+    expect(() => renderHostCommand(echoBundle, 'etcd-mount.sh', ['--url-b64', 'A'.repeat(8193)])).toThrow(/not base64url of at most 8192/);
+    expect(() => renderHostCommand(echoBundle, 'etcd-mount.sh', ['--url-b64', 'a+b/c'])).toThrow(/not base64url/);
+    expect(() => renderHostCommand(echoBundle, 'etcd-mount.sh', ['--member', 'A'.repeat(2049)])).toThrow(/refusing host-script argument/);
+  });
+
+  it('every real script with its largest arguments stays under SSM\'s 64 KB for document plus parameters', () => {
+    const bundle = loadHostScripts(join(__dirname, '..', '..', 'host'));
+    const big = 'A'.repeat(8192);
+    for (const script of ['etcd-mount.sh', 'etcd-member.sh', 'etcdctl.sh', 'etcd-snapshot.sh', 'etcd-restore.sh'] as const) {
+      const commands = renderHostCommand(bundle, script, ['--upload-url-b64', big, '--headers-b64', big, '--initial-cluster', 'x'.repeat(2048)]);
+      // What SendCommand carries: the parameters as JSON, plus AWS-RunShellScript (~1 KB).
+      expect({ script, bytes: Buffer.byteLength(JSON.stringify({ commands })) + 1024 < 64 * 1024 - 4096 }).toEqual({ script, bytes: true });
+    }
+    const huge: HostScriptBundle = { ...echoBundle, 'etcd-mount.sh': '#'.repeat(50_000) };
+    expect(() => renderHostCommand(huge, 'etcd-mount.sh', [])).toThrow(/over the 60000 that fit SSM's 64 KB limit/);
+  });
+
   it('embeds the real shipped scripts byte for byte', () => {
     const bundle = loadHostScripts(join(__dirname, '..', '..', 'host'));
     const commands = renderHostCommand(bundle, 'etcdctl.sh', ['member', 'list']).join('\n');
