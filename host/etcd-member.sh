@@ -132,10 +132,12 @@ status_json() {
     "$([[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && printf true || printf false)"
 }
 
-# One query's result as JSON: {"rc":N,"out":"<base64 stdout>","err":"<base64 stderr, last 4 KB>"}.
+# One query's result as JSON: {"rc":N,"out":"<base64 stdout>","err":"<base64 stderr, last 1 KB>"}.
+# SSM keeps only the first 24,000 characters of stdout: six queries' stderr at 1 KB each (1,368
+# characters in base64) leave the answers room; etcdctl's error is on its last lines.
 query_json() { # DIR NAME
   printf '{"rc":%s,"out":"%s","err":"%s"}' "$(cat "$1/$2.rc" 2>/dev/null || printf 124)" \
-    "$(base64 -w0 <"$1/$2.out")" "$(tail -c 4096 "$1/$2.err" | base64 -w0)"
+    "$(base64 -w0 <"$1/$2.out")" "$(tail -c 1024 "$1/$2.err" | base64 -w0)"
 }
 
 run_query() { # DIR NAME COMMAND... (records exit code, stdout, stderr)

@@ -13,22 +13,29 @@ function realBin(name: string): string | null {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
-/**
- * `etcdctl snapshot save` on this host writes a snapshot whose data pages are damaged: it still
- * passes `snapshot status`, only a restore (hash check) catches it — as etcd-notes.md found.
- */
-export function corruptSnapshots(host: SandboxHost): void {
-  const dir = join(host.root, 'opt/faults/corrupt-snapshot');
+/** Puts `etcdctl` (a bash wrapper around the real one) and the real etcd / etcdutl into a fault directory the host then uses. */
+function wrapEtcdctl(host: SandboxHost, fault: string, body: string): void {
+  const dir = join(host.root, 'opt/faults', fault);
   mkdirSync(dir, { recursive: true });
   for (const tool of ['etcd', 'etcdutl']) {
     const real = realBin(tool);
     if (real) symlinkSync(real, join(dir, tool));
   }
   writeFileSync(join(dir, 'etcdctl'), `#!/usr/bin/env bash
-# sandbox fault: snapshots come out damaged
+# sandbox fault: ${fault}
 set -euo pipefail
 real=${JSON.stringify(realBin('etcdctl') ?? 'etcdctl')}
-"$real" "$@"
+${body}`);
+  chmodSync(join(dir, 'etcdctl'), 0o755);
+  host.extraEnv.QK_BIN_DIR = dir;
+}
+
+/**
+ * `etcdctl snapshot save` on this host writes a snapshot whose data pages are damaged: it still
+ * passes `snapshot status`, only a restore (hash check) catches it — as etcd-notes.md found.
+ */
+export function corruptSnapshots(host: SandboxHost): void {
+  wrapEtcdctl(host, 'corrupt-snapshot', `"$real" "$@"
 args=("$@")
 for ((i = 0; i < \${#args[@]} - 2; i++)); do
   if [[ "\${args[i]}" == snapshot && "\${args[i+1]}" == save ]]; then
@@ -38,8 +45,17 @@ for ((i = 0; i < \${#args[@]} - 2; i++)); do
   fi
 done
 `);
-  chmodSync(join(dir, 'etcdctl'), 0o755);
-  host.extraEnv.QK_BIN_DIR = dir;
+}
+
+/**
+ * Every etcdctl call on this host first writes `bytes` of warnings to stderr (as a client
+ * logging retries or TLS handshake errors does), then runs as usual.
+ */
+export function noisyEtcdctl(host: SandboxHost, bytes: number): void {
+  wrapEtcdctl(host, 'noisy-etcdctl', `head -c ${Math.floor(bytes)} /dev/zero | tr '\\0' 'w' >&2
+printf '\\n' >&2
+exec "$real" "$@"
+`);
 }
 
 export function clearFaults(host: SandboxHost): void {

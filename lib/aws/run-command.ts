@@ -84,6 +84,22 @@ export async function runHostScript(
   };
 }
 
+/**
+ * GetCommandInvocation returns only the first 24,000 characters of stdout (and 8,000 of stderr)
+ * (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html).
+ * A script's answer is its LAST line: when stdout reached the limit, that line is cut off.
+ */
+export const SSM_STDOUT_LIMIT = 24_000;
+export const outputTruncated = (res: Pick<HostRunResult, 'stdout'>): boolean => res.stdout.length >= SSM_STDOUT_LIMIT;
+
+/** A script whose answer SSM cut off: not an answer at all (not a malformed one). */
+export class OutputTruncated extends Error {
+  override readonly name = 'OutputTruncated';
+  constructor(readonly script: HostScriptName, readonly instanceId: string) {
+    super(`${script} on ${instanceId}: its answer was truncated by SSM (stdout is kept to ${SSM_STDOUT_LIMIT} characters)`);
+  }
+}
+
 /** A run's stderr, saying how SSM ended a command that did not finish (for error messages and classification). */
 export const runStderr = (res: HostRunResult): string =>
   res.exitCode === -1 ? `${res.stderr}\nSSM command ${res.commandId} ended ${res.status}` : res.stderr;
@@ -114,6 +130,7 @@ export async function runHostJson<T>(
     res = await runHostScript(ssm, bundle, instanceId, script, args, opts);
   }
   if (res.exitCode !== 0) throw new HostScriptError(script, instanceId, res, args);
+  if (outputTruncated(res)) throw new OutputTruncated(script, instanceId);
   return JSON.parse(lastLine(res.stdout)) as T;
 }
 

@@ -7,7 +7,7 @@
  */
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { lastLine, runHostScript, type RunOptions, runStderr, ssmEtcdRunner } from '../aws/run-command';
+import { lastLine, OutputTruncated, outputTruncated, runHostScript, type RunOptions, runStderr, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import {
   type Alarm, classifyEtcdctlError, EtcdClient, EtcdError, summariseStderr, type EndpointHealth, type EndpointStatusReport, type MemberList, parseAlarmList, parseEndpointHealth, parseEndpointStatus, parseMemberList,
@@ -103,7 +103,15 @@ export async function surveyCluster(
       tried.push(`${c.member}: survey failed (${res.status}): ${lastLine(res.stderr)}`);
       continue;
     }
-    const s = parseSurvey(c.instanceId, c.member, res.stdout);
+    // An answer SSM cut off, or one that does not parse, is no answer: try the next master.
+    let s: EtcdSurvey;
+    try {
+      if (outputTruncated(res)) throw new OutputTruncated('etcd-member.sh', c.instanceId);
+      s = parseSurvey(c.instanceId, c.member, res.stdout);
+    } catch (err) {
+      tried.push(`${c.member}: unreadable survey: ${err instanceof Error ? err.message : String(err)}`);
+      continue;
+    }
     last = s;
     if (s.local.running && s.members) {
       return { peer: { ...c, etcd: new EtcdClient(ssmEtcdRunner(ssm, scripts, c.instanceId, opts), { endpoints: [s.local.clientUrl] }) }, survey: s, tried };
@@ -138,6 +146,7 @@ export async function viewCluster(
     const stderr = runStderr(res);
     throw new EtcdError(classifyEtcdctlError(stderr), `${what}: ${summariseStderr(stderr) || `exit ${res.exitCode}`}`, { command: what, exitCode: res.exitCode, stderr: stderr.slice(-4000) });
   }
+  if (outputTruncated(res)) throw new OutputTruncated('etcd-member.sh', instanceId);
   const raw = viewSchema.parse(JSON.parse(lastLine(res.stdout)));
   if (raw.members.rc !== 0) {
     const stderr = text(raw.members.err);

@@ -9,7 +9,11 @@ import type { SandboxHost } from '../host';
 import { asArray, type Handler, json, jsonError, type ParsedRequest, type Reply, type Routes } from '../protocol';
 import type { Invocation, SandboxState, SsmFault } from './state';
 
-const SSM_OUTPUT_LIMIT = 24_000; // SSM truncates StandardOutputContent at 24,000 characters.
+// GetCommandInvocation returns "the first 24,000 characters written by the plugin to stdout" and
+// "the first 8,000 characters written by the plugin to stderr"
+// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html).
+const SSM_STDOUT_LIMIT = 24_000;
+const SSM_STDERR_LIMIT = 8_000;
 
 export function ssmRoutes(sb: SandboxState, forward: Handler): Routes {
   return {
@@ -146,9 +150,9 @@ function invocationJson(inv: Invocation): Record<string, unknown> {
     ExecutionEndDateTime: t(inv.endedAt),
     Status: inv.status,
     StatusDetails: inv.statusDetails,
-    StandardOutputContent: inv.stdout.slice(0, SSM_OUTPUT_LIMIT),
+    StandardOutputContent: inv.stdout.slice(0, SSM_STDOUT_LIMIT),
     StandardOutputUrl: '',
-    StandardErrorContent: inv.stderr.slice(0, SSM_OUTPUT_LIMIT),
+    StandardErrorContent: inv.stderr.slice(0, SSM_STDERR_LIMIT),
     StandardErrorUrl: '',
   };
 }

@@ -1,8 +1,10 @@
 /** SSM outcomes the sandbox does not produce on its own (aws-sdk-client-mock). */
-import { GetCommandInvocationCommand, InvocationDoesNotExist, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, InvocationDoesNotExist, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { readFileSync } from 'node:fs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { join } from 'node:path';
-import { runHostScript, ssmEtcdRunner } from '../../lib/aws/run-command';
+import { runHostJson, runHostScript, ssmEtcdRunner } from '../../lib/aws/run-command';
+import { surveyCluster } from '../../lib/flows/survey';
 import { EtcdClient } from '../../lib/etcd';
 import { loadHostScripts } from '../../lib/host/fs-bundle';
 
@@ -41,5 +43,35 @@ describe('runHostScript outcomes', () => {
   it('refuses a hostile instance ID before calling SSM', async () => {
     await expect(runHostScript(client, bundle, 'i-1;reboot', 'etcd-member.sh', ['status'], fast)).rejects.toThrow(/invalid instance ID/);
     expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+  });
+});
+
+describe('SSM output limits (GetCommandInvocation keeps the first 24,000 characters of stdout)', () => {
+  const ssm = mockClient(SSMClient);
+  const client = new SSMClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  const I2 = 'i-0123456789abcdef1';
+  const cut = `{"local":{"running":true,"healthy":true,"clientUrl":"http://10.0.0.1:2379","peerUrl":"http://10.0.0.1:2380"},"queries":{"members":{"rc":0,"out":"${'A'.repeat(24_000)}`.slice(0, 24_000);
+  const whole = JSON.stringify({
+    local: { running: true, healthy: true, clientUrl: 'http://10.0.0.2:2379', peerUrl: 'http://10.0.0.2:2380' },
+    queries: { members: { rc: 0, out: readFileSync(join(__dirname, '..', 'fixtures', 'etcd-3.4', 'member-list-3.json')).toString('base64'), err: '' } },
+    leases: {},
+  });
+  beforeEach(() => {
+    ssm.reset();
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
+    ssm.on(DescribeInstanceInformationCommand).callsFake((input: { Filters: Array<{ Values: string[] }> }) => ({ InstanceInformationList: [{ InstanceId: input.Filters[0]!.Values[0], PingStatus: 'Online' }] }));
+    ssm.on(GetCommandInvocationCommand, { InstanceId: I }).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: cut });
+    ssm.on(GetCommandInvocationCommand, { InstanceId: I2 }).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: `${whole}\n` });
+  });
+
+  it('a host answer cut at the limit is an explicit "truncated" error, not a JSON parse error', async () => {
+    await expect(runHostJson(client, bundle, I, 'etcd-member.sh', ['status'], fast)).rejects.toMatchObject({ name: 'OutputTruncated', message: expect.stringMatching(/truncated by SSM/) as unknown });
+  });
+
+  it('a survey cut off on one master is answered by the next', async () => {
+    const { survey, tried } = await surveyCluster(client, bundle, [{ instanceId: I, member: 'etcd-a' }, { instanceId: I2, member: 'etcd-b' }], fast);
+    expect(tried).toEqual([expect.stringMatching(/^etcd-a: unreadable survey: .*truncated by SSM/) as unknown]);
+    expect(survey?.member).toBe('etcd-b');
+    expect(survey?.members?.members).toHaveLength(3);
   });
 });
