@@ -111,6 +111,8 @@ export interface PresignedUpload {
  * A presigned PUT whose signature covers the content length, the SHA-256 checksum (S3 checks
  * it on arrival and refuses a mismatch), SSE-KMS and the metadata. S3 rejects x-amz-* headers
  * a presigned URL did not sign, so the header set is checked against X-Amz-SignedHeaders.
+ * It lives an hour: the master uses it only after the trial restore's verdict, which can take
+ * minutes on a large DB; and it can write nothing but these exact bytes (the checksum is signed).
  */
 export async function presignUpload(s3: S3Client, store: BackupStore, key: string, meta: BackupMeta, sha256Base64: string, expiresSec = 3600): Promise<PresignedUpload> {
   const metadata = metaHeaders(meta);
@@ -136,7 +138,15 @@ export async function presignUpload(s3: S3Client, store: BackupStore, key: strin
   return { url, headers: Object.entries(headers).map(([k, v]) => `${k}: ${v}`) };
 }
 
-export async function presignDownload(s3: S3Client, store: BackupStore, key: string, expiresSec = 3600): Promise<string> {
+/**
+ * A presigned GET for one backup. It travels in the SSM command's parameters, which SSM keeps in
+ * its history (ssm:ListCommands, part of ReadOnlyAccess) and which grant the whole snapshot —
+ * Kubernetes Secrets included — while the URL lives: 5 minutes. The master starts the download
+ * at once, and S3 checks the expiry when a request starts, not while it streams.
+ */
+export const DOWNLOAD_URL_TTL_SEC = 300;
+
+export async function presignDownload(s3: S3Client, store: BackupStore, key: string, expiresSec = DOWNLOAD_URL_TTL_SEC): Promise<string> {
   return getSignedUrl(s3, new GetObjectCommand({ Bucket: store.bucket, Key: key }), { expiresIn: expiresSec });
 }
 

@@ -100,6 +100,12 @@ describe('disaster-recovery restore', () => {
     expect(summary.result).toBe('restored');
     expect(summary.keysAtSnapshotRevision).toBe(backup.keys);
     expect(summary.revision).toBeGreaterThanOrEqual(snapRev);
+    // SSM history (ssm:ListCommands, in ReadOnlyAccess) keeps every command's parameters: the
+    // download URL it shows grants the whole snapshot, so it lives 5 minutes, not an hour.
+    const urls = [...sandbox.invocations.values()].flatMap((i) => [...i.commands.join('\n').matchAll(/'--url-b64' '([A-Za-z0-9_=-]+)'/g)].map((m) => new URL(Buffer.from(m[1]!, 'base64url').toString())));
+    expect(urls).toHaveLength(3);
+    for (const u of urls) expect(Number(u.searchParams.get('X-Amz-Expires'))).toBeLessThanOrEqual(300);
+    expect(urls.every((u) => u.searchParams.has('X-Amz-Security-Token'))).toBe(true);
 
     // A 3-member cluster again, a new cluster ID, every member healthy.
     const list = await etcdOf(cluster.members[0]!.clientUrl).memberList();
