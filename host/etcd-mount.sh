@@ -127,7 +127,16 @@ if [[ $unmount -eq 1 ]]; then
   exit 0
 fi
 
-dev="$(find_device)" || qk_die "$QK_EXIT_NODEVICE" "no block device for $volume_id yet (is it attached to this instance?)"
+# The NVMe by-id link is made by udev once the kernel has probed the device, which can be a few
+# seconds after EC2 reports the attachment `attached`: wait for it, bounded.
+[[ "$QK_DEVICE_WAIT_SEC" =~ ^[0-9]{1,3}$ ]] || qk_die "$QK_EXIT_USAGE" "QK_DEVICE_WAIT_SEC must be 0-999 seconds"
+dev=""
+for ((waited = 0; waited <= QK_DEVICE_WAIT_SEC * 2; waited++)); do
+  if dev="$(find_device)"; then break; fi
+  dev=""
+  sleep 0.5
+done
+[[ -n "$dev" ]] || qk_die "$QK_EXIT_NODEVICE" "no block device for $volume_id after ${QK_DEVICE_WAIT_SEC} s (is it attached to this instance?)"
 formatted=false
 
 current="$(mounted_device)"

@@ -8,6 +8,7 @@
 #   QK_DEVICE_MODE   block (default) | directory: in directory mode an EBS "device" is a
 #                    directory and mounting is a symlink (sandbox only; no root needed).
 #   QK_BIN_DIR       directory holding etcd/etcdctl/etcdutl (default: found on PATH).
+#   QK_DEVICE_WAIT_SEC  how long a mount waits for the volume's device link (default 20).
 # Host configuration lives in ${QK_HOST_ROOT}/etc/quorum-keeper/host.env (see docs/host-scripts.md).
 
 # shellcheck disable=SC2034  # variables are used by the sourcing scripts
@@ -19,6 +20,8 @@ QK_RUN_DIR="${QK_ROOT}/run/quorum-keeper"
 QK_LOG_DIR="${QK_ROOT}/var/log/quorum-keeper"
 QK_SERVICE_MODE="${QK_SERVICE_MODE:-systemd}"
 QK_DEVICE_MODE="${QK_DEVICE_MODE:-block}"
+# How long etcd-mount.sh waits for an attached volume's device link to appear (udev), seconds.
+QK_DEVICE_WAIT_SEC="${QK_DEVICE_WAIT_SEC:-20}"
 
 # Exit codes shared by every script (documented in docs/host-scripts.md):
 readonly QK_EXIT_USAGE=2      # a bad or missing argument; nothing was touched

@@ -69,6 +69,13 @@ export class Sandbox implements SandboxState {
   readonly s3Rejections: Array<{ url: string; reason: string }> = [];
   /** Volumes whose attachment never completes (EC2 shows `attaching`; no device appears). */
   readonly stuckAttaching = new Set<string>();
+  /**
+   * How long after an attachment reads `attached` the NVMe /dev/disk/by-id link appears: udev
+   * creates it once the kernel has probed the device, which EC2's `attached` does not wait for
+   * ("the device name you specify ... might be different"; NVMe links are made by udev:
+   * https://docs.aws.amazon.com/ebs/latest/userguide/nvme-ebs-volumes.html). 0–5 s, at random.
+   */
+  deviceDelayMs: (volumeId: string) => number = () => Math.random() * 5000;
   readonly ssmFaults: SsmFault[] = [];
   readonly ssmInjected: Array<{ comment: string; outcome: SsmFault['outcome'] }> = [];
   /** Boot a host (and its SSM agent) for every running moto instance on first sight. */
@@ -165,6 +172,7 @@ export class Sandbox implements SandboxState {
     this.detachCalls.length = 0;
     this.s3Rejections.length = 0;
     this.stuckAttaching.clear();
+    this.deviceDelayMs = () => Math.random() * 5000;
     this.gateway.clearFaults();
     this.ssmFaults.length = 0;
     this.ssmInjected.length = 0;

@@ -78,9 +78,25 @@ export async function syncDevices(sb: SandboxState): Promise<void> {
     }
     for (const vol of want) {
       const link = join(byId, `${prefix}${vol.replace('-', '')}`);
-      if (!existsSync(link)) symlinkSync(sb.volumeDir(vol), link);
+      if (existsSync(link) || pendingLinks.has(link)) continue;
+      // The link appears a little after the attachment (udev), unless it was detached meanwhile.
+      pendingLinks.add(link);
+      setTimeout(() => {
+        pendingLinks.delete(link);
+        stillAttached(sb, vol, host.instanceId).then((yes) => {
+          if (yes && !existsSync(link)) symlinkSync(sb.volumeDir(vol), link);
+        }).catch(() => undefined); // the sandbox was reset or stopped meanwhile
+      }, sb.deviceDelayMs(vol)).unref();
     }
   }
+}
+
+/** Links scheduled to appear (one timer per link). */
+const pendingLinks = new Set<string>();
+
+async function stillAttached(sb: SandboxState, volumeId: string, instanceId: string): Promise<boolean> {
+  const a = (await sb.describeVolume(volumeId))?.Attachments?.find((x) => x.InstanceId === instanceId);
+  return a !== undefined && (a.State === 'attached' || a.State === 'attaching') && !sb.stuckAttaching.has(volumeId) && sb.hosts.has(instanceId);
 }
 
 function isSymlinkTo(path: string, target: string): boolean {

@@ -44,6 +44,8 @@ export interface SandboxState {
   readonly detachCalls: Array<{ volumeId: string; instanceId: string; force: boolean }>;
   readonly s3Rejections: Array<{ url: string; reason: string }>;
   readonly stuckAttaching: Set<string>;
+  /** How long after an attachment reads `attached` its /dev/disk/by-id link appears (udev). */
+  readonly deviceDelayMs: (volumeId: string) => number;
   readonly ssmFaults: SsmFault[];
   readonly ssmInjected: Array<{ comment: string; outcome: SsmFault['outcome'] }>;
   readonly autoBoot: boolean;

@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -220,10 +220,19 @@ describe('etcd-mount.sh protects etcd data', () => {
     }
   });
 
-  it('says so when the volume is not attached', () => {
-    const r = run(h.root, 'etcd-mount.sh', ['--volume-id', 'vol-0fffffffffffffff0', '--cluster', 'prod', '--member', 'etcd-a']);
+  it('says so when the volume is not attached (after waiting QK_DEVICE_WAIT_SEC for its device)', () => {
+    const r = run(h.root, 'etcd-mount.sh', ['--volume-id', 'vol-0fffffffffffffff0', '--cluster', 'prod', '--member', 'etcd-a'], { QK_DEVICE_WAIT_SEC: '1' });
     expect(r.code).toBe(5);
-    expect(r.stderr).toMatch(/no block device for vol-0fffffffffffffff0/);
+    expect(r.stderr).toMatch(/no block device for vol-0fffffffffffffff0 after 1 s/);
+  });
+
+  it('waits for a device link that udev creates seconds after the attachment', async () => {
+    const link = join(h.root, `dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${VOL.replace('-', '')}`);
+    rmSync(link);
+    setTimeout(() => symlinkSync(h.volume, link), 2000);
+    const r = await runAsync(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format'], { QK_DEVICE_WAIT_SEC: '10' });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ result: 'mounted', formatted: true });
   });
 });
 

@@ -143,6 +143,24 @@ describe('fault matrix: AWS API and SSM faults during a replacement', () => {
     expect(await receivedAlerts(t.ctl)).toEqual([]);
   });
 
+  it('the device link appears 4.5 s after the attachment reads attached (udev): the mount waits; same member, all data, one CONTINUE, no alert', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const w = t.writer.start('late-device');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
+    const found = await findMasterSlot(t.c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    if (found.kind !== 'master') throw new Error(found.reason);
+    t.sandbox.deviceDelayMs = () => 4500;
+    const out = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), {
+      slot: found.slot, instanceId, hook: { asg: a.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId },
+    });
+    summary.push(`| device link late (4.5 s) | udev makes /dev/disk/by-id after \`attached\` | ${out.result}${out.membership ? ` (${out.membership})` : ''} |`);
+    expect(out).toEqual({ result: 'continued', membership: 'update' });
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    expect(await countKeys(t.sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(300);
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
+    await t.writer.check(w, 'device link late');
+  });
+
   it('a volume stuck attaching: ABANDON with an alert that says so; nothing formatted, membership unchanged, no force detach', async () => {
     const a = memberOf(t.cluster, 'etcd-a');
     const etcd = new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });

@@ -158,8 +158,10 @@ describe('sandbox AWS with a real etcd control plane', () => {
     await c.ec2.send(new DetachVolumeCommand({ VolumeId: a.volumeId, InstanceId: a.instanceId }));
     await waitUntilVolumeAvailable({ client: c.ec2, maxWaitTime: 30, minDelay: 1 }, { VolumeIds: [a.volumeId] });
     expect(existsSync(join(byId, link))).toBe(false);
-    // Mounting now fails cleanly: no device.
+    // Mounting now fails cleanly: no device (after waiting a second for one to appear).
+    sandbox.host(a.instanceId).extraEnv.QK_DEVICE_WAIT_SEC = '1';
     const res = await runHostScript(c.ssm, hostScripts(), a.instanceId, 'etcd-mount.sh', ['--volume-id', a.volumeId, '--cluster', 'prod', '--member', 'etcd-a'], SANDBOX_RUN);
+    delete sandbox.host(a.instanceId).extraEnv.QK_DEVICE_WAIT_SEC;
     expect(res.exitCode).toBe(5);
     await c.ec2.send(new AttachVolumeCommand({ VolumeId: a.volumeId, InstanceId: a.instanceId, Device: '/dev/xvdf' }));
     await waitUntilVolumeInUse({ client: c.ec2, maxWaitTime: 30, minDelay: 1 }, { VolumeIds: [a.volumeId] });
