@@ -47,7 +47,7 @@ function groups({ tagCluster, backupPrefix, slackWebhookParameter }) {
         [sub(`${ARN}:ec2:${IN_ACCOUNT}:volume/*`), sub(`${ARN}:ec2:${IN_ACCOUNT}:instance/*`)], tagged('aws:ResourceTag'))],
     },
     'targets-mutate': {
-      read: ['elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTags', 'elasticloadbalancing:DescribeTargetHealth'],
+      read: ['elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTags', 'elasticloadbalancing:DescribeTargetHealth', 'elasticloadbalancing:DescribeTargetGroupAttributes'],
       allow: [allow(['elasticloadbalancing:RegisterTargets', 'elasticloadbalancing:DeregisterTargets'],
         sub(`${ARN}:elasticloadbalancing:${IN_ACCOUNT}:targetgroup/*/*`), tagged('aws:ResourceTag'))],
     },

@@ -9,7 +9,7 @@ import {
   AttachVolumeCommand, CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVolumeCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client,
   waitUntilVolumeInUse,
 } from '@aws-sdk/client-ec2';
-import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client, RegisterTargetsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client, ModifyTargetGroupAttributesCommand, RegisterTargetsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { join } from 'node:path';
 import { runHostScript } from '../lib/aws/run-command';
@@ -81,7 +81,7 @@ export async function hostOk(c: SandboxClients, instanceId: string, script: Para
 export async function provisionCluster(
   sandbox: Sandbox,
   c: SandboxClients,
-  opts: { name: string; size?: number; progress?: Progress },
+  opts: { name: string; size?: number; progress?: Progress; deregistrationDelaySec?: number },
 ): Promise<SandboxCluster> {
   const size = opts.size ?? 3;
   const say = opts.progress ?? (() => undefined);
@@ -97,6 +97,11 @@ export async function provisionCluster(
   await c.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: `${opts.name}-master`, LaunchTemplateData: { ImageId: image, InstanceType: 't3.medium' } }));
   const tg = await c.elb.send(new CreateTargetGroupCommand({ Name: `${opts.name}-apiserver`, Protocol: 'TCP', Port: 6443, VpcId: vpcId, TargetType: 'instance', Tags: tags() }));
   const targetGroupArn = tg.TargetGroups![0]!.TargetGroupArn!;
+  // A retiring master drains for the whole delay (its apiserver holds watches open): 300 s by
+  // default on AWS; the sandbox cluster uses 2 s so scenarios stay quick (a test asks for more).
+  await c.elb.send(new ModifyTargetGroupAttributesCommand({
+    TargetGroupArn: targetGroupArn, Attributes: [{ Key: 'deregistration_delay.timeout_seconds', Value: String(opts.deregistrationDelaySec ?? 2) }],
+  }));
 
   const members: SandboxMember[] = [];
   for (const [i, az] of azs.entries()) {

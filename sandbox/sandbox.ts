@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, type Volume } from '@aws-sdk/client-ec2';
+import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { type ApiFault, Gateway, type InjectedApiFault } from './gateway';
 import { SandboxHost } from './host';
 import { LifecycleModel } from './lifecycle';
@@ -90,6 +91,9 @@ export class Sandbox implements SandboxState {
   sendCommandLingerMs = 3000;
   readonly endpoint: string;
   private readonly motoEc2: EC2Client;
+  /** Direct moto ELBv2 access (target group attributes). */
+  readonly elb: ElasticLoadBalancingV2Client;
+  readonly draining = new Map<string, number>();
   private booting = new Map<string, Promise<SandboxHost>>();
 
   private constructor(
@@ -99,6 +103,7 @@ export class Sandbox implements SandboxState {
   ) {
     this.endpoint = gateway.endpoint;
     this.motoEc2 = new EC2Client(this.motoConfig());
+    this.elb = new ElasticLoadBalancingV2Client(this.motoConfig());
     const forward: Handler = (r) => gateway.forward(r);
     gateway.serve({
       routes: { ...ssmRoutes(this, forward), ...autoscalingRoutes(this, forward), ...elbv2Routes(this, forward), ...ec2Routes(this, forward) },
@@ -172,6 +177,7 @@ export class Sandbox implements SandboxState {
     this.detachCalls.length = 0;
     this.s3Rejections.length = 0;
     this.stuckAttaching.clear();
+    this.draining.clear();
     this.deviceDelayMs = () => Math.random() * 5000;
     this.gateway.clearFaults();
     this.ssmFaults.length = 0;
@@ -186,6 +192,7 @@ export class Sandbox implements SandboxState {
     await Promise.all([...this.hosts.values()].map((h) => h.shutdown()));
     await this.gateway.close();
     this.motoEc2.destroy();
+    this.elb.destroy();
     if (!opts.keepMoto) await this.moto.stop();
     if (!process.env.QK_KEEP_TMP) removeDir(this.dir);
   }

@@ -1,7 +1,7 @@
 /** The API server target group (found by the cluster tag) and target registration. */
 import {
-  DeregisterTargetsCommand, DescribeTagsCommand, DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client, paginateDescribeTargetGroups, RegisterTargetsCommand,
-  waitUntilTargetDeregistered, waitUntilTargetInService,
+  DeregisterTargetsCommand, DescribeTagsCommand, DescribeTargetGroupAttributesCommand, DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client, paginateDescribeTargetGroups,
+  RegisterTargetsCommand, waitUntilTargetDeregistered, waitUntilTargetInService,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { type WaitOpts, waiterConfig } from './ec2';
 
@@ -22,6 +22,22 @@ export async function registerAndWait(elb: ElasticLoadBalancingV2Client, tg: str
 }
 
 /**
+ * How long a target of `tg` drains after deregistration: its `deregistration_delay.timeout_seconds`
+ * (0-3600, default 300). kube-apiserver holds watch connections open, so draining takes all of it
+ * (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-attributes.html#deregistration-delay).
+ */
+export async function deregistrationDelaySec(elb: ElasticLoadBalancingV2Client, tg: string): Promise<number> {
+  const out = await elb.send(new DescribeTargetGroupAttributesCommand({ TargetGroupArn: tg }));
+  const v = Number(out.Attributes?.find((a) => a.Key === 'deregistration_delay.timeout_seconds')?.Value ?? 300);
+  return Number.isFinite(v) && v >= 0 ? v : 300;
+}
+
+/** Beyond the deregistration delay, how long the drain may take to be reported done. */
+export const DRAIN_MARGIN_SEC = 60;
+
+/**
+ * Deregisters and waits for the drain: as long as the target group's deregistration delay plus a
+ * margin (never less than `w.maxWaitSec`), so a drain that takes the whole delay is not a failure.
  * Level-triggered: a target that is no longer in the group is already where this step wants
  * it (ELBv2 may answer a second DeregisterTargets with InvalidTarget, which failed a re-run of
  * the retirement), and one already draining only needs the wait.
@@ -31,5 +47,6 @@ export async function deregisterAndWait(elb: ElasticLoadBalancingV2Client, tg: s
   const mine = all.TargetHealthDescriptions?.find((d) => d.Target?.Id === instanceId && (d.Target.Port ?? port) === port);
   if (!mine || mine.TargetHealth?.State === 'unused') return;
   if (mine.TargetHealth?.State !== 'draining') await elb.send(new DeregisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));
-  await waitUntilTargetDeregistered(waiterConfig(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
+  const maxWaitSec = Math.max(w.maxWaitSec, (await deregistrationDelaySec(elb, tg)) + DRAIN_MARGIN_SEC);
+  await waitUntilTargetDeregistered(waiterConfig(elb, { ...w, maxWaitSec }), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
 }

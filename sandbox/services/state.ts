@@ -3,6 +3,7 @@
  * change, and the records they keep there (SSM invocations and faults). Sandbox satisfies it;
  * the services depend on this, not on Sandbox, so sandbox.ts can import them.
  */
+import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { EC2Client, Volume } from '@aws-sdk/client-ec2';
 import type { SandboxHost } from '../host';
 import type { LifecycleModel } from '../lifecycle';
@@ -51,8 +52,11 @@ export interface SandboxState {
   readonly autoBoot: boolean;
   readonly commandStartDelayMs: number;
   readonly sendCommandLingerMs: number;
-  /** Direct moto EC2 access (not through the gateway). */
+  /** Direct moto EC2 and ELBv2 access (not through the gateway). */
   readonly ec2: EC2Client;
+  readonly elb: ElasticLoadBalancingV2Client;
+  /** Targets draining after DeregisterTargets (moto drops them at once): key `<tg>|<id>|<port>` → until (epoch ms). */
+  readonly draining: Map<string, number>;
   volumeDir(volumeId: string): string;
   bootHost(instanceId: string): Promise<SandboxHost>;
   syncDevices(): Promise<void>;

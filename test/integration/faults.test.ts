@@ -7,6 +7,7 @@
  * master is back with its own member ID and data, its volume attached once, no force detach,
  * one CONTINUE, no alert, and no acknowledged write lost. A summary table is printed.
  */
+import { ModifyTargetGroupAttributesCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMasterSlot } from '../../lib/flows/master-slot';
@@ -141,6 +142,30 @@ describe('fault matrix: AWS API and SSM faults during a replacement', () => {
     expect(out.result).toBe('uploaded');
     expect(await listBackups(t.backups.s3, t.backups.store, 'prod')).toHaveLength(1);
     expect(await receivedAlerts(t.ctl)).toEqual([]);
+  });
+
+  it('draining takes the whole deregistration delay (20 s, longer than the flow\'s own target timeout): the retirement waits it out, then moves leadership and stops etcd cleanly', async () => {
+    await t.c.elb.send(new ModifyTargetGroupAttributesCommand({ TargetGroupArn: t.cluster.targetGroupArn, Attributes: [{ Key: 'deregistration_delay.timeout_seconds', Value: '20' }] }));
+    const etcd = new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+    const leaderUrl = (await etcd.endpointStatus({ cluster: true })).statuses.find((x) => x.isLeader)!.endpoint;
+    const leader = t.cluster.members.find((m) => m.clientUrl === leaderUrl)!;
+    const w = t.writer.start('long-drain');
+    const term = t.sandbox.lifecycle.begin({ asg: leader.asg, hook: TERMINATE_HOOK, instanceId: leader.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const found = await findMasterSlot(t.c.asg, leader.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    if (found.kind !== 'master') throw new Error(found.reason);
+    const deps = sandboxFlowDeps(t.c, t.ctl);
+    const t0 = Date.now();
+    const out = await retireMaster({ ...deps, timings: { ...deps.timings, targetTimeoutSec: 10 } }, {
+      slot: found.slot, instanceId: leader.instanceId, hook: { asg: leader.asg, hook: term.detail.LifecycleHookName, token: term.detail.LifecycleActionToken, instanceId: leader.instanceId },
+    });
+    summary.push(`| drain for the whole deregistration delay (20 s) | ELBv2 drains while watches stay open | ${out.result} after ${Math.round((Date.now() - t0) / 1000)} s, leadership → ${out.movedLeaderTo ?? 'none'} |`);
+    expect(out).toMatchObject({ result: 'continued', movedLeaderTo: expect.any(String) as unknown });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(19_000);
+    expect(t.sandbox.lifecycle.results(leader.instanceId)).toEqual(['CONTINUE']);
+    expect(t.sandbox.host(leader.instanceId).etcdPid()).toBeNull();
+    expect((await t.sandbox.describeVolume(leader.volumeId))?.State).toBe('available');
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
+    await t.writer.check(w, 'long drain');
   });
 
   it('the device link appears 4.5 s after the attachment reads attached (udev): the mount waits; same member, all data, one CONTINUE, no alert', async () => {
