@@ -93,7 +93,12 @@ export async function launchAlongside(sandbox: Sandbox, c: SandboxClients, membe
   const g = await c.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [member.asg] }));
   const subnet = g.AutoScalingGroups?.[0]?.VPCZoneIdentifier?.split(',')[0];
   const image = (await c.ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId ?? 'ami-12c6146b';
-  const run = await c.ec2.send(new RunInstancesCommand({ ImageId: image, MinCount: 1, MaxCount: 1, InstanceType: 't3.medium', ...(subnet ? { SubnetId: subnet } : {}) }));
+  // The ASG tags what it launches with its PropagateAtLaunch tags, as AWS does.
+  const propagated = (g.AutoScalingGroups?.[0]?.Tags ?? []).filter((t) => t.PropagateAtLaunch && t.Key).map((t) => ({ Key: t.Key!, Value: t.Value ?? '' }));
+  const run = await c.ec2.send(new RunInstancesCommand({
+    ImageId: image, MinCount: 1, MaxCount: 1, InstanceType: 't3.medium', ...(subnet ? { SubnetId: subnet } : {}),
+    ...(propagated.length ? { TagSpecifications: [{ ResourceType: 'instance', Tags: propagated }] } : {}),
+  }));
   const instanceId = run.Instances![0]!.InstanceId!;
   const event = sandbox.lifecycle.begin({ asg: member.asg, hook: LAUNCH_HOOK, instanceId, transition: 'autoscaling:EC2_INSTANCE_LAUNCHING', ...o });
   return { instanceId, event };

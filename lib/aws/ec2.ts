@@ -9,6 +9,8 @@ export interface InstanceInfo {
   state: string; // pending | running | shutting-down | terminated | stopping | stopped | gone
   az: string | null;
   privateIp: string | null;
+  /** The instance's tags (an ASG's PropagateAtLaunch tags land here). */
+  tags: Record<string, string>;
 }
 
 export async function describeInstance(ec2: EC2Client, instanceId: string): Promise<InstanceInfo> {
@@ -17,16 +19,19 @@ export async function describeInstance(ec2: EC2Client, instanceId: string): Prom
       for (const r of page.Reservations ?? []) {
         for (const i of r.Instances ?? []) {
           if (i.InstanceId === instanceId) {
-            return { instanceId, state: i.State?.Name ?? 'unknown', az: i.Placement?.AvailabilityZone ?? null, privateIp: i.PrivateIpAddress ?? null };
+            return {
+              instanceId, state: i.State?.Name ?? 'unknown', az: i.Placement?.AvailabilityZone ?? null, privateIp: i.PrivateIpAddress ?? null,
+              tags: Object.fromEntries((i.Tags ?? []).filter((t) => t.Key !== undefined).map((t) => [t.Key!, t.Value ?? ''])),
+            };
           }
         }
       }
     }
   } catch (err) {
-    if ((err as { name?: string }).name === 'InvalidInstanceID.NotFound') return { instanceId, state: 'gone', az: null, privateIp: null };
+    if ((err as { name?: string }).name === 'InvalidInstanceID.NotFound') return { instanceId, state: 'gone', az: null, privateIp: null, tags: {} };
     throw err;
   }
-  return { instanceId, state: 'gone', az: null, privateIp: null };
+  return { instanceId, state: 'gone', az: null, privateIp: null, tags: {} };
 }
 
 export interface MemberVolume {

@@ -13,17 +13,33 @@ import { FlowFailure, type FlowRun, type Step } from './run';
 
 const live = (state: string) => state === 'pending' || state === 'running';
 
+/**
+ * Why the roles could not act on this instance, if they could not: AttachVolume, DetachVolume
+ * and SendCommand are authorised against the INSTANCE as well (its cluster tag must match the
+ * condition), so a master launched without the tag (no PropagateAtLaunch) would fail later
+ * with AccessDenied, half-way. Said once, up front.
+ */
+export function missingClusterTag(tags: Record<string, string>, tagKey: string, cluster: string): string | null {
+  return tags[tagKey] === cluster ? null : `it does not carry the tag ${tagKey}=${cluster}${tags[tagKey] === undefined ? '' : ` (it says ${tagKey}=${tags[tagKey]})`}`;
+}
+
+const tagAdvice = (tagKey: string) => `Set PropagateAtLaunch on the master ASG's ${tagKey} tag (and tag the instances already running): Quorum Keeper's roles may attach volumes and run commands only on instances carrying it. The ASG will launch another instance.`;
+
 export const instanceStep: Step<S> = {
   name: 'instance',
   async run(_r, s) {
     const i = await describeInstance(s.deps.ec2, s.instanceId);
     if (!live(i.state) || !i.az) throw new FlowFailure('instance', `instance ${s.instanceId} is ${i.state}`, 'Nothing to do for this instance; the ASG will launch another.', 'warning', `instance-${s.instanceId}`);
+    const untagged = missingClusterTag(i.tags, s.deps.tags.cluster, s.slot.cluster);
+    if (untagged) throw new FlowFailure('instance', `instance ${s.instanceId}: ${untagged}`, tagAdvice(s.deps.tags.cluster), 'critical', `instance-tag-${s.slot.member}`);
     s.az = i.az;
     return { detail: `${s.instanceId} ${i.state} in ${i.az}` };
   },
   async plan(_r, s) {
     const i = await describeInstance(s.deps.ec2, s.instanceId);
     if (!live(i.state) || !i.az) return { action: `stop: ${s.instanceId} is ${i.state}; ABANDON`, stop: true };
+    const untagged = missingClusterTag(i.tags, s.deps.tags.cluster, s.slot.cluster);
+    if (untagged) return { action: `stop: ${s.instanceId}: ${untagged}; ABANDON and alert`, stop: true };
     s.az = i.az;
     return { action: `${s.instanceId} is ${i.state} in ${i.az}` };
   },

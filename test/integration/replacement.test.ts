@@ -2,6 +2,7 @@
  * Master replacement end to end in the sandbox: real etcd, real SDK clients, the project's
  * host scripts over SSM. Each test kills a master the way AWS would and runs the flow.
  */
+import { DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { execFileSync } from 'node:child_process';
 import { rmSync, readdirSync } from 'node:fs';
@@ -248,6 +249,21 @@ describe('master replacement (launch hook)', () => {
     expect(t.sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
     expect(await receivedAlerts(t.ctl)).toEqual([]);
     await t.writer.check(w, 'g');
+  });
+
+  it('(h) a master launched without the cluster tag (no PropagateAtLaunch): ABANDON at once with one alert naming the tag; nothing attached, no command run', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
+    await t.c.ec2.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: [{ Key: 'quorum-keeper/cluster' }] }));
+    const commands = t.sandbox.invocations.size;
+    const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
+    expect(out).toMatchObject({ result: 'abandoned', step: 'instance', reason: expect.stringMatching(/does not carry the tag quorum-keeper\/cluster=prod/) as unknown });
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['ABANDON']);
+    expect(t.sandbox.invocations.size).toBe(commands);
+    expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments ?? []).toEqual([]);
+    const alerts = await receivedAlerts(t.ctl);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatch(/PropagateAtLaunch/);
   });
 
   it('dry run: prints each step it would take and why, and mutates nothing', async () => {
