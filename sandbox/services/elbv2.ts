@@ -9,7 +9,7 @@
  *     sandbox drains for the whole delay (State `draining`, Reason `Target.DeregistrationInProgress`;
  *     https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-attributes.html#deregistration-delay).
  */
-import { DescribeTargetGroupAttributesCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { deregistrationDelaySec } from '../../lib/aws/lb';
 import type { Handler, ParsedRequest, Reply, Routes } from '../protocol';
 import type { SandboxState } from './state';
 
@@ -36,8 +36,7 @@ function targetKeys(r: ParsedRequest): string[] {
 
 async function deregisterTargets(sb: SandboxState, forward: Handler, r: ParsedRequest): Promise<Reply> {
   const tg = r.form?.get('TargetGroupArn') ?? '';
-  const attrs = await sb.elb.send(new DescribeTargetGroupAttributesCommand({ TargetGroupArn: tg })).catch(() => null);
-  const delaySec = Number(attrs?.Attributes?.find((a) => a.Key === 'deregistration_delay.timeout_seconds')?.Value ?? 300);
+  const delaySec = await deregistrationDelaySec(sb.elb, tg).catch(() => 300);
   const reply = await forward(r);
   if (reply.status === 200) for (const key of targetKeys(r)) sb.draining.set(key, Date.now() + delaySec * 1000);
   return reply;
