@@ -7,7 +7,9 @@
  *                               target sandbox host (sh -c, like the SSM agent)
  *   ssm  GetCommandInvocation / ListCommandInvocations   real status, exit code, output
  *   ssm  DescribeInstanceInformation                     agent state of each sandbox host
- *   autoscaling CompleteLifecycleAction / RecordLifecycleActionHeartbeat   modelled + recorded
+ *   autoscaling CompleteLifecycleAction / RecordLifecycleActionHeartbeat   modelled + recorded;
+ *               actions expire into their hook's DefaultResult; terminations, launches and
+ *               instance refreshes wait for their hooks (asg-model.ts)
  *   elbv2 DescribeTargetHealth  moto's answer, with each target's state set from its host's
  *                               apiserver /readyz
  *   ec2  AttachVolume / DetachVolume   moto's answer; the volume's directory appears in / leaves
@@ -21,8 +23,10 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, type Volume } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { AsgModel } from './asg-model';
 import { type ApiFault, Gateway, type InjectedApiFault } from './gateway';
 import { SandboxHost } from './host';
 import { LifecycleModel } from './lifecycle';
@@ -94,6 +98,10 @@ export class Sandbox implements SandboxState {
   /** Direct moto ELBv2 access (target group attributes). */
   readonly elb: ElasticLoadBalancingV2Client;
   readonly draining = new Map<string, number>();
+  /** Terminations, launches and instance refreshes through the lifecycle hooks. */
+  readonly asgModel: AsgModel;
+  readonly alongside = new Map<string, { asg: string; az: string }>();
+  private readonly motoAsg: AutoScalingClient;
   private booting = new Map<string, Promise<SandboxHost>>();
 
   private constructor(
@@ -104,6 +112,8 @@ export class Sandbox implements SandboxState {
     this.endpoint = gateway.endpoint;
     this.motoEc2 = new EC2Client(this.motoConfig());
     this.elb = new ElasticLoadBalancingV2Client(this.motoConfig());
+    this.motoAsg = new AutoScalingClient(this.motoConfig());
+    this.asgModel = new AsgModel(this.lifecycle, this.motoAsg, this.motoEc2, this.hosts);
     const forward: Handler = (r) => gateway.forward(r);
     gateway.serve({
       routes: { ...ssmRoutes(this, forward), ...autoscalingRoutes(this, forward), ...elbv2Routes(this, forward), ...ec2Routes(this, forward) },
@@ -174,6 +184,8 @@ export class Sandbox implements SandboxState {
     this.booting.clear();
     this.invocations.clear();
     this.lifecycle.clear();
+    this.asgModel.clear();
+    this.alongside.clear();
     this.detachCalls.length = 0;
     this.s3Rejections.length = 0;
     this.stuckAttaching.clear();
@@ -191,6 +203,8 @@ export class Sandbox implements SandboxState {
     await Promise.all([...this.invocations.values()].map((i) => i.done));
     await Promise.all([...this.hosts.values()].map((h) => h.shutdown()));
     await this.gateway.close();
+    this.asgModel.close();
+    this.motoAsg.destroy();
     this.motoEc2.destroy();
     this.elb.destroy();
     if (!opts.keepMoto) await this.moto.stop();

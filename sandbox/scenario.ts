@@ -86,7 +86,8 @@ export function memberOf(cluster: SandboxCluster, name: string): SandboxMember {
 /**
  * The ASG of `member` launches another instance while the current one is still there (e.g. an
  * unhealthy master being replaced, or a duplicate). moto keeps ASGs at their size, so the new
- * instance is started in the same subnet; the launch event names the member's ASG. With
+ * instance is started in the same subnet and the sandbox lists it in the group
+ * (`Sandbox.alongside`); the launch event names the member's ASG. With
  * `destination: 'WarmPool'` it is a launch into the group's warm pool.
  */
 export async function launchAlongside(sandbox: Sandbox, c: SandboxClients, member: SandboxMember, o: { destination?: string } = {}): Promise<{ instanceId: string; event: LifecycleEvent }> {
@@ -100,6 +101,7 @@ export async function launchAlongside(sandbox: Sandbox, c: SandboxClients, membe
     ...(propagated.length ? { TagSpecifications: [{ ResourceType: 'instance', Tags: propagated }] } : {}),
   }));
   const instanceId = run.Instances![0]!.InstanceId!;
+  sandbox.alongside.set(instanceId, { asg: member.asg, az: run.Instances![0]!.Placement?.AvailabilityZone ?? member.az });
   const event = sandbox.lifecycle.begin({ asg: member.asg, hook: LAUNCH_HOOK, instanceId, transition: 'autoscaling:EC2_INSTANCE_LAUNCHING', ...o });
   return { instanceId, event };
 }

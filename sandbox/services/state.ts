@@ -5,6 +5,7 @@
  */
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { EC2Client, Volume } from '@aws-sdk/client-ec2';
+import type { AsgModel } from '../asg-model';
 import type { SandboxHost } from '../host';
 import type { LifecycleModel } from '../lifecycle';
 
@@ -40,6 +41,9 @@ export interface SsmFault {
 export interface SandboxState {
   readonly dir: string;
   readonly lifecycle: LifecycleModel;
+  readonly asgModel: AsgModel;
+  /** Instances launched beside a group's current one (launch before terminate), by ID: their group and AZ. */
+  readonly alongside: Map<string, { asg: string; az: string }>;
   readonly hosts: Map<string, SandboxHost>;
   readonly invocations: Map<string, Invocation>;
   readonly detachCalls: Array<{ volumeId: string; instanceId: string; force: boolean }>;

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CompleteLifecycleActionCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
+import { CompleteLifecycleActionCommand, DescribeAutoScalingInstancesCommand, PutLifecycleHookCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
 import { DetachVolumeCommand, AttachVolumeCommand, waitUntilVolumeAvailable, waitUntilVolumeInUse } from '@aws-sdk/client-ec2';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
@@ -147,6 +147,28 @@ describe('sandbox AWS with a real etcd control plane', () => {
     await expect(c.asg.send(new CompleteLifecycleActionCommand({ ...ids, LifecycleActionResult: 'ABANDON' }))).rejects.toMatchObject({ name: 'ValidationError' });
     expect(sandbox.lifecycle.results(a.instanceId)).toEqual(['CONTINUE']);
     expect(sandbox.lifecycle.calls.filter((x) => x.kind === 'heartbeat' && x.accepted)).toHaveLength(1);
+  });
+
+  it('models hook expiry as AWS does: a heartbeat restarts the timeout; once it passes, the DefaultResult is applied and the instance proceeds (terminates, the group launches a replacement through its launch hook)', async () => {
+    const a = cluster.members[0]!;
+    // 3 s (AWS's shortest is 30 s; moto accepts less): only to see the model expire quickly.
+    await c.asg.send(new PutLifecycleHookCommand({ AutoScalingGroupName: a.asg, LifecycleHookName: 'quorum-keeper-terminate', LifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING', HeartbeatTimeout: 3, DefaultResult: 'CONTINUE' }));
+    const token = (await sandbox.asgModel.begin(a.asg, a.instanceId, 'autoscaling:EC2_INSTANCE_TERMINATING'))!;
+    expect(sandbox.asgModel.undelivered.map((e) => e.detail.LifecycleActionToken)).toEqual([token]);
+    const state = async () => (await c.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [a.instanceId] }))).AutoScalingInstances?.[0]?.LifecycleState;
+    expect(await state()).toBe('Terminating:Wait');
+    await new Promise((r) => setTimeout(r, 2000));
+    await c.asg.send(new RecordLifecycleActionHeartbeatCommand({ AutoScalingGroupName: a.asg, LifecycleHookName: 'quorum-keeper-terminate', InstanceId: a.instanceId }));
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(sandbox.lifecycle.expired()).toEqual([]); // 4 s after the start, 2 s after the heartbeat
+    const settled = await sandbox.asgModel.settled(token);
+    expect(settled).toMatchObject({ result: 'CONTINUE', by: 'heartbeat-timeout' });
+    expect(sandbox.lifecycle.expired()).toEqual([expect.objectContaining({ instanceId: a.instanceId, result: 'CONTINUE', error: 'heartbeat-timeout' })]);
+    expect((await sandbox.describeInstance(a.instanceId))?.State?.Name).toBe('terminated');
+    // The group's replacement waits in Pending:Wait for its launch hook, its event undelivered (no Lambda wired).
+    const launch = sandbox.asgModel.undelivered.find((e) => e.detail.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING');
+    expect(launch?.detail.AutoScalingGroupName).toBe(a.asg);
+    expect((await c.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [launch!.detail.EC2InstanceId] }))).AutoScalingInstances?.[0]?.LifecycleState).toBe('Pending:Wait');
   });
 
   it('makes an EBS volume appear in and vanish from the host as moto attaches and detaches it', async () => {
