@@ -10,7 +10,7 @@
  *
  *   masters-read          find a cluster's master ASGs by tag
  *   lifecycle-hooks       complete / heartbeat the launch and terminate hooks
- *   lifecycle-hooks-read  read the hooks (the reconciler re-drives a lost launch event)
+ *   lifecycle-hooks-read  read the hooks (their heartbeat timeout; the reconciler re-drives a lost event)
  *   volumes-mutate        attach / detach the etcd volumes
  *   targets-mutate        register / deregister masters in the API server target group
  *   ssm-run               run AWS-RunShellScript on the cluster's instances, read the result
@@ -81,13 +81,14 @@ const state = (...actions) => ({ allow: [allow(actions.map((a) => `dynamodb:${a}
 
 /** Each function's groups, in statement order. */
 const ROLES = {
-  lifecycle: ['masters-read', 'lifecycle-hooks', 'volumes-mutate', 'targets-mutate', 'ssm-run', state('PutItem', 'DeleteItem'), 'alerts-publish'],
+  // The retirement reads its hook's heartbeat timeout and records a held hook (held#<cluster>/<member>).
+  lifecycle: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', state('PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish'],
   backup: ['masters-read', 'ssm-run', 'backup-bucket', state('PutItem', 'DeleteItem'), 'alerts-publish'],
   // The reconciler acts through the same flows as the lifecycle and backup functions: the union
   // of their rights, plus reading hooks and the lock (it never takes a new kind of action); the
   // table holds its locks (cluster, slot), alert de-duplication and the first-seen memory.
   reconcile: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', 'backup-bucket',
-    state('GetItem', 'PutItem', 'DeleteItem'), 'alerts-publish'],
+    state('GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish'],
   // Read-only on the hosts too: the survey runs etcdctl queries and GETs Leases. The probe
   // remembers each cluster's raft term between runs (probe#<cluster>).
   probe: ['masters-read', 'ssm-run', state('GetItem', 'PutItem')],

@@ -26,7 +26,7 @@ const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'lifecycle
 const root = lambdaRoot(config, logger);
 
 export interface LifecycleResult {
-  outcome: 'ignored' | 'continued' | 'abandoned' | 'held' | 'failed' | 'busy';
+  outcome: 'ignored' | 'continued' | 'abandoned' | 'held' | 'failed' | 'busy' | 'awaiting-dr';
   reason?: string;
   cluster?: string;
   member?: string;
@@ -55,7 +55,7 @@ async function lifecycle(input: unknown, _context: unknown, opts?: { signal?: Ab
   logger.info(`lifecycle flow ended: ${out.result}`, { result: out.result, step: 'step' in out ? out.step : undefined, reason: out.reason });
   // The per-cluster flow-failures alarm (deploy/alarms.js) watches this; logMetrics flushes it.
   metrics.addDimension('Cluster', slot.cluster);
-  metrics.addMetric('FlowFailures', MetricUnit.Count, out.result === 'failed' || out.result === 'abandoned' ? 1 : 0);
+  metrics.addMetric('FlowFailures', MetricUnit.Count, out.result === 'failed' || out.result === 'abandoned' || out.result === 'awaiting-dr' ? 1 : 0);
   return { outcome: out.result, cluster: slot.cluster, member: slot.member, ...(out.reason ? { reason: out.reason } : {}) };
 }
 

@@ -6,7 +6,7 @@ import type { Config } from '../lib/config';
 import { AWS_TIMINGS } from '../lib/flows/deps';
 import { hostScripts } from './host-scripts';
 
-type LambdaConfig = Config & { QK_STATE_TABLE: string; QK_ALERT_TOPIC_ARN?: string; QK_POLL_MIN_DELAY_SEC?: number; QK_POLL_MAX_DELAY_SEC?: number };
+type LambdaConfig = Config & { QK_STATE_TABLE: string; QK_ALERT_TOPIC_ARN?: string; QK_POLL_MIN_DELAY_SEC?: number; QK_POLL_MAX_DELAY_SEC?: number; QK_DEPARTURE_WAIT_SEC?: number };
 
 export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
   return compose({
@@ -17,6 +17,7 @@ export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
       ...AWS_TIMINGS,
       ...(config.QK_POLL_MIN_DELAY_SEC ? { minDelaySec: config.QK_POLL_MIN_DELAY_SEC } : {}),
       ...(config.QK_POLL_MAX_DELAY_SEC ? { maxDelaySec: config.QK_POLL_MAX_DELAY_SEC } : {}),
+      ...(config.QK_DEPARTURE_WAIT_SEC !== undefined ? { departureWaitSec: config.QK_DEPARTURE_WAIT_SEC } : {}),
     },
     stateTable: config.QK_STATE_TABLE,
     alertTopicArn: config.QK_ALERT_TOPIC_ARN,

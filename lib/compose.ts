@@ -10,6 +10,7 @@
  */
 import { type Alerter, snsAlerter } from './aws/alerts';
 import type { AwsClients } from './aws/clients';
+import { type AwaitingDr, dynamoAwaitingDr, dynamoHeldHooks, type HeldHooks } from './aws/held-hooks';
 import { ClusterLock } from './aws/lock';
 import { dynamoProbeMemory, type ProbeMemoryStore } from './aws/probe-memory';
 import { dynamoReconcileMemory, type ReconcileMemory } from './aws/reconcile-memory';
@@ -49,6 +50,8 @@ export interface Root {
   /** Whether a state table was given (locks and memory exist). */
   readonly hasState: boolean;
   readonly lock: ClusterLock;
+  readonly held: HeldHooks;
+  readonly awaitingDr: AwaitingDr;
   readonly alerter: Alerter;
   readonly probeMemory: ProbeMemoryStore;
   readonly reconcileMemory: ReconcileMemory;
@@ -74,10 +77,14 @@ export function compose(o: RootOptions): Root {
   });
   const probeMemory = once(() => dynamoProbeMemory(o.clients.ddb, table(), clock));
   const reconcileMemory = once(() => dynamoReconcileMemory(o.clients.ddb, table(), clock));
+  const held = once(() => dynamoHeldHooks(o.clients.ddb, table(), clock));
+  const awaitingDr = once(() => dynamoAwaitingDr(o.clients.ddb, table(), clock));
   return {
     clients: o.clients, scripts: o.scripts, tags: o.tags, timings: o.timings, progress: o.progress ?? (() => undefined), clock,
     hasState: Boolean(o.stateTable),
     get lock() { return lock(); },
+    get held() { return held(); },
+    get awaitingDr() { return awaitingDr(); },
     get alerter() { return alerter(); },
     get probeMemory() { return probeMemory(); },
     get reconcileMemory() { return reconcileMemory(); },
@@ -92,7 +99,7 @@ function hostFlowDeps(r: Root): HostFlowDeps {
 /** The lifecycle flows (replacement, retirement). */
 export function flowDeps(r: Root): FlowDeps {
   const { ec2, asg, ssm, elb } = r.clients;
-  return { ec2, asg, ssm, elb, lock: r.lock, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+  return { ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
 }
 
 /** `alerter` defaults to the root's (the CLI prints a backup's alerts instead). */
@@ -101,7 +108,7 @@ export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
 }
 
 export function restoreDeps(r: Root): RestoreDeps {
-  return hostFlowDeps(r);
+  return { ...hostFlowDeps(r), ...(r.hasState ? { awaitingDr: r.awaitingDr } : {}) };
 }
 
 export function probeDeps(r: Root): ProbeDeps {

@@ -22,6 +22,11 @@ const flows = base.extend({
   /** Polling floor/ceiling for SDK waiters and polls (AWS: 2/15; the sandbox uses 1/1). */
   QK_POLL_MIN_DELAY_SEC: seconds(2),
   QK_POLL_MAX_DELAY_SEC: seconds(15),
+  /**
+   * How long one retirement run waits for its turn to leave before it ends with the hook held
+   * (the reconciler keeps it alive and finishes it). Below the lifecycle Lambda's 900 s timeout.
+   */
+  QK_DEPARTURE_WAIT_SEC: z.coerce.number().int().min(0).max(780).default(600),
 });
 
 const hours = (dflt: number) => z.coerce.number().int().min(0).max(10_000).default(dflt);

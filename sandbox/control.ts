@@ -27,7 +27,7 @@ import { type Sandbox, SANDBOX_SESSION_TOKEN } from './sandbox';
  */
 export const SANDBOX_TIMINGS: FlowTimings = {
   ...AWS_TIMINGS, minDelaySec: 0.25, maxDelaySec: 0.5, agentTimeoutSec: 60, volumeTimeoutSec: 30, predecessorTimeoutSec: 60,
-  lockTimeoutSec: 90, peerTimeoutSec: 15, catchUpTimeoutSec: 60, targetTimeoutSec: 30,
+  lockTimeoutSec: 90, peerTimeoutSec: 15, catchUpTimeoutSec: 60, targetTimeoutSec: 30, departureWaitSec: 15,
 };
 
 export interface Control {

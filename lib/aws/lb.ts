@@ -50,3 +50,11 @@ export async function deregisterAndWait(elb: ElasticLoadBalancingV2Client, tg: s
   const maxWaitSec = Math.max(w.maxWaitSec, (await deregistrationDelaySec(elb, tg)) + DRAIN_MARGIN_SEC);
   await waitUntilTargetDeregistered(waiterConfig(elb, { ...w, maxWaitSec }), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
 }
+
+/** Target health by instance in the cluster's API server target group; null without one. */
+export async function targetHealth(elb: ElasticLoadBalancingV2Client, tagKey: string, cluster: string): Promise<Map<string, string> | null> {
+  const tg = (await findTargetGroups(elb, tagKey, cluster))[0];
+  if (!tg) return null;
+  const r = await elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: tg }));
+  return new Map((r.TargetHealthDescriptions ?? []).map((d) => [d.Target?.Id ?? '', d.TargetHealth?.State ?? 'unknown']));
+}

@@ -11,10 +11,40 @@ export interface HookRef {
   instanceId: string;
 }
 
+export type Transition = 'autoscaling:EC2_INSTANCE_LAUNCHING' | 'autoscaling:EC2_INSTANCE_TERMINATING';
+
+export interface HookSettings {
+  name: string;
+  /** AWS: 30–7200 s; default 3600. */
+  heartbeatTimeoutSec: number;
+  defaultResult: 'CONTINUE' | 'ABANDON';
+}
+
+/** The ASG's lifecycle hook for `transition`, with its timeout and default result (null: none). */
+export async function hookOf(asg: AutoScalingClient, asgName: string, transition: Transition): Promise<HookSettings | null> {
+  const out = await asg.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: asgName }));
+  const h = out.LifecycleHooks?.find((x) => x.LifecycleTransition === transition);
+  if (!h?.LifecycleHookName) return null;
+  return { name: h.LifecycleHookName, heartbeatTimeoutSec: h.HeartbeatTimeout ?? 3600, defaultResult: h.DefaultResult === 'CONTINUE' ? 'CONTINUE' : 'ABANDON' };
+}
+
 /** The name of the ASG's launch lifecycle hook (to complete an action whose event was lost). */
 export async function launchHookOf(asg: AutoScalingClient, asgName: string): Promise<string | null> {
-  const out = await asg.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: asgName }));
-  return out.LifecycleHooks?.find((h) => h.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING')?.LifecycleHookName ?? null;
+  return (await hookOf(asg, asgName, 'autoscaling:EC2_INSTANCE_LAUNCHING'))?.name ?? null;
+}
+
+/**
+ * How long one wait state may last at most, whatever the heartbeats: "48 hours or 100 times the
+ * heartbeat timeout, whichever is smaller"
+ * (https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html).
+ */
+export function hookGlobalTimeoutSec(heartbeatTimeoutSec: number): number {
+  return Math.min(48 * 3600, 100 * heartbeatTimeoutSec);
+}
+
+/** Heartbeats often enough for the hook: a third of its timeout, at most every 30 s. */
+export function beatEveryMsFor(heartbeatTimeoutSec: number): number {
+  return Math.min(30_000, Math.max(1000, Math.floor((heartbeatTimeoutSec * 1000) / 3)));
 }
 
 /** Result: 'done', or 'gone' when AWS no longer knows the action (completed before, or expired). */
@@ -40,8 +70,14 @@ export async function heartbeat(asg: AutoScalingClient, ref: HookRef): Promise<'
   }
 }
 
-/** The instance's Auto Scaling lifecycle state (`InService`, `Terminating:Wait`, …), or 'none' outside any ASG. */
-export async function asgLifecycleState(asg: AutoScalingClient, instanceId: string): Promise<string> {
+/** The instance's Auto Scaling group and lifecycle state (`InService`, `Terminating:Wait`, …); null outside any ASG. */
+export async function asgInstance(asg: AutoScalingClient, instanceId: string): Promise<{ group: string; state: string } | null> {
   const out = await asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }));
-  return out.AutoScalingInstances?.[0]?.LifecycleState ?? 'none';
+  const i = out.AutoScalingInstances?.[0];
+  return i ? { group: i.AutoScalingGroupName ?? '', state: i.LifecycleState ?? 'unknown' } : null;
+}
+
+/** The instance's Auto Scaling lifecycle state, or 'none' outside any ASG. */
+export async function asgLifecycleState(asg: AutoScalingClient, instanceId: string): Promise<string> {
+  return (await asgInstance(asg, instanceId))?.state ?? 'none';
 }

@@ -35,8 +35,16 @@ export class ClusterLock {
    * Extends a lock `owner` holds; false when it is not theirs any more (taken over, or released:
    * an extension never re-creates a lock, so a late heartbeat cannot take a released lock back).
    */
-  extend(cluster: string, owner: string): Promise<boolean> {
-    return this.put(cluster, owner, 'attribute_exists(pk) AND #owner = :owner');
+  async extend(cluster: string, owner: string): Promise<boolean> {
+    if (await this.put(cluster, owner, 'attribute_exists(pk) AND #owner = :owner')) return true;
+    // Losing a lock stops a flow mid-change: a failed condition is confirmed by one consistent
+    // read before the lock counts as lost (it is, unless the item still names this owner).
+    return (await this.ownerOf(cluster)) === owner;
+  }
+
+  private async ownerOf(cluster: string): Promise<string | null> {
+    const r = await this.ddb.send(new GetItemCommand({ TableName: this.opts.table, Key: { pk: { S: `lock#${cluster}` } }, ConsistentRead: true }));
+    return r.Item?.owner?.S ?? null;
   }
 
   private async put(cluster: string, owner: string, condition: string): Promise<boolean> {

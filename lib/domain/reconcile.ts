@@ -13,6 +13,8 @@
  *   (it mounts, fixes membership, starts etcd, registers; no hook to complete);
  * - an etcd member with no slot (stray) → remove it only after its own grace period, only
  *   while the cluster has a leader, and only if quorum still holds without it; else an alert;
+ * - a master in `Terminating:Wait` that no flow is driving (a retirement holding its hook until
+ *   leaving is safe, or a lost terminate event) → heartbeat the hook and run the retirement;
  * - a member volume still attached to a terminated instance → detach it;
  *   an unattached member volume whose slot has no instance → alert (never touched);
  * - the newest backup older than the objective (or none) → take a backup, and alert.
@@ -25,6 +27,8 @@ export interface WorldSlot {
   instances: ReadonlyArray<{ instanceId: string; lifecycleState: string }>;
   /** A flow holds this slot's lock (a replacement is making progress). */
   busy?: boolean;
+  /** Instances in Terminating:Wait whose retirement a flow is running now (their instance lock is held). */
+  retiringBusy?: readonly string[];
   /** The slot's InService master as the world shows it (absent: none, or not read). */
   master?: { instanceId: string; volumeAttached: boolean; lb: string };
 }
@@ -74,6 +78,8 @@ export const DEFAULT_RECONCILE: ReconcileSettings = { pendingGraceSec: 300, repa
 export type ReconcileAction =
   | { kind: 'redrive-replacement'; member: string; asg: string; instanceId: string; reason: string }
   | { kind: 'repair-master'; member: string; asg: string; instanceId: string; reason: string }
+  /** A master in Terminating:Wait with no flow on it: heartbeat its hook and run the retirement (it leaves when safe). */
+  | { kind: 'drive-retirement'; member: string; asg: string; instanceId: string; reason: string }
   | { kind: 'remove-stray'; memberId: string; name: string; reason: string }
   | { kind: 'detach-volume'; member: string; volumeId: string; instanceId: string; reason: string }
   | { kind: 'backup'; reason: string }
@@ -108,6 +114,12 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
       if (slot.busy) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s; a flow is driving this slot`);
       else if (age < s.pendingGraceSec) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s (grace ${s.pendingGraceSec} s)`);
       else actions.push({ kind: 'redrive-replacement', member: slot.member, asg: slot.asg, instanceId: i.instanceId, reason: `in Pending:Wait for ${age} s with no flow making progress` });
+    }
+    // A retiring master whose hook no flow is keeping alive (held for safety, or its event lost):
+    // no grace, the hook's heartbeat timeout is running; the instance lock keeps it to one flow.
+    for (const i of slot.instances.filter((x) => x.lifecycleState === 'Terminating:Wait')) {
+      if (slot.retiringBusy?.includes(i.instanceId)) notes.push(`${slot.member}: ${i.instanceId} is retiring; a flow is driving it`);
+      else actions.push({ kind: 'drive-retirement', member: slot.member, asg: slot.asg, instanceId: i.instanceId, reason: 'in Terminating:Wait with no flow keeping its hook alive' });
     }
     const gaps = slot.master && waiting.length === 0 ? masterGaps(w, slot.member, slot.master) : [];
     if (slot.master && gaps.length) {
@@ -209,6 +221,7 @@ export function describeAction(a: ReconcileAction): string {
   switch (a.kind) {
     case 'redrive-replacement': return `re-drive the replacement of ${a.member} on ${a.instanceId} (${a.reason})`;
     case 'repair-master': return `repair ${a.member} on ${a.instanceId} with the replacement flow (${a.reason})`;
+    case 'drive-retirement': return `keep the terminate hook of ${a.member} on ${a.instanceId} alive and retire it once leaving is safe (${a.reason})`;
     case 'remove-stray': return `remove stray etcd member ${a.name} ${a.memberId} under the cluster lock (${a.reason})`;
     case 'detach-volume': return `detach ${a.volumeId} of ${a.member} from ${a.instanceId} (${a.reason})`;
     case 'backup': return `take a backup (${a.reason})`;

@@ -10,7 +10,8 @@ import { chooseBackupSource } from '../domain/backup-source';
 import type { RetentionPolicy } from '../domain/retention';
 import { clusterMasters } from './cluster-masters';
 import type { HostFlowDeps } from './deps';
-import { FlowFailure, type Step } from './run';
+import { FlowFailure } from './run';
+import { type Step } from './steps';
 import { surveyCluster } from './survey';
 
 export interface BackupDeps extends HostFlowDeps {

@@ -23,7 +23,8 @@ import { type BackupDeps, type BackupOutcome, type BackupSettings, type BackupSt
 
 export type { BackupDeps, BackupOutcome, BackupSettings } from './backup-steps';
 import { hostRunOpts } from './deps';
-import { FlowFailure, FlowRun, runSteps } from './run';
+import { FlowFailure, FlowRun } from './run';
+import { runSteps } from './steps';
 
 export const DEFAULT_WORK_DIR = '/var/lib/quorum-keeper/snapshots';
 

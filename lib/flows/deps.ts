@@ -7,6 +7,7 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { Clock } from '../clock';
 import type { HostScriptBundle } from '../host/command';
 import type { Alerter } from '../aws/alerts';
+import type { AwaitingDr, HeldHooks } from '../aws/held-hooks';
 import type { ClusterLock } from '../aws/lock';
 import type { RunOptions } from '../aws/run-command';
 import type { Progress } from './run';
@@ -26,11 +27,17 @@ export interface FlowTimings {
   targetTimeoutSec: number;
   /** A learner or restarted member counts as caught up within this many raft entries of the leader. */
   maxRaftLag: number;
+  /**
+   * How long one retirement run waits for its turn to leave (another master out, no leader, or
+   * quorum at stake) before it ends with the hook held; the reconciler re-drives it from there.
+   */
+  departureWaitSec: number;
 }
 
 export const AWS_TIMINGS: FlowTimings = {
   minDelaySec: 2, maxDelaySec: 15, agentTimeoutSec: 300, volumeTimeoutSec: 120, predecessorTimeoutSec: 600,
   lockTimeoutSec: 300, peerTimeoutSec: 60, catchUpTimeoutSec: 300, targetTimeoutSec: 300, maxRaftLag: 100,
+  departureWaitSec: 600,
 };
 
 export interface FlowDeps {
@@ -39,6 +46,10 @@ export interface FlowDeps {
   ssm: SSMClient;
   elb: ElasticLoadBalancingV2Client;
   lock: ClusterLock;
+  /** Retirements holding their hook until leaving is safe. */
+  held: HeldHooks;
+  /** Slots brought in without quorum, awaiting disaster recovery. */
+  awaitingDr: AwaitingDr;
   alerter: Alerter;
   scripts: HostScriptBundle;
   clock: Clock;

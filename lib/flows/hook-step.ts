@@ -1,7 +1,7 @@
 /** The last step of both lifecycle flows: complete the hook with CONTINUE (an already completed one is fine: duplicate events). */
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { completeLifecycle, type HookRef } from '../aws/lifecycle';
-import type { Step } from './run';
+import type { Step } from './steps';
 
 export function completeHookStep<S extends { readonly deps: { asg: AutoScalingClient }; readonly hook: HookRef | null }>(noHook: string): Step<S> {
   return {

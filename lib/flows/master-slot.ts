@@ -40,3 +40,12 @@ export async function findMasterSlot(
 export function slotLockKey(s: { cluster: string; member: string }): string {
   return `${s.cluster}/${s.member}`;
 }
+
+/**
+ * The lock of one instance of a slot: its replacement (or repair) and its retirement never run
+ * at once. Separate from the slot lock, because a replacement launched beside a retiring
+ * predecessor holds the slot lock while it waits for that retirement to release the volume.
+ */
+export function instanceLockKey(s: { cluster: string; member: string }, instanceId: string): string {
+  return `${s.cluster}/${s.member}/${instanceId}`;
+}

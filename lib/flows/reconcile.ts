@@ -12,7 +12,8 @@ import { type EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type BackupStore, listBackups } from '../aws/backups';
 import { describeInstance, describeVolume, detachVolume } from '../aws/ec2';
-import { launchHookOf } from '../aws/lifecycle';
+import { hookOf, launchHookOf } from '../aws/lifecycle';
+import { targetHealth } from '../aws/lb';
 import { agentOnline } from '../aws/ssm-agent';
 import type { ClusterLock } from '../aws/lock';
 import type { ReconcileMemory } from '../aws/reconcile-memory';
@@ -25,9 +26,10 @@ import { backupCluster, type BackupSettings } from './backup';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
 import { type FlowDeps, hostRunOpts } from './deps';
 import { FlowRun } from './run';
-import { findMasterSlot, slotLockKey } from './master-slot';
+import { findMasterSlot, instanceLockKey, slotLockKey } from './master-slot';
 import { replaceMaster } from './replacement';
-import { clusterVolumes, type StatusDeps, targetHealth } from './status';
+import { retireMaster } from './retirement';
+import { clusterVolumes, type StatusDeps } from './status';
 import { surveyCluster } from './survey';
 
 export interface ReconcileReadDeps extends StatusDeps {
@@ -35,6 +37,8 @@ export interface ReconcileReadDeps extends StatusDeps {
   lockHeld?: (cluster: string) => Promise<boolean>;
   /** Whether a flow holds a slot's lock (is driving that slot); absent = assume not. */
   slotBusy?: (cluster: string, member: string) => Promise<boolean>;
+  /** Whether a flow holds one instance's lock (is retiring it); absent = assume not. */
+  instanceBusy?: (cluster: string, member: string, instanceId: string) => Promise<boolean>;
   /** First-seen times remembered by earlier runs. */
   remembered?: (cluster: string) => Promise<Record<string, number>>;
 }
@@ -83,6 +87,11 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
     deps.remembered ? deps.remembered(cluster) : Promise.resolve({} as Record<string, number>),
     Promise.all(masters.map(async (m) => (deps.slotBusy && m.instances.some((i) => i.lifecycleState === 'Pending:Wait') ? deps.slotBusy(cluster, m.member) : false))),
   ]);
+  const retiringBusy = await Promise.all(masters.map(async (m) => {
+    const retiring = m.instances.filter((i) => i.lifecycleState === 'Terminating:Wait').map((i) => i.instanceId);
+    const busyIds = await Promise.all(retiring.map(async (id) => (deps.instanceBusy ? deps.instanceBusy(cluster, m.member, id) : false)));
+    return retiring.filter((_, k) => busyIds[k]);
+  }));
   const firstSeen: Record<string, number> = { ...remembered };
   for (const id of pending) {
     const launched = facts.get(id)?.launchedAt;
@@ -92,7 +101,7 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
   return {
     cluster, now,
     slots: masters.map((m, i) => ({
-      member: m.member, asg: m.asg, instances: m.instances, ...(busy[i] ? { busy: true } : {}),
+      member: m.member, asg: m.asg, instances: m.instances, ...(busy[i] ? { busy: true } : {}), ...(retiringBusy[i]?.length ? { retiringBusy: retiringBusy[i] } : {}),
       ...(m.instanceId ? {
         master: {
           instanceId: m.instanceId, volumeAttached: volumes.get(m.member)?.attachedTo === m.instanceId && volumes.get(m.member)?.state === 'attached',
@@ -121,6 +130,7 @@ export function withLockView(base: StatusDeps, lock: Pick<ClusterLock, 'isHeld'>
     ...base,
     lockHeld: (c) => lock.isHeld(c),
     slotBusy: (c, member) => lock.isHeld(slotLockKey({ cluster: c, member })),
+    instanceBusy: (c, member, id) => lock.isHeld(instanceLockKey({ cluster: c, member }, id)),
     remembered: (c) => memory.get(c),
   };
 }
@@ -148,7 +158,7 @@ export interface ReconcileOutcome {
 }
 
 /** Volume fix-ups first (a re-drive then finds the volume free), alerts last. */
-const ORDER: Record<ReconcileAction['kind'], number> = { 'detach-volume': 0, 'redrive-replacement': 1, 'repair-master': 2, 'remove-stray': 3, backup: 4, alert: 5 };
+const ORDER: Record<ReconcileAction['kind'], number> = { 'detach-volume': 0, 'redrive-replacement': 1, 'drive-retirement': 2, 'repair-master': 3, 'remove-stray': 4, backup: 5, alert: 6 };
 
 /** `alert`: the reconciler itself must tell the operator (the replacement and backup flows alert on their own failures). */
 type StepResult = Omit<ReconcileStep, 'action'> & { alert?: boolean };
@@ -181,7 +191,7 @@ async function redrive(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: 
   // Exactly the event path, minus the token: CompleteLifecycleAction by instance ID.
   const out = await replaceMaster(deps, { slot: found.slot, instanceId: a.instanceId, hook: { asg: a.asg, hook, instanceId: a.instanceId } }, { slotLock: 'try' });
   if (out.result === 'continued') return done(`${a.member} on ${a.instanceId} brought in (${out.membership ?? 'membership unchanged'}), hook completed`);
-  if (out.result === 'busy') return skipped(out.reason ?? 'another flow is driving the slot');
+  if (out.result === 'busy' || out.result === 'ignored') return skipped(out.reason ?? 'another flow is driving the slot');
   return failed(`replacement of ${a.member} abandoned at ${out.step}: ${out.reason}`, false); // the flow alerted
 }
 
@@ -192,8 +202,25 @@ async function repair(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: '
   if (!(await agentOnline(deps.ssm, a.instanceId))) return failed(`the SSM agent on ${a.instanceId} is offline: if the instance is impaired, terminate it so ${a.asg} replaces it`);
   const out = await replaceMaster(deps, { slot: found.slot, instanceId: a.instanceId, hook: null }, { slotLock: 'try' });
   if (out.result === 'continued') return done(`${a.member} on ${a.instanceId} repaired (${out.membership ?? 'membership unchanged'})`);
-  if (out.result === 'busy') return skipped(out.reason ?? 'another flow is driving the slot');
+  if (out.result === 'busy' || out.result === 'ignored') return skipped(out.reason ?? 'another flow is driving the slot');
   return failed(`repair of ${a.member} stopped at ${out.step}: ${out.reason}`, false); // the flow alerted
+}
+
+/**
+ * A master in Terminating:Wait that no flow drives: heartbeat its hook (by instance ID) and run
+ * the retirement once, without waiting: it lets the master go if that is safe now, else keeps
+ * the hook held for the next run. The hook never expires into its default result meanwhile.
+ */
+async function driveRetirement(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: 'drive-retirement' }>): Promise<StepResult> {
+  const found = await findMasterSlot(deps.asg, a.asg, deps.tags);
+  if (found.kind !== 'master') return skipped(found.reason);
+  const hook = await hookOf(deps.asg, a.asg, 'autoscaling:EC2_INSTANCE_TERMINATING');
+  if (!hook) return failed(`${a.asg} has no terminate lifecycle hook, yet ${a.instanceId} is in Terminating:Wait`);
+  const out = await retireMaster(deps, { slot: found.slot, instanceId: a.instanceId, hook: { asg: a.asg, hook: hook.name, instanceId: a.instanceId } }, { slotLock: 'try', waitSec: 0 });
+  if (out.result === 'continued') return done(`${a.member} on ${a.instanceId} retired${out.movedLeaderTo ? ` (leadership → ${out.movedLeaderTo})` : ''}, hook completed`);
+  if (out.result === 'busy') return skipped(out.reason ?? 'another flow is retiring it');
+  if (out.result === 'held') return done(`hook of ${a.member} on ${a.instanceId} kept alive, held ${Math.round((out.heldForSec ?? 0) / 60)} min: ${out.reason ?? ''}`);
+  return failed(`retirement of ${a.member} stopped at ${out.step}: ${out.reason}`, false); // the flow alerted
 }
 
 async function removeStray(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'remove-stray' }>): Promise<StepResult> {
@@ -208,6 +235,7 @@ async function removeStray(r: FlowRun, deps: ReconcileDeps, cluster: string, a: 
     // The safety rule again, on a fresh read, under the lock.
     const safe = strayRemoval(etcdView(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT })), m);
     if (!safe.ok) return failed(`not removed: ${safe.why}`);
+    await r.verifyLocks();
     await peer.etcd.memberRemove(m.id);
     return done(`removed ${strayLabel(m)} ${m.id} (${safe.reason})`);
   });
@@ -224,6 +252,7 @@ async function execute(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Reco
     case 'detach-volume': return detach(r, deps, cluster, a);
     case 'redrive-replacement': return redrive(deps, a);
     case 'repair-master': return repair(deps, a);
+    case 'drive-retirement': return driveRetirement(deps, a);
     case 'remove-stray': return removeStray(r, deps, cluster, a);
     case 'backup': return backup(deps, cluster);
     case 'alert': {
@@ -240,7 +269,7 @@ async function execute(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Reco
 function subjectOf(a: ReconcileAction): string {
   switch (a.kind) {
     case 'detach-volume': return a.volumeId;
-    case 'redrive-replacement': case 'repair-master': return a.instanceId;
+    case 'redrive-replacement': case 'repair-master': case 'drive-retirement': return a.instanceId;
     case 'remove-stray': return a.memberId;
     case 'backup': return 'backup';
     case 'alert': return a.key;

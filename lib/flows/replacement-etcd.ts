@@ -10,7 +10,8 @@ import type { HostScriptName } from '../host/command';
 import { ETCD_DEVICE } from '../host/layout';
 import { clusterMasters, firstHealthyPeer, type Peer } from './cluster-masters';
 import type { ReplacementState as S } from './replacement-state';
-import { FlowFailure, type FlowRun, hostAdvice, type Step } from './run';
+import { FlowFailure, type FlowRun, hostAdvice } from './run';
+import { type Step } from './steps';
 import { viewCluster } from './survey';
 
 /** Host steps of the replacement: idempotent, so an unfinished SSM command is tried once more. */
@@ -47,11 +48,17 @@ export const urlsStep: Step<S> = {
 
 async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
   const { deps, slot, instanceId } = s;
-  const candidates: Array<{ instanceId: string; member: string }> = [];
+  // InService masters first; a master waiting to retire (Terminating:Wait) still runs a healthy
+  // member until its turn comes, and during a refresh of every master it may be the only peer.
+  const candidates: Array<{ instanceId: string; member: string; rank: number }> = [];
   for (const m of await clusterMasters(deps.asg, deps.tags, slot.cluster)) {
     if (m.member === slot.member) continue;
-    for (const i of m.instances) if (i.instanceId !== instanceId && i.lifecycleState === 'InService') candidates.push({ instanceId: i.instanceId, member: m.member });
+    for (const i of m.instances) {
+      const rank = ['InService', 'Terminating:Wait'].indexOf(i.lifecycleState);
+      if (i.instanceId !== instanceId && rank >= 0) candidates.push({ instanceId: i.instanceId, member: m.member, rank });
+    }
   }
+  candidates.sort((a, b) => a.rank - b.rank);
   const peer = await firstHealthyPeer(deps.ssm, deps.scripts, candidates, r.runOpts(600, { signal }));
   if (peer) return peer;
   throw new FlowFailure('peer', `no healthy etcd peer of ${slot.cluster} answers (tried ${candidates.map((c) => c.member).join(', ') || 'none'})`,
@@ -138,6 +145,8 @@ export const membershipStep: Step<S> = {
     const before = await readCluster(r, s);
     const p = planMembership(before.members, slot.member, peerUrl, s.mounted!.hasData);
     s.membership = p.kind;
+    // The cluster lock, proven right before the change (a slow read may have outlived it).
+    if (p.kind === 'update' || p.kind === 'replace') await r.verifyLocks();
     switch (p.kind) {
       case 'refuse':
         throw new FlowFailure('membership', p.reason, p.action, 'critical', `membership-${slot.member}`);

@@ -24,4 +24,6 @@ export interface ReplacementState {
   membership?: string;
   /** The member list after the membership step. */
   list?: MemberList;
+  /** Why the flow ended at once without touching anything (the instance is not one to bring in). */
+  ignored?: string;
 }

@@ -4,12 +4,13 @@
  */
 import { agentOnline } from '../aws/ssm-agent';
 import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes } from '../aws/ec2';
-import { asgLifecycleState } from '../aws/lifecycle';
+import { asgInstance, asgLifecycleState } from '../aws/lifecycle';
 import { predecessorAction } from '../domain/predecessor';
 import { ETCD_DEVICE } from '../host/layout';
 import { TimeoutError } from '../clock';
 import type { ReplacementState as S } from './replacement-state';
-import { FlowFailure, type FlowRun, type Step } from './run';
+import { FlowFailure, type FlowRun } from './run';
+import { type Step } from './steps';
 
 const live = (state: string) => state === 'pending' || state === 'running';
 
@@ -25,9 +26,28 @@ export function missingClusterTag(tags: Record<string, string>, tagKey: string, 
 
 const tagAdvice = (tagKey: string) => `Set PropagateAtLaunch on the master ASG's ${tagKey} tag (and tag the instances already running): Quorum Keeper's roles may attach volumes and run commands only on instances carrying it. The ASG will launch another instance.`;
 
+/**
+ * Why this instance is not one to bring in, if it is not: a launch flow acts only on an instance
+ * waiting for its launch hook (Pending:Wait) or, without a hook (a repair), one InService — in
+ * the slot's own group. A late or repeated launch event for an instance already terminating (or
+ * gone, or in another group) must not attach the volume and start etcd while it retires.
+ */
+export async function notToBringIn(s: Pick<S, 'deps' | 'slot' | 'instanceId' | 'hook'>): Promise<string | null> {
+  const a = await asgInstance(s.deps.asg, s.instanceId);
+  if (!a) return `${s.instanceId} is in no Auto Scaling group (terminated, or detached from ${s.slot.asg})`;
+  if (a.group !== s.slot.asg) return `${s.instanceId} belongs to ${a.group}, not to ${s.slot.asg}`;
+  const wanted = s.hook ? 'Pending:Wait' : 'InService';
+  return a.state === wanted ? null : `${s.instanceId} is ${a.state} in ${a.group}, not ${wanted}: nothing to bring in`;
+}
+
 export const instanceStep: Step<S> = {
   name: 'instance',
   async run(_r, s) {
+    const not = await notToBringIn(s);
+    if (not) {
+      s.ignored = not;
+      return { detail: not, skipped: true, stop: true };
+    }
     const i = await describeInstance(s.deps.ec2, s.instanceId);
     if (!live(i.state) || !i.az) throw new FlowFailure('instance', `instance ${s.instanceId} is ${i.state}`, 'Nothing to do for this instance; the ASG will launch another.', 'warning', `instance-${s.instanceId}`);
     const untagged = missingClusterTag(i.tags, s.deps.tags.cluster, s.slot.cluster);
@@ -36,6 +56,8 @@ export const instanceStep: Step<S> = {
     return { detail: `${s.instanceId} ${i.state} in ${i.az}` };
   },
   async plan(_r, s) {
+    const not = await notToBringIn(s);
+    if (not) return { action: `stop: ${not}; nothing is touched, no hook completed`, stop: true };
     const i = await describeInstance(s.deps.ec2, s.instanceId);
     if (!live(i.state) || !i.az) return { action: `stop: ${s.instanceId} is ${i.state}; ABANDON`, stop: true };
     const untagged = missingClusterTag(i.tags, s.deps.tags.cluster, s.slot.cluster);

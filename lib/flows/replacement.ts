@@ -23,13 +23,14 @@ import { completeHookStep } from './hook-step';
 import { findTargetGroups, registerAndWait } from '../aws/lb';
 import { APISERVER_PORT } from '../host/layout';
 import type { FlowDeps } from './deps';
-import { type MasterSlot, slotLockKey } from './master-slot';
+import { instanceLockKey, type MasterSlot, slotLockKey } from './master-slot';
 import { apiserverStep, caughtUpStep, membershipStep, mountStep, peerStep, startStep, urlsStep } from './replacement-etcd';
 import type { ReplacementState as S } from './replacement-state';
-import { agentStep, attachStep, instanceStep, predecessorStep, volumeStep } from './replacement-volume';
-import { beside, type Entry, FlowFailure, FlowRun, holding, join, LockLost, type PlannedStep, planSteps, runSteps, type Step } from './run';
+import { agentStep, attachStep, instanceStep, notToBringIn, predecessorStep, volumeStep } from './replacement-volume';
+import { FlowFailure, FlowRun, LockLost } from './run';
+import { beside, type Entry, holding, join, type PlannedStep, planSteps, runSteps, type Step } from './steps';
 
-export type { PlannedStep } from './run';
+export type { PlannedStep } from './steps';
 
 export interface ReplacementInput {
   slot: MasterSlot;
@@ -43,8 +44,12 @@ export interface ReplacementOptions {
 }
 
 export interface ReplacementOutcome {
-  /** 'busy': another flow holds the slot (or took it over): nothing was done here, no hook completed. */
-  result: 'continued' | 'abandoned' | 'busy';
+  /**
+   * 'busy': another flow holds the slot (or took it over): nothing was done here, no hook completed.
+   * 'ignored': the instance is not one to bring in (not Pending:Wait / InService in the slot's ASG).
+   * 'awaiting-dr': no quorum; the master came in with its volume mounted and etcd stopped.
+   */
+  result: 'continued' | 'abandoned' | 'busy' | 'ignored' | 'awaiting-dr';
   step?: string;
   reason?: string;
   membership?: string;
@@ -57,7 +62,7 @@ const registerStep: Step<S> = {
     const tgs = await findTargetGroups(deps.elb, deps.tags.cluster, s.slot.cluster);
     if (tgs.length === 0) return { detail: `no target group tagged ${deps.tags.cluster}=${s.slot.cluster}`, skipped: true };
     await r.beat(true);
-    for (const tg of tgs) await registerAndWait(deps.elb, tg, s.instanceId, APISERVER_PORT, r.waitOpts(deps.timings.targetTimeoutSec));
+    for (const tg of tgs) await r.beating(registerAndWait(deps.elb, tg, s.instanceId, APISERVER_PORT, r.waitOpts(deps.timings.targetTimeoutSec)));
     return { detail: `healthy in ${tgs.length} target group(s)` };
   },
   async plan(_r, s) {
@@ -92,10 +97,21 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput, opt
   await r.beat(true);
   const s: S = { deps, ...input };
   try {
-    const out = await r.hold(slotLockKey(input.slot), opts.slotLock ?? 'wait', async () => {
-      await runSteps(r, s, replacementSteps);
-      return { result: 'continued', membership: s.membership ?? '' } satisfies ReplacementOutcome;
-    }, { step: 'slot', waitDetail: `another flow is driving ${input.slot.member}` });
+    // A late or repeated event for an instance that is not waiting to come in: answered at once,
+    // without waiting for the locks its retirement may hold (and checked again under them).
+    const not = await notToBringIn(s);
+    if (not) {
+      r.say('instance', 'skip', not);
+      return { result: 'ignored', step: 'instance', reason: not };
+    }
+    const mode = opts.slotLock ?? 'wait';
+    const waitDetail = `another flow is driving ${input.slot.member}`;
+    // The slot lock, then this instance's lock (its retirement takes only that one).
+    const out = await r.hold(slotLockKey(input.slot), mode, () => r.hold(instanceLockKey(input.slot, input.instanceId), mode, async (): Promise<ReplacementOutcome> => {
+      if ((await runSteps(r, s, replacementSteps)) === 'stopped') return { result: 'ignored', step: 'instance', reason: s.ignored ?? 'nothing to do' };
+      await deps.awaitingDr.clear(input.slot.cluster, input.slot.member);
+      return { result: 'continued', membership: s.membership ?? '' };
+    }, { step: 'slot', waitDetail }), { step: 'slot', waitDetail });
     if (out) return out;
     deps.progress({ step: 'slot', status: 'skip', detail: `another flow is driving ${input.slot.member}; it completes the hook` });
     return { result: 'busy', reason: `another flow holds the ${slotLockKey(input.slot)} slot lock` };
@@ -109,6 +125,8 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput, opt
     if (err instanceof LockLost) return { result: 'busy', reason: err.message };
     const failure = err instanceof FlowFailure ? err : new FlowFailure('unexpected', err instanceof Error ? err.message : String(err), 'Check the function logs; the ASG will launch another instance.', 'critical', 'unexpected', { cause: err });
     const { slot, instanceId } = input;
+    // No quorum, the volume mounted, etcd never started here: come in awaiting DR (below).
+    if (failure.dedupe === 'no-quorum' && s.mounted && input.hook) return awaitDr(deps, input, s.mounted.hasData, failure);
     await deps.alerter.alert({
       severity: failure.severity, cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement', step: failure.step,
       summary: `replacing ${slot.member} failed at ${failure.step}: ${failure.message}`.slice(0, 400), action: failure.action,
@@ -117,6 +135,31 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput, opt
     if (input.hook) await completeLifecycle(deps.asg, input.hook, 'ABANDON');
     return { result: 'abandoned', step: failure.step, reason: failure.message };
   }
+}
+
+/**
+ * The cluster has no quorum (a majority of masters gone, not only their etcd): no membership
+ * change is possible, and ABANDONing would only make the ASG launch again and again while no slot
+ * ever becomes InService — which `restore` needs. So the master comes in as far as is safe: its
+ * volume attached and mounted (data untouched), etcd left stopped, nothing registered, the hook
+ * CONTINUEd, the slot recorded as awaiting DR, one alert. From there either quorum comes back
+ * (the other masters were only down) and the reconciler repairs this master like any other, or
+ * an operator restores.
+ */
+async function awaitDr(deps: FlowDeps, input: ReplacementInput, hasData: boolean, failure: FlowFailure): Promise<ReplacementOutcome> {
+  const { slot, instanceId } = input;
+  await deps.awaitingDr.mark({ cluster: slot.cluster, member: slot.member, instanceId, hasData });
+  await deps.alerter.alert({
+    severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement', step: 'awaiting-dr',
+    summary: `${slot.cluster} has no etcd quorum (${failure.message}); ${slot.member} on ${instanceId} is InService awaiting disaster recovery: volume mounted${hasData ? ' with its data' : ', blank'}, etcd left stopped`.slice(0, 450),
+    action: hasData
+      ? 'If the other masters are only down (frozen, rebooting, cut off) and their data is intact, bring them back: once quorum returns the reconciler brings this master in with its data. Restore only if a majority\'s data is gone for good: `quorum-keeper restore --cluster ' + slot.cluster + ' --snapshot latest` (writes after that backup are lost).'
+      : 'This member\'s data is gone. If a majority of members is lost for good, restore once every slot is InService: `quorum-keeper restore --cluster ' + slot.cluster + ' --snapshot latest`.',
+    dedupeKey: `${slot.cluster}/${slot.member}/awaiting-dr/${instanceId}`,
+  });
+  await completeLifecycle(deps.asg, input.hook!, 'CONTINUE');
+  deps.progress({ step: 'awaiting-dr', status: 'fail', detail: `no quorum: ${slot.member} InService with its volume mounted, etcd stopped` });
+  return { result: 'awaiting-dr', step: failure.step, reason: failure.message };
 }
 
 /**

@@ -12,6 +12,7 @@
  * `rollbackRestore` puts it back. Re-running with the same token is safe (members already
  * restored with it are left as they are).
  */
+import type { AwaitingDr } from '../aws/held-hooks';
 import { type BackupMeta, type BackupStore, headBackup, listBackups, parseBackupKey, presignDownload } from '../aws/backups';
 import { runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
@@ -20,10 +21,14 @@ import { STATUS_TIMEOUT } from '../etcd';
 import { patterns } from '../validate';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
 import { type HostFlowDeps, hostRunOpts } from './deps';
-import { FlowRun, type PlannedStep, planSteps, runSteps, type Step } from './run';
+import { FlowRun } from './run';
+import { type PlannedStep, planSteps, runSteps, type Step } from './steps';
 
 
-export type RestoreDeps = HostFlowDeps;
+export type RestoreDeps = HostFlowDeps & {
+  /** Where slots awaiting disaster recovery are recorded (cleared once restored). */
+  awaitingDr?: AwaitingDr;
+};
 
 export interface RestoreRequest {
   cluster: string;
@@ -248,6 +253,8 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
   if (await req.confirm(plan)) {
     await runSteps(run, { deps, req, plan, prepared, summary }, restoreSteps);
     summary.result = 'restored';
+    const dr = deps.awaitingDr;
+    if (dr) await Promise.all(prepared.masters.map((m) => dr.clear(req.cluster, m.member)));
   }
   summary.ms = deps.clock.now() - t0;
   return summary;

@@ -1,29 +1,44 @@
 /**
  * Master retirement (terminate lifecycle hook). The steps, in order (`retirementSteps`):
  *
- *   instance → deregister (drain) → etcd (is stopping it safe?) → move-leader → stop → detach → complete (CONTINUE)
+ *   instance → etcd (is it running here?)
+ *   → turn: wait until leaving is safe, then [cluster lock: leave (re-check) → deregister (drain)
+ *           → confirm (re-check) → move-leader → stop]
+ *   → detach → complete (CONTINUE)
+ *
+ * Masters leave one at a time (DESIGN.md): an instance refresh on every master ASG at once fires
+ * every terminate hook together, and each of them alone would read "3/3 healthy, two remain".
+ * So a retirement whose member is a healthy voter waits — hook heartbeated — until every other
+ * slot is whole (InService, following the leader, target healthy: `departureGate`), and it
+ * stops etcd only under the cluster lock, after reading that again there. The whole run holds
+ * the instance's lock, so a late launch event for this instance cannot work the volume meanwhile
+ * (and the launch flow refuses an instance that is not Pending:Wait or InService anyway).
+ *
+ * When waiting does not end within `departureWaitSec` the run ends with the hook HELD (recorded
+ * in the state table); the reconciler heartbeats and re-drives it on every run until leaving is
+ * safe. ABANDON would not stop the termination (unless the ASG retains terminated instances),
+ * and an expired hook applies its default result, so a held hook is never left to expire.
  *
  * Leadership goes to a healthy follower before etcd stops cleanly; the volume is unmounted and
  * detached so the replacement attaches it without force. Membership is left alone: the volume
  * keeps the member's identity for the replacement.
- *
- * ABANDON does not stop a termination (unless the ASG retains terminated instances), so when
- * losing this member would cost quorum the flow HOLDS the hook (heartbeats) and alerts rather
- * than pretending to veto; the next run (or the reconciler) re-checks.
  */
 import { describeInstance, detachVolume, findMemberVolumes } from '../aws/ec2';
-import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
+import { beatEveryMsFor, completeLifecycle, heartbeat, hookGlobalTimeoutSec, hookOf, type HookRef } from '../aws/lifecycle';
 import { completeHookStep } from './hook-step';
-import { deregisterAndWait, findTargetGroups } from '../aws/lb';
+import { deregisterAndWait, findTargetGroups, targetHealth } from '../aws/lb';
 import { ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
-import { canStopMember } from '../domain/membership';
+import { type Departure, departureGate } from '../domain/departure';
 import { type EndpointStatus, EtcdClient, STATUS_TIMEOUT } from '../etcd';
 import type { HostScriptName } from '../host/command';
 import { APISERVER_PORT } from '../host/layout';
+import { clusterMasters } from './cluster-masters';
 import type { FlowDeps } from './deps';
-import type { MasterSlot } from './master-slot';
-import { type Entry, FlowRun, runSteps, type Step } from './run';
+import { instanceLockKey, type MasterSlot } from './master-slot';
+import { TimeoutError } from '../clock';
+import { FlowRun, LockLost } from './run';
+import { type Entry, runSteps, type Step } from './steps';
 
 export interface RetirementInput {
   slot: MasterSlot;
@@ -33,24 +48,39 @@ export interface RetirementInput {
   destination?: string;
 }
 
+export interface RetirementOptions {
+  /** 'wait' (event handler, default): wait for another flow on this instance; 'try' (reconciler): give way at once. */
+  slotLock?: 'wait' | 'try';
+  /** How long this run waits for its turn before it holds the hook (default: timings.departureWaitSec). */
+  waitSec?: number;
+}
+
 export interface RetirementOutcome {
-  result: 'continued' | 'held' | 'failed';
+  /** 'busy': another flow holds the slot; nothing was done here. */
+  result: 'continued' | 'held' | 'failed' | 'busy';
   step?: string;
   reason?: string;
   movedLeaderTo?: string;
+  /** For a held hook: seconds since it was first held. */
+  heldForSec?: number;
 }
 
 interface S extends RetirementInput {
   deps: FlowDeps;
+  waitSec: number;
   az?: string;
   /** Running with an SSM agent that answers: etcd can be asked, stopped and unmounted. */
   reachable?: boolean;
   etcd?: EtcdClient;
+  clientUrl?: string;
   me?: EndpointStatus;
   statuses?: readonly EndpointStatus[];
   running?: boolean;
   movedLeaderTo?: string;
-  held?: string;
+  /** Why the run ends with the hook held. */
+  held?: Departure;
+  /** etcd was stopped here by this run. */
+  stopped?: boolean;
 }
 
 // status, stop and unmount are idempotent (and flock'ed on the host): a command SSM reports
@@ -67,59 +97,109 @@ const instanceStep: Step<S> = {
   },
 };
 
+const etcdStep: Step<S> = {
+  name: 'etcd',
+  async run(r, s) {
+    if (!s.reachable) return { detail: 'not reachable: etcd left as it is', skipped: true };
+    const st = await onHost<{ running: boolean; clientUrl: string }>(r, s, 'etcd-member.sh', ['status']);
+    s.running = st.running;
+    if (!st.running) return { detail: 'etcd is not running', skipped: true };
+    s.clientUrl = st.clientUrl;
+    s.etcd = new EtcdClient(ssmEtcdRunner(s.deps.ssm, s.deps.scripts, s.instanceId, r.runOpts()), { endpoints: [st.clientUrl] });
+    return { detail: `etcd running (${st.clientUrl})` };
+  },
+};
+
+/** The departure decision on a fresh read: etcd through this member, the slots, target health. */
+async function readGate(s: S): Promise<Departure> {
+  const { deps, slot } = s;
+  const [list, status, masters, targets] = await Promise.all([
+    s.etcd!.memberList(), s.etcd!.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }),
+    clusterMasters(deps.asg, deps.tags, slot.cluster), targetHealth(deps.elb, deps.tags.cluster, slot.cluster),
+  ]);
+  const gate = departureGate(list.members, status, s.clientUrl!, masters.filter((m) => m.member !== slot.member), targets);
+  s.me = status.statuses.find((x) => x.endpoint === s.clientUrl);
+  s.statuses = status.statuses;
+  return gate;
+}
+
+async function quorumAlert(s: S, gate: Departure): Promise<void> {
+  const { slot } = s;
+  await s.deps.alerter.alert({
+    severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId: s.instanceId, flow: 'retirement', step: 'quorum',
+    summary: `retiring ${slot.member} now would lose etcd quorum (${gate.detail}); holding the termination`,
+    action: 'Bring the failed masters back first: Quorum Keeper keeps the hook alive (heartbeats) and lets the instance go once the others are whole. Do not complete the hook by hand.',
+    dedupeKey: `${slot.cluster}/${slot.member}/retire-quorum`,
+  });
+}
+
 const deregisterStep: Step<S> = {
   name: 'deregister',
   async run(r, s) {
     const { deps } = s;
     const tgs = await findTargetGroups(deps.elb, deps.tags.cluster, s.slot.cluster);
-    for (const tg of tgs) await deregisterAndWait(deps.elb, tg, s.instanceId, APISERVER_PORT, r.waitOpts(deps.timings.targetTimeoutSec));
+    // The drain takes the whole deregistration delay (300 s by default): beat through it.
+    for (const tg of tgs) await r.beating(deregisterAndWait(deps.elb, tg, s.instanceId, APISERVER_PORT, r.waitOpts(deps.timings.targetTimeoutSec)));
     return tgs.length ? { detail: `drained from ${tgs.length} target group(s)` } : { detail: 'no target group', skipped: true };
   },
 };
 
-const etcdStep: Step<S> = {
-  name: 'etcd',
+/** Under the cluster lock: the decision on a fresh read (before the drain, and again after it). */
+const checkStep = (name: string): Step<S> => ({
+  name,
+  async run(_r, s) {
+    const gate = await readGate(s);
+    if (gate.go) return { detail: gate.detail };
+    s.held = gate;
+    return { detail: `not now: ${gate.detail}`, stop: true };
+  },
+});
+
+const notNow = (detail: string): Departure => ({ go: false, kind: 'no-leader', detail, safety: { safe: false, leader: null, othersHealthy: 0, quorum: 0, voters: 0 }, inTransition: false });
+
+/**
+ * Wait for this master's turn, then leave under the cluster lock: `leave` re-reads the decision
+ * there, the drain follows (other departures wait on the lock meanwhile, so two API servers never
+ * drain at once), `confirm` reads it once more, then leadership moves and etcd stops. Any "not
+ * now" releases the lock and waits again; when the wait runs out the hook is held.
+ */
+const turnStep: Step<S> = {
+  name: 'turn',
   async run(r, s) {
-    if (!s.reachable) return { detail: 'not reachable: etcd left as it is', skipped: true };
-    const { deps, slot } = s;
-    const st = await onHost<{ running: boolean; clientUrl: string }>(r, s, 'etcd-member.sh', ['status']);
-    s.running = st.running;
-    if (!st.running) return { detail: 'etcd is not running', skipped: true };
-    const etcd = new EtcdClient(ssmEtcdRunner(deps.ssm, deps.scripts, s.instanceId, r.runOpts()), { endpoints: [st.clientUrl] });
-    s.etcd = etcd;
-    // Stop only when the OTHER voters keep quorum with a leader. Unknown counts as unsafe: right
-    // after another member died there may be no leader yet (an election), so wait a little for
-    // one, and hold if it does not come.
-    const read = async () => {
-      const list = await etcd.memberList();
-      const status = await etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT });
-      return { status, me: status.statuses.find((x) => x.endpoint === st.clientUrl), safety: canStopMember(list.members, status, st.clientUrl) };
-    };
-    let view = await read();
-    if (view.safety.leader === null) {
-      view = await r.poll('an etcd leader', async () => {
-        view = await read();
-        return view.safety.leader === null ? undefined : view;
-      }, { timeoutSec: deps.timings.peerTimeoutSec, onWait: () => r.say('etcd', 'wait', 'no etcd leader right now (election?); waiting before deciding') }).catch((err: unknown) => {
-        if (r.aborted) throw err;
-        return view;
-      });
+    // Each look costs two SSM commands: ask at the poll ceiling (15 s on AWS), not the floor.
+    if (!s.running) {
+      await runSteps(r, s, [deregisterStep]);
+      return { detail: 'etcd not running here: nothing to wait for', skipped: true };
     }
-    const { status, me, safety } = view;
-    s.me = me;
-    s.statuses = status.statuses;
-    if (safety.safe) return { detail: `${safety.othersHealthy} other healthy voter(s) of ${safety.voters} keep quorum ${safety.quorum}` };
-    // Stopping this member would (or might) lose quorum: hold the hook and alert.
-    await r.beat(true);
-    await deps.alerter.alert({
-      severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId: s.instanceId, flow: 'retirement', step: 'quorum',
-      summary: `retiring ${slot.member} now would lose etcd quorum (${safety.othersHealthy} other healthy voter(s) of ${safety.voters}, quorum ${safety.quorum}${safety.leader ? '' : ', no leader'}); holding the termination`,
-      action: 'Bring the failed masters back first. Termination proceeds when the hook times out; set the ASG instance-lifecycle retention policy so ABANDON can keep the instance.',
-      dedupeKey: `${slot.cluster}/${slot.member}/retire-quorum`,
+    let alerted = false;
+    let last: Departure = notNow('not decided yet');
+    const left = await r.poll('this master\'s turn to leave', async () => {
+      try {
+        last = await readGate(s);
+      } catch (err) {
+        // An unanswered read decides nothing: not now, ask again (a held hook waits for an answer).
+        if (r.aborted) throw err;
+        last = notNow(`etcd could not be read here: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300));
+      }
+      if (last.go) {
+        const ran = await r.hold(s.slot.cluster, 'try', () => runSteps(r, s, leaveSteps));
+        if (ran === 'done') return last.detail;
+        last = ran === null ? notNow('another membership change holds the cluster lock') : s.held ?? last;
+      }
+      // Quorum at stake through a failure (not a master the ASG is already replacing): say so at once.
+      if (last.go === false && last.kind === 'would-lose-quorum' && !last.inTransition && !alerted) {
+        alerted = true;
+        await quorumAlert(s, last);
+      }
+      r.say('turn', 'wait', last.detail);
+      return undefined;
+    }, { timeoutSec: s.waitSec, intervalSec: Math.max(1, s.deps.timings.maxDelaySec) }).catch((err: unknown) => {
+      if (r.aborted || !(err instanceof TimeoutError)) throw err;
+      return null;
     });
-    s.held = 'stopping this member would lose quorum';
-    r.say('quorum', 'wait', 'holding: would lose quorum');
-    return { detail: 'holding: would lose quorum', stop: true };
+    if (left !== null) return { detail: `left: ${left}` };
+    s.held = last;
+    return { detail: `holding the hook: ${last.detail}`, stop: true };
   },
 };
 
@@ -139,7 +219,9 @@ const stopStep: Step<S> = {
   name: 'stop',
   async run(r, s) {
     if (!s.running) return { detail: 'etcd not running here', skipped: true };
+    await r.verifyLocks();
     await onHost(r, s, 'etcd-member.sh', ['stop']);
+    s.stopped = true;
     return { detail: 'etcd stopped' };
   },
 };
@@ -160,17 +242,56 @@ const detachStep: Step<S> = {
 
 const completeStep = completeHookStep<S>('no lifecycle hook');
 
-/** The retirement, step by step. */
-export const retirementSteps: ReadonlyArray<Entry<S>> = [instanceStep, deregisterStep, etcdStep, moveLeaderStep, stopStep, detachStep, completeStep];
+/** Under the cluster lock, once it is this master's turn (see turnStep). */
+const leaveSteps: ReadonlyArray<Entry<S>> = [checkStep('leave'), deregisterStep, checkStep('confirm'), moveLeaderStep, stopStep];
 
-export async function retireMaster(deps: FlowDeps, input: RetirementInput): Promise<RetirementOutcome> {
+/** The retirement, step by step. */
+export const retirementSteps: ReadonlyArray<Entry<S>> = [instanceStep, etcdStep, turnStep, detachStep, completeStep];
+
+/** Held: recorded with its first-held time; alerts as it ages toward the hook's global limit. */
+async function recordHeld(deps: FlowDeps, s: S, heartbeatTimeoutSec: number, reason: string): Promise<number> {
+  const { slot, instanceId } = s;
+  if (!s.hook) return 0;
+  const rec = await deps.held.hold({ cluster: slot.cluster, member: slot.member, instanceId, hook: s.hook.hook, heartbeatTimeoutSec, reason });
+  const heldSec = Math.max(0, Math.round((deps.clock.now() - rec.since) / 1000));
+  const limitSec = hookGlobalTimeoutSec(heartbeatTimeoutSec);
+  const left = limitSec - heldSec;
+  if (heldSec >= 0.75 * limitSec) {
+    await deps.alerter.alert({
+      severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId, flow: 'retirement', step: 'held',
+      summary: `the terminate hook of ${slot.member} (${instanceId}) has been held ${Math.round(heldSec / 60)} min; AWS ends it in about ${Math.max(0, Math.round(left / 60))} min whatever the heartbeats, and the instance then terminates: ${reason}`,
+      action: 'Make the other masters whole before then (`quorum-keeper status`), or, if this master must stay, detach it from its ASG (aws autoscaling detach-instances) so it is not terminated.',
+      dedupeKey: `${slot.cluster}/${slot.member}/held-limit/${instanceId}`,
+    });
+  } else if (heldSec >= 3600 && s.held?.go === false && s.held.kind !== 'would-lose-quorum') {
+    await deps.alerter.alert({
+      severity: 'warning', cluster: slot.cluster, member: slot.member, instanceId, flow: 'retirement', step: 'held',
+      summary: `${slot.member} (${instanceId}) has waited ${Math.round(heldSec / 60)} min to leave: ${reason}`,
+      action: 'A master out for this long is not normal: check `quorum-keeper status` and the replacement of the master named.',
+      dedupeKey: `${slot.cluster}/${slot.member}/held-long/${instanceId}`,
+    });
+  }
+  return heldSec;
+}
+
+export async function retireMaster(deps: FlowDeps, input: RetirementInput, opts: RetirementOptions = {}): Promise<RetirementOutcome> {
   const { slot, instanceId, hook } = input;
-  const r = new FlowRun(deps, { owner: instanceId, ...(hook ? { heartbeat: () => heartbeat(deps.asg, hook) } : {}) });
-  const s: S = { ...input, deps };
+  // Heartbeat often enough for this hook's timeout (a third of it, at most every 30 s).
+  const settings = hook ? await hookOf(deps.asg, hook.asg, 'autoscaling:EC2_INSTANCE_TERMINATING').catch(() => null) : null;
+  const timeoutSec = settings?.heartbeatTimeoutSec ?? 3600;
+  const r = new FlowRun(deps, { owner: instanceId, beatEveryMs: beatEveryMsFor(timeoutSec), ...(hook ? { heartbeat: () => heartbeat(deps.asg, hook) } : {}) });
+  const s: S = { ...input, deps, waitSec: opts.waitSec ?? deps.timings.departureWaitSec };
   try {
     await r.beat(true);
-    if ((await runSteps(r, s, retirementSteps)) === 'stopped') return { result: 'held', step: 'quorum', reason: s.held ?? 'held' };
-    return { result: 'continued', ...(s.movedLeaderTo ? { movedLeaderTo: s.movedLeaderTo } : {}) };
+    const out = await r.hold(instanceLockKey(slot, instanceId), opts.slotLock ?? 'wait', async (): Promise<RetirementOutcome> => {
+      if ((await runSteps(r, s, retirementSteps)) === 'stopped') {
+        const reason = s.held?.detail ?? 'held';
+        return { result: 'held', step: 'turn', reason, heldForSec: await recordHeld(deps, s, timeoutSec, reason) };
+      }
+      if (hook) await deps.held.release(slot.cluster, slot.member, instanceId);
+      return { result: 'continued', ...(s.movedLeaderTo ? { movedLeaderTo: s.movedLeaderTo } : {}) };
+    }, { step: 'slot', waitDetail: `another flow is driving ${slot.member}` });
+    return out ?? { result: 'busy', reason: `another flow holds the ${instanceLockKey(slot, instanceId)} lock` };
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     // Near the Lambda deadline the run stops between steps (no alert, no CONTINUE): the retried
@@ -179,14 +300,27 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput): Prom
       r.say(r.current, 'fail', `stopped before the Lambda deadline (${reason}); the retried event resumes`);
       deps.signal!.throwIfAborted();
     }
+    // Another flow took the slot or the cluster over: it decides; nothing was stopped here unverified.
+    if (err instanceof LockLost) return { result: 'busy', reason };
+    // Before etcd is known stopped (or known not running), letting the instance go could take a
+    // second member out: hold the hook instead, and the reconciler retries.
+    const mayStillRun = s.running !== false && !s.stopped && s.reachable !== false;
     await deps.alerter.alert({
       severity: 'warning', cluster: slot.cluster, member: slot.member, instanceId, flow: 'retirement', step: r.current,
       summary: `retiring ${slot.member} failed at ${r.current}: ${reason}`.slice(0, 400),
-      action: 'The instance will still terminate when its hook ends. The replacement will detach the volume once the instance is gone; check etcd health.',
+      action: mayStillRun
+        ? 'Its etcd may still be running, so the hook is held (heartbeats) and the reconciler retries the retirement; check the SSM agent and etcd on the instance.'
+        : 'etcd is stopped here, so the instance is let go; the replacement detaches the volume once the instance is gone. Check etcd health.',
       dedupeKey: `${slot.cluster}/${slot.member}/retire-${r.current}`,
     });
+    if (mayStillRun && hook) {
+      return { result: 'held', step: r.current, reason, heldForSec: await recordHeld(deps, s, timeoutSec, `failed at ${r.current}: ${reason}`) };
+    }
     // Let termination go ahead: ABANDON would not stop it anyway, and CONTINUE frees the slot sooner.
-    if (hook) await completeLifecycle(deps.asg, hook, 'CONTINUE');
+    if (hook) {
+      await completeLifecycle(deps.asg, hook, 'CONTINUE');
+      await deps.held.release(slot.cluster, slot.member, instanceId);
+    }
     return { result: 'failed', step: r.current, reason };
   }
 }

@@ -1,21 +1,22 @@
 /**
- * The step engine every flow runs on. A flow is an ordered list of named steps (`Step`), each
- * with `run` (do it, re-reading the world first) and `plan` (say what it would do now, from
- * read-only calls). `runSteps` walks the list for real, `planSteps` for a dry run: the dry run
- * walks the very list the flow runs, so the two cannot drift.
+ * The step engine every flow runs on. A flow is an ordered list of named steps (`Step`, in
+ * steps.ts), each with `run` (do it, re-reading the world first) and `plan` (say what it would
+ * do now, from read-only calls). `runSteps` walks the list for real, `planSteps` for a dry run:
+ * the dry run walks the very list the flow runs, so the two cannot drift.
  *
  * `FlowRun` gives each step what every flow needs, one way only:
  *   - step reporting: `start` / `ok` / `skip` / `wait` / `fail` with its duration;
  *   - the deadline: the run's signal is checked between steps and carried into every wait, so a
  *     run started late stops within a poll interval instead of overrunning mid-step;
- *   - polling (`poll`) that always carries the clock, the signal and the heartbeat;
+ *   - polling (`poll`) that always carries the clock, the signal and the heartbeat, and a beat
+ *     on a timer through one long call that cannot poll (`beating`: a waiter, a host command);
  *   - one host-script call (`host`) with one error mapping;
  *   - lock holding (`hold`): every lock held is extended by the heartbeat, and losing one stops
- *     the run (`LockLost`);
+ *     the run (`LockLost`); `verifyLocks` proves them right before a change that needs them;
  *   - `FlowFailure`: the step that failed, what to do about it, and the error behind it (`cause`).
  *
- * Lists may start a step beside the ones that follow (`beside`) and wait for it later (`join`),
- * and hold a lock around some of their steps (`holding`). A step started beside is cancelled
+ * Lists (steps.ts) may start a step beside the ones that follow (`beside`) and wait for it later
+ * (`join`), and hold a lock around some of their steps (`holding`). A step started beside is cancelled
  * (through its signal) and waited for when the run fails, so nothing of a run outlives it.
  */
 import { randomUUID } from 'node:crypto';
@@ -70,6 +71,8 @@ export interface FlowRunOptions {
   timeoutAction?: string;
   /** Who holds this run's locks (for the lock table; a UUID is added). */
   owner?: string;
+  /** Beat at most this often (default BEAT_EVERY_MS); shorter for a hook with a short heartbeat timeout. */
+  beatEveryMs?: number;
 }
 
 /** Heartbeats (lock extension, lifecycle heartbeat) at most this often. */
@@ -109,14 +112,41 @@ export class FlowRun {
 
   /** Every BEAT_EVERY_MS (or when forced): extend every lock held, then the flow's heartbeat. */
   async beat(force = false): Promise<void> {
-    if (!force && this.deps.clock.now() - this.lastBeat < BEAT_EVERY_MS) return;
+    if (!force && this.deps.clock.now() - this.lastBeat < (this.opts.beatEveryMs ?? BEAT_EVERY_MS)) return;
     this.lastBeat = this.deps.clock.now();
-    for (const [key, owner] of [...this.held]) {
-      const kept = await this.deps.lock!.extend(key, owner);
-      // Released meanwhile (by this run): nothing lost.
-      if (!kept && this.held.get(key) === owner) throw new LockLost(`another flow took over ${key}`);
-    }
+    await this.verifyLocks();
     await this.opts.heartbeat?.();
+  }
+
+  /**
+   * Awaits `work` (one long SDK or SSM call that cannot beat itself: a waiter, a host command)
+   * while beating on a timer, so a lock or a hook with a short heartbeat timeout stays alive.
+   * A lost lock ends the wait with LockLost.
+   */
+  async beating<T>(work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const ticker = new Promise<never>((_, reject) => {
+      timer = setInterval(() => void this.beat().catch((err: unknown) => {
+        clearInterval(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }), Math.min(this.opts.beatEveryMs ?? BEAT_EVERY_MS, 5000));
+    });
+    ticker.catch(() => undefined); // settled after the race only when a beat fails late
+    try {
+      return await Promise.race([work, ticker]);
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  /**
+   * Proves, right now, that this run still holds every lock it took (each is extended; a lost one
+   * raises LockLost). For the moment just before a membership change or an etcd stop.
+   */
+  async verifyLocks(): Promise<void> {
+    for (const [key, owner] of [...this.held]) {
+      if (!(await this.deps.lock!.extend(key, owner)) && this.held.get(key) === owner) throw new LockLost(`another flow took over ${key}`);
+    }
   }
 
   /** Runs one named step: checks the deadline, beats, reports start and end. */
@@ -193,11 +223,11 @@ export class FlowRun {
   } = {}): Promise<T> {
     const step = o.step ?? this.current;
     try {
-      return await runHostJson<T>(this.deps.ssm!, this.deps.scripts!, instanceId, script, args, {
+      return await this.beating(runHostJson<T>(this.deps.ssm!, this.deps.scripts!, instanceId, script, args, {
         ...this.runOpts(o.maxWaitSec, { ...(o.executionTimeoutSec ? { executionTimeoutSec: o.executionTimeoutSec } : {}), signal: o.signal }),
         retryUnfinished: o.retryUnfinished ?? false,
         onRetry: (r) => this.say(step, 'wait', `SSM command ${r.commandId} ended ${r.status}; trying once more`),
-      });
+      }));
     } catch (err) {
       if (!(err instanceof HostScriptError) || this.aborted) throw err;
       throw new FlowFailure(step, err.message, o.action?.(err) ?? hostAdvice(err), 'critical', step, { cause: err });
@@ -235,108 +265,4 @@ export function hostAdvice(err: HostScriptError): string {
   if (err.result.exitCode === 4) return 'The volume is marked for another cluster or member: check the volume and ASG tags.';
   if (err.result.exitCode === -1) return `SSM Run Command did not finish on ${err.instanceId} (${err.result.status}): check the SSM agent there.`;
   return 'Read the command output in SSM Run Command history for this instance.';
-}
-
-// ----- flows as ordered lists of named steps -----
-
-export interface StepResult {
-  detail: string;
-  skipped?: boolean;
-  /** The flow ends here, as planned (e.g. a retirement held for safety): the steps after it do not run. */
-  stop?: boolean;
-}
-export interface PlanLine { action: string; /** The flow would stop here. */ stop?: boolean }
-
-export interface Step<S> {
-  readonly name: string;
-  /** Does the step, re-reading what it needs. `signal` stops it (the run's, or its own when beside). */
-  run(r: FlowRun, s: S, signal: AbortSignal | undefined): Promise<StepResult>;
-  /** What it would do now, from read-only calls; null when it has nothing to say (it would skip). Flows with a dry run give every step one. */
-  plan?(r: FlowRun, s: S): PlanLine | null | Promise<PlanLine | null>;
-}
-
-export type Entry<S> =
-  | Step<S>
-  | { kind: 'beside'; step: Step<S> }
-  | { kind: 'join'; step: Step<S> }
-  | { kind: 'holding'; key: (s: S) => string; what: string; entries: ReadonlyArray<Entry<S>> };
-
-/** Starts `step` beside the entries that follow it. */
-export const beside = <S>(step: Step<S>): Entry<S> => ({ kind: 'beside', step });
-/** Waits for a step started `beside`; its failure fails the flow here. */
-export const join = <S>(step: Step<S>): Entry<S> => ({ kind: 'join', step });
-/** Holds a lock (waiting for it) around `entries`. */
-export const holding = <S>(what: string, key: (s: S) => string, ...entries: Array<Entry<S>>): Entry<S> => ({ kind: 'holding', key, what, entries });
-
-/** The step names of a list, in the order a reader sees them. */
-export function stepNames<S>(entries: ReadonlyArray<Entry<S>>): string[] {
-  return entries.flatMap((e) => ('run' in e ? [e.name] : e.kind === 'beside' ? [e.step.name] : e.kind === 'join' ? [] : stepNames(e.entries)));
-}
-
-/**
- * Runs the list for real; 'stopped' when a step ended the flow early (`StepResult.stop`). Steps
- * started beside are cancelled and waited for if the list fails or stops.
- */
-export async function runSteps<S>(r: FlowRun, s: S, entries: ReadonlyArray<Entry<S>>): Promise<'done' | 'stopped'> {
-  const started = new Map<Step<S>, Beside<boolean>>();
-  const walk = async (list: ReadonlyArray<Entry<S>>): Promise<'done' | 'stopped'> => {
-    for (const e of list) {
-      if ('run' in e) {
-        const stop = await r.step(e.name, async () => {
-          const res = await e.run(r, s, r.signal);
-          return { value: res.stop === true, ...res };
-        });
-        if (stop) return 'stopped';
-      } else if (e.kind === 'beside') {
-        started.set(e.step, r.beside(e.step.name, async (signal) => ({ value: false, ...(await e.step.run(r, s, signal)) })));
-      } else if (e.kind === 'join') {
-        const b = started.get(e.step);
-        if (!b) throw new Error(`step ${e.step.name} was joined but never started beside`);
-        started.delete(e.step);
-        await b.done;
-      } else {
-        const key = e.key(s);
-        const got = await r.hold(key, 'wait', () => walk(e.entries), { step: e.entries.find((x): x is Step<S> => 'run' in x)?.name ?? 'lock', waitDetail: `another flow holds the ${e.what}` });
-        if (!got) throw new FlowFailure('lock', `the ${e.what} (${key}) stayed held for ${r.deps.timings.lockTimeoutSec ?? 300} s`, 'Another flow is changing this cluster; the next run tries again.', 'warning', `lock-${key}`);
-        if (got === 'stopped') return got;
-      }
-    }
-    return 'done';
-  };
-  try {
-    return await walk(entries);
-  } finally {
-    for (const b of started.values()) await b.cancel();
-  }
-}
-
-export interface PlannedStep { step: string; action: string }
-
-/** Walks the same list for a dry run: each step's plan, in order, until one says the flow stops. */
-export async function planSteps<S>(r: FlowRun, s: S, entries: ReadonlyArray<Entry<S>>): Promise<PlannedStep[]> {
-  const out: PlannedStep[] = [];
-  const walk = async (list: ReadonlyArray<Entry<S>>, prefix: string): Promise<boolean> => {
-    let first = prefix;
-    for (const e of list) {
-      if (!('run' in e) && e.kind === 'holding') {
-        if (!(await walk(e.entries, `under the ${e.what}: `))) return false;
-        continue;
-      }
-      if (!('run' in e) && e.kind === 'join') continue;
-      const step = 'run' in e ? e : e.step;
-      let line: PlanLine | null;
-      try {
-        line = step.plan ? await step.plan(r, s) : null;
-      } catch (err) {
-        line = { action: `stop: ${err instanceof Error ? err.message : String(err)}`, stop: true };
-      }
-      if (!line) continue;
-      out.push({ step: step.name, action: `${first}${line.action}` });
-      first = '';
-      if (line.stop) return false;
-    }
-    return true;
-  };
-  await walk(entries, '');
-  return out;
 }

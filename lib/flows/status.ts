@@ -7,11 +7,11 @@
  */
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { type EC2Client, paginateDescribeVolumes } from '@aws-sdk/client-ec2';
-import { DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { type BackupStore, listBackups } from '../aws/backups';
-import { findTargetGroups } from '../aws/lb';
+import { targetHealth } from '../aws/lb';
 import type { Clock } from '../clock';
 import { assessHealth } from '../domain/health';
 import { hasNoLeader } from '../etcd';
@@ -82,14 +82,6 @@ export async function clusterVolumes(ec2: EC2Client, tags: StatusDeps['tags'], c
     }
   }
   return out;
-}
-
-/** Target health by instance in the cluster's API server target group; null without one. */
-export async function targetHealth(elb: ElasticLoadBalancingV2Client, tagKey: string, cluster: string): Promise<Map<string, string> | null> {
-  const tg = (await findTargetGroups(elb, tagKey, cluster))[0];
-  if (!tg) return null;
-  const r = await elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: tg }));
-  return new Map((r.TargetHealthDescriptions ?? []).map((d) => [d.Target?.Id ?? '', d.TargetHealth?.State ?? 'unknown']));
 }
 
 export async function clusterStatus(deps: StatusDeps, cluster: string, opts: StatusOptions = {}): Promise<ClusterStatus> {

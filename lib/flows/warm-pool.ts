@@ -9,7 +9,8 @@
 import type { HookRef } from '../aws/lifecycle';
 import type { FlowDeps } from './deps';
 import { completeHookStep } from './hook-step';
-import { FlowRun, runSteps } from './run';
+import { FlowRun } from './run';
+import { runSteps } from './steps';
 
 interface S { readonly deps: Pick<FlowDeps, 'asg'>; readonly hook: HookRef }
 

@@ -52,7 +52,7 @@ describe('fault matrix: etcd members frozen or out of space', () => {
     }
   });
 
-  it('a master dies while another member is frozen: no quorum, so no membership change, one alert; once it thaws the next instance converges', async () => {
+  it('a master dies while another member is frozen: no quorum, so no membership change; it comes in awaiting DR with one alert; once the peer thaws, the repair brings it in with its data', async () => {
     const leaderUrl = (await leaderOf())!.endpoint;
     const [dead, frozen] = t.cluster.members.filter((m) => m.clientUrl !== leaderUrl);
     const before = (await etcd().memberList()).members;
@@ -64,23 +64,25 @@ describe('fault matrix: etcd members frozen or out of space', () => {
     const alerts = await receivedAlerts(t.ctl);
     t.sandbox.host(frozen!.instanceId).resumeEtcd();
     summary.push(`| ${dead!.name} dies while ${frozen!.name} is frozen | ${out.result} at ${out.step}, ${alerts.length} alert |`);
-    expect(out).toMatchObject({ result: 'abandoned' });
+    expect(out).toMatchObject({ result: 'awaiting-dr' });
     expect(['peer', 'membership']).toContain(out.step);
     expect(alerts).toHaveLength(1);
-    expect(alerts[0]).toMatch(/quorum/i);
-    expect(t.sandbox.lifecycle.results(first.instanceId)).toEqual(['ABANDON']);
+    expect(alerts[0]).toMatch(/no etcd quorum/i);
+    expect(t.sandbox.lifecycle.results(first.instanceId)).toEqual(['CONTINUE']);
+    expect(t.sandbox.host(first.instanceId).etcdPid()).toBeNull();
     // Nobody was removed or re-pointed, and the dead member's volume keeps its identity.
     await waitFor('a leader after the thaw', async () => ((await leaderOf()) ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
     expect((await etcd().memberList()).members.map((m) => [m.id, m.peerUrls])).toEqual(before.map((m) => [m.id, m.peerUrls]));
     expect(readFileSync(join(t.sandbox.volumeDir(dead!.volumeId), '.quorum-keeper-volume'), 'utf8')).toMatch(/^cluster=prod\nmember=/);
 
-    const second = await killMaster(t.sandbox, t.c, { ...dead!, instanceId: first.instanceId });
-    const again = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot, instanceId: second.instanceId, hook: hookOf(second) });
-    summary.push(`| (after the thaw) next instance for ${dead!.name} | ${again.result} (${again.membership}) |`);
+    // Quorum is back: the reconciler's repair (the replacement flow without a hook) brings the
+    // master that came in awaiting DR into the cluster, with its data, on the same instance.
+    const again = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot, instanceId: first.instanceId, hook: null });
+    summary.push(`| (after the thaw) repair of ${dead!.name} on the same instance | ${again.result} (${again.membership}) |`);
     expect(again).toEqual({ result: 'continued', membership: 'update' });
     const id = before.find((m) => m.name === dead!.name)!.id;
-    expect((await etcd().memberList()).members.find((m) => m.name === dead!.name)).toMatchObject({ id, peerUrls: [t.sandbox.host(second.instanceId).peerUrl] });
-    expect(await countKeys(t.sandbox.host(second.instanceId).clientUrl, '/registry/test/')).toBe(300);
+    expect((await etcd().memberList()).members.find((m) => m.name === dead!.name)).toMatchObject({ id, peerUrls: [t.sandbox.host(first.instanceId).peerUrl] });
+    expect(await countKeys(t.sandbox.host(first.instanceId).clientUrl, '/registry/test/')).toBe(300);
     expect(t.sandbox.detachCalls.filter((d) => d.force)).toEqual([]);
     await t.writer.check(w, 'a master dies while a peer is frozen');
   });

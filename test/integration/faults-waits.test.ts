@@ -131,7 +131,7 @@ describe('fault matrix: the deadline inside each long wait of the replacement an
     const abort = new AbortController();
     let abortedAt = 0;
     const deps = sandboxFlowDeps(t.c, t.ctl, (e) => {
-      if (abortedAt === 0 && e.step === 'etcd' && e.status === 'wait') {
+      if (abortedAt === 0 && e.step === 'turn' && e.status === 'wait') {
         abortedAt = -1;
         setTimeout(() => {
           abortedAt = Date.now();

@@ -9,7 +9,7 @@ import { rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
 import { planReplacement, replaceMaster, replacementSteps } from '../../lib/flows/replacement';
-import { stepNames } from '../../lib/flows/run';
+import { stepNames } from '../../lib/flows/steps';
 import { retireMaster } from '../../lib/flows/retirement';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
@@ -86,7 +86,7 @@ describe('master replacement (launch hook)', () => {
     await t.writer.check(w, 'b');
   });
 
-  it('(t.c) handles the same launch event delivered twice at once: one membership change, both end cleanly', async () => {
+  it('(t.c) handles the same launch event delivered twice at once: one membership change; the second finds the master InService and touches nothing', async () => {
     const a = memberOf(t.cluster, 'etcd-a');
     const w = t.writer.start('c');
     const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
@@ -95,8 +95,11 @@ describe('master replacement (launch hook)', () => {
       replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) }),
       replaceMaster(deps(), { slot, instanceId, hook: hookOf(event) }),
     ]);
-    expect([x.result, y.result]).toEqual(['continued', 'continued']);
-    expect([x.membership, y.membership].sort()).toEqual(['in-place', 'update']);
+    // The second waited for the slot lock; by then the hook was completed and the instance InService.
+    console.log(`(t.c) ${JSON.stringify([x, y])}`);
+    expect([x.result, y.result].sort()).toEqual(['continued', 'ignored']);
+    expect([x, y].find((o) => o.result === 'continued')?.membership).toBe('update');
+    expect([x, y].find((o) => o.result === 'ignored')?.reason).toMatch(/is InService in .*, not Pending:Wait/);
     expect(await members()).toHaveLength(3);
     // One CONTINUE accepted; the second completion found the action already completed.
     expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
@@ -104,26 +107,29 @@ describe('master replacement (launch hook)', () => {
   });
 
   // (e) runs without the writer: with two of three members dead nothing can be read back.
-  it('(e) two of three masters dead: no membership change, ABANDON, one critical alert', async () => {
+  it('(e) two of three masters dead: no membership change; the master comes in awaiting DR (volume mounted, etcd stopped, CONTINUE), one critical alert', async () => {
     const [a, b] = [memberOf(t.cluster, 'etcd-a'), memberOf(t.cluster, 'etcd-b')];
     t.sandbox.host(b.instanceId).crash();
     const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
     const membersBefore = execFileSync('etcdctl', [`--endpoints=${memberOf(t.cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
     const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
-    expect(out.result).toBe('abandoned');
-    console.log(`(e) abandoned at ${out.step}: ${out.reason}`);
+    expect(out.result).toBe('awaiting-dr');
+    console.log(`(e) awaiting DR after ${out.step}: ${out.reason}`);
     expect(out.step === 'peer' || out.step === 'membership').toBe(true);
-    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['ABANDON']);
+    // ABANDON would only relaunch forever; CONTINUE lets the slot come InService for a restore.
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: instanceId, State: 'attached' });
+    expect(t.sandbox.host(instanceId).etcdPid()).toBeNull();
     const membersAfter = execFileSync('etcdctl', [`--endpoints=${memberOf(t.cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
     expect(membersAfter).toBe(membersBefore);
     const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(/Severity: critical/);
     expect(alerts[0]).toMatch(/cluster prod, member etcd-a/);
-    expect(alerts[0]).toMatch(/What to do: .*(disaster-recovery|Restore quorum)/);
-    // A retry (the ASG's next instance) does not send a second alert.
-    const again = await killMaster(t.sandbox, t.c, { ...a, instanceId });
-    await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId: again.instanceId, hook: hookOf(again.event) });
+    expect(alerts[0]).toMatch(/awaiting disaster recovery: volume mounted with its data, etcd left stopped/);
+    expect(alerts[0]).toMatch(/What to do: .*bring them back.*Restore only if/);
+    // The same event again finds the master InService: nothing done, no second alert.
+    expect(await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) })).toMatchObject({ result: 'ignored' });
     expect(await receivedAlerts(t.ctl)).toHaveLength(0);
   });
 

@@ -8,14 +8,17 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { backupCluster } from '../../lib/flows/backup';
 import { DEFAULT_WORK_DIR } from '../../lib/flows/backup';
+import { findMasterSlot } from '../../lib/flows/master-slot';
+import { replaceMaster } from '../../lib/flows/replacement';
 import { RestoreRefused, restoreCluster, type RestorePlan } from '../../lib/flows/restore';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import {
-  type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings,
+  type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, receivedAlerts, sandboxBackupDeps, sandboxBackupSettings,
+  sandboxFlowDeps,
 } from '../../sandbox/control';
 import { killHard } from '../../sandbox/procs';
-import { countKeys, putKeysBulk } from '../../sandbox/scenario';
+import { countKeys, killMaster, putKeysBulk } from '../../sandbox/scenario';
 import { Sandbox } from '../../sandbox/sandbox';
 import { AckWriter, formatReport } from '../../sandbox/writer';
 
@@ -138,5 +141,43 @@ describe('disaster-recovery restore', () => {
     // Running the same restore again with the same token would be harmless, but a restore of a
     // healthy cluster is refused without --force.
     await expect(restoreCluster(deps(), request())).rejects.toThrow(/still has quorum/);
+  });
+
+  it.each([
+    { volumes: 'with their data intact', wipe: false },
+    { volumes: 'with those volumes wiped', wipe: true },
+  ])('two of three masters TERMINATED $volumes → their slots come InService awaiting DR, one alert each; restore latest brings back 3 members with the snapshot\'s keys', async ({ wipe }) => {
+    const backup = await backupCluster(deps(), 'prod', sandboxBackupSettings(b));
+    expect(backup.result).toBe('uploaded');
+    const flow = sandboxFlowDeps(c, ctl);
+    // Both masters terminated before either replacement runs (an AZ outage, ELB health checks).
+    const launched = [];
+    for (const m of cluster.members.slice(0, 2)) {
+      launched.push({ m, ...(await killMaster(sandbox, c, m)) });
+      if (wipe) rmSync(join(sandbox.volumeDir(m.volumeId), 'data'), { recursive: true, force: true });
+    }
+    const outcomes = await Promise.all(launched.map(async ({ m, instanceId, event }) => {
+      const found = await findMasterSlot(c.asg, m.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+      if (found.kind !== 'master') throw new Error(found.reason);
+      return (await replaceMaster(flow, { slot: found.slot, instanceId, hook: { asg: m.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId } })).result;
+    }));
+    expect(outcomes).toEqual(['awaiting-dr', 'awaiting-dr']);
+    for (const { m, instanceId } of launched) {
+      // In service, volume mounted, etcd stopped: what a restore needs.
+      expect(sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+      expect(sandbox.host(instanceId).etcdPid()).toBeNull();
+      Object.assign(m, { instanceId, peerUrl: sandbox.host(instanceId).peerUrl, clientUrl: sandbox.host(instanceId).clientUrl });
+    }
+    const alerts = (await receivedAlerts(ctl)).filter((x) => /awaiting disaster recovery/.test(x));
+    expect(alerts).toHaveLength(2);
+    expect(alerts.every((x) => (wipe ? /, blank, etcd left stopped/ : /with its data, etcd left stopped/).test(x))).toBe(true);
+    expect(alerts.map((x) => /member (etcd-[ab])/.exec(x)?.[1]).sort()).toEqual(['etcd-a', 'etcd-b']);
+
+    const summary = await restoreCluster(deps(), request());
+    expect(summary.result).toBe('restored');
+    const list = await etcdOf(sandbox.host(cluster.members[2]!.instanceId).clientUrl).memberList();
+    expect(list.members.map((m) => m.name).sort()).toEqual(['etcd-a', 'etcd-b', 'etcd-c']);
+    expect(list.members.every((m) => !m.isLearner && m.started)).toBe(true);
+    for (const m of cluster.members) expect(await countKeys(sandbox.host(m.instanceId).clientUrl, '/registry/bulk/')).toBe(3_000);
   });
 });

@@ -34,6 +34,14 @@ describe('planReconcile', () => {
     expect(planReconcile({ ...later, lockHeld: true }).actions.map((a) => a.kind)).toEqual(['redrive-replacement']);
   });
 
+  it('a master in Terminating:Wait no flow drives: its hook is kept alive and the retirement re-driven at once (no grace: the heartbeat timeout runs)', () => {
+    const w = { ...healthy(), slots: [slot('etcd-a', 'i-a', 'Terminating:Wait'), slot('etcd-b', 'i-b'), slot('etcd-c', 'i-c')] };
+    expect(planReconcile(w).actions).toEqual([{ kind: 'drive-retirement', member: 'etcd-a', asg: 'prod-etcd-a', instanceId: 'i-a', reason: 'in Terminating:Wait with no flow keeping its hook alive' }]);
+    const driven = planReconcile({ ...w, slots: w.slots.map((x) => (x.member === 'etcd-a' ? { ...x, retiringBusy: ['i-a'] } : x)) });
+    expect(driven.actions).toEqual([]);
+    expect(driven.notes).toEqual(['etcd-a: i-a is retiring; a flow is driving it']);
+  });
+
   it('an InService master that is not whole is repaired after the grace, only while the cluster has a leader and no flow drives it', () => {
     const whole = { instanceId: 'i-b', volumeAttached: true, lb: 'healthy' };
     const withB = (master: typeof whole, over: Partial<ReconcileWorld> = {}): ReconcileWorld => {
