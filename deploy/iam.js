@@ -81,8 +81,9 @@ const state = (...actions) => ({ allow: [allow(actions.map((a) => `dynamodb:${a}
 
 /** Each function's groups, in statement order. */
 const ROLES = {
-  // The retirement reads its hook's heartbeat timeout and records a held hook (held#<cluster>/<member>).
-  lifecycle: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', state('PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish'],
+  // The retirement reads its hook's heartbeat timeout and records a held hook (held#<cluster>/<member>);
+  // a lock extension that fails is confirmed by a read (GetItem) before the lock counts as lost.
+  lifecycle: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', state('GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish'],
   backup: ['masters-read', 'ssm-run', 'backup-bucket', state('PutItem', 'DeleteItem'), 'alerts-publish'],
   // The reconciler acts through the same flows as the lifecycle and backup functions: the union
   // of their rights, plus reading hooks and the lock (it never takes a new kind of action); the

@@ -109,8 +109,22 @@ export class Gateway {
     return undefined;
   }
 
+  /**
+   * DynamoDB applies a conditional write atomically (the locks depend on it). moto_server serves
+   * requests on threads; rather than rely on it checking a condition and writing as one step
+   * under concurrent requests, the sandbox passes DynamoDB requests to it one at a time.
+   */
+  private dynamoQueue: Promise<unknown> = Promise.resolve();
+
   /** Sends the request on to moto_server as it came, and moto's answer back. */
-  async forward(r: ParsedRequest): Promise<Reply> {
+  forward(r: ParsedRequest): Promise<Reply> {
+    if (r.service !== 'dynamodb') return this.send(r);
+    const turn = this.dynamoQueue.then(() => this.send(r));
+    this.dynamoQueue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async send(r: ParsedRequest): Promise<Reply> {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(r.headers)) {
       if (v === undefined || ['host', 'connection', 'content-length', 'transfer-encoding', 'expect'].includes(k)) continue;

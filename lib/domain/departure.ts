@@ -40,7 +40,10 @@ export function notWhole(slot: OtherSlot, members: readonly Member[], report: En
   const states = slot.instances.map((i) => `${i.instanceId} ${i.lifecycleState}`).join(', ');
   if (slot.instances.length === 0) return `${slot.member} has no master`;
   const inService = live.find((i) => i.lifecycleState === 'InService');
-  if (live.length > 0 && !inService) return `${slot.member} has no InService master (${states})`;
+  // A replacement joining beside a master that is still retiring (launch before terminate): the
+  // member has not left yet, so the slot is judged by its member below, as a retiring one is.
+  const retiring = slot.instances.some((i) => i.lifecycleState.startsWith('Terminating'));
+  if (live.length > 0 && !inService && !retiring) return `${slot.member} has no InService master (${states})`;
   const m = members.find((x) => x.name === slot.member);
   if (!m) return `${slot.member} is not an etcd member`;
   if (m.isLearner) return `${slot.member} is still a learner`;

@@ -158,7 +158,9 @@ export interface ReconcileOutcome {
 }
 
 /** Volume fix-ups first (a re-drive then finds the volume free), alerts last. */
-const ORDER: Record<ReconcileAction['kind'], number> = { 'detach-volume': 0, 'redrive-replacement': 1, 'drive-retirement': 2, 'repair-master': 3, 'remove-stray': 4, backup: 5, alert: 6 };
+// A retirement before a re-driven replacement: the replacement may wait for the volume that
+// retirement releases, and the retiring master's hook needs its heartbeat first.
+const ORDER: Record<ReconcileAction['kind'], number> = { 'detach-volume': 0, 'drive-retirement': 1, 'redrive-replacement': 2, 'repair-master': 3, 'remove-stray': 4, backup: 5, alert: 6 };
 
 /** `alert`: the reconciler itself must tell the operator (the replacement and backup flows alert on their own failures). */
 type StepResult = Omit<ReconcileStep, 'action'> & { alert?: boolean };

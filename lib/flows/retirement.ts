@@ -220,7 +220,9 @@ const stopStep: Step<S> = {
   async run(r, s) {
     if (!s.running) return { detail: 'etcd not running here', skipped: true };
     await r.verifyLocks();
-    await onHost(r, s, 'etcd-member.sh', ['stop']);
+    // Waited for even past the Lambda deadline (a stop takes seconds; middy aborts 30 s early):
+    // the cluster lock must not be released while this member may still be stopping.
+    await r.host(s.instanceId, 'etcd-member.sh', ['stop'], { retryUnfinished: true, signal: new AbortController().signal });
     s.stopped = true;
     return { detail: 'etcd stopped' };
   },

@@ -50,6 +50,10 @@ describe('departureGate', () => {
     // Their targets may already be draining: a master that is leaving is judged by etcd only.
     expect(departureGate(members, all, ME, allRetiring, new Map([['i-b', 'draining'], ['i-c', 'healthy']]))).toMatchObject({ go: true });
     expect(notWhole({ member: 'etcd-b', instances: [] }, members, all, null)).toMatch(/no master/);
+    // Launch before terminate in two slots at once: each old master still follows the leader, a
+    // new one waits beside it for the volume. Judged "out", the two would wait on each other forever.
+    const beside = (m: string, old: string, fresh: string): OtherSlot => ({ member: m, instances: [{ instanceId: old, lifecycleState: 'Terminating:Wait' }, { instanceId: fresh, lifecycleState: 'Pending:Wait' }] });
+    expect(departureGate(members, all, ME, [beside('etcd-b', 'i-b', 'i-b2'), slot('etcd-c', 'i-c')], healthy)).toMatchObject({ go: true });
   });
 
   it('a learner, a member that is missing, or one that follows no leader is not whole', () => {
