@@ -32,6 +32,10 @@ describe('disaster-recovery restore', () => {
   let cluster: SandboxCluster;
   let writer: AckWriter | null = null;
   const steps: string[] = [];
+  const matrix: string[] = [];
+  afterAll(() => {
+    if (matrix.length) console.log(`fault matrix (DR after terminations):\n| case | after the terminations | restore --snapshot latest |\n|---|---|---|\n${matrix.join('\n')}`);
+  });
 
   beforeAll(async () => {
     sandbox = await Sandbox.start();
@@ -174,6 +178,7 @@ describe('disaster-recovery restore', () => {
     expect(alerts.map((x) => /member (etcd-[ab])/.exec(x)?.[1]).sort()).toEqual(['etcd-a', 'etcd-b']);
 
     const summary = await restoreCluster(deps(), request());
+    matrix.push(`| 2 of 3 masters terminated ${wipe ? 'and their volumes wiped' : 'with their data intact'} | replacements ${outcomes.join(', ')}, ${alerts.length} alerts | restore ${summary.result}: revision ${summary.revision}, ${summary.keysAtSnapshotRevision} keys |`);
     expect(summary.result).toBe('restored');
     const list = await etcdOf(sandbox.host(cluster.members[2]!.instanceId).clientUrl).memberList();
     expect(list.members.map((m) => m.name).sort()).toEqual(['etcd-a', 'etcd-b', 'etcd-c']);
