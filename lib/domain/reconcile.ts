@@ -11,8 +11,10 @@
  *   leader, its volume not attached to it, not healthy in the load balancer) for longer than
  *   its own grace, while the cluster has a leader → run the replacement flow on it again
  *   (it mounts, fixes membership, starts etcd, registers; no hook to complete);
- * - an etcd member with no slot (stray) → remove it only after its own grace period, only
- *   while the cluster has a leader, and only if quorum still holds without it; else an alert;
+ * - an etcd member with no slot (stray) → never one that answers and follows the leader (an
+ *   alert names it); remove it only after it has not answered for its whole grace period, only
+ *   while the cluster has a leader, only if quorum still holds without it, and never below the
+ *   number of slots; else an alert;
  * - a master in `Terminating:Wait` that no flow is driving (a retirement holding its hook until
  *   leaving is safe, or a lost terminate event) → heartbeat the hook and run the retirement;
  * - a member volume still attached to a terminated instance → detach it;
@@ -84,7 +86,7 @@ export type ReconcileAction =
   | { kind: 'detach-volume'; member: string; volumeId: string; instanceId: string; reason: string }
   | { kind: 'backup'; reason: string }
   /** `key` names what the alert is about (stable between runs: alerts are de-duplicated on it). */
-  | { kind: 'alert'; code: 'orphan-volume' | 'stray-unsafe' | 'backup-stale' | 'slot-empty'; key: string; summary: string; action: string };
+  | { kind: 'alert'; code: 'orphan-volume' | 'stray-unsafe' | 'stray-live' | 'backup-stale' | 'slot-empty'; key: string; summary: string; action: string };
 
 export interface ReconcilePlan {
   actions: ReconcileAction[];
@@ -140,9 +142,20 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
     const slotNames = new Set(w.slots.map((x) => x.member));
     for (const m of members.filter((x) => !slotNames.has(x.name))) {
       const label = strayLabel(m);
+      // Never remove a voter that answers and follows the leader (DESIGN.md): a member added by
+      // hand, or a slot whose member tag differs from its etcd name — removing those shrinks a
+      // healthy cluster. Only a member that has not answered for the whole grace may go; its
+      // grace starts again whenever it answers (the key is not remembered while it does).
+      if (w.etcd.healthyIds.includes(m.id)) {
+        actions.push({
+          kind: 'alert', code: 'stray-live', key: m.id, summary: `etcd member ${label} (${m.id}) answers and follows the leader, but no slot claims it: not removed`,
+          action: 'A voter added by hand, or a master ASG whose member tag is not its etcd name. Tag the ASG with the member\'s name, or remove the member by hand (`etcdctl member remove`) if it is truly unwanted.',
+        });
+        continue;
+      }
       const age = since(`stray#${m.id}`);
       if (age < s.strayGraceSec) {
-        notes.push(`etcd member ${label} has no slot for ${age} s (grace ${s.strayGraceSec} s)`);
+        notes.push(`etcd member ${label} has no slot and has not answered for ${age} s (grace ${s.strayGraceSec} s)`);
         continue;
       }
       if (w.lockHeld) {
@@ -150,7 +163,7 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
         notes.push(`etcd member ${label} has no slot for ${age} s; a membership change holds the lock, decided next run`);
         continue;
       }
-      const safe = strayRemoval(w.etcd, m);
+      const safe = strayRemoval(w.etcd, m, w.slots.length);
       actions.push(safe.ok
         ? { kind: 'remove-stray', memberId: m.id, name: label, reason: `no slot for ${age} s; ${safe.reason}` }
         : { kind: 'alert', code: 'stray-unsafe', key: m.id, summary: `etcd member ${label} has no slot, but ${safe.why}`, action: safe.action });
@@ -199,16 +212,23 @@ export function strayLabel(m: { id: string; name: string }): string {
 }
 
 /**
- * Whether removing member `m` is safe now: the cluster has a leader that is not `m`, and the
- * voters that follow it still make a quorum of the voters left without `m`. The reconciler
+ * Whether removing member `m` is safe now: the cluster has a leader that is not `m`, `m` does not
+ * answer (a live voter is never removed), at least one voter per slot stays, and the voters that
+ * follow the leader still make a quorum of the voters left without `m`. The reconciler
  * asks this when planning and again, under the cluster lock, right before removing.
  */
-export function strayRemoval(etcd: WorldEtcd, m: { id: string; isLearner: boolean }): { ok: true; reason: string } | { ok: false; why: string; action: string } {
+export function strayRemoval(etcd: WorldEtcd, m: { id: string; isLearner: boolean }, slots: number): { ok: true; reason: string } | { ok: false; why: string; action: string } {
   const voters = (etcd.members ?? []).filter((x) => !x.isLearner).length;
   const votersAfter = m.isLearner ? voters : voters - 1;
   const healthyAfter = etcd.healthyIds.filter((id) => id !== m.id).length;
   if (etcd.members === null || etcd.leader === null || etcd.leader === m.id) {
     return { ok: false, why: `the cluster ${etcd.leader === m.id ? 'is led by it' : 'has no leader'}`, action: 'Restore the cluster\'s health first (or move leadership away); the reconciler removes it afterwards.' };
+  }
+  if (etcd.healthyIds.includes(m.id)) {
+    return { ok: false, why: 'it answers and follows the leader', action: 'A live voter is never removed automatically: tag its ASG with its name, or remove it by hand if it is truly unwanted.' };
+  }
+  if (!m.isLearner && votersAfter < slots) {
+    return { ok: false, why: `removing it would leave ${votersAfter} voter(s) for ${slots} slots`, action: 'Check that every master ASG\'s member tag is its etcd member\'s name: members are never removed below the number of slots.' };
   }
   if (healthyAfter < quorumOf(votersAfter)) {
     return { ok: false, why: `removing it would leave ${healthyAfter}/${votersAfter} healthy voters (quorum ${quorumOf(votersAfter)})`, action: 'Bring the other members back first.' };

@@ -235,7 +235,7 @@ async function removeStray(r: FlowRun, deps: ReconcileDeps, cluster: string, a: 
     if (!m) return skipped(`${a.name} ${a.memberId} is no longer a member`);
     if (masters.some((x) => x.member === m.name)) return skipped(`${m.name} has a slot now`);
     // The safety rule again, on a fresh read, under the lock.
-    const safe = strayRemoval(etcdView(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT })), m);
+    const safe = strayRemoval(etcdView(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT })), m, masters.length);
     if (!safe.ok) return failed(`not removed: ${safe.why}`);
     await r.verifyLocks();
     await peer.etcd.memberRemove(m.id);
@@ -259,7 +259,7 @@ async function execute(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Reco
     case 'backup': return backup(deps, cluster);
     case 'alert': {
       const sent = await deps.alerter.alert({
-        severity: a.code === 'backup-stale' || a.code === 'orphan-volume' ? 'warning' : 'critical', cluster, flow: 'reconcile', step: a.code,
+        severity: a.code === 'backup-stale' || a.code === 'orphan-volume' || a.code === 'stray-live' ? 'warning' : 'critical', cluster, flow: 'reconcile', step: a.code,
         summary: a.summary, action: a.action, dedupeKey: `${cluster}/reconcile/${a.code}/${a.key}`,
       });
       return sent ? done('alert sent') : skipped('alert already sent recently');

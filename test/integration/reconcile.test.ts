@@ -3,6 +3,8 @@
  * SSM): events that never came, leftovers, stale backups, and racing the event handler.
  * Every scenario runs with the continuous writer (issue 9): no acknowledged write may be lost.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { listBackups } from '../../lib/aws/backups';
 import { DEFAULT_RECONCILE } from '../../lib/domain/reconcile';
@@ -12,7 +14,8 @@ import { reconcileCluster } from '../../lib/flows/reconcile';
 import { replaceMaster } from '../../lib/flows/replacement';
 import type { SandboxMember } from '../../sandbox/cluster';
 import { receivedAlerts, sandboxFlowDeps, sandboxReconcileDeps } from '../../sandbox/control';
-import { waitFor } from '../../sandbox/ports';
+import { freePort, waitFor } from '../../sandbox/ports';
+import { killHard, makeTempDir, removeDir } from '../../sandbox/procs';
 import { countKeys, killMaster, leaveAttached, memberOf } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
 
@@ -154,6 +157,47 @@ describe('reconciler', () => {
     const alerts = await receivedAlerts(t.ctl);
     // Survivors may still name the old leader for an election timeout: either reason is right.
     expect(alerts.filter((a) => /etcd member \(unstarted \w+\) has no slot, but (the cluster has no leader|removing it would leave [01]\/3 healthy voters)/.test(a))).toHaveLength(1);
+  });
+
+  it('a 4th voter that answers and follows the leader, no slot claiming it: three runs at grace 0 leave 4 members, one alert (issue 18)', async () => {
+    // A voter added by hand: member add, then a real etcd started for it (its own process).
+    const [peerPort, clientPort] = [await freePort(), await freePort()];
+    const [peerUrl, clientUrl] = [`http://127.0.0.1:${peerPort}`, `http://127.0.0.1:${clientPort}`];
+    const added = await waitFor('etcd to accept a member add', async () => {
+      try {
+        return await etcd().memberAdd('etcd-hand', [peerUrl], { learner: false });
+      } catch (err) {
+        if (err instanceof EtcdError && err.kind === 'unhealthy-cluster') return undefined;
+        throw err;
+      }
+    }, { timeoutMs: 30_000, intervalMs: 500 });
+    const dir = makeTempDir('hand');
+    const initial = [...t.cluster.members.map((m) => `${m.name}=${m.peerUrl}`), `etcd-hand=${peerUrl}`].join(',');
+    const child = spawn('setsid', ['etcd', '--name', 'etcd-hand', '--data-dir', join(dir, 'data'), '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
+      '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl, '--initial-cluster', initial, '--initial-cluster-state', 'existing'],
+    { stdio: 'ignore', env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD'))) });
+    child.unref();
+    const w = t.writer.start('live-stray');
+    try {
+      await waitFor('the 4th voter to follow the leader', async () => {
+        const st = await new EtcdClient(localEtcdRunner(), { endpoints: [clientUrl] }).endpointStatus({ cluster: false }).catch(() => null);
+        return st?.statuses[0]?.leader ? true : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 500 });
+      for (let run = 0; run < 3; run++) {
+        const out = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', { ...NOW, repairGraceSec: 3600 });
+        expect(out.steps.filter((x) => x.action.kind === 'remove-stray')).toEqual([]);
+      }
+      const after = await members();
+      expect(after).toHaveLength(4);
+      expect(after.find((m) => m.id === added.member.id)).toMatchObject({ name: 'etcd-hand', isLearner: false });
+      const alerts = await receivedAlerts(t.ctl);
+      expect(alerts).toHaveLength(1);
+      expect(alerts[0]).toMatch(/etcd-hand \([0-9a-f]+\) answers and follows the leader, but no slot claims it: not removed/);
+      await t.writer.check(w, 'a live 4th voter no slot claims');
+    } finally {
+      if (child.pid) killHard(child.pid);
+      removeDir(dir);
+    }
   });
 
   it('reconciler and event handler start on the same slot at the same moment: one membership change, one CONTINUE', async () => {

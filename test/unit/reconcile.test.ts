@@ -1,4 +1,4 @@
-import { describeAction, planReconcile, type ReconcileWorld, strayRemoval } from '../../lib/domain/reconcile';
+import { DEFAULT_RECONCILE, describeAction, planReconcile, type ReconcileWorld, strayRemoval } from '../../lib/domain/reconcile';
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
 const MIN = 60_000;
@@ -69,21 +69,20 @@ describe('planReconcile', () => {
     expect(planReconcile(withB({ ...whole, lb: 'unhealthy' }, { etcd: { ...dead, leader: null } })).actions).toEqual([]);
   });
 
-  it('a stray member is removed only after its grace, with a leader, and only if quorum holds without it', () => {
+  it('a stray member is removed only once it has not answered for its whole grace, with a leader, and only if quorum holds without it', () => {
     const base = healthy();
     const withStray = (healthyIds: string[], leader = 'a1'): ReconcileWorld => ({
       ...base, now: NOW + 11 * MIN, firstSeen: { 'stray#d1': NOW },
       etcd: { members: [...base.etcd.members!, { id: 'd1', name: 'etcd-old', isLearner: false }], leader, healthyIds },
     });
-    expect(planReconcile({ ...withStray(['a1', 'b1', 'c1', 'd1']), now: NOW + MIN }).actions).toEqual([]); // within grace
-    expect(planReconcile(withStray(['a1', 'b1', 'c1', 'd1'])).actions).toEqual([
+    expect(planReconcile({ ...withStray(['a1', 'b1', 'c1']), now: NOW + MIN }).actions).toEqual([]); // within grace
+    expect(planReconcile(withStray(['a1', 'b1', 'c1'])).actions).toEqual([
       { kind: 'remove-stray', memberId: 'd1', name: 'etcd-old', reason: 'no slot for 660 s; 3/3 healthy voters remain (quorum 2)' },
     ]);
-    // 4 voters, only a1 and the stray healthy: removing it leaves 1/3 → refused, alert instead.
-    const unsafe = planReconcile(withStray(['a1', 'd1']));
+    // 4 voters, only a1 and b1 healthy: removing the stray leaves 2/3, fine; with only a1 → 1/3 → refused, alert.
+    const unsafe = planReconcile(withStray(['a1']));
     expect(unsafe.actions.map((a) => a.kind)).toEqual(['alert']);
     expect(describeAction(unsafe.actions[0]!)).toMatch(/removing it would leave 1\/3 healthy voters \(quorum 2\)/);
-    expect(planReconcile(withStray(['a1', 'b1', 'c1', 'd1'], 'd1')).actions.map((a) => a.kind)).toEqual(['alert']); // it leads
     const noLeader = { ...withStray([]), etcd: { ...withStray([]).etcd, leader: null } };
     expect(planReconcile(noLeader).actions.map((a) => a.kind)).toEqual(['alert']);
     // Mid membership change (a replacement's learner has no name yet): decided next run, not now.
@@ -92,14 +91,41 @@ describe('planReconcile', () => {
     expect(busy.notes).toEqual(['etcd member etcd-old has no slot for 660 s; a membership change holds the lock, decided next run']);
   });
 
-  it('strayRemoval: learners do not count as voters; an unstarted voter can go while the rest keep quorum', () => {
+  it('never removes a voter that answers and follows the leader: a healthy 4th voter no slot claims is an alert, at any grace, run after run', () => {
+    const base = healthy();
+    const w: ReconcileWorld = {
+      ...base, now: NOW + 60 * MIN, firstSeen: { 'stray#d1': NOW },
+      etcd: { members: [...base.etcd.members!, { id: 'd1', name: 'etcd-hand', isLearner: false }], leader: 'a1', healthyIds: ['a1', 'b1', 'c1', 'd1'] },
+    };
+    const plan = planReconcile(w, { ...DEFAULT_RECONCILE, strayGraceSec: 0 });
+    expect(plan.actions).toEqual([expect.objectContaining({ kind: 'alert', code: 'stray-live', key: 'd1' })]);
+    expect(describeAction(plan.actions[0]!)).toMatch(/etcd-hand \(d1\) answers and follows the leader, but no slot claims it: not removed/);
+    // Its grace is not remembered while it answers: were it to stop, the whole grace would start then.
+    expect(plan.seen).toEqual({});
+  });
+
+  it('etcd names that differ from the slot tags (kubeadm-style): three healthy "strays" are never removed, and never below the slots', () => {
+    const base = healthy();
+    const hosts = [{ id: 'a1', name: 'ip-10-0-1-5', isLearner: false }, { id: 'b1', name: 'ip-10-0-2-5', isLearner: false }, { id: 'c1', name: 'ip-10-0-3-5', isLearner: false }];
+    const plan = planReconcile({ ...base, etcd: { members: hosts, leader: 'a1', healthyIds: ['a1', 'b1', 'c1'] } }, { ...DEFAULT_RECONCILE, strayGraceSec: 0 });
+    expect(plan.actions.filter((a) => a.kind === 'remove-stray')).toEqual([]);
+    expect(plan.actions.filter((a) => a.kind === 'alert' && a.code === 'stray-live')).toHaveLength(3);
+    // One of them down for the whole grace: still not removed, it would leave 2 voters for 3 slots.
+    const down = planReconcile({ ...base, firstSeen: { 'stray#c1': NOW - 60 * MIN }, etcd: { members: hosts, leader: 'a1', healthyIds: ['a1', 'b1'] } });
+    expect(down.actions.filter((a) => a.kind === 'remove-stray')).toEqual([]);
+    expect(down.actions.map(describeAction).join('\n')).toMatch(/would leave 2 voter\(s\) for 3 slots/);
+  });
+
+  it('strayRemoval: learners do not count as voters; an unstarted voter can go while the rest keep quorum; never a live one, never below the slots', () => {
     const etcd = (extra: { id: string; isLearner: boolean }, healthyIds: string[]) => ({
       members: [...healthy().etcd.members!, { ...extra, name: '' }], leader: 'a1', healthyIds,
     });
-    expect(strayRemoval(etcd({ id: 'l1', isLearner: true }, ['a1', 'b1']), { id: 'l1', isLearner: true })).toEqual({ ok: true, reason: '2/3 healthy voters remain (quorum 2)' });
-    expect(strayRemoval(etcd({ id: 'd1', isLearner: false }, ['a1', 'b1', 'c1']), { id: 'd1', isLearner: false })).toEqual({ ok: true, reason: '3/3 healthy voters remain (quorum 2)' });
-    expect(strayRemoval(etcd({ id: 'd1', isLearner: false }, ['a1']), { id: 'd1', isLearner: false })).toMatchObject({ ok: false, why: 'removing it would leave 1/3 healthy voters (quorum 2)' });
-    expect(strayRemoval({ members: null, leader: null, healthyIds: [] }, { id: 'd1', isLearner: false })).toMatchObject({ ok: false, why: 'the cluster has no leader' });
+    expect(strayRemoval(etcd({ id: 'l1', isLearner: true }, ['a1', 'b1']), { id: 'l1', isLearner: true }, 3)).toEqual({ ok: true, reason: '2/3 healthy voters remain (quorum 2)' });
+    expect(strayRemoval(etcd({ id: 'd1', isLearner: false }, ['a1', 'b1', 'c1']), { id: 'd1', isLearner: false }, 3)).toEqual({ ok: true, reason: '3/3 healthy voters remain (quorum 2)' });
+    expect(strayRemoval(etcd({ id: 'd1', isLearner: false }, ['a1']), { id: 'd1', isLearner: false }, 3)).toMatchObject({ ok: false, why: 'removing it would leave 1/3 healthy voters (quorum 2)' });
+    expect(strayRemoval(etcd({ id: 'd1', isLearner: false }, ['a1', 'b1', 'c1', 'd1']), { id: 'd1', isLearner: false }, 3)).toMatchObject({ ok: false, why: 'it answers and follows the leader' });
+    expect(strayRemoval(etcd({ id: 'd1', isLearner: false }, ['a1', 'b1', 'c1']), { id: 'd1', isLearner: false }, 4)).toMatchObject({ ok: false, why: 'removing it would leave 3 voter(s) for 4 slots' });
+    expect(strayRemoval({ members: null, leader: null, healthyIds: [] }, { id: 'd1', isLearner: false }, 3)).toMatchObject({ ok: false, why: 'the cluster has no leader' });
   });
 
   it('nothing is decided about membership when no member answered', () => {
