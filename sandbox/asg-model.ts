@@ -19,8 +19,9 @@
  * (a test wires the lifecycle Lambda there) or, with none set, to `undelivered`.
  */
 import { randomUUID } from 'node:crypto';
-import { type AutoScalingClient, DescribeAutoScalingGroupsCommand, DescribeLifecycleHooksCommand } from '@aws-sdk/client-auto-scaling';
+import { type AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { type EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { hookOf } from '../lib/aws/lifecycle';
 import type { SandboxHost } from './host';
 import type { HookConfig, LifecycleEvent, LifecycleModel, Settled, Transition } from './lifecycle';
 
@@ -79,10 +80,8 @@ export class AsgModel {
 
   /** The group's hook for `transition`, with its timeout and default result (null: no hook). */
   async hookFor(asgName: string, transition: Transition): Promise<{ name: string; config: HookConfig } | null> {
-    const out = await this.asg.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: asgName }));
-    const h = out.LifecycleHooks?.find((x) => x.LifecycleTransition === transition);
-    if (!h?.LifecycleHookName) return null;
-    return { name: h.LifecycleHookName, config: { heartbeatTimeoutSec: h.HeartbeatTimeout ?? 3600, defaultResult: h.DefaultResult === 'CONTINUE' ? 'CONTINUE' : 'ABANDON' } };
+    const h = await hookOf(this.asg, asgName, transition);
+    return h ? { name: h.name, config: { heartbeatTimeoutSec: h.heartbeatTimeoutSec, defaultResult: h.defaultResult } } : null;
   }
 
   /**

@@ -11,8 +11,9 @@
  * What the instance does once an action is settled (terminates, joins) is asg-model.ts.
  */
 import { randomUUID } from 'node:crypto';
+import type { Transition } from '../lib/aws/lifecycle';
 
-export type Transition = 'autoscaling:EC2_INSTANCE_LAUNCHING' | 'autoscaling:EC2_INSTANCE_TERMINATING';
+export type { Transition } from '../lib/aws/lifecycle';
 
 export interface PendingAction {
   token: string;
