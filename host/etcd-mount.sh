@@ -9,7 +9,10 @@
 # Safety: a filesystem is created ONLY when the device carries no signature at all (blank)
 # AND --allow-format is given. A device holding any filesystem or data is never formatted.
 # The marker file .quorum-keeper-volume at the volume root names the cluster and member; a
-# volume whose marker names another cluster or member is unmounted again and refused.
+# volume whose marker names another cluster or member is unmounted again and refused, and so is
+# a volume whose marker names another VOLUME: a copy (an EBS snapshot restored elsewhere with the
+# same tags) holds an older log of the same etcd member ID, and two incarnations of one member
+# break raft's durability (acknowledged writes can be lost). A copy is never mounted as the member.
 # A volume with data but no marker is refused unless --adopt (first adoption of an existing
 # cluster). Idempotent: running it again on a mounted, matching volume changes nothing.
 #
@@ -165,9 +168,14 @@ if [[ -f "$marker" ]]; then
   # (No `| head` anywhere: under pipefail a SIGPIPE in the writer would abort the script.)
   got_cluster="$(sed -n '/^cluster=/{s///p;q}' "$marker")"
   got_member="$(sed -n '/^member=/{s///p;q}' "$marker")"
+  got_volume="$(sed -n '/^volume=/{s///p;q}' "$marker")"
   if [[ "$got_cluster" != "$cluster" || "$got_member" != "$member" ]]; then
     do_umount || true
     qk_die "$QK_EXIT_OWNER" "$volume_id belongs to cluster=$(printf '%q' "$got_cluster") member=$(printf '%q' "$got_member"), not $cluster/$member; unmounted and refused"
+  fi
+  if [[ -n "$got_volume" && "$got_volume" != "$volume_id" ]]; then
+    do_umount || true
+    qk_die "$QK_EXIT_COPY" "$volume_id is a copy of $(printf '%q' "$got_volume") (its marker names that volume): a copy of $cluster/$member's data must never run as that member; unmounted and refused"
   fi
 else
   contents="$(find "$target/" -mindepth 1 -maxdepth 1 ! -name lost+found ! -name .qk-fs -print -quit)"

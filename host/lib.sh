@@ -29,6 +29,7 @@ readonly QK_EXIT_BLANK=3      # the device is blank and formatting was not allow
 readonly QK_EXIT_OWNER=4      # the volume belongs to another cluster/member, or has no marker
 readonly QK_EXIT_NODEVICE=5   # the volume's block device is not (yet) present
 readonly QK_EXIT_FAILED=6     # an operation failed (see stderr)
+readonly QK_EXIT_COPY=7       # the volume is a copy of another member volume (its marker names that one)
 
 # qk_need OPTION [VALUE...]: dies unless the option was given a non-empty value.
 # Usage in an argument loop:  --name) qk_need "$@"; name="$2"; shift 2 ;;

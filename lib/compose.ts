@@ -14,6 +14,7 @@ import { type AwaitingDr, dynamoAwaitingDr, dynamoHeldHooks, type HeldHooks } fr
 import { ClusterLock } from './aws/lock';
 import { dynamoProbeMemory, type ProbeMemoryStore } from './aws/probe-memory';
 import { dynamoReconcileMemory, type ReconcileMemory } from './aws/reconcile-memory';
+import { dynamoMemberIds, type MemberIds } from './aws/member-ids';
 import { type Clock, systemClock } from './clock';
 import type { HostScriptBundle } from './host/command';
 import type { BackupDeps, BackupSettings } from './flows/backup';
@@ -52,6 +53,7 @@ export interface Root {
   readonly lock: ClusterLock;
   readonly held: HeldHooks;
   readonly awaitingDr: AwaitingDr;
+  readonly memberIds: MemberIds;
   readonly alerter: Alerter;
   readonly probeMemory: ProbeMemoryStore;
   readonly reconcileMemory: ReconcileMemory;
@@ -79,12 +81,14 @@ export function compose(o: RootOptions): Root {
   const reconcileMemory = once(() => dynamoReconcileMemory(o.clients.ddb, table(), clock));
   const held = once(() => dynamoHeldHooks(o.clients.ddb, table(), clock));
   const awaitingDr = once(() => dynamoAwaitingDr(o.clients.ddb, table(), clock));
+  const memberIds = once(() => dynamoMemberIds(o.clients.ddb, table(), clock));
   return {
     clients: o.clients, scripts: o.scripts, tags: o.tags, timings: o.timings, progress: o.progress ?? (() => undefined), clock,
     hasState: Boolean(o.stateTable),
     get lock() { return lock(); },
     get held() { return held(); },
     get awaitingDr() { return awaitingDr(); },
+    get memberIds() { return memberIds(); },
     get alerter() { return alerter(); },
     get probeMemory() { return probeMemory(); },
     get reconcileMemory() { return reconcileMemory(); },
@@ -99,7 +103,7 @@ function hostFlowDeps(r: Root): HostFlowDeps {
 /** The lifecycle flows (replacement, retirement). */
 export function flowDeps(r: Root): FlowDeps {
   const { ec2, asg, ssm, elb } = r.clients;
-  return { ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+  return { ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
 }
 
 /** `alerter` defaults to the root's (the CLI prints a backup's alerts instead). */
@@ -122,7 +126,7 @@ export function statusDeps(r: Root): StatusDeps & { s3: Root['clients']['s3'] } 
 
 /** The reconciler's read; with a state table it also sees the locks and what earlier runs remembered. */
 export function planDeps(r: Root): ReconcileReadDeps {
-  return r.hasState ? withLockView(statusDeps(r), r.lock, r.reconcileMemory) : statusDeps(r);
+  return r.hasState ? withLockView(statusDeps(r), r.lock, r.reconcileMemory, r.memberIds) : statusDeps(r);
 }
 
 /** The reconciler; with backup settings it judges and takes backups too. */

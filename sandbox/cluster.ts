@@ -81,7 +81,11 @@ export async function hostOk(c: SandboxClients, instanceId: string, script: Para
 export async function provisionCluster(
   sandbox: Sandbox,
   c: SandboxClients,
-  opts: { name: string; size?: number; progress?: Progress; deregistrationDelaySec?: number },
+  opts: {
+    name: string; size?: number; progress?: Progress; deregistrationDelaySec?: number;
+    /** etcd member names, when they are not the slots' member tags (kubeadm names members after hosts). */
+    etcdNames?: readonly string[];
+  },
 ): Promise<SandboxCluster> {
   const size = opts.size ?? 3;
   const say = opts.progress ?? (() => undefined);
@@ -138,13 +142,14 @@ export async function provisionCluster(
     m.clientUrl = urls.clientUrl;
   }
   const token = `${opts.name}-${Date.now().toString(36)}`;
-  const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  const etcdName = (i: number) => opts.etcdNames?.[i] ?? members[i]!.name;
+  const initialCluster = members.map((m, i) => `${etcdName(i)}=${m.peerUrl}`).join(',');
   await Promise.all(members.map(async (m) => {
     await hostOk(c, m.instanceId, 'etcd-mount.sh', ['--volume-id', m.volumeId, '--cluster', opts.name, '--member', m.name, '--allow-format']);
     say(`${m.name}: volume mounted and marked ${opts.name}/${m.name}`);
   }));
-  await Promise.all(members.map(async (m) => {
-    await hostOk(c, m.instanceId, 'etcd-member.sh', ['start', '--name', m.name, '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--token', token]);
+  await Promise.all(members.map(async (m, i) => {
+    await hostOk(c, m.instanceId, 'etcd-member.sh', ['start', '--name', etcdName(i), '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--token', token]);
     say(`${m.name}: etcd started (peer ${m.peerUrl})`);
   }));
   await c.elb.send(new RegisterTargetsCommand({ TargetGroupArn: targetGroupArn, Targets: members.map((m) => ({ Id: m.instanceId, Port: 6443 })) }));

@@ -90,9 +90,11 @@ export function memberOf(cluster: SandboxCluster, name: string): SandboxMember {
  * (`Sandbox.alongside`); the launch event names the member's ASG. With
  * `destination: 'WarmPool'` it is a launch into the group's warm pool.
  */
-export async function launchAlongside(sandbox: Sandbox, c: SandboxClients, member: SandboxMember, o: { destination?: string } = {}): Promise<{ instanceId: string; event: LifecycleEvent }> {
+export async function launchAlongside(
+  sandbox: Sandbox, c: SandboxClients, member: SandboxMember, o: { destination?: string; subnetId?: string } = {},
+): Promise<{ instanceId: string; event: LifecycleEvent }> {
   const g = await c.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [member.asg] }));
-  const subnet = g.AutoScalingGroups?.[0]?.VPCZoneIdentifier?.split(',')[0];
+  const subnet = o.subnetId ?? g.AutoScalingGroups?.[0]?.VPCZoneIdentifier?.split(',')[0];
   const image = (await c.ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId ?? 'ami-12c6146b';
   // The ASG tags what it launches with its PropagateAtLaunch tags, as AWS does.
   const propagated = (g.AutoScalingGroups?.[0]?.Tags ?? []).filter((t) => t.PropagateAtLaunch && t.Key).map((t) => ({ Key: t.Key!, Value: t.Value ?? '' }));
@@ -102,7 +104,7 @@ export async function launchAlongside(sandbox: Sandbox, c: SandboxClients, membe
   }));
   const instanceId = run.Instances![0]!.InstanceId!;
   sandbox.alongside.set(instanceId, { asg: member.asg, az: run.Instances![0]!.Placement?.AvailabilityZone ?? member.az });
-  const event = sandbox.lifecycle.begin({ asg: member.asg, hook: LAUNCH_HOOK, instanceId, transition: 'autoscaling:EC2_INSTANCE_LAUNCHING', ...o });
+  const event = sandbox.lifecycle.begin({ asg: member.asg, hook: LAUNCH_HOOK, instanceId, transition: 'autoscaling:EC2_INSTANCE_LAUNCHING', ...(o.destination ? { destination: o.destination } : {}) });
   return { instanceId, event };
 }
 

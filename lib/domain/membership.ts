@@ -45,15 +45,18 @@ export type MembershipPlan =
 
 /**
  * What to do for `name` whose new incarnation advertises `peerUrl`; `hasData` says whether
- * its volume carried an etcd data dir.
+ * its volume carried an etcd data dir. `recordedId` is the member ID recorded for the slot: the
+ * slot's member is that one when it is still in the cluster, whatever its name (etcd names need
+ * not be the slot tags), else the member named `name`.
  */
-export function planMembership(members: readonly Member[], name: string, peerUrl: string, hasData: boolean): MembershipPlan {
-  const byName = members.find((m) => m.name === name);
+export function planMembership(members: readonly Member[], name: string, peerUrl: string, hasData: boolean, recordedId?: string): MembershipPlan {
+  const byId = recordedId === undefined ? undefined : members.find((m) => m.id === recordedId);
+  const byName = byId ?? members.find((m) => m.name === name);
   const byUrl = members.find((m) => m.peerUrls.includes(peerUrl));
   if (byUrl && byName && byUrl.id !== byName.id) {
     return { kind: 'refuse', reason: `peer URL ${peerUrl} belongs to member ${byUrl.id}, not to ${name} (${byName.id})`, action: 'Inspect `etcdctl member list`; remove the stale member by hand once you are sure which one it is.' };
   }
-  if (byUrl && byUrl.name !== '' && byUrl.name !== name) {
+  if (byUrl && !byId && byUrl.name !== '' && byUrl.name !== name) {
     return { kind: 'refuse', reason: `peer URL ${peerUrl} is registered for member ${byUrl.name}, not ${name}`, action: 'Check the volume and ASG tags of both members: a volume may be claimed by the wrong member.' };
   }
   const current = byName ?? byUrl;

@@ -11,6 +11,10 @@
  *   leader, its volume not attached to it, not healthy in the load balancer) for longer than
  *   its own grace, while the cluster has a leader → run the replacement flow on it again
  *   (it mounts, fixes membership, starts etcd, registers; no hook to complete);
+ * - a slot is its member by identity (recorded member ID, name, or its master's peer URL: see
+ *   identity.ts), so a member named differently from its slot's tag is no stray;
+ * - an ASG tagged for the cluster whose member tag is missing or invalid, or two ASGs with the
+ *   same member tag → alert (never guessed);
  * - an etcd member with no slot (stray) → never one that answers and follows the leader (an
  *   alert names it); remove it only after it has not answered for its whole grace period, only
  *   while the cluster has a leader, only if quorum still holds without it, and never below the
@@ -21,6 +25,7 @@
  *   an unattached member volume whose slot has no instance → alert (never touched);
  * - the newest backup older than the objective (or none) → take a backup, and alert.
  */
+import type { Claim } from './identity';
 import { quorumOf } from './membership';
 
 export interface WorldSlot {
@@ -31,6 +36,8 @@ export interface WorldSlot {
   busy?: boolean;
   /** Instances in Terminating:Wait whose retirement a flow is running now (their instance lock is held). */
   retiringBusy?: readonly string[];
+  /** The etcd member this slot is (absent: none found, or identity not read: then by name). */
+  claim?: Claim;
   /** The slot's InService master as the world shows it (absent: none, or not read). */
   master?: { instanceId: string; volumeAttached: boolean; lb: string };
 }
@@ -65,6 +72,8 @@ export interface ReconcileWorld {
   lockHeld: boolean;
   /** Age of the newest good backup in seconds; null when there is none; 'unknown' when unlisted. */
   backupAgeSec: number | null | 'unknown';
+  /** ASGs tagged for the cluster whose member tag is missing or invalid (not slots). */
+  badGroups?: ReadonlyArray<{ asg: string; memberTag: string | undefined }>;
 }
 
 export interface ReconcileSettings {
@@ -86,7 +95,7 @@ export type ReconcileAction =
   | { kind: 'detach-volume'; member: string; volumeId: string; instanceId: string; reason: string }
   | { kind: 'backup'; reason: string }
   /** `key` names what the alert is about (stable between runs: alerts are de-duplicated on it). */
-  | { kind: 'alert'; code: 'orphan-volume' | 'stray-unsafe' | 'stray-live' | 'backup-stale' | 'slot-empty'; key: string; summary: string; action: string };
+  | { kind: 'alert'; code: 'orphan-volume' | 'stray-unsafe' | 'stray-live' | 'backup-stale' | 'slot-empty' | 'member-tag'; key: string; summary: string; action: string };
 
 export interface ReconcilePlan {
   actions: ReconcileAction[];
@@ -123,7 +132,7 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
       if (slot.retiringBusy?.includes(i.instanceId)) notes.push(`${slot.member}: ${i.instanceId} is retiring; a flow is driving it`);
       else actions.push({ kind: 'drive-retirement', member: slot.member, asg: slot.asg, instanceId: i.instanceId, reason: 'in Terminating:Wait with no flow keeping its hook alive' });
     }
-    const gaps = slot.master && waiting.length === 0 ? masterGaps(w, slot.member, slot.master) : [];
+    const gaps = slot.master && waiting.length === 0 ? masterGaps(w, slot, slot.master) : [];
     if (slot.master && gaps.length) {
       const age = since(`repair#${slot.master.instanceId}`);
       const what = `${slot.member}: ${slot.master.instanceId} ${gaps.join(', ')}`;
@@ -136,11 +145,26 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
     }
   }
 
+  // Master ASGs that are no slot: never guessed, the operator is told.
+  for (const g of w.badGroups ?? []) {
+    actions.push({
+      kind: 'alert', code: 'member-tag', key: g.asg, summary: `${g.asg} is tagged for ${w.cluster} but its member tag ${g.memberTag === undefined ? 'is missing' : `(${JSON.stringify(g.memberTag.slice(0, 80))}) is not a valid member name`}: Quorum Keeper does not manage it`,
+      action: 'Tag the ASG with its etcd member\'s slot name (lower-case letters, digits, dashes), or remove the cluster tag if it is no master group.',
+    });
+  }
+  const dup = w.slots.filter((x, i) => w.slots.findIndex((y) => y.member === x.member) !== i);
+  for (const d of dup) {
+    actions.push({
+      kind: 'alert', code: 'member-tag', key: d.asg, summary: `${d.asg} and ${w.slots.find((y) => y.member === d.member)!.asg} are both tagged as member ${d.member} of ${w.cluster}`,
+      action: 'Each master slot has its own member tag: re-tag one of the ASGs.',
+    });
+  }
+
   // 2. Stray etcd members: in the member list, but no slot claims them.
   const members = w.etcd.members;
   if (members) {
-    const slotNames = new Set(w.slots.map((x) => x.member));
-    for (const m of members.filter((x) => !slotNames.has(x.name))) {
+    const claimed = new Set(w.slots.map((x) => slotMemberId(w, x)).filter((id): id is string => id !== undefined));
+    for (const m of members.filter((x) => !claimed.has(x.id))) {
       const label = strayLabel(m);
       // Never remove a voter that answers and follows the leader (DESIGN.md): a member added by
       // hand, or a slot whose member tag differs from its etcd name — removing those shrinks a
@@ -149,7 +173,7 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
       if (w.etcd.healthyIds.includes(m.id)) {
         actions.push({
           kind: 'alert', code: 'stray-live', key: m.id, summary: `etcd member ${label} (${m.id}) answers and follows the leader, but no slot claims it: not removed`,
-          action: 'A voter added by hand, or a master ASG whose member tag is not its etcd name. Tag the ASG with the member\'s name, or remove the member by hand (`etcdctl member remove`) if it is truly unwanted.',
+          action: 'A voter added by hand, or one whose slot could not be told (its name is not a slot\'s member tag and no slot\'s master advertises its peer URL). Remove it by hand (`etcdctl member remove`) if it is truly unwanted.',
         });
         continue;
       }
@@ -196,15 +220,21 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
  * What keeps an InService master from being whole. Judged only while the cluster has a leader
  * (without one, repairs would be refused anyway and the watchdog's alarms own the incident).
  */
-function masterGaps(w: ReconcileWorld, member: string, m: NonNullable<WorldSlot['master']>): string[] {
+function masterGaps(w: ReconcileWorld, slot: WorldSlot, m: NonNullable<WorldSlot['master']>): string[] {
   if (w.etcd.members === null || w.etcd.leader === null) return [];
   const gaps: string[] = [];
-  const em = w.etcd.members.find((x) => x.name === member);
+  const id = slotMemberId(w, slot);
+  const em = w.etcd.members.find((x) => x.id === id);
   if (!em) gaps.push('is not an etcd member');
   else if (!w.etcd.healthyIds.includes(em.id)) gaps.push('has an etcd member that does not follow the leader');
   if (!m.volumeAttached) gaps.push('does not have its volume attached');
   if (m.lb !== 'healthy' && m.lb !== 'no-target-group') gaps.push(`is ${m.lb} in the load balancer`);
   return gaps;
+}
+
+/** The member ID a slot is: its claim, else (identity not read) the member named like its tag. */
+function slotMemberId(w: ReconcileWorld, slot: WorldSlot): string | undefined {
+  return slot.claim?.id ?? w.etcd.members?.find((x) => x.name === slot.member)?.id;
 }
 
 export function strayLabel(m: { id: string; name: string }): string {

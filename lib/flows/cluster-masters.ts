@@ -26,13 +26,25 @@ function tagOf(g: AutoScalingGroup, key: string): string | undefined {
   return g.Tags?.find((t) => t.Key === key)?.Value;
 }
 
-/** The master slots (ASGs tagged with the cluster and a member) of `cluster`, by member name. */
-export async function clusterMasters(asg: AutoScalingClient, tags: Tags, cluster: string): Promise<ClusterMaster[]> {
+/** An ASG tagged for the cluster whose member tag is missing or invalid: not a slot, and an alert. */
+export interface BadMasterGroup {
+  asg: string;
+  /** The member tag's value, if there is one (then it is not a valid member name). */
+  memberTag: string | undefined;
+}
+
+/** The master slots (ASGs tagged with the cluster and a member) of `cluster`, by member name, and the ASGs whose member tag is missing or invalid. */
+export async function readMasterGroups(asg: AutoScalingClient, tags: Tags, cluster: string): Promise<{ masters: ClusterMaster[]; bad: BadMasterGroup[] }> {
   const out: ClusterMaster[] = [];
+  const bad: BadMasterGroup[] = [];
   for await (const page of paginateDescribeAutoScalingGroups({ client: asg }, { Filters: [{ Name: `tag:${tags.cluster}`, Values: [cluster] }] })) {
     for (const g of page.AutoScalingGroups ?? []) {
+      if (!g.AutoScalingGroupName) continue;
       const member = tagOf(g, tags.member);
-      if (member === undefined || !patterns.memberName.test(member) || !g.AutoScalingGroupName) continue;
+      if (member === undefined || !patterns.memberName.test(member)) {
+        bad.push({ asg: g.AutoScalingGroupName, memberTag: member });
+        continue;
+      }
       const instances = (g.Instances ?? []).filter((i) => i.InstanceId).map((i) => ({ instanceId: i.InstanceId!, lifecycleState: i.LifecycleState ?? 'unknown' }));
       out.push({
         member, asg: g.AutoScalingGroupName, availabilityZones: g.AvailabilityZones ?? [], instances,
@@ -40,7 +52,12 @@ export async function clusterMasters(asg: AutoScalingClient, tags: Tags, cluster
       });
     }
   }
-  return out.sort((a, b) => (a.member < b.member ? -1 : 1));
+  return { masters: out.sort((a, b) => (a.member < b.member ? -1 : 1)), bad: bad.sort((a, b) => (a.asg < b.asg ? -1 : 1)) };
+}
+
+/** The master slots of `cluster`, by member name (ASGs with a missing or invalid member tag are left out: `readMasterGroups` reports them). */
+export async function clusterMasters(asg: AutoScalingClient, tags: Tags, cluster: string): Promise<ClusterMaster[]> {
+  return (await readMasterGroups(asg, tags, cluster)).masters;
 }
 
 /** Every cluster name found on master ASGs (both tags present, valid names). */

@@ -9,6 +9,7 @@ import type { HostScriptBundle } from '../host/command';
 import type { Alerter } from '../aws/alerts';
 import type { AwaitingDr, HeldHooks } from '../aws/held-hooks';
 import type { ClusterLock } from '../aws/lock';
+import type { MemberIds } from '../aws/member-ids';
 import type { RunOptions } from '../aws/run-command';
 import type { Progress } from './run';
 
@@ -50,6 +51,8 @@ export interface FlowDeps {
   held: HeldHooks;
   /** Slots brought in without quorum, awaiting disaster recovery. */
   awaitingDr: AwaitingDr;
+  /** Which etcd member (by ID) each slot is. */
+  memberIds: MemberIds;
   alerter: Alerter;
   scripts: HostScriptBundle;
   clock: Clock;

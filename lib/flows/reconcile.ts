@@ -16,6 +16,7 @@ import { hookOf, launchHookOf } from '../aws/lifecycle';
 import { targetHealth } from '../aws/lb';
 import { agentOnline } from '../aws/ssm-agent';
 import type { ClusterLock } from '../aws/lock';
+import type { MemberIds } from '../aws/member-ids';
 import type { ReconcileMemory } from '../aws/reconcile-memory';
 import { clusterHealth } from '../domain/membership';
 import {
@@ -23,16 +24,17 @@ import {
 } from '../domain/reconcile';
 import { type EndpointStatusReport as StatusReport, hasNoLeader, type Member, STATUS_TIMEOUT } from '../etcd';
 import { backupCluster, type BackupSettings } from './backup';
-import { clusterMasters, firstHealthyPeer } from './cluster-masters';
+import { clusterMasters, firstHealthyPeer, readMasterGroups } from './cluster-masters';
 import { type FlowDeps, hostRunOpts } from './deps';
 import { FlowRun } from './run';
 import { findMasterSlot, instanceLockKey, slotLockKey } from './master-slot';
 import { replaceMaster } from './replacement';
 import { retireMaster } from './retirement';
+import { type IdentityRead, slotClaims } from './slot-identity';
 import { clusterVolumes, type StatusDeps } from './status';
 import { surveyCluster } from './survey';
 
-export interface ReconcileReadDeps extends StatusDeps {
+export interface ReconcileReadDeps extends StatusDeps, Pick<IdentityRead, 'recordedIds'> {
   /** Whether a flow holds the cluster lock; absent = assume not. */
   lockHeld?: (cluster: string) => Promise<boolean>;
   /** Whether a flow holds a slot's lock (is driving that slot); absent = assume not. */
@@ -73,8 +75,8 @@ export function etcdView(members: readonly Member[], status: StatusReport): Worl
 
 export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: { store?: BackupStore } = {}): Promise<ReconcileWorld> {
   const now = deps.clock.now();
-  const [masters, volumes, lb] = await Promise.all([
-    clusterMasters(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster), targetHealth(deps.elb, deps.tags.cluster, cluster),
+  const [{ masters, bad }, volumes, lb] = await Promise.all([
+    readMasterGroups(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster), targetHealth(deps.elb, deps.tags.cluster, cluster),
   ]);
   const pending = masters.flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'Pending:Wait').map((i) => i.instanceId));
   const attached = [...volumes.values()].map((v) => v.attachedTo).filter((x): x is string => x !== null);
@@ -98,10 +100,14 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
     if (launched) firstSeen[`pending#${id}`] = launched;
   }
   const newest = backups === 'unknown' ? 'unknown' : backups.at(-1);
+  const claims = survey?.members
+    ? await slotClaims(deps, cluster, masters, survey.members.members, { instanceId: survey.instanceId, peerUrl: survey.local.peerUrl }, hostRunOpts(deps, 60))
+    : {};
   return {
-    cluster, now,
+    cluster, now, ...(bad.length ? { badGroups: bad } : {}),
     slots: masters.map((m, i) => ({
       member: m.member, asg: m.asg, instances: m.instances, ...(busy[i] ? { busy: true } : {}), ...(retiringBusy[i]?.length ? { retiringBusy: retiringBusy[i] } : {}),
+      ...(claims[m.member] ? { claim: claims[m.member] } : {}),
       ...(m.instanceId ? {
         master: {
           instanceId: m.instanceId, volumeAttached: volumes.get(m.member)?.attachedTo === m.instanceId && volumes.get(m.member)?.state === 'attached',
@@ -125,9 +131,10 @@ export async function planCluster(deps: ReconcileReadDeps, cluster: string, sett
 }
 
 /** Read deps that also see the locks (cluster and slots) and what earlier runs remembered. */
-export function withLockView(base: StatusDeps, lock: Pick<ClusterLock, 'isHeld'>, memory: Pick<ReconcileMemory, 'get'>): ReconcileReadDeps {
+export function withLockView(base: StatusDeps, lock: Pick<ClusterLock, 'isHeld'>, memory: Pick<ReconcileMemory, 'get'>, ids: Pick<MemberIds, 'get'>): ReconcileReadDeps {
   return {
     ...base,
+    recordedIds: (c, slots) => ids.get(c, slots),
     lockHeld: (c) => lock.isHeld(c),
     slotBusy: (c, member) => lock.isHeld(slotLockKey({ cluster: c, member })),
     instanceBusy: (c, member, id) => lock.isHeld(instanceLockKey({ cluster: c, member }, id)),
@@ -234,6 +241,9 @@ async function removeStray(r: FlowRun, deps: ReconcileDeps, cluster: string, a: 
     const m = list.members.find((x) => x.id === a.memberId);
     if (!m) return skipped(`${a.name} ${a.memberId} is no longer a member`);
     if (masters.some((x) => x.member === m.name)) return skipped(`${m.name} has a slot now`);
+    const recorded = await deps.memberIds.get(cluster, masters.map((x) => x.member));
+    const owner = Object.entries(recorded).find(([, id]) => id === m.id)?.[0];
+    if (owner) return skipped(`${strayLabel(m)} ${m.id} is recorded as slot ${owner}'s member`);
     // The safety rule again, on a fresh read, under the lock.
     const safe = strayRemoval(etcdView(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT })), m, masters.length);
     if (!safe.ok) return failed(`not removed: ${safe.why}`);
@@ -259,7 +269,7 @@ async function execute(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Reco
     case 'backup': return backup(deps, cluster);
     case 'alert': {
       const sent = await deps.alerter.alert({
-        severity: a.code === 'backup-stale' || a.code === 'orphan-volume' || a.code === 'stray-live' ? 'warning' : 'critical', cluster, flow: 'reconcile', step: a.code,
+        severity: a.code === 'backup-stale' || a.code === 'orphan-volume' || a.code === 'stray-live' || a.code === 'member-tag' ? 'warning' : 'critical', cluster, flow: 'reconcile', step: a.code,
         summary: a.summary, action: a.action, dedupeKey: `${cluster}/reconcile/${a.code}/${a.key}`,
       });
       return sent ? done('alert sent') : skipped('alert already sent recently');
@@ -287,12 +297,14 @@ function summarize(cluster: string, plan: ReconcilePlan, steps: readonly Reconci
 
 /** One reconciler run for one cluster: read, plan, remember first sightings, act (unless dry run). */
 export async function reconcileCluster(deps: ReconcileDeps, cluster: string, settings: ReconcileSettings, opts: { dryRun?: boolean } = {}): Promise<ReconcileOutcome> {
-  const read = withLockView({ ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}) }, deps.lock, deps.memory);
-  const { plan } = await planCluster(read, cluster, settings, deps.backup ? { store: deps.backup.settings.store } : {});
+  const read = withLockView({ ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}) }, deps.lock, deps.memory, deps.memberIds);
+  const { world, plan } = await planCluster(read, cluster, settings, deps.backup ? { store: deps.backup.settings.store } : {});
   const dryRun = opts.dryRun ?? false;
   const steps: ReconcileStep[] = [];
   if (!dryRun) {
     await deps.memory.put(cluster, plan.seen);
+    // Identity found by name or peer URL is recorded: it then holds when names or URLs change.
+    for (const slot of world.slots) if (slot.claim && slot.claim.basis !== 'recorded') await deps.memberIds.record(cluster, slot.member, slot.claim.id, `reconciler, by ${slot.claim.basis}`);
     const run = new FlowRun(deps, { owner: 'reconciler' });
     for (const a of [...plan.actions].sort((x, y) => ORDER[x.kind] - ORDER[y.kind])) {
       deps.signal?.throwIfAborted();

@@ -136,6 +136,24 @@ async function retryUnhealthy<T>(r: FlowRun, what: string, fn: () => Promise<T>,
   return boxed.value;
 }
 
+/**
+ * Before a member is pointed at this host (`member update`), its current incarnation must be
+ * dead: asked at its own client URLs (the view skipped it), it must not answer as that member. A
+ * copy of the member's volume on this host would otherwise run an older log under the same
+ * member ID next to the live one, and acknowledged writes could be lost (DESIGN.md).
+ */
+async function refuseLiveIncarnation(r: FlowRun, s: S, before: MemberList, id: MemberId): Promise<void> {
+  const urls = before.members.find((m) => m.id === id)?.clientUrls ?? [];
+  if (urls.length === 0) return;
+  const report = await s.peer!.etcd.endpointStatus({ cluster: false, endpoints: urls, timeout: STATUS_TIMEOUT });
+  const alive = report.statuses.find((x) => x.memberId === id);
+  if (!alive) return;
+  r.say('membership', 'fail', `member ${id} still answers at ${alive.endpoint}`);
+  throw new FlowFailure('membership', `member ${id} of ${s.slot.member} still answers at ${alive.endpoint}: its current incarnation is alive, so this host's copy of its data is not started and the member is not moved`,
+    `Two incarnations of one etcd member would break raft's durability. Find out why ${s.instanceId} holds ${s.slot.member}'s data while the member runs elsewhere (a copied volume?): untag or delete the copy. If the running incarnation is the one to retire, terminate its instance; its retirement stops it cleanly.`,
+    'critical', `live-incarnation-${s.slot.member}`);
+}
+
 export const membershipStep: Step<S> = {
   name: 'membership',
   async run(r, s) {
@@ -143,7 +161,8 @@ export const membershipStep: Step<S> = {
     const peer = s.peer!;
     const peerUrl = s.urls!.peerUrl;
     const before = await readCluster(r, s);
-    const p = planMembership(before.members, slot.member, peerUrl, s.mounted!.hasData);
+    const recorded = (await s.deps.memberIds.get(slot.cluster, [slot.member]))[slot.member];
+    const p = planMembership(before.members, slot.member, peerUrl, s.mounted!.hasData, recorded);
     s.membership = p.kind;
     // The cluster lock, proven right before the change (a slow read may have outlived it).
     if (p.kind === 'update' || p.kind === 'replace') await r.verifyLocks();
@@ -154,6 +173,7 @@ export const membershipStep: Step<S> = {
         s.list = before;
         return { detail: `member ${p.id} already at ${peerUrl}${p.isLearner ? ' (learner)' : ''}`, skipped: true };
       case 'update':
+        await refuseLiveIncarnation(r, s, before, p.id);
         // Setting the same peer URL twice changes nothing: a lost answer (timeout) is retried.
         s.list = await retryUnhealthy(r, 'member update', () => peer.etcd.memberUpdate(p.id, [peerUrl]), ['timeout']);
         return { detail: `member update ${p.id}: ${p.from.join(',')} → ${peerUrl}` };
@@ -188,12 +208,15 @@ export const startStep: Step<S> = {
   name: 'start',
   async run(r, s) {
     const peerUrl = s.urls!.peerUrl;
+    // A member keeps its etcd name (it need not be the slot tag: identity is its member ID); a
+    // learner just added has none yet and takes the slot's.
+    const name = s.list!.members.find((m) => m.peerUrls.includes(peerUrl))?.name || s.slot.member;
     const initial = s.list!.members
       .filter((m) => m.name !== '' || m.peerUrls.includes(peerUrl))
-      .map((m) => `${m.peerUrls.includes(peerUrl) ? s.slot.member : m.name}=${m.peerUrls.includes(peerUrl) ? peerUrl : (m.peerUrls[0] ?? '')}`)
+      .map((m) => `${m.peerUrls.includes(peerUrl) ? name : m.name}=${m.peerUrls.includes(peerUrl) ? peerUrl : (m.peerUrls[0] ?? '')}`)
       .join(',');
     const st = await onHost<{ running: boolean; healthy: boolean; pid: number | null }>(r, s, 'etcd-member.sh',
-      ['start', '--name', s.slot.member, '--initial-cluster', initial, '--initial-cluster-state', 'existing'], 'start');
+      ['start', '--name', name, '--initial-cluster', initial, '--initial-cluster-state', 'existing'], 'start');
     return { detail: `etcd ${st.running ? 'running' : 'not running'}${st.pid ? ` (pid ${st.pid})` : ''}` };
   },
   plan(_r, s) {
@@ -208,6 +231,7 @@ export const caughtUpStep: Step<S> = {
     const peer = s.peer!;
     const peerUrl = s.urls!.peerUrl;
     let promoted = false;
+    let caughtUpId: string | undefined;
     const detail = await r.poll(`${slot.member} to join and catch up`, async () => {
       const read = async () => {
         const v = await viewCluster(deps.ssm, deps.scripts, peer.instanceId, r.runOpts());
@@ -231,8 +255,12 @@ export const caughtUpStep: Step<S> = {
       // Peer connectivity, not just /health: the leader must see our index move up to its own.
       if (!mine || !leader || mine.leader !== leader.memberId || mine.isLearner) return undefined;
       const lag = leader.raftIndex - mine.raftIndex;
-      return lag <= deps.timings.maxRaftLag ? `${me.id}${promoted ? ' promoted,' : ''} raft index ${mine.raftIndex} (leader ${leader.raftIndex})` : undefined;
+      if (lag > deps.timings.maxRaftLag) return undefined;
+      caughtUpId = me.id;
+      return `${me.id}${promoted ? ' promoted,' : ''} raft index ${mine.raftIndex} (leader ${leader.raftIndex})`;
     }, { timeoutSec: deps.timings.catchUpTimeoutSec, intervalSec: 1 });
+    // The slot's identity from now on (names and URLs may change; the member ID does not).
+    if (caughtUpId) await deps.memberIds.record(slot.cluster, slot.member, caughtUpId, `replacement on ${s.instanceId}`);
     return { detail };
   },
   plan(_r, s) {

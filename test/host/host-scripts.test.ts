@@ -202,6 +202,22 @@ describe('etcd-mount.sh protects etcd data', () => {
     expect(readFileSync(join(h.volume, '.quorum-keeper-volume'), 'utf8')).toBe(marker);
   });
 
+  it('refuses a copy of a member volume: its marker names another volume ID (issue 18)', () => {
+    expect(mount('etcd-a', ['--allow-format']).code).toBe(0);
+    mkdirSync(join(h.volume, 'data/member/snap'), { recursive: true });
+    writeFileSync(join(h.volume, 'data/member/snap/db'), 'etcd-a data');
+    rmMount(h.root);
+    // The same directory seen as another volume: what an EBS snapshot restored with the same tags looks like.
+    const copy = 'vol-0fedcba9876543210';
+    symlinkSync(h.volume, join(h.root, `dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${copy.replace('-', '')}`));
+    const r = run(h.root, 'etcd-mount.sh', ['--volume-id', copy, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
+    expect(r.code).toBe(7);
+    expect(r.stderr).toMatch(new RegExp(`${copy} is a copy of ${VOL}`));
+    expect(existsSync(join(h.root, 'var/lib/etcd'))).toBe(false); // unmounted again
+    expect(readFileSync(join(h.volume, '.quorum-keeper-volume'), 'utf8')).toBe(`cluster=prod\nmember=etcd-a\nvolume=${VOL}\n`);
+    expect(mount('etcd-a').code).toBe(0); // the original still mounts
+  });
+
   it('one mutating step at a time per host: a second mount waits for the host lock, and says so when it cannot get it', () => {
     mkdirSync(join(h.root, 'run/quorum-keeper'), { recursive: true });
     // Another step (e.g. the first copy of a retried SSM command) holds the lock for 3 s.

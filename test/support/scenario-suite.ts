@@ -24,12 +24,14 @@ interface FrameOptions {
   /** Keys written under /registry/test/ (default none). */
   keys?: number;
   backups?: boolean;
+  /** etcd member names when they differ from the slots' member tags. */
+  etcdNames?: readonly string[];
 }
 
 async function setUp(t: ScenarioWorld, opts: FrameOptions): Promise<void> {
   t.ctl = await provisionControl(t.sandbox);
   if (opts.backups) t.backups = await provisionBackups(t.sandbox);
-  t.cluster = await provisionCluster(t.sandbox, t.c, { name: 'prod' });
+  t.cluster = await provisionCluster(t.sandbox, t.c, { name: 'prod', ...(opts.etcdNames ? { etcdNames: opts.etcdNames } : {}) });
   if (opts.keys) await putKeys(t.cluster.members[1]!.clientUrl, '/registry/test/', opts.keys);
 }
 

@@ -15,6 +15,32 @@ const healthy = (): ReconcileWorld => ({
 });
 
 describe('planReconcile', () => {
+  it('names after hosts, every slot claiming its member by identity: no strays, no repairs, nothing to do (issue 18)', () => {
+    const base = healthy();
+    const w: ReconcileWorld = {
+      ...base,
+      etcd: { ...base.etcd, members: base.etcd.members!.map((x, i) => ({ ...x, name: `ip-10-0-${i + 1}-5` })) },
+      slots: base.slots.map((x, i) => ({ ...x, claim: { id: ['a1', 'b1', 'c1'][i]!, basis: 'peer-url' as const }, master: { instanceId: x.instances[0]!.instanceId, volumeAttached: true, lb: 'healthy' } })),
+    };
+    expect(planReconcile(w, { ...DEFAULT_RECONCILE, strayGraceSec: 0, repairGraceSec: 0 }).actions).toEqual([]);
+    // Without the claims the same world has three live strays (alerts, never removals) and three masters "not members".
+    const unclaimed = planReconcile({ ...w, slots: w.slots.map(({ claim: _c, ...x }) => x) }, { ...DEFAULT_RECONCILE, strayGraceSec: 0, repairGraceSec: 0 });
+    expect(unclaimed.actions.filter((a) => a.kind === 'remove-stray')).toEqual([]);
+    expect(unclaimed.actions.filter((a) => a.kind === 'alert' && a.code === 'stray-live')).toHaveLength(3);
+  });
+
+  it('an ASG tagged for the cluster with a missing or invalid member tag, or two with the same tag: one alert each, never guessed (issue 18)', () => {
+    const base = healthy();
+    const w: ReconcileWorld = { ...base, slots: [...base.slots, { ...slot('etcd-c', 'i-c2'), asg: 'prod-etcd-c-copy' }], badGroups: [{ asg: 'prod-x', memberTag: undefined }, { asg: 'prod-y', memberTag: 'Etcd_A' }] };
+    const alerts = planReconcile(w).actions.filter((a) => a.kind === 'alert');
+    expect(alerts.map((a) => a.kind === 'alert' && [a.code, a.key])).toEqual([['member-tag', 'prod-x'], ['member-tag', 'prod-y'], ['member-tag', 'prod-etcd-c-copy']]);
+    expect(alerts.map((a) => a.kind === 'alert' && a.summary)).toEqual([
+      'prod-x is tagged for prod but its member tag is missing: Quorum Keeper does not manage it',
+      'prod-y is tagged for prod but its member tag ("Etcd_A") is not a valid member name: Quorum Keeper does not manage it',
+      'prod-etcd-c-copy and prod-etcd-c are both tagged as member etcd-c of prod',
+    ]);
+  });
+
   it('a cluster in its desired shape: nothing to do, drift 0', () => {
     expect(planReconcile(healthy())).toEqual({ actions: [], notes: [], drift: 0, seen: {} });
   });
