@@ -32,6 +32,12 @@ const hookOf = (event: Awaited<ReturnType<typeof killMaster>>['event']) => ({
   asg: event.detail.AutoScalingGroupName, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId: event.detail.EC2InstanceId,
 });
 
+/** One fault-matrix row per case, printed at the end of the file. */
+const rows: string[] = [];
+afterAll(() => {
+  if (rows.length) console.log(`fault matrix (identity and fencing):\n| case | outcome |\n|---|---|\n${rows.join('\n')}`);
+});
+
 describe('etcd names that are not the slot tags (kubeadm names members after hosts)', () => {
   const NAMES = ['ip-10-0-1-5', 'ip-10-0-2-5', 'ip-10-0-3-5'];
   const t = freshClusterPerTest({ keys: 300, etcdNames: NAMES });
@@ -62,6 +68,7 @@ describe('etcd names that are not the slot tags (kubeadm names members after hos
     expect(again.plan.actions).toEqual([]);
     expect(await receivedAlerts(t.ctl)).toEqual([]);
     await t.writer.check(w, 'etcd names not the slot tags: 3 reconciles, then a replacement');
+    rows.push('| etcd names ≠ slot tags, reconciler 3× at grace 0, then etcd-a killed and replaced | 3 voters, no action, no alert; etcd-a back as the same member ID with its 300 keys |');
   });
 });
 
@@ -107,6 +114,7 @@ describe('a copy of a member volume (an EBS snapshot restored in another AZ with
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(new RegExp(`${copyId} is a copy of ${a.volumeId}`));
     await t.writer.check(w, 'a copy of a member volume: refused at mount');
+    rows.push('| a copy of etcd-a\'s volume in another AZ, a launch there while etcd-a runs | refused at mount (exit 7), ABANDON, 1 alert, members unchanged |');
   });
 
   it('a copy whose marker does not name its volume (adopted, or written before volume IDs were): the live incarnation answers, no member update, one alert', async () => {
@@ -121,5 +129,6 @@ describe('a copy of a member volume (an EBS snapshot restored in another AZ with
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(/member [0-9a-f]+ of etcd-a still answers at http:\/\/127\.0\.0\.1:\d+: its current incarnation is alive/);
     await t.writer.check(w, 'an unmarked copy of a member volume: refused before member update');
+    rows.push('| the same copy with no volume ID in its marker | refused before `member update` (the live incarnation answers), ABANDON, 1 alert, members unchanged |');
   });
 });
