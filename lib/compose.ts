@@ -121,7 +121,7 @@ export function probeDeps(r: Root): ProbeDeps {
 
 export function statusDeps(r: Root): StatusDeps & { s3: Root['clients']['s3'] } {
   const { asg, ec2, elb, ssm, s3 } = r.clients;
-  return { asg, ec2, elb, ssm, s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings };
+  return { asg, ec2, elb, ssm, s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, ...(r.hasState ? { recordedIds: (c: string, slots: readonly string[]) => r.memberIds.get(c, slots) } : {}) };
 }
 
 /** The reconciler's read; with a state table it also sees the locks and what earlier runs remembered. */

@@ -17,6 +17,8 @@ import { canStopMember, clusterHealth, type StopSafety } from './membership';
 export interface OtherSlot {
   member: string;
   instances: ReadonlyArray<{ instanceId: string; lifecycleState: string }>;
+  /** The etcd member this slot is (lib/domain/identity.ts); absent: the member named like the slot. */
+  memberId?: string | undefined;
 }
 
 export type Departure =
@@ -44,7 +46,7 @@ export function notWhole(slot: OtherSlot, members: readonly Member[], report: En
   // member has not left yet, so the slot is judged by its member below, as a retiring one is.
   const retiring = slot.instances.some((i) => i.lifecycleState.startsWith('Terminating'));
   if (live.length > 0 && !inService && !retiring) return `${slot.member} has no InService master (${states})`;
-  const m = members.find((x) => x.name === slot.member);
+  const m = slot.memberId !== undefined ? members.find((x) => x.id === slot.memberId) : members.find((x) => x.name === slot.member);
   if (!m) return `${slot.member} is not an etcd member`;
   if (m.isLearner) return `${slot.member} is still a learner`;
   const leader = clusterHealth(members, report).leader;

@@ -30,11 +30,11 @@ import { FlowRun } from './run';
 import { findMasterSlot, instanceLockKey, slotLockKey } from './master-slot';
 import { replaceMaster } from './replacement';
 import { retireMaster } from './retirement';
-import { type IdentityRead, slotClaims } from './slot-identity';
+import { slotClaims } from './slot-identity';
 import { clusterVolumes, type StatusDeps } from './status';
 import { surveyCluster } from './survey';
 
-export interface ReconcileReadDeps extends StatusDeps, Pick<IdentityRead, 'recordedIds'> {
+export interface ReconcileReadDeps extends StatusDeps {
   /** Whether a flow holds the cluster lock; absent = assume not. */
   lockHeld?: (cluster: string) => Promise<boolean>;
   /** Whether a flow holds a slot's lock (is driving that slot); absent = assume not. */

@@ -34,7 +34,8 @@ import { type EndpointStatus, EtcdClient, STATUS_TIMEOUT } from '../etcd';
 import type { HostScriptName } from '../host/command';
 import { APISERVER_PORT } from '../host/layout';
 import { clusterMasters } from './cluster-masters';
-import type { FlowDeps } from './deps';
+import { type FlowDeps, hostRunOpts } from './deps';
+import { slotClaims } from './slot-identity';
 import { instanceLockKey, type MasterSlot } from './master-slot';
 import { TimeoutError } from '../clock';
 import { FlowRun, LockLost } from './run';
@@ -117,7 +118,10 @@ async function readGate(s: S): Promise<Departure> {
     s.etcd!.memberList(), s.etcd!.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }),
     clusterMasters(deps.asg, deps.tags, slot.cluster), targetHealth(deps.elb, deps.tags.cluster, slot.cluster),
   ]);
-  const gate = departureGate(list.members, status, s.clientUrl!, masters.filter((m) => m.member !== slot.member), targets);
+  // Which member each other slot is, by identity: etcd names need not be the slot tags.
+  const claims = await slotClaims({ ssm: deps.ssm, scripts: deps.scripts, recordedIds: (c, slots) => deps.memberIds.get(c, slots) }, slot.cluster, masters, list.members, null, hostRunOpts(deps, 60));
+  const others = masters.filter((m) => m.member !== slot.member).map((m) => ({ ...m, memberId: claims[m.member]?.id }));
+  const gate = departureGate(list.members, status, s.clientUrl!, others, targets);
   s.me = status.statuses.find((x) => x.endpoint === s.clientUrl);
   s.statuses = status.statuses;
   return gate;

@@ -17,11 +17,12 @@ import { assessHealth } from '../domain/health';
 import { hasNoLeader } from '../etcd';
 import type { HostScriptBundle } from '../host/command';
 import { clusterMasters } from './cluster-masters';
+import { type IdentityRead, slotClaims } from './slot-identity';
 import type { HostFlowDeps } from './deps';
 import { FlowRun } from './run';
 import { surveyCluster } from './survey';
 
-export interface StatusDeps {
+export interface StatusDeps extends Pick<IdentityRead, 'recordedIds'> {
   asg: AutoScalingClient;
   ec2: EC2Client;
   elb: ElasticLoadBalancingV2Client;
@@ -103,10 +104,12 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
   const etcdMembers = survey?.members?.members ?? [];
   const leaderStatus = survey?.status.statuses.find((s) => s.isLeader && !hasNoLeader(s));
 
+  // Which member each slot is, by identity (etcd names need not be the slot tags).
+  const claims = survey?.members ? await slotClaims(deps, cluster, masters, etcdMembers, { instanceId: survey.instanceId, peerUrl: survey.local.peerUrl }, r.runOpts(60)) : {};
   const members: MemberStatus[] = masters.map((m) => {
     const inst = m.instances.find((i) => i.instanceId === m.instanceId) ?? m.instances[0];
     const vol = volumes.get(m.member) ?? null;
-    const em = etcdMembers.find((x) => x.name === m.member);
+    const em = etcdMembers.find((x) => x.id === claims[m.member]?.id);
     const st = em ? survey?.status.statuses.find((s) => s.memberId === em.id) : undefined;
     const etcd: EtcdRole = !survey?.members ? 'unreachable' : !em ? 'not-a-member' : !st ? 'unreachable' : hasNoLeader(st) ? 'no-leader'
       : st.isLeader ? 'leader' : st.isLearner || em.isLearner ? 'learner' : 'follower';

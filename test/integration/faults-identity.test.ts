@@ -12,9 +12,10 @@ import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
 import { reconcileCluster } from '../../lib/flows/reconcile';
 import { replaceMaster } from '../../lib/flows/replacement';
+import { retireMaster } from '../../lib/flows/retirement';
 import { TAG_CLUSTER, TAG_MEMBER } from '../../sandbox/cluster';
 import { receivedAlerts, sandboxFlowDeps, sandboxReconcileDeps } from '../../sandbox/control';
-import { countKeys, killMaster, launchAlongside, memberOf } from '../../sandbox/scenario';
+import { countKeys, killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest, type ScenarioWorld } from '../support/scenario-suite';
 
 jest.setTimeout(240_000);
@@ -66,9 +67,15 @@ describe('etcd names that are not the slot tags (kubeadm names members after hos
     expect(await countKeys(host.clientUrl, '/registry/test/')).toBe(300);
     const again = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', GRACE_0);
     expect(again.plan.actions).toEqual([]);
+    // A retirement judges the other slots whole by identity too: it leaves at once, not held.
+    const b = memberOf(t.cluster, 'etcd-b');
+    const term = t.sandbox.lifecycle.begin({ asg: b.asg, hook: TERMINATE_HOOK, instanceId: b.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const retired = await retireMaster(sandboxFlowDeps(t.c, t.ctl), { slot: await slotOf(t, b.asg), instanceId: b.instanceId, hook: hookOf(term) }, { waitSec: 5 });
+    expect(retired.result).toBe('continued');
+    expect(t.sandbox.host(b.instanceId).etcdPid()).toBeNull();
     expect(await receivedAlerts(t.ctl)).toEqual([]);
     await t.writer.check(w, 'etcd names not the slot tags: 3 reconciles, then a replacement');
-    rows.push('| etcd names ≠ slot tags, reconciler 3× at grace 0, then etcd-a killed and replaced | 3 voters, no action, no alert; etcd-a back as the same member ID with its 300 keys |');
+    rows.push('| etcd names ≠ slot tags, reconciler 3× at grace 0, then etcd-a killed and replaced, then etcd-b retired | 3 voters, no action, no alert; etcd-a back as the same member ID with its 300 keys; etcd-b leaves at once (the others judged whole by ID) |');
   });
 });
 
