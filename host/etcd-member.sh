@@ -27,7 +27,10 @@
 # so a member always advertises the address it really listens on. etcd is configured with
 # --config-file only (etcd refuses ETCD_* variables that shadow flags). `start` refuses to
 # run when the data dir is under the volume mount point but no verified volume is mounted
-# there: etcd would otherwise create an empty data dir on the root disk.
+# there: etcd would otherwise create an empty data dir on the root disk. It also installs a
+# drop-in for etcd's unit so that the init system never starts etcd without that volume either
+# (at boot, or when a stopped master is started again after its volume was detached): etcd on an
+# empty data dir would rejoin under the same member ID with an empty log (forgotten votes).
 set -euo pipefail
 export QK_SCRIPT=etcd-member
 # shellcheck source=lib.sh
@@ -105,6 +108,30 @@ stop_etcd() {
   qk_log "etcd (pid $pid) did not stop within 20 s; killing it"
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$pidfile"
+}
+
+# The boot guard: a drop-in for etcd's unit (systemd: RequiresMountsFor orders etcd after the
+# volume's mount where one is declared; ConditionPathExists skips the start unless the marker of
+# the verified volume is there — the bare mount point on the root disk has none). Idempotent:
+# written, and systemd reloaded, only when it changes. In process mode (the sandbox) the same
+# files are written under QK_HOST_ROOT with the unit itself, as an AMI would install it, for the
+# sandbox's stand-in of the init system (sandbox/host.ts `reboot`) to obey.
+install_boot_guard() {
+  local mp="${QK_MOUNT_POINT%/}" unit="${QK_ETCD_UNIT%.service}.service" want
+  local dir="${QK_ROOT}/etc/systemd/system/${unit}.d"
+  want="$(printf '%s\n' '# Written by Quorum Keeper (etcd-member.sh start): etcd starts only on its verified volume.' \
+    '[Unit]' "RequiresMountsFor=${mp}" "ConditionPathExists=${mp}/${QK_VOLUME_MARKER}")"
+  if [[ "$QK_SERVICE_MODE" == process ]]; then
+    mkdir -p "${QK_ROOT}/etc/systemd/system"
+    printf '[Unit]\nDescription=etcd (sandbox stand-in)\n[Service]\nExecStart=%s --config-file %s\n[Install]\nWantedBy=multi-user.target\n' \
+      "$(qk_bin etcd)" "$conf" >"${QK_ROOT}/etc/systemd/system/${unit}"
+  fi
+  [[ "$(cat "${dir}/10-quorum-keeper.conf" 2>/dev/null || true)" == "$want" ]] && return 0
+  mkdir -p "$dir"
+  printf '%s\n' "$want" >"${dir}/10-quorum-keeper.conf.tmp"
+  mv "${dir}/10-quorum-keeper.conf.tmp" "${dir}/10-quorum-keeper.conf"
+  qk_log "installed the boot guard ${dir#"$QK_ROOT"}/10-quorum-keeper.conf"
+  [[ "$QK_SERVICE_MODE" == process ]] || systemctl daemon-reload
 }
 
 start_etcd() {
@@ -262,6 +289,7 @@ case "$cmd" in
     qk_need_volume "$data_dir" "start etcd on"
     old="$(cat "$conf" 2>/dev/null || true)"
     write_config
+    install_boot_guard
     # The initial-cluster* settings only matter to a member's first start (an existing data dir
     # ignores them): a change there alone never restarts a running etcd (a needless election
     # when it leads; the repair of a neighbour used to do exactly that).

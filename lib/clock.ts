@@ -1,7 +1,19 @@
 /** Time as a dependency, so flows can be driven by tests and bounded by the Lambda deadline. */
 export interface Clock {
+  /** This machine's time: durations, deadlines, polls. */
   now(): number;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Wall-clock time as AWS keeps it (epoch ms), for every timestamp another machine compares:
+   * lock expiry, backup keys and ages, first-seen and held-since times. Absent: `now()` is it.
+   * A caller whose clock is off (a laptop 3 h fast) must not steal locks or date backups ahead.
+   */
+  wallNow?(): Promise<number>;
+}
+
+/** Wall-clock (server) time from `clock`: its `wallNow` when it has one, else its `now`. */
+export function wallNow(clock: Clock): Promise<number> {
+  return clock.wallNow ? clock.wallNow() : Promise.resolve(clock.now());
 }
 
 export const systemClock: Clock = {

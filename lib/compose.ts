@@ -15,6 +15,8 @@ import { ClusterLock } from './aws/lock';
 import { dynamoProbeMemory, type ProbeMemoryStore } from './aws/probe-memory';
 import { dynamoReconcileMemory, type ReconcileMemory } from './aws/reconcile-memory';
 import { dynamoMemberIds, type MemberIds } from './aws/member-ids';
+import { ServerClock } from './aws/server-clock';
+import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { type Clock, systemClock } from './clock';
 import type { HostScriptBundle } from './host/command';
 import type { BackupDeps, BackupSettings } from './flows/backup';
@@ -65,25 +67,50 @@ function once<T>(make: () => T): () => T {
   return () => (v ??= { value: make() }).value;
 }
 
+/** `c` with every client, when first used, watched by `clock` for the server's time. */
+function watched(c: AwsClients, clock: ServerClock): AwsClients {
+  const seen = new WeakSet<object>();
+  const out = {} as AwsClients;
+  for (const name of ['ec2', 'asg', 'ssm', 'elb', 'ddb', 'sns', 's3'] as const) {
+    Object.defineProperty(out, name, {
+      enumerable: true,
+      get: () => {
+        const client = c[name];
+        if (!seen.has(client)) {
+          seen.add(client);
+          clock.watch(client);
+        }
+        return client;
+      },
+    });
+  }
+  return out;
+}
+
 export function compose(o: RootOptions): Root {
-  const clock = o.clock ?? systemClock;
+  // Time from AWS for every timestamp other machines compare (locks, backup keys, ages); the
+  // caller's own clock for durations. Learnt from the responses of the clients used; before the
+  // first one, from one small DescribeAutoScalingGroups every role may make.
+  const clients: AwsClients = o.clients;
+  const clock = new ServerClock(o.clock ?? systemClock, () => watchedClients.asg.send(new DescribeAutoScalingGroupsCommand({ MaxRecords: 1, Filters: [{ Name: 'tag-key', Values: [o.tags.cluster] }] })));
+  const watchedClients = watched(clients, clock);
   const table = (): string => {
     if (!o.stateTable) throw new Error('no state table configured: locks, alert de-duplication and memory need one');
     return o.stateTable;
   };
-  const lock = once(() => new ClusterLock(o.clients.ddb, clock, { table: table() }));
+  const lock = once(() => new ClusterLock(watchedClients.ddb, clock, { table: table() }));
   const alerter = once((): Alerter => {
     if (o.alerter) return o.alerter;
     if (!o.alertTopicArn) throw new Error('no alert topic configured');
-    return snsAlerter(o.clients.sns, o.alertTopicArn, lock());
+    return snsAlerter(watchedClients.sns, o.alertTopicArn, lock());
   });
-  const probeMemory = once(() => dynamoProbeMemory(o.clients.ddb, table(), clock));
-  const reconcileMemory = once(() => dynamoReconcileMemory(o.clients.ddb, table(), clock));
-  const held = once(() => dynamoHeldHooks(o.clients.ddb, table(), clock));
-  const awaitingDr = once(() => dynamoAwaitingDr(o.clients.ddb, table(), clock));
-  const memberIds = once(() => dynamoMemberIds(o.clients.ddb, table(), clock));
+  const probeMemory = once(() => dynamoProbeMemory(watchedClients.ddb, table(), clock));
+  const reconcileMemory = once(() => dynamoReconcileMemory(watchedClients.ddb, table(), clock));
+  const held = once(() => dynamoHeldHooks(watchedClients.ddb, table(), clock));
+  const awaitingDr = once(() => dynamoAwaitingDr(watchedClients.ddb, table(), clock));
+  const memberIds = once(() => dynamoMemberIds(watchedClients.ddb, table(), clock));
   return {
-    clients: o.clients, scripts: o.scripts, tags: o.tags, timings: o.timings, progress: o.progress ?? (() => undefined), clock,
+    clients: watchedClients, scripts: o.scripts, tags: o.tags, timings: o.timings, progress: o.progress ?? (() => undefined), clock,
     hasState: Boolean(o.stateTable),
     get lock() { return lock(); },
     get held() { return held(); },

@@ -8,7 +8,7 @@ import { CreateBucketCommand, PutBucketEncryptionCommand, S3Client } from '@aws-
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ClusterLock } from '../lib/aws/lock';
-import { systemClock } from '../lib/clock';
+import { type Clock, systemClock } from '../lib/clock';
 import type { BackupStore } from '../lib/aws/backups';
 import { backupDeps, compose, flowDeps, probeDeps, reconcileDeps, type Root, statusDeps } from '../lib/compose';
 import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/flows/backup';
@@ -77,11 +77,12 @@ export async function receivedAlerts(ctl: Control): Promise<string[]> {
 }
 
 /** The composition root in the sandbox: the sandbox's clients, its state table and alert topic. */
-export function sandboxRoot(c: SandboxClients, ctl: Control, o: { backups?: BackupTarget; progress?: Progress } = {}): Root {
+/** `clock`: the caller's own clock (e.g. a laptop's, hours off); AWS time is learnt from the answers. */
+export function sandboxRoot(c: SandboxClients, ctl: Control, o: { backups?: BackupTarget; progress?: Progress; clock?: Clock } = {}): Root {
   return compose({
     clients: { ...c, ddb: ctl.ddb, sns: ctl.sns, s3: o.backups?.s3 ?? ctl.s3 },
     scripts: hostScripts(), tags: { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' }, timings: SANDBOX_TIMINGS,
-    stateTable: ctl.table, alertTopicArn: ctl.topicArn, ...(o.progress ? { progress: o.progress } : {}),
+    stateTable: ctl.table, alertTopicArn: ctl.topicArn, ...(o.progress ? { progress: o.progress } : {}), ...(o.clock ? { clock: o.clock } : {}),
   });
 }
 

@@ -5,7 +5,7 @@
  * AWS-RunShellScript: `sh -c <commands>`, with QK_HOST_ROOT pointing at this directory.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiserverStandIn } from './apiserver';
 import { freePort } from './ports';
@@ -118,8 +118,66 @@ export class SandboxHost {
     this.agentOnline = false;
   }
 
+  /**
+   * The instance reboots (or, stopped, is started again): every process dies, mounts vanish (the
+   * mount point is the root disk's bare directory again; an attached volume's device stays), and
+   * at boot the init system starts etcd's enabled unit — as systemd does, only if every
+   * `ConditionPathExists=` of the unit and its drop-ins holds (a failed condition skips the start
+   * without an error; systemd.unit(5) "Conditions and Asserts"). `RequiresMountsFor=` adds a
+   * dependency on the mount unit of a path only where one exists (an fstab entry); a volume
+   * mounted by etcd-mount.sh has none, so it changes nothing here, as on a real master.
+   * Returns whether etcd was started and, if not, why.
+   */
+  reboot(unitName = 'etcd.service'): { started: boolean; why: string } {
+    this.killEtcd();
+    this.agentOnline = false;
+    const mount = join(this.root, 'var/lib/etcd');
+    if (existsSync(mount) || isLink(mount)) {
+      if (isLink(mount)) rmSync(mount, { force: true });
+      mkdirSync(mount, { recursive: true });
+    }
+    rmSync(join(this.root, 'run/quorum-keeper/etcd.pid'), { force: true });
+    const unitFile = join(this.root, 'etc/systemd/system', unitName);
+    let outcome: { started: boolean; why: string };
+    if (!existsSync(unitFile)) {
+      outcome = { started: false, why: `${unitName} is not installed` };
+    } else {
+      const dropIns = join(`${unitFile}.d`);
+      const files = [unitFile, ...(existsSync(dropIns) ? readdirSync(dropIns).filter((f) => f.endsWith('.conf')).sort().map((f) => join(dropIns, f)) : [])];
+      const lines = files.flatMap((f) => readFileSync(f, 'utf8').split('\n').map((l) => l.trim()));
+      const failed = lines.filter((l) => l.startsWith('ConditionPathExists=')).map((l) => l.slice('ConditionPathExists='.length))
+        .find((p) => (p.startsWith('!') ? existsSync(join(this.root, p.slice(1))) : !existsSync(join(this.root, p))));
+      // ExecStart= with no value resets the list; the last one is what runs (one command here).
+      const exec = lines.filter((l) => l.startsWith('ExecStart=')).map((l) => l.slice('ExecStart='.length)).at(-1);
+      if (failed !== undefined) outcome = { started: false, why: `ConditionPathExists=${failed} was not met` };
+      else if (!exec) outcome = { started: false, why: `${unitName} has no ExecStart` };
+      else {
+        const [bin, ...args] = exec.split(/\s+/);
+        mkdirSync(join(this.root, 'run/quorum-keeper'), { recursive: true });
+        mkdirSync(join(this.root, 'var/log/quorum-keeper'), { recursive: true });
+        const log = openSync(join(this.root, 'var/log/quorum-keeper/etcd.log'), 'a');
+        const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD')));
+        // detached: a session of its own (node calls setsid), as a service started by init.
+        const child = spawn(bin!, args, { stdio: ['ignore', log, log], env, detached: true });
+        child.unref();
+        writeFileSync(join(this.root, 'run/quorum-keeper/etcd.pid'), `${child.pid}\n`);
+        outcome = { started: true, why: `started ${bin}` };
+      }
+    }
+    this.agentOnline = true;
+    return outcome;
+  }
+
   async shutdown(): Promise<void> {
     this.crash();
     await this.apiserver.stop();
+  }
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
   }
 }

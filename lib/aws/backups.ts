@@ -31,7 +31,17 @@ export interface BackupObject {
   takenAt: Date;
   compressor: Compressor;
   size: number;
+  /** When S3 stored it (server time); null when not listed. */
+  lastModified: Date | null;
+  /**
+   * Its key is dated more than FUTURE_SLACK_MS after S3 stored it: written by a machine whose clock
+   * ran ahead. Never `latest`, never counted for freshness or retention (and never deleted by it).
+   */
+  futureDated: boolean;
 }
+
+/** How far a key's time may lie after the object's LastModified (clock jitter, slow uploads are the other way). */
+export const FUTURE_SLACK_MS = 5 * 60_000;
 
 /** What the master's `etcd-snapshot.sh prepare` reported, plus where it came from. */
 export interface BackupMeta {
@@ -63,7 +73,7 @@ export function backupKey(store: BackupStore, cluster: string, member: string, t
 }
 
 /** The backup a key names, or null for anything that is not a Quorum Keeper backup key. */
-export function parseBackupKey(store: BackupStore, cluster: string, key: string, size = 0): BackupObject | null {
+export function parseBackupKey(store: BackupStore, cluster: string, key: string, size = 0, lastModified: Date | null = null): BackupObject | null {
   const base = clusterPrefix(store, cluster);
   if (!key.startsWith(base)) return null;
   const m = /^(\d{8}T\d{6}Z)-([a-z0-9-]{1,63})\.db\.(zst|gz)$/.exec(key.slice(base.length));
@@ -71,7 +81,8 @@ export function parseBackupKey(store: BackupStore, cluster: string, key: string,
   const t = STAMP.exec(m[1]!)!;
   const takenAt = new Date(Date.UTC(+t[1]!, +t[2]! - 1, +t[3]!, +t[4]!, +t[5]!, +t[6]!));
   if (Number.isNaN(takenAt.getTime()) || stampOf(takenAt) !== m[1]) return null;
-  return { key, cluster, member: m[2]!, takenAt, compressor: m[3] === 'zst' ? 'zstd' : 'gzip', size };
+  const futureDated = lastModified !== null && takenAt.getTime() - lastModified.getTime() > FUTURE_SLACK_MS;
+  return { key, cluster, member: m[2]!, takenAt, compressor: m[3] === 'zst' ? 'zstd' : 'gzip', size, lastModified, futureDated };
 }
 
 /**
@@ -83,11 +94,21 @@ export async function listBackups(s3: S3Client, store: BackupStore, cluster: str
   const out: BackupObject[] = [];
   for await (const page of paginateListObjectsV2({ client: s3, pageSize: 1000 }, { Bucket: store.bucket, Prefix: clusterPrefix(store, cluster) })) {
     for (const o of page.Contents ?? []) {
-      const b = o.Key ? parseBackupKey(store, cluster, o.Key, o.Size ?? 0) : null;
+      const b = o.Key ? parseBackupKey(store, cluster, o.Key, o.Size ?? 0, o.LastModified ?? null) : null;
       if (b) out.push(b);
     }
   }
   return out.sort((a, b) => a.takenAt.getTime() - b.takenAt.getTime() || (a.key < b.key ? -1 : 1));
+}
+
+/**
+ * The backups that count (for `latest`, freshness and retention), oldest first, and the
+ * future-dated ones left out: a key dated after S3 stored it (beyond the slack), or after `now`
+ * (server time) beyond the slack.
+ */
+export function usableBackups(list: readonly BackupObject[], now: number): { usable: BackupObject[]; futureDated: BackupObject[] } {
+  const future = (b: BackupObject) => b.futureDated || b.takenAt.getTime() - now > FUTURE_SLACK_MS;
+  return { usable: list.filter((b) => !future(b)), futureDated: list.filter(future) };
 }
 
 const META_FIELDS = ['cluster', 'member', 'revision', 'keys', 'etcd-version', 'raw-size', 'size', 'sha256', 'compressor', 'taken-at'] as const;

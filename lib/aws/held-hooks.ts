@@ -7,7 +7,7 @@
  * when the retirement ends; the reconciler re-drives held retirements and reads `since`.
  */
 import { DeleteItemCommand, type DynamoDBClient, UpdateItemCommand, ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import type { Clock } from '../clock';
+import { type Clock, wallNow } from '../clock';
 
 export interface HeldHook {
   cluster: string;
@@ -31,7 +31,7 @@ export function dynamoHeldHooks(ddb: DynamoDBClient, table: string, clock: Clock
   const key = (cluster: string, member: string) => ({ pk: { S: `held#${cluster}/${member}` } });
   return {
     async hold(h) {
-      const now = clock.now();
+      const now = await wallNow(clock);
       const put = (sameInstance: boolean) => ddb.send(new UpdateItemCommand({
         TableName: table, Key: key(h.cluster, h.member), ReturnValues: 'ALL_NEW',
         // A hold of another (earlier) instance is replaced, its `since` with it.
@@ -78,7 +78,7 @@ export function dynamoAwaitingDr(ddb: DynamoDBClient, table: string, clock: Cloc
   const key = (cluster: string, member: string) => ({ pk: { S: `dr#${cluster}/${member}` } });
   return {
     async mark(r) {
-      const now = clock.now();
+      const now = await wallNow(clock);
       await ddb.send(new UpdateItemCommand({
         TableName: table, Key: key(r.cluster, r.member),
         UpdateExpression: 'SET instanceId = :i, hasData = :d, since = if_not_exists(since, :now), #ttl = :ttl',

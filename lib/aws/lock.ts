@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { Clock } from '../clock';
+import { type Clock, wallNow } from '../clock';
 
 /**
  * The one lock TTL: how long a lock outlives a holder that died without releasing it. Holders
@@ -48,7 +48,7 @@ export class ClusterLock {
   }
 
   private async put(cluster: string, owner: string, condition: string): Promise<boolean> {
-    const now = Math.floor(this.clock.now() / 1000);
+    const now = Math.floor((await wallNow(this.clock)) / 1000);
     const ttl = LOCK_TTL_SEC;
     try {
       await this.ddb.send(new PutItemCommand({
@@ -68,7 +68,7 @@ export class ClusterLock {
   /** Whether someone holds the cluster's lock right now (read-only; for plans and status). */
   async isHeld(cluster: string): Promise<boolean> {
     const r = await this.ddb.send(new GetItemCommand({ TableName: this.opts.table, Key: { pk: { S: `lock#${cluster}` } }, ConsistentRead: true }));
-    return Number(r.Item?.expiresAt?.N ?? 0) >= Math.floor(this.clock.now() / 1000);
+    return Number(r.Item?.expiresAt?.N ?? 0) >= Math.floor((await wallNow(this.clock)) / 1000);
   }
 
   async release(cluster: string, owner: string): Promise<void> {
@@ -95,7 +95,7 @@ export class ClusterLock {
    * an earlier claim is younger than `windowSec`.
    */
   async claimOnce(key: string, windowSec: number): Promise<boolean> {
-    const now = Math.floor(this.clock.now() / 1000);
+    const now = Math.floor((await wallNow(this.clock)) / 1000);
     // The claim carries its own ID: if DynamoDB wrote it but the answer was lost, the SDK's retry
     // of this same request finds its own claim and succeeds (instead of swallowing the alert).
     const claim = randomUUID();

@@ -7,7 +7,7 @@
  * cluster is simply not used (the slot is then claimed by name or peer URL again).
  */
 import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import type { Clock } from '../clock';
+import { type Clock, wallNow } from '../clock';
 
 export interface MemberIds {
   /** The recorded member ID of each of `slots` that has one (hex, as etcd prints it). */
@@ -35,7 +35,7 @@ export function dynamoMemberIds(ddb: DynamoDBClient, table: string, clock: Clock
         TableName: table, Key: key(cluster, slot),
         UpdateExpression: 'SET memberId = :id, how = :how, #at = :at',
         ExpressionAttributeNames: { '#at': 'at' },
-        ExpressionAttributeValues: { ':id': { S: memberId }, ':how': { S: how.slice(0, 200) }, ':at': { N: String(clock.now()) } },
+        ExpressionAttributeValues: { ':id': { S: memberId }, ':how': { S: how.slice(0, 200) }, ':at': { N: String(await wallNow(clock)) } },
       }));
     },
   };

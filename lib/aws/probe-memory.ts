@@ -4,7 +4,7 @@
  * after a day without probes.
  */
 import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { Clock } from '../clock';
+import { type Clock, wallNow } from '../clock';
 import type { ProbeMemory } from '../domain/health';
 
 /** Where a probe keeps what it remembers (as ReconcileMemory does for the reconciler). */
@@ -28,7 +28,7 @@ export function dynamoProbeMemory(ddb: DynamoDBClient, table: string, clock: Clo
       return { raftTerm: term, leaderId: r.Item.leaderId?.S ?? null, ...(leases ? { leases } : {}) };
     },
     async put(cluster, m) {
-      const ttl = Math.floor(clock.now() / 1000) + 86_400;
+      const ttl = Math.floor((await wallNow(clock)) / 1000) + 86_400;
       await ddb.send(new PutItemCommand({
         TableName: table,
         Item: {

@@ -6,7 +6,7 @@
  * disappears and comes back starts its grace again.
  */
 import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { Clock } from '../clock';
+import { type Clock, wallNow } from '../clock';
 
 export interface ReconcileMemory {
   get(cluster: string): Promise<Record<string, number>>;
@@ -38,7 +38,7 @@ export function dynamoReconcileMemory(ddb: DynamoDBClient, table: string, clock:
       return parseSeen(r.Item?.seen?.S);
     },
     async put(cluster, seen) {
-      const ttl = Math.floor(clock.now() / 1000) + 86_400;
+      const ttl = Math.floor((await wallNow(clock)) / 1000) + 86_400;
       await ddb.send(new PutItemCommand({ TableName: table, Item: { ...key(cluster), seen: { S: JSON.stringify(seen) }, ttl: { N: String(ttl) } } }));
     },
   };

@@ -2,10 +2,12 @@
  * The backup's steps: choose the source, prepare the snapshot on that master, upload it only once
  * its trial restore passed, and check what S3 stored.
  */
+import { wallNow } from '../clock';
 import { z } from 'zod';
 import type { Alerter } from '../aws/alerts';
 import { type BackupMeta, type BackupStore, backupKey, deleteBackups, headBackup, presignUpload } from '../aws/backups';
 import { lastLine, runHostScript } from '../aws/run-command';
+import { slotClaims } from './slot-identity';
 import { chooseBackupSource } from '../domain/backup-source';
 import type { RetentionPolicy } from '../domain/retention';
 import { clusterMasters } from './cluster-masters';
@@ -107,7 +109,10 @@ const sourceStep: Step<BackupState> = {
       throw new FlowFailure('source', `no etcd member of ${cluster} answers (${masters.length} slots, ${instances.size} with an InService instance${tried.length ? `: ${tried.join('; ')}` : ''}): no backup taken`,
         'The cluster may have lost quorum: check `quorum-keeper status`; the newest existing backup is what a restore would use.', 'critical', 'backup-source');
     }
-    const choice = chooseBackupSource(survey.members.members, survey.status, instances);
+    // Which member each slot is, by identity (etcd names need not be the slot tags).
+    const claims = await slotClaims(deps, cluster, masters, survey.members.members, { instanceId: survey.instanceId, peerUrl: survey.local.peerUrl }, r.runOpts(60));
+    const slots = new Map(masters.filter((m) => m.instanceId && claims[m.member]).map((m) => [claims[m.member]!.id, { slot: m.member, instanceId: m.instanceId! }]));
+    const choice = chooseBackupSource(survey.members.members, survey.status, slots);
     if (choice.kind === 'none') {
       throw new FlowFailure('source', `${cluster}: ${choice.reason}; no backup taken`, 'Restore the cluster\'s health first; see `quorum-keeper status`.', 'critical', 'backup-source');
     }
@@ -124,7 +129,7 @@ const snapshotStep: Step<BackupState> = {
     // Snapshot, compress, hash on the master; the trial restore starts there too.
     const { deps, cluster, settings, out } = s;
     const src = s.source!;
-    s.takenAt = new Date(deps.clock.now());
+    s.takenAt = new Date(await wallNow(deps.clock));
     const prep = await runHostScript(deps.ssm, deps.scripts, src.instanceId, 'etcd-snapshot.sh',
       ['prepare', '--work-dir', settings.workDir, '--endpoint', src.clientUrl, '--compressor', settings.compressor], r.runOpts(1800, { executionTimeoutSec: 1800 }));
     if (prep.exitCode !== 0) {

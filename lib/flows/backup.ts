@@ -15,7 +15,8 @@
  * triggered: a run re-reads everything; a failed run leaves no object and no local file behind
  * (the master discards its prepared file), and one alert says why.
  */
-import { type BackupObject, deleteBackups, listBackups } from '../aws/backups';
+import { wallNow } from '../clock';
+import { type BackupObject, deleteBackups, headBackup, listBackups, usableBackups } from '../aws/backups';
 import { runHostScript } from '../aws/run-command';
 import type { BackupConfig } from '../config';
 import { decideRetention } from '../domain/retention';
@@ -71,7 +72,7 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
 
   // Retention and freshness, from one complete listing (not after the deadline: the next run).
   if (run.aborted) out.pruneSkipped = 'stopped before the Lambda deadline';
-  else Object.assign(out, await pruneBackups(deps, cluster, settings));
+  else Object.assign(out, await pruneBackups(deps, cluster, settings, out.key && out.revision !== undefined ? { key: out.key, revision: out.revision } : undefined));
   out.ms.total = deps.clock.now() - t0;
   return out;
 }
@@ -82,7 +83,7 @@ export type PruneOutcome = Pick<BackupOutcome, 'newestGoodAgeSec' | 'pruned' | '
  * Applies the retention policy to the cluster's backups and checks the newest one's age.
  * Deletes nothing unless the listing was complete; never deletes the newest good backup.
  */
-export async function pruneBackups(deps: BackupDeps, cluster: string, settings: BackupSettings): Promise<PruneOutcome> {
+export async function pruneBackups(deps: BackupDeps, cluster: string, settings: BackupSettings, uploaded?: { key: string; revision: number }): Promise<PruneOutcome> {
   const out: PruneOutcome = { newestGoodAgeSec: null, pruned: [], stale: false };
   let listing: BackupObject[];
   try {
@@ -92,17 +93,29 @@ export async function pruneBackups(deps: BackupDeps, cluster: string, settings: 
     deps.progress({ step: 'retention', status: 'skip', detail: out.pruneSkipped });
     return out;
   }
-  const now = deps.clock.now();
-  const newest = listing.at(-1);
+  const now = await wallNow(deps.clock);
+  // Future-dated keys (written by a machine whose clock ran ahead) would look newest for hours:
+  // they count for nothing here and are never deleted by retention; the operator is told.
+  const { usable, futureDated } = usableBackups(listing, now);
+  for (const f of futureDated) {
+    await deps.alerter.alert({
+      severity: 'warning', cluster, flow: 'backup', step: 'freshness',
+      summary: `backup ${f.key} is dated ${f.takenAt.toISOString()}, after S3 stored it (${f.lastModified?.toISOString() ?? 'unknown'}): the clock of the machine that took it ran ahead; it is not used as the newest backup`,
+      action: 'Find the machine with the wrong clock (a CLI run from a laptop?) and fix its time sync. Rename or delete the object if its data is not needed; Quorum Keeper never deletes it.',
+      dedupeKey: `${cluster}#backup-future#${f.key}`,
+    });
+  }
+  if (uploaded) await checkRevision(deps, cluster, settings, uploaded, usable.filter((b) => b.key !== uploaded.key).at(-1));
+  const newest = usable.at(-1);
   out.newestGoodAgeSec = newest ? Math.max(0, Math.round((now - newest.takenAt.getTime()) / 1000)) : null;
-  const decision = decideRetention(listing.map((b) => ({ key: b.key, takenAt: b.takenAt.getTime(), good: true })), settings.retention, now);
+  const decision = decideRetention(usable.map((b) => ({ key: b.key, takenAt: b.takenAt.getTime(), good: true })), settings.retention, now);
   if (decision.delete.length) {
     const failed = await deleteBackups(deps.s3, settings.store, decision.delete);
     const failedKeys = new Set(failed.map((f) => f.key));
     out.pruned = decision.delete.filter((k) => !failedKeys.has(k));
     if (failed.length) out.pruneSkipped = `${failed.length} deletions failed, e.g. ${failed[0]!.key}: ${failed[0]!.error}`;
   }
-  deps.progress({ step: 'retention', status: 'ok', detail: `${listing.length} backups listed, ${decision.keep.size} kept, ${out.pruned.length} deleted` });
+  deps.progress({ step: 'retention', status: 'ok', detail: `${listing.length} backups listed, ${decision.keep.size} kept, ${out.pruned.length} deleted${futureDated.length ? `, ${futureDated.length} future-dated left alone` : ''}` });
 
   if (out.newestGoodAgeSec === null || out.newestGoodAgeSec > settings.staleAfterSec) {
     out.stale = true;
@@ -114,4 +127,22 @@ export async function pruneBackups(deps: BackupDeps, cluster: string, settings: 
     });
   }
   return out;
+}
+
+/**
+ * A new backup whose revision is below the previous backup's holds older data than it (its
+ * source lagged, or the cluster was re-created): flagged, so nobody restores it as "the newest"
+ * without knowing. One HeadObject of the previous backup.
+ */
+async function checkRevision(deps: BackupDeps, cluster: string, settings: BackupSettings, uploaded: { key: string; revision: number }, previous: BackupObject | undefined): Promise<void> {
+  if (!previous) return;
+  const prev = await headBackup(deps.s3, settings.store, previous.key).catch(() => null);
+  const before = prev?.meta?.revision;
+  if (before === undefined || uploaded.revision >= before) return;
+  await deps.alerter.alert({
+    severity: 'warning', cluster, flow: 'backup', step: 'revision',
+    summary: `backup ${uploaded.key} is at revision ${uploaded.revision}, below the previous backup ${previous.key} (revision ${before}): it holds older data`,
+    action: 'If the cluster was not re-created or restored, its source member lagged: compare `quorum-keeper status` (raft lag), and restore by key, not `latest`, until a newer backup exists.',
+    dedupeKey: `${cluster}#backup-revision#${uploaded.key}`,
+  });
 }

@@ -9,7 +9,7 @@
  */
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import type { Clock } from '../clock';
+import { type Clock, wallNow } from '../clock';
 import type { ProbeMemoryStore } from '../aws/probe-memory';
 import { assessHealth, type HealthAssessment } from '../domain/health';
 import type { HostScriptBundle } from '../host/command';
@@ -58,7 +58,7 @@ export async function probeCluster(deps: ProbeDeps, cluster: string, settings: P
     return { value: found, detail: found.survey ? `through ${found.survey.member}` : 'no master answered' };
   });
   const previous = await deps.memory.get(cluster);
-  const now = deps.clock.now();
+  const now = await wallNow(deps.clock);
   const health = assessHealth({
     members: survey?.members?.members ?? null,
     status: survey?.status ?? { statuses: [], unreachable: [] },

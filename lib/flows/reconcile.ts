@@ -8,9 +8,10 @@
  * First-seen times come from the world where it records them (a `Pending:Wait` instance's
  * launch time) and otherwise from what an earlier run remembered (strays).
  */
+import { wallNow } from '../clock';
 import { type EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type BackupStore, listBackups } from '../aws/backups';
+import { type BackupStore, listBackups, usableBackups } from '../aws/backups';
 import { describeInstance, describeVolume, detachVolume } from '../aws/ec2';
 import { hookOf, launchHookOf } from '../aws/lifecycle';
 import { targetHealth } from '../aws/lb';
@@ -74,10 +75,11 @@ export function etcdView(members: readonly Member[], status: StatusReport): Worl
 }
 
 export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: { store?: BackupStore } = {}): Promise<ReconcileWorld> {
-  const now = deps.clock.now();
   const [{ masters, bad }, volumes, lb] = await Promise.all([
     readMasterGroups(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster), targetHealth(deps.elb, deps.tags.cluster, cluster),
   ]);
+  // Server time (learnt from the answers just read): ages compared across machines and runs.
+  const now = await wallNow(deps.clock);
   const pending = masters.flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'Pending:Wait').map((i) => i.instanceId));
   const attached = [...volumes.values()].map((v) => v.attachedTo).filter((x): x is string => x !== null);
   const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
@@ -99,7 +101,7 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
     const launched = facts.get(id)?.launchedAt;
     if (launched) firstSeen[`pending#${id}`] = launched;
   }
-  const newest = backups === 'unknown' ? 'unknown' : backups.at(-1);
+  const newest = backups === 'unknown' ? 'unknown' : usableBackups(backups, now).usable.at(-1);
   const claims = survey?.members
     ? await slotClaims(deps, cluster, masters, survey.members.members, { instanceId: survey.instanceId, peerUrl: survey.local.peerUrl }, hostRunOpts(deps, 60))
     : {};

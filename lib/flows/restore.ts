@@ -13,7 +13,8 @@
  * restored with it are left as they are).
  */
 import type { AwaitingDr } from '../aws/held-hooks';
-import { type BackupMeta, type BackupStore, headBackup, listBackups, parseBackupKey, presignDownload } from '../aws/backups';
+import { type BackupMeta, type BackupStore, headBackup, listBackups, parseBackupKey, presignDownload, usableBackups } from '../aws/backups';
+import { wallNow } from '../clock';
 import { runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { clusterHealth } from '../domain/membership';
@@ -118,8 +119,11 @@ async function quorumState(deps: RestoreDeps, p: Prepared): Promise<{ hasQuorum:
 async function resolveSnapshot(deps: RestoreDeps, req: RestoreRequest): Promise<{ key: string; meta: BackupMeta }> {
   let key = req.snapshot;
   if (key === 'latest') {
-    const newest = (await listBackups(deps.s3, req.store, req.cluster)).at(-1);
-    if (!newest) throw new RestoreRefused(`no backup of ${req.cluster} in s3://${req.store.bucket}/${req.store.prefix}/${req.cluster}/`);
+    const { usable, futureDated } = usableBackups(await listBackups(deps.s3, req.store, req.cluster), await wallNow(deps.clock));
+    const newest = usable.at(-1);
+    const skipped = futureDated.length ? ` (${futureDated.length} future-dated key(s) left out, e.g. ${futureDated.at(-1)!.key}: written by a machine whose clock ran ahead; name one with --snapshot to use it)` : '';
+    if (!newest) throw new RestoreRefused(`no usable backup of ${req.cluster} in s3://${req.store.bucket}/${req.store.prefix}/${req.cluster}/${skipped}`);
+    if (skipped) deps.progress({ step: 'snapshot', status: 'wait', detail: `latest is ${newest.key}${skipped}` });
     key = newest.key;
   } else if (!parseBackupKey(req.store, req.cluster, key)) {
     throw new RestoreRefused(`${key} is not a backup key of cluster ${req.cluster} (expected ${req.store.prefix}/${req.cluster}/<YYYYMMDDTHHMMSSZ>-<member>.db.zst|gz)`);

@@ -24,7 +24,7 @@
  * keeps the member's identity for the replacement.
  */
 import { describeInstance, detachVolume, findMemberVolumes } from '../aws/ec2';
-import { beatEveryMsFor, completeLifecycle, heartbeat, hookGlobalTimeoutSec, hookOf, type HookRef } from '../aws/lifecycle';
+import { beatEveryMsFor, completeLifecycle, heartbeat, hookOf, type HookRef } from '../aws/lifecycle';
 import { completeHookStep } from './hook-step';
 import { deregisterAndWait, findTargetGroups, targetHealth } from '../aws/lb';
 import { ssmEtcdRunner } from '../aws/run-command';
@@ -35,7 +35,8 @@ import type { HostScriptName } from '../host/command';
 import { APISERVER_PORT } from '../host/layout';
 import { clusterMasters } from './cluster-masters';
 import { type FlowDeps, hostRunOpts } from './deps';
-import { slotClaims } from './slot-identity';
+import { identityRead, memberAnswersElsewhere, slotClaims } from './slot-identity';
+import { recordHeld } from './retirement-held';
 import { instanceLockKey, type MasterSlot } from './master-slot';
 import { TimeoutError } from '../clock';
 import { FlowRun, LockLost } from './run';
@@ -72,6 +73,7 @@ interface S extends RetirementInput {
   az?: string;
   /** Running with an SSM agent that answers: etcd can be asked, stopped and unmounted. */
   reachable?: boolean;
+  instanceState?: string;
   etcd?: EtcdClient;
   clientUrl?: string;
   me?: EndpointStatus;
@@ -93,6 +95,7 @@ const instanceStep: Step<S> = {
   async run(_r, s) {
     const inst = await describeInstance(s.deps.ec2, s.instanceId);
     s.az = inst.az ?? '';
+    s.instanceState = inst.state;
     s.reachable = inst.state === 'running' && (await agentOnline(s.deps.ssm, s.instanceId));
     return { detail: `${s.instanceId} ${inst.state}${s.reachable ? '' : ' (agent unreachable)'}${s.destination === 'WarmPool' ? ', going to the warm pool' : ''}` };
   },
@@ -101,7 +104,8 @@ const instanceStep: Step<S> = {
 const etcdStep: Step<S> = {
   name: 'etcd',
   async run(r, s) {
-    if (!s.reachable) return { detail: 'not reachable: etcd left as it is', skipped: true };
+    if (!s.reachable && s.instanceState === 'running') return unreachable(r, s);
+    if (!s.reachable) return { detail: `${s.instanceState ?? 'not running'}: etcd is not running there`, skipped: true };
     const st = await onHost<{ running: boolean; clientUrl: string }>(r, s, 'etcd-member.sh', ['status']);
     s.running = st.running;
     if (!st.running) return { detail: 'etcd is not running', skipped: true };
@@ -111,6 +115,26 @@ const etcdStep: Step<S> = {
   },
 };
 
+/**
+ * A running master whose SSM agent is lost: its etcd cannot be stopped cleanly from here, and a
+ * volume is never detached from under a running etcd (DESIGN.md). Whether the member still runs
+ * is asked through another master; unless it is proven gone, the hook is held (kept alive, the
+ * reconciler re-drives it) and the operator told.
+ */
+async function unreachable(r: FlowRun, s: S): Promise<{ detail: string; skipped?: boolean; stop?: boolean }> {
+  const { deps, slot } = s;
+  const seen = await memberAnswersElsewhere({ ...identityRead(deps), asg: deps.asg, tags: deps.tags }, slot.cluster, slot.member, r.runOpts(60));
+  if (seen.verdict === 'gone') return { detail: `agent unreachable, etcd not running: ${seen.detail}`, skipped: true };
+  s.held = notNow(`the SSM agent on ${s.instanceId} is unreachable and ${seen.verdict === 'alive' ? 'its etcd still runs' : 'whether its etcd runs is unknown'} (${seen.detail}): not detaching its volume from under it`);
+  await deps.alerter.alert({
+    severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId: s.instanceId, flow: 'retirement', step: 'etcd',
+    summary: `retiring ${slot.member}: ${s.held.detail}; holding the termination`,
+    action: `Bring the SSM agent on ${s.instanceId} back (the retirement then stops etcd cleanly and lets it go), or stop the instance (aws ec2 stop-instances): once etcd is down the retirement detaches the volume and continues. Do not complete the hook by hand.`,
+    dedupeKey: `${slot.cluster}/${slot.member}/retire-unreachable/${s.instanceId}`,
+  });
+  return { detail: `holding the hook: ${s.held.detail}`, stop: true };
+}
+
 /** The departure decision on a fresh read: etcd through this member, the slots, target health. */
 async function readGate(s: S): Promise<Departure> {
   const { deps, slot } = s;
@@ -119,7 +143,7 @@ async function readGate(s: S): Promise<Departure> {
     clusterMasters(deps.asg, deps.tags, slot.cluster), targetHealth(deps.elb, deps.tags.cluster, slot.cluster),
   ]);
   // Which member each other slot is, by identity: etcd names need not be the slot tags.
-  const claims = await slotClaims({ ssm: deps.ssm, scripts: deps.scripts, recordedIds: (c, slots) => deps.memberIds.get(c, slots) }, slot.cluster, masters, list.members, null, hostRunOpts(deps, 60));
+  const claims = await slotClaims(identityRead(deps), slot.cluster, masters, list.members, null, hostRunOpts(deps, 60));
   const others = masters.filter((m) => m.member !== slot.member).map((m) => ({ ...m, memberId: claims[m.member]?.id }));
   const gate = departureGate(list.members, status, s.clientUrl!, others, targets);
   s.me = status.statuses.find((x) => x.endpoint === s.clientUrl);
@@ -253,32 +277,6 @@ const leaveSteps: ReadonlyArray<Entry<S>> = [checkStep('leave'), deregisterStep,
 
 /** The retirement, step by step. */
 export const retirementSteps: ReadonlyArray<Entry<S>> = [instanceStep, etcdStep, turnStep, detachStep, completeStep];
-
-/** Held: recorded with its first-held time; alerts as it ages toward the hook's global limit. */
-async function recordHeld(deps: FlowDeps, s: S, heartbeatTimeoutSec: number, reason: string): Promise<number> {
-  const { slot, instanceId } = s;
-  if (!s.hook) return 0;
-  const rec = await deps.held.hold({ cluster: slot.cluster, member: slot.member, instanceId, hook: s.hook.hook, heartbeatTimeoutSec, reason });
-  const heldSec = Math.max(0, Math.round((deps.clock.now() - rec.since) / 1000));
-  const limitSec = hookGlobalTimeoutSec(heartbeatTimeoutSec);
-  const left = limitSec - heldSec;
-  if (heldSec >= 0.75 * limitSec) {
-    await deps.alerter.alert({
-      severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId, flow: 'retirement', step: 'held',
-      summary: `the terminate hook of ${slot.member} (${instanceId}) has been held ${Math.round(heldSec / 60)} min; AWS ends it in about ${Math.max(0, Math.round(left / 60))} min whatever the heartbeats, and the instance then terminates: ${reason}`,
-      action: 'Make the other masters whole before then (`quorum-keeper status`), or, if this master must stay, detach it from its ASG (aws autoscaling detach-instances) so it is not terminated.',
-      dedupeKey: `${slot.cluster}/${slot.member}/held-limit/${instanceId}`,
-    });
-  } else if (heldSec >= 3600 && s.held?.go === false && s.held.kind !== 'would-lose-quorum') {
-    await deps.alerter.alert({
-      severity: 'warning', cluster: slot.cluster, member: slot.member, instanceId, flow: 'retirement', step: 'held',
-      summary: `${slot.member} (${instanceId}) has waited ${Math.round(heldSec / 60)} min to leave: ${reason}`,
-      action: 'A master out for this long is not normal: check `quorum-keeper status` and the replacement of the master named.',
-      dedupeKey: `${slot.cluster}/${slot.member}/held-long/${instanceId}`,
-    });
-  }
-  return heldSec;
-}
 
 export async function retireMaster(deps: FlowDeps, input: RetirementInput, opts: RetirementOptions = {}): Promise<RetirementOutcome> {
   const { slot, instanceId, hook } = input;

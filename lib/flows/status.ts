@@ -10,9 +10,9 @@ import { type EC2Client, paginateDescribeVolumes } from '@aws-sdk/client-ec2';
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { type BackupStore, listBackups } from '../aws/backups';
+import { type BackupStore, listBackups, usableBackups } from '../aws/backups';
 import { targetHealth } from '../aws/lb';
-import type { Clock } from '../clock';
+import { type Clock, wallNow } from '../clock';
 import { assessHealth } from '../domain/health';
 import { hasNoLeader } from '../etcd';
 import type { HostScriptBundle } from '../host/command';
@@ -86,10 +86,10 @@ export async function clusterVolumes(ec2: EC2Client, tags: StatusDeps['tags'], c
 }
 
 export async function clusterStatus(deps: StatusDeps, cluster: string, opts: StatusOptions = {}): Promise<ClusterStatus> {
-  const now = deps.clock.now();
   const [masters, volumes, lb] = await Promise.all([
     clusterMasters(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster), targetHealth(deps.elb, deps.tags.cluster, cluster),
   ]);
+  const now = await wallNow(deps.clock); // server time, learnt from the answers just read
   const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
   const r = new FlowRun(deps, { owner: 'status' });
   const [{ survey }, backups] = await Promise.all([
@@ -132,7 +132,9 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
   }
   let backup: ClusterStatus['backup'] = 'unknown';
   if (backups) {
-    const newest = backups.at(-1);
+    const { usable, futureDated } = usableBackups(backups, now);
+    const newest = usable.at(-1);
+    for (const f of futureDated) problems.push(`backup ${f.key} is future-dated (its key is after S3 stored it): not counted`);
     backup = newest ? { key: newest.key, takenAt: newest.takenAt.toISOString(), ageSec: Math.max(0, Math.round((now - newest.takenAt.getTime()) / 1000)) } : null;
     const stale = opts.backupStaleAfterSec ?? 3600;
     if (!backup) problems.push('no backup at all');

@@ -315,6 +315,26 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(isAlive(st.pid)).toBe(false);
   });
 
+  it('start installs the boot guard: a drop-in so the init system never starts etcd without its verified volume (systemd mode, issue 18)', () => {
+    expect(run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']).code).toBe(0);
+    // A systemctl that records its calls; the unit never comes up, so start ends "exited during start-up".
+    const bin = join(h.root, 'opt/fake-systemd');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'systemctl'), `#!/usr/bin/env bash\nprintf '%s\\n' "$*" >>${join(h.root, 'systemctl.calls')}\n[[ "$1" != is-active ]]\n`);
+    chmodSync(join(bin, 'systemctl'), 0o755);
+    const systemd = { QK_SERVICE_MODE: 'systemd', PATH: `${bin}:${process.env.PATH}` };
+    const args = ['start', '--name', 'etcd-a', '--initial-cluster', `etcd-a=http://127.0.0.1:${peer}`, '--initial-cluster-state', 'new'];
+    expect(run(h.root, 'etcd-member.sh', args, systemd).stderr).toMatch(/installed the boot guard \/etc\/systemd\/system\/etcd\.service\.d\/10-quorum-keeper\.conf/);
+    expect(readFileSync(join(h.root, 'etc/systemd/system/etcd.service.d/10-quorum-keeper.conf'), 'utf8')).toBe([
+      '# Written by Quorum Keeper (etcd-member.sh start): etcd starts only on its verified volume.',
+      '[Unit]', 'RequiresMountsFor=/var/lib/etcd', 'ConditionPathExists=/var/lib/etcd/.quorum-keeper-volume', '',
+    ].join('\n'));
+    // Idempotent: a second start neither rewrites it nor reloads systemd again.
+    expect(run(h.root, 'etcd-member.sh', args, systemd).stderr).not.toMatch(/installed the boot guard/);
+    const calls = readFileSync(join(h.root, 'systemctl.calls'), 'utf8').split('\n').filter((l) => l && !l.startsWith('is-active'));
+    expect(calls).toEqual(['daemon-reload', 'restart etcd', 'restart etcd']);
+  });
+
   it('prepares a verified, compressed snapshot, then uploads it with signed checksum/encryption headers', async () => {
     run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
     expect(start().code).toBe(0);

@@ -1,20 +1,26 @@
 /**
- * Identity and fencing (issue 18) end to end in the sandbox, real etcd, the continuous writer on:
+ * Identity, fencing and time (issue 18) end to end in the sandbox, real etcd, the continuous writer on:
  * a slot is its etcd member by identity (not only by name), and a copy of a member's volume never
  * runs as that member next to the live one. Each case is a fault-matrix row (docs/testing.md).
  */
-import { CreateSubnetCommand, CreateVolumeCommand, DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
+import { CreateSubnetCommand, CreateVolumeCommand, DescribeSubnetsCommand, DetachVolumeCommand, waitUntilVolumeAvailable } from '@aws-sdk/client-ec2';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { cpSync, existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { backupKey, listBackups } from '../../lib/aws/backups';
+import { type Clock, systemClock } from '../../lib/clock';
+import { backupDeps, restoreDeps } from '../../lib/compose';
 import { DEFAULT_RECONCILE } from '../../lib/domain/reconcile';
+import { backupCluster, DEFAULT_WORK_DIR, pruneBackups } from '../../lib/flows/backup';
+import { restoreCluster, type RestorePlan } from '../../lib/flows/restore';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
 import { reconcileCluster } from '../../lib/flows/reconcile';
 import { replaceMaster } from '../../lib/flows/replacement';
 import { retireMaster } from '../../lib/flows/retirement';
 import { TAG_CLUSTER, TAG_MEMBER } from '../../sandbox/cluster';
-import { receivedAlerts, sandboxFlowDeps, sandboxReconcileDeps } from '../../sandbox/control';
+import { receivedAlerts, sandboxBackupSettings, sandboxFlowDeps, sandboxReconcileDeps, sandboxRoot } from '../../sandbox/control';
 import { countKeys, killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest, type ScenarioWorld } from '../support/scenario-suite';
 
@@ -79,7 +85,7 @@ describe('etcd names that are not the slot tags (kubeadm names members after hos
   });
 });
 
-describe('a copy of a member volume (an EBS snapshot restored in another AZ with the same tags)', () => {
+describe('one incarnation per member: copies of a volume, and a host booting without its volume', () => {
   const t = freshClusterPerTest({ keys: 300 });
 
   /** A copy of etcd-a's volume, taken while it runs, in us-east-1d; and a subnet there. */
@@ -137,5 +143,109 @@ describe('a copy of a member volume (an EBS snapshot restored in another AZ with
     expect(alerts[0]).toMatch(/member [0-9a-f]+ of etcd-a still answers at http:\/\/127\.0\.0\.1:\d+: its current incarnation is alive/);
     await t.writer.check(w, 'an unmarked copy of a member volume: refused before member update');
     rows.push('| the same copy with no volume ID in its marker | refused before `member update` (the live incarnation answers), ABANDON, 1 alert, members unchanged |');
+  });
+
+  it('a reboot with etcd\'s unit enabled and the volume not attached: etcd stays down; the reconciler brings the volume back and the member rejoins with its data', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const idA = (await members(t)).find((m) => m.name === 'etcd-a')!.id;
+    const w = t.writer.start('boot');
+    // The master stops, its volume is force-detached (as a replacement does from a stopped
+    // predecessor), and the instance is started again: the init system starts the enabled etcd.
+    const host = t.sandbox.host(a.instanceId);
+    host.killEtcd();
+    await t.c.ec2.send(new DetachVolumeCommand({ VolumeId: a.volumeId, InstanceId: a.instanceId, Force: true }));
+    await waitUntilVolumeAvailable({ client: t.c.ec2, maxWaitTime: 30, minDelay: 1 }, { VolumeIds: [a.volumeId] });
+    const boot = host.reboot();
+    expect(boot).toEqual({ started: false, why: 'ConditionPathExists=/var/lib/etcd/.quorum-keeper-volume was not met' });
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(host.etcdPid()).toBeNull();
+    expect(existsSync(join(host.root, 'var/lib/etcd/data'))).toBe(false); // nothing written on the root disk
+    expect((await members(t)).find((m) => m.id === idA)).toMatchObject({ name: 'etcd-a', peerUrls: [a.peerUrl] });
+
+    const out = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl), 'prod', GRACE_0);
+    expect(out.steps.map((x) => [x.action.kind, x.result])).toEqual([['repair-master', 'done']]);
+    expect(host.etcdPid()).not.toBeNull();
+    expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: a.instanceId, State: 'attached' });
+    const after = await members(t);
+    expect(after).toHaveLength(3);
+    expect(after.find((m) => m.id === idA)).toMatchObject({ name: 'etcd-a', peerUrls: [a.peerUrl], isLearner: false });
+    expect(await countKeys(a.clientUrl, '/registry/test/')).toBe(300);
+    await t.writer.check(w, 'a reboot without the volume: etcd stays down, then repaired');
+    rows.push('| a reboot with etcd\'s unit enabled and the volume detached | the boot guard skips etcd (nothing on the root disk); one reconcile repairs: volume back, same member ID, 300 keys |');
+  });
+
+  it('a retiring master whose SSM agent is lost while its etcd runs: held, never detached, one alert; with the agent back it leaves cleanly', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const w = t.writer.start('agent-lost');
+    const host = t.sandbox.host(a.instanceId);
+    host.agentOnline = false;
+    const term = t.sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+    const input = { slot: await slotOf(t, a.asg), instanceId: a.instanceId, hook: hookOf(term) };
+    for (let run = 0; run < 2; run++) {
+      const held = await retireMaster(sandboxFlowDeps(t.c, t.ctl), input, { waitSec: 5 });
+      expect(held).toMatchObject({ result: 'held', reason: expect.stringMatching(/SSM agent on i-\w+ is unreachable and its etcd still runs \(member \w+ answers at http:/) as unknown });
+    }
+    expect(t.sandbox.detachCalls).toEqual([]);
+    expect(host.etcdPid()).not.toBeNull();
+    expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: a.instanceId, State: 'attached' });
+    expect(t.sandbox.lifecycle.results(a.instanceId)).toEqual([]);
+    const alerts = await receivedAlerts(t.ctl);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatch(/not detaching its volume from under it; holding the termination/);
+
+    host.agentOnline = true;
+    const left = await retireMaster(sandboxFlowDeps(t.c, t.ctl), input, { waitSec: 60 });
+    expect(left.result).toBe('continued');
+    expect(host.etcdPid()).toBeNull();
+    expect(t.sandbox.detachCalls).toEqual([{ volumeId: a.volumeId, instanceId: a.instanceId, force: false }]);
+    expect(t.sandbox.lifecycle.results(a.instanceId)).toEqual(['CONTINUE']);
+    await t.writer.check(w, 'a retiring master with its agent lost: held, then left cleanly');
+    rows.push('| a retiring master whose SSM agent is lost, etcd alive (asked through another master) | held twice, never detached, 1 alert; with the agent back: etcd stopped, detached without force, CONTINUE |');
+  });
+});
+
+describe('time from AWS, not from the caller: a CLI whose clock is hours fast', () => {
+  const t = freshClusterPerTest({ keys: 100, backups: true });
+  const HOUR = 3_600_000;
+  const fast = (ms: number): Clock => ({ now: () => Date.now() + ms, sleep: (d, signal) => systemClock.sleep(d, signal) });
+
+  it('takes no lock a Lambda holds (15 min fast), dates its backup by AWS time (3 h fast); a future-dated key is never latest, and staleness still shows', async () => {
+    // A Lambda (right clock) holds the cluster lock; the CLI, 15 min fast, would see it expired.
+    const lambda = sandboxRoot(t.c, t.ctl);
+    expect(await lambda.lock.tryAcquire('prod', 'lambda-run')).toBe(true);
+    const cli15 = sandboxRoot(t.c, t.ctl, { clock: fast(15 * 60_000) });
+    expect(await cli15.lock.tryAcquire('prod', 'cli-run')).toBe(false);
+    expect(await lambda.lock.extend('prod', 'lambda-run')).toBe(true);
+
+    // A backup from the CLI 3 h fast: its key carries AWS's time.
+    const cli3h = sandboxRoot(t.c, t.ctl, { clock: fast(3 * HOUR), backups: t.backups });
+    const out = await backupCluster(backupDeps(cli3h), 'prod', sandboxBackupSettings(t.backups));
+    expect(out.result).toBe('uploaded');
+    const listed = await listBackups(t.backups.s3, t.backups.store, 'prod');
+    expect(listed.map((b) => b.key)).toEqual([out.key]);
+    expect(Math.abs(listed[0]!.takenAt.getTime() - Date.now())).toBeLessThan(60_000);
+    expect(listed[0]!.futureDated).toBe(false);
+
+    // A key an older writer dated 3 h ahead: never latest, never fresh, one alert naming it.
+    const future = backupKey(t.backups.store, 'prod', 'etcd-b', new Date(Date.now() + 3 * HOUR), 'zstd');
+    await t.backups.s3.send(new PutObjectCommand({ Bucket: t.backups.store.bucket, Key: future, Body: 'not a snapshot' }));
+    let plan: RestorePlan | undefined;
+    const restore = await restoreCluster(restoreDeps(cli3h), {
+      cluster: 'prod', snapshot: 'latest', store: t.backups.store, workDir: DEFAULT_WORK_DIR, force: true, confirm: (p) => { plan = p; return Promise.resolve(false); },
+    });
+    expect(restore.result).toBe('aborted');
+    expect(plan?.snapshot.key).toBe(out.key);
+
+    // Backups stop: two hours later (a plain clock 2 h on stands in for the time passing) the
+    // newest real backup is stale, whatever the future key says.
+    const stale = await pruneBackups({ ...backupDeps(sandboxRoot(t.c, t.ctl, { backups: t.backups })), clock: fast(2 * HOUR) }, 'prod', sandboxBackupSettings(t.backups, { staleAfterSec: 3600 }));
+    expect(stale.stale).toBe(true);
+    expect(stale.newestGoodAgeSec).toBeGreaterThan(7000);
+    const plan2 = await reconcileCluster({ ...sandboxReconcileDeps(t.c, t.ctl, t.backups), clock: fast(2 * HOUR) }, 'prod', DEFAULT_RECONCILE, { dryRun: true });
+    expect(plan2.plan.actions.filter((a) => a.kind === 'backup')).toHaveLength(1);
+    const alerts = await receivedAlerts(t.ctl);
+    expect(alerts.filter((a) => a.includes(future) && /after S3 stored it/.test(a)).length).toBeGreaterThanOrEqual(1);
+    expect(alerts.some((a) => /backups of prod are stale/.test(a))).toBe(true);
+    rows.push('| a CLI 15 min / 3 h fast; a key dated 3 h ahead | no lock taken from a Lambda; its backup dated by AWS time; the future key is never `latest` nor fresh (stale still alerted), 1 alert names it |');
   });
 });
