@@ -213,6 +213,7 @@ describe('time from AWS, not from the caller: a CLI whose clock is hours fast', 
     // A Lambda (right clock) holds the cluster lock; the CLI, 15 min fast, would see it expired.
     const lambda = sandboxRoot(t.c, t.ctl);
     expect(await lambda.lock.tryAcquire('prod', 'lambda-run')).toBe(true);
+    await new Promise((r) => setTimeout(r, 1100)); // held a moment: its 15 min TTL is less than 15 min away now
     const cli15 = sandboxRoot(t.c, t.ctl, { clock: fast(15 * 60_000) });
     expect(await cli15.lock.tryAcquire('prod', 'cli-run')).toBe(false);
     expect(await lambda.lock.extend('prod', 'lambda-run')).toBe(true);
