@@ -92,7 +92,8 @@ describe('fault matrix: masters leave one at a time', () => {
     for (const c of t.sandbox.lifecycle.calls) if (c.kind === 'complete' && c.accepted) completions.set(`${c.instanceId}/${c.hook}`, (completions.get(`${c.instanceId}/${c.hook}`) ?? 0) + 1);
     expect(t.sandbox.lifecycle.expired()).toEqual([]);
     expect([...completions.entries()].filter(([, n]) => n !== 1)).toEqual([]);
-    expect(t.sandbox.lifecycle.pending.size).toBe(0);
+    // Named on failure: which instance, hook and transition is still waiting.
+    expect([...t.sandbox.lifecycle.pending.values()].map((a) => `${a.instanceId} ${a.hook} ${a.transition} since ${a.startedAt.toISOString()}`)).toEqual([]);
   }
 
   /** The cluster, sampled for a second: every voter healthy. */
