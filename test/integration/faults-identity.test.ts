@@ -105,6 +105,12 @@ describe('one incarnation per member: copies of a volume, and a host booting wit
     return { a, copyId: vol.VolumeId!, subnetId: other.Subnet!.SubnetId! };
   };
 
+  /** etcd-a's ASG launches a master in the copy's subnet, and its launch event is handled. */
+  const launchThere = async (a: ReturnType<typeof memberOf>, subnetId: string) => {
+    const { instanceId, event } = await launchAlongside(t.sandbox, t.c, a, { subnetId });
+    return { instanceId, out: await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot: await slotOf(t, a.asg), instanceId, hook: hookOf(event) }) };
+  };
+
   const expectUntouched = async (before: Awaited<ReturnType<typeof members>>, a: ReturnType<typeof memberOf>, newInstance: string) => {
     expect(await members(t)).toEqual(before);
     expect(t.sandbox.host(a.instanceId).etcdPid()).not.toBeNull();
@@ -117,8 +123,7 @@ describe('one incarnation per member: copies of a volume, and a host booting wit
     const { a, copyId, subnetId } = await copyOfA();
     const before = await members(t);
     const w = t.writer.start('copy');
-    const { instanceId, event } = await launchAlongside(t.sandbox, t.c, a, { subnetId });
-    const out = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot: await slotOf(t, a.asg), instanceId, hook: hookOf(event) });
+    const { instanceId, out } = await launchThere(a, subnetId);
     expect(out).toMatchObject({ result: 'abandoned', step: 'mount' });
     await expectUntouched(before, a, instanceId);
     const mount = join(t.sandbox.host(instanceId).root, 'var/lib/etcd');
@@ -134,8 +139,7 @@ describe('one incarnation per member: copies of a volume, and a host booting wit
     const { a, subnetId } = await copyOfA((m) => m.replace(/^volume=.*\n/m, ''));
     const before = await members(t);
     const w = t.writer.start('copy-unmarked');
-    const { instanceId, event } = await launchAlongside(t.sandbox, t.c, a, { subnetId });
-    const out = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot: await slotOf(t, a.asg), instanceId, hook: hookOf(event) });
+    const { instanceId, out } = await launchThere(a, subnetId);
     expect(out).toMatchObject({ result: 'abandoned', step: 'membership' });
     await expectUntouched(before, a, instanceId);
     const alerts = await receivedAlerts(t.ctl);
