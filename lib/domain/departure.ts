@@ -79,7 +79,9 @@ export function departureGate(
   if (!safety.safe) {
     return {
       go: false, kind: 'would-lose-quorum', safety, inTransition,
-      detail: `stopping would lose quorum (${safety.othersHealthy} other healthy voter(s) of ${safety.voters}, quorum ${safety.quorum})${outDetail ? `: ${outDetail}` : ''}`,
+      // A leader whose followers are gone still calls itself leader until its election timeout:
+      // then quorum is not at stake in this stop, it is already lost, and the words say so.
+      detail: `${safety.othersHealthy + (meHealthy ? 1 : 0) < safety.quorum ? 'etcd has already lost quorum' : 'stopping would lose quorum'} (${safety.othersHealthy} other healthy voter(s) of ${safety.voters}, quorum ${safety.quorum})${outDetail ? `: ${outDetail}` : ''}`,
     };
   }
   if (out.length) return { go: false, kind: 'other-out', detail: `another master is out: ${outDetail}`, safety, inTransition };

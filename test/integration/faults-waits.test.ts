@@ -5,12 +5,14 @@
  * second — not when the wait times out minutes later — without an alert, without completing the
  * hook, and without keeping any lock it took.
  */
+import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { findMasterSlot, type MasterSlot, slotLockKey } from '../../lib/flows/master-slot';
 import type { FlowDeps, FlowTimings } from '../../lib/flows/deps';
 import { replaceMaster } from '../../lib/flows/replacement';
 import { retireMaster } from '../../lib/flows/retirement';
 import type { StepEvent } from '../../lib/flows/run';
 import { receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
+import { waitFor } from '../../sandbox/ports';
 import { killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
 
@@ -127,6 +129,12 @@ describe('fault matrix: the deadline inside each long wait of the replacement an
     const [a, b, c] = ['etcd-a', 'etcd-b', 'etcd-c'].map((n) => memberOf(t.cluster, n)) as [ReturnType<typeof memberOf>, ReturnType<typeof memberOf>, ReturnType<typeof memberOf>];
     t.sandbox.host(b.instanceId).crash();
     t.sandbox.host(c.instanceId).crash();
+    // The wait under test is for a leader that does not come. Until its election timeout passes,
+    // etcd-a may still be the leader it was (then the gate reads "stopping would lose quorum" and
+    // alerts, rightly, but that is another case) or follow a crashed leader: wait until etcd-a
+    // itself reports no leader, so the case is the same whichever member led.
+    const viaA = new EtcdClient(localEtcdRunner(), { endpoints: [a.clientUrl] });
+    await waitFor('etcd-a without a leader', async () => ((await viaA.endpointStatus({ cluster: false })).statuses[0]?.leader === null ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
     const term = t.sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
     const abort = new AbortController();
     let abortedAt = 0;

@@ -40,6 +40,14 @@ describe('departureGate', () => {
     expect(departureGate(five, fiveOneOut, ME, slots5, null)).toMatchObject({ go: false, kind: 'other-out', detail: expect.stringMatching(/etcd-b has no InService master \(i-b Pending:Wait\)/) as unknown });
   });
 
+  it('a leader whose followers are both gone: quorum is already lost, and the detail says so, not "would lose"', () => {
+    const alone = report(status('a', 'a'));
+    const d = departureGate(members, alone, ME, others, healthy);
+    expect(d).toMatchObject({ go: false, kind: 'would-lose-quorum', detail: expect.stringMatching(/^etcd has already lost quorum \(0 other healthy voter\(s\) of 3, quorum 2\)/) as unknown });
+    // One follower gone: this stop is what would cost quorum.
+    expect(departureGate(members, report(status('a', 'a'), status('c', 'a')), ME, others, healthy)).toMatchObject({ detail: expect.stringMatching(/^stopping would lose quorum/) as unknown });
+  });
+
   it('a replacement that is InService and following but not yet healthy in the target group → wait', () => {
     const d = departureGate(members, all, ME, others, new Map([['i-b', 'initial'], ['i-c', 'healthy']]));
     expect(d).toMatchObject({ go: false, kind: 'other-out', detail: expect.stringMatching(/i-b is initial in the target group/) as unknown });
