@@ -27,6 +27,7 @@ import { withLockView } from './flows/reconcile';
 import type { RestoreDeps } from './flows/restore';
 import type { Progress } from './flows/run';
 import type { StatusDeps } from './flows/status';
+import { recordedIdsFrom } from './flows/slot-identity';
 
 export interface RootOptions {
   clients: AwsClients;
@@ -148,7 +149,7 @@ export function probeDeps(r: Root): ProbeDeps {
 
 export function statusDeps(r: Root): StatusDeps & { s3: Root['clients']['s3'] } {
   const { asg, ec2, elb, ssm, s3 } = r.clients;
-  return { asg, ec2, elb, ssm, s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, ...(r.hasState ? { recordedIds: (c: string, slots: readonly string[]) => r.memberIds.get(c, slots) } : {}) };
+  return { asg, ec2, elb, ssm, s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, ...(r.hasState ? { recordedIds: recordedIdsFrom(r.memberIds) } : {}) };
 }
 
 /** The reconciler's read; with a state table it also sees the locks and what earlier runs remembered. */

@@ -11,6 +11,8 @@
 import type { Clock } from '../clock';
 
 const RESOLUTION_MS = 2000;
+/** After a probe that saw no response: how long wallNow() uses the local clock before asking again. */
+const PROBE_RETRY_MS = 60_000;
 
 interface MiddlewareClient {
   middlewareStack: { add: (mw: never, opts: { step: 'deserialize'; name: string; override?: boolean }) => void };
@@ -18,6 +20,8 @@ interface MiddlewareClient {
 
 export class ServerClock implements Clock {
   private offsetMs: number | null = null;
+  private probing: Promise<unknown> | null = null;
+  private nextProbeAt = 0;
 
   /** `probe`: one cheap AWS read made through a client this clock watches. */
   constructor(private readonly base: Clock, private readonly probe: () => Promise<unknown>) {}
@@ -31,7 +35,15 @@ export class ServerClock implements Clock {
   }
 
   async wallNow(): Promise<number> {
-    if (this.offsetMs === null) await this.probe().catch(() => undefined); // an error response has a Date too
+    // One probe at a time, and after one that taught nothing (no response at all) none again for
+    // a minute: a flow asking the time on every step must not pay a failing read each time.
+    if (this.offsetMs === null && this.base.now() >= this.nextProbeAt) {
+      this.probing ??= this.probe().catch(() => undefined).finally(() => { // an error response has a Date too
+        this.probing = null;
+        this.nextProbeAt = this.base.now() + PROBE_RETRY_MS;
+      });
+      await this.probing;
+    }
     return this.base.now() + (this.offsetMs ?? 0);
   }
 

@@ -31,7 +31,7 @@ import { FlowRun } from './run';
 import { findMasterSlot, instanceLockKey, slotLockKey } from './master-slot';
 import { replaceMaster } from './replacement';
 import { retireMaster } from './retirement';
-import { slotClaims } from './slot-identity';
+import { recordedIdsFrom, slotClaims } from './slot-identity';
 import { clusterVolumes, type StatusDeps } from './status';
 import { surveyCluster } from './survey';
 
@@ -136,7 +136,7 @@ export async function planCluster(deps: ReconcileReadDeps, cluster: string, sett
 export function withLockView(base: StatusDeps, lock: Pick<ClusterLock, 'isHeld'>, memory: Pick<ReconcileMemory, 'get'>, ids: Pick<MemberIds, 'get'>): ReconcileReadDeps {
   return {
     ...base,
-    recordedIds: (c, slots) => ids.get(c, slots),
+    recordedIds: recordedIdsFrom(ids),
     lockHeld: (c) => lock.isHeld(c),
     slotBusy: (c, member) => lock.isHeld(slotLockKey({ cluster: c, member })),
     instanceBusy: (c, member, id) => lock.isHeld(instanceLockKey({ cluster: c, member }, id)),

@@ -22,9 +22,12 @@ export interface IdentityRead {
   recordedIds?: (cluster: string, slots: readonly string[]) => Promise<Record<string, string>>;
 }
 
+/** The recorded member IDs as `IdentityRead.recordedIds` reads them (the one adapter). */
+export const recordedIdsFrom = (ids: Pick<MemberIds, 'get'>): NonNullable<IdentityRead['recordedIds']> => (cluster, slots) => ids.get(cluster, slots);
+
 /** What a lifecycle flow reads identity with: its clients and the recorded member IDs. */
 export function identityRead(d: { ssm: SSMClient; scripts: HostScriptBundle; memberIds: Pick<MemberIds, 'get'> }): IdentityRead {
-  return { ssm: d.ssm, scripts: d.scripts, recordedIds: (cluster, slots) => d.memberIds.get(cluster, slots) };
+  return { ssm: d.ssm, scripts: d.scripts, recordedIds: recordedIdsFrom(d.memberIds) };
 }
 
 /** The peer URL `instanceId` advertises, or undefined when it cannot be asked. */

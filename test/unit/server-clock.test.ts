@@ -37,4 +37,19 @@ describe('ServerClock: wall time from the Date header of AWS responses', () => {
     const offline = new ServerClock(at(T), () => Promise.reject(new Error('no network')));
     expect(await offline.wallNow()).toBe(T);
   });
+
+  it('a failing probe is not repeated on every call: concurrent callers share one, and the next waits a minute', async () => {
+    let probes = 0;
+    let local = T;
+    const c = new ServerClock({ now: () => local, sleep: () => Promise.resolve() }, () => {
+      probes++;
+      return Promise.reject(new Error('no network'));
+    });
+    await Promise.all([c.wallNow(), c.wallNow(), c.wallNow()]);
+    await c.wallNow();
+    expect(probes).toBe(1);
+    local += 61_000;
+    expect(await c.wallNow()).toBe(local);
+    expect(probes).toBe(2);
+  });
 });
