@@ -49,6 +49,15 @@ export class AsgModel {
   private readonly driven = new Map<string, string>();
   private readonly settledWaiters = new Map<string, (s: Settled) => void>();
   private readonly timer: NodeJS.Timeout;
+  /**
+   * States AWS shows between a settled action and the next one, which moto skips: an instance
+   * whose terminate action settled is `Terminating:Proceed` until it is gone (moto would show it
+   * InService again meanwhile), and a replacement moto launched is `Pending` until its launch
+   * action begins. Keyed by instance ID; `launchingInto` holds, per group, the instances it had
+   * before the launch, so the gateway knows which one is new.
+   */
+  readonly between = new Map<string, string>();
+  readonly launchingInto = new Map<string, Set<string>>();
   /** Bumped by clear() and close(): refreshes of an earlier world stop. */
   private generation = 0;
 
@@ -76,6 +85,8 @@ export class AsgModel {
     this.refreshes.clear();
     this.driven.clear();
     this.settledWaiters.clear();
+    this.between.clear();
+    this.launchingInto.clear();
   }
 
   /** The group's hook for `transition`, with its timeout and default result (null: no hook). */
@@ -111,7 +122,9 @@ export class AsgModel {
     const asgName = this.driven.get(s.action.token);
     if (asgName === undefined) return; // a bare recorded event: tests decide what happens next
     this.driven.delete(s.action.token);
-    const next = s.action.transition === TERMINATING || s.result === 'ABANDON' ? this.terminate(asgName, s.action.instanceId) : Promise.resolve();
+    const leaving = s.action.transition === TERMINATING || s.result === 'ABANDON';
+    if (leaving) this.between.set(s.action.instanceId, 'Terminating:Proceed');
+    const next = leaving ? this.terminate(asgName, s.action.instanceId) : Promise.resolve();
     void next.catch((err: unknown) => console.error(`sandbox ASG model: ${String(err)}`)).finally(() => {
       this.settledWaiters.get(s.action.token)?.(s);
       this.settledWaiters.delete(s.action.token);
@@ -120,13 +133,20 @@ export class AsgModel {
 
   /** The instance terminates (its host shuts down); the group launches a replacement through its launch hook. */
   async terminate(asgName: string, instanceId: string): Promise<string | null> {
-    await this.hosts.get(instanceId)?.shutdown();
-    const before = new Set(await this.instancesOf(asgName));
-    await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
-    // moto launches the replacement within TerminateInstances (the group is below desired).
-    const fresh = (await this.instancesOf(asgName)).find((id) => !before.has(id) && id !== instanceId);
-    if (fresh) await this.begin(asgName, fresh, LAUNCHING);
-    return fresh ?? null;
+    this.between.set(instanceId, 'Terminating:Proceed');
+    try {
+      await this.hosts.get(instanceId)?.shutdown();
+      const before = new Set(await this.instancesOf(asgName));
+      this.launchingInto.set(asgName, before);
+      await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+      // moto launches the replacement within TerminateInstances (the group is below desired).
+      const fresh = (await this.instancesOf(asgName)).find((id) => !before.has(id) && id !== instanceId);
+      if (fresh) await this.begin(asgName, fresh, LAUNCHING);
+      return fresh ?? null;
+    } finally {
+      this.between.delete(instanceId);
+      this.launchingInto.delete(asgName);
+    }
   }
 
   private async instancesOf(asgName: string): Promise<string[]> {

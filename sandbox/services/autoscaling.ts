@@ -73,20 +73,39 @@ function recordHeartbeat(sb: SandboxState, r: ParsedRequest): Reply {
 
 /**
  * moto puts every ASG instance InService at once; while a lifecycle action is pending AWS
- * reports Pending:Wait / Terminating:Wait. Rewrite LifecycleState for those instances.
+ * reports Pending:Wait / Terminating:Wait, and in between the states the ASG model holds
+ * (`between`: Terminating:Proceed until the instance is gone; Pending for a replacement whose
+ * launch action has not begun). Rewrite LifecycleState for those instances: a moment of
+ * "InService" that AWS never shows would let a reader think a slot whole that is not.
  */
 async function withWaitStates(sb: SandboxState, forward: Handler, r: ParsedRequest): Promise<Reply> {
   const reply = withAlongside(sb, r, await forward(r));
-  if (reply.status !== 200 || sb.lifecycle.pending.size === 0) return reply;
-  const states = new Map<string, string>();
+  const model = sb.asgModel;
+  if (reply.status !== 200 || (sb.lifecycle.pending.size === 0 && model.between.size === 0 && model.launchingInto.size === 0)) return reply;
+  const states = new Map<string, string>(model.between);
   for (const a of sb.lifecycle.pending.values()) states.set(a.instanceId, a.transition === 'autoscaling:EC2_INSTANCE_LAUNCHING' ? 'Pending:Wait' : 'Terminating:Wait');
-  // Innermost <member> blocks: one per instance, in both DescribeAutoScalingInstances and the
-  // Instances list of DescribeAutoScalingGroups.
-  const xml = reply.body.toString().replace(/<member>((?:(?!<member>)[\s\S])*?)<\/member>/g, (block, inner: string) => {
-    const id = /<InstanceId>([^<]+)<\/InstanceId>/.exec(inner)?.[1];
-    const state = id ? states.get(id) : undefined;
-    return state ? block.replace(/<LifecycleState>[^<]*<\/LifecycleState>/, `<LifecycleState>${state}</LifecycleState>`) : block;
-  });
+  const stateOf = (id: string, group: string | undefined): string | undefined => {
+    const known = states.get(id);
+    if (known) return known;
+    const before = group === undefined ? undefined : model.launchingInto.get(group);
+    return before && !before.has(id) ? 'Pending' : undefined;
+  };
+  const rewrite = (xml: string, group: string | undefined): string =>
+    // Innermost <member> blocks: one per instance (DescribeAutoScalingInstances names its group).
+    xml.replace(/<member>((?:(?!<member>)[\s\S])*?)<\/member>/g, (block, inner: string) => {
+      const id = /<InstanceId>([^<]+)<\/InstanceId>/.exec(inner)?.[1];
+      const state = id ? stateOf(id, group ?? /<AutoScalingGroupName>([^<]+)<\/AutoScalingGroupName>/.exec(inner)?.[1]) : undefined;
+      return state ? block.replace(/<LifecycleState>[^<]*<\/LifecycleState>/, `<LifecycleState>${state}</LifecycleState>`) : block;
+    });
+  let xml = reply.body.toString();
+  if (r.action === 'DescribeAutoScalingGroups') {
+    // Each group's <Instances> list, rewritten knowing its group (never reaching into the next
+    // group's: a group with no instances may have no list).
+    xml = xml.replace(/<AutoScalingGroupName>([^<]+)<\/AutoScalingGroupName>((?:(?!<AutoScalingGroupName>)[\s\S])*?)<Instances>([\s\S]*?)<\/Instances>/g,
+      (_all, group: string, mid: string, list: string) => `<AutoScalingGroupName>${group}</AutoScalingGroupName>${mid}<Instances>${rewrite(list, group)}</Instances>`);
+  } else {
+    xml = rewrite(xml, undefined);
+  }
   return { ...reply, body: xml };
 }
 

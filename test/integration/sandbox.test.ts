@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CompleteLifecycleActionCommand, DescribeAutoScalingInstancesCommand, PutLifecycleHookCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
+import { CompleteLifecycleActionCommand, DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand, PutLifecycleHookCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
 import { DetachVolumeCommand, AttachVolumeCommand, waitUntilVolumeAvailable, waitUntilVolumeInUse } from '@aws-sdk/client-ec2';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
@@ -169,6 +169,28 @@ describe('sandbox AWS with a real etcd control plane', () => {
     const launch = sandbox.asgModel.undelivered.find((e) => e.detail.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING');
     expect(launch?.detail.AutoScalingGroupName).toBe(a.asg);
     expect((await c.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [launch!.detail.EC2InstanceId] }))).AutoScalingInstances?.[0]?.LifecycleState).toBe('Pending:Wait');
+  });
+
+  it('never shows a master InService between its terminate action and the replacement\'s launch action (Terminating:Proceed, then Pending, as AWS does; moto shows InService)', async () => {
+    const a = cluster.members[0]!;
+    const token = (await sandbox.asgModel.begin(a.asg, a.instanceId, 'autoscaling:EC2_INSTANCE_TERMINATING'))!;
+    const seen: string[] = [];
+    const sample = async () => {
+      const g = await c.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [a.asg] }));
+      const line = (g.AutoScalingGroups?.[0]?.Instances ?? []).map((i) => `${i.InstanceId === a.instanceId ? 'old' : 'new'}:${i.LifecycleState}`).join(' ');
+      if (seen[seen.length - 1] !== line) seen.push(line);
+    };
+    await sample();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) await sample();
+    })();
+    await c.asg.send(new CompleteLifecycleActionCommand({ AutoScalingGroupName: a.asg, LifecycleHookName: 'quorum-keeper-terminate', LifecycleActionToken: token, LifecycleActionResult: 'CONTINUE' }));
+    await waitFor('the replacement in Pending:Wait', () => Promise.resolve(seen.some((x) => x.includes('new:Pending:Wait')) ? true : undefined), { timeoutMs: 30_000, intervalMs: 50 });
+    sampling = false;
+    await sampler;
+    expect(seen.filter((x) => x.includes('InService'))).toEqual([]);
+    expect(seen[0]).toBe('old:Terminating:Wait');
   });
 
   it('makes an EBS volume appear in and vanish from the host as moto attaches and detaches it', async () => {
