@@ -5,6 +5,11 @@
 #   etcd-mount.sh --volume-id vol-0123456789abcdef0 --cluster prod --member etcd-a
 #                 [--device /dev/xvdf] [--mount-point /var/lib/etcd] [--allow-format] [--adopt]
 #   etcd-mount.sh --unmount --volume-id vol-… --cluster prod --member etcd-a [--mount-point …]
+#   etcd-mount.sh --record-member-id 8e9e05c52164694d --volume-id vol-… --cluster prod --member etcd-a
+#
+# The marker also records the etcd member ID the data on the volume belongs to (`memberId=`),
+# written by --record-member-id once the member has joined and caught up; a mount reports it
+# ("memberId", null before one is recorded), so the slot's identity survives a lost state table.
 #
 # Safety: a filesystem is created ONLY when the device carries no signature at all (blank)
 # AND --allow-format is given. A device holding any filesystem or data is never formatted.
@@ -22,7 +27,7 @@ export QK_SCRIPT=etcd-mount
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-volume_id="" cluster="" member="" device_hint="" mount_point="" allow_format=0 adopt=0 unmount=0
+volume_id="" cluster="" member="" device_hint="" mount_point="" allow_format=0 adopt=0 unmount=0 record_id=""
 while (($#)); do
   case "$1" in
     --volume-id) qk_need "$@"; volume_id="$2"; shift 2 ;;
@@ -33,6 +38,7 @@ while (($#)); do
     --allow-format) allow_format=1; shift ;;
     --adopt) adopt=1; shift ;;
     --unmount) unmount=1; shift ;;
+    --record-member-id) qk_need "$@"; record_id="$2"; shift 2 ;;
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
   esac
 done
@@ -40,6 +46,7 @@ qk_check volumeId "$volume_id" "volume ID"
 qk_check clusterName "$cluster" "cluster"
 qk_check memberName "$member" "member"
 [[ -z "$device_hint" ]] || qk_check device "$device_hint" "device"
+[[ -z "$record_id" ]] || qk_check memberIdHex "$record_id" "member ID"
 qk_load_host_env
 mount_point="${mount_point:-$QK_MOUNT_POINT}"
 qk_check absPath "$mount_point" "mount point"
@@ -130,6 +137,22 @@ if [[ $unmount -eq 1 ]]; then
   exit 0
 fi
 
+if [[ -n "$record_id" ]]; then
+  # Only on our own mounted volume: the marker must name this cluster, member and volume.
+  marker="${target}/${QK_VOLUME_MARKER}"
+  [[ -n "$(mounted_device)" && -f "$marker" ]] || qk_die "$QK_EXIT_FAILED" "no verified volume is mounted at $mount_point; mount it first"
+  if ! { grep -qx "cluster=${cluster}" "$marker" && grep -qx "member=${member}" "$marker" && grep -qx "volume=${volume_id}" "$marker"; }; then
+    qk_die "$QK_EXIT_OWNER" "the volume mounted at $mount_point is not $cluster/$member's $volume_id; refusing to record a member ID on it"
+  fi
+  # The data decides the ID (a blank volume that joined anew has a new one): replace, atomically.
+  grep -v '^memberId=' "$marker" >"${marker}.tmp" || true
+  printf 'memberId=%s\n' "$record_id" >>"${marker}.tmp"
+  sync "${marker}.tmp" 2>/dev/null || true
+  mv "${marker}.tmp" "$marker"
+  printf '{"result":"recorded","volumeId":%s,"memberId":%s}\n' "$(qk_json_str "$volume_id")" "$(qk_json_str "$record_id")"
+  exit 0
+fi
+
 # The NVMe by-id link is made by udev once the kernel has probed the device, which can be a few
 # seconds after EC2 reports the attachment `attached`: wait for it, bounded.
 [[ "$QK_DEVICE_WAIT_SEC" =~ ^[0-9]{1,3}$ ]] || qk_die "$QK_EXIT_USAGE" "QK_DEVICE_WAIT_SEC must be 0-999 seconds"
@@ -191,5 +214,8 @@ fi
 data_dir="${mount_point%/}/data"
 has_data=false
 [[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && has_data=true
-printf '{"result":"mounted","volumeId":%s,"device":%s,"mountPoint":%s,"dataDir":%s,"formatted":%s,"hasData":%s}\n' \
-  "$(qk_json_str "$volume_id")" "$(qk_json_str "${dev#"$QK_ROOT"}")" "$(qk_json_str "$mount_point")" "$(qk_json_str "$data_dir")" "$formatted" "$has_data"
+member_id_json=null
+recorded_id="$(sed -n '/^memberId=/{s///p;q}' "$marker")"
+if [[ "$recorded_id" =~ ^[0-9a-f]{1,16}$ ]]; then member_id_json="$(qk_json_str "$recorded_id")"; fi
+printf '{"result":"mounted","volumeId":%s,"device":%s,"mountPoint":%s,"dataDir":%s,"formatted":%s,"hasData":%s,"memberId":%s}\n' \
+  "$(qk_json_str "$volume_id")" "$(qk_json_str "${dev#"$QK_ROOT"}")" "$(qk_json_str "$mount_point")" "$(qk_json_str "$data_dir")" "$formatted" "$has_data" "$member_id_json"

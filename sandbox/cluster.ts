@@ -13,6 +13,7 @@ import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client, ModifyTargetGro
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { join } from 'node:path';
 import { runHostScript } from '../lib/aws/run-command';
+import { EtcdClient, localEtcdRunner } from '../lib/etcd';
 import type { HostScriptBundle } from '../lib/host/command';
 import { loadHostScripts } from '../lib/host/fs-bundle';
 import { waitFor } from './ports';
@@ -151,6 +152,16 @@ export async function provisionCluster(
   await Promise.all(members.map(async (m, i) => {
     await hostOk(c, m.instanceId, 'etcd-member.sh', ['start', '--name', etcdName(i), '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--token', token]);
     say(`${m.name}: etcd started (peer ${m.peerUrl})`);
+  }));
+  // Each volume's marker records the member ID its data belongs to, as a replacement that caught
+  // up (or an adoption) leaves it.
+  const listed = await waitFor('the new cluster\'s member list', async () => {
+    const list = await new EtcdClient(localEtcdRunner(), { endpoints: members.map((m) => m.clientUrl) }).memberList().catch(() => null);
+    return list && members.every((m) => list.members.some((x) => x.peerUrls.includes(m.peerUrl))) ? list : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 200 });
+  await Promise.all(members.map(async (m) => {
+    const id = listed.members.find((x) => x.peerUrls.includes(m.peerUrl))!.id;
+    await hostOk(c, m.instanceId, 'etcd-mount.sh', ['--record-member-id', id, '--volume-id', m.volumeId, '--cluster', opts.name, '--member', m.name]);
   }));
   await c.elb.send(new RegisterTargetsCommand({ TargetGroupArn: targetGroupArn, Targets: members.map((m) => ({ Id: m.instanceId, Port: 6443 })) }));
   return { name: opts.name, members, targetGroupArn, token };

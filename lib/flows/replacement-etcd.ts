@@ -154,6 +154,25 @@ async function refuseLiveIncarnation(r: FlowRun, s: S, before: MemberList, id: M
     'critical', `live-incarnation-${s.slot.member}`);
 }
 
+/**
+ * The member ID this slot is recorded as: the state table's, else — when the volume holds data —
+ * its marker's (the record that travels with the data, so identity survives a lost table). Both
+ * present and different with data on the volume: refused, since one of them names the wrong
+ * member and guessing could make two incarnations of one. Without data the marker's ID is that of
+ * data no longer there and only the table's counts (it finds the old member to remove).
+ */
+async function recordedIdentity(s: S): Promise<string | undefined> {
+  const { slot } = s;
+  const table = (await s.deps.memberIds.get(slot.cluster, [slot.member]))[slot.member];
+  const marker = s.mounted?.hasData ? s.mounted.memberId ?? undefined : undefined;
+  if (table !== undefined && marker !== undefined && table !== marker) {
+    throw new FlowFailure('membership', `${slot.member}'s volume ${s.volume?.volumeId ?? ''} says it holds member ${marker}, but the state table records ${table} for the slot`,
+      `Find out which member the data on the volume is (etcdutl/etcd-dump-logs on it, or \`etcdctl member list\` and the peer URLs), then correct the record: \`quorum-keeper status\` shows both. Nothing was changed.`,
+      'critical', `identity-conflict-${slot.member}`);
+  }
+  return table ?? marker;
+}
+
 export const membershipStep: Step<S> = {
   name: 'membership',
   async run(r, s) {
@@ -161,7 +180,7 @@ export const membershipStep: Step<S> = {
     const peer = s.peer!;
     const peerUrl = s.urls!.peerUrl;
     const before = await readCluster(r, s);
-    const recorded = (await s.deps.memberIds.get(slot.cluster, [slot.member]))[slot.member];
+    const recorded = await recordedIdentity(s);
     const p = planMembership(before.members, slot.member, peerUrl, s.mounted!.hasData, recorded);
     s.membership = p.kind;
     // The cluster lock, proven right before the change (a slow read may have outlived it).
@@ -259,8 +278,15 @@ export const caughtUpStep: Step<S> = {
       caughtUpId = me.id;
       return `${me.id}${promoted ? ' promoted,' : ''} raft index ${mine.raftIndex} (leader ${leader.raftIndex})`;
     }, { timeoutSec: deps.timings.catchUpTimeoutSec, intervalSec: 1 });
-    // The slot's identity from now on (names and URLs may change; the member ID does not).
-    if (caughtUpId) await deps.memberIds.record(slot.cluster, slot.member, caughtUpId, `replacement on ${s.instanceId}`);
+    // The slot's identity from now on (names and URLs may change; the member ID does not): on the
+    // volume with its data (the marker) first, then in the state table.
+    if (caughtUpId) {
+      if (s.mounted?.memberId !== caughtUpId) {
+        await onHost(r, s, 'etcd-mount.sh', ['--record-member-id', caughtUpId, '--volume-id', s.volume!.volumeId, '--cluster', slot.cluster, '--member', slot.member], 'caught-up');
+        s.mounted = { ...s.mounted!, memberId: caughtUpId };
+      }
+      await deps.memberIds.record(slot.cluster, slot.member, caughtUpId, `replacement on ${s.instanceId}`);
+    }
     return { detail };
   },
   plan(_r, s) {

@@ -15,7 +15,8 @@ export interface ReplacementState {
   volume?: MemberVolume;
   /** Dry run only: whether the SSM agent answered (later plans read the host only if so). */
   agentOnline?: boolean;
-  mounted?: { hasData: boolean; formatted: boolean; device: string };
+  /** The mount's answer; `memberId`: the member ID the volume's marker records (null: none yet). */
+  mounted?: { hasData: boolean; formatted: boolean; device: string; memberId?: string | null };
   urls?: { peerUrl: string; clientUrl: string };
   peer?: Peer;
   /** Dry run only: whether the peer saw a leader and quorum. */

@@ -218,6 +218,22 @@ describe('etcd-mount.sh protects etcd data', () => {
     expect(mount('etcd-a').code).toBe(0); // the original still mounts
   });
 
+  it('records the member ID in the marker of its own mounted volume only, and every mount reports it (issue 18)', () => {
+    expect(JSON.parse(mount('etcd-a', ['--allow-format']).stdout)).toMatchObject({ result: 'mounted', memberId: null });
+    const rec = (member: string, id: string, vol = VOL) => run(h.root, 'etcd-mount.sh', ['--record-member-id', id, '--volume-id', vol, '--cluster', 'prod', '--member', member]);
+    expect(rec('etcd-b', '8e9e05c52164694d').code).toBe(4); // not this volume's member
+    expect(rec('etcd-a', '8e9e05c52164694d', 'vol-0fedcba9876543210').code).toBe(4); // not this volume
+    expect(rec('etcd-a', '8E9E05C5;reboot').code).toBe(2); // not a member ID
+    expect(readFileSync(join(h.volume, '.quorum-keeper-volume'), 'utf8')).toBe(`cluster=prod\nmember=etcd-a\nvolume=${VOL}\n`);
+    expect(JSON.parse(rec('etcd-a', '8e9e05c52164694d').stdout)).toMatchObject({ result: 'recorded', memberId: '8e9e05c52164694d' });
+    // A blank volume that joined anew gets a new ID: it replaces the old one, never a second line.
+    expect(rec('etcd-a', '91bc3c398fb3c146').code).toBe(0);
+    expect(readFileSync(join(h.volume, '.quorum-keeper-volume'), 'utf8')).toBe(`cluster=prod\nmember=etcd-a\nvolume=${VOL}\nmemberId=91bc3c398fb3c146\n`);
+    expect(JSON.parse(mount('etcd-a').stdout)).toMatchObject({ result: 'mounted', memberId: '91bc3c398fb3c146' });
+    rmMount(h.root);
+    expect(rec('etcd-a', '8e9e05c52164694d').code).toBe(6); // nothing mounted: nothing recorded
+  });
+
   it('one mutating step at a time per host: a second mount waits for the host lock, and says so when it cannot get it', () => {
     mkdirSync(join(h.root, 'run/quorum-keeper'), { recursive: true });
     // Another step (e.g. the first copy of a retried SSM command) holds the lock for 3 s.
