@@ -10,6 +10,7 @@ export function renderRestorePlan(p: RestorePlan): string {
     `  cluster now:  ${p.health}${p.hasQuorum ? '  ← STILL HAS QUORUM (--force)' : ''}`,
     `  snapshot:     ${p.snapshot.key}`,
     `                taken ${m.takenAt.toISOString()} from ${m.member}; revision ${m.revision}; ${m.keys ?? '?'} keys; ${m.size} bytes (${m.compressor})`,
+    ...p.warnings.map((w) => `  WARNING:      ${w}`),
     `  new token:    ${p.token}`,
     '  members:',
     ...p.members.map((x) => `    ${x.member.padEnd(10)} ${x.instanceId.padEnd(20)} ${x.peerUrl}`),

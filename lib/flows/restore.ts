@@ -51,6 +51,12 @@ export interface RestorePlan {
   cluster: string;
   token: string;
   snapshot: { key: string; meta: BackupMeta };
+  /**
+   * What the operator should weigh before confirming: with `latest`, the backup taken just before
+   * it when that one is at a HIGHER revision (a restore in between, a member far behind, or a
+   * clock that was wrong when one of them was dated).
+   */
+  warnings: string[];
   members: Array<{ member: string; instanceId: string; peerUrl: string }>;
   /** What the quorum check found. */
   health: string;
@@ -116,8 +122,26 @@ async function quorumState(deps: RestoreDeps, p: Prepared): Promise<{ hasQuorum:
   return { hasQuorum, health: `${h.healthyVoters}/${h.voters} voters healthy, quorum ${h.quorum}, ${h.leader ? 'leader elected' : 'no leader'}` };
 }
 
-async function resolveSnapshot(deps: RestoreDeps, req: RestoreRequest): Promise<{ key: string; meta: BackupMeta }> {
+/** A backup's metadata, checked against its object and its cluster; refused otherwise. */
+async function readMeta(deps: RestoreDeps, req: RestoreRequest, key: string): Promise<BackupMeta> {
+  const stored = await headBackup(deps.s3, req.store, key);
+  if (!stored.meta) throw new RestoreRefused(`backup ${key} cannot be used: ${stored.metaProblem ?? 'no metadata'}`);
+  if (stored.meta.cluster !== req.cluster) throw new RestoreRefused(`backup ${key} says it belongs to cluster ${stored.meta.cluster}`);
+  if (stored.size !== stored.meta.size) throw new RestoreRefused(`backup ${key} is ${stored.size} bytes, its metadata says ${stored.meta.size}`);
+  return stored.meta;
+}
+
+/** `latest` cross-checked by revision against the backup before it (issue 18). */
+async function revisionWarnings(deps: RestoreDeps, req: RestoreRequest, chosen: { key: string; meta: BackupMeta }, before: string | undefined): Promise<string[]> {
+  if (!before) return [];
+  const prev = await readMeta(deps, req, before).catch(() => null);
+  if (!prev || prev.revision <= chosen.meta.revision) return [];
+  return [`the latest backup is at revision ${chosen.meta.revision}, BELOW the one taken before it (${before}, revision ${prev.revision}): the cluster was restored in between, or one of them came from a member far behind or was dated by a wrong clock. If ${before} is the one you want, name it with --snapshot.`];
+}
+
+async function resolveSnapshot(deps: RestoreDeps, req: RestoreRequest): Promise<{ key: string; meta: BackupMeta; warnings: string[] }> {
   let key = req.snapshot;
+  let before: string | undefined;
   if (key === 'latest') {
     const { usable, futureDated } = usableBackups(await listBackups(deps.s3, req.store, req.cluster), await wallNow(deps.clock));
     const newest = usable.at(-1);
@@ -125,14 +149,12 @@ async function resolveSnapshot(deps: RestoreDeps, req: RestoreRequest): Promise<
     if (!newest) throw new RestoreRefused(`no usable backup of ${req.cluster} in s3://${req.store.bucket}/${req.store.prefix}/${req.cluster}/${skipped}`);
     if (skipped) deps.progress({ step: 'snapshot', status: 'wait', detail: `latest is ${newest.key}${skipped}` });
     key = newest.key;
+    before = usable.at(-2)?.key;
   } else if (!parseBackupKey(req.store, req.cluster, key)) {
     throw new RestoreRefused(`${key} is not a backup key of cluster ${req.cluster} (expected ${req.store.prefix}/${req.cluster}/<YYYYMMDDTHHMMSSZ>-<member>.db.zst|gz)`);
   }
-  const stored = await headBackup(deps.s3, req.store, key);
-  if (!stored.meta) throw new RestoreRefused(`backup ${key} cannot be used: ${stored.metaProblem ?? 'no metadata'}`);
-  if (stored.meta.cluster !== req.cluster) throw new RestoreRefused(`backup ${key} says it belongs to cluster ${stored.meta.cluster}`);
-  if (stored.size !== stored.meta.size) throw new RestoreRefused(`backup ${key} is ${stored.size} bytes, its metadata says ${stored.meta.size}`);
-  return { key, meta: stored.meta };
+  const chosen = { key, meta: await readMeta(deps, req, key) };
+  return { ...chosen, warnings: await revisionWarnings(deps, req, chosen, before) };
 }
 
 export async function planRestore(deps: RestoreDeps, req: RestoreRequest): Promise<{ plan: RestorePlan; prepared: Prepared }> {
@@ -140,8 +162,9 @@ export async function planRestore(deps: RestoreDeps, req: RestoreRequest): Promi
   const token = req.token ?? `${req.cluster}-restore-${new Date(deps.clock.now()).toISOString().replace(/[-:]/g, '').slice(0, 15)}`.slice(0, 128);
   if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
   const prepared = await readMasters(deps, req.cluster);
-  const [q, snapshot] = await Promise.all([quorumState(deps, prepared), resolveSnapshot(deps, req)]);
-  const plan = { cluster: req.cluster, token, snapshot, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })), ...q };
+  const [q, { warnings, ...snapshot }] = await Promise.all([quorumState(deps, prepared), resolveSnapshot(deps, req)]);
+  for (const w of warnings) deps.progress({ step: 'snapshot', status: 'wait', detail: w });
+  const plan = { cluster: req.cluster, token, snapshot, warnings, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })), ...q };
   // The steps the restore will take, from the very list it runs.
   const steps = await planSteps(new FlowRun({ ...deps, progress: () => undefined }), { deps, req, plan, prepared, summary: { result: 'aborted', plan: { ...plan, steps: [] }, members: [], discardedAfterRevision: null, ms: 0 } }, restoreSteps);
   return { plan: { ...plan, steps }, prepared };

@@ -7,7 +7,8 @@ import { CreateSubnetCommand, CreateVolumeCommand, DescribeSubnetsCommand, Detac
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { cpSync, existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { renderRestorePlan } from '../../cli/render/restore';
 import { backupKey, listBackups } from '../../lib/aws/backups';
 import { type Clock, systemClock } from '../../lib/clock';
 import { backupDeps, restoreDeps } from '../../lib/compose';
@@ -277,6 +278,25 @@ describe('time from AWS, not from the caller: a CLI whose clock is hours fast', 
     });
     expect(restore.result).toBe('aborted');
     expect(plan?.snapshot.key).toBe(out.key);
+    expect(plan?.warnings).toEqual([]);
+
+    // `latest` cross-checked by revision: a backup dated a minute before it but at a higher revision
+    // (what a clock set back, a member far behind or a restore in between leaves) is named in the plan.
+    const head = await t.backups.s3.send(new HeadObjectCommand({ Bucket: t.backups.store.bucket, Key: out.key }));
+    const earlier = backupKey(t.backups.store, 'prod', 'etcd-c', new Date(listed[0]!.takenAt.getTime() - 60_000), 'zstd');
+    const higher = String(Number(head.Metadata!.revision) + 1000);
+    await t.backups.s3.send(new CopyObjectCommand({
+      Bucket: t.backups.store.bucket, Key: earlier, CopySource: `${t.backups.store.bucket}/${out.key}`, MetadataDirective: 'REPLACE',
+      Metadata: { ...head.Metadata, revision: higher, member: 'etcd-c' },
+      ...(head.ServerSideEncryption ? { ServerSideEncryption: head.ServerSideEncryption } : {}), ...(head.SSEKMSKeyId ? { SSEKMSKeyId: head.SSEKMSKeyId } : {}),
+    }));
+    let crossChecked: RestorePlan | undefined;
+    await restoreCluster(restoreDeps(cli3h), {
+      cluster: 'prod', snapshot: 'latest', store: t.backups.store, workDir: DEFAULT_WORK_DIR, force: true, confirm: (p) => { crossChecked = p; return Promise.resolve(false); },
+    });
+    expect(crossChecked?.snapshot.key).toBe(out.key);
+    expect(crossChecked?.warnings).toEqual([expect.stringContaining(`BELOW the one taken before it (${earlier}, revision ${higher})`)]);
+    expect(renderRestorePlan(crossChecked!)).toMatch(/WARNING: +the latest backup is at revision/);
 
     // Backups stop: two hours later (a plain clock 2 h on stands in for the time passing) the
     // newest real backup is stale, whatever the future key says.
@@ -288,6 +308,6 @@ describe('time from AWS, not from the caller: a CLI whose clock is hours fast', 
     const alerts = await receivedAlerts(t.ctl);
     expect(alerts.filter((a) => a.includes(future) && /after S3 stored it/.test(a)).length).toBeGreaterThanOrEqual(1);
     expect(alerts.some((a) => /backups of prod are stale/.test(a))).toBe(true);
-    rows.push('| a CLI 15 min / 3 h fast; a key dated 3 h ahead | no lock taken from a Lambda; its backup dated by AWS time; the future key is never `latest` nor fresh (stale still alerted), 1 alert names it |');
+    rows.push('| a CLI 15 min / 3 h fast; a key dated 3 h ahead | no lock taken from a Lambda; its backup dated by AWS time; the future key is never `latest` nor fresh (stale still alerted), 1 alert names it; an earlier backup at a higher revision is a WARNING in the restore plan |');
   });
 });
