@@ -84,7 +84,8 @@ const ROLES = {
   // The retirement reads its hook's heartbeat timeout and records a held hook (held#<cluster>/<member>);
   // a lock extension that fails is confirmed by a read (GetItem) before the lock counts as lost.
   lifecycle: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', state('GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish'],
-  backup: ['masters-read', 'ssm-run', 'backup-bucket', state('PutItem', 'DeleteItem'), 'alerts-publish'],
+  // GetItem: the member IDs recorded per slot (member#<cluster>/<slot>) tell the source's slot.
+  backup: ['masters-read', 'ssm-run', 'backup-bucket', state('GetItem', 'PutItem', 'DeleteItem'), 'alerts-publish'],
   // The reconciler acts through the same flows as the lifecycle and backup functions: the union
   // of their rights, plus reading hooks and the lock (it never takes a new kind of action); the
   // table holds its locks (cluster, slot), alert de-duplication and the first-seen memory.

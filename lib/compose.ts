@@ -136,7 +136,8 @@ export function flowDeps(r: Root): FlowDeps {
 
 /** `alerter` defaults to the root's (the CLI prints a backup's alerts instead). */
 export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
-  return { ...hostFlowDeps(r), alerter };
+  // The member IDs recorded per slot tell the source's slot by identity (names need not be tags).
+  return { ...hostFlowDeps(r), alerter, ...(r.hasState ? { recordedIds: recordedIdsFrom(r.memberIds) } : {}) };
 }
 
 export function restoreDeps(r: Root): RestoreDeps {

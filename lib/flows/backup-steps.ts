@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Alerter } from '../aws/alerts';
 import { type BackupMeta, type BackupStore, backupKey, deleteBackups, headBackup, presignUpload } from '../aws/backups';
 import { lastLine, runHostScript } from '../aws/run-command';
-import { slotClaims } from './slot-identity';
+import { type IdentityRead, slotClaims } from './slot-identity';
 import { chooseBackupSource } from '../domain/backup-source';
 import type { RetentionPolicy } from '../domain/retention';
 import { clusterMasters } from './cluster-masters';
@@ -16,7 +16,7 @@ import { FlowFailure } from './run';
 import { type Step } from './steps';
 import { surveyCluster } from './survey';
 
-export interface BackupDeps extends HostFlowDeps {
+export interface BackupDeps extends HostFlowDeps, Pick<IdentityRead, 'recordedIds'> {
   alerter: Alerter;
 }
 
