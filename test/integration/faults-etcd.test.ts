@@ -9,12 +9,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listBackups } from '../../lib/aws/backups';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
+import { DEFAULT_SOURCE_MAX_LAG } from '../../lib/domain/backup-source';
 import { backupCluster } from '../../lib/flows/backup';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
 import { replaceMaster } from '../../lib/flows/replacement';
 import { receivedAlerts, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps } from '../../sandbox/control';
 import { waitFor } from '../../sandbox/ports';
-import { countKeys, killMaster } from '../../sandbox/scenario';
+import { hostOk } from '../../sandbox/cluster';
+import { PeerThrottle } from '../../sandbox/peer-throttle';
+import { countKeys, killMaster, putKeys, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
 
 jest.setTimeout(240_000);
@@ -49,6 +52,55 @@ describe('fault matrix: etcd members frozen or out of space', () => {
       expect(await receivedAlerts(t.ctl)).toEqual([]);
     } finally {
       t.sandbox.host(frozen.instanceId).resumeEtcd();
+    }
+  });
+
+  it('a follower that follows the leader but lags far behind it (a slow raft link) is never the backup source: with the other follower retiring, the leader is', async () => {
+    const leaderStatus = (await leaderOf())!;
+    const list = (await etcd().memberList()).members;
+    const leader = t.cluster.members.find((m) => m.clientUrl === leaderStatus.endpoint)!;
+    const [lagging, retiring] = t.cluster.members.filter((m) => m !== leader) as [typeof leader, typeof leader];
+    const idOf = (m: typeof leader) => list.find((x) => x.peerUrls.includes(m.peerUrl))!.id;
+    const w = t.writer.start('lagging-follower');
+    // The leader's peer URL moves behind a proxy that slows its log entries to `lagging` only;
+    // `lagging` restarts so that it dials the leader there (a follower dials its leader).
+    const target = new URL(leader.peerUrl);
+    const link = await PeerThrottle.start({ target: { host: target.hostname, port: Number(target.port) }, slowFor: idOf(lagging), bytesPerSec: 2000 });
+    try {
+      await etcd().memberUpdate(idOf(leader), [link.url]);
+      const viaLagging = new EtcdClient(localEtcdRunner(), { endpoints: [lagging.clientUrl] });
+      await waitFor('the new peer URL applied on the lagging member', async () => ((await viaLagging.memberList()).members.some((m) => m.peerUrls.includes(link.url)) ? true : undefined), { timeoutMs: 20_000, intervalMs: 200 });
+      await hostOk(t.c, lagging.instanceId, 'etcd-member.sh', ['stop']);
+      const initial = t.cluster.members.map((m) => `${m.name}=${m === leader ? link.url : m.peerUrl}`).join(',');
+      await hostOk(t.c, lagging.instanceId, 'etcd-member.sh', ['start', '--name', lagging.name, '--initial-cluster', initial, '--initial-cluster-state', 'existing']);
+      const lag = async () => {
+        const st = (await etcd().endpointStatus({ cluster: true })).statuses;
+        const l = st.find((x) => x.isLeader);
+        const f = st.find((x) => x.endpoint === lagging.clientUrl);
+        if (!l || !f) throw new Error(`no leader or no status of ${lagging.name}: ${JSON.stringify(st.map((x) => [x.endpoint, x.leader, x.raftIndex]))}`);
+        return { lag: l.raftIndex - f.raftIndex, follows: f.leader === l.memberId };
+      };
+      // Serving first (a restarted member answers clients once it has applied its own join),
+      // then it falls behind.
+      await waitFor('the restarted member serving', async () => ((await lag()).follows ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+      link.slowDown();
+      await putKeys(leader.clientUrl, '/registry/lag/', 3000);
+      const seen = await waitFor('the follower far behind', async () => { const x = await lag(); return x.lag > DEFAULT_SOURCE_MAX_LAG ? x : undefined; }, { timeoutMs: 30_000, intervalMs: 500 });
+      expect(seen.follows).toBe(true);
+      // The other follower's master is retiring (Terminating:Wait): not a source either.
+      t.sandbox.lifecycle.begin({ asg: retiring.asg, hook: TERMINATE_HOOK, instanceId: retiring.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
+      const out = await backupCluster(sandboxBackupDeps(t.c, t.ctl, t.backups), 'prod', sandboxBackupSettings(t.backups));
+      const after = await lag();
+      summary.push(`| ${lagging.name} follows the leader ${seen.lag} entries behind (slow raft link), ${retiring.name} retiring; scheduled backup | ${out.result} from ${out.member} (${out.role}); ${lagging.name} still ${after.lag} behind |`);
+      expect(out).toMatchObject({ result: 'uploaded', member: leader.name, role: 'leader' });
+      expect(after.lag).toBeGreaterThan(DEFAULT_SOURCE_MAX_LAG); // it lagged throughout the backup
+      link.release();
+      await waitFor('the follower caught up', async () => ((await lag()).lag < 50 ? true : undefined), { timeoutMs: 60_000, intervalMs: 500 });
+      await etcd().memberUpdate(idOf(leader), [leader.peerUrl]);
+      await t.writer.check(w, 'lagging follower');
+      expect(await receivedAlerts(t.ctl)).toEqual([]);
+    } finally {
+      await link.stop();
     }
   });
 

@@ -1,0 +1,126 @@
+/**
+ * A slow raft link, for a follower that follows the leader but lags far behind it — what a
+ * member that just rejoined over a slow or saturated network looks like. On loopback a real etcd
+ * follower catches up within milliseconds, so the sandbox puts a TCP proxy in front of a member's
+ * peer URL (the test moves the member's advertised peer URL to it with `member update`) and slows
+ * one stream through it.
+ *
+ * etcd's rafthttp (server/etcdserver/api/rafthttp, 3.4 and 3.5): a follower DIALS the leader for
+ * the messages the leader sends it, with one long-lived GET per stream type —
+ * `/raft/stream/msgapp/<follower ID>` carries the log entries (MsgApp), `/raft/stream/message/<ID>`
+ * everything else, heartbeats included. Throttling only the leader's answer on the follower's
+ * msgapp stream leaves its heartbeats on time: it keeps following the leader (its status says so)
+ * while its raft index falls behind. A full stream buffer makes the leader drop MsgApp ("dropped
+ * internal Raft message since sending buffer is full"), never fall back to another path.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+export interface PeerThrottleOptions {
+  /** The real peer listener: where the proxy forwards. */
+  target: { host: string; port: number };
+  /** The follower (hex member ID) whose msgapp stream is slowed. */
+  slowFor: string;
+  /** Bytes per second on that stream. */
+  bytesPerSec: number;
+}
+
+const sameId = (a: string, b: string): boolean => {
+  try {
+    return BigInt(`0x${a}`) === BigInt(`0x${b}`);
+  } catch {
+    return false;
+  }
+};
+
+export class PeerThrottle {
+  private readonly sockets = new Set<Socket>();
+  /** Starts at full speed: a restarted member must catch up with its own join before it serves. */
+  private slow = false;
+  /** Bytes the slowed stream has carried (what the test can report). */
+  slowedBytes = 0;
+
+  private constructor(private readonly server: Server, readonly port: number, private readonly o: PeerThrottleOptions) {}
+
+  static async start(o: PeerThrottleOptions): Promise<PeerThrottle> {
+    let self: PeerThrottle | null = null;
+    const server = createServer((client) => self?.accept(client));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (!address || typeof address === 'string') throw new Error('peer throttle: no port');
+    self = new PeerThrottle(server, address.port, o);
+    return self;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** From now on the follower's log entries come at `bytesPerSec`. */
+  slowDown(): void {
+    this.slow = true;
+  }
+
+  /** From now on the link runs at full speed (the follower catches up). */
+  release(): void {
+    this.slow = false;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private track(s: Socket): Socket {
+    this.sockets.add(s);
+    s.on('close', () => this.sockets.delete(s));
+    s.on('error', () => s.destroy());
+    return s;
+  }
+
+  private accept(client: Socket): void {
+    this.track(client);
+    const upstream = this.track(createConnection(this.o.target));
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      if (head.indexOf('\r\n\r\n') < 0 && head.length < 16_384) return;
+      client.off('data', onData);
+      const path = /^GET (\/raft\/stream\/msgapp\/([0-9a-fA-F]+))\s/.exec(head.toString('latin1'))?.[2];
+      upstream.write(head);
+      client.pipe(upstream);
+      if (path !== undefined && sameId(path, this.o.slowFor)) this.throttle(upstream, client);
+      else upstream.pipe(client);
+    };
+    client.on('data', onData);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  }
+
+  /** Forwards `from` → `to` at bytesPerSec (in 10 chunks a second) while slow, then at once. */
+  private throttle(from: Socket, to: Socket): void {
+    const queue: Buffer[] = [];
+    let queued = 0;
+    from.on('data', (chunk: Buffer) => {
+      queue.push(chunk);
+      queued += chunk.length;
+      if (queued > 1_000_000) from.pause(); // backpressure to the leader, as a full link gives
+    });
+    const tick = setInterval(() => {
+      if (to.destroyed) return clearInterval(tick);
+      let budget = this.slow ? Math.max(1, Math.round(this.o.bytesPerSec / 10)) : Number.MAX_SAFE_INTEGER;
+      while (budget > 0 && queue.length) {
+        const head = queue[0]!;
+        const part = head.length <= budget ? head : head.subarray(0, budget);
+        if (part === head) queue.shift();
+        else queue[0] = head.subarray(budget);
+        budget -= part.length;
+        queued -= part.length;
+        this.slowedBytes += part.length;
+        to.write(part);
+      }
+      if (queued < 500_000 && from.isPaused()) from.resume();
+    }, 100);
+    tick.unref();
+    from.on('close', () => clearInterval(tick));
+  }
+}
