@@ -18,7 +18,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 export interface PeerThrottleOptions {
   /** The real peer listener: where the proxy forwards. */
   target: { host: string; port: number };
-  /** The follower (hex member ID) whose msgapp stream is slowed. */
+  /** The follower (hex member ID) whose msgapp stream is slowed (also settable later: `slowFor()`). */
   slowFor: string;
   /** Bytes per second on that stream. */
   bytesPerSec: number;
@@ -36,10 +36,16 @@ export class PeerThrottle {
   private readonly sockets = new Set<Socket>();
   /** Starts at full speed: a restarted member must catch up with its own join before it serves. */
   private slow = false;
+  /** msgapp streams of the slowed follower seen so far. */
+  slowStreams = 0;
   /** Bytes the slowed stream has carried (what the test can report). */
   slowedBytes = 0;
 
-  private constructor(private readonly server: Server, readonly port: number, private readonly o: PeerThrottleOptions) {}
+  private follower: string;
+
+  private constructor(private readonly server: Server, readonly port: number, private readonly o: PeerThrottleOptions) {
+    this.follower = o.slowFor;
+  }
 
   static async start(o: PeerThrottleOptions): Promise<PeerThrottle> {
     let self: PeerThrottle | null = null;
@@ -53,6 +59,11 @@ export class PeerThrottle {
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Which follower's stream to slow (hex member ID), for streams opened from now on. */
+  slowFor(memberId: string): void {
+    this.follower = memberId;
   }
 
   /** From now on the follower's log entries come at `bytesPerSec`. */
@@ -88,8 +99,12 @@ export class PeerThrottle {
       const path = /^GET (\/raft\/stream\/msgapp\/([0-9a-fA-F]+))\s/.exec(head.toString('latin1'))?.[2];
       upstream.write(head);
       client.pipe(upstream);
-      if (path !== undefined && sameId(path, this.o.slowFor)) this.throttle(upstream, client);
-      else upstream.pipe(client);
+      if (path !== undefined && sameId(path, this.follower)) {
+        this.slowStreams++;
+        this.throttle(upstream, client);
+      } else {
+        upstream.pipe(client);
+      }
     };
     client.on('data', onData);
     client.on('close', () => upstream.destroy());

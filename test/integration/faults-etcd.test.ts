@@ -5,7 +5,7 @@
  * no wrong member removed, no volume reformatted, the cluster converges or an alert says why.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { listBackups } from '../../lib/aws/backups';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
@@ -62,15 +62,20 @@ describe('fault matrix: etcd members frozen or out of space', () => {
     const [lagging, retiring] = t.cluster.members.filter((m) => m !== leader) as [typeof leader, typeof leader];
     const idOf = (m: typeof leader) => list.find((x) => x.peerUrls.includes(m.peerUrl))!.id;
     const w = t.writer.start('lagging-follower');
-    // The leader's peer URL moves behind a proxy that slows its log entries to `lagging` only;
-    // `lagging` restarts so that it dials the leader there (a follower dials its leader).
+    // The leader's peer URL moves behind a proxy that slows its log entries to `lagging` only. A
+    // follower dials its leader and keeps the stream it has, so `lagging` rejoins (removed, its
+    // data wiped, added again) to dial the leader where the member list now says it is — a member
+    // that "just rejoined", as in the issue.
     const target = new URL(leader.peerUrl);
-    const link = await PeerThrottle.start({ target: { host: target.hostname, port: Number(target.port) }, slowFor: idOf(lagging), bytesPerSec: 2000 });
+    const link = await PeerThrottle.start({ target: { host: target.hostname, port: Number(target.port) }, slowFor: '0', bytesPerSec: 2000 });
     try {
       await etcd().memberUpdate(idOf(leader), [link.url]);
-      const viaLagging = new EtcdClient(localEtcdRunner(), { endpoints: [lagging.clientUrl] });
-      await waitFor('the new peer URL applied on the lagging member', async () => ((await viaLagging.memberList()).members.some((m) => m.peerUrls.includes(link.url)) ? true : undefined), { timeoutMs: 20_000, intervalMs: 200 });
       await hostOk(t.c, lagging.instanceId, 'etcd-member.sh', ['stop']);
+      rmSync(join(t.sandbox.host(lagging.instanceId).root, 'var/lib/etcd/data'), { recursive: true, force: true });
+      await etcd().memberRemove(idOf(lagging));
+      // etcd adds a voter only once the members it has were connected for a while (strict reconfig).
+      const added = await waitFor('member add accepted', () => etcd().memberAdd(lagging.name, [lagging.peerUrl], { learner: false }), { timeoutMs: 30_000, intervalMs: 1000 });
+      link.slowFor(added.member.id);
       const initial = t.cluster.members.map((m) => `${m.name}=${m === leader ? link.url : m.peerUrl}`).join(',');
       await hostOk(t.c, lagging.instanceId, 'etcd-member.sh', ['start', '--name', lagging.name, '--initial-cluster', initial, '--initial-cluster-state', 'existing']);
       const lag = async () => {
@@ -80,12 +85,15 @@ describe('fault matrix: etcd members frozen or out of space', () => {
         if (!l || !f) throw new Error(`no leader or no status of ${lagging.name}: ${JSON.stringify(st.map((x) => [x.endpoint, x.leader, x.raftIndex]))}`);
         return { lag: l.raftIndex - f.raftIndex, follows: f.leader === l.memberId };
       };
-      // Serving first (a restarted member answers clients once it has applied its own join),
-      // then it falls behind.
-      await waitFor('the restarted member serving', async () => ((await lag()).follows ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+      // Serving first (a joining member answers clients once it has applied its own join), its
+      // log entries coming through the proxy; then it falls behind.
+      await waitFor('the rejoined member serving', async () => ((await lag()).follows ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+      expect(link.slowStreams).toBeGreaterThan(0);
       link.slowDown();
       await putKeys(leader.clientUrl, '/registry/lag/', 3000);
-      const seen = await waitFor('the follower far behind', async () => { const x = await lag(); return x.lag > DEFAULT_SOURCE_MAX_LAG ? x : undefined; }, { timeoutMs: 30_000, intervalMs: 500 });
+      let last = { lag: 0, follows: false };
+      const seen = await waitFor('the follower far behind', async () => { last = await lag(); return last.lag > DEFAULT_SOURCE_MAX_LAG ? last : undefined; }, { timeoutMs: 30_000, intervalMs: 500 })
+        .catch((err: unknown) => { throw new Error(`${String(err)}; last ${JSON.stringify(last)}; ${link.slowedBytes} bytes through the slow stream`); });
       expect(seen.follows).toBe(true);
       // The other follower's master is retiring (Terminating:Wait): not a source either.
       t.sandbox.lifecycle.begin({ asg: retiring.asg, hook: TERMINATE_HOOK, instanceId: retiring.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
