@@ -231,7 +231,7 @@ view() {
   local tmp etcdctl line id started mname peers clients learner skip_name="" skip_url="" asked=() first=1 u
   if [[ -n "$skip_stale" ]]; then
     skip_name="${skip_stale%%=*}" skip_url="${skip_stale#*=}"
-    qk_check memberName "$skip_name" "--skip-stale member name"
+    qk_check etcdName "$skip_name" "--skip-stale member name"
     qk_check url "$skip_url" "--skip-stale peer URL"
   fi
   qk_etcd_running || qk_die "$QK_EXIT_FAILED" "etcd is not running on this host"
@@ -278,7 +278,7 @@ view() {
 
 case "$cmd" in
   start)
-    qk_check memberName "$name" "member name"
+    qk_check etcdName "$name" "member name"
     qk_check_initial_cluster "$initial_cluster"
     qk_check state "$state" "initial cluster state"
     qk_check token "$token" "cluster token"

@@ -95,7 +95,7 @@ esac
 
 # --- restore ---------------------------------------------------------------------------------
 qk_check absPath "$work_dir" "work dir"
-qk_check memberName "$name" "member name"
+qk_check etcdName "$name" "member name"
 qk_check_initial_cluster "$initial_cluster"
 qk_check token "$token" "token"
 [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --sha256: expected 64 lowercase hex digits"

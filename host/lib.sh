@@ -45,6 +45,7 @@ qk_die() { local code="$1"; shift; qk_log "ERROR: $*"; exit "$code"; }
 qk_pattern() {
   case "$1" in
     memberName|clusterName) echo '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' ;;
+    etcdName) echo '^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$' ;; # and no '..' (qk_valid)
     memberIdHex) echo '^[0-9a-f]{1,16}$' ;;
     volumeId) echo '^vol-[0-9a-f]{8}([0-9a-f]{9})?$' ;;
     instanceId) echo '^i-[0-9a-f]{8}([0-9a-f]{9})?$' ;;
@@ -82,6 +83,8 @@ qk_valid() {
     QK_WHY="longer than $max characters"
   elif [[ "$value" == *$'\n'* || ! "$value" =~ $pattern ]]; then
     QK_WHY="$(printf '%q' "${value:0:80}") does not match $pattern"
+  elif [[ "$kind" == etcdName && "$value" == *..* ]]; then
+    QK_WHY="'..' is not allowed"
   elif [[ "$kind" == absPath && ( "$value" == *"/../"* || "$value" == *"/.." ) ]]; then
     QK_WHY="'..' segments are not allowed"
   elif [[ "$kind" == url ]] && ! (( 10#${value##*:} >= 1 && 10#${value##*:} <= 65535 )); then
@@ -113,7 +116,7 @@ qk_check_initial_cluster() {
   (( ${#parts[@]} <= 16 )) || qk_die "$QK_EXIT_USAGE" "initial cluster: too many members"
   for item in "${parts[@]}"; do
     [[ "$item" == *=* ]] || qk_die "$QK_EXIT_USAGE" "invalid initial cluster item $(printf '%q' "${item:0:80}")"
-    qk_check memberName "${item%%=*}" "initial cluster member name"
+    qk_check etcdName "${item%%=*}" "initial cluster member name"
     qk_check url "${item#*=}" "initial cluster peer URL"
   done
 }

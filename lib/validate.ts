@@ -11,6 +11,12 @@ export class ValidationError extends Error {
 export const patterns = {
   /** etcd member name / Kubernetes-style DNS label, e.g. `etcd-a`. */
   memberName: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+  /**
+   * An etcd member's own name, which need not be a slot tag: kubeadm names members after their
+   * hosts, often FQDNs (`ip-10-0-1-5.eu-west-1.compute.internal`). DNS-name characters plus `_`,
+   * at most 253, alphanumeric at both ends, no `..`; never `=` or `,` (the initial-cluster syntax).
+   */
+  etcdName: /^(?!.*\.\.)[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/,
   /** cluster name (same shape as a member name). */
   clusterName: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
   /** etcd member ID as etcdctl prints it: lower-case hex, no 0x, at most 64 bits. */

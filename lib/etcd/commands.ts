@@ -60,7 +60,7 @@ const ctl = (conn: EtcdConnection, ...rest: string[]): EtcdInvocation => ({ bin:
 export const etcdctl = {
   memberList: (conn: EtcdConnection) => ctl(conn, 'member', 'list', '-w', 'json'),
   memberAdd: (conn: EtcdConnection, name: string, peerUrls: readonly string[], opts: { learner: boolean }) =>
-    ctl(conn, 'member', 'add', check('memberName', name, 'member name'), `--peer-urls=${urls(peerUrls, 'peer URLs')}`, ...(opts.learner ? ['--learner'] : []), '-w', 'json'),
+    ctl(conn, 'member', 'add', check('etcdName', name, 'member name'), `--peer-urls=${urls(peerUrls, 'peer URLs')}`, ...(opts.learner ? ['--learner'] : []), '-w', 'json'),
   /** No `-w json`: etcdctl 3.4.23 panics in its JSON printer for promote (after applying it). */
   memberPromote: (conn: EtcdConnection, id: MemberId) => ctl(conn, 'member', 'promote', hex(id)),
   memberRemove: (conn: EtcdConnection, id: MemberId) => ctl(conn, 'member', 'remove', hex(id), '-w', 'json'),
@@ -98,14 +98,14 @@ export const snapshotOffline = {
   status: (bin: EtcdBinary, file: string): EtcdInvocation => ({ bin, args: ['snapshot', 'status', check('absPath', file, 'snapshot file'), '-w', 'json'] }),
   restore: (bin: EtcdBinary, file: string, o: RestoreOptions): EtcdInvocation => {
     const initial = o.initialCluster
-      .map((m) => m.peerUrls.map((u) => `${check('memberName', m.name, 'member name')}=${check('url', u, 'peer URL')}`).join(','))
+      .map((m) => m.peerUrls.map((u) => `${check('etcdName', m.name, 'member name')}=${check('url', u, 'peer URL')}`).join(','))
       .join(',');
     if (!o.initialCluster.some((m) => m.name === o.name)) throw new ValidationError(`restore: member ${o.name} is not in the initial cluster`);
     return {
       bin,
       args: [
         'snapshot', 'restore', check('absPath', file, 'snapshot file'),
-        `--name=${check('memberName', o.name, 'member name')}`,
+        `--name=${check('etcdName', o.name, 'member name')}`,
         `--data-dir=${check('absPath', o.dataDir, 'data dir')}`,
         `--initial-cluster=${initial}`,
         `--initial-cluster-token=${check('token', o.token, 'cluster token')}`,

@@ -72,6 +72,10 @@ const ID = (prefix: string): Table => ({
 const SAMPLES: Record<PatternName, Table> = {
   memberName: NAME,
   clusterName: NAME,
+  etcdName: {
+    ok: ['a', '0', 'etcd-a', 'Master_1', 'ip-10-0-1-5', 'ip-10-0-1-5.eu-west-1.compute.internal', 'a.b', x(253)],
+    bad: ['-a', 'a-', '.a', 'a.', '_a', 'a..b', 'a=b', 'a,b', 'a/b', 'a:b', 'a b', 'a@b', x(254), 'etcd-a\n', 'etcd-é', 'a;id'],
+  },
   memberIdHex: { ok: ['0', 'a', '8e9e05c52164694d', x(16, 'f')], bad: ['0x1', 'A', x(17, 'f'), 'g', '-1', '1 2', '８'] },
   volumeId: ID('vol'),
   instanceId: ID('i'),

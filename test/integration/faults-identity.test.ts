@@ -87,11 +87,12 @@ describe('etcd names that are not the slot tags (kubeadm names members after hos
 });
 
 describe('the member ID in the volume marker: identity travels with the data', () => {
-  const NAMES = ['ip-10-0-1-5', 'ip-10-0-2-5', 'ip-10-0-3-5'];
+  // kubeadm names members after their hosts, FQDNs on EC2 (dots are etcd names, not slot tags).
+  const NAMES = ['ip-10-0-1-5.eu-west-1.compute.internal', 'ip-10-0-2-5.eu-west-1.compute.internal', 'ip-10-0-3-5.eu-west-1.compute.internal'];
   const t = freshClusterPerTest({ keys: 300, etcdNames: NAMES });
 
   it('nothing recorded in the state table (a new or lost table): the marker\'s member ID maps the slot, and a killed master comes back as that member with its data', async () => {
-    const idA = (await members(t)).find((m) => m.name === 'ip-10-0-1-5')!.id;
+    const idA = (await members(t)).find((m) => m.name === NAMES[0])!.id;
     const a = memberOf(t.cluster, 'etcd-a');
     expect(await sandboxFlowDeps(t.c, t.ctl).memberIds.get('prod', ['etcd-a'])).toEqual({});
     const w = t.writer.start('marker');
@@ -99,17 +100,17 @@ describe('the member ID in the volume marker: identity travels with the data', (
     const out = await replaceMaster(sandboxFlowDeps(t.c, t.ctl), { slot: await slotOf(t, a.asg), instanceId, hook: hookOf(event) });
     expect(out).toEqual({ result: 'continued', membership: 'update' });
     const host = t.sandbox.host(instanceId);
-    expect((await members(t)).find((m) => m.id === idA)).toMatchObject({ name: 'ip-10-0-1-5', peerUrls: [host.peerUrl], isLearner: false });
+    expect((await members(t)).find((m) => m.id === idA)).toMatchObject({ name: NAMES[0], peerUrls: [host.peerUrl], isLearner: false });
     expect(await countKeys(host.clientUrl, '/registry/test/')).toBe(300);
     expect(await sandboxFlowDeps(t.c, t.ctl).memberIds.get('prod', ['etcd-a'])).toEqual({ 'etcd-a': idA });
     expect(await receivedAlerts(t.ctl)).toEqual([]);
     await t.writer.check(w, 'marker member ID');
-    rows.push('| etcd names ≠ slot tags and no ID in the state table; etcd-a killed and replaced | mapped by the marker\'s member ID: member update, same ID, 300 keys, recorded in the table |');
+    rows.push('| etcd names are host FQDNs (≠ slot tags) and no ID in the state table; etcd-a killed and replaced | mapped by the marker\'s member ID: member update, same ID, 300 keys, recorded in the table |');
   });
 
   it('the state table and the marker name different members for a slot with data: refused before any change, one critical alert naming both', async () => {
     const list = await members(t);
-    const [idA, idB] = [list.find((m) => m.name === 'ip-10-0-1-5')!.id, list.find((m) => m.name === 'ip-10-0-2-5')!.id];
+    const [idA, idB] = [list.find((m) => m.name === NAMES[0])!.id, list.find((m) => m.name === NAMES[1])!.id];
     await sandboxFlowDeps(t.c, t.ctl).memberIds.record('prod', 'etcd-a', idB, 'a wrong record (test)');
     const a = memberOf(t.cluster, 'etcd-a');
     const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
