@@ -150,7 +150,7 @@ export function probeDeps(r: Root): ProbeDeps {
 
 export function statusDeps(r: Root): StatusDeps & { s3: Root['clients']['s3'] } {
   const { asg, ec2, elb, ssm, s3 } = r.clients;
-  return { asg, ec2, elb, ssm, s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, ...(r.hasState ? { recordedIds: recordedIdsFrom(r.memberIds) } : {}) };
+  return { asg, ec2, elb, ssm, s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, ...(r.hasState ? { recordedIds: recordedIdsFrom(r.memberIds), held: r.held, awaitingDr: r.awaitingDr } : {}) };
 }
 
 /** The reconciler's read; with a state table it also sees the locks and what earlier runs remembered. */

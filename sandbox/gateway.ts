@@ -81,7 +81,10 @@ export class Gateway {
     try {
       const parsed = await parseRequest(req);
       const fault = this.faultFor(parsed);
-      if (fault?.when === 'before') {
+      const late = signatureTime(parsed, Date.now());
+      if (late) {
+        reply = late;
+      } else if (fault?.when === 'before') {
         reply = faultReply(parsed.service, fault.kind);
       } else {
         const handler = services.routes[`${parsed.service}:${parsed.action}`] ?? services.unrouted;
@@ -171,6 +174,41 @@ async function parseRequest(req: IncomingMessage): Promise<ParsedRequest> {
     action = form.get('Action') ?? '';
   }
   return { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body, sha256, service, action, form, json: jsonBody };
+}
+
+/** SigV4's time window: a request's time stamp within 15 minutes of AWS's time. */
+const MAX_SKEW_MS = 15 * 60_000;
+
+const amzDate = (v: string | null | undefined): number | null => {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(v ?? '');
+  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) : null;
+};
+
+/**
+ * AWS refuses a signature outside its time window (the AWS Common Errors, RequestExpired: "more
+ * than 15 minutes after the date stamp on the request or more than 15 minutes after the request
+ * expiration date (such as for pre-signed URLs), or the date stamp on the request is more than 15
+ * minutes in the future"); moto checks none. A presigned URL (the masters' S3 transfers) is
+ * refused by S3 with 403 AccessDenied, "Request is not yet valid" or "Request has expired"; a
+ * signed request with the service's skew error, which the SDK corrects itself from the answer's
+ * Date and retries (its clock-skew codes: RequestTimeTooSkewed, RequestExpired,
+ * InvalidSignatureException).
+ */
+function signatureTime(r: ParsedRequest, now: number): Reply | null {
+  const q = new URL(r.url, 'http://sandbox').searchParams;
+  const presignedAt = amzDate(q.get('X-Amz-Date'));
+  if (presignedAt !== null) {
+    const expires = Number(q.get('X-Amz-Expires') ?? '0');
+    if (presignedAt - now > MAX_SKEW_MS) return s3Error(403, 'AccessDenied', 'Request is not yet valid');
+    if (now > presignedAt + expires * 1000) return s3Error(403, 'AccessDenied', 'Request has expired');
+    return null;
+  }
+  const header = r.headers['x-amz-date'];
+  const signedAt = amzDate(Array.isArray(header) ? header[0] : header);
+  if (signedAt === null || Math.abs(signedAt - now) <= MAX_SKEW_MS) return null;
+  if (r.service === 's3') return s3Error(403, 'RequestTimeTooSkewed', 'The difference between the request time and the current time is too large.');
+  if (r.service === 'ssm' || r.service === 'dynamodb') return jsonError('InvalidSignatureException', `Signature expired: ${String(header)} is now earlier or later than 15 min from now`, 400);
+  return r.service === 'ec2' ? ec2Error(400, 'RequestExpired', 'Request has expired.') : queryError('RequestExpired', 'Request has expired.', 400);
 }
 
 /** The error each protocol's AWS service answers when throttling or failing (the SDK retries both). */

@@ -135,7 +135,19 @@ export interface PresignedUpload {
  * It lives an hour: the master uses it only after the trial restore's verdict, which can take
  * minutes on a large DB; and it can write nothing but these exact bytes (the checksum is signed).
  */
-export async function presignUpload(s3: S3Client, store: BackupStore, key: string, meta: BackupMeta, sha256Base64: string, expiresSec = 3600): Promise<PresignedUpload> {
+/**
+ * `signingDate`: AWS's time (ServerClock), not this machine's. S3 refuses a presigned URL dated
+ * more than 15 minutes ahead ("Request is not yet valid") and one past X-Amz-Date + X-Amz-Expires
+ * ("Request has expired"); the SDK's clock-skew correction covers only the requests it sends
+ * itself, never a URL another machine uses (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html).
+ */
+export interface PresignOptions {
+  signingDate?: Date;
+  expiresSec?: number;
+}
+
+export async function presignUpload(s3: S3Client, store: BackupStore, key: string, meta: BackupMeta, sha256Base64: string, o: PresignOptions = {}): Promise<PresignedUpload> {
+  const expiresSec = o.expiresSec ?? 3600;
   const metadata = metaHeaders(meta);
   const headers: Record<string, string> = {
     'content-length': String(meta.size),
@@ -149,7 +161,7 @@ export async function presignUpload(s3: S3Client, store: BackupStore, key: strin
   const url = await getSignedUrl(s3, new PutObjectCommand({
     Bucket: store.bucket, Key: key, ContentLength: meta.size, ChecksumAlgorithm: 'SHA256', ChecksumSHA256: sha256Base64,
     ServerSideEncryption: 'aws:kms', ...(store.kmsKeyId ? { SSEKMSKeyId: store.kmsKeyId } : {}), Metadata: metadata,
-  }), { expiresIn: expiresSec, signableHeaders: names, unhoistableHeaders: names });
+  }), { expiresIn: expiresSec, signableHeaders: names, unhoistableHeaders: names, ...(o.signingDate ? { signingDate: o.signingDate } : {}) });
   const signed = (new URL(url).searchParams.get('X-Amz-SignedHeaders') ?? '').split(';').filter((h) => h && h !== 'host');
   const missing = signed.filter((h) => !names.has(h));
   const unsigned = [...names].filter((h) => !signed.includes(h));
@@ -167,8 +179,8 @@ export async function presignUpload(s3: S3Client, store: BackupStore, key: strin
  */
 export const DOWNLOAD_URL_TTL_SEC = 300;
 
-export async function presignDownload(s3: S3Client, store: BackupStore, key: string, expiresSec = DOWNLOAD_URL_TTL_SEC): Promise<string> {
-  return getSignedUrl(s3, new GetObjectCommand({ Bucket: store.bucket, Key: key }), { expiresIn: expiresSec });
+export async function presignDownload(s3: S3Client, store: BackupStore, key: string, o: PresignOptions = {}): Promise<string> {
+  return getSignedUrl(s3, new GetObjectCommand({ Bucket: store.bucket, Key: key }), { expiresIn: o.expiresSec ?? DOWNLOAD_URL_TTL_SEC, ...(o.signingDate ? { signingDate: o.signingDate } : {}) });
 }
 
 export interface StoredBackup {

@@ -6,7 +6,7 @@
  * hook's heartbeat timeout and the last reason. The flow writes it when it holds and deletes it
  * when the retirement ends; the reconciler re-drives held retirements and reads `since`.
  */
-import { DeleteItemCommand, type DynamoDBClient, UpdateItemCommand, ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, type DynamoDBClient, GetItemCommand, UpdateItemCommand, ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type Clock, wallNow } from '../clock';
 
 export interface HeldHook {
@@ -25,6 +25,8 @@ export interface HeldHooks {
   hold(h: Omit<HeldHook, 'since'>): Promise<HeldHook>;
   /** Forgets the hold of `instanceId` (a later instance's hold is left alone). */
   release(cluster: string, member: string, instanceId: string): Promise<void>;
+  /** The slot's hold, if any (what `status` shows). */
+  get(cluster: string, member: string): Promise<HeldHook | null>;
 }
 
 export function dynamoHeldHooks(ddb: DynamoDBClient, table: string, clock: Clock): HeldHooks {
@@ -52,6 +54,14 @@ export function dynamoHeldHooks(ddb: DynamoDBClient, table: string, clock: Clock
       }
       return { ...h, since: Number(out.Attributes?.since?.N ?? now) };
     },
+    async get(cluster, member) {
+      const it = (await ddb.send(new GetItemCommand({ TableName: table, Key: key(cluster, member), ConsistentRead: true }))).Item;
+      if (!it?.instanceId?.S) return null;
+      return {
+        cluster, member, instanceId: it.instanceId.S, hook: it.hook?.S ?? '', since: Number(it.since?.N ?? 0),
+        heartbeatTimeoutSec: Number(it.hbt?.N ?? 0), reason: it.reason?.S ?? '',
+      };
+    },
     async release(cluster, member, instanceId) {
       try {
         await ddb.send(new DeleteItemCommand({
@@ -72,6 +82,8 @@ export function dynamoHeldHooks(ddb: DynamoDBClient, table: string, clock: Clock
 export interface AwaitingDr {
   mark(r: { cluster: string; member: string; instanceId: string; hasData: boolean }): Promise<void>;
   clear(cluster: string, member: string): Promise<void>;
+  /** The slot's record, if it awaits DR (what `status` shows). */
+  get(cluster: string, member: string): Promise<{ instanceId: string; hasData: boolean; since: number } | null>;
 }
 
 export function dynamoAwaitingDr(ddb: DynamoDBClient, table: string, clock: Clock): AwaitingDr {
@@ -88,6 +100,10 @@ export function dynamoAwaitingDr(ddb: DynamoDBClient, table: string, clock: Cloc
     },
     async clear(cluster, member) {
       await ddb.send(new DeleteItemCommand({ TableName: table, Key: key(cluster, member) }));
+    },
+    async get(cluster, member) {
+      const it = (await ddb.send(new GetItemCommand({ TableName: table, Key: key(cluster, member), ConsistentRead: true }))).Item;
+      return it?.instanceId?.S ? { instanceId: it.instanceId.S, hasData: it.hasData?.BOOL === true, since: Number(it.since?.N ?? 0) } : null;
     },
   };
 }

@@ -165,7 +165,7 @@ const verifyStep: Step<BackupState> = {
       rawSize: prepared.rawSize, size: prepared.size, sha256: prepared.sha256, compressor: prepared.compressor, takenAt: s.takenAt!,
     };
     const key = backupKey(settings.store, cluster, src.member, s.takenAt!, prepared.compressor);
-    const signed = await presignUpload(deps.s3, settings.store, key, meta, prepared.sha256Base64);
+    const signed = await presignUpload(deps.s3, settings.store, key, meta, prepared.sha256Base64, { signingDate: new Date(await wallNow(deps.clock)) });
     const tu = deps.clock.now();
     const up = await runHostScript(deps.ssm, deps.scripts, src.instanceId, 'etcd-snapshot.sh', ['upload', '--work-dir', settings.workDir, '--file', prepared.file,
       '--upload-url-b64', Buffer.from(signed.url).toString('base64url'), '--headers-b64', Buffer.from(signed.headers.join('\n')).toString('base64url')], r.runOpts(1800, { executionTimeoutSec: 1800 }));

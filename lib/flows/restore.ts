@@ -219,7 +219,7 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
     const { deps, req, plan, prepared } = s;
     const meta = plan.snapshot.meta;
     const restored = await onMasters<{ asideDir: string | null; revision: number | null }>(r, s, 'etcd-restore.sh', 'download + restore', async (m) => {
-      const url = await presignDownload(deps.s3, req.store, plan.snapshot.key);
+      const url = await presignDownload(deps.s3, req.store, plan.snapshot.key, { signingDate: new Date(await wallNow(deps.clock)) });
       return ['restore', '--work-dir', req.workDir, '--url-b64', Buffer.from(url).toString('base64url'), '--sha256', meta.sha256, '--compressor', meta.compressor,
         '--name', m.member, '--initial-cluster', prepared.initialCluster, '--token', plan.token];
     });

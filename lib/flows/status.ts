@@ -11,9 +11,11 @@ import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { type BackupStore, listBackups, usableBackups } from '../aws/backups';
+import type { AwaitingDr, HeldHook, HeldHooks } from '../aws/held-hooks';
 import { targetHealth } from '../aws/lb';
 import { type Clock, wallNow } from '../clock';
 import { assessHealth } from '../domain/health';
+import type { Claim } from '../domain/identity';
 import { hasNoLeader } from '../etcd';
 import type { HostScriptBundle } from '../host/command';
 import { clusterMasters } from './cluster-masters';
@@ -23,6 +25,9 @@ import { FlowRun } from './run';
 import { surveyCluster } from './survey';
 
 export interface StatusDeps extends Pick<IdentityRead, 'recordedIds'> {
+  /** What the flows recorded per slot in the state table (absent: no state table). */
+  held?: Pick<HeldHooks, 'get'>;
+  awaitingDr?: Pick<AwaitingDr, 'get'>;
   asg: AutoScalingClient;
   ec2: EC2Client;
   elb: ElasticLoadBalancingV2Client;
@@ -53,6 +58,10 @@ export interface MemberStatus {
   raftLag: number | null;
   /** Target health in the API server target group, or `not-registered` / `no-target-group`. */
   lb: string;
+  /** A retirement holding this slot's terminate hook because leaving is not safe yet. */
+  held: { instanceId: string; since: string; reason: string } | null;
+  /** The slot came in without quorum: volume mounted, etcd stopped, waiting for a restore. */
+  awaitingDr: { instanceId: string; since: string; hasData: boolean } | null;
 }
 
 export interface ClusterStatus {
@@ -85,6 +94,22 @@ export async function clusterVolumes(ec2: EC2Client, tags: StatusDeps['tags'], c
   return out;
 }
 
+type SlotRecords = Map<string, { held: HeldHook | null; dr: Awaited<ReturnType<AwaitingDr['get']>> }>;
+
+/** The state table's per-slot records (held hooks, DR); unreadable: none, and the problem said. */
+async function slotRecords(deps: StatusDeps, cluster: string, slots: readonly string[], problems: string[]): Promise<SlotRecords> {
+  const out: SlotRecords = new Map();
+  try {
+    await Promise.all(slots.map(async (member) => {
+      const [held, dr] = await Promise.all([deps.held?.get(cluster, member) ?? null, deps.awaitingDr?.get(cluster, member) ?? null]);
+      out.set(member, { held, dr });
+    }));
+  } catch (err) {
+    problems.push(`the state table could not be read (held hooks, slots awaiting DR unknown): ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return out;
+}
+
 export async function clusterStatus(deps: StatusDeps, cluster: string, opts: StatusOptions = {}): Promise<ClusterStatus> {
   const [masters, volumes, lb] = await Promise.all([
     clusterMasters(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster), targetHealth(deps.elb, deps.tags.cluster, cluster),
@@ -105,11 +130,15 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
   const leaderStatus = survey?.status.statuses.find((s) => s.isLeader && !hasNoLeader(s));
 
   // Which member each slot is, by identity (etcd names need not be the slot tags).
-  const claims = survey?.members ? await slotClaims(deps, cluster, masters, etcdMembers, { instanceId: survey.instanceId, peerUrl: survey.local.peerUrl }, r.runOpts(60)) : {};
+  const [claims, records] = await Promise.all([
+    survey?.members ? slotClaims(deps, cluster, masters, etcdMembers, { instanceId: survey.instanceId, peerUrl: survey.local.peerUrl }, r.runOpts(60)) : Promise.resolve({} as Record<string, Claim>),
+    slotRecords(deps, cluster, masters.map((m) => m.member), problems),
+  ]);
+  const claimOf = (member: string): Claim | undefined => claims[member];
   const members: MemberStatus[] = masters.map((m) => {
     const inst = m.instances.find((i) => i.instanceId === m.instanceId) ?? m.instances[0];
     const vol = volumes.get(m.member) ?? null;
-    const em = etcdMembers.find((x) => x.id === claims[m.member]?.id);
+    const em = etcdMembers.find((x) => x.id === claimOf(m.member)?.id);
     const st = em ? survey?.status.statuses.find((s) => s.memberId === em.id) : undefined;
     const etcd: EtcdRole = !survey?.members ? 'unreachable' : !em ? 'not-a-member' : !st ? 'unreachable' : hasNoLeader(st) ? 'no-leader'
       : st.isLeader ? 'leader' : st.isLearner || em.isLearner ? 'learner' : 'follower';
@@ -119,7 +148,17 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
       volumeId: vol?.volumeId ?? null, volumeState: vol?.state ?? null, volumeAttachedTo: vol?.attachedTo ?? null,
       etcd, raftIndex: st?.raftIndex ?? null, raftLag: st && leaderStatus ? Math.max(0, leaderStatus.raftIndex - st.raftIndex) : null,
       lb: !lb ? 'no-target-group' : instanceId ? (lb.get(instanceId) ?? 'not-registered') : 'not-registered',
+      held: null, awaitingDr: null,
     };
+    const rec = records.get(m.member);
+    if (rec?.held) {
+      row.held = { instanceId: rec.held.instanceId, since: new Date(rec.held.since).toISOString(), reason: rec.held.reason };
+      problems.push(`${m.member}: the terminate hook of ${rec.held.instanceId} is held (${Math.round(Math.max(0, now - rec.held.since) / 60_000)} min): ${rec.held.reason}`);
+    }
+    if (rec?.dr) {
+      row.awaitingDr = { instanceId: rec.dr.instanceId, since: new Date(rec.dr.since).toISOString(), hasData: rec.dr.hasData };
+      problems.push(`${m.member}: awaiting disaster recovery on ${rec.dr.instanceId} since ${row.awaitingDr.since} (volume ${rec.dr.hasData ? 'with its data' : 'blank'}, etcd stopped)`);
+    }
     if (!m.instanceId) problems.push(`${m.member}: no InService instance in ${m.asg}${inst ? ` (${inst.instanceId} is ${inst.lifecycleState})` : ''}`);
     if (!vol) problems.push(`${m.member}: no etcd volume tagged for it`);
     else if (m.instanceId && vol.attachedTo !== m.instanceId) problems.push(`${m.member}: volume ${vol.volumeId} is ${vol.attachedTo ? `attached to ${vol.attachedTo}` : vol.state}, not to ${m.instanceId}`);
@@ -127,8 +166,10 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
     if (row.lb !== 'healthy') problems.push(`${m.member}: load balancer says ${row.lb}`);
     return row;
   });
+  // A stray is a member no slot claims (by recorded ID, name or peer URL), not one named unlike a tag.
+  const claimed = new Set(Object.values(claims).map((c) => c.id));
   for (const em of etcdMembers) {
-    if (!masters.some((m) => m.member === em.name)) problems.push(`etcd member ${em.name || em.id} has no master slot (stray member)`);
+    if (!claimed.has(em.id)) problems.push(`etcd member ${em.name || em.id} (${em.id}) is claimed by no master slot (stray member)`);
   }
   let backup: ClusterStatus['backup'] = 'unknown';
   if (backups) {

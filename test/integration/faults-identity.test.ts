@@ -11,7 +11,8 @@ import { CopyObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk
 import { renderRestorePlan } from '../../cli/render/restore';
 import { backupKey, listBackups } from '../../lib/aws/backups';
 import { type Clock, systemClock } from '../../lib/clock';
-import { backupDeps, restoreDeps } from '../../lib/compose';
+import { backupDeps, restoreDeps, statusDeps } from '../../lib/compose';
+import { clusterStatus } from '../../lib/flows/status';
 import { DEFAULT_RECONCILE } from '../../lib/domain/reconcile';
 import { backupCluster, DEFAULT_WORK_DIR, pruneBackups } from '../../lib/flows/backup';
 import { restoreCluster, type RestorePlan } from '../../lib/flows/restore';
@@ -60,6 +61,10 @@ describe('etcd names that are not the slot tags (kubeadm names members after hos
     }
     expect((await members(t)).map((m) => m.id).sort()).toEqual(before.map((m) => m.id).sort());
     expect(await receivedAlerts(t.ctl)).toEqual([]);
+    // status judges by identity too: every slot a follower or the leader, no "stray".
+    const st = await clusterStatus(statusDeps(sandboxRoot(t.c, t.ctl)), 'prod');
+    expect(st.problems).toEqual([]);
+    expect(st.members.map((m) => m.etcd).sort()).toEqual(['follower', 'follower', 'leader']);
 
     // The reconciler recorded each slot's member ID: the replacement finds etcd-a's member by it.
     const a = memberOf(t.cluster, 'etcd-a');
@@ -235,6 +240,10 @@ describe('one incarnation per member: copies of a volume, and a host booting wit
     const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(/not detaching its volume from under it; holding the termination/);
+    // status shows the hold, from the state table.
+    const st = await clusterStatus(statusDeps(sandboxRoot(t.c, t.ctl)), 'prod');
+    expect(st.members.find((m) => m.member === 'etcd-a')?.held).toMatchObject({ instanceId: a.instanceId, reason: expect.stringMatching(/SSM agent on .* is unreachable/) as unknown });
+    expect(st.problems).toContainEqual(expect.stringMatching(new RegExp(`^etcd-a: the terminate hook of ${a.instanceId} is held \\(\\d+ min\\): the SSM agent`)));
 
     host.agentOnline = true;
     const left = await retireMaster(sandboxFlowDeps(t.c, t.ctl), input, { waitSec: 60 });
@@ -242,6 +251,7 @@ describe('one incarnation per member: copies of a volume, and a host booting wit
     expect(host.etcdPid()).toBeNull();
     expect(t.sandbox.detachCalls).toEqual([{ volumeId: a.volumeId, instanceId: a.instanceId, force: false }]);
     expect(t.sandbox.lifecycle.results(a.instanceId)).toEqual(['CONTINUE']);
+    expect((await clusterStatus(statusDeps(sandboxRoot(t.c, t.ctl)), 'prod')).members.find((m) => m.member === 'etcd-a')?.held).toBeNull();
     await t.writer.check(w, 'a retiring master with its agent lost: held, then left cleanly');
     rows.push('| a retiring master whose SSM agent is lost, etcd alive (asked through another master) | held twice, never detached, 1 alert; with the agent back: etcd stopped, detached without force, CONTINUE |');
   });

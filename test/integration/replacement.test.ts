@@ -12,7 +12,9 @@ import { planReplacement, replaceMaster, replacementSteps } from '../../lib/flow
 import { stepNames } from '../../lib/flows/steps';
 import { retireMaster } from '../../lib/flows/retirement';
 import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
-import { receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
+import { statusDeps } from '../../lib/compose';
+import { clusterStatus } from '../../lib/flows/status';
+import { receivedAlerts, sandboxFlowDeps, sandboxRoot } from '../../sandbox/control';
 import { countKeys, killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
 
@@ -128,6 +130,10 @@ describe('master replacement (launch hook)', () => {
     expect(alerts[0]).toMatch(/cluster prod, member etcd-a/);
     expect(alerts[0]).toMatch(/awaiting disaster recovery: volume mounted with its data, etcd left stopped/);
     expect(alerts[0]).toMatch(/What to do: .*bring them back.*Restore only if/);
+    // status names the slot awaiting DR (from the state table).
+    const st = await clusterStatus(statusDeps(sandboxRoot(t.c, t.ctl)), 'prod');
+    expect(st.members.find((m) => m.member === 'etcd-a')?.awaitingDr).toMatchObject({ instanceId, hasData: true });
+    expect(st.problems).toContainEqual(`etcd-a: awaiting disaster recovery on ${instanceId} since ${st.members.find((m) => m.member === 'etcd-a')!.awaitingDr!.since} (volume with its data, etcd stopped)`);
     // The same event again finds the master InService: nothing done, no second alert.
     expect(await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) })).toMatchObject({ result: 'ignored' });
     expect(await receivedAlerts(t.ctl)).toHaveLength(0);
