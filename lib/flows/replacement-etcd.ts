@@ -282,8 +282,15 @@ export const caughtUpStep: Step<S> = {
     // volume with its data (the marker) first, then in the state table.
     if (caughtUpId) {
       if (s.mounted?.memberId !== caughtUpId) {
-        await onHost(r, s, 'etcd-mount.sh', ['--record-member-id', caughtUpId, '--volume-id', s.volume!.volumeId, '--cluster', slot.cluster, '--member', slot.member], 'caught-up');
-        s.mounted = { ...s.mounted!, memberId: caughtUpId };
+        // The member has joined and caught up: a marker that could not be written is said, not
+        // worth abandoning a whole master for (the table's record still maps the slot).
+        try {
+          await onHost(r, s, 'etcd-mount.sh', ['--record-member-id', caughtUpId, '--volume-id', s.volume!.volumeId, '--cluster', slot.cluster, '--member', slot.member], 'caught-up');
+          s.mounted = { ...s.mounted!, memberId: caughtUpId };
+        } catch (err) {
+          if (r.aborted) throw err;
+          r.say('caught-up', 'wait', `the member ID could not be written into the volume marker: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300));
+        }
       }
       await deps.memberIds.record(slot.cluster, slot.member, caughtUpId, `replacement on ${s.instanceId}`);
     }
