@@ -5,8 +5,8 @@
  * written twice and each role reads as the list of what its function does. Describe* calls
  * cannot be scoped to resources: each group names the reads it needs, and a role gets them as
  * one statement on `*`. Every mutating action on EC2, Auto Scaling, ELB and SSM instances is
- * conditioned on the cluster tag being present on the resource. test/support/iam.ts checks the
- * packaged result.
+ * conditioned on the resource's cluster tag: one of the `clusters` the stack serves, or (with
+ * none named) merely present. test/support/iam.ts checks the packaged result.
  *
  *   masters-read          find a cluster's master ASGs by tag
  *   lifecycle-hooks       complete / heartbeat the launch and terminate hooks
@@ -29,10 +29,14 @@ const allow = (Action, Resource, Condition) => ({ Effect: 'Allow', Action, Resou
 const useKey = (key) => allow(['kms:GenerateDataKey', 'kms:Decrypt'], getAtt(key));
 
 /** The named groups; a group is `{ read?: [actions on *], allow?: [statements] }`. */
-function groups({ tagCluster, backupPrefix, slackWebhookParameter }) {
+function groups({ tagCluster, clusters, backupPrefix, slackWebhookParameter }) {
   // The tag is resolved here: osls does not resolve variables in keys, so the hand-written
-  // `aws:ResourceTag/${param:tagCluster}` reached IAM as that literal text.
-  const tagged = (prefix) => ({ 'Null': { [`${prefix}/${tagCluster}`]: 'false' } });
+  // `aws:ResourceTag/${param:tagCluster}` reached IAM as that literal text. With the `clusters`
+  // parameter set, the tag must carry one of those names (StringEquals on a list is an OR);
+  // without it, only its presence is tested.
+  const tagged = (prefix) => (clusters.length
+    ? { StringEquals: { [`${prefix}/${tagCluster}`]: clusters } }
+    : { 'Null': { [`${prefix}/${tagCluster}`]: 'false' } });
   return {
     'masters-read': { read: ['autoscaling:DescribeAutoScalingGroups'] },
     'lifecycle-hooks': {
@@ -104,8 +108,10 @@ function pascal(s) {
 
 module.exports = async ({ resolveVariable }) => {
   const param = async (name) => String(await resolveVariable(`param:${name}`));
+  const clusters = (await param('clusters')).split(',').map((c) => c.trim()).filter(Boolean);
+  for (const c of clusters) if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(c)) throw new Error(`deploy/iam.js: clusters parameter: "${c}" is not a cluster name`);
   const named = groups({
-    tagCluster: await param('tagCluster'), backupPrefix: await param('backupPrefix'), slackWebhookParameter: await param('slackWebhookParameter'),
+    tagCluster: await param('tagCluster'), clusters, backupPrefix: await param('backupPrefix'), slackWebhookParameter: await param('slackWebhookParameter'),
   });
   const service = String(await resolveVariable('self:service'));
   const stage = String(await resolveVariable('sls:stage'));

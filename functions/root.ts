@@ -12,7 +12,7 @@ export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
   return compose({
     clients: awsClients({ region: config.AWS_REGION, endpoint: config.QK_AWS_ENDPOINT }),
     scripts: hostScripts,
-    tags: { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER },
+    tags: { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER, ...(config.QK_CLUSTERS.length ? { served: config.QK_CLUSTERS } : {}) },
     timings: {
       ...AWS_TIMINGS,
       ...(config.QK_POLL_MIN_DELAY_SEC ? { minDelaySec: config.QK_POLL_MIN_DELAY_SEC } : {}),

@@ -32,7 +32,7 @@ import { recordedIdsFrom } from './flows/slot-identity';
 export interface RootOptions {
   clients: AwsClients;
   scripts: HostScriptBundle;
-  tags: { cluster: string; member: string };
+  tags: { cluster: string; member: string; served?: readonly string[] };
   timings: FlowTimings;
   progress?: Progress;
   clock?: Clock;
@@ -47,7 +47,7 @@ export interface RootOptions {
 export interface Root {
   readonly clients: AwsClients;
   readonly scripts: HostScriptBundle;
-  readonly tags: { cluster: string; member: string };
+  readonly tags: { cluster: string; member: string; served?: readonly string[] };
   readonly timings: FlowTimings;
   readonly progress: Progress;
   readonly clock: Clock;

@@ -12,6 +12,13 @@ const base = z.object({
   QK_AWS_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   QK_TAG_CLUSTER: z.string().min(1).max(128).default('quorum-keeper/cluster'),
   QK_TAG_MEMBER: z.string().min(1).max(128).default('quorum-keeper/etcd-member'),
+  /**
+   * The clusters this deployment serves (the stack's `clusters` parameter, comma-separated). Its
+   * IAM conditions name exactly these tag values, so the functions act on no other cluster;
+   * empty = every cluster the tags mark (the roles then only test that the tag is present).
+   */
+  QK_CLUSTERS: z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((c) => c.trim()).filter(Boolean).join(',') : v), z.string().regex(/^$|^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(,[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?){0,99}$/, 'must be comma-separated cluster names, or empty')).default('')
+    .transform((v) => (v === '' ? [] : v.split(','))),
 });
 
 const flows = base.extend({

@@ -20,7 +20,11 @@ export interface ClusterMaster {
   instances: Array<{ instanceId: string; lifecycleState: string }>;
 }
 
-type Tags = { cluster: string; member: string };
+/** The tag keys; `served`: the cluster names this deployment acts on (absent: every one tagged). */
+type Tags = { cluster: string; member: string; served?: readonly string[] };
+
+/** Whether this deployment acts on `cluster` (its IAM conditions name only the served ones). */
+export const serves = (tags: Tags, cluster: string): boolean => tags.served === undefined || tags.served.includes(cluster);
 
 function tagOf(g: AutoScalingGroup, key: string): string | undefined {
   return g.Tags?.find((t) => t.Key === key)?.Value;
@@ -66,7 +70,7 @@ export async function listClusters(asg: AutoScalingClient, tags: Tags): Promise<
   for await (const page of paginateDescribeAutoScalingGroups({ client: asg }, { Filters: [{ Name: 'tag-key', Values: [tags.cluster] }] })) {
     for (const g of page.AutoScalingGroups ?? []) {
       const c = tagOf(g, tags.cluster);
-      if (c !== undefined && patterns.clusterName.test(c) && tagOf(g, tags.member) !== undefined) names.add(c);
+      if (c !== undefined && patterns.clusterName.test(c) && tagOf(g, tags.member) !== undefined && serves(tags, c)) names.add(c);
     }
   }
   return [...names].sort();

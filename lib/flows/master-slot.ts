@@ -19,7 +19,7 @@ export type SlotLookup =
 export async function findMasterSlot(
   asg: AutoScalingClient,
   asgName: string,
-  tags: { cluster: string; member: string },
+  tags: { cluster: string; member: string; served?: readonly string[] },
 ): Promise<SlotLookup> {
   const out = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [asgName] }));
   const group = out.AutoScalingGroups?.[0];
@@ -33,6 +33,9 @@ export async function findMasterSlot(
   // Tag values end up in host commands: refuse anything outside the strict patterns here.
   if (!patterns.clusterName.test(cluster)) return { kind: 'not-a-master', reason: `${asgName}: cluster tag ${JSON.stringify(cluster.slice(0, 64))} is not a valid cluster name` };
   if (!patterns.memberName.test(member)) return { kind: 'not-a-master', reason: `${asgName}: member tag ${JSON.stringify(member.slice(0, 64))} is not a valid member name` };
+  if (tags.served && !tags.served.includes(cluster)) {
+    return { kind: 'not-a-master', reason: `${asgName} belongs to cluster ${cluster}, which this deployment does not serve (its \`clusters\` parameter: ${tags.served.join(', ')}); its IAM roles may not act on it` };
+  }
   return { kind: 'master', slot: { asg: asgName, cluster, member, availabilityZones: group.AvailabilityZones ?? [] } };
 }
 

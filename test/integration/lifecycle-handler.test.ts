@@ -17,9 +17,13 @@ describe('lifecycle handler', () => {
   let handler: Handler;
   const t = oneClusterPerFile({
     ready: async (w) => {
-      Object.assign(process.env, sandboxLambdaEnv(w.sandbox, w.ctl));
+      // The stack's `clusters` parameter: this deployment serves prod only.
+      Object.assign(process.env, sandboxLambdaEnv(w.sandbox, w.ctl), { QK_CLUSTERS: 'prod' });
       handler = (await import('../../functions/lifecycle')).handler;
     },
+  });
+  afterAll(() => {
+    delete process.env.QK_CLUSTERS;
   });
 
   async function group(name: string, tags: Record<string, string>): Promise<void> {
@@ -55,6 +59,12 @@ describe('lifecycle handler', () => {
   it('ignores an ASG that is not a Quorum Keeper master, without failing', async () => {
     await group('workers', { team: 'web' });
     await expect(handler(eventFor('workers'), context)).resolves.toMatchObject({ outcome: 'ignored', reason: expect.stringMatching(/no quorum-keeper\/cluster tag/) as unknown });
+  });
+
+  it('ignores a master of a cluster the deployment does not serve (its roles may not act on it), without failing or alerting', async () => {
+    await group('other-a', { 'quorum-keeper/cluster': 'other', 'quorum-keeper/etcd-member': 'etcd-a' });
+    await expect(handler(eventFor('other-a'), context)).resolves.toMatchObject({ outcome: 'ignored', reason: expect.stringMatching(/cluster other, which this deployment does not serve \(its `clusters` parameter: prod\)/) as unknown });
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
   });
 
   it('ignores a slot whose tag carries shell metacharacters', async () => {

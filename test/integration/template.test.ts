@@ -43,7 +43,10 @@ describe('the packaged template', () => {
   it('grants no mutating action on * or on wildcard ARNs without the cluster-tag condition; SSM only AWS-RunShellScript', () => {
     const roles = ofType('AWS::IAM::Role').map(([k]) => k);
     expect(roles).toEqual(expect.arrayContaining(['LifecycleRole', 'BackupRole', 'ReconcileRole', 'ProbeRole', 'NotifierRole']));
-    expect(checkTemplate(template, clusterTag())).toEqual([]);
+    expect(checkTemplate(template, clusterTag(), ['prod', 'staging'])).toEqual([]);
+    // The functions know the served clusters too: they list, and act on, no other.
+    const served = new Set(ofType('AWS::Lambda::Function').map(([, f]) => (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables.QK_CLUSTERS));
+    expect([...served]).toEqual(['prod,staging']);
   });
 
   it('the checker catches each kind of violation (so the test above can fail)', () => {
@@ -58,11 +61,17 @@ describe('the packaged template', () => {
     targets.Condition = { 'Null': { 'aws:ResourceTag/${param:tagCluster}': 'false' } };
     const send = statements('ProbeRole').find((s) => s.Action === 'ssm:SendCommand' && s.Condition)!;
     send.Condition = { 'Null': { 'ssm:resourceTag/some-other-tag': 'false' } };
-    const found = checkTemplate(bad, clusterTag()).map((v) => `${v.role} ${v.rule} ${v.action}`);
+    // Any cluster's tag value: the tag's presence only, or a name the stack does not serve.
+    const hooks = statements('LifecycleRole').find((s) => JSON.stringify(s.Action).includes('CompleteLifecycleAction'))!;
+    hooks.Condition = { 'Null': { 'aws:ResourceTag/quorum-keeper/cluster': 'false' } };
+    const backupSend = statements('BackupRole').find((s) => s.Action === 'ssm:SendCommand' && s.Condition)!;
+    backupSend.Condition = { StringEquals: { 'ssm:resourceTag/quorum-keeper/cluster': ['prod', 'other'] } };
+    const found = checkTemplate(bad, clusterTag(), ['prod', 'staging']).map((v) => `${v.role} ${v.rule} ${v.action}`);
     expect(found).toEqual(expect.arrayContaining([
       'ProbeRole 1 ec2:DetachVolume', 'ProbeRole 2 ec2:DetachVolume', 'BackupRole 3 ssm:SendCommand', 'NotifierRole 4 s3:*',
       'LifecycleRole 2 ec2:AttachVolume', 'LifecycleRole 2 ec2:DetachVolume',
       'ReconcileRole 2 elasticloadbalancing:RegisterTargets', 'ProbeRole 2 ssm:SendCommand',
+      'LifecycleRole 5 autoscaling:CompleteLifecycleAction', 'BackupRole 5 ssm:SendCommand',
     ]));
   });
 

@@ -8,13 +8,15 @@
  *    the functions look for, not another one and not unresolved text), except
  *    `ssm:SendCommand` on the `AWS-RunShellScript` document itself;
  * 3. `ssm:SendCommand` on documents names only `AWS-RunShellScript`;
- * 4. no action is a service-wide wildcard (`ec2:*`, `*`).
+ * 4. no action is a service-wide wildcard (`ec2:*`, `*`);
+ * 5. with the stack's served `clusters` given, every such tag condition is `StringEquals` on
+ *    exactly those names (a `Null` test would let any tag value — any cluster — through).
  */
 type Json = unknown;
 
 export interface Violation {
   role: string;
-  rule: 1 | 2 | 3 | 4;
+  rule: 1 | 2 | 3 | 4 | 5;
   action: string;
   resource: string;
   why: string;
@@ -51,8 +53,19 @@ function hasTagCondition(s: Statement, clusterTag: string): boolean {
   return Object.values(s.Condition ?? {}).some((block) => Object.keys(block).some((k) => keys.has(k)));
 }
 
-/** `clusterTag`: the tag key that marks a cluster's resources (the functions' QK_TAG_CLUSTER). */
-export function checkTemplate(template: { Resources?: Record<string, { Type?: string; Properties?: Record<string, unknown> }> }, clusterTag: string): Violation[] {
+/** Whether every cluster-tag condition of `s` is StringEquals on exactly `clusters`. */
+function bindsClusters(s: Statement, clusterTag: string, clusters: readonly string[]): boolean {
+  const keys = new Set([`aws:ResourceTag/${clusterTag}`, `ssm:resourceTag/${clusterTag}`]);
+  const want = JSON.stringify([...clusters].sort());
+  return Object.entries(s.Condition ?? {}).every(([op, block]) => Object.entries(block).every(([k, v]) =>
+    !keys.has(k) || (op === 'StringEquals' && JSON.stringify(list(v as string | string[]).slice().sort()) === want)));
+}
+
+/**
+ * `clusterTag`: the tag key that marks a cluster's resources (the functions' QK_TAG_CLUSTER);
+ * `clusters`: the names the stack serves (its `clusters` parameter), when it was given some.
+ */
+export function checkTemplate(template: { Resources?: Record<string, { Type?: string; Properties?: Record<string, unknown> }> }, clusterTag: string, clusters: readonly string[] = []): Violation[] {
   const out: Violation[] = [];
   for (const [name, res] of Object.entries(template.Resources ?? {})) {
     if (res.Type !== 'AWS::IAM::Role' && res.Type !== 'AWS::IAM::Policy' && res.Type !== 'AWS::IAM::ManagedPolicy') continue;
@@ -74,6 +87,8 @@ export function checkTemplate(template: { Resources?: Record<string, { Type?: st
             const exempt = action === 'ssm:SendCommand' && RUN_SHELL.test(r);
             if (TAGGED_SERVICES.has(service) && wildcard && !exempt && !hasTagCondition(s, clusterTag)) {
               out.push({ role: name, rule: 2, action, resource: r, why: 'mutating action on a wildcard ARN without a cluster-tag condition' });
+            } else if (clusters.length && hasTagCondition(s, clusterTag) && !bindsClusters(s, clusterTag, clusters)) {
+              out.push({ role: name, rule: 5, action, resource: r, why: `cluster-tag condition does not name exactly the served clusters (${clusters.join(', ')})` });
             }
           }
         }

@@ -3,7 +3,12 @@ import { backupSettings } from '../../lib/flows/backup';
 
 describe('configuration', () => {
   it('applies defaults', () => {
-    expect(loadConfig({ AWS_REGION: 'eu-west-1' })).toEqual({ AWS_REGION: 'eu-west-1', QK_TAG_CLUSTER: 'quorum-keeper/cluster', QK_TAG_MEMBER: 'quorum-keeper/etcd-member' });
+    expect(loadConfig({ AWS_REGION: 'eu-west-1' })).toEqual({ AWS_REGION: 'eu-west-1', QK_TAG_CLUSTER: 'quorum-keeper/cluster', QK_TAG_MEMBER: 'quorum-keeper/etcd-member', QK_CLUSTERS: [] });
+  });
+  it('QK_CLUSTERS: the served cluster names (spaces around commas forgiven); anything else named', () => {
+    expect(loadConfig({ AWS_REGION: 'eu-west-1', QK_CLUSTERS: 'prod, staging' }).QK_CLUSTERS).toEqual(['prod', 'staging']);
+    expect(loadConfig({ AWS_REGION: 'eu-west-1', QK_CLUSTERS: '' }).QK_CLUSTERS).toEqual([]);
+    expect(() => loadConfig({ AWS_REGION: 'eu-west-1', QK_CLUSTERS: 'prod,Staging;id' })).toThrow(/QK_CLUSTERS: must be comma-separated cluster names/);
   });
   it('names every bad variable in one message', () => {
     expect(() => loadConfig({ AWS_REGION: 'moon', QK_AWS_ENDPOINT: 'ftp://x' })).toThrow(/AWS_REGION: must be an AWS region.*QK_AWS_ENDPOINT/);
