@@ -11,7 +11,8 @@
  *   masters-read          find a cluster's master ASGs by tag
  *   lifecycle-hooks       complete / heartbeat the launch and terminate hooks
  *   lifecycle-hooks-read  read the hooks (their heartbeat timeout; the reconciler re-drives a lost event)
- *   volumes-mutate        attach / detach the etcd volumes
+ *   volumes-mutate        attach / detach the etcd volumes (and kms:CreateGrant on their
+ *                         customer managed key, with the ebsKmsKeyArn parameter)
  *   targets-mutate        register / deregister masters in the API server target group
  *   ssm-run               run AWS-RunShellScript on the cluster's instances, read the result
  *   backup-bucket         backups under the prefix (the masters upload and HEAD through URLs
@@ -29,7 +30,7 @@ const allow = (Action, Resource, Condition) => ({ Effect: 'Allow', Action, Resou
 const useKey = (key) => allow(['kms:GenerateDataKey', 'kms:Decrypt'], getAtt(key));
 
 /** The named groups; a group is `{ read?: [actions on *], allow?: [statements] }`. */
-function groups({ tagCluster, clusters, backupPrefix, slackWebhookParameter }) {
+function groups({ tagCluster, clusters, backupPrefix, slackWebhookParameter, ebsKmsKeyArn }) {
   // The tag is resolved here: osls does not resolve variables in keys, so the hand-written
   // `aws:ResourceTag/${param:tagCluster}` reached IAM as that literal text. With the `clusters`
   // parameter set, the tag must carry one of those names (StringEquals on a list is an OR);
@@ -47,8 +48,13 @@ function groups({ tagCluster, clusters, backupPrefix, slackWebhookParameter }) {
     'lifecycle-hooks-read': { read: ['autoscaling:DescribeLifecycleHooks'] },
     'volumes-mutate': {
       read: ['ec2:DescribeInstances', 'ec2:DescribeVolumes'],
-      allow: [allow(['ec2:AttachVolume', 'ec2:DetachVolume'],
-        [sub(`${ARN}:ec2:${IN_ACCOUNT}:volume/*`), sub(`${ARN}:ec2:${IN_ACCOUNT}:instance/*`)], tagged('aws:ResourceTag'))],
+      allow: [
+        allow(['ec2:AttachVolume', 'ec2:DetachVolume'],
+          [sub(`${ARN}:ec2:${IN_ACCOUNT}:volume/*`), sub(`${ARN}:ec2:${IN_ACCOUNT}:instance/*`)], tagged('aws:ResourceTag')),
+        // A volume encrypted with a customer managed key: EC2 creates a grant for the instance on
+        // the attacher's behalf (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html).
+        ...(ebsKmsKeyArn ? [allow('kms:CreateGrant', ebsKmsKeyArn, { Bool: { 'kms:GrantIsForAWSResource': 'true' } })] : []),
+      ],
     },
     'targets-mutate': {
       read: ['elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTags', 'elasticloadbalancing:DescribeTargetHealth', 'elasticloadbalancing:DescribeTargetGroupAttributes'],
@@ -110,8 +116,10 @@ module.exports = async ({ resolveVariable }) => {
   const param = async (name) => String(await resolveVariable(`param:${name}`));
   const clusters = (await param('clusters')).split(',').map((c) => c.trim()).filter(Boolean);
   for (const c of clusters) if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(c)) throw new Error(`deploy/iam.js: clusters parameter: "${c}" is not a cluster name`);
+  const ebsKmsKeyArn = (await param('ebsKmsKeyArn')).trim();
+  if (ebsKmsKeyArn && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]{1,128}$/.test(ebsKmsKeyArn)) throw new Error(`deploy/iam.js: ebsKmsKeyArn "${ebsKmsKeyArn}" is not a KMS key ARN`);
   const named = groups({
-    tagCluster: await param('tagCluster'), clusters, backupPrefix: await param('backupPrefix'), slackWebhookParameter: await param('slackWebhookParameter'),
+    tagCluster: await param('tagCluster'), clusters, backupPrefix: await param('backupPrefix'), slackWebhookParameter: await param('slackWebhookParameter'), ebsKmsKeyArn,
   });
   const service = String(await resolveVariable('self:service'));
   const stage = String(await resolveVariable('sls:stage'));

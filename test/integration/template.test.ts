@@ -15,6 +15,7 @@ type Resource = { Type: string; Properties: Record<string, unknown> };
 type Template = { Resources: Record<string, Resource>; Outputs?: Record<string, { Value: unknown }> };
 
 const root = join(__dirname, '..', '..');
+const EBS_KEY = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 let dir: string;
 let template: Template;
 
@@ -22,7 +23,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'qk-package-'));
   const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
   for (const k of Object.keys(env)) if (k.startsWith('AWS_ENDPOINT_URL')) delete env[k];
-  const r = spawnSync('npx', ['osls', 'package', '--stage', 'ci', '--region', 'eu-west-1', '--param', 'clusters=prod,staging', '--package', dir],
+  const r = spawnSync('npx', ['osls', 'package', '--stage', 'ci', '--region', 'eu-west-1', '--param', 'clusters=prod,staging', '--param', `ebsKmsKeyArn=${EBS_KEY}`, '--package', dir],
     { cwd: root, env, encoding: 'utf8', timeout: 170_000 });
   if (r.status !== 0) throw new Error(`osls package failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   template = JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
@@ -73,6 +74,15 @@ describe('the packaged template', () => {
       'ReconcileRole 2 elasticloadbalancing:RegisterTargets', 'ProbeRole 2 ssm:SendCommand',
       'LifecycleRole 5 autoscaling:CompleteLifecycleAction', 'BackupRole 5 ssm:SendCommand',
     ]));
+  });
+
+  it('the roles that attach volumes may create grants on the volumes\' customer managed key, for AWS resources only', () => {
+    const grants = (role: string) => ((template.Resources[role]!.Properties.Policies as Array<{ PolicyDocument: { Statement: Array<Record<string, unknown>> } }>)[0]!)
+      .PolicyDocument.Statement.filter((s) => JSON.stringify(s.Action).includes('kms:CreateGrant'));
+    for (const role of ['LifecycleRole', 'ReconcileRole']) {
+      expect(grants(role)).toEqual([{ Effect: 'Allow', Action: 'kms:CreateGrant', Resource: EBS_KEY, Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } } }]);
+    }
+    for (const role of ['BackupRole', 'ProbeRole', 'NotifierRole']) expect(grants(role)).toEqual([]);
   });
 
   it('every function runs under its own role', () => {
