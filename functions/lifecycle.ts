@@ -35,7 +35,7 @@ export interface LifecycleResult {
 async function lifecycle(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<LifecycleResult> {
   const event = parseLifecycleEvent(input);
   const d = event.detail;
-  const found = await findMasterSlot(root.clients.asg, d.AutoScalingGroupName, { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER });
+  const found = await findMasterSlot(root.clients.asg, d.AutoScalingGroupName, root.tags);
   if (found.kind === 'not-a-master') {
     logger.info('ignoring lifecycle event for an ASG that is not a Quorum Keeper master', { asg: d.AutoScalingGroupName, instanceId: d.EC2InstanceId, reason: found.reason });
     return { outcome: 'ignored', reason: found.reason };
