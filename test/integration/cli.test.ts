@@ -89,7 +89,7 @@ describe('quorum-keeper CLI', () => {
       const json = JSON.parse((await cli(['status', '--cluster', 'prod', '--json'])).out) as Record<string, unknown> & { members: Array<Record<string, unknown>> };
       expect(Object.keys(json)).toEqual(['cluster', 'at', 'healthy', 'problems', 'etcd', 'backup', 'members']);
       expect(json).toMatchObject({ cluster: 'prod', healthy: false, etcd: { voters: 3, healthyVoters: 2, quorum: 2, quorumMargin: 0 } });
-      expect(Object.keys(json.members[0]!)).toEqual(['member', 'az', 'asg', 'instanceId', 'lifecycleState', 'volumeId', 'volumeState', 'volumeAttachedTo', 'etcd', 'raftIndex', 'raftLag', 'lb']);
+      expect(Object.keys(json.members[0]!)).toEqual(['member', 'az', 'asg', 'instanceId', 'lifecycleState', 'volumeId', 'volumeState', 'volumeAttachedTo', 'etcd', 'raftIndex', 'raftLag', 'lb', 'held', 'awaitingDr']);
       expect(json.members.find((m) => m.member === b2.name)).toMatchObject({ etcd: 'unreachable', lb: 'unhealthy', volumeAttachedTo: b2.instanceId });
     } finally {
       const initial = cluster.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
