@@ -17,7 +17,7 @@
  *   drift persists     ReconcileDrift ≥ 1 in 3 reconciler runs in a row (15 min at the default
  *                      schedule): something the reconciler cannot fix, or fixes and finds again
  */
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const { servedClusters } = require('./clusters');
 
 function pascal(s) {
   return s.split('-').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('');
@@ -25,9 +25,7 @@ function pascal(s) {
 
 module.exports = async ({ resolveVariable }) => {
   const param = async (name) => String(await resolveVariable(`param:${name}`));
-  const raw = await param('clusters');
-  const clusters = raw.split(',').map((c) => c.trim()).filter(Boolean);
-  for (const c of clusters) if (!NAME.test(c)) throw new Error(`param clusters: "${c}" is not a valid cluster name`);
+  const clusters = servedClusters(await param('clusters'));
   const service = String(await resolveVariable('self:service'));
   const stage = String(await resolveVariable('sls:stage'));
   const leaseStaleSec = Number(await param('leaseStaleSec'));

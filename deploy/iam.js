@@ -22,6 +22,8 @@
  *   dead-letter           hand undeliverable notifications to the notifier's queue
  *   state(...actions)     the state table (locks, de-duplication, memory), with these actions
  */
+const { servedClusters } = require('./clusters');
+
 const ARN = 'arn:${AWS::Partition}';
 const IN_ACCOUNT = '${AWS::Region}:${AWS::AccountId}';
 const sub = (s) => ({ 'Fn::Sub': s });
@@ -114,8 +116,7 @@ function pascal(s) {
 
 module.exports = async ({ resolveVariable }) => {
   const param = async (name) => String(await resolveVariable(`param:${name}`));
-  const clusters = (await param('clusters')).split(',').map((c) => c.trim()).filter(Boolean);
-  for (const c of clusters) if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(c)) throw new Error(`deploy/iam.js: clusters parameter: "${c}" is not a cluster name`);
+  const clusters = servedClusters(await param('clusters'));
   const ebsKmsKeyArn = (await param('ebsKmsKeyArn')).trim();
   if (ebsKmsKeyArn && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]{1,128}$/.test(ebsKmsKeyArn)) throw new Error(`deploy/iam.js: ebsKmsKeyArn "${ebsKmsKeyArn}" is not a KMS key ARN`);
   const named = groups({

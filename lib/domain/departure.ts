@@ -29,7 +29,7 @@ export type Departure =
    * worked on by its ASG (a master retiring or a replacement joining) — expected during a
    * rolling refresh; otherwise something failed and needs an operator.
    */
-  | { go: false; kind: 'no-leader' | 'would-lose-quorum' | 'other-out'; detail: string; safety: StopSafety; inTransition: boolean };
+  | { go: false; kind: 'no-leader' | 'would-lose-quorum' | 'other-out'; detail: string; safety: StopSafety; inTransition: boolean; quorumLost?: boolean };
 
 /**
  * Why `slot` is not whole, or null when it is. Whole: its etcd member is a voter that follows the
@@ -77,11 +77,12 @@ export function departureGate(
   const inTransition = out.length > 0 && out.every((o) => o.moving);
   const outDetail = out.map((o) => o.why).join('; ');
   if (!safety.safe) {
+    // A leader whose followers are gone still calls itself leader until its election timeout:
+    // then quorum is not at stake in this stop, it is already lost, and the words say so.
+    const quorumLost = safety.othersHealthy + (meHealthy ? 1 : 0) < safety.quorum;
     return {
-      go: false, kind: 'would-lose-quorum', safety, inTransition,
-      // A leader whose followers are gone still calls itself leader until its election timeout:
-      // then quorum is not at stake in this stop, it is already lost, and the words say so.
-      detail: `${safety.othersHealthy + (meHealthy ? 1 : 0) < safety.quorum ? 'etcd has already lost quorum' : 'stopping would lose quorum'} (${safety.othersHealthy} other healthy voter(s) of ${safety.voters}, quorum ${safety.quorum})${outDetail ? `: ${outDetail}` : ''}`,
+      go: false, kind: 'would-lose-quorum', safety, inTransition, quorumLost,
+      detail: `${quorumLost ? 'etcd has already lost quorum' : 'stopping would lose quorum'} (${safety.othersHealthy} other healthy voter(s) of ${safety.voters}, quorum ${safety.quorum})${outDetail ? `: ${outDetail}` : ''}`,
     };
   }
   if (out.length) return { go: false, kind: 'other-out', detail: `another master is out: ${outDetail}`, safety, inTransition };

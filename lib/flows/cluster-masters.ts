@@ -9,6 +9,7 @@ import { agentOnline } from '../aws/ssm-agent';
 import { EtcdClient } from '../etcd';
 import type { HostScriptBundle } from '../host/command';
 import { patterns } from '../validate';
+import { serves } from './master-slot';
 
 export interface ClusterMaster {
   member: string;
@@ -23,8 +24,6 @@ export interface ClusterMaster {
 /** The tag keys; `served`: the cluster names this deployment acts on (absent: every one tagged). */
 type Tags = { cluster: string; member: string; served?: readonly string[] };
 
-/** Whether this deployment acts on `cluster` (its IAM conditions name only the served ones). */
-export const serves = (tags: Tags, cluster: string): boolean => tags.served === undefined || tags.served.includes(cluster);
 
 function tagOf(g: AutoScalingGroup, key: string): string | undefined {
   return g.Tags?.find((t) => t.Key === key)?.Value;

@@ -16,6 +16,9 @@ export type SlotLookup =
   | { kind: 'master'; slot: MasterSlot }
   | { kind: 'not-a-master'; reason: string };
 
+/** Whether a deployment whose tags name `served` clusters acts on `cluster` (absent: every one tagged). */
+export const serves = (tags: { served?: readonly string[] }, cluster: string): boolean => tags.served === undefined || tags.served.includes(cluster);
+
 export async function findMasterSlot(
   asg: AutoScalingClient,
   asgName: string,
@@ -33,8 +36,8 @@ export async function findMasterSlot(
   // Tag values end up in host commands: refuse anything outside the strict patterns here.
   if (!patterns.clusterName.test(cluster)) return { kind: 'not-a-master', reason: `${asgName}: cluster tag ${JSON.stringify(cluster.slice(0, 64))} is not a valid cluster name` };
   if (!patterns.memberName.test(member)) return { kind: 'not-a-master', reason: `${asgName}: member tag ${JSON.stringify(member.slice(0, 64))} is not a valid member name` };
-  if (tags.served && !tags.served.includes(cluster)) {
-    return { kind: 'not-a-master', reason: `${asgName} belongs to cluster ${cluster}, which this deployment does not serve (its \`clusters\` parameter: ${tags.served.join(', ')}); its IAM roles may not act on it` };
+  if (!serves(tags, cluster)) {
+    return { kind: 'not-a-master', reason: `${asgName} belongs to cluster ${cluster}, which this deployment does not serve (its \`clusters\` parameter: ${tags.served?.join(', ') ?? ''}); its IAM roles may not act on it` };
   }
   return { kind: 'master', slot: { asg: asgName, cluster, member, availabilityZones: group.AvailabilityZones ?? [] } };
 }

@@ -155,7 +155,7 @@ async function quorumAlert(s: S, gate: Departure): Promise<void> {
   const { slot } = s;
   await s.deps.alerter.alert({
     severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId: s.instanceId, flow: 'retirement', step: 'quorum',
-    summary: `${gate.detail.startsWith('etcd has already lost quorum') ? `etcd has lost quorum, so ${slot.member} cannot retire` : `retiring ${slot.member} now would lose etcd quorum`} (${gate.detail}); holding the termination`,
+    summary: `${gate.go === false && gate.quorumLost ? `etcd has lost quorum, so ${slot.member} cannot retire` : `retiring ${slot.member} now would lose etcd quorum`} (${gate.detail}); holding the termination`,
     action: 'Bring the failed masters back first: Quorum Keeper keeps the hook alive (heartbeats) and lets the instance go once the others are whole. Do not complete the hook by hand.',
     dedupeKey: `${slot.cluster}/${slot.member}/retire-quorum`,
   });

@@ -134,11 +134,10 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
     survey?.members ? slotClaims(deps, cluster, masters, etcdMembers, { instanceId: survey.instanceId, peerUrl: survey.local.peerUrl }, r.runOpts(60)) : Promise.resolve({} as Record<string, Claim>),
     slotRecords(deps, cluster, masters.map((m) => m.member), problems),
   ]);
-  const claimOf = (member: string): Claim | undefined => claims[member];
   const members: MemberStatus[] = masters.map((m) => {
     const inst = m.instances.find((i) => i.instanceId === m.instanceId) ?? m.instances[0];
     const vol = volumes.get(m.member) ?? null;
-    const em = etcdMembers.find((x) => x.id === claimOf(m.member)?.id);
+    const em = etcdMembers.find((x) => x.id === claims[m.member]?.id);
     const st = em ? survey?.status.statuses.find((s) => s.memberId === em.id) : undefined;
     const etcd: EtcdRole = !survey?.members ? 'unreachable' : !em ? 'not-a-member' : !st ? 'unreachable' : hasNoLeader(st) ? 'no-leader'
       : st.isLeader ? 'leader' : st.isLearner || em.isLearner ? 'learner' : 'follower';
