@@ -12,6 +12,8 @@ interface Countable {
 
 export class ApiCallCounter {
   private readonly counts = new Map<string, number>();
+  /** Every command sent, with its input, in order (the IAM audit judges these). */
+  readonly calls: Array<{ service: string; op: string; input: Record<string, unknown> }> = [];
 
   /** Adds the counting middleware to each client (idempotent per client). */
   attach(...clients: Countable[]): this {
@@ -22,6 +24,9 @@ export class ApiCallCounter {
           const op = String(context.commandName ?? 'unknown').replace(/Command$/, '');
           const key = `${service}:${op}`;
           this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+          // A shallow copy without the payload (an upload's Body may be a stream).
+          const { Body: _body, ...input } = args.input as Record<string, unknown>;
+          this.calls.push({ service, op, input });
           return next(args);
         },
         { step: 'initialize', name: 'qkApiCallCounter', override: true },
@@ -32,6 +37,7 @@ export class ApiCallCounter {
 
   reset(): void {
     this.counts.clear();
+    this.calls.length = 0;
   }
 
   total(): number {
