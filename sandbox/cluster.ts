@@ -100,7 +100,12 @@ export async function provisionCluster(
   const vpcId = vpc.Vpc!.VpcId!;
   const image = (await c.ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId ?? 'ami-12c6146b';
   await c.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: `${opts.name}-master`, LaunchTemplateData: { ImageId: image, InstanceType: 't3.medium' } }));
-  const tg = await c.elb.send(new CreateTargetGroupCommand({ Name: `${opts.name}-apiserver`, Protocol: 'TCP', Port: 6443, VpcId: vpcId, TargetType: 'instance', Tags: tags() }));
+  // Health checks as the operator guide recommends for the API server group: TCP every 10 s,
+  // 3 to turn healthy (NLB defaults 30 s × 5 keep a new master out for 2.5 min after registration).
+  const tg = await c.elb.send(new CreateTargetGroupCommand({
+    Name: `${opts.name}-apiserver`, Protocol: 'TCP', Port: 6443, VpcId: vpcId, TargetType: 'instance', Tags: tags(),
+    HealthCheckProtocol: 'TCP', HealthCheckIntervalSeconds: 10, HealthyThresholdCount: 3, UnhealthyThresholdCount: 3,
+  }));
   const targetGroupArn = tg.TargetGroups![0]!.TargetGroupArn!;
   // A retiring master drains for the whole delay (its apiserver holds watches open): 300 s by
   // default on AWS; the sandbox cluster uses 2 s so scenarios stay quick (a test asks for more).

@@ -21,6 +21,8 @@ export interface CommandOutcome {
 export class SandboxHost {
   /** Whether the SSM agent reports Online (tests flip it to model a slow boot or a lost agent). */
   agentOnline = true;
+  /** Until then (epoch ms) the instance is still booting: its agent has not registered with SSM (latency profile). */
+  agentReadyAt = 0;
   /** Extra environment for commands on this host (fault injection, see faults.ts). */
   extraEnv: Record<string, string> = {};
 

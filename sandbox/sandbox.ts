@@ -29,6 +29,7 @@ import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balan
 import { AsgModel } from './asg-model';
 import { type ApiFault, Gateway, type InjectedApiFault } from './gateway';
 import { SandboxHost } from './host';
+import { type LatencyProfile, SANDBOX_LATENCY } from './latency';
 import { LifecycleModel } from './lifecycle';
 import { MotoServer } from './moto';
 import { makeTempDir, removeDir } from './procs';
@@ -80,7 +81,10 @@ export class Sandbox implements SandboxState {
    * ("the device name you specify ... might be different"; NVMe links are made by udev:
    * https://docs.aws.amazon.com/ebs/latest/userguide/nvme-ebs-volumes.html). 0–5 s, at random.
    */
-  deviceDelayMs: (volumeId: string) => number = () => Math.random() * 5000;
+  deviceDelayMs: (volumeId: string) => number = SANDBOX_LATENCY.deviceMs;
+  /** How long AWS takes (sandbox/latency.ts): `useLatency(AWS_LATENCY)` for AWS's typical figures; kept across reset(). */
+  latency: LatencyProfile = SANDBOX_LATENCY;
+  readonly registeredAt = new Map<string, number>();
   readonly ssmFaults: SsmFault[] = [];
   readonly ssmInjected: Array<{ comment: string; outcome: SsmFault['outcome'] }> = [];
   /** Boot a host (and its SSM agent) for every running moto instance on first sight. */
@@ -162,12 +166,21 @@ export class Sandbox implements SandboxState {
     return h;
   }
 
+  /** From now on, AWS takes this long (SSM delivery, attachment, boot, target registration). */
+  useLatency(p: LatencyProfile): void {
+    this.latency = p;
+    this.commandStartDelayMs = p.commandStartMs;
+    this.sendCommandLingerMs = p.sendCommandLingerMs;
+    this.deviceDelayMs = p.deviceMs;
+  }
+
   async bootHost(instanceId: string): Promise<SandboxHost> {
     const existing = this.hosts.get(instanceId);
     if (existing) return existing;
     let p = this.booting.get(instanceId);
     if (!p) {
       p = SandboxHost.boot(instanceId, join(this.dir, 'hosts', instanceId)).then((h) => {
+        h.agentReadyAt = Date.now() + this.latency.agentOnlineMs;
         this.hosts.set(instanceId, h);
         return h;
       });
@@ -190,7 +203,8 @@ export class Sandbox implements SandboxState {
     this.s3Rejections.length = 0;
     this.stuckAttaching.clear();
     this.draining.clear();
-    this.deviceDelayMs = () => Math.random() * 5000;
+    this.deviceDelayMs = this.latency.deviceMs;
+    this.registeredAt.clear();
     this.gateway.clearFaults();
     this.ssmFaults.length = 0;
     this.ssmInjected.length = 0;

@@ -31,7 +31,17 @@ async function attachVolume(sb: SandboxState, forwardThenSync: Handler, r: Parse
   const volumeId = r.form?.get('VolumeId') ?? '';
   const attached = (await sb.describeVolume(volumeId))?.Attachments?.find((a) => a.State === 'attached' || a.State === 'attaching');
   if (attached) return ec2Error(400, 'VolumeInUse', `${volumeId} is already attached to an instance`);
-  return forwardThenSync(r);
+  const ms = sb.latency.attachMs;
+  if (ms <= 0) return forwardThenSync(r);
+  // Attaching for a while (moto reads attached at once): no device yet, DescribeVolumes says attaching.
+  sb.stuckAttaching.add(volumeId);
+  const reply = await forwardThenSync(r);
+  if (reply.status !== 200) sb.stuckAttaching.delete(volumeId);
+  else setTimeout(() => {
+    sb.stuckAttaching.delete(volumeId);
+    sb.syncDevices().catch(() => undefined); // the sandbox was reset or stopped meanwhile
+  }, ms).unref();
+  return reply;
 }
 
 /** A stuck volume's attachment stays `attaching` (the volume itself reads `in-use`, as on EC2). */

@@ -9,6 +9,7 @@
  *     sandbox drains for the whole delay (State `draining`, Reason `Target.DeregistrationInProgress`;
  *     https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-attributes.html#deregistration-delay).
  */
+import { DescribeTargetGroupsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { deregistrationDelaySec } from '../../lib/aws/lb';
 import type { Handler, ParsedRequest, Reply, Routes } from '../protocol';
 import type { SandboxState } from './state';
@@ -20,7 +21,9 @@ export function elbv2Routes(sb: SandboxState, forward: Handler): Routes {
     'elasticloadbalancing:RegisterTargets': async (r) => {
       // A target registered again stops draining.
       for (const key of targetKeys(r)) sb.draining.delete(key);
-      return forward(r);
+      const reply = await forward(r);
+      if (reply.status === 200) for (const key of targetKeys(r)) if (!sb.registeredAt.has(key)) sb.registeredAt.set(key, Date.now());
+      return reply;
     },
   };
 }
@@ -38,11 +41,32 @@ async function deregisterTargets(sb: SandboxState, forward: Handler, r: ParsedRe
   const tg = r.form?.get('TargetGroupArn') ?? '';
   const delaySec = await deregistrationDelaySec(sb.elb, tg).catch(() => 300);
   const reply = await forward(r);
-  if (reply.status === 200) for (const key of targetKeys(r)) sb.draining.set(key, Date.now() + delaySec * 1000);
+  if (reply.status === 200) {
+    for (const key of targetKeys(r)) {
+      sb.draining.set(key, Date.now() + delaySec * 1000);
+      sb.registeredAt.delete(key);
+    }
+  }
   return reply;
 }
 
 const DRAINING = '<TargetHealth><State>draining</State><Reason>Target.DeregistrationInProgress</Reason><Description>Target deregistration is in progress</Description></TargetHealth>';
+
+/**
+ * A newly registered target is `initial` while ELB registers it, then while it passes its first
+ * HealthyThresholdCount checks HealthCheckIntervalSeconds apart (latency profile; API_TargetHealth).
+ */
+async function initialHealth(sb: SandboxState, tg: string, key: string): Promise<string | null> {
+  const at = sb.registeredAt.get(key);
+  const p = sb.latency;
+  if (at === undefined || (p.registrationMs <= 0 && p.healthCheckScale <= 0)) return null;
+  const since = Date.now() - at;
+  if (since < p.registrationMs) return '<TargetHealth><State>initial</State><Reason>Elb.RegistrationInProgress</Reason><Description>Target registration is in progress</Description></TargetHealth>';
+  const g = (await sb.elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [tg] }))).TargetGroups?.[0];
+  const checksMs = (g?.HealthCheckIntervalSeconds ?? 30) * (g?.HealthyThresholdCount ?? 5) * 1000 * p.healthCheckScale;
+  if (since < p.registrationMs + checksMs) return '<TargetHealth><State>initial</State><Reason>Elb.InitialHealthChecking</Reason><Description>Initial health checks in progress</Description></TargetHealth>';
+  return null;
+}
 
 async function describeTargetHealth(sb: SandboxState, forward: Handler, r: ParsedRequest): Promise<Reply> {
   const reply = await forward(r);
@@ -66,6 +90,11 @@ async function describeTargetHealth(sb: SandboxState, forward: Handler, r: Parse
       // Deregistered targets keep moto's answer (unused); only registered ones follow /readyz.
       const motoState = /<TargetHealth>[\s\S]*?<State>([^<]+)<\/State>/.exec(block)?.[1];
       if (motoState === 'unused' || motoState === 'draining') continue;
+      const initial = await initialHealth(sb, tg, key);
+      if (initial) {
+        out = out.replace(`<member>${block}</member>`, `<member>${block.replace(/<TargetHealth>[\s\S]*?<\/TargetHealth>/, initial)}</member>`);
+        continue;
+      }
       const host = sb.hosts.get(id);
       const healthy = host ? await fetch(host.apiserver.readyzUrl, { signal: AbortSignal.timeout(1500) }).then((x) => x.ok, () => false) : false;
       health = healthy

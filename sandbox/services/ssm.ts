@@ -30,7 +30,8 @@ async function managedHosts(sb: SandboxState): Promise<SandboxHost[]> {
     for (const res of page.Reservations ?? []) for (const i of res.Instances ?? []) if (i.InstanceId) running.push(i.InstanceId);
   }
   if (sb.autoBoot) await Promise.all(running.map((id) => sb.bootHost(id)));
-  return running.map((id) => sb.hosts.get(id)).filter((h): h is SandboxHost => h !== undefined);
+  // A booting instance's agent has not registered yet: SSM does not know it at all.
+  return running.map((id) => sb.hosts.get(id)).filter((h): h is SandboxHost => h !== undefined && h.agentReadyAt <= Date.now());
 }
 
 async function describeInstanceInformation(sb: SandboxState, r: ParsedRequest): Promise<Reply> {

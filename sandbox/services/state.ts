@@ -3,6 +3,7 @@
  * change, and the records they keep there (SSM invocations and faults). Sandbox satisfies it;
  * the services depend on this, not on Sandbox, so sandbox.ts can import them.
  */
+import type { LatencyProfile } from '../latency';
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { EC2Client, Volume } from '@aws-sdk/client-ec2';
 import type { AsgModel } from '../asg-model';
@@ -49,6 +50,10 @@ export interface SandboxState {
   readonly detachCalls: Array<{ volumeId: string; instanceId: string; force: boolean }>;
   readonly s3Rejections: Array<{ url: string; reason: string }>;
   readonly stuckAttaching: Set<string>;
+  /** How long AWS takes (sandbox/latency.ts). */
+  readonly latency: LatencyProfile;
+  /** When each target was last registered: key `<tg>|<id>|<port>` → epoch ms (NLB's initial state). */
+  readonly registeredAt: Map<string, number>;
   /** How long after an attachment reads `attached` its /dev/disk/by-id link appears (udev). */
   readonly deviceDelayMs: (volumeId: string) => number;
   readonly ssmFaults: SsmFault[];

@@ -6,8 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompleteLifecycleActionCommand, DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand, PutLifecycleHookCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
-import { DetachVolumeCommand, AttachVolumeCommand, waitUntilVolumeAvailable, waitUntilVolumeInUse } from '@aws-sdk/client-ec2';
-import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { DetachVolumeCommand, AttachVolumeCommand, DescribeVolumesCommand, RunInstancesCommand, waitUntilVolumeAvailable, waitUntilVolumeInUse } from '@aws-sdk/client-ec2';
+import { DeregisterTargetsCommand, DescribeTargetHealthCommand, RegisterTargetsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { ssmEtcdRunner, runHostScript } from '../../lib/aws/run-command';
 import { EtcdClient, hasNoLeader, localEtcdRunner } from '../../lib/etcd';
@@ -15,6 +15,7 @@ import { surveyCluster, viewCluster } from '../../lib/flows/survey';
 import { writeLease } from '../../sandbox/apiserver';
 import { destroyClients, SANDBOX_RUN, hostScripts, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { waitFor } from '../../sandbox/ports';
+import { AWS_LATENCY, SANDBOX_LATENCY } from '../../sandbox/latency';
 import { Sandbox } from '../../sandbox/sandbox';
 
 jest.setTimeout(120_000);
@@ -215,5 +216,44 @@ describe('sandbox AWS with a real etcd control plane', () => {
       const out = await hostOk(c, a.instanceId, 'etcd-member.sh', ['start', '--name', 'etcd-a', '--initial-cluster', cluster.members.map((m) => `${m.name}=${m.peerUrl}`).join(','), '--initial-cluster-state', 'existing', '--token', cluster.token]);
       return (JSON.parse(out) as { healthy: boolean }).healthy ? true : undefined;
     });
+  });
+
+  it('under the AWS latency profile: an attachment reads attaching first; a booting instance is unknown to SSM until its agent registers; a new target is initial (registration, then its first checks) before healthy', async () => {
+    // AWS's figures, shortened: attaching 1.5 s, agent 2 s, registration 1.5 s, checks 10 s × 3 × 0.1.
+    sandbox.useLatency({ ...AWS_LATENCY, attachMs: 1500, agentOnlineMs: 2000, registrationMs: 1500, healthCheckScale: 0.1 });
+    try {
+      const a = cluster.members[0]!;
+      await hostOk(c, a.instanceId, 'etcd-member.sh', ['stop']);
+      await c.ec2.send(new DetachVolumeCommand({ VolumeId: a.volumeId, InstanceId: a.instanceId }));
+      await waitUntilVolumeAvailable({ client: c.ec2, maxWaitTime: 30, minDelay: 1 }, { VolumeIds: [a.volumeId] });
+      await c.ec2.send(new AttachVolumeCommand({ VolumeId: a.volumeId, InstanceId: a.instanceId, Device: '/dev/xvdf' }));
+      const attachment = async () => (await c.ec2.send(new DescribeVolumesCommand({ VolumeIds: [a.volumeId] }))).Volumes?.[0]?.Attachments?.[0]?.State;
+      expect(await attachment()).toBe('attaching');
+      await waitFor('the attachment to complete', async () => ((await attachment()) === 'attached' ? true : undefined), { timeoutMs: 10_000, intervalMs: 200 });
+
+      const states: string[] = [];
+      const health = async () => {
+        const d = (await c.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: cluster.targetGroupArn, Targets: [{ Id: a.instanceId, Port: 6443 }] }))).TargetHealthDescriptions?.[0]?.TargetHealth;
+        const state = `${d?.State}${d?.Reason ? `:${d.Reason}` : ''}`;
+        if (states.at(-1) !== state) states.push(state);
+        return state;
+      };
+      await c.elb.send(new DeregisterTargetsCommand({ TargetGroupArn: cluster.targetGroupArn, Targets: [{ Id: a.instanceId, Port: 6443 }] }));
+      await hostOk(c, a.instanceId, 'etcd-mount.sh', ['--volume-id', a.volumeId, '--cluster', 'prod', '--member', 'etcd-a']);
+      await hostOk(c, a.instanceId, 'etcd-member.sh', ['start', '--name', 'etcd-a', '--initial-cluster', cluster.members.map((m) => `${m.name}=${m.peerUrl}`).join(','), '--initial-cluster-state', 'existing', '--token', cluster.token]);
+      await c.elb.send(new RegisterTargetsCommand({ TargetGroupArn: cluster.targetGroupArn, Targets: [{ Id: a.instanceId, Port: 6443 }] }));
+      await waitFor('the new target to turn healthy', async () => ((await health()) === 'healthy' ? true : undefined), { timeoutMs: 20_000, intervalMs: 200 });
+      expect(states).toEqual(['initial:Elb.RegistrationInProgress', 'initial:Elb.InitialHealthChecking', 'healthy']);
+
+      const run = await c.ec2.send(new RunInstancesCommand({ ImageId: 'ami-12c6146b', MinCount: 1, MaxCount: 1, InstanceType: 't3.medium' }));
+      const fresh = run.Instances![0]!.InstanceId!;
+      await sandbox.bootHost(fresh);
+      const listed = async () => (await c.ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [fresh] }] }))).InstanceInformationList ?? [];
+      expect(await listed()).toEqual([]);
+      await expect(c.ssm.send(new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: [fresh], Parameters: { commands: ['true'] } }))).rejects.toThrow(/not in a valid state/);
+      await waitFor('the agent to register', async () => ((await listed())[0]?.PingStatus === 'Online' ? true : undefined), { timeoutMs: 10_000, intervalMs: 250 });
+    } finally {
+      sandbox.useLatency(SANDBOX_LATENCY);
+    }
   });
 });
