@@ -12,7 +12,7 @@ import { backupDeps, compose, planDeps, reconcileDeps, restoreDeps, statusDeps }
 import { DEFAULT_RECONCILE } from '../lib/domain/reconcile';
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/flows/backup';
-import { AWS_TIMINGS } from '../lib/flows/deps';
+import { AWS_TIMINGS, withPoll } from '../lib/flows/deps';
 import type { ReconcileDeps, ReconcileReadDeps } from '../lib/flows/reconcile';
 import type { RestoreDeps } from '../lib/flows/restore';
 import type { Progress } from '../lib/flows/run';
@@ -94,7 +94,7 @@ export function buildDeps(o: GlobalOptions, io: CliIo): { deps: CliDeps; close: 
   const printed: Alerter = { alert: (a) => Promise.resolve(io.err(alertText(a)) ?? true) };
   const root = compose({
     clients, scripts: loadHostScripts(join(__dirname, '..', 'host')), tags: o.tags, progress,
-    timings: { ...AWS_TIMINGS, ...(o.endpoint ? { minDelaySec: 0.25, maxDelaySec: 0.5 } : { minDelaySec: 2, maxDelaySec: 10 }) },
+    timings: o.endpoint ? withPoll(AWS_TIMINGS, 0.25, 0.5) : withPoll(AWS_TIMINGS, 2, 10),
     stateTable: o.stateTable,
     // Without a topic, alerts are printed (backups always print: the CLI shows what failed).
     ...(o.alertTopicArn ? { alertTopicArn: o.alertTopicArn } : { alerter: printed }),

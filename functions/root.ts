@@ -3,7 +3,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { awsClients } from '../lib/aws/clients';
 import { compose, type Root } from '../lib/compose';
 import type { Config } from '../lib/config';
-import { AWS_TIMINGS } from '../lib/flows/deps';
+import { AWS_TIMINGS, withPoll } from '../lib/flows/deps';
 import { hostScripts } from './host-scripts';
 
 type LambdaConfig = Config & { QK_STATE_TABLE: string; QK_ALERT_TOPIC_ARN?: string; QK_POLL_MIN_DELAY_SEC?: number; QK_POLL_MAX_DELAY_SEC?: number; QK_DEPARTURE_WAIT_SEC?: number };
@@ -14,9 +14,7 @@ export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
     scripts: hostScripts,
     tags: { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER, ...(config.QK_CLUSTERS.length ? { served: config.QK_CLUSTERS } : {}) },
     timings: {
-      ...AWS_TIMINGS,
-      ...(config.QK_POLL_MIN_DELAY_SEC ? { minDelaySec: config.QK_POLL_MIN_DELAY_SEC } : {}),
-      ...(config.QK_POLL_MAX_DELAY_SEC ? { maxDelaySec: config.QK_POLL_MAX_DELAY_SEC } : {}),
+      ...withPoll(AWS_TIMINGS, config.QK_POLL_MIN_DELAY_SEC ?? AWS_TIMINGS.minDelaySec, config.QK_POLL_MAX_DELAY_SEC ?? AWS_TIMINGS.maxDelaySec),
       ...(config.QK_DEPARTURE_WAIT_SEC !== undefined ? { departureWaitSec: config.QK_DEPARTURE_WAIT_SEC } : {}),
     },
     stateTable: config.QK_STATE_TABLE,

@@ -1,6 +1,6 @@
 /** The API server target group (found by the cluster tag) and target registration. */
 import {
-  DeregisterTargetsCommand, DescribeTagsCommand, DescribeTargetGroupAttributesCommand, DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client, paginateDescribeTargetGroups,
+  DeregisterTargetsCommand, DescribeTagsCommand, DescribeTargetGroupsCommand, DescribeTargetGroupAttributesCommand, DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client, paginateDescribeTargetGroups,
   RegisterTargetsCommand, waitUntilTargetDeregistered, waitUntilTargetInService,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { type WaitOpts, waiterConfig } from './ec2';
@@ -16,9 +16,29 @@ export async function findTargetGroups(elb: ElasticLoadBalancingV2Client, tagKey
   return out;
 }
 
+/**
+ * How long ELB registration plus the first health checks may take before a new target reads
+ * healthy: it is `initial` while registering ("it can take a few minutes ... for health checks
+ * to start"), then until it passed HealthyThresholdCount checks HealthCheckIntervalSeconds apart
+ * (NLB defaults 30 s × 5; https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-health-checks.html).
+ */
+export const REGISTRATION_ALLOWANCE_SEC = 180;
+export async function healthChecks(elb: ElasticLoadBalancingV2Client, tg: string): Promise<{ intervalSec: number; healthyWithinSec: number }> {
+  const g = (await elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [tg] }))).TargetGroups?.[0];
+  const intervalSec = g?.HealthCheckIntervalSeconds ?? 30;
+  return { intervalSec, healthyWithinSec: REGISTRATION_ALLOWANCE_SEC + intervalSec * (g?.HealthyThresholdCount ?? 5) };
+}
+
+/**
+ * Registers and waits until healthy: never less long than registration plus the group's own
+ * first health checks take, polling at least every half check interval (the waiters' backoff to
+ * 15 s overshot a 10 s check by up to 15 s: bench-latency measured it).
+ */
 export async function registerAndWait(elb: ElasticLoadBalancingV2Client, tg: string, instanceId: string, port: number, w: WaitOpts): Promise<void> {
   await elb.send(new RegisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));
-  await waitUntilTargetInService(waiterConfig(elb, w), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
+  const hc = await healthChecks(elb, tg);
+  const poll = { ...w, maxWaitSec: Math.max(w.maxWaitSec, hc.healthyWithinSec), maxDelaySec: Math.max(w.minDelaySec, Math.min(w.maxDelaySec, hc.intervalSec / 2)) };
+  await waitUntilTargetInService(waiterConfig(elb, poll), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
 }
 
 /**

@@ -17,6 +17,14 @@ export interface FlowTimings {
   /** SDK waiter / poll floor and ceiling in seconds (AWS: 2/15; sandbox: 1/1). */
   minDelaySec: number;
   maxDelaySec: number;
+  /**
+   * The SSM command poll (GetCommandInvocation), floor and ceiling in seconds. A host command
+   * takes ~1–3 s on AWS (delivery ~1 s): with the waiters' 2 s floor each cost ~2.1 s, polled
+   * every 0.5 s ~1.6 s; a jittered 0.5–2 s backoff gained nothing (docs/benchmarks.md, "under
+   * the AWS latency profile"). A 0.5 s poll is 2 calls/s per running command.
+   */
+  commandMinDelaySec: number;
+  commandMaxDelaySec: number;
   agentTimeoutSec: number;
   volumeTimeoutSec: number;
   /** How long a replacement waits for a retiring predecessor to release the volume. */
@@ -36,10 +44,18 @@ export interface FlowTimings {
 }
 
 export const AWS_TIMINGS: FlowTimings = {
-  minDelaySec: 2, maxDelaySec: 15, agentTimeoutSec: 300, volumeTimeoutSec: 120, predecessorTimeoutSec: 600,
+  minDelaySec: 2, maxDelaySec: 15, commandMinDelaySec: 0.5, commandMaxDelaySec: 0.5, agentTimeoutSec: 300, volumeTimeoutSec: 120, predecessorTimeoutSec: 600,
   lockTimeoutSec: 300, peerTimeoutSec: 60, catchUpTimeoutSec: 300, targetTimeoutSec: 300, maxRaftLag: 100,
   departureWaitSec: 600,
 };
+
+/** `base` with the waiters' poll set to these; the SSM command poll never slower than it. */
+export function withPoll(base: FlowTimings, minDelaySec: number, maxDelaySec: number): FlowTimings {
+  return {
+    ...base, minDelaySec, maxDelaySec,
+    commandMinDelaySec: Math.min(base.commandMinDelaySec, minDelaySec), commandMaxDelaySec: Math.min(base.commandMaxDelaySec, maxDelaySec),
+  };
+}
 
 export interface FlowDeps {
   ec2: EC2Client;
@@ -71,7 +87,7 @@ export interface HostFlowDeps {
   scripts: HostScriptBundle;
   clock: Clock;
   tags: { cluster: string; member: string };
-  timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec'>;
+  timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec' | 'commandMinDelaySec' | 'commandMaxDelaySec'>;
   progress: Progress;
   signal?: AbortSignal;
 }
@@ -79,7 +95,7 @@ export interface HostFlowDeps {
 /** SSM Run Command settings for a host step that may run (and be waited for) up to `maxWaitSec`. */
 export function hostRunOpts(d: Pick<HostFlowDeps, 'timings' | 'signal'>, maxWaitSec = 1800): RunOptions {
   return {
-    minDelaySec: d.timings.minDelaySec, maxDelaySec: d.timings.maxDelaySec, maxWaitSec, executionTimeoutSec: maxWaitSec,
+    minDelaySec: d.timings.commandMinDelaySec, maxDelaySec: d.timings.commandMaxDelaySec, maxWaitSec, executionTimeoutSec: maxWaitSec,
     ...(d.signal ? { abortSignal: d.signal } : {}),
   };
 }

@@ -58,7 +58,7 @@ export interface RunDeps {
   /** Where steps are reported; absent = nowhere (the probe: its metrics are the report). */
   progress?: Progress;
   signal?: AbortSignal;
-  timings: { minDelaySec: number; maxDelaySec: number; lockTimeoutSec?: number };
+  timings: { minDelaySec: number; maxDelaySec: number; commandMinDelaySec: number; commandMaxDelaySec: number; lockTimeoutSec?: number };
   ssm?: SSMClient;
   scripts?: HostScriptBundle;
   lock?: Pick<ClusterLock, 'tryAcquire' | 'extend' | 'release'>;
@@ -201,7 +201,7 @@ export class FlowRun {
   runOpts(maxWaitSec = 600, o: { executionTimeoutSec?: number; signal?: AbortSignal | undefined } = {}): RunOptions {
     const signal = o.signal ?? this.deps.signal;
     return {
-      minDelaySec: this.deps.timings.minDelaySec, maxDelaySec: this.deps.timings.maxDelaySec, maxWaitSec,
+      minDelaySec: this.deps.timings.commandMinDelaySec, maxDelaySec: this.deps.timings.commandMaxDelaySec, maxWaitSec,
       ...(o.executionTimeoutSec ? { executionTimeoutSec: o.executionTimeoutSec } : {}), ...(signal ? { abortSignal: signal } : {}),
     };
   }

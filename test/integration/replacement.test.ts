@@ -16,6 +16,7 @@ import { statusDeps } from '../../lib/compose';
 import { clusterStatus } from '../../lib/flows/status';
 import { receivedAlerts, sandboxFlowDeps, sandboxRoot } from '../../sandbox/control';
 import { countKeys, killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
+import { AWS_LATENCY, SANDBOX_LATENCY } from '../../sandbox/latency';
 import { freshClusterPerTest } from '../support/scenario-suite';
 
 jest.setTimeout(180_000);
@@ -65,6 +66,31 @@ describe('master replacement (launch hook)', () => {
     expect(await receivedAlerts(t.ctl)).toEqual([]);
     console.log(`(a) replacement end to end: ${elapsed} ms; steps ${steps.join(' ')}`);
     await t.writer.check(w, 'a');
+  });
+
+  it('(a2) under AWS-like latency (shortened): unknown to SSM while booting, the attachment attaching, the target initial — each waited out, same member and data, one CONTINUE', async () => {
+    const a = memberOf(t.cluster, 'etcd-a');
+    const before = (await members()).find((m) => m.name === 'etcd-a')!;
+    const w = t.writer.start('a2');
+    const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
+    // AWS's profile with the long waits cut (agent 6 s, attaching 2 s, registration 3 s, checks 10 s × 3 × 0.1).
+    t.sandbox.useLatency({ ...AWS_LATENCY, agentOnlineMs: 6000, attachMs: 2000, registrationMs: 3000, healthCheckScale: 0.1 });
+    try {
+      await t.sandbox.bootHost(instanceId); // booting from the launch on
+      // A target timeout (2 s) shorter than registration + the group's checks (6 s): the wait follows the group.
+      const d = deps();
+      const out = await replaceMaster({ ...d, timings: { ...d.timings, targetTimeoutSec: 2 } }, { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
+      expect(out).toEqual({ result: 'continued', membership: 'update' });
+    } finally {
+      t.sandbox.useLatency(SANDBOX_LATENCY);
+    }
+    const newHost = t.sandbox.host(instanceId);
+    expect((await members()).find((m) => m.name === 'etcd-a')).toMatchObject({ id: before.id, peerUrls: [newHost.peerUrl], isLearner: false });
+    expect(await countKeys(newHost.clientUrl, '/registry/test/')).toBe(500);
+    expect(await targetHealth(instanceId)).toBe('healthy');
+    expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
+    expect(await receivedAlerts(t.ctl)).toEqual([]);
+    await t.writer.check(w, 'a2');
   });
 
   it('(b) re-adds a member whose volume came back blank: remove + learner + promote, no stale member', async () => {
