@@ -26,7 +26,7 @@ import { type Sandbox, SANDBOX_SESSION_TOKEN } from './sandbox';
  * added latency: poll every 0.25–0.5 s (AWS: 2–15 s, where SSM's own delivery takes ~1 s).
  */
 export const SANDBOX_TIMINGS: FlowTimings = {
-  ...AWS_TIMINGS, minDelaySec: 0.25, maxDelaySec: 0.5, agentTimeoutSec: 60, volumeTimeoutSec: 30, predecessorTimeoutSec: 60,
+  ...AWS_TIMINGS, minDelaySec: 0.25, maxDelaySec: 0.5, commandMinDelaySec: 0.25, commandMaxDelaySec: 0.5, agentTimeoutSec: 60, volumeTimeoutSec: 30, predecessorTimeoutSec: 60,
   lockTimeoutSec: 90, peerTimeoutSec: 15, catchUpTimeoutSec: 60, targetTimeoutSec: 30, departureWaitSec: 15,
 };
 

@@ -42,7 +42,7 @@ export interface ReplaceResult {
 }
 
 /** Invocations sent since `before`, and the number of sequential stages they form (overlaps merged). */
-function ssmStages(sandbox: Sandbox, before: Set<string>): { commands: number; sequential: number } {
+export function ssmStages(sandbox: Sandbox, before: Set<string>): { commands: number; sequential: number } {
   const spans = [...sandbox.invocations.entries()].filter(([k]) => !before.has(k))
     .map(([, i]) => [i.requestedAt.getTime(), (i.endedAt ?? new Date()).getTime()] as const).sort((a, b) => a[0] - b[0]);
   let sequential = 0;

@@ -16,7 +16,10 @@
  * CONTINUE against the raw attach / mount / member update / start / catch-up / register /
  * complete it needs, alternating rounds on freshly killed masters.
  *
- * BENCH_ONLY=backup,replace,api,cold picks sections (default all). Writes .tmp/bench/results.json
+ * The replacement under the AWS latency profile (scripts/bench-latency.ts): launch event to
+ * CONTINUE with AWS's typical delays, the SSM command poll before and after tuning.
+ *
+ * BENCH_ONLY=backup,replace,latency,api,cold picks sections (default all). Writes .tmp/bench/results.json
  * (machine-readable) and .tmp/bench/results.md (the tables).
  */
 import { execFile } from 'node:child_process';
@@ -33,12 +36,15 @@ import { Sandbox } from '../sandbox/sandbox';
 import { apiCallsTable, benchApiCalls } from './bench-api';
 import { benchColdInit, coldTable } from './bench-cold';
 import { benchReplacement, replaceTable } from './bench-replace';
+import { benchLatency, latencyTable } from './bench-latency';
+import { AWS_TIMINGS } from '../lib/flows/deps';
 
 const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TARGET_MB = Number(process.env.BENCH_DB_MB ?? 200);
 const OUT = join(__dirname, '..', '.tmp', 'bench');
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'backup,replace,api,cold').split(','));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'backup,replace,latency,api,cold').split(','));
+const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 2);
 const CLUSTERS = (process.env.BENCH_CLUSTERS ?? '1,10,50').split(',').map(Number);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -53,7 +59,7 @@ async function main(): Promise<void> {
     results.bundles = cold;
     tables.push(coldTable(cold));
   }
-  if (ONLY.has('backup') || ONLY.has('replace') || ONLY.has('api')) {
+  if (ONLY.has('backup') || ONLY.has('replace') || ONLY.has('latency') || ONLY.has('api')) {
     const sandbox = await Sandbox.start();
     const c = sandboxClients(sandbox);
     try {
@@ -61,6 +67,15 @@ async function main(): Promise<void> {
         const replace = await benchReplacement(sandbox, c, ROUNDS, log);
         results.replacement = replace;
         tables.unshift(replaceTable(replace));
+      }
+      if (ONLY.has('latency')) {
+        // The Lambda's timings, then the SSM command poll tuned for AWS's ~1 s delivery.
+        const latency = await benchLatency(sandbox, c, LATENCY_ROUNDS, [
+          { name: 'command poll 2–15 s (the waiters\' default, before)', timings: { commandMinDelaySec: 2, commandMaxDelaySec: 15 } },
+          { name: `command poll ${AWS_TIMINGS.commandMinDelaySec}–${AWS_TIMINGS.commandMaxDelaySec} s (AWS_TIMINGS, after)`, timings: {} },
+        ], log);
+        results.latency = latency;
+        tables.push(latencyTable(latency));
       }
       if (ONLY.has('api')) {
         const api = await benchApiCalls(sandbox, c, CLUSTERS, log);
