@@ -82,6 +82,23 @@ export function waiterConfig<C>(client: C, w: WaitOpts) {
   return { client, maxWaitTime: w.maxWaitSec, minDelay: w.minDelaySec, maxDelay: Math.max(w.maxDelaySec, w.minDelaySec), ...(w.abortSignal ? { abortSignal: w.abortSignal } : {}) };
 }
 
+/**
+ * An SDK waiter's timeout or failure in words. The SDK throws an Error whose message is the
+ * JSON of its result (`{"state":"TIMEOUT","observedResponses":{"200: OK":5},"reason":...}`),
+ * which read as such in an alert; null for any other error.
+ */
+export function waiterText(err: unknown): string | null {
+  if (!(err instanceof Error) || !err.message.startsWith('{"state"')) return null;
+  try {
+    const r = JSON.parse(err.message) as { state?: string; reason?: string; observedResponses?: Record<string, number> };
+    const seen = Object.entries(r.observedResponses ?? {}).map(([k, n]) => `${k} ×${n}`).join(', ');
+    const what = r.state === 'TIMEOUT' ? 'the wait timed out' : `the wait ended ${String(r.state).toLowerCase()}`;
+    return `${what}${seen ? ` (answers seen: ${seen})` : ''}`;
+  } catch {
+    return null;
+  }
+}
+
 export async function attachVolume(ec2: EC2Client, volumeId: string, instanceId: string, device: string, w: WaitOpts): Promise<void> {
   try {
     await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));

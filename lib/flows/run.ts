@@ -21,7 +21,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import type { WaitOpts } from '../aws/ec2';
+import { type WaitOpts, waiterText } from '../aws/ec2';
 import type { ClusterLock } from '../aws/lock';
 import { HostScriptError, type RunOptions, runHostJson } from '../aws/run-command';
 import { type Clock, pollUntil, TimeoutError } from '../clock';
@@ -162,7 +162,7 @@ export class FlowRun {
       this.say(name, skipped ? 'skip' : 'ok', detail, this.deps.clock.now() - t0);
       return value;
     } catch (err) {
-      this.say(name, 'fail', err instanceof Error ? err.message : String(err), this.deps.clock.now() - t0);
+      this.say(name, 'fail', waiterText(err) ?? (err instanceof Error ? err.message : String(err)), this.deps.clock.now() - t0);
       throw this.failure(name, err);
     }
   }
@@ -172,6 +172,8 @@ export class FlowRun {
     if (err instanceof TimeoutError && !this.aborted) {
       return new FlowFailure(name, err.message, this.opts.timeoutAction ?? 'Check the function logs; the next run tries again.', 'critical', name, { cause: err });
     }
+    const waited = this.aborted ? null : waiterText(err);
+    if (waited) return new FlowFailure(name, waited, this.opts.timeoutAction ?? 'Check the function logs; the next run tries again.', 'critical', name, { cause: err });
     return err;
   }
 
