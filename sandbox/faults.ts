@@ -58,6 +58,13 @@ exec "$real" "$@"
 `);
 }
 
+/** `etcdctl snapshot save` on this host takes `seconds` longer (a big DB, a slow disk). */
+export function slowSnapshots(host: SandboxHost, seconds: number): void {
+  wrapEtcdctl(host, 'slow-snapshot', `if [[ " $* " == *" snapshot save "* ]]; then sleep ${Math.floor(seconds)}; fi
+exec "$real" "$@"
+`);
+}
+
 export function clearFaults(host: SandboxHost): void {
   host.extraEnv = {};
 }

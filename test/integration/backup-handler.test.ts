@@ -6,6 +6,7 @@ import type { Context } from 'aws-lambda';
 import { listBackups } from '../../lib/aws/backups';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients } from '../../sandbox/cluster';
 import { type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxLambdaEnv } from '../../sandbox/control';
+import { clearFaults, slowSnapshots } from '../../sandbox/faults';
 import { Sandbox } from '../../sandbox/sandbox';
 import { captureStdout } from '../support/capture';
 
@@ -58,6 +59,27 @@ describe('backup handler', () => {
     const emf = emitted.filter((l) => l.includes('"_aws"')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(emf).toHaveLength(1);
     expect(emf[0]).toMatchObject({ Cluster: 'prod', BackupFailures: 0, BackupAgeSeconds: expect.any(Number) as number, BackupSizeBytes: expect.any(Number) as number });
+  });
+
+  it('a slow cluster does not hold up the others: clusters are backed up side by side, the answer in the order asked', async () => {
+    const slow = await provisionCluster(sandbox, c, { name: 'slow', size: 1 });
+    slowSnapshots(sandbox.host(slow.members[0]!.instanceId), 15);
+    const before = new Set((await listBackups(b.s3, b.store, 'prod')).map((o) => o.key));
+    const t0 = Date.now();
+    let prodAt: number | null = null;
+    const watching = (async () => {
+      while (prodAt === null && Date.now() - t0 < 60_000) {
+        if ((await listBackups(b.s3, b.store, 'prod')).some((o) => !before.has(o.key))) prodAt = Date.now() - t0;
+        else await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    const out = await handler({ clusters: ['slow', 'prod'] }, context);
+    const total = Date.now() - t0;
+    await watching;
+    clearFaults(sandbox.host(slow.members[0]!.instanceId));
+    expect(out.clusters.map((x) => [x.cluster, x.result])).toEqual([['slow', 'uploaded'], ['prod', 'uploaded']]);
+    // prod's backup landed while slow's snapshot was still being taken (one after another it came after 15 s).
+    expect({ prodAt, beforeSlowEnded: prodAt !== null && prodAt < 15_000, total: total >= 15_000 }).toEqual({ prodAt, beforeSlowEnded: true, total: true });
   });
 
   it('refuses a malformed request before touching anything', async () => {
