@@ -113,6 +113,22 @@ export async function provisionCluster(
     TargetGroupArn: targetGroupArn, Attributes: [{ Key: 'deregistration_delay.timeout_seconds', Value: String(opts.deregistrationDelaySec ?? 2) }],
   }));
 
+  // The harness builds the world: its own mounts need not wait out the device-link delay the
+  // product's flows face (0–5 s per provisioning, ~100 provisionings per test run).
+  const deviceDelay = sandbox.deviceDelayMs;
+  sandbox.deviceDelayMs = () => 0;
+  try {
+    return await provisionMembers(sandbox, c, opts, { azs, tags, vpcId, targetGroupArn, say });
+  } finally {
+    sandbox.deviceDelayMs = deviceDelay;
+  }
+}
+
+async function provisionMembers(
+  sandbox: Sandbox, c: SandboxClients, opts: { name: string; etcdNames?: readonly string[] },
+  w: { azs: string[]; tags: (member?: string) => Array<{ Key: string; Value: string }>; vpcId: string; targetGroupArn: string; say: (s: string) => void },
+): Promise<SandboxCluster> {
+  const { azs, tags, vpcId, targetGroupArn, say } = w;
   const members: SandboxMember[] = [];
   for (const [i, az] of azs.entries()) {
     const name = `etcd-${String.fromCharCode(97 + i)}`;
