@@ -32,7 +32,7 @@ export async function healthChecks(elb: ElasticLoadBalancingV2Client, tg: string
 /**
  * Registers and waits until healthy: never less long than registration plus the group's own
  * first health checks take, polling at least every half check interval (the waiters' backoff to
- * 15 s overshot a 10 s check by up to 15 s: bench-latency measured it).
+ * 15 s overshot a 10 s check by up to 12 s in bench-latency).
  */
 export async function registerAndWait(elb: ElasticLoadBalancingV2Client, tg: string, instanceId: string, port: number, w: WaitOpts): Promise<void> {
   await elb.send(new RegisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));

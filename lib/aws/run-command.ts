@@ -22,7 +22,7 @@ export interface RunOptions {
   executionTimeoutSec?: number;
   /** Seconds this call waits for the result. */
   maxWaitSec?: number;
-  /** Waiter polling interval floor in seconds (>= 1; 1 against the sandbox). */
+  /** Waiter polling interval floor in seconds (flows: their timings' commandMinDelaySec, 0.5 on AWS). */
   minDelaySec?: number;
   /** Waiter polling interval ceiling in seconds (default 10). */
   maxDelaySec?: number;

@@ -14,7 +14,7 @@ import type { RunOptions } from '../aws/run-command';
 import type { Progress } from './run';
 
 export interface FlowTimings {
-  /** SDK waiter / poll floor and ceiling in seconds (AWS: 2/15; sandbox: 1/1). */
+  /** SDK waiter / poll floor and ceiling in seconds (AWS: 2/15; sandbox: 0.25/0.5). */
   minDelaySec: number;
   maxDelaySec: number;
   /**
