@@ -23,10 +23,11 @@ export async function findTargetGroups(elb: ElasticLoadBalancingV2Client, tagKey
  * (NLB defaults 30 s × 5; https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-health-checks.html).
  */
 export const REGISTRATION_ALLOWANCE_SEC = 180;
-export async function healthChecks(elb: ElasticLoadBalancingV2Client, tg: string): Promise<{ intervalSec: number; healthyWithinSec: number }> {
+/** The group's check interval, and how long its first checks take (interval × healthy threshold; NLB defaults). */
+export async function healthChecks(elb: ElasticLoadBalancingV2Client, tg: string): Promise<{ intervalSec: number; checksSec: number }> {
   const g = (await elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [tg] }))).TargetGroups?.[0];
   const intervalSec = g?.HealthCheckIntervalSeconds ?? 30;
-  return { intervalSec, healthyWithinSec: REGISTRATION_ALLOWANCE_SEC + intervalSec * (g?.HealthyThresholdCount ?? 5) };
+  return { intervalSec, checksSec: intervalSec * (g?.HealthyThresholdCount ?? 5) };
 }
 
 /**
@@ -37,7 +38,7 @@ export async function healthChecks(elb: ElasticLoadBalancingV2Client, tg: string
 export async function registerAndWait(elb: ElasticLoadBalancingV2Client, tg: string, instanceId: string, port: number, w: WaitOpts): Promise<void> {
   await elb.send(new RegisterTargetsCommand({ TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] }));
   const hc = await healthChecks(elb, tg);
-  const poll = { ...w, maxWaitSec: Math.max(w.maxWaitSec, hc.healthyWithinSec), maxDelaySec: Math.max(w.minDelaySec, Math.min(w.maxDelaySec, hc.intervalSec / 2)) };
+  const poll = { ...w, maxWaitSec: Math.max(w.maxWaitSec, REGISTRATION_ALLOWANCE_SEC + hc.checksSec), maxDelaySec: Math.max(w.minDelaySec, Math.min(w.maxDelaySec, hc.intervalSec / 2)) };
   await waitUntilTargetInService(waiterConfig(elb, poll), { TargetGroupArn: tg, Targets: [{ Id: instanceId, Port: port }] });
 }
 

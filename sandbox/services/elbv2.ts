@@ -9,8 +9,7 @@
  *     sandbox drains for the whole delay (State `draining`, Reason `Target.DeregistrationInProgress`;
  *     https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-attributes.html#deregistration-delay).
  */
-import { DescribeTargetGroupsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { deregistrationDelaySec } from '../../lib/aws/lb';
+import { deregistrationDelaySec, healthChecks } from '../../lib/aws/lb';
 import type { Handler, ParsedRequest, Reply, Routes } from '../protocol';
 import type { SandboxState } from './state';
 
@@ -62,8 +61,7 @@ async function initialHealth(sb: SandboxState, tg: string, key: string): Promise
   if (at === undefined || (p.registrationMs <= 0 && p.healthCheckScale <= 0)) return null;
   const since = Date.now() - at;
   if (since < p.registrationMs) return '<TargetHealth><State>initial</State><Reason>Elb.RegistrationInProgress</Reason><Description>Target registration is in progress</Description></TargetHealth>';
-  const g = (await sb.elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [tg] }))).TargetGroups?.[0];
-  const checksMs = (g?.HealthCheckIntervalSeconds ?? 30) * (g?.HealthyThresholdCount ?? 5) * 1000 * p.healthCheckScale;
+  const checksMs = (await healthChecks(sb.elb, tg)).checksSec * 1000 * p.healthCheckScale;
   if (since < p.registrationMs + checksMs) return '<TargetHealth><State>initial</State><Reason>Elb.InitialHealthChecking</Reason><Description>Initial health checks in progress</Description></TargetHealth>';
   return null;
 }
