@@ -8,16 +8,15 @@
  * the sum of the waits no flow can avoid (boot, attachment, registration and checks, one
  * delivery per sequential SSM command): the ratio is the flow against it.
  */
-import { EtcdClient, localEtcdRunner } from '../lib/etcd';
 import { AWS_TIMINGS, type FlowTimings } from '../lib/flows/deps';
 import { flowDeps } from '../lib/compose';
 import { findMasterSlot } from '../lib/flows/master-slot';
 import { replaceMaster } from '../lib/flows/replacement';
-import { provisionCluster, type SandboxClients, type SandboxMember, TAG_CLUSTER, TAG_MEMBER } from '../sandbox/cluster';
+import { provisionCluster, type SandboxClients, TAG_CLUSTER, TAG_MEMBER } from '../sandbox/cluster';
 import { destroyControl, provisionControl, sandboxRoot } from '../sandbox/control';
 import { AWS_LATENCY, SANDBOX_LATENCY } from '../sandbox/latency';
 import { killMaster, putKeys } from '../sandbox/scenario';
-import { ssmStages } from './bench-replace';
+import { followerOf, ssmStages, stepTimes } from './bench-replace';
 import type { Sandbox } from '../sandbox/sandbox';
 
 export interface LatencyRun { name: string; ms: number[]; medianMs: number; meanMs: number; stepMedianMs: Record<string, number>; ssmSequential: number }
@@ -33,25 +32,17 @@ export async function benchLatency(sandbox: Sandbox, c: SandboxClients, rounds: 
     const cluster = await provisionCluster(sandbox, c, { name: 'prod' });
     await putKeys(cluster.members[0]!.clientUrl, '/registry/bench/', 1000);
     sandbox.useLatency(AWS_LATENCY);
-    const victim = async (): Promise<SandboxMember> => {
-      const st = await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: false });
-      const leader = st.statuses.find((x) => x.isLeader)?.endpoint;
-      return cluster.members.find((m) => m.clientUrl !== leader)!;
-    };
     const runs: LatencyRun[] = configs.map((k) => ({ name: k.name, ms: [], medianMs: 0, meanMs: 0, stepMedianMs: {}, ssmSequential: 0 }));
     const steps: Array<Array<Record<string, number>>> = configs.map(() => []);
     const sequential: number[][] = configs.map(() => []);
     for (let i = 1; i <= rounds; i++) {
       for (let j = 0; j < configs.length; j++) {
         const k = (i + j) % configs.length;
-        const m = await victim();
+        const m = await followerOf(cluster);
         const { instanceId, event } = await killMaster(sandbox, c, m);
         const found = await findMasterSlot(c.asg, m.asg, { cluster: TAG_CLUSTER, member: TAG_MEMBER });
         if (found.kind !== 'master') throw new Error(found.reason);
-        const stepMs: Record<string, number> = {};
-        const progress = (e: { step: string; status: string; ms?: number }) => {
-          if (e.ms !== undefined && e.status !== 'start') stepMs[e.step] = (stepMs[e.step] ?? 0) + e.ms;
-        };
+        const { steps: stepMs, progress } = stepTimes();
         const root = sandboxRoot(c, ctl, { progress });
         const deps = flowDeps({ ...root, timings: { ...AWS_TIMINGS, ...configs[k]!.timings } });
         const sent = new Set(sandbox.invocations.keys());

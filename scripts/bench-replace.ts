@@ -16,7 +16,7 @@ import { EtcdClient, localEtcdRunner } from '../lib/etcd';
 import { ssmEtcdRunner } from '../lib/aws/run-command';
 import { findMasterSlot } from '../lib/flows/master-slot';
 import { replaceMaster } from '../lib/flows/replacement';
-import { hostOk, hostScripts, provisionCluster, SANDBOX_RUN, type SandboxClients, type SandboxMember, TAG_CLUSTER, TAG_MEMBER } from '../sandbox/cluster';
+import { hostOk, hostScripts, provisionCluster, SANDBOX_RUN, type SandboxClients, type SandboxCluster, type SandboxMember, TAG_CLUSTER, TAG_MEMBER } from '../sandbox/cluster';
 import { destroyControl, provisionControl, SANDBOX_TIMINGS, sandboxFlowDeps } from '../sandbox/control';
 import { waitFor } from '../sandbox/ports';
 import { killMaster, putKeys } from '../sandbox/scenario';
@@ -54,6 +54,24 @@ export function ssmStages(sandbox: Sandbox, before: Set<string>): { commands: nu
   return { commands: spans.length, sequential };
 }
 
+/**
+ * Always a follower: killing the leader adds an election (1–5 s here) to whichever side draws
+ * it, which would measure luck, not the flow.
+ */
+export async function followerOf(cluster: SandboxCluster): Promise<SandboxMember> {
+  const st = await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: false });
+  const leader = st.statuses.find((x) => x.isLeader)?.endpoint;
+  return cluster.members.find((m) => m.clientUrl !== leader)!;
+}
+
+/** A progress sink that sums each step's time (ms) into `steps`. */
+export function stepTimes(): { steps: Record<string, number>; progress: (e: { step: string; status: string; ms?: number }) => void } {
+  const steps: Record<string, number> = {};
+  return { steps, progress: (e) => {
+    if (e.ms !== undefined && e.status !== 'start') steps[e.step] = (steps[e.step] ?? 0) + e.ms;
+  } };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function benchReplacement(sandbox: Sandbox, c: SandboxClients, rounds: number, log: (s: string) => void): Promise<ReplaceResult> {
@@ -64,23 +82,14 @@ export async function benchReplacement(sandbox: Sandbox, c: SandboxClients, roun
     await putKeys(cluster.members[0]!.clientUrl, '/registry/bench/', 1000);
     const endpoints = () => cluster.members.map((m) => m.clientUrl);
     const waiter = <C>(client: C) => ({ client, maxWaitTime: 60, minDelay: SANDBOX_TIMINGS.minDelaySec, maxDelay: SANDBOX_TIMINGS.maxDelaySec });
-    // Always a follower: killing the leader adds an election (1–5 s here) to whichever side
-    // draws it, which would measure luck, not the flow.
-    const victim = async (): Promise<SandboxMember> => {
-      const st = await new EtcdClient(localEtcdRunner(), { endpoints: endpoints() }).endpointStatus({ cluster: false });
-      const leader = st.statuses.find((x) => x.isLeader)?.endpoint;
-      return cluster.members.find((m) => m.clientUrl !== leader)!;
-    };
+    const victim = () => followerOf(cluster);
 
     const flowOnce = async (i: number) => {
       const m = await victim();
       const { instanceId, event } = await killMaster(sandbox, c, m);
       const found = await findMasterSlot(c.asg, m.asg, { cluster: TAG_CLUSTER, member: TAG_MEMBER });
       if (found.kind !== 'master') throw new Error(found.reason);
-      const steps: Record<string, number> = {};
-      const progress = (e: { step: string; status: string; ms?: number }) => {
-        if (e.ms !== undefined && e.status !== 'start') steps[e.step] = (steps[e.step] ?? 0) + e.ms;
-      };
+      const { steps, progress } = stepTimes();
       const sent = new Set(sandbox.invocations.keys());
       const t0 = Date.now();
       const out = await replaceMaster(sandboxFlowDeps(c, ctl, progress), { slot: found.slot, instanceId, hook: { asg: m.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId } });
