@@ -69,7 +69,7 @@ describe('fault matrix: masters leave one at a time', () => {
     clearTimeout(cap);
   });
 
-  const quorumLine = (q: QuorumReport) => `${q.minHealthy} / ${q.belowQuorum.length} of ${q.samples}`;
+  const quorumLine = (q: QuorumReport) => `${q.minHealthy} / ${q.belowQuorum.length} of ${q.samples}${q.elections ? ` (${q.elections} caught an election)` : ""}`;
 
   /** Until no lifecycle action is pending and every master ASG has one InService instance. */
   async function settled(timeoutMs: number): Promise<boolean> {
