@@ -11,7 +11,12 @@ mkdir -p .tmp
 results=.tmp/jest-results.json
 rm -f "$results"
 status=0
-npx jest --runInBand --json --outputFile="$results" "$@" || status=$?
+# Two test files at a time (QK_TEST_WORKERS): most of a sandbox test is waiting on etcd, SSM polls
+# and timers, not CPU, so two workers on the 2-core CI machine nearly halve the run. Each file
+# has its own sandbox (moto, etcd clusters on free ports, temp dirs named by its worker's pid).
+workers=${QK_TEST_WORKERS:-2}
+[[ $workers =~ ^[1-8]$ ]] || { echo "QK_TEST_WORKERS must be 1-8, got '$workers'" >&2; exit 2; }
+npx jest --maxWorkers="$workers" --json --outputFile="$results" "$@" || status=$?
 if [[ -f "$results" ]]; then
   node scripts/count-tests.js "$results"
 else
