@@ -20,6 +20,8 @@
  *   alerts-publish        publish to the alert topic (encrypted with the alert key)
  *   slack-webhook         read the SecureString webhook URL (aws/ssm key, only through SSM)
  *   dead-letter           hand undeliverable notifications to the notifier's queue
+ *   self-invoke           a scheduled function hands each cluster to an asynchronous
+ *                         invocation of itself (functions/fan-out.ts): its own ARN only
  *   state(...actions)     the state table (locks, de-duplication, memory), with these actions
  */
 const { servedClusters } = require('./clusters');
@@ -97,15 +99,15 @@ const ROLES = {
   // a lock extension that fails is confirmed by a read (GetItem) before the lock counts as lost.
   lifecycle: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', state('GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish'],
   // GetItem: the member IDs recorded per slot (member#<cluster>/<slot>) tell the source's slot.
-  backup: ['masters-read', 'ssm-run', 'backup-bucket', state('GetItem', 'PutItem', 'DeleteItem'), 'alerts-publish'],
+  backup: ['masters-read', 'ssm-run', 'backup-bucket', state('GetItem', 'PutItem', 'DeleteItem'), 'alerts-publish', 'self-invoke'],
   // The reconciler acts through the same flows as the lifecycle and backup functions: the union
   // of their rights, plus reading hooks and the lock (it never takes a new kind of action); the
   // table holds its locks (cluster, slot), alert de-duplication and the first-seen memory.
   reconcile: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', 'backup-bucket',
-    state('GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish'],
+    state('GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish', 'self-invoke'],
   // Read-only on the hosts too: the survey runs etcdctl queries and GETs Leases. The probe
   // remembers each cluster's raft term between runs (probe#<cluster>).
-  probe: ['masters-read', 'ssm-run', state('GetItem', 'PutItem')],
+  probe: ['masters-read', 'ssm-run', state('GetItem', 'PutItem'), 'self-invoke'],
   // De-duplication claims, and the probe's last Lease holders (read only).
   notifier: ['slack-webhook', state('PutItem', 'DeleteItem', 'GetItem'), 'dead-letter'],
 };
@@ -119,15 +121,16 @@ module.exports = async ({ resolveVariable }) => {
   const clusters = servedClusters(await param('clusters'));
   const ebsKmsKeyArn = (await param('ebsKmsKeyArn')).trim();
   if (ebsKmsKeyArn && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]{1,128}$/.test(ebsKmsKeyArn)) throw new Error(`deploy/iam.js: ebsKmsKeyArn "${ebsKmsKeyArn}" is not a KMS key ARN`);
+  const service = String(await resolveVariable('self:service'));
+  const stage = String(await resolveVariable('sls:stage'));
   const named = groups({
     tagCluster: await param('tagCluster'), clusters, backupPrefix: await param('backupPrefix'), slackWebhookParameter: await param('slackWebhookParameter'), ebsKmsKeyArn,
   });
-  const service = String(await resolveVariable('self:service'));
-  const stage = String(await resolveVariable('sls:stage'));
   const Resources = {};
   for (const [fn, list] of Object.entries(ROLES)) {
     const parts = list.map((g) => {
       if (typeof g !== 'string') return g;
+      if (g === 'self-invoke') return { allow: [allow('lambda:InvokeFunction', sub(`${ARN}:lambda:${IN_ACCOUNT}:function:${service}-${stage}-${fn}`))] };
       if (!named[g]) throw new Error(`deploy/iam.js: role ${fn} names an unknown group "${g}"`);
       return named[g];
     });

@@ -1,12 +1,13 @@
 /**
  * Lambda entry for scheduled etcd backups (EventBridge schedule, default every 30 min). Thin:
- * validate configuration and the event, back up each cluster (a few at a time: each snapshot
- * streams from one of its own cluster's followers straight to S3, so clusters do not compete;
- * one after another, 50 clusters of several SSM round trips each took minutes under the AWS
- * latency profile), publish metrics. A failed or slow cluster does not stop the others; its
+ * validate configuration and the event; a scheduled run hands each cluster to its own
+ * invocation (functions/fan-out.ts); back up the clusters named (a few at a time: each snapshot
+ * streams from one of its own cluster's followers straight to S3, so clusters do not compete),
+ * publish metrics. A failed or slow cluster does not stop the others; its
  * alert has already been sent by the flow.
  */
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import pLimit from 'p-limit';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -15,14 +16,15 @@ import { backupDeps } from '../lib/compose';
 import { loadBackupConfig } from '../lib/config';
 import { parseBackupRequest } from '../lib/events/scheduled';
 import { type BackupOutcome, backupCluster, backupSettings } from '../lib/flows/backup';
-import { listClusters } from '../lib/flows/cluster-masters';
-import { lambdaRoot, withSignal } from './root';
+import { planRun } from './fan-out';
+import { fanOutOf, lambdaRoot, withSignal } from './root';
 
 const config = loadBackupConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-backup' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'backup' });
 // The backup touches only Auto Scaling, SSM, S3, DynamoDB and SNS: the root builds no other client.
 const root = lambdaRoot(config, logger);
+const fanOut = fanOutOf(config, root, logger);
 const settings = backupSettings(config);
 /** Clusters backed up at the same time (as the probe and the reconciler). */
 const PARALLEL = 4;
@@ -47,15 +49,17 @@ function publish(o: BackupOutcome): void {
 
 export interface BackupRunResult {
   clusters: Array<Pick<BackupOutcome, 'cluster' | 'result' | 'key' | 'revision' | 'newestGoodAgeSec' | 'stale'> & { error?: string }>;
+  /** Clusters handed to their own invocation of this function (functions/fan-out.ts). */
+  handedOff: string[];
 }
 
-async function backup(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<BackupRunResult> {
+async function backup(input: unknown, context: Context, opts?: { signal?: AbortSignal }): Promise<BackupRunResult> {
   const req = parseBackupRequest(input);
-  const clusters = req.clusters ?? (await listClusters(root.clients.asg, root.tags));
+  const { here: clusters, handedOff } = await planRun(req, fanOut(context));
   const run = withSignal(backupDeps(root), opts?.signal);
   const limit = pLimit(PARALLEL);
   // In the order asked, whatever order they finish in.
-  const out: BackupRunResult = { clusters: await Promise.all(clusters.map((cluster) => limit(async () => {
+  const out: BackupRunResult = { handedOff, clusters: await Promise.all(clusters.map((cluster) => limit(async () => {
     const o = await backupCluster(run, cluster, settings);
     publish(o);
     logger[o.result === 'failed' ? 'error' : 'info'](`backup of ${cluster}: ${o.result}`, { ...o });
@@ -64,7 +68,7 @@ async function backup(input: unknown, _context: unknown, opts?: { signal?: Abort
       ...(o.key ? { key: o.key } : {}), ...(o.revision !== undefined ? { revision: o.revision } : {}), ...(o.failure ? { error: o.failure.message } : {}),
     };
   }))) };
-  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
+  if (clusters.length + handedOff.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
   return out;
 }
 

@@ -1,10 +1,12 @@
 /**
  * Lambda entry for the watchdog probe (EventBridge schedule, default every minute). Thin:
- * validate configuration and the event, probe each cluster (a few at a time), publish its
- * health as CloudWatch metrics (EMF). The alarms on those metrics raise the alerts; a cluster
+ * validate configuration and the event; a scheduled run hands each cluster to its own
+ * invocation (functions/fan-out.ts); probe the clusters named (a few at a time), publish each
+ * one's health as CloudWatch metrics (EMF). The alarms on those metrics raise the alerts; a cluster
  * whose probe failed publishes no EtcdHasLeader value, which its alarm treats as breaching.
  */
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -12,15 +14,16 @@ import pLimit from 'p-limit';
 import { probeDeps } from '../lib/compose';
 import { loadProbeConfig } from '../lib/config';
 import { parseScheduledRequest } from '../lib/events/scheduled';
-import { listClusters } from '../lib/flows/cluster-masters';
 import { type ProbeOutcome, probeCluster } from '../lib/flows/probe';
-import { lambdaRoot, withSignal } from './root';
+import { planRun } from './fan-out';
+import { fanOutOf, lambdaRoot, withSignal } from './root';
 
 const config = loadProbeConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-probe' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'probe' });
 // The probe touches only Auto Scaling, SSM and DynamoDB: the root builds no other client.
 const root = lambdaRoot(config, logger);
+const fanOut = fanOutOf(config, root, logger);
 const settings = { components: config.QK_PROBE_LEASES.split(','), quotaBytes: config.QK_ETCD_QUOTA_BYTES };
 /** Clusters probed at the same time (each is one SSM command plus a few describe calls). */
 const PARALLEL = 4;
@@ -57,13 +60,15 @@ function publishFailure(m: Metrics, cluster: string): void {
 
 export interface ProbeRunResult {
   clusters: Array<{ cluster: string; healthy: boolean; problems: string[]; error?: string }>;
+  /** Clusters handed to their own invocation of this function (functions/fan-out.ts). */
+  handedOff: string[];
 }
 
-async function probe(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<ProbeRunResult> {
+async function probe(input: unknown, context: Context, opts?: { signal?: AbortSignal }): Promise<ProbeRunResult> {
   const req = parseScheduledRequest(input, 'probe');
-  const clusters = req.clusters ?? (await listClusters(root.clients.asg, root.tags));
+  const { here: clusters, handedOff } = await planRun(req, fanOut(context));
   const run = withSignal(probeDeps(root), opts?.signal);
-  const out: ProbeRunResult = { clusters: [] };
+  const out: ProbeRunResult = { clusters: [], handedOff };
   const limit = pLimit(PARALLEL);
   await Promise.all(clusters.map((cluster) => limit(async () => {
     try {
@@ -80,7 +85,7 @@ async function probe(input: unknown, _context: unknown, opts?: { signal?: AbortS
       out.clusters.push({ cluster, healthy: false, problems: [], error: message });
     }
   })));
-  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
+  if (clusters.length + handedOff.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
   return out;
 }
 

@@ -1,10 +1,12 @@
 /**
  * Lambda entry for the reconciler (EventBridge schedule, default every 5 min; also invoked on
  * demand with `{"clusters": ["prod"], "dryRun": true}`). Thin: validate configuration and the
- * request, reconcile each cluster (a few at a time), log one summary line per cluster and
- * publish its drift. A cluster whose run failed does not stop the others.
+ * request; a scheduled run hands each cluster to its own invocation (functions/fan-out.ts);
+ * reconcile the clusters named (a few at a time), log one summary line per cluster and publish
+ * its drift. A cluster whose run failed does not stop the others.
  */
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -13,14 +15,15 @@ import { reconcileDeps } from '../lib/compose';
 import { loadReconcileConfig } from '../lib/config';
 import { parseScheduledRequest } from '../lib/events/scheduled';
 import { backupSettings } from '../lib/flows/backup';
-import { listClusters } from '../lib/flows/cluster-masters';
 import { reconcileCluster } from '../lib/flows/reconcile';
-import { lambdaRoot, withSignal } from './root';
+import { planRun } from './fan-out';
+import { fanOutOf, lambdaRoot, withSignal } from './root';
 
 const config = loadReconcileConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-reconcile' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'reconcile' });
 const root = lambdaRoot(config, logger);
+const fanOut = fanOutOf(config, root, logger);
 const backup = backupSettings(config);
 const settings = {
   pendingGraceSec: config.QK_RECONCILE_PENDING_GRACE_SEC,
@@ -33,13 +36,15 @@ const PARALLEL = 4;
 
 export interface ReconcileRunResult {
   clusters: Array<{ cluster: string; drift: number | null; summary: string; failed: number; error?: string }>;
+  /** Clusters handed to their own invocation of this function (functions/fan-out.ts). */
+  handedOff: string[];
 }
 
-async function reconcile(input: unknown, _context: unknown, opts?: { signal?: AbortSignal }): Promise<ReconcileRunResult> {
+async function reconcile(input: unknown, context: Context, opts?: { signal?: AbortSignal }): Promise<ReconcileRunResult> {
   const req = parseScheduledRequest(input, 'reconcile');
-  const clusters = req.clusters ?? (await listClusters(root.clients.asg, root.tags));
+  const { here: clusters, handedOff } = await planRun(req, fanOut(context));
   const run = withSignal(reconcileDeps(root, backup), opts?.signal);
-  const out: ReconcileRunResult = { clusters: [] };
+  const out: ReconcileRunResult = { clusters: [], handedOff };
   const limit = pLimit(PARALLEL);
   await Promise.all(clusters.map((cluster) => limit(async () => {
     // One EMF document per value (clusters run concurrently; a single metric flushes at once).
@@ -62,7 +67,7 @@ async function reconcile(input: unknown, _context: unknown, opts?: { signal?: Ab
       out.clusters.push({ cluster, drift: null, summary: `reconcile ${cluster}: failed: ${message}`, failed: 1, error: message });
     }
   })));
-  if (clusters.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
+  if (clusters.length + handedOff.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
   return out;
 }
 

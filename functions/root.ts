@@ -1,9 +1,12 @@
 /** Every Lambda's composition root: validated configuration → the clients, deps and step logging its flows share. */
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { awsClients } from '../lib/aws/clients';
+import { awsClients, lambdaClient } from '../lib/aws/clients';
 import { compose, type Root } from '../lib/compose';
 import type { Config } from '../lib/config';
+import { listClusters } from '../lib/flows/cluster-masters';
 import { AWS_TIMINGS, withPoll } from '../lib/flows/deps';
+import type { FanOut } from './fan-out';
 import { hostScripts } from './host-scripts';
 
 type LambdaConfig = Config & { QK_STATE_TABLE: string; QK_ALERT_TOPIC_ARN?: string; QK_POLL_MIN_DELAY_SEC?: number; QK_POLL_MAX_DELAY_SEC?: number; QK_DEPARTURE_WAIT_SEC?: number };
@@ -30,4 +33,14 @@ export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
 /** The flow's deps for this invocation: middy's timeout signal stops it before the Lambda deadline. */
 export function withSignal<D extends object>(deps: D, signal: AbortSignal | undefined): D {
   return signal ? { ...deps, signal } : deps;
+}
+
+/**
+ * A scheduled function's hand-off (functions/fan-out.ts), per invocation: its own name from the
+ * Lambda context, one Lambda client for the container, built on first hand-off.
+ */
+export function fanOutOf(config: LambdaConfig, root: Root, logger: Logger): (context: { functionName: string }) => FanOut {
+  let lambda: LambdaClient | undefined;
+  const client = () => (lambda ??= lambdaClient({ region: config.AWS_REGION, endpoint: config.QK_AWS_ENDPOINT }));
+  return (context) => ({ lambda: client, functionName: context.functionName, logger, listClusters: () => listClusters(root.clients.asg, root.tags) });
 }

@@ -4,7 +4,7 @@
  * wrappers around the real binaries. Product code and host scripts are unchanged.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SandboxHost } from './host';
 
@@ -16,6 +16,8 @@ function realBin(name: string): string | null {
 /** Puts `etcdctl` (a bash wrapper around the real one) and the real etcd / etcdutl into a fault directory the host then uses. */
 function wrapEtcdctl(host: SandboxHost, fault: string, body: string): void {
   const dir = join(host.root, 'opt/faults', fault);
+  // The same fault set again (with other figures) replaces the earlier one.
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   for (const tool of ['etcd', 'etcdutl']) {
     const real = realBin(tool);

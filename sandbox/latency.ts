@@ -21,6 +21,9 @@
  *   https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html).
  *   30 s of registration here (reported figures range from ~30 s to several minutes); the checks
  *   follow the target group's own settings.
+ * - An asynchronous Lambda invocation: Invoke answers 202 once the event is queued; Lambda
+ *   documents no delay before a function instance takes it (typically well under a second;
+ *   500 ms here; https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html).
  */
 export interface LatencyProfile {
   readonly name: string;
@@ -38,16 +41,18 @@ export interface LatencyProfile {
   registrationMs: number;
   /** ... then `initial` (InitialHealthChecking) for interval × healthy threshold × this factor (0: healthy at once). */
   healthCheckScale: number;
+  /** An asynchronous Invoke's 202 → the handler starts (Lambda's internal queue). */
+  asyncInvokeMs: number;
 }
 
 /** Tests: fast, with what changes behaviour kept (the device link). */
 export const SANDBOX_LATENCY: LatencyProfile = {
   name: 'sandbox', commandStartMs: 0, sendCommandLingerMs: 3000, attachMs: 0, deviceMs: () => Math.random() * 5000,
-  agentOnlineMs: 0, registrationMs: 0, healthCheckScale: 0,
+  agentOnlineMs: 0, registrationMs: 0, healthCheckScale: 0, asyncInvokeMs: 0,
 };
 
 /** Typical AWS figures (see the header for their sources). */
 export const AWS_LATENCY: LatencyProfile = {
   name: 'aws', commandStartMs: 1000, sendCommandLingerMs: 0, attachMs: 3000, deviceMs: () => 1000,
-  agentOnlineMs: 35_000, registrationMs: 30_000, healthCheckScale: 1,
+  agentOnlineMs: 35_000, registrationMs: 30_000, healthCheckScale: 1, asyncInvokeMs: 500,
 };

@@ -38,6 +38,7 @@ import { autoscalingRoutes } from './services/autoscaling';
 import { ec2Routes, syncDevices } from './services/ec2';
 import { elbv2Routes } from './services/elbv2';
 import { refuseBadDigest } from './services/s3';
+import { LambdaModel, lambdaRoutes } from './services/lambda';
 import { ssmRoutes } from './services/ssm';
 import type { Invocation, SandboxState, SsmFault } from './services/state';
 
@@ -67,6 +68,8 @@ export const SANDBOX_SESSION_TOKEN = (() => {
 
 export class Sandbox implements SandboxState {
   readonly lifecycle = new LifecycleModel();
+  /** Lambda's Invoke for the functions a test registers (the scheduled functions' hand-off). */
+  readonly lambda = new LambdaModel();
   readonly hosts = new Map<string, SandboxHost>();
   readonly invocations = new Map<string, Invocation>();
   /** Every DetachVolume the sandbox forwarded, with its Force flag (safety assertions). */
@@ -120,7 +123,7 @@ export class Sandbox implements SandboxState {
     this.asgModel = new AsgModel(this.lifecycle, this.motoAsg, this.motoEc2, this.hosts);
     const forward: Handler = (r) => gateway.forward(r);
     gateway.serve({
-      routes: { ...ssmRoutes(this, forward), ...autoscalingRoutes(this, forward), ...elbv2Routes(this, forward), ...ec2Routes(this, forward) },
+      routes: { ...ssmRoutes(this, forward), ...autoscalingRoutes(this, forward), ...elbv2Routes(this, forward), ...ec2Routes(this, forward), ...lambdaRoutes(this.lambda, forward) },
       unrouted: async (r) => refuseBadDigest(this, r) ?? await forward(r),
     });
   }
@@ -172,6 +175,7 @@ export class Sandbox implements SandboxState {
     this.commandStartDelayMs = p.commandStartMs;
     this.sendCommandLingerMs = p.sendCommandLingerMs;
     this.deviceDelayMs = p.deviceMs;
+    this.lambda.queueMs = p.asyncInvokeMs;
   }
 
   async bootHost(instanceId: string): Promise<SandboxHost> {
@@ -191,6 +195,7 @@ export class Sandbox implements SandboxState {
 
   /** Stops every host's etcd and apiserver and forgets all state (moto included). */
   async reset(): Promise<void> {
+    await this.lambda.clear();
     await Promise.all([...this.invocations.values()].map((i) => i.done));
     await Promise.all([...this.hosts.values()].map((h) => h.shutdown()));
     this.hosts.clear();
@@ -214,6 +219,7 @@ export class Sandbox implements SandboxState {
   }
 
   async stop(opts: { keepMoto?: boolean } = {}): Promise<void> {
+    await this.lambda.clear();
     await Promise.all([...this.invocations.values()].map((i) => i.done));
     await Promise.all([...this.hosts.values()].map((h) => h.shutdown()));
     await this.gateway.close();

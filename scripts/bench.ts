@@ -19,7 +19,11 @@
  * The replacement under the AWS latency profile (scripts/bench-latency.ts): launch event to
  * CONTINUE with AWS's typical delays, the SSM command poll before and after tuning.
  *
- * BENCH_ONLY=backup,replace,latency,api,cold picks sections (default all). Writes .tmp/bench/results.json
+ * Scheduled runs over many clusters (scripts/bench-fanout.ts): the probe, backup and reconciler
+ * handlers over 1, 10 and 50 clusters (BENCH_FANOUT_CLUSTERS) under the AWS latency profile, in
+ * one invocation and handed off one invocation per cluster, against one cluster's run alone.
+ *
+ * BENCH_ONLY=backup,replace,latency,api,cold,fanout picks sections (default all). Writes .tmp/bench/results.json
  * (machine-readable) and .tmp/bench/results.md (the tables).
  */
 import { execFile } from 'node:child_process';
@@ -36,6 +40,7 @@ import { Sandbox } from '../sandbox/sandbox';
 import { apiCallsTable, benchApiCalls } from './bench-api';
 import { benchColdInit, coldTable } from './bench-cold';
 import { benchReplacement, replaceTable } from './bench-replace';
+import { benchFanOut, fanOutTable } from './bench-fanout';
 import { benchLatency, latencyTable } from './bench-latency';
 import { AWS_TIMINGS } from '../lib/flows/deps';
 
@@ -43,9 +48,10 @@ const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TARGET_MB = Number(process.env.BENCH_DB_MB ?? 200);
 const OUT = join(__dirname, '..', '.tmp', 'bench');
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'backup,replace,latency,api,cold').split(','));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'backup,replace,latency,api,cold,fanout').split(','));
 const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 2);
 const CLUSTERS = (process.env.BENCH_CLUSTERS ?? '1,10,50').split(',').map(Number);
+const FANOUT_CLUSTERS = (process.env.BENCH_FANOUT_CLUSTERS ?? '1,10,50').split(',').map(Number);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
@@ -59,7 +65,7 @@ async function main(): Promise<void> {
     results.bundles = cold;
     tables.push(coldTable(cold));
   }
-  if (ONLY.has('backup') || ONLY.has('replace') || ONLY.has('latency') || ONLY.has('api')) {
+  if (['backup', 'replace', 'latency', 'api', 'fanout'].some((x) => ONLY.has(x))) {
     const sandbox = await Sandbox.start();
     const c = sandboxClients(sandbox);
     try {
@@ -81,6 +87,11 @@ async function main(): Promise<void> {
         const api = await benchApiCalls(sandbox, c, CLUSTERS, log);
         results.apiCalls = api;
         tables.push(apiCallsTable(api, CLUSTERS));
+      }
+      if (ONLY.has('fanout')) {
+        const fanout = await benchFanOut(sandbox, c, FANOUT_CLUSTERS, log);
+        results.fanOut = fanout;
+        tables.push(fanOutTable(fanout));
       }
       if (ONLY.has('backup')) {
         await sandbox.reset();

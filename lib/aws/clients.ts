@@ -7,6 +7,7 @@ import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
@@ -31,12 +32,24 @@ export interface AwsClients {
 
 type Destroyable = { destroy(): void };
 
-/** Clients built on first use from `src`; `destroy` ends the ones that were built. */
-export function awsClients(src: ClientSource): AwsClients & { destroy(): void } {
-  const cfg = {
+function clientConfig(src: ClientSource) {
+  return {
     region: src.region, maxAttempts: 5,
     ...(src.endpoint ? { endpoint: src.endpoint } : {}), ...(src.credentials ? { credentials: src.credentials } : {}),
   };
+}
+
+/**
+ * Lambda itself, for a scheduled function that hands each cluster to its own invocation
+ * (functions/fan-out.ts): not one of the flows' clients, no flow invokes a function.
+ */
+export function lambdaClient(src: ClientSource): LambdaClient {
+  return new LambdaClient(clientConfig(src));
+}
+
+/** Clients built on first use from `src`; `destroy` ends the ones that were built. */
+export function awsClients(src: ClientSource): AwsClients & { destroy(): void } {
+  const cfg = clientConfig(src);
   const make: { [K in keyof AwsClients]: () => AwsClients[K] } = {
     ec2: () => new EC2Client(cfg), asg: () => new AutoScalingClient(cfg), ssm: () => new SSMClient(cfg),
     elb: () => new ElasticLoadBalancingV2Client(cfg), ddb: () => new DynamoDBClient(cfg), sns: () => new SNSClient(cfg),

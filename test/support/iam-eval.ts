@@ -123,6 +123,10 @@ export async function requestsOf(call: RecordedCall, f: ResourceFacts): Promise<
       return list((input.Delete as { Objects?: Array<{ Key?: string }> } | undefined)?.Objects).map((o) => plain('s3:DeleteObject', `arn:aws:s3:::${str(input.Bucket)}/${str(o.Key)}`));
     case 'SNS:Publish':
       return [plain('sns:Publish', str(input.TopicArn))];
+    case 'Lambda:Invoke': {
+      const name = str(input.FunctionName);
+      return [plain('lambda:InvokeFunction', name.startsWith('arn:') ? name : `arn:aws:lambda:${f.region}:${f.account}:function:${name}`)];
+    }
     default:
       if (service === 'DynamoDB') return [plain(`dynamodb:${op}`, `arn:aws:dynamodb:${f.region}:${f.account}:table/${str(input.TableName)}`)];
       throw new Error(`iam-eval: no IAM model for ${service}:${op} (add its resources from the Service Authorization Reference)`);

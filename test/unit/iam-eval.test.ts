@@ -42,6 +42,10 @@ describe('requestsOf', () => {
     expect((await requestsOf({ service: 'SSM', op: 'SendCommand', input: { DocumentName: 'AWS-RunShellScript', InstanceIds: ['i-1'] } }, facts)).map((r) => [r.resource, Object.keys(r.context)]))
       .toEqual([['arn:aws:ssm:r::document/AWS-RunShellScript', []], ['arn:aws:ec2:r:1:instance/i-1', ['ssm:resourceTag/arn']]]);
   });
+  it('a function\'s Invoke is authorised on the function\'s ARN', async () => {
+    expect(await requestsOf({ service: 'Lambda', op: 'Invoke', input: { FunctionName: 'quorum-keeper-sandbox-probe', InvocationType: 'Event' } }, facts))
+      .toEqual([{ action: 'lambda:InvokeFunction', resource: 'arn:aws:lambda:r:1:function:quorum-keeper-sandbox-probe', context: {} }]);
+  });
   it('an operation it has no model for throws instead of passing unjudged', async () => {
     await expect(requestsOf({ service: 'EC2', op: 'TerminateInstances', input: {} }, facts)).rejects.toThrow(/no IAM model for EC2:TerminateInstances/);
   });
