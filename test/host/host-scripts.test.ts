@@ -402,6 +402,31 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([]);
   });
 
+  it('prepare reads the raw snapshot even when the trial restore has finished before its snapshot status began (each removes only its own link)', async () => {
+    run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
+    expect(start().code).toBe(0);
+    spawnSync('etcdctl', [`--endpoints=http://127.0.0.1:${client}`, 'put', 'k', 'v'], { env: { PATH: process.env.PATH } });
+    // A busy master: prepare's `snapshot status` starts a second late; the small DB's trial restore is done by then.
+    const bin = join(h.root, 'opt/slow-status');
+    mkdirSync(bin, { recursive: true });
+    const real = spawnSync('sh', ['-c', 'command -v etcdctl'], { encoding: 'utf8' }).stdout.trim();
+    writeFileSync(join(bin, 'etcdctl'), `#!/usr/bin/env bash\nif [[ " $* " == *" snapshot status "* ]]; then sleep 1.5; fi\nexec ${real} "$@"\n`);
+    chmodSync(join(bin, 'etcdctl'), 0o755);
+    const dir = join(h.root, 'var/lib/qk-snapshots');
+    const prep = run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots'], { QK_BIN_DIR: bin });
+    expect(prep.stderr).toBe('');
+    expect(prep.code).toBe(0);
+    const p = JSON.parse(prep.stdout) as { file: string; status: { revision: number } };
+    expect(p.status.revision).toBeGreaterThanOrEqual(2);
+    const verdict = join(dir, p.file.replace(/\.db\.(zst|gz)$/, '.verify'));
+    for (let i = 0; i < 100 && !existsSync(verdict); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(JSON.parse(readFileSync(verdict, 'utf8'))).toMatchObject({ ok: true });
+    // Only the compressed file and the verdict remain: both raw names are gone.
+    expect(readdirSync(dir).sort()).toEqual([p.file, p.file.replace(/\.db\.(zst|gz)$/, '.verify')].sort());
+    expect(run(h.root, 'etcd-snapshot.sh', ['discard', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file]).code).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('does not upload a snapshot whose trial restore failed, and removes it', async () => {
     run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
     expect(start().code).toBe(0);
