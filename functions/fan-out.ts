@@ -6,9 +6,10 @@
  * invocation. A scheduled run names none: with more than one cluster found, each goes to its own
  * asynchronous invocation of this same function (`{"clusters": [c]}`, InvocationType Event), so
  * a slow or failing cluster — a survey stuck until its SSM timeout, a re-drive of many minutes —
- * holds up no other and no cluster waits for the function's timeout. In one invocation, 4 at a
- * time, 50 clusters took the probe past its 50 s timeout under the AWS latency profile
- * (docs/benchmarks.md). Handing off never recurses: the invocations it makes name their cluster.
+ * holds up no other and no cluster shares another's timeout. In one invocation, 4 at a time, the
+ * run grows with the clusters: 50 took the probe ~30 s of its 50 s timeout under the AWS latency
+ * profile, in a 1-minute schedule (docs/benchmarks.md). Handing off never recurses: the
+ * invocations it makes name their cluster.
  * A cluster that cannot be handed off (throttled, no permission) runs here, after an error line.
  *
  * Lambda queues an asynchronous event and may deliver it more than once; every flow is

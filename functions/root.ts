@@ -1,4 +1,5 @@
 /** Every Lambda's composition root: validated configuration → the clients, deps and step logging its flows share. */
+import { setMaxListeners } from 'node:events';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { awsClients, lambdaClient } from '../lib/aws/clients';
@@ -30,8 +31,14 @@ export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
   });
 }
 
-/** The flow's deps for this invocation: middy's timeout signal stops it before the Lambda deadline. */
+/**
+ * The flow's deps for this invocation: middy's timeout signal stops it before the Lambda deadline.
+ * Four clusters at a time, each with its waiters and requests listening on it, pass Node's
+ * default of 10 listeners (a MaxListenersExceededWarning in the log, though each is removed when
+ * its wait ends): the limit is raised for this one signal.
+ */
 export function withSignal<D extends object>(deps: D, signal: AbortSignal | undefined): D {
+  if (signal) setMaxListeners(100, signal);
   return signal ? { ...deps, signal } : deps;
 }
 

@@ -13,6 +13,7 @@
  * masters are their own machines), so 150 etcd members would measure this machine's CPU, not
  * the flows' waits; a one-member cluster makes the same calls (one survey, one snapshot).
  */
+import { readFileSync } from 'node:fs';
 import type { Context } from 'aws-lambda';
 import { provisionCluster, type SandboxClients } from '../sandbox/cluster';
 import { destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxLambdaEnv } from '../sandbox/control';
@@ -30,6 +31,13 @@ const FUNCTIONS = [
   { fn: 'reconcile', module: '../functions/reconcile', timeoutSec: 900 },
 ] as const;
 
+/** The handlers embed the host scripts as text (esbuild's text loader in the bundle, a jest transform in tests); so does this script. */
+function loadShellScriptsAsText(): void {
+  require.extensions['.sh'] = (m, file) => {
+    m.exports = readFileSync(file, 'utf8');
+  };
+}
+
 const SCHEDULED = { 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} };
 
 export async function benchFanOut(sandbox: Sandbox, c: SandboxClients, sizes: readonly number[], log: (s: string) => void): Promise<FanOutRow[]> {
@@ -43,6 +51,7 @@ export async function benchFanOut(sandbox: Sandbox, c: SandboxClients, sizes: re
     // The Lambdas' own command poll (AWS_TIMINGS), not the tests' 1 s.
     delete process.env.QK_POLL_MIN_DELAY_SEC;
     delete process.env.QK_POLL_MAX_DELAY_SEC;
+    loadShellScriptsAsText();
     const handlers = await Promise.all(FUNCTIONS.map(async (f) => ({ ...f, handler: ((await import(f.module)) as { handler: Handler }).handler })));
     for (const f of handlers) sandbox.lambda.register(`bench-${f.fn}`, { handler: (e, ctx) => f.handler(e, ctx), maximumRetryAttempts: 0 });
     const names: string[] = [];
