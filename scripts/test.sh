@@ -5,6 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Which etcd the tests run (QK_ETCD_VERSION): 3.4 is Debian bookworm's (the system's); 3.5 is
+# 3.5.16 from Debian trixie, fetched into .tmp/etcd-3.5 (scripts/etcd-3.5.sh) and put first on
+# PATH for the tests, the sandbox hosts and their host scripts alike.
+case "${QK_ETCD_VERSION:-3.4}" in
+  3.4) ;;
+  3.5) PATH="$(bash scripts/etcd-3.5.sh):$PATH"; export PATH ;;
+  *) echo "QK_ETCD_VERSION must be 3.4 or 3.5, got '${QK_ETCD_VERSION}'" >&2; exit 2 ;;
+esac
+echo "tests run etcd $(etcd --version | sed -n 's/^etcd Version: //p') ($(command -v etcd))" >&2
 # The SDK warns that releases after Jan 2027 need Node 22; package-lock.json pins ours.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 mkdir -p .tmp
