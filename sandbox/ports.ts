@@ -1,26 +1,35 @@
-/** Free TCP ports on 127.0.0.1 (bind to port 0, read the port, close). */
+/**
+ * Free TCP ports on 127.0.0.1 for the sandbox's etcd members, hosts and stand-ins.
+ *
+ * Each jest worker (JEST_WORKER_ID 1, 2, …) hands out ports from its own block of 2,000 below
+ * Linux's ephemeral range (32768–60999, where bind(0) and outgoing connections take theirs): two
+ * test files running side by side could otherwise both be given one port in the moment between
+ * checking it is free and the etcd that needs it binding it (etcd then exits during start-up).
+ * Outside jest (the demo, the bench): block 0. A port is handed out once per process, even if it
+ * was closed meanwhile (a stopped etcd keeps its port for its restart).
+ */
 import { createServer } from 'node:net';
 
-const handedOut = new Set<number>();
+const FIRST = 12_000;
+const BLOCK = 2_000;
+const block = Number(process.env.JEST_WORKER_ID ?? 0) % 10; // 10 blocks: 12000–31999
+let next = 0;
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
 
 export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.unref();
-      srv.on('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const addr = srv.address();
-        const p = typeof addr === 'object' && addr ? addr.port : 0;
-        srv.close(() => resolve(p));
-      });
-    });
-    // Never hand out the same port twice in one process, even if it was closed meanwhile.
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
+  while (next < BLOCK) {
+    const port = FIRST + block * BLOCK + next++;
+    if (await bindable(port)) return port;
   }
+  throw new Error(`sandbox: this process has used all ${BLOCK} ports of its block ${FIRST + block * BLOCK}–${FIRST + (block + 1) * BLOCK - 1}`);
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
