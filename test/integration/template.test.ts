@@ -93,6 +93,12 @@ describe('the packaged template', () => {
     for (const role of ['BackupRole', 'ProbeRole', 'NotifierRole']) expect(grants(role)).toEqual([]);
   });
 
+  it('a scheduled function\'s async events (its hand-offs too) are never retried and dropped once the next schedule is due', () => {
+    const configs = Object.fromEntries(ofType('AWS::Lambda::EventInvokeConfig').map(([, c]) => [JSON.stringify(c.Properties.FunctionName), c.Properties]));
+    const of = (fn: string) => Object.values(configs).find((c) => JSON.stringify(c.FunctionName).includes(`${fn}LambdaFunction`));
+    expect(['Probe', 'Backup', 'Reconcile'].map((fn) => [fn, of(fn)?.MaximumRetryAttempts, of(fn)?.MaximumEventAgeInSeconds])).toEqual([['Probe', 0, 60], ['Backup', 0, 1800], ['Reconcile', 0, 300]]);
+  });
+
   it('every function runs under its own role', () => {
     const fns = ofType('AWS::Lambda::Function');
     expect(fns.map(([k]) => k).sort()).toEqual(['BackupLambdaFunction', 'LifecycleLambdaFunction', 'NotifierLambdaFunction', 'ProbeLambdaFunction', 'ReconcileLambdaFunction']);
