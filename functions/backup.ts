@@ -16,15 +16,14 @@ import { backupDeps } from '../lib/compose';
 import { loadBackupConfig } from '../lib/config';
 import { parseBackupRequest } from '../lib/events/scheduled';
 import { type BackupOutcome, backupCluster, backupSettings } from '../lib/flows/backup';
-import { planRun } from './fan-out';
-import { fanOutOf, lambdaRoot, withSignal } from './root';
+import { lambdaRoot, scheduledRun, withSignal } from './root';
 
 const config = loadBackupConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-backup' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'backup' });
 // The backup touches only Auto Scaling, SSM, S3, DynamoDB and SNS: the root builds no other client.
 const root = lambdaRoot(config, logger);
-const fanOut = fanOutOf(config, root, logger);
+const plan = scheduledRun(config, root, logger);
 const settings = backupSettings(config);
 /** Clusters backed up at the same time (as the probe and the reconciler). */
 const PARALLEL = 4;
@@ -55,7 +54,7 @@ export interface BackupRunResult {
 
 async function backup(input: unknown, context: Context, opts?: { signal?: AbortSignal }): Promise<BackupRunResult> {
   const req = parseBackupRequest(input);
-  const { here: clusters, handedOff } = await planRun(req, fanOut(context));
+  const { here: clusters, handedOff } = await plan(req, context);
   const run = withSignal(backupDeps(root), opts?.signal);
   const limit = pLimit(PARALLEL);
   // In the order asked, whatever order they finish in.
@@ -68,7 +67,6 @@ async function backup(input: unknown, context: Context, opts?: { signal?: AbortS
       ...(o.key ? { key: o.key } : {}), ...(o.revision !== undefined ? { revision: o.revision } : {}), ...(o.failure ? { error: o.failure.message } : {}),
     };
   }))) };
-  if (clusters.length + handedOff.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
   return out;
 }
 

@@ -15,15 +15,14 @@ import { probeDeps } from '../lib/compose';
 import { loadProbeConfig } from '../lib/config';
 import { parseScheduledRequest } from '../lib/events/scheduled';
 import { type ProbeOutcome, probeCluster } from '../lib/flows/probe';
-import { planRun } from './fan-out';
-import { fanOutOf, lambdaRoot, withSignal } from './root';
+import { lambdaRoot, scheduledRun, withSignal } from './root';
 
 const config = loadProbeConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-probe' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'probe' });
 // The probe touches only Auto Scaling, SSM and DynamoDB: the root builds no other client.
 const root = lambdaRoot(config, logger);
-const fanOut = fanOutOf(config, root, logger);
+const plan = scheduledRun(config, root, logger);
 const settings = { components: config.QK_PROBE_LEASES.split(','), quotaBytes: config.QK_ETCD_QUOTA_BYTES };
 /** Clusters probed at the same time (each is one SSM command plus a few describe calls). */
 const PARALLEL = 4;
@@ -66,7 +65,7 @@ export interface ProbeRunResult {
 
 async function probe(input: unknown, context: Context, opts?: { signal?: AbortSignal }): Promise<ProbeRunResult> {
   const req = parseScheduledRequest(input, 'probe');
-  const { here: clusters, handedOff } = await planRun(req, fanOut(context));
+  const { here: clusters, handedOff } = await plan(req, context);
   const run = withSignal(probeDeps(root), opts?.signal);
   const out: ProbeRunResult = { clusters: [], handedOff };
   const limit = pLimit(PARALLEL);
@@ -85,7 +84,6 @@ async function probe(input: unknown, context: Context, opts?: { signal?: AbortSi
       out.clusters.push({ cluster, healthy: false, problems: [], error: message });
     }
   })));
-  if (clusters.length + handedOff.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
   return out;
 }
 

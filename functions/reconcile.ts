@@ -16,14 +16,13 @@ import { loadReconcileConfig } from '../lib/config';
 import { parseScheduledRequest } from '../lib/events/scheduled';
 import { backupSettings } from '../lib/flows/backup';
 import { reconcileCluster } from '../lib/flows/reconcile';
-import { planRun } from './fan-out';
-import { fanOutOf, lambdaRoot, withSignal } from './root';
+import { lambdaRoot, scheduledRun, withSignal } from './root';
 
 const config = loadReconcileConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-reconcile' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'reconcile' });
 const root = lambdaRoot(config, logger);
-const fanOut = fanOutOf(config, root, logger);
+const plan = scheduledRun(config, root, logger);
 const backup = backupSettings(config);
 const settings = {
   pendingGraceSec: config.QK_RECONCILE_PENDING_GRACE_SEC,
@@ -42,7 +41,7 @@ export interface ReconcileRunResult {
 
 async function reconcile(input: unknown, context: Context, opts?: { signal?: AbortSignal }): Promise<ReconcileRunResult> {
   const req = parseScheduledRequest(input, 'reconcile');
-  const { here: clusters, handedOff } = await planRun(req, fanOut(context));
+  const { here: clusters, handedOff } = await plan(req, context);
   const run = withSignal(reconcileDeps(root, backup), opts?.signal);
   const out: ReconcileRunResult = { clusters: [], handedOff };
   const limit = pLimit(PARALLEL);
@@ -67,7 +66,6 @@ async function reconcile(input: unknown, context: Context, opts?: { signal?: Abo
       out.clusters.push({ cluster, drift: null, summary: `reconcile ${cluster}: failed: ${message}`, failed: 1, error: message });
     }
   })));
-  if (clusters.length + handedOff.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
   return out;
 }
 

@@ -7,7 +7,8 @@ import { compose, type Root } from '../lib/compose';
 import type { Config } from '../lib/config';
 import { listClusters } from '../lib/flows/cluster-masters';
 import { AWS_TIMINGS, withPoll } from '../lib/flows/deps';
-import type { FanOut } from './fan-out';
+import type { ScheduledRequest } from '../lib/events/scheduled';
+import { planRun, type RunPlan } from './fan-out';
 import { hostScripts } from './host-scripts';
 
 type LambdaConfig = Config & { QK_STATE_TABLE: string; QK_ALERT_TOPIC_ARN?: string; QK_POLL_MIN_DELAY_SEC?: number; QK_POLL_MAX_DELAY_SEC?: number; QK_DEPARTURE_WAIT_SEC?: number };
@@ -38,16 +39,23 @@ export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
  * its wait ends): the limit is raised for this one signal.
  */
 export function withSignal<D extends object>(deps: D, signal: AbortSignal | undefined): D {
-  if (signal) setMaxListeners(100, signal);
-  return signal ? { ...deps, signal } : deps;
+  if (!signal) return deps;
+  setMaxListeners(100, signal);
+  return { ...deps, signal };
 }
 
 /**
- * A scheduled function's hand-off (functions/fan-out.ts), per invocation: its own name from the
- * Lambda context, one Lambda client for the container, built on first hand-off.
+ * A scheduled function's plan for one invocation (functions/fan-out.ts): what it runs itself and
+ * what it hands off, with its own name from the Lambda context and one Lambda client for the
+ * container, built on first hand-off. A scheduled run that finds no cluster says so.
  */
-export function fanOutOf(config: LambdaConfig, root: Root, logger: Logger): (context: { functionName: string }) => FanOut {
+export function scheduledRun(config: LambdaConfig, root: Root, logger: Logger): (req: ScheduledRequest, context: { functionName: string }) => Promise<RunPlan> {
   let lambda: LambdaClient | undefined;
   const client = () => (lambda ??= lambdaClient({ region: config.AWS_REGION, endpoint: config.QK_AWS_ENDPOINT }));
-  return (context) => ({ lambda: client, functionName: context.functionName, logger, listClusters: () => listClusters(root.clients.asg, root.tags) });
+  const clusters = async () => {
+    const found = await listClusters(root.clients.asg, root.tags);
+    if (found.length === 0) logger.warn('no cluster found: no Auto Scaling group carries both Quorum Keeper tags', { tags: root.tags });
+    return found;
+  };
+  return (req, context) => planRun(req, { lambda: client, functionName: context.functionName, logger, listClusters: clusters });
 }
