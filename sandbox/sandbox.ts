@@ -69,7 +69,7 @@ export const SANDBOX_SESSION_TOKEN = (() => {
 export class Sandbox implements SandboxState {
   readonly lifecycle = new LifecycleModel();
   /** Lambda's Invoke for the functions a test registers (the scheduled functions' hand-off). */
-  readonly lambda = new LambdaModel();
+  readonly lambda = new LambdaModel(() => this.latency.asyncInvokeMs);
   readonly hosts = new Map<string, SandboxHost>();
   readonly invocations = new Map<string, Invocation>();
   /** Every DetachVolume the sandbox forwarded, with its Force flag (safety assertions). */
@@ -175,7 +175,6 @@ export class Sandbox implements SandboxState {
     this.commandStartDelayMs = p.commandStartMs;
     this.sendCommandLingerMs = p.sendCommandLingerMs;
     this.deviceDelayMs = p.deviceMs;
-    this.lambda.queueMs = p.asyncInvokeMs;
   }
 
   async bootHost(instanceId: string): Promise<SandboxHost> {

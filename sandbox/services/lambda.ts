@@ -35,8 +35,8 @@ const ASYNC_PAYLOAD_LIMIT = 256 * 1024;
 export class LambdaModel {
   readonly functions = new Map<string, SandboxFunction>();
   readonly runs: LambdaRun[] = [];
-  /** Between Invoke's 202 and the handler starting (Lambda's internal queue; `useLatency`). */
-  queueMs = 0;
+  /** @param queueMs between Invoke's 202 and the handler starting (Lambda's internal queue; the sandbox's latency profile). */
+  constructor(private readonly queueMs: () => number = () => 0) {}
 
   register(name: string, f: SandboxFunction): void {
     this.functions.set(name, f);
@@ -79,7 +79,7 @@ export class LambdaModel {
     if (type === 'Event') {
       if (r.body.length > ASYNC_PAYLOAD_LIMIT) return lambdaError(413, 'RequestEntityTooLargeException', `Request must be smaller than ${ASYNC_PAYLOAD_LIMIT} bytes for the InvokeAsync operation`);
       const ctx = this.context(name);
-      const done = new Promise((res) => setTimeout(res, this.queueMs))
+      const done = new Promise((res) => setTimeout(res, this.queueMs()))
         .then(() => invokeAsync((e) => f.handler(e, ctx), payload, { maximumRetryAttempts: f.maximumRetryAttempts ?? 2, delayMs: 100 }))
         .then((o) => (o.result !== undefined ? { result: o.result } : { error: `failed after ${o.attempts} attempt(s)` }));
       this.runs.push({ functionName: name, type: 'Event', payload, done });

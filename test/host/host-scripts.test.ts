@@ -282,6 +282,16 @@ function runAsync(root: string, script: string, args: string[], env: Record<stri
   });
 }
 
+/** The env for a host whose etcdctl sleeps `seconds` before each `words` command (a wrapper in QK_BIN_DIR). */
+function slowEtcdctl(root: string, words: string, seconds: number): Record<string, string> {
+  const bin = join(root, `opt/slow-${words.replace(/ /g, '-')}`);
+  mkdirSync(bin, { recursive: true });
+  const real = spawnSync('sh', ['-c', 'command -v etcdctl'], { encoding: 'utf8' }).stdout.trim();
+  writeFileSync(join(bin, 'etcdctl'), `#!/usr/bin/env bash\nif [[ " $* " == *" ${words} "* ]]; then sleep ${seconds}; fi\nexec ${real} "$@"\n`);
+  chmodSync(join(bin, 'etcdctl'), 0o755);
+  return { QK_BIN_DIR: bin };
+}
+
 function rmMount(root: string): void {
   spawnSync('rm', ['-f', join(root, 'var/lib/etcd')]);
 }
@@ -356,12 +366,7 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(start().code).toBe(0);
     spawnSync('etcdctl', [`--endpoints=http://127.0.0.1:${client}`, 'put', 'k', 'v'], { env: { PATH: process.env.PATH } });
     // A slow trial restore (as on a big DB): it must outlive prepare and hold the upload's verdict.
-    const bin = join(h.root, 'opt/slow-restore');
-    mkdirSync(bin, { recursive: true });
-    const real = spawnSync('sh', ['-c', 'command -v etcdctl'], { encoding: 'utf8' }).stdout.trim();
-    writeFileSync(join(bin, 'etcdctl'), `#!/usr/bin/env bash\nif [[ " $* " == *" restore "* ]]; then sleep 2; fi\nexec ${real} "$@"\n`);
-    chmodSync(join(bin, 'etcdctl'), 0o755);
-    const slow = { QK_BIN_DIR: bin };
+    const slow = slowEtcdctl(h.root, 'restore', 2);
     const prep = run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots'], slow);
     expect(prep.stderr).toBe('');
     expect(prep.code).toBe(0);
@@ -407,13 +412,8 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(start().code).toBe(0);
     spawnSync('etcdctl', [`--endpoints=http://127.0.0.1:${client}`, 'put', 'k', 'v'], { env: { PATH: process.env.PATH } });
     // A busy master: prepare's `snapshot status` starts a second late; the small DB's trial restore is done by then.
-    const bin = join(h.root, 'opt/slow-status');
-    mkdirSync(bin, { recursive: true });
-    const real = spawnSync('sh', ['-c', 'command -v etcdctl'], { encoding: 'utf8' }).stdout.trim();
-    writeFileSync(join(bin, 'etcdctl'), `#!/usr/bin/env bash\nif [[ " $* " == *" snapshot status "* ]]; then sleep 1.5; fi\nexec ${real} "$@"\n`);
-    chmodSync(join(bin, 'etcdctl'), 0o755);
     const dir = join(h.root, 'var/lib/qk-snapshots');
-    const prep = run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots'], { QK_BIN_DIR: bin });
+    const prep = run(h.root, 'etcd-snapshot.sh', ['prepare', '--work-dir', '/var/lib/qk-snapshots'], slowEtcdctl(h.root, 'snapshot status', 1.5));
     expect(prep.stderr).toBe('');
     expect(prep.code).toBe(0);
     const p = JSON.parse(prep.stdout) as { file: string; status: { revision: number } };
