@@ -1,5 +1,6 @@
 /**
- * Parsers for etcdctl 3.4 / 3.5 `-w json` output (recorded samples in test/fixtures).
+ * Parsers for etcdctl 3.4 / 3.5 `-w json` output and etcd's HTTP gateway answers (recorded
+ * samples in test/fixtures).
  * IDs come out as MemberId (hex), never as JS numbers; unreachable endpoints and
  * "no leader" are modelled explicitly instead of being inferred from exit codes.
  */
@@ -8,10 +9,15 @@ import { EtcdError } from './errors';
 import { memberIdFromBigInt, type MemberId } from './ids';
 import { parseJsonLossless } from './json';
 
-const u64 = z.union([z.number().int().nonnegative(), z.bigint().nonnegative()]);
+/**
+ * etcdctl prints 64-bit integers as JSON numbers; etcd's HTTP gateway (grpc-gateway, proto3 JSON
+ * mapping) as decimal strings. Both are read, exactly.
+ */
+const decimal = z.string().regex(/^[0-9]{1,20}$/).transform((v) => BigInt(v));
+const u64 = z.union([z.number().int().nonnegative(), z.bigint().nonnegative(), decimal]);
 const id = u64.transform((v) => memberIdFromBigInt(BigInt(v)));
 /** Counters that fit a double (raft indexes, sizes, revisions); a bigint here means corrupt output. */
-const count = z.union([z.number().int().nonnegative(), z.bigint()]).transform((v, ctx) => {
+const count = z.union([z.number().int().nonnegative(), z.bigint(), decimal]).transform((v, ctx) => {
   if (typeof v === 'bigint') {
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
       ctx.addIssue({ code: 'custom', message: 'counter above 2^53' });
