@@ -13,11 +13,17 @@
  *   Lease stalled      LeaseStaleSeconds > `leaseStaleSec` (2 × the 15 s default lease) for
  *                      2 minutes, per component
  *   backup stale       BackupAgeSeconds > `backupStaleAfterSec` in an hour; missing = breaching
+ *   certificate        EtcdCertDaysLeft < 30 at any probe within an hour (an hour, not a minute:
+ *                      a probe that could not read the expiring one, e.g. its member down for a
+ *                      minute, must not announce a recovery); missing = not breaching
  *   flow failures      any FlowFailures of probe, backup, lifecycle or reconcile in 5 minutes
  *   drift persists     ReconcileDrift ≥ 1 in 3 reconciler runs in a row (15 min at the default
  *                      schedule): something the reconciler cannot fix, or fixes and finds again
  */
 const { servedClusters } = require('./clusters');
+
+/** Days before expiry a served certificate raises the alarm (lib/domain/health.ts CERT_WARN_DAYS). */
+const CERT_WARN_DAYS = 30;
 
 function pascal(s) {
   return s.split('-').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('');
@@ -74,6 +80,15 @@ module.exports = async ({ resolveVariable }) => {
         AlarmDescription: `The newest good etcd backup of ${cluster} is older than ${Math.round(backupStaleAfterSec / 60)} min (or none is reported). Next: look for backup failure alerts; run quorum-keeper backup --cluster ${cluster} once the cause is fixed.`,
         Namespace: 'QuorumKeeper', MetricName: 'BackupAgeSeconds', Dimensions: dims('backup', cluster), Statistic: 'Maximum',
         Period: 3600, EvaluationPeriods: 1, DatapointsToAlarm: 1, Threshold: backupStaleAfterSec, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'breaching', ...actions,
+      },
+    };
+    Resources[`${id}CertExpiryAlarm`] = {
+      Type: 'AWS::CloudWatch::Alarm',
+      Properties: {
+        AlarmName: name('cert-expiry'),
+        AlarmDescription: `An etcd member of ${cluster} serves a certificate (client or peer) that expires within ${CERT_WARN_DAYS} days: once expired, its clients or peers refuse it. Next: quorum-keeper status --cluster ${cluster} names the member, the certificate and the date; renew it on that master (kubeadm certs renew etcd-server etcd-peer, or your own PKI).`,
+        Namespace: 'QuorumKeeper', MetricName: 'EtcdCertDaysLeft', Dimensions: dims('probe', cluster), Statistic: 'Minimum',
+        Period: 3600, EvaluationPeriods: 1, DatapointsToAlarm: 1, Threshold: CERT_WARN_DAYS, ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'notBreaching', ...actions,
       },
     };
     Resources[`${id}DriftAlarm`] = {

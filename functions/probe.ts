@@ -41,6 +41,8 @@ export function publishHealth(m: Metrics, o: ProbeOutcome): void {
   // Without a leader the margin says nothing more: the no-leader alarm owns that incident.
   if (h.hasLeader) m.addMetric('EtcdQuorumMargin', MetricUnit.Count, h.quorumMargin);
   if (h.dbSizeRatio !== null) m.addMetric('EtcdDbSizeRatio', MetricUnit.NoUnit, h.dbSizeRatio);
+  // Days left of the earliest-expiring certificate any member serves; none when none was read.
+  if (h.certDaysLeft !== null) m.addMetric('EtcdCertDaysLeft', MetricUnit.NoUnit, h.certDaysLeft);
   m.publishStoredMetrics();
   for (const l of h.leases) {
     if (l.staleSec === null) continue; // unreadable: no value (the etcd alarms cover why)

@@ -138,6 +138,8 @@ qk_load_host_env() {
   QK_ETCD_KEY=""
   QK_ETCD_PEER_CERT=""
   QK_ETCD_PEER_KEY=""
+  QK_ETCD_CLIENT_CERT=""
+  QK_ETCD_CLIENT_KEY=""
   QK_MOUNT_POINT="/var/lib/etcd"
   QK_APISERVER_READYZ="https://127.0.0.1:6443/readyz"
   QK_APISERVER_URL="https://127.0.0.1:6443"
@@ -156,7 +158,7 @@ qk_load_host_env() {
       QK_ETCD_SCHEME) [[ "$value" =~ ^https?$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
       QK_ETCD_PEER_PORT|QK_ETCD_CLIENT_PORT) [[ "$value" =~ ^[0-9]{1,5}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
       QK_ETCD_UNIT) [[ "$value" =~ ^[A-Za-z0-9@._-]{1,64}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
-      QK_ETCD_CACERT|QK_ETCD_CERT|QK_ETCD_KEY|QK_ETCD_PEER_CERT|QK_ETCD_PEER_KEY|QK_MOUNT_POINT)
+      QK_ETCD_CACERT|QK_ETCD_CERT|QK_ETCD_KEY|QK_ETCD_PEER_CERT|QK_ETCD_PEER_KEY|QK_ETCD_CLIENT_CERT|QK_ETCD_CLIENT_KEY|QK_MOUNT_POINT)
         [[ -z "$value" ]] || qk_check absPath "$value" "host.env $key" ;;
       QK_APISERVER_READYZ) [[ "$value" =~ ${url}/readyz$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
       QK_APISERVER_URL) [[ "$value" =~ ${url}$ ]] || qk_die "$QK_EXIT_USAGE" "host.env: bad $key" ;;
@@ -167,13 +169,30 @@ qk_load_host_env() {
   done <"$file"
   QK_PEER_URL="${QK_ETCD_SCHEME}://${QK_HOST_IP}:${QK_ETCD_PEER_PORT}"
   QK_CLIENT_URL="${QK_ETCD_SCHEME}://${QK_HOST_IP}:${QK_ETCD_CLIENT_PORT}"
+  if [[ "$QK_ETCD_SCHEME" == https ]]; then
+    local k
+    for k in QK_ETCD_CACERT QK_ETCD_CERT QK_ETCD_KEY QK_ETCD_PEER_CERT QK_ETCD_PEER_KEY; do
+      [[ -n "${!k}" ]] || qk_die "$QK_EXIT_USAGE" "host.env: QK_ETCD_SCHEME=https needs $k (etcd runs with mutual TLS on client and peer URLs)"
+    done
+    if [[ -n "$QK_ETCD_CLIENT_CERT" && -z "$QK_ETCD_CLIENT_KEY" || -z "$QK_ETCD_CLIENT_CERT" && -n "$QK_ETCD_CLIENT_KEY" ]]; then
+      qk_die "$QK_EXIT_USAGE" "host.env: QK_ETCD_CLIENT_CERT and QK_ETCD_CLIENT_KEY go together"
+    fi
+  fi
 }
 
-# etcdctl TLS flags from host.env, as an array: "${QK_TLS_ARGS[@]}"
+# The client certificate etcdctl and curl present to etcd, from host.env, as arrays:
+# "${QK_TLS_ARGS[@]}" (etcdctl), "${QK_TLS_CURL[@]}" (curl) and "${QK_TLS_OPENSSL[@]}" (openssl
+# s_client). QK_ETCD_CLIENT_CERT/KEY when set (kubeadm: etcd/healthcheck-client), else the server
+# certificate (kubeadm's carries client auth too).
 qk_tls_args() {
   QK_TLS_ARGS=()
-  if [[ -n "$QK_ETCD_CACERT" ]]; then
-    QK_TLS_ARGS=(--cacert="${QK_ROOT}${QK_ETCD_CACERT}" --cert="${QK_ROOT}${QK_ETCD_CERT}" --key="${QK_ROOT}${QK_ETCD_KEY}")
+  QK_TLS_CURL=()
+  QK_TLS_OPENSSL=()
+  if [[ "$QK_ETCD_SCHEME" == https ]]; then
+    local cert="${QK_ETCD_CLIENT_CERT:-$QK_ETCD_CERT}" key="${QK_ETCD_CLIENT_KEY:-$QK_ETCD_KEY}"
+    QK_TLS_ARGS=(--cacert="${QK_ROOT}${QK_ETCD_CACERT}" --cert="${QK_ROOT}${cert}" --key="${QK_ROOT}${key}")
+    QK_TLS_CURL=(--cacert "${QK_ROOT}${QK_ETCD_CACERT}" --cert "${QK_ROOT}${cert}" --key "${QK_ROOT}${key}")
+    QK_TLS_OPENSSL=(-cert "${QK_ROOT}${cert}" -key "${QK_ROOT}${key}")
   fi
 }
 
@@ -243,9 +262,14 @@ qk_etcd_pid() {
   [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
 }
 
-# qk_etcd_running: whether this host's etcd runs (after qk_load_host_env).
+# qk_etcd_running: whether this host's etcd runs (after qk_load_host_env). Under systemd a
+# Type=notify unit is `activating` from its start until etcd says READY (it has joined its
+# cluster): its process runs, so that counts (`is-active` alone exits 0 only once `active`).
 qk_etcd_running() {
-  if [[ "$QK_SERVICE_MODE" == process ]]; then qk_etcd_pid >/dev/null; else systemctl is-active --quiet "$QK_ETCD_UNIT"; fi
+  if [[ "$QK_SERVICE_MODE" == process ]]; then qk_etcd_pid >/dev/null; return; fi
+  local state
+  state="$(systemctl is-active "$QK_ETCD_UNIT" 2>/dev/null || true)"
+  [[ "$state" == active || "$state" == activating || "$state" == reloading ]]
 }
 
 # JSON string escaping for the one-line results scripts print on stdout.

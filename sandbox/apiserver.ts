@@ -1,6 +1,7 @@
 /**
- * A tiny stand-in for kube-apiserver on a sandbox master: `/readyz` is OK only while the
- * host's local etcd member answers `/health?exclude=NOSPACE` with true: the real API server's
+ * A tiny stand-in for kube-apiserver on a sandbox master: it reaches its local etcd as
+ * kube-apiserver does (with its own client certificate, `apiserver-etcd-client`, when etcd is
+ * https). `/readyz` is OK only while the host's local etcd member answers `/health?exclude=NOSPACE` with true: the real API server's
  * etcd check is a read, which a leader serves even while the NOSPACE alarm refuses writes.
  * It also serves kube-system Leases (GET), read from etcd like the real API server does (key
  * `/registry/leases/kube-system/<name>`, here stored as JSON), so a Lease is unreadable while
@@ -8,6 +9,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { etcdFetch } from './etcd-http';
+import type { TlsFiles } from './pki';
 
 export class ApiserverStandIn {
   private constructor(
@@ -15,7 +18,8 @@ export class ApiserverStandIn {
     readonly port: number,
   ) {}
 
-  static async start(port: number, etcdClientUrl: () => string): Promise<ApiserverStandIn> {
+  /** `tls`: the client certificate it presents to etcd (kube-apiserver's `--etcd-certfile`), for an https etcd. */
+  static async start(port: number, etcdClientUrl: () => string, tls?: TlsFiles): Promise<ApiserverStandIn> {
     const server = createServer((req, res) => {
       void (async () => {
         if (req.url === '/livez') {
@@ -23,13 +27,13 @@ export class ApiserverStandIn {
           return;
         }
         if (req.url?.startsWith('/readyz')) {
-          const ok = await etcdHealthy(etcdClientUrl());
+          const ok = await etcdHealthy(etcdClientUrl(), tls);
           res.writeHead(ok ? 200 : 500, { 'content-type': 'text/plain' }).end(ok ? 'ok' : '[-]etcd failed: reason withheld\nreadyz check failed');
           return;
         }
         const lease = LEASE_PATH.exec(req.url ?? '');
         if (lease && req.method === 'GET') {
-          const { status, body } = await readLease(etcdClientUrl(), lease[1]!);
+          const { status, body } = await readLease(etcdClientUrl(), lease[1]!, tls);
           res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
           return;
         }
@@ -57,9 +61,9 @@ export class ApiserverStandIn {
   }
 }
 
-export async function etcdHealthy(clientUrl: string): Promise<boolean> {
+export async function etcdHealthy(clientUrl: string, tls?: TlsFiles): Promise<boolean> {
   try {
-    const res = await fetch(`${clientUrl}/health?exclude=NOSPACE`, { signal: AbortSignal.timeout(1500) });
+    const res = await etcdFetch(`${clientUrl}/health?exclude=NOSPACE`, { signal: AbortSignal.timeout(1500) }, tls);
     const body = (await res.json()) as { health?: unknown };
     return body.health === 'true';
   } catch {
@@ -71,9 +75,9 @@ const LEASE_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/kube-system\
 const leaseKey = (name: string) => Buffer.from(`/registry/leases/kube-system/${name}`).toString('base64');
 const statusBody = (code: number, reason: string, message: string) => ({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code });
 
-async function readLease(clientUrl: string, name: string): Promise<{ status: number; body: unknown }> {
+async function readLease(clientUrl: string, name: string, tls?: TlsFiles): Promise<{ status: number; body: unknown }> {
   try {
-    const r = await fetch(`${clientUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: leaseKey(name) }), signal: AbortSignal.timeout(2000) });
+    const r = await etcdFetch(`${clientUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: leaseKey(name) }), signal: AbortSignal.timeout(2000) }, tls);
     const j = (await r.json()) as { kvs?: Array<{ value: string }>; error?: string; message?: string };
     if (!r.ok) return { status: 500, body: statusBody(500, 'InternalError', `etcd: ${j.message ?? j.error ?? r.status}`) };
     const kv = j.kvs?.[0];
@@ -105,6 +109,6 @@ export async function writeLease(clientUrl: string, name: string, spec: LeaseSpe
       acquireTime: microTime(spec.acquireTime ?? spec.renewTime), renewTime: microTime(spec.renewTime), leaseTransitions: spec.leaseTransitions ?? 0,
     },
   };
-  const r = await fetch(`${clientUrl}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: leaseKey(name), value: Buffer.from(JSON.stringify(lease)).toString('base64') }) });
+  const r = await etcdFetch(`${clientUrl}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: leaseKey(name), value: Buffer.from(JSON.stringify(lease)).toString('base64') }) });
   if (!r.ok) throw new Error(`writing Lease ${name} failed: HTTP ${r.status} ${await r.text()}`);
 }

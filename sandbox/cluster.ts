@@ -13,11 +13,11 @@ import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client, ModifyTargetGro
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { join } from 'node:path';
 import { runHostScript } from '../lib/aws/run-command';
-import { EtcdClient, localEtcdRunner } from '../lib/etcd';
 import type { HostScriptBundle } from '../lib/host/command';
 import { loadHostScripts } from '../lib/host/fs-bundle';
 import { waitFor } from './ports';
 import type { Sandbox } from './sandbox';
+import { harnessEtcd } from './etcd-http';
 
 export const TAG_CLUSTER = 'quorum-keeper/cluster';
 export const TAG_MEMBER = 'quorum-keeper/etcd-member';
@@ -177,7 +177,7 @@ async function provisionMembers(
   // Each volume's marker records the member ID its data belongs to, as a replacement that caught
   // up (or an adoption) leaves it.
   const listed = await waitFor('the new cluster\'s member list', async () => {
-    const list = await new EtcdClient(localEtcdRunner(), { endpoints: members.map((m) => m.clientUrl) }).memberList().catch(() => null);
+    const list = await harnessEtcd(members.map((m) => m.clientUrl)).memberList().catch(() => null);
     return list && members.every((m) => list.members.some((x) => x.peerUrls.includes(m.peerUrl))) ? list : undefined;
   }, { timeoutMs: 30_000, intervalMs: 200 });
   await Promise.all(members.map(async (m) => {

@@ -4,10 +4,11 @@
  * apiserver stand-in. Commands sent through SSM run here exactly as the SSM agent would run
  * AWS-RunShellScript: `sh -c <commands>`, with QK_HOST_ROOT pointing at this directory.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiserverStandIn } from './apiserver';
+import { HOST_PKI, SandboxPki, type TlsFiles } from './pki';
 import { freePort } from './ports';
 import { isAlive, killHard } from './procs';
 
@@ -16,6 +17,21 @@ export interface CommandOutcome {
   stdout: string;
   stderr: string;
   timedOut: boolean;
+}
+
+export type EtcdScheme = 'http' | 'https';
+export type ServiceMode = 'systemd' | 'process';
+
+/** The systemctl stand-in (sandbox/bin/systemctl), first on every host command's PATH. */
+const SYSTEMCTL_DIR = join(__dirname, 'bin');
+/** Where the stand-in keeps the etcd unit's state on a host (a tmpfs on a real master: /run). */
+const UNIT_STATE = 'run/systemd-standin/etcd.service';
+
+/** A host's etcd client certificate files, absolute: etcdctl's (`healthcheck-client`) or the apiserver's. */
+export function hostTls(root: string, who: 'etcdctl' | 'apiserver'): TlsFiles {
+  return who === 'etcdctl'
+    ? { cacert: join(root, HOST_PKI.cacert), cert: join(root, HOST_PKI.clientCert), key: join(root, HOST_PKI.clientKey) }
+    : { cacert: join(root, HOST_PKI.cacert), cert: join(root, HOST_PKI.apiserverCert), key: join(root, HOST_PKI.apiserverKey) };
 }
 
 export class SandboxHost {
@@ -32,42 +48,79 @@ export class SandboxHost {
     readonly peerPort: number,
     readonly clientPort: number,
     readonly apiserver: ApiserverStandIn,
+    /** `https` (mutual TLS on etcd's client and peer URLs, as every production cluster) unless a test says why not. */
+    readonly scheme: EtcdScheme,
+    /** Where this master's etcd binaries are (its AMI's etcd: `QK_BIN_DIR`); null: found on PATH. */
+    readonly binDir: string | null,
+    /** How the host scripts run etcd: `systemd` (what real masters use; the unit run by `sandbox/bin/systemctl`) or `process`. */
+    readonly serviceMode: ServiceMode,
   ) {}
 
-  static async boot(instanceId: string, root: string): Promise<SandboxHost> {
+  static async boot(instanceId: string, root: string, opts: { scheme?: EtcdScheme; binDir?: string | null; serviceMode?: ServiceMode } = {}): Promise<SandboxHost> {
+    const scheme = opts.scheme ?? 'https';
+    const serviceMode = opts.serviceMode ?? 'systemd';
     mkdirSync(join(root, 'etc/quorum-keeper'), { recursive: true });
     mkdirSync(join(root, 'dev/disk/by-id'), { recursive: true });
     mkdirSync(join(root, 'var/lib'), { recursive: true });
     const peerPort = await freePort();
     const clientPort = await freePort();
-    const apiserver = await ApiserverStandIn.start(await freePort(), () => `http://127.0.0.1:${clientPort}`);
+    // The certificates a master's provisioning (kubeadm join --control-plane, or the AMI's user
+    // data) leaves at kubeadm's paths; the apiserver stand-in reaches etcd with its own.
+    if (scheme === 'https') await (await SandboxPki.get()).issueHost(root, { hostname: instanceId, ip: '127.0.0.1' });
+    const apiserverTls = scheme === 'https' ? hostTls(root, 'apiserver') : undefined;
+    const apiserver = await ApiserverStandIn.start(await freePort(), () => `${scheme}://127.0.0.1:${clientPort}`, apiserverTls);
     writeFileSync(join(root, 'etc/quorum-keeper/host.env'), [
       '# written by the Quorum Keeper sandbox at boot (in production: by the master\'s user data)',
       'QK_HOST_IP=127.0.0.1',
-      'QK_ETCD_SCHEME=http',
+      `QK_ETCD_SCHEME=${scheme}`,
       `QK_ETCD_PEER_PORT=${peerPort}`,
       `QK_ETCD_CLIENT_PORT=${clientPort}`,
+      ...(scheme === 'https' ? [
+        `QK_ETCD_CACERT=${HOST_PKI.cacert}`,
+        `QK_ETCD_CERT=${HOST_PKI.serverCert}`,
+        `QK_ETCD_KEY=${HOST_PKI.serverKey}`,
+        `QK_ETCD_PEER_CERT=${HOST_PKI.peerCert}`,
+        `QK_ETCD_PEER_KEY=${HOST_PKI.peerKey}`,
+        `QK_ETCD_CLIENT_CERT=${HOST_PKI.clientCert}`,
+        `QK_ETCD_CLIENT_KEY=${HOST_PKI.clientKey}`,
+      ] : []),
       'QK_MOUNT_POINT=/var/lib/etcd',
       `QK_APISERVER_READYZ=${apiserver.readyzUrl}`,
       `QK_APISERVER_URL=${apiserver.baseUrl}`,
       '',
     ].join('\n'));
-    return new SandboxHost(instanceId, root, peerPort, clientPort, apiserver);
+    // The AMI's etcd unit, as Debian's etcd-server package installs it, enabled (multi-user.target
+    // wants it): the host scripts' drop-in decides how it runs (ExecStart) and when (the boot guard).
+    if (serviceMode === 'systemd') {
+      const etcd = opts.binDir ? join(opts.binDir, 'etcd') : 'etcd';
+      mkdirSync(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
+      writeFileSync(join(root, 'etc/systemd/system/etcd.service'), [
+        '[Unit]', 'Description=etcd - highly-available key value store', 'After=network.target', '',
+        '[Service]', 'Environment=DAEMON_ARGS=', 'Environment=ETCD_NAME=%H', 'Environment=ETCD_DATA_DIR=/var/lib/etcd/default',
+        'EnvironmentFile=-/etc/default/%p', 'Type=notify', 'User=etcd', 'PermissionsStartOnly=true', `ExecStart=${etcd} $DAEMON_ARGS`,
+        'Restart=on-abnormal', 'LimitNOFILE=65536', '', '[Install]', 'WantedBy=multi-user.target', '',
+      ].join('\n'));
+      symlinkSync(join(root, 'etc/systemd/system/etcd.service'), join(root, 'etc/systemd/system/multi-user.target.wants/etcd.service'));
+    }
+    return new SandboxHost(instanceId, root, peerPort, clientPort, apiserver, scheme, opts.binDir ?? null, serviceMode);
   }
 
   get peerUrl(): string {
-    return `http://127.0.0.1:${this.peerPort}`;
+    return `${this.scheme}://127.0.0.1:${this.peerPort}`;
   }
 
   get clientUrl(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `${this.scheme}://127.0.0.1:${this.clientPort}`;
   }
 
   /** Environment the SSM agent stand-in gives every command on this host. */
   commandEnv(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCD') && !k.startsWith('QK_') && !k.startsWith('AWS_')) env[k] = v;
-    return { ...env, QK_HOST_ROOT: this.root, QK_SERVICE_MODE: 'process', QK_DEVICE_MODE: 'directory', ...this.extraEnv };
+    return {
+      ...env, PATH: `${SYSTEMCTL_DIR}:${env.PATH ?? ''}`, QK_HOST_ROOT: this.root, QK_SERVICE_MODE: this.serviceMode, QK_DEVICE_MODE: 'directory',
+      ...(this.binDir ? { QK_BIN_DIR: this.binDir } : {}), ...this.extraEnv,
+    };
   }
 
   run(commands: readonly string[], timeoutMs: number): Promise<CommandOutcome> {
@@ -89,18 +142,22 @@ export class SandboxHost {
     });
   }
 
-  /** Pid of the etcd the host scripts started here, if it is running. */
+  /** Pid of the etcd the host scripts started here (the unit's main process under systemd), if it is running. */
   etcdPid(): number | null {
-    const file = join(this.root, 'run/quorum-keeper/etcd.pid');
-    if (!existsSync(file)) return null;
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
+    return pidIn(join(this.root, this.serviceMode === 'systemd' ? `${UNIT_STATE}/pid` : 'run/quorum-keeper/etcd.pid'));
   }
 
-  /** Only the etcd process dies (OOM kill, crash); the instance and its agent stay up. */
+  /** Only the etcd process dies (OOM kill, crash); the instance and its agent stay up (the unit turns `failed`). */
   killEtcd(): void {
     const pid = this.etcdPid();
     if (pid !== null) killHard(pid);
+  }
+
+  /** The instance's processes die: etcd and, under systemd, the service manager's part for it. */
+  private killAll(): void {
+    const supervisor = pidIn(join(this.root, `${UNIT_STATE}/supervisor`));
+    if (supervisor !== null) killHard(supervisor);
+    this.killEtcd();
   }
 
   /** etcd freezes (SIGSTOP): a slow or partitioned peer; its sockets stay open and silent. */
@@ -116,7 +173,7 @@ export class SandboxHost {
 
   /** The instance dies: etcd is SIGKILLed, the agent goes silent. */
   crash(): void {
-    this.killEtcd();
+    this.killAll();
     this.agentOnline = false;
   }
 
@@ -131,14 +188,19 @@ export class SandboxHost {
    * Returns whether etcd was started and, if not, why.
    */
   reboot(unitName = 'etcd.service'): { started: boolean; why: string } {
-    this.killEtcd();
+    this.killAll();
     this.agentOnline = false;
     const mount = join(this.root, 'var/lib/etcd');
     if (existsSync(mount) || isLink(mount)) {
       if (isLink(mount)) rmSync(mount, { force: true });
       mkdirSync(mount, { recursive: true });
     }
-    rmSync(join(this.root, 'run/quorum-keeper/etcd.pid'), { force: true });
+    rmSync(join(this.root, 'run'), { recursive: true, force: true }); // a tmpfs: empty at boot
+    if (this.serviceMode === 'systemd') {
+      const outcome = this.bootSystemd(unitName);
+      this.agentOnline = true;
+      return outcome;
+    }
     const unitFile = join(this.root, 'etc/systemd/system', unitName);
     let outcome: { started: boolean; why: string };
     if (!existsSync(unitFile)) {
@@ -170,10 +232,25 @@ export class SandboxHost {
     return outcome;
   }
 
+  /** systemd at boot: starts the units multi-user.target wants, through the stand-in (its conditions decide). */
+  private bootSystemd(unitName: string): { started: boolean; why: string } {
+    if (!existsSync(join(this.root, 'etc/systemd/system/multi-user.target.wants', unitName))) return { started: false, why: `${unitName} is not enabled` };
+    execFileSync(join(SYSTEMCTL_DIR, 'systemctl'), ['start', '--no-block', unitName], { env: this.commandEnv(), stdio: 'ignore' });
+    const result = existsSync(join(this.root, `${UNIT_STATE}/result`)) ? readFileSync(join(this.root, `${UNIT_STATE}/result`), 'utf8').trim() : '';
+    if (result.startsWith('condition ')) return { started: false, why: `${result.slice('condition '.length)} was not met` };
+    return this.etcdPid() !== null ? { started: true, why: `started ${unitName}` } : { started: false, why: `${unitName}: ${result || 'not started'}` };
+  }
+
   async shutdown(): Promise<void> {
     this.crash();
     await this.apiserver.stop();
   }
+}
+
+function pidIn(file: string): number | null {
+  if (!existsSync(file)) return null;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
 }
 
 function isLink(path: string): boolean {

@@ -3,7 +3,8 @@
  * member that just rejoined over a slow or saturated network looks like. On loopback a real etcd
  * follower catches up within milliseconds, so the sandbox puts a TCP proxy in front of a member's
  * peer URL (the test moves the member's advertised peer URL to it with `member update`) and slows
- * one stream through it.
+ * one stream through it. Over mutual TLS it terminates TLS with a peer certificate of the cluster
+ * (to read the stream paths) and dials the member with it.
  *
  * etcd's rafthttp (server/etcdserver/api/rafthttp, 3.4 and 3.5): a follower DIALS the leader for
  * the messages the leader sends it, with one long-lived GET per stream type —
@@ -13,7 +14,10 @@
  * while its raft index falls behind. A full stream buffer makes the leader drop MsgApp ("dropped
  * internal Raft message since sending buffer is full"), never fall back to another path.
  */
+import { readFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
+import type { TlsFiles } from './pki';
 
 export interface PeerThrottleOptions {
   /** The real peer listener: where the proxy forwards. */
@@ -22,6 +26,11 @@ export interface PeerThrottleOptions {
   slowFor: string;
   /** Bytes per second on that stream. */
   bytesPerSec: number;
+  /**
+   * For an https peer URL (mutual TLS): the peer certificate the proxy presents on both sides —
+   * it terminates TLS to read the stream paths, then dials the member with the same certificate.
+   */
+  tls?: TlsFiles;
 }
 
 const sameId = (a: string, b: string): boolean => {
@@ -49,7 +58,9 @@ export class PeerThrottle {
 
   static async start(o: PeerThrottleOptions): Promise<PeerThrottle> {
     let self: PeerThrottle | null = null;
-    const server = createServer((client) => self?.accept(client));
+    const onClient = (client: Socket) => self?.accept(client);
+    const creds = o.tls && { ca: readFileSync(o.tls.cacert), cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) };
+    const server: Server = creds ? createTlsServer({ ...creds, requestCert: true, rejectUnauthorized: true }, onClient) : createServer(onClient);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
     if (!address || typeof address === 'string') throw new Error('peer throttle: no port');
@@ -58,7 +69,7 @@ export class PeerThrottle {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.o.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   /** Which follower's stream to slow (hex member ID), for streams opened from now on. */
@@ -90,7 +101,10 @@ export class PeerThrottle {
 
   private accept(client: Socket): void {
     this.track(client);
-    const upstream = this.track(createConnection(this.o.target));
+    const tls = this.o.tls;
+    const upstream = this.track(tls
+      ? tlsConnect({ ...this.o.target, ca: readFileSync(tls.cacert), cert: readFileSync(tls.cert), key: readFileSync(tls.key) })
+      : createConnection(this.o.target));
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);

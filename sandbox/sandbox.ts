@@ -27,8 +27,10 @@ import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, type Volume } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { AsgModel } from './asg-model';
+import { closeEtcdAgents } from './etcd-http';
 import { type ApiFault, Gateway, type InjectedApiFault } from './gateway';
-import { SandboxHost } from './host';
+import { type EtcdScheme, SandboxHost } from './host';
+import { SandboxPki } from './pki';
 import { type LatencyProfile, SANDBOX_LATENCY } from './latency';
 import { LifecycleModel } from './lifecycle';
 import { MotoServer } from './moto';
@@ -90,6 +92,18 @@ export class Sandbox implements SandboxState {
   readonly registeredAt = new Map<string, number>();
   readonly ssmFaults: SsmFault[] = [];
   readonly ssmInjected: Array<{ comment: string; outcome: SsmFault['outcome'] }> = [];
+  /**
+   * How masters booted from now on run etcd: `https` — mutual TLS on client and peer URLs, with
+   * per-host certificates from this process's CA (sandbox/pki.ts), as every production cluster —
+   * or `http`, only for a test that says why.
+   */
+  etcdScheme: EtcdScheme = 'https';
+  /**
+   * The etcd that masters booted from now on carry (their AMI's: `QK_BIN_DIR` for the host
+   * scripts); null: whatever etcd is first on PATH. A rolling upgrade boots replacements from a
+   * newer one (sandbox/etcd-bin.ts `etcdBinDirs`).
+   */
+  etcdBinDir: string | null = null;
   /** Boot a host (and its SSM agent) for every running moto instance on first sight. */
   autoBoot = true;
   /** Extra delay before a command starts running (models SSM delivery latency). */
@@ -130,6 +144,7 @@ export class Sandbox implements SandboxState {
 
   static async start(opts: { moto?: MotoServer } = {}): Promise<Sandbox> {
     const moto = opts.moto ?? (await MotoServer.start());
+    await SandboxPki.get();
     const dir = makeTempDir('world');
     return new Sandbox(dir, moto, await Gateway.start(moto.url));
   }
@@ -182,7 +197,7 @@ export class Sandbox implements SandboxState {
     if (existing) return existing;
     let p = this.booting.get(instanceId);
     if (!p) {
-      p = SandboxHost.boot(instanceId, join(this.dir, 'hosts', instanceId)).then((h) => {
+      p = SandboxHost.boot(instanceId, join(this.dir, 'hosts', instanceId), { scheme: this.etcdScheme, binDir: this.etcdBinDir }).then((h) => {
         h.agentReadyAt = Date.now() + this.latency.agentOnlineMs;
         this.hosts.set(instanceId, h);
         return h;
@@ -207,6 +222,8 @@ export class Sandbox implements SandboxState {
     this.s3Rejections.length = 0;
     this.stuckAttaching.clear();
     this.draining.clear();
+    this.etcdScheme = 'https';
+    this.etcdBinDir = null;
     this.deviceDelayMs = this.latency.deviceMs;
     this.registeredAt.clear();
     this.gateway.clearFaults();
@@ -227,6 +244,7 @@ export class Sandbox implements SandboxState {
     this.motoEc2.destroy();
     this.elb.destroy();
     if (!opts.keepMoto) await this.moto.stop();
+    await closeEtcdAgents();
     if (!process.env.QK_KEEP_TMP) removeDir(this.dir);
   }
 

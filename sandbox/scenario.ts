@@ -6,6 +6,7 @@ import type { LifecycleEvent } from './lifecycle';
 import { LAUNCH_HOOK, type SandboxClients, type SandboxCluster, type SandboxMember } from './cluster';
 import { waitFor } from './ports';
 import type { Sandbox } from './sandbox';
+import { etcdFetch } from './etcd-http';
 
 export { LAUNCH_HOOK, TERMINATE_HOOK } from './cluster';
 
@@ -39,7 +40,7 @@ export async function putKeys(clientUrl: string, prefix: string, count: number):
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   for (let i = 0; i < count; i += 50) {
     await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) =>
-      fetch(`${clientUrl}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(`${prefix}${i + j}`), value: b64(`value-${i + j}`) }) }).then((r) => {
+      etcdFetch(`${clientUrl}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(`${prefix}${i + j}`), value: b64(`value-${i + j}`) }) }).then((r) => {
         if (!r.ok) throw new Error(`put failed: HTTP ${r.status}`);
       })));
   }
@@ -60,7 +61,7 @@ export async function putKeysBulk(clientUrl: string, prefix: string, count: numb
       const ops = Array.from({ length: Math.min(128, count - start) }, (_, j) => ({
         request_put: { key: b64(`${prefix}${start + j}`), value: b64(opts.valueBytes ? `${start + j}:${pad()}` : `value-${start + j}`) },
       }));
-      const r = await fetch(`${clientUrl}/v3/kv/txn`, { method: 'POST', body: JSON.stringify({ success: ops }) });
+      const r = await etcdFetch(`${clientUrl}/v3/kv/txn`, { method: 'POST', body: JSON.stringify({ success: ops }) });
       if (!r.ok) throw new Error(`txn failed: HTTP ${r.status} ${await r.text()}`);
     }
   };
@@ -71,7 +72,7 @@ export async function putKeysBulk(clientUrl: string, prefix: string, count: numb
 export async function countKeys(clientUrl: string, prefix: string): Promise<number> {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-  const r = await fetch(`${clientUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(prefix), range_end: b64(end), count_only: true }) });
+  const r = await etcdFetch(`${clientUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(prefix), range_end: b64(end), count_only: true }) });
   if (!r.ok) throw new Error(`range failed: HTTP ${r.status}`);
   const body = (await r.json()) as { count?: string };
   return Number(body.count ?? 0);

@@ -5,7 +5,10 @@
  * write as acknowledged, failed (certainly not applied) or unknown (may or may not be).
  * `verify()` reads everything back with a linearizable range read and reports
  * acknowledged-but-missing (must be 0) and the longest window without any acknowledgement.
+ * Over mutual TLS when the members' URLs are https (the harness's client certificate).
  */
+import { etcdFetch } from './etcd-http';
+
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string) => Buffer.from(s, 'base64').toString();
 
@@ -101,7 +104,7 @@ export class AckWriter {
       if (eps.length === 0) break;
       const ep = eps[(this.preferred + attempt) % eps.length]!;
       try {
-        const res = await fetch(`${ep}/v3/kv/put`, {
+        const res = await etcdFetch(`${ep}/v3/kv/put`, {
           method: 'POST',
           body: JSON.stringify({ key: b64(this.key(seq)), value: b64(String(seq)) }),
           signal: AbortSignal.timeout(Math.max(50, until - Date.now())),
@@ -140,7 +143,7 @@ export class AckWriter {
     for (let round = 0; round < 20 && present === null; round++) {
       for (const ep of readEndpoints) {
         try {
-          const res = await fetch(`${ep}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(prefix), range_end: b64(end), keys_only: true }), signal: AbortSignal.timeout(5000) });
+          const res = await etcdFetch(`${ep}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(prefix), range_end: b64(end), keys_only: true }), signal: AbortSignal.timeout(5000) });
           const body = (await res.json()) as { kvs?: Array<{ key: string }>; header?: unknown; error?: string };
           if (!res.ok || !body.header) throw new Error(body.error ?? `HTTP ${res.status}`);
           present = new Set((body.kvs ?? []).map((kv) => Number(unb64(kv.key).slice(prefix.length))));

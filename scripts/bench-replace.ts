@@ -21,6 +21,8 @@ import { destroyControl, provisionControl, SANDBOX_TIMINGS, sandboxFlowDeps } fr
 import { waitFor } from '../sandbox/ports';
 import { killMaster, putKeys } from '../sandbox/scenario';
 import type { Sandbox } from '../sandbox/sandbox';
+import { harnessEtcd } from '../sandbox/etcd-http';
+import { SandboxPki } from '../sandbox/pki';
 
 export interface ReplaceResult {
   rounds: number;
@@ -59,7 +61,7 @@ export function ssmStages(sandbox: Sandbox, before: Set<string>): { commands: nu
  * it, which would measure luck, not the flow.
  */
 export async function followerOf(cluster: SandboxCluster): Promise<SandboxMember> {
-  const st = await new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: false });
+  const st = await harnessEtcd(cluster.members.map((m) => m.clientUrl)).endpointStatus({ cluster: false });
   const leader = st.statuses.find((x) => x.isLeader)?.endpoint;
   return cluster.members.find((m) => m.clientUrl !== leader)!;
 }
@@ -110,7 +112,9 @@ export async function benchReplacement(sandbox: Sandbox, c: SandboxClients, roun
       const peer = cluster.members.find((x) => x !== m)!;
       const { instanceId, event } = await killMaster(sandbox, c, m);
       const runner = via === 'local' ? localEtcdRunner() : ssmEtcdRunner(c.ssm, hostScripts(), peer.instanceId, SANDBOX_RUN);
-      const etcd = new EtcdClient(runner, { endpoints: via === 'local' ? endpoints().filter((u) => u !== m.clientUrl) : [peer.clientUrl] });
+      // Run here, etcdctl presents the harness's client certificate; over SSM the host adds its own.
+      const tls = via === 'local' ? { tls: SandboxPki.current().harness } : {};
+      const etcd = new EtcdClient(runner, { endpoints: via === 'local' ? endpoints().filter((u) => u !== m.clientUrl) : [peer.clientUrl], ...tls });
       const t0 = Date.now();
       await c.ec2.send(new AttachVolumeCommand({ VolumeId: m.volumeId, InstanceId: instanceId, Device: '/dev/xvdf' }));
       await waitUntilVolumeInUse(waiter(c.ec2), { VolumeIds: [m.volumeId] });
@@ -124,7 +128,7 @@ export async function benchReplacement(sandbox: Sandbox, c: SandboxClients, roun
       const initial = list.members.map((x) => `${x.name}=${x.id === me.id ? urls.peerUrl : x.peerUrls[0]}`).join(',');
       await hostOk(c, instanceId, 'etcd-member.sh', ['start', '--name', m.name, '--initial-cluster', initial, '--initial-cluster-state', 'existing']);
       await waitFor('the member to catch up', async () => {
-        const st = await new EtcdClient(runner, { endpoints: [...endpoints().filter((u) => u !== m.clientUrl), urls.clientUrl] }).endpointStatus({ cluster: false });
+        const st = await new EtcdClient(runner, { endpoints: [...endpoints().filter((u) => u !== m.clientUrl), urls.clientUrl], ...tls }).endpointStatus({ cluster: false });
         const leader = st.statuses.find((s) => s.isLeader);
         const mine = st.statuses.find((s) => s.endpoint === urls.clientUrl);
         return leader && mine && mine.leader === leader.memberId && leader.raftIndex - mine.raftIndex <= 100 ? true : undefined;

@@ -23,6 +23,8 @@
  * handlers over 1, 10 and 50 clusters (BENCH_FANOUT_CLUSTERS) under the AWS latency profile, in
  * one invocation and handed off one invocation per cluster, against one cluster's run alone.
  *
+ * The backup and the replacement run on etcd 3.5 and then 3.4 (BENCH_ETCD=3.5,3.4), in one run.
+ *
  * BENCH_ONLY=backup,replace,latency,api,cold,fanout picks sections (default all). Writes .tmp/bench/results.json
  * (machine-readable) and .tmp/bench/results.md (the tables).
  */
@@ -43,6 +45,8 @@ import { benchReplacement, replaceTable } from './bench-replace';
 import { benchFanOut, fanOutTable } from './bench-fanout';
 import { benchLatency, latencyTable } from './bench-latency';
 import { AWS_TIMINGS } from '../lib/flows/deps';
+import { etcdBinDirs } from '../sandbox/etcd-bin';
+import { SandboxPki } from '../sandbox/pki';
 
 const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -53,12 +57,24 @@ const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 2);
 const CLUSTERS = (process.env.BENCH_CLUSTERS ?? '1,10,50').split(',').map(Number);
 const FANOUT_CLUSTERS = (process.env.BENCH_FANOUT_CLUSTERS ?? '1,10,50').split(',').map(Number);
 
+const ETCD_VERSIONS = (process.env.BENCH_ETCD ?? '3.5,3.4').split(',') as Array<'3.4' | '3.5'>;
+if (ETCD_VERSIONS.some((v) => v !== '3.4' && v !== '3.5')) throw new Error(`BENCH_ETCD: 3.4 and/or 3.5, comma-separated; got ${process.env.BENCH_ETCD}`);
+const BINS = etcdBinDirs();
+
+/** Masters booted from now on, and the harness's etcdctl, run etcd `v`. */
+function useEtcdFor(sandbox: Sandbox, v: '3.4' | '3.5'): void {
+  sandbox.etcdBinDir = BINS[v];
+  // The 3.4 directory is the system's (/usr/bin): put first, never removed; 3.5's is ours alone.
+  process.env.PATH = [BINS[v], ...(process.env.PATH ?? '').split(':').filter((p) => p !== BINS['3.5'])].join(':');
+  log(`etcd ${v}: ${BINS[v]}`);
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
 async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
-  const results: Record<string, unknown> = { date: new Date().toISOString() };
+  const results: Record<string, unknown> = { date: new Date().toISOString(), replacement: {}, backup: {} };
   const tables: string[] = [];
   if (ONLY.has('cold')) {
     const cold = benchColdInit(ROUNDS + 2, log);
@@ -69,11 +85,28 @@ async function main(): Promise<void> {
     const sandbox = await Sandbox.start();
     const c = sandboxClients(sandbox);
     try {
-      if (ONLY.has('replace')) {
-        const replace = await benchReplacement(sandbox, c, ROUNDS, log);
-        results.replacement = replace;
-        tables.unshift(replaceTable(replace));
+      // The replacement and the backup on each etcd (BENCH_ETCD, default 3.5 then 3.4): the same
+      // run, the same machine, so the two versions' ratios can be set side by side.
+      for (const v of ETCD_VERSIONS) {
+        if (!ONLY.has('replace') && !ONLY.has('backup')) break;
+        useEtcdFor(sandbox, v);
+        if (ONLY.has('replace')) {
+          await sandbox.reset();
+          sandbox.etcdBinDir = BINS[v];
+          const replace = await benchReplacement(sandbox, c, ROUNDS, log);
+          (results.replacement as Record<string, unknown>)[v] = replace;
+          tables.push(`etcd ${v}:\n\n${replaceTable(replace)}`);
+        }
+        if (ONLY.has('backup')) {
+          await sandbox.reset();
+          sandbox.etcdBinDir = BINS[v];
+          const backup = await benchBackup(sandbox, c);
+          (results.backup as Record<string, unknown>)[v] = backup.result;
+          tables.push(`etcd ${v}:\n\n${backup.table}`);
+        }
       }
+      useEtcdFor(sandbox, ETCD_VERSIONS[0] ?? '3.5');
+      await sandbox.reset();
       if (ONLY.has('latency')) {
         // The Lambda's timings, then the SSM command poll tuned for AWS's ~1 s delivery.
         const latency = await benchLatency(sandbox, c, LATENCY_ROUNDS, [
@@ -92,12 +125,6 @@ async function main(): Promise<void> {
         const fanout = await benchFanOut(sandbox, c, FANOUT_CLUSTERS, log);
         results.fanOut = fanout;
         tables.push(fanOutTable(fanout));
-      }
-      if (ONLY.has('backup')) {
-        await sandbox.reset();
-        const backup = await benchBackup(sandbox, c);
-        results.backup = backup.result;
-        tables.unshift(backup.table);
       }
     } finally {
       destroyClients(c);
@@ -143,7 +170,7 @@ async function benchBackup(sandbox: Sandbox, c: ReturnType<typeof sandboxClients
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     const r0 = Date.now();
-    await run('etcdctl', [`--endpoints=${member.clientUrl}`, 'snapshot', 'save', join(dir, 's.db')], { env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
+    await run('etcdctl', [`--endpoints=${member.clientUrl}`, ...SandboxPki.current().harnessEtcdctlFlags, 'snapshot', 'save', join(dir, 's.db')], { env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
     await run('zstd', ['-q', '-3', '-T0', '-f', join(dir, 's.db'), '-o', join(dir, 's.db.zst')]);
     const url = await getSignedUrl(b.s3, new PutObjectCommand({ Bucket: b.store.bucket, Key: `raw/${i}.db.zst` }), { expiresIn: 600 });
     const put = await run('curl', ['-sS', '-f', '-o', '/dev/null', '-w', '%{time_total}', '-X', 'PUT', '--upload-file', join(dir, 's.db.zst'), url]);

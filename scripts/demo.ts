@@ -19,6 +19,7 @@ import {
   destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps, sandboxProbeDeps, sandboxReconcileDeps,
   sandboxStatusDeps,
 } from '../sandbox/control';
+import { useEtcd } from '../sandbox/etcd-bin';
 import { reapStrays } from '../sandbox/procs';
 import { countKeys, killMaster, memberOf, putKeys } from '../sandbox/scenario';
 import { reconcileCluster } from '../lib/flows/reconcile';
@@ -35,6 +36,8 @@ const KEYS = 1000;
 
 async function main(): Promise<void> {
   reapStrays({ own: false });
+  const etcd = useEtcd();
+  say(`etcd ${etcd.version} (${etcd.path}), mutual TLS on client and peer URLs (per-master certificates from a CA made for this run)`);
   say('starting the sandbox (moto_server + sandbox AWS endpoint)');
   const sandbox = await Sandbox.start();
   const c = sandboxClients(sandbox);
@@ -43,6 +46,7 @@ async function main(): Promise<void> {
   try {
     say(`sandbox AWS endpoint ${sandbox.endpoint} (moto at ${sandbox.moto.url})`);
     const cluster = await provisionCluster(sandbox, c, { name: 'demo', progress: say });
+    say(`etcd client URLs: ${cluster.members.map((m) => `${m.name} ${m.clientUrl}`).join(', ')}`);
     say(`writing ${KEYS} keys through the etcd API`);
     await putKeys(cluster.members[0]!.clientUrl, '/registry/demo/', KEYS);
     console.log(`\n${renderStatus(await clusterStatus(sandboxStatusDeps(c, ctl), cluster.name))}\n`);

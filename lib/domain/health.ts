@@ -4,7 +4,9 @@
  * etcd: a leader most answering voters agree on, healthy voters against quorum (margin 0 = one
  * more failure loses quorum), elections since the last probe (raft term delta), DB size against
  * the quota, active alarms. Kubernetes leader election: a Lease not renewed for more than 2×
- * its duration means that component's leader election has stalled.
+ * its duration means that component's leader election has stalled. TLS: the certificate each
+ * member serves on its client and peer URL, by days left (a warning under 30 days, critical
+ * under 7 or expired).
  */
 import { z } from 'zod';
 import type { Alarm, EndpointStatusReport, Member } from '../etcd/parsers';
@@ -37,6 +39,25 @@ export interface ProbeMemory {
   leases?: Record<string, { holder: string | null; renewTime: string | null }>;
 }
 
+/** A certificate a member serves, as the survey read it off the wire. */
+export interface ServedCertificate {
+  /** The etcd member's name (its ID while it has none). */
+  member: string;
+  kind: 'client' | 'peer';
+  url: string;
+  /** ISO time. */
+  notAfter: string;
+}
+
+export interface CertificateHealth extends ServedCertificate {
+  /** Days until it expires, rounded down to a tenth (negative: expired). */
+  daysLeft: number;
+}
+
+/** A certificate expiring within this many days is a warning; within CERT_CRITICAL_DAYS (or expired), critical. */
+export const CERT_WARN_DAYS = 30;
+export const CERT_CRITICAL_DAYS = 7;
+
 export interface HealthAssessment {
   reachable: boolean;
   hasLeader: boolean;
@@ -55,10 +76,14 @@ export interface HealthAssessment {
   leases: LeaseHealth[];
   /** What is wrong, worst first; empty when healthy. */
   problems: Problem[];
+  /** Every certificate read, earliest expiry first; empty when none could be read (plain http, no openssl). */
+  certificates: CertificateHealth[];
+  /** Days left of the earliest-expiring certificate; null when none was read. */
+  certDaysLeft: number | null;
 }
 
 export interface Problem {
-  code: 'unreachable' | 'no-leader' | 'quorum-lost' | 'margin-zero' | 'lease-stalled' | 'lease-missing' | 'etcd-alarm' | 'db-size';
+  code: 'unreachable' | 'no-leader' | 'quorum-lost' | 'margin-zero' | 'lease-stalled' | 'lease-missing' | 'etcd-alarm' | 'db-size' | 'cert-expiry';
   severity: 'critical' | 'warning';
   subject?: string;
   summary: string;
@@ -107,19 +132,53 @@ export interface HealthInput {
   now: number;
   quotaBytes: number;
   previous: ProbeMemory | null;
+  /** The certificates members serve (the survey's `certs`); none: unknown. */
+  certificates?: readonly ServedCertificate[];
+}
+
+const DAY_MS = 86_400_000;
+const KUBEADM_CERT: Record<ServedCertificate['kind'], string> = { client: 'etcd-server', peer: 'etcd-peer' };
+const HOST_ENV_CERT: Record<ServedCertificate['kind'], string> = { client: 'QK_ETCD_CERT', peer: 'QK_ETCD_PEER_CERT' };
+
+/** Days left per certificate (earliest first), and a problem per member with one expiring within CERT_WARN_DAYS. */
+export function assessCertificates(certs: readonly ServedCertificate[], now: number): { certificates: CertificateHealth[]; problems: Problem[] } {
+  const certificates = certs
+    .map((c) => ({ ...c, daysLeft: Math.floor((Date.parse(c.notAfter) - now) / (DAY_MS / 10)) / 10 }))
+    .filter((c) => Number.isFinite(c.daysLeft))
+    .sort((a, b) => a.daysLeft - b.daysLeft || a.member.localeCompare(b.member) || a.kind.localeCompare(b.kind));
+  const problems: Problem[] = [];
+  const members = [...new Set(certificates.filter((c) => c.daysLeft < CERT_WARN_DAYS).map((c) => c.member))];
+  for (const member of members) {
+    const due = certificates.filter((c) => c.member === member && c.daysLeft < CERT_WARN_DAYS);
+    const first = due[0]!;
+    const kinds = [...new Set(due.map((c) => c.kind))].sort();
+    const what = `${member}'s ${kinds.join(' and ')} certificate${kinds.length > 1 ? 's' : ''}`;
+    const date = first.notAfter.replace('T', ' ').replace(/(:\d\d)(\.\d+)?Z$/, '$1 UTC');
+    const left = first.daysLeft < 0 ? `expired ${date} (${Math.ceil(-first.daysLeft)} d ago): TLS connections to it fail`
+      : `${kinds.length > 1 ? 'expire' : 'expires'} ${date} (in ${first.daysLeft >= 1 ? `${Math.floor(first.daysLeft)} d` : 'less than a day'})`;
+    problems.push({
+      code: 'cert-expiry', severity: first.daysLeft < CERT_CRITICAL_DAYS ? 'critical' : 'warning', subject: member,
+      summary: `etcd ${what} ${left}`,
+      action: `Renew it on ${member}'s master: \`kubeadm certs renew ${kinds.map((k) => KUBEADM_CERT[k]).join(' ')}\` (kubeadm), or from your own PKI into the files host.env names (${kinds.map((k) => HOST_ENV_CERT[k]).join(', ')}); etcd serves the new file from its next TLS handshake, and the next probe shows the new date.`,
+    });
+  }
+  return { certificates, problems };
 }
 
 export function assessHealth(input: HealthInput): HealthAssessment {
   const leases = input.components.map((c) => assessLease(c, input.leases[c], input.now));
   const problems: Problem[] = [];
+  const certs = assessCertificates(input.certificates ?? [], input.now);
+  const certificates = { certificates: certs.certificates, certDaysLeft: certs.certificates[0]?.daysLeft ?? null };
   if (!input.members) {
     problems.push({
       code: 'unreachable', severity: 'critical', summary: 'no etcd member answers: the cluster is down or unreachable over SSM',
       action: 'Check the masters\' instances and SSM agents; `quorum-keeper status --cluster <name>` shows each slot.',
     });
+    problems.push(...certs.problems); // an expired certificate may be why
     return {
       reachable: false, hasLeader: false, leaderId: null, leaderName: null, raftTerm: null, leaderChanges: 0, voters: 0, healthyVoters: 0,
-      quorum: 0, quorumMargin: -1, dbSizeBytes: null, dbSizeRatio: null, alarms: [], leases, problems,
+      quorum: 0, quorumMargin: -1, dbSizeBytes: null, dbSizeRatio: null, alarms: [], leases, problems, ...certificates,
     };
   }
   const members = input.members;
@@ -176,8 +235,10 @@ export function assessHealth(input: HealthInput): HealthAssessment {
       });
     }
   }
+  problems.push(...certs.problems);
   return {
     reachable: true, hasLeader: h.leader !== null, leaderId: h.leader, leaderName: h.leader ? nameOf(h.leader) : null, raftTerm, leaderChanges,
     voters: h.voters, healthyVoters: h.healthyVoters, quorum: h.quorum, quorumMargin: h.margin, dbSizeBytes, dbSizeRatio, alarms, leases, problems,
+    ...certificates,
   };
 }

@@ -79,6 +79,8 @@ export interface Peer {
   instanceId: string;
   member: string;
   etcd: EtcdClient;
+  /** The cluster version this member reports (its /version `etcdcluster`), when it said. */
+  clusterVersion?: string | null;
 }
 
 /**
@@ -92,8 +94,10 @@ export async function firstHealthyPeer(
     if (!(await agentOnline(ssm, c.instanceId))) continue;
     const res = await runHostScript(ssm, scripts, c.instanceId, 'etcd-member.sh', ['status'], opts);
     if (res.exitCode !== 0) continue;
-    const st = JSON.parse(res.stdout) as { running: boolean; healthy: boolean; clientUrl: string };
-    if (st.running && st.healthy) return { ...c, etcd: new EtcdClient(ssmEtcdRunner(ssm, scripts, c.instanceId, opts), { endpoints: [st.clientUrl] }) };
+    const st = JSON.parse(res.stdout) as { running: boolean; healthy: boolean; clientUrl: string; clusterVersion?: string | null };
+    if (st.running && st.healthy) {
+      return { ...c, etcd: new EtcdClient(ssmEtcdRunner(ssm, scripts, c.instanceId, opts), { endpoints: [st.clientUrl] }), clusterVersion: st.clusterVersion ?? null };
+    }
   }
   return null;
 }

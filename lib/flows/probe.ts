@@ -1,8 +1,9 @@
 /**
  * Watchdog probe of one cluster: one survey command on the first answering master (etcd
- * member list, every member's status and health, alarms, and the kube-system leader-election
- * Leases read from that master's API server), judged by the pure `assessHealth`. The raft term
- * and leader seen are remembered between probes (DynamoDB) to count elections.
+ * member list, every member's status and health, alarms, the kube-system leader-election
+ * Leases read from that master's API server, and the certificate every member serves), judged by
+ * the pure `assessHealth`. The raft term and leader seen are remembered between probes
+ * (DynamoDB) to count elections.
  *
  * Read-only: a probe never changes the cluster. What it finds becomes metrics; the CloudWatch
  * alarms on those metrics are the alert path (see serverless.yml and deploy/alarms.js).
@@ -54,7 +55,7 @@ export async function probeCluster(deps: ProbeDeps, cluster: string, settings: P
   const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
   const r = new FlowRun(deps, { owner: 'probe' });
   const { survey, tried } = await r.step('survey', async () => {
-    const found = await surveyCluster(deps.ssm, deps.scripts, candidates, r.runOpts(60, { executionTimeoutSec: 60 }), settings.components);
+    const found = await surveyCluster(deps.ssm, deps.scripts, candidates, r.runOpts(60, { executionTimeoutSec: 60 }), settings.components, { certs: true });
     return { value: found, detail: found.survey ? `through ${found.survey.member}` : 'no master answered' };
   });
   const previous = await deps.memory.get(cluster);
@@ -68,6 +69,7 @@ export async function probeCluster(deps: ProbeDeps, cluster: string, settings: P
     now,
     quotaBytes: settings.quotaBytes,
     previous,
+    certificates: survey?.certs ?? [],
   });
   // Leases that could not be read keep what an earlier probe saw.
   const leases = { ...(previous?.leases ?? {}) };

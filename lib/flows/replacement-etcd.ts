@@ -4,6 +4,7 @@
  * kube-apiserver to be ready on this host.
  */
 import type { HostScriptError } from '../aws/run-command';
+import { judgeJoin, minorOf, parseEtcdVersion } from '../domain/etcd-version';
 import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
 import { EtcdError, type EtcdErrorKind, type MemberId, type MemberList, STATUS_TIMEOUT } from '../etcd';
 import type { HostScriptName } from '../host/command';
@@ -43,6 +44,30 @@ export const urlsStep: Step<S> = {
     if (!s.agentOnline) return { action: 'read this host\'s peer and client URLs once its agent is online' };
     s.urls = await onHost<NonNullable<S['urls']>>(r, s, 'etcd-member.sh', ['urls'], 'urls');
     return { action: `this host advertises peer ${s.urls.peerUrl}` };
+  },
+};
+
+/**
+ * The etcd this master's AMI carries against the cluster's version (read from the peer): a
+ * downgrade, or an upgrade that skips a minor version, is refused before etcd starts here
+ * (lib/domain/etcd-version.ts). An upgrade of one minor is a rolling upgrade, step by step.
+ */
+export const versionStep: Step<S> = {
+  name: 'version',
+  run(_r, s) {
+    const v = judgeJoin(s.urls?.etcdVersion ?? null, s.peer?.clusterVersion ?? null);
+    if (v.ok) return Promise.resolve({ detail: v.detail });
+    if (v.kind === 'unknown') return Promise.resolve({ detail: `${v.detail}: not judged`, skipped: true });
+    const cluster = parseEtcdVersion(s.peer?.clusterVersion ?? null);
+    return Promise.reject(new FlowFailure('version', `${s.slot.member} on ${s.instanceId}: ${v.detail}; etcd not started, membership untouched`,
+      `Point ${s.slot.member}'s launch template at an AMI whose etcd is ${cluster ? minorOf(cluster) : 'the cluster\'s minor version'}.x`
+      + `${cluster ? ` (or ${cluster.major}.${cluster.minor + 1}.x to upgrade one minor version, replacing every master in turn)` : ''}; the ASG launches again from it.`,
+      'critical', `etcd-version-${v.kind}`));
+  },
+  plan(_r, s) {
+    if (!s.urls || !s.peer) return { action: 'compare this master\'s etcd version with the cluster\'s (refuse a downgrade or a skipped minor version)' };
+    const v = judgeJoin(s.urls.etcdVersion ?? null, s.peer.clusterVersion ?? null);
+    return { action: v.ok ? v.detail : `REFUSE: ${v.detail}` };
   },
 };
 

@@ -17,7 +17,8 @@ export interface ReplacementState {
   agentOnline?: boolean;
   /** The mount's answer; `memberId`: the member ID the volume's marker records (null: none yet). */
   mounted?: { hasData: boolean; formatted: boolean; device: string; memberId?: string | null };
-  urls?: { peerUrl: string; clientUrl: string };
+  /** This host's URLs, and the version of the etcd its AMI carries (null: not reported). */
+  urls?: { peerUrl: string; clientUrl: string; etcdVersion?: string | null };
   peer?: Peer;
   /** Dry run only: whether the peer saw a leader and quorum. */
   quorumOk?: boolean;

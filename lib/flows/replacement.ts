@@ -3,7 +3,7 @@
  * and does only what is still missing, so a duplicate, late or re-driven event is harmless.
  * The steps, in order (`replacementSteps`; the dry run walks the same list):
  *
- *   instance → volume → predecessor → attach → agent → mount ∥ urls ∥ peer
+ *   instance → volume → predecessor → attach → agent → mount ∥ urls ∥ peer → version
  *   → [cluster lock: membership (update | remove + add learner) → start → caught-up ∥ apiserver]
  *   → register → complete (CONTINUE)
  *
@@ -24,7 +24,7 @@ import { findTargetGroups, registerAndWait } from '../aws/lb';
 import { APISERVER_PORT } from '../host/layout';
 import type { FlowDeps } from './deps';
 import { instanceLockKey, type MasterSlot, slotLockKey } from './master-slot';
-import { apiserverStep, caughtUpStep, membershipStep, mountStep, peerStep, startStep, urlsStep } from './replacement-etcd';
+import { apiserverStep, caughtUpStep, membershipStep, mountStep, peerStep, startStep, urlsStep, versionStep } from './replacement-etcd';
 import type { ReplacementState as S } from './replacement-state';
 import { agentStep, attachStep, instanceStep, notToBringIn, predecessorStep, volumeStep } from './replacement-volume';
 import { FlowFailure, FlowRun, LockLost } from './run';
@@ -76,7 +76,7 @@ const completeStep = completeHookStep<S>('no lifecycle hook (re-driven run)');
 /** The replacement, step by step, as both the flow and its dry run walk it. */
 export const replacementSteps: ReadonlyArray<Entry<S>> = [
   instanceStep, volumeStep, predecessorStep, attachStep, agentStep,
-  beside(peerStep), beside(urlsStep), mountStep, join(urlsStep), join(peerStep),
+  beside(peerStep), beside(urlsStep), mountStep, join(urlsStep), join(peerStep), versionStep,
   holding<S>('cluster lock', (s) => s.slot.cluster,
     membershipStep, startStep, beside(apiserverStep), caughtUpStep),
   join(apiserverStep),

@@ -1,7 +1,8 @@
 /**
  * The status of one cluster as an operator needs it: per member slot the ASG and its
  * instance (lifecycle state), the etcd volume and where it is attached, the etcd role and raft
- * lag, the load balancer's view; the cluster's etcd health; the newest backup. Read-only.
+ * lag, the load balancer's view; the cluster's etcd health; the newest backup; the certificates
+ * the members serve. Read-only.
  * `problems` lists what makes the cluster degraded (empty = healthy). The text form is the
  * CLI's (cli/render/status.ts).
  */
@@ -14,7 +15,7 @@ import { type BackupStore, listBackups, usableBackups } from '../aws/backups';
 import type { AwaitingDr, HeldHook, HeldHooks } from '../aws/held-hooks';
 import { targetHealth } from '../aws/lb';
 import { type Clock, wallNow } from '../clock';
-import { assessHealth } from '../domain/health';
+import { assessHealth, type CertificateHealth } from '../domain/health';
 import type { Claim } from '../domain/identity';
 import { hasNoLeader } from '../etcd';
 import type { HostScriptBundle } from '../host/command';
@@ -62,6 +63,8 @@ export interface MemberStatus {
   held: { instanceId: string; since: string; reason: string } | null;
   /** The slot came in without quorum: volume mounted, etcd stopped, waiting for a restore. */
   awaitingDr: { instanceId: string; since: string; hasData: boolean } | null;
+  /** The etcd server version this member runs (its endpoint status); null when it did not answer. */
+  version: string | null;
 }
 
 export interface ClusterStatus {
@@ -69,9 +72,19 @@ export interface ClusterStatus {
   at: string;
   healthy: boolean;
   problems: string[];
-  etcd: { leader: string | null; voters: number; healthyVoters: number; quorum: number; quorumMargin: number; raftTerm: number | null; via: string | null };
+  etcd: {
+    leader: string | null; voters: number; healthyVoters: number; quorum: number; quorumMargin: number; raftTerm: number | null; via: string | null;
+    /** The cluster version (the lowest minor its members run; it moves up once every member runs the newer one); null when unknown. */
+    clusterVersion: string | null;
+  };
   backup: { key: string; takenAt: string; ageSec: number } | null | 'unknown';
   members: MemberStatus[];
+  /**
+   * The certificates members serve (client and peer URL), as read by the survey: the earliest to
+   * expire (null when none could be read: plain http, no openssl on the master) and all of them,
+   * earliest first. One expiring within 30 days is among the problems.
+   */
+  certificates: { earliest: CertificateHealth | null; all: CertificateHealth[] };
 }
 
 export interface StatusOptions {
@@ -118,12 +131,12 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
   const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
   const r = new FlowRun(deps, { owner: 'status' });
   const [{ survey }, backups] = await Promise.all([
-    surveyCluster(deps.ssm, deps.scripts, candidates, r.runOpts(60, { executionTimeoutSec: 60 })),
+    surveyCluster(deps.ssm, deps.scripts, candidates, r.runOpts(60, { executionTimeoutSec: 60 }), [], { certs: true }),
     opts.store && deps.s3 ? listBackups(deps.s3, opts.store, cluster).then((l) => l, () => null) : Promise.resolve(undefined),
   ]);
   const health = assessHealth({
     members: survey?.members?.members ?? null, status: survey?.status ?? { statuses: [], unreachable: [] }, alarms: survey?.alarms ?? null,
-    leases: {}, components: [], now, quotaBytes: Number.MAX_SAFE_INTEGER, previous: null,
+    leases: {}, components: [], now, quotaBytes: Number.MAX_SAFE_INTEGER, previous: null, certificates: survey?.certs ?? [],
   });
   const problems = health.problems.map((p) => p.summary);
   const etcdMembers = survey?.members?.members ?? [];
@@ -147,7 +160,7 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
       volumeId: vol?.volumeId ?? null, volumeState: vol?.state ?? null, volumeAttachedTo: vol?.attachedTo ?? null,
       etcd, raftIndex: st?.raftIndex ?? null, raftLag: st && leaderStatus ? Math.max(0, leaderStatus.raftIndex - st.raftIndex) : null,
       lb: !lb ? 'no-target-group' : instanceId ? (lb.get(instanceId) ?? 'not-registered') : 'not-registered',
-      held: null, awaitingDr: null,
+      held: null, awaitingDr: null, version: st?.version ?? null,
     };
     const rec = records.get(m.member);
     if (rec?.held) {
@@ -186,8 +199,9 @@ export async function clusterStatus(deps: StatusDeps, cluster: string, opts: Sta
     cluster, at: new Date(now).toISOString(), healthy: problems.length === 0, problems,
     etcd: {
       leader: health.leaderName, voters: health.voters, healthyVoters: health.healthyVoters, quorum: health.quorum, quorumMargin: health.quorumMargin,
-      raftTerm: health.raftTerm, via: survey ? survey.member : null,
+      raftTerm: health.raftTerm, via: survey ? survey.member : null, clusterVersion: survey?.local.clusterVersion ?? null,
     },
     backup, members,
+    certificates: { earliest: health.certificates[0] ?? null, all: health.certificates },
   };
 }

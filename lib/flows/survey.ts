@@ -2,8 +2,8 @@
  * One SSM round trip that tells a flow what the cluster looks like from one master:
  * `etcd-member.sh survey` runs member list, endpoint status --cluster, endpoint health
  * --cluster and alarm list side by side through that master's member (plus any kube-system
- * Leases asked for) and returns each raw answer; they are parsed here with the same parsers as
- * single commands. Three sequential SSM commands (≥ 2 s each with AWS's waiter floor) become one.
+ * Leases asked for, and the expiry of the certificate every member serves on its client and peer
+ * URL) and returns each raw answer; they are parsed here with the same parsers as single commands. Three sequential SSM commands (≥ 2 s each with AWS's waiter floor) become one.
  */
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
@@ -12,14 +12,23 @@ import { agentOnline } from '../aws/ssm-agent';
 import {
   type Alarm, classifyEtcdctlError, EtcdClient, EtcdError, summariseStderr, type EndpointHealth, type EndpointStatusReport, type MemberList, parseAlarmList, parseEndpointHealth, parseEndpointStatus, parseMemberList,
 } from '../etcd';
+import type { ServedCertificate } from '../domain/health';
 import type { HostScriptBundle } from '../host/command';
 import type { Peer } from './cluster-masters';
 
 const query = z.object({ rc: z.number().int(), out: z.string(), err: z.string() });
+/** A certificate read off a member's URL: notAfter in epoch seconds, null when it could not be read. */
+const servedCert = z.object({ kind: z.enum(['client', 'peer']), url: z.string(), notAfter: z.number().int().nonnegative().max(1e12).nullable() });
 const surveySchema = z.object({
-  local: z.object({ running: z.boolean(), healthy: z.boolean(), clientUrl: z.string(), peerUrl: z.string() }),
-  queries: z.object({ members: query, status: query, health: query, alarms: query }).partial(),
+  local: z.object({
+    running: z.boolean(), healthy: z.boolean(), clientUrl: z.string(), peerUrl: z.string(),
+    // Hosts running host scripts from before these fields say nothing: null.
+    clusterVersion: z.string().nullable().default(null), serverVersion: z.string().nullable().default(null),
+  }),
+  queries: z.object({ members: query, localMembers: query, status: query, health: query, alarms: query }).partial(),
   leases: z.record(z.string(), query),
+  // null: not read (plain http, no openssl, etcd down here, or a host script from before this field).
+  certs: z.array(servedCert).nullable().default(null),
 });
 
 export interface LeaseAnswer {
@@ -32,14 +41,27 @@ export interface LeaseAnswer {
 export interface EtcdSurvey {
   instanceId: string;
   member: string;
-  local: { running: boolean; healthy: boolean; clientUrl: string; peerUrl: string };
+  /** This member's own status; `clusterVersion` (its /version `etcdcluster`): the lowest minor any member runs. */
+  local: { running: boolean; healthy: boolean; clientUrl: string; peerUrl: string; clusterVersion: string | null; serverVersion: string | null };
   /** null when this member could not answer (its etcd is down, or the answer was unreadable). */
   members: MemberList | null;
+  /**
+   * Where `members` comes from: `quorum` — a linearizable read (through the leader); `local` —
+   * this member's own view, read when the linearizable one failed (etcd 3.5 has no member list
+   * without quorum otherwise): possibly stale, never a basis for a membership change.
+   */
+  membersFrom: 'quorum' | 'local' | null;
   /** Every member's status; members that did not answer are in `unreachable`. */
   status: EndpointStatusReport;
   health: EndpointHealth[];
   alarms: Alarm[] | null;
   leases: Record<string, LeaseAnswer>;
+  /**
+   * The certificate each member serves on its (first) client and peer URL, read over TLS from
+   * this master; `member` is the etcd member name (its ID while it has none; the URL when no
+   * member list names it). Empty when unknown: plain http, no openssl here, etcd down here.
+   */
+  certs: ServedCertificate[];
   /** Why a part is missing, for logs and status output. */
   errors: string[];
 }
@@ -60,14 +82,40 @@ export function parseSurvey(instanceId: string, member: string, stdout: string):
     }
   };
   if (!raw.local.running) errors.push(`etcd is not running on ${instanceId}`);
-  const members = q.members
-    ? q.members.rc === 0 ? attempt('member list', () => parseMemberList(text(q.members!.out))) : (errors.push(`member list: ${lastLine(text(q.members.err))}`), null)
-    : null;
+  let membersFrom: EtcdSurvey['membersFrom'] = null;
+  let members: MemberList | null = null;
+  if (q.members && q.members.rc === 0) {
+    members = attempt('member list', () => parseMemberList(text(q.members!.out)));
+    if (members) membersFrom = 'quorum';
+  } else if (q.members) {
+    // No linearizable list (no quorum on etcd 3.5): this member's own view, if it gave one.
+    const local = q.localMembers?.rc === 0 ? localMemberList(text(q.localMembers.out)) : null;
+    if (local) [members, membersFrom] = [local, 'local'];
+    else errors.push(`member list: ${lastLine(text(q.members.err))}`);
+  }
   const expected = members?.members.filter((m) => m.started).flatMap((m) => m.clientUrls.slice(0, 1)) ?? [];
   const status = (q.status && attempt('endpoint status', () => parseEndpointStatus(text(q.status!.out), text(q.status!.err), expected)))
     ?? { statuses: [], unreachable: expected.map((endpoint) => ({ endpoint, error: 'not asked' })) };
   const health = (q.health && attempt('endpoint health', () => parseEndpointHealth(text(q.health!.out)))) ?? [];
   const alarms = q.alarms && q.alarms.rc === 0 ? attempt('alarm list', () => parseAlarmList(text(q.alarms!.out))) : null;
+  // Whose certificate: the member list that names the URL (the script read the URLs of this
+  // member's own view, so that one names them all).
+  const views = [members, q.localMembers?.rc === 0 ? localMemberList(text(q.localMembers.out)) : null];
+  const owner = (kind: 'client' | 'peer', url: string) => {
+    for (const v of views) {
+      const m = v?.members.find((x) => (kind === 'client' ? x.clientUrls : x.peerUrls).includes(url));
+      if (m) return m.name || m.id;
+    }
+    return url;
+  };
+  const certs: ServedCertificate[] = [];
+  const unread: string[] = [];
+  for (const c of raw.certs ?? []) {
+    const member = owner(c.kind, c.url);
+    if (c.notAfter === null) unread.push(`${member} ${c.kind} ${c.url}`);
+    else certs.push({ member, kind: c.kind, url: c.url, notAfter: new Date(c.notAfter * 1000).toISOString() });
+  }
+  if (unread.length) errors.push(`certificates not read (no TLS answer within 3 s): ${unread.join(', ')}`);
   const leases: Record<string, LeaseAnswer> = {};
   for (const [name, a] of Object.entries(raw.leases)) {
     const out = text(a.out);
@@ -79,17 +127,28 @@ export function parseSurvey(instanceId: string, member: string, stdout: string):
       error: a.rc === 0 ? null : lastLine(text(a.err)) || `curl exit ${a.rc}`,
     };
   }
-  return { instanceId, member, local: raw.local, members, status, health, alarms, leases, errors };
+  return { instanceId, member, local: raw.local, members, membersFrom, status, health, alarms, leases, certs, errors };
+}
+
+/** The HTTP gateway's member list (`{"header":…,"members":[…]}`), or null for an error answer. */
+function localMemberList(body: string): MemberList | null {
+  try {
+    return parseMemberList(body);
+  } catch {
+    return null;
+  }
 }
 
 /**
  * Surveys the cluster through the first candidate whose SSM agent is online and whose etcd
  * answers the member list. Returns that survey with a Peer for further etcd commands, or —
  * when no member answers — null peer and the last survey seen (null when no host answered).
+ * `certs`: read the certificate every member serves too (the probe and status; a TLS handshake
+ * per URL that the flows which only need the members skip).
  */
 export async function surveyCluster(
   ssm: SSMClient, scripts: HostScriptBundle, candidates: ReadonlyArray<{ instanceId: string; member: string }>, opts: RunOptions,
-  leases: readonly string[] = [],
+  leases: readonly string[] = [], read: { certs?: boolean } = {},
 ): Promise<{ peer: Peer | null; survey: EtcdSurvey | null; tried: string[] }> {
   let last: EtcdSurvey | null = null;
   const tried: string[] = [];
@@ -98,7 +157,8 @@ export async function surveyCluster(
       tried.push(`${c.member}: SSM agent offline`);
       continue;
     }
-    const res = await runHostScript(ssm, scripts, c.instanceId, 'etcd-member.sh', ['survey', ...leases.flatMap((l) => ['--lease', l])], opts);
+    const args = ['survey', ...leases.flatMap((l) => ['--lease', l]), ...(read.certs ? ['--certs'] : [])];
+    const res = await runHostScript(ssm, scripts, c.instanceId, 'etcd-member.sh', args, opts);
     if (res.exitCode !== 0) {
       tried.push(`${c.member}: survey failed (${res.status}): ${lastLine(res.stderr)}`);
       continue;
@@ -114,7 +174,8 @@ export async function surveyCluster(
     }
     last = s;
     if (s.local.running && s.members) {
-      return { peer: { ...c, etcd: new EtcdClient(ssmEtcdRunner(ssm, scripts, c.instanceId, opts), { endpoints: [s.local.clientUrl] }) }, survey: s, tried };
+      const etcd = new EtcdClient(ssmEtcdRunner(ssm, scripts, c.instanceId, opts), { endpoints: [s.local.clientUrl] });
+      return { peer: { ...c, etcd, clusterVersion: s.local.clusterVersion }, survey: s, tried };
     }
     tried.push(`${c.member}: ${s.errors[0] ?? 'no answer'}`);
   }

@@ -1,11 +1,14 @@
 /**
  * Renders a host-script invocation as the `commands` of SSM's AWS-RunShellScript.
  *
- * The scripts travel with the command (base64 of the exact files shipped in host/), so a
- * master never runs a stale copy and needs nothing pre-installed but bash and etcd. Every
+ * The scripts travel with the command (base64 of the gzipped files shipped in host/), so a
+ * master never runs a stale copy and needs nothing pre-installed but bash, gzip and etcd.
+ * Compressed, lib.sh and the largest script take ~15 KB of the 64 KB a command may have (as
+ * text they took 50 KB and, with the largest arguments, passed the limit). Every
  * argument is checked against a strict character set and single-quoted: values reach the
  * host as data, never as shell syntax. The wrapper is POSIX sh (SSM runs commands with sh).
  */
+import { gzipSync } from 'node:zlib';
 import { patterns, ValidationError } from '../validate';
 
 export const HOST_SCRIPT_NAMES = ['etcd-mount.sh', 'etcd-member.sh', 'etcdctl.sh', 'etcd-snapshot.sh', 'etcd-restore.sh'] as const;
@@ -40,7 +43,8 @@ export function quoteArg(arg: string, kind: ArgKind = 'plain'): string {
  */
 export const MAX_COMMAND_BYTES = 60_000;
 
-const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+/** gzip, then base64: `base64 -d | gzip -dc` on the host gives back the exact text. */
+const packed = (text: string): string => gzipSync(Buffer.from(text, 'utf8'), { level: 9 }).toString('base64');
 
 export function renderHostCommand(bundle: HostScriptBundle, script: HostScriptName, args: readonly string[]): string[] {
   if (args.length > 64) throw new ValidationError(`too many host-script arguments (${args.length})`);
@@ -49,8 +53,8 @@ export function renderHostCommand(bundle: HostScriptBundle, script: HostScriptNa
     'set -eu',
     'qk_dir="$(mktemp -d /tmp/quorum-keeper.XXXXXX)"',
     'trap \'rm -rf "$qk_dir"\' EXIT',
-    `printf '%s' '${b64(bundle['lib.sh'])}' | base64 -d > "$qk_dir/lib.sh"`,
-    `printf '%s' '${b64(bundle[script])}' | base64 -d > "$qk_dir/${script}"`,
+    `printf '%s' '${packed(bundle['lib.sh'])}' | base64 -d | gzip -dc > "$qk_dir/lib.sh"`,
+    `printf '%s' '${packed(bundle[script])}' | base64 -d | gzip -dc > "$qk_dir/${script}"`,
     `bash "$qk_dir/${script}"${quoted ? ` ${quoted}` : ''}`,
   ];
   const bytes = Buffer.byteLength(JSON.stringify({ commands }));

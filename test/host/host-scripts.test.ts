@@ -351,14 +351,19 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     const systemd = { QK_SERVICE_MODE: 'systemd', PATH: `${bin}:${process.env.PATH}` };
     const args = ['start', '--name', 'etcd-a', '--initial-cluster', `etcd-a=http://127.0.0.1:${peer}`, '--initial-cluster-state', 'new'];
     expect(run(h.root, 'etcd-member.sh', args, systemd).stderr).toMatch(/installed the boot guard \/etc\/systemd\/system\/etcd\.service\.d\/10-quorum-keeper\.conf/);
+    // It also decides how the unit runs etcd: this host's config file, with no start timeout (a
+    // Type=notify etcd is READY only once it has joined its cluster; issue 20).
+    const etcdBin = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' }).stdout.trim();
     expect(readFileSync(join(h.root, 'etc/systemd/system/etcd.service.d/10-quorum-keeper.conf'), 'utf8')).toBe([
       '# Written by Quorum Keeper (etcd-member.sh start): etcd starts only on its verified volume.',
-      '[Unit]', 'RequiresMountsFor=/var/lib/etcd', 'ConditionPathExists=/var/lib/etcd/.quorum-keeper-volume', '',
+      '[Unit]', 'RequiresMountsFor=/var/lib/etcd', 'ConditionPathExists=/var/lib/etcd/.quorum-keeper-volume',
+      '[Service]', 'ExecStart=', `ExecStart=${etcdBin} --config-file ${h.root}/etc/quorum-keeper/etcd.conf.yml`, 'TimeoutStartSec=infinity', '',
     ].join('\n'));
-    // Idempotent: a second start neither rewrites it nor reloads systemd again.
+    // Idempotent: a second start neither rewrites it nor reloads systemd again. The start is
+    // queued (--no-block): a start job of a Type=notify unit lasts until etcd joins its cluster.
     expect(run(h.root, 'etcd-member.sh', args, systemd).stderr).not.toMatch(/installed the boot guard/);
     const calls = readFileSync(join(h.root, 'systemctl.calls'), 'utf8').split('\n').filter((l) => l && !l.startsWith('is-active'));
-    expect(calls).toEqual(['daemon-reload', 'restart etcd', 'restart etcd']);
+    expect(calls).toEqual(['daemon-reload', 'start --no-block etcd', 'start --no-block etcd']);
   });
 
   it('prepares a verified, compressed snapshot, then uploads it with signed checksum/encryption headers', async () => {

@@ -3,7 +3,7 @@
  * exit codes, human and --json output, and that a restore never starts without consent.
  */
 import { main, type CliIo } from '../../cli/main';
-import { EtcdClient, hasNoLeader, localEtcdRunner } from '../../lib/etcd';
+import { hasNoLeader } from '../../lib/etcd';
 import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl } from '../../sandbox/control';
 import { waitFor } from '../../sandbox/ports';
@@ -11,6 +11,9 @@ import { killMaster, memberOf } from '../../sandbox/scenario';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { Sandbox, SANDBOX_SESSION_TOKEN } from '../../sandbox/sandbox';
 import { writerKit } from '../support/writers';
+import { harnessEtcd } from '../../sandbox/etcd-http';
+import { etcdInUse } from '../../sandbox/etcd-bin';
+import { SandboxPki } from '../../sandbox/pki';
 
 jest.setTimeout(120_000);
 
@@ -66,14 +69,19 @@ describe('quorum-keeper CLI', () => {
     const ok = await cli(['status', '--cluster', 'prod']);
     expect(ok.code).toBe(0);
     const lines = ok.out.split('\n');
-    expect(lines[0]).toMatch(/^cluster prod: HEALTHY — etcd leader etcd-[abc], 3\/3 voters healthy \(quorum 2, margin 1\); newest backup \d+ min old \(etcd-backups\/prod\//);
-    expect(lines[2]).toMatch(/^MEMBER\s+AZ\s+ASG\s+INSTANCE\s+LIFECYCLE\s+VOLUME\s+ATTACHED\s+ETCD\s+RAFT LAG\s+LB$/);
+    // Each member's etcd version, and the cluster version (3.5.16 members run a cluster at 3.5.0).
+    const v = etcdInUse().version;
+    const clusterVersion = v.replace(/\.\d+$/, '.0');
+    expect(lines[0]).toMatch(new RegExp(`^cluster prod: HEALTHY — etcd leader etcd-[abc], 3/3 voters healthy \\(quorum 2, margin 1\\), cluster version ${clusterVersion.replace(/\./g, '\\.')}; newest backup \\d+ min old \\(etcd-backups/prod/`));
+    // The certificates the members serve: a year, the earliest named.
+    expect(lines[0]).toMatch(/; certificates: earliest expires in 36[45] d \(etcd-[abc] (client|peer)\)$/);
+    expect(lines[2]).toMatch(/^MEMBER\s+AZ\s+ASG\s+INSTANCE\s+LIFECYCLE\s+VOLUME\s+ATTACHED\s+ETCD\s+VERSION\s+RAFT LAG\s+LB$/);
     for (const m of cluster.members) {
-      expect(ok.out).toMatch(new RegExp(`^${m.name}\\s+${m.az}\\s+\\S+\\s+${m.instanceId}\\s+InService\\s+${m.volumeId}\\s+yes\\s+(leader|follower)\\s+\\d+\\s+healthy$`, 'm'));
+      expect(ok.out).toMatch(new RegExp(`^${m.name}\\s+${m.az}\\s+\\S+\\s+${m.instanceId}\\s+InService\\s+${m.volumeId}\\s+yes\\s+(leader|follower)\\s+${v.replace(/\./g, '\\.')}\\s+\\d+\\s+healthy$`, 'm'));
     }
 
     const b2 = cluster.members[1]!;
-    const etcdA = new EtcdClient(localEtcdRunner(), { endpoints: [cluster.members[0]!.clientUrl] });
+    const etcdA = harnessEtcd([cluster.members[0]!.clientUrl]);
     const bId = (await etcdA.memberList()).members.find((m) => m.name === b2.name)!.id;
     await hostOk(c, b2.instanceId, 'etcd-member.sh', ['stop']);
     // If etcd-b led, the other two elect a new leader within an election timeout: wait for it.
@@ -87,18 +95,41 @@ describe('quorum-keeper CLI', () => {
       expect(bad.out).toMatch(/^cluster prod: DEGRADED — etcd leader etcd-[abc], 2\/3 voters healthy \(quorum 2, margin 0\)/);
       expect(bad.out).toMatch(new RegExp(`problems:[^]*etcd has no failure tolerance left[^]*- ${b2.name}: etcd unreachable[^]*- ${b2.name}: load balancer says unhealthy`));
       const json = JSON.parse((await cli(['status', '--cluster', 'prod', '--json'])).out) as Record<string, unknown> & { members: Array<Record<string, unknown>> };
-      expect(Object.keys(json)).toEqual(['cluster', 'at', 'healthy', 'problems', 'etcd', 'backup', 'members']);
+      expect(Object.keys(json)).toEqual(['cluster', 'at', 'healthy', 'problems', 'etcd', 'backup', 'members', 'certificates']);
       expect(json).toMatchObject({ cluster: 'prod', healthy: false, etcd: { voters: 3, healthyVoters: 2, quorum: 2, quorumMargin: 0 } });
-      expect(Object.keys(json.members[0]!)).toEqual(['member', 'az', 'asg', 'instanceId', 'lifecycleState', 'volumeId', 'volumeState', 'volumeAttachedTo', 'etcd', 'raftIndex', 'raftLag', 'lb', 'held', 'awaitingDr']);
+      expect(Object.keys(json.members[0]!)).toEqual(['member', 'az', 'asg', 'instanceId', 'lifecycleState', 'volumeId', 'volumeState', 'volumeAttachedTo', 'etcd', 'raftIndex', 'raftLag', 'lb', 'held', 'awaitingDr', 'version']);
       expect(json.members.find((m) => m.member === b2.name)).toMatchObject({ etcd: 'unreachable', lb: 'unhealthy', volumeAttachedTo: b2.instanceId });
+      // etcd-b is down: its certificates cannot be read; the others' can.
+      const certs = json.certificates as { earliest: Record<string, unknown> | null; all: Array<Record<string, unknown>> };
+      expect(certs.all.map((x) => `${String(x.member)} ${String(x.kind)}`).sort()).toEqual(cluster.members.filter((m) => m !== b2).flatMap((m) => [`${m.name} client`, `${m.name} peer`]).sort());
+      expect(Object.keys(certs.earliest!)).toEqual(['member', 'kind', 'url', 'notAfter', 'daysLeft']);
+      expect(certs.earliest).toEqual(certs.all[0]);
     } finally {
       const initial = cluster.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
       await hostOk(c, b2.instanceId, 'etcd-member.sh', ['start', '--name', b2.name, '--initial-cluster', initial, '--initial-cluster-state', 'existing', '--token', cluster.token]);
     }
   });
 
+  it('status: a member\'s server certificate renewed for 10 days → DEGRADED (exit 5); the headline and a problem line name it; --json has it first', async () => {
+    const m = cluster.members[2]!;
+    const renew = (days: number) => SandboxPki.current().renewHost(sandbox.host(m.instanceId).root, { hostname: m.instanceId, ip: '127.0.0.1', cert: 'server', days });
+    await renew(10);
+    try {
+      const r = await cli(['status', '--cluster', 'prod']);
+      expect(r.code).toBe(5);
+      expect(r.out.split('\n')[0]).toMatch(new RegExp(`^cluster prod: DEGRADED — .*; certificates: earliest expires in 9 d \\(${m.name} client\\)$`));
+      expect(r.out).toMatch(new RegExp(`\\nproblems:\\n(  - .*\\n)*  - etcd ${m.name}'s client certificate expires 20\\d\\d-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(in 9 d\\)(\\n|$)`));
+      const json = JSON.parse((await cli(['status', '--cluster', 'prod', '--json'])).out) as { healthy: boolean; certificates: { earliest: unknown; all: unknown[] } };
+      expect(json.healthy).toBe(false);
+      expect(json.certificates.earliest).toMatchObject({ member: m.name, kind: 'client', url: m.clientUrl, daysLeft: 9.9 });
+      expect(json.certificates.all).toHaveLength(6);
+    } finally {
+      await renew(365);
+    }
+  });
+
   it('restore: refused while the cluster has quorum (exit 3); with --force it still needs consent', async () => {
-    const before = (await new EtcdClient(localEtcdRunner(), { endpoints: [cluster.members[0]!.clientUrl] }).memberList()).clusterId;
+    const before = (await harnessEtcd([cluster.members[0]!.clientUrl]).memberList()).clusterId;
     const refused = await cli(['restore', '--cluster', 'prod']);
     expect(refused.code).toBe(3);
     expect(refused.err).toMatch(/refused: cluster prod still has quorum.*\nNothing was changed/s);
@@ -112,7 +143,7 @@ describe('quorum-keeper CLI', () => {
     expect(declined.err).toMatch(/steps, once you confirm:\n\s+stop +stop etcd on etcd-a, etcd-b, etcd-c\n\s+inspect[^\n]*\n\s+restore[^\n]*\n\s+start[^\n]*\n\s+leader[^\n]*\n\s+verify /);
     expect(declined.code).toBe(4);
     expect(declined.out).toMatch(/aborted: nothing was changed/);
-    expect((await new EtcdClient(localEtcdRunner(), { endpoints: [cluster.members[0]!.clientUrl] }).memberList()).clusterId).toBe(before);
+    expect((await harnessEtcd([cluster.members[0]!.clientUrl]).memberList()).clusterId).toBe(before);
   });
 
   it('usage errors exit 2 and say what is wrong', async () => {

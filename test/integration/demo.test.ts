@@ -22,6 +22,10 @@ it('npm run demo replaces a killed master, ends with a healthy 3-member table, a
   expect(r.stdout).toMatch(/^cluster demo: HEALTHY — etcd leader etcd-[abc], 3\/3 voters healthy \(quorum 2, margin 1\)/m);
   for (const step of ['volume', 'attach', 'mount', 'membership', 'caught-up', 'register', 'complete']) expect(r.stdout).toMatch(new RegExp(`\\s${step}\\s+ok\\s`));
   expect(r.stdout).toMatch(/replacement continued in [\d.]+ s; lifecycle action: CONTINUE/);
+  // It says which etcd it runs, over mutual TLS, and the https URLs it uses.
+  expect(r.stdout).toMatch(/^\[\s*[\d.]+s\] etcd 3\.\d+\.\d+ \(\S+\), mutual TLS on client and peer URLs/m);
+  expect(r.stdout).toMatch(/etcd client URLs: etcd-a https:\/\/127\.0\.0\.1:\d+, etcd-b https:\/\/127\.0\.0\.1:\d+, etcd-c https:\/\/127\.0\.0\.1:\d+/);
+  expect(r.stdout).toMatch(/\smembership\s+ok\s+\d+ ms\s+member update \w+: https:\/\/127\.0\.0\.1:\d+ → https:\/\/127\.0\.0\.1:\d+/);
   expect(r.stdout).toMatch(/writes: \d+ acknowledged, .*lost \(acknowledged but missing\): 0; longest unavailability: [\d.]+ s/);
   expect(r.stdout).toMatch(/3 members, 1 leader, 3\/3 healthy in the load balancer; 1000\/1000 keys readable on the new master/);
   expect(r.stdout).toMatch(/backup uploaded: s3:\/\/quorum-keeper-backups\/etcd-backups\/demo\/\d{8}T\d{6}Z-etcd-[abc]\.db\.(zst|gz) \(revision \d+, \d+ keys/);

@@ -8,8 +8,8 @@ import { EtcdTestCluster } from '../support/etcd-cluster';
 const runner = localEtcdRunner();
 
 /** Member IDs as etcdctl's table prints them (hex), an independent path from our JSON parsing. */
-function tableIds(endpoints: string[]): Map<string, string> {
-  const out = execFileSync('etcdctl', [`--endpoints=${endpoints.join(',')}`, 'member', 'list', '-w', 'simple'], { encoding: 'utf8', env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
+function tableIds(endpoints: string[], tlsFlags: string[]): Map<string, string> {
+  const out = execFileSync('etcdctl', [...tlsFlags, `--endpoints=${endpoints.join(',')}`, 'member', 'list', '-w', 'simple'], { encoding: 'utf8', env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
   const map = new Map<string, string>();
   for (const line of out.trim().split('\n')) {
     const [id, , name] = line.split(', ');
@@ -24,7 +24,7 @@ describe('etcd layer on a real cluster', () => {
 
   beforeEach(async () => {
     cluster = await EtcdTestCluster.start(3);
-    etcd = new EtcdClient(runner, { endpoints: cluster.endpoints });
+    etcd = new EtcdClient(runner, { endpoints: cluster.endpoints, tls: cluster.tls });
   });
   afterEach(async () => {
     await cluster?.destroy();
@@ -32,7 +32,7 @@ describe('etcd layer on a real cluster', () => {
 
   it('lists members with exactly the IDs etcd itself prints in hex', async () => {
     const list = await etcd.memberList();
-    const expected = tableIds(cluster.endpoints);
+    const expected = tableIds(cluster.endpoints, cluster.etcdctlFlags);
     expect(list.members).toHaveLength(3);
     for (const m of list.members) expect(m.id).toBe(expected.get(m.name));
     expect(list.members.map((m) => m.name).sort()).toEqual(['etcd-a', 'etcd-b', 'etcd-c']);
@@ -89,12 +89,12 @@ describe('etcd layer on a real cluster', () => {
   });
 
   it('moves a member to a new peer URL with member update, keeping its ID and data', async () => {
-    await new EtcdClient(runner, { endpoints: cluster.endpoints }).memberList();
-    execFileSync('etcdctl', [`--endpoints=${cluster.endpoints.join(',')}`, 'put', 'before', 'update'], { env: { PATH: process.env.PATH } });
+    await new EtcdClient(runner, { endpoints: cluster.endpoints, tls: cluster.tls }).memberList();
+    execFileSync('etcdctl', [...cluster.etcdctlFlags, `--endpoints=${cluster.endpoints.join(',')}`, 'put', 'before', 'update'], { env: { PATH: process.env.PATH } });
     const list = await etcd.memberList();
     const c = list.members.find((m) => m.name === 'etcd-c')!;
     await cluster.stop('etcd-c');
-    const others = new EtcdClient(runner, { endpoints: [cluster.member('etcd-a').clientUrl, cluster.member('etcd-b').clientUrl] });
+    const others = new EtcdClient(runner, { endpoints: [cluster.member('etcd-a').clientUrl, cluster.member('etcd-b').clientUrl], tls: cluster.tls });
     const newUrl = await cluster.movePeerPort('etcd-c');
     await others.memberUpdate(c.id, [newUrl]);
     cluster.start('etcd-c');
@@ -107,7 +107,7 @@ describe('etcd layer on a real cluster', () => {
       const idx = st.statuses.map((s) => s.raftAppliedIndex ?? s.raftIndex);
       return st.statuses.length === 3 && Math.max(...idx) - Math.min(...idx) <= 1 ? true : undefined;
     });
-    const got = execFileSync('etcdctl', [`--endpoints=${cluster.member('etcd-c').clientUrl}`, 'get', 'before', '--print-value-only'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    const got = execFileSync('etcdctl', [...cluster.etcdctlFlags, `--endpoints=${cluster.member('etcd-c').clientUrl}`, 'get', 'before', '--print-value-only'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
     expect(got.trim()).toBe('update');
   });
 
@@ -132,7 +132,7 @@ describe('etcd layer on a real cluster', () => {
   });
 
   it('saves, checks and restores a snapshot with the detected tool; lists alarms; defrags', async () => {
-    execFileSync('etcdctl', [`--endpoints=${cluster.endpoints.join(',')}`, 'put', 'snap-key', 'v'], { env: { PATH: process.env.PATH } });
+    execFileSync('etcdctl', [...cluster.etcdctlFlags, `--endpoints=${cluster.endpoints.join(',')}`, 'put', 'snap-key', 'v'], { env: { PATH: process.env.PATH } });
     const file = join(cluster.dir, 'snap.db');
     await etcd.withEndpoints([cluster.member('etcd-b').clientUrl]).snapshotSave(file);
     const tool = await SnapshotTool.detect(runner);

@@ -12,7 +12,6 @@ import { DescribeAutoScalingGroupsCommand, DescribeInstanceRefreshesCommand, Put
 import type { Context } from 'aws-lambda';
 import { DEFAULT_RECONCILE } from '../../lib/domain/reconcile';
 import { reconcileCluster } from '../../lib/flows/reconcile';
-import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { LAUNCH_HOOK, TERMINATE_HOOK } from '../../sandbox/cluster';
 import { receivedAlerts, sandboxLambdaEnv, sandboxReconcileDeps } from '../../sandbox/control';
 import { invokeAsync } from '../../sandbox/lambda';
@@ -20,6 +19,7 @@ import type { LifecycleEvent } from '../../sandbox/lifecycle';
 import { QuorumWatch, type QuorumReport } from '../../sandbox/quorum-watch';
 import { memberOf } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
+import { harnessEtcd } from '../../sandbox/etcd-http';
 
 jest.setTimeout(600_000);
 
@@ -159,7 +159,7 @@ describe('fault matrix: masters leave one at a time', () => {
     const w = t.writer.start('held');
     // etcd-c leads, so freezing etcd-b starts no election (that is another case: its window once
     // made the gate's first read say "already lost quorum" instead of "would lose").
-    const etcd = new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+    const etcd = harnessEtcd(t.cluster.members.map((m) => m.clientUrl));
     const leadC = async () => {
       const { statuses } = await etcd.endpointStatus({ cluster: false });
       const c = statuses.find((x) => x.endpoint === memberOf(t.cluster, 'etcd-c').clientUrl)!;

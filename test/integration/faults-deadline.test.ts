@@ -10,7 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { listBackups } from '../../lib/aws/backups';
 import { DEFAULT_RECONCILE } from '../../lib/domain/reconcile';
-import { EtcdClient, EtcdError, localEtcdRunner } from '../../lib/etcd';
+import { EtcdError } from '../../lib/etcd';
 import { backupCluster, DEFAULT_WORK_DIR } from '../../lib/flows/backup';
 import type { FlowDeps } from '../../lib/flows/deps';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
@@ -21,6 +21,7 @@ import { receivedAlerts, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDe
 import { waitFor } from '../../sandbox/ports';
 import { countKeys, killMaster, leaveAttached, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
+import { harnessEtcd } from '../../sandbox/etcd-http';
 
 jest.setTimeout(300_000);
 
@@ -41,7 +42,7 @@ describe('fault matrix: the Lambda deadline in every step, then a re-run', () =>
   afterAll(() => {
     if (summary.length) console.log(`fault matrix (deadline):\n| flow | stopped after | re-run |\n|---|---|---|\n${summary.join('\n')}`);
   });
-  const etcd = () => new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+  const etcd = () => harnessEtcd(t.cluster.members.map((m) => m.clientUrl));
   const slotOf = async (asg: string): Promise<MasterSlot> => {
     const s = await findMasterSlot(t.c.asg, asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
     if (s.kind !== 'master') throw new Error(s.reason);
@@ -72,7 +73,7 @@ describe('fault matrix: the Lambda deadline in every step, then a re-run', () =>
       expect((await t.sandbox.describeVolume(leader.volumeId))?.State).toBe('available');
       // The others kept quorum with a leader; nobody was removed.
       const others = t.cluster.members.filter((m) => m !== leader);
-      const after = await new EtcdClient(localEtcdRunner(), { endpoints: others.map((m) => m.clientUrl) }).endpointStatus({ cluster: false });
+      const after = await harnessEtcd(others.map((m) => m.clientUrl)).endpointStatus({ cluster: false });
       expect(after.statuses).toHaveLength(2);
       expect(after.statuses.every((s) => s.leader !== null && s.leader === after.statuses[0]!.leader)).toBe(true);
       // The ASG goes on to terminate it and launch the replacement, which needs no force.

@@ -8,7 +8,6 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { listBackups } from '../../lib/aws/backups';
-import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { DEFAULT_SOURCE_MAX_LAG } from '../../lib/domain/backup-source';
 import { backupCluster } from '../../lib/flows/backup';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
@@ -17,8 +16,10 @@ import { receivedAlerts, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDe
 import { waitFor } from '../../sandbox/ports';
 import { hostOk } from '../../sandbox/cluster';
 import { PeerThrottle } from '../../sandbox/peer-throttle';
+import { HOST_PKI, SandboxPki } from '../../sandbox/pki';
 import { countKeys, killMaster, putKeys, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
+import { etcdFetch, harnessEtcd } from '../../sandbox/etcd-http';
 
 jest.setTimeout(240_000);
 
@@ -28,7 +29,7 @@ describe('fault matrix: etcd members frozen or out of space', () => {
   afterAll(() => {
     if (summary.length) console.log(`fault matrix (etcd):\n| case | outcome |\n|---|---|\n${summary.join('\n')}`);
   });
-  const etcd = () => new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+  const etcd = () => harnessEtcd(t.cluster.members.map((m) => m.clientUrl));
   const slotOf = async (asg: string): Promise<MasterSlot> => {
     const s = await findMasterSlot(t.c.asg, asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
     if (s.kind !== 'master') throw new Error(s.reason);
@@ -67,7 +68,11 @@ describe('fault matrix: etcd members frozen or out of space', () => {
     // data wiped, added again) to dial the leader where the member list now says it is — a member
     // that "just rejoined", as in the issue.
     const target = new URL(leader.peerUrl);
-    const link = await PeerThrottle.start({ target: { host: target.hostname, port: Number(target.port) }, slowFor: '0', bytesPerSec: 2000 });
+    const root = t.sandbox.host(leader.instanceId).root;
+    const peerTls = { cacert: join(root, HOST_PKI.cacert), cert: join(root, HOST_PKI.peerCert), key: join(root, HOST_PKI.peerKey) };
+    const link = await PeerThrottle.start({
+      target: { host: target.hostname, port: Number(target.port) }, slowFor: '0', bytesPerSec: 2000, ...(target.protocol === 'https:' ? { tls: peerTls } : {}),
+    });
     try {
       await etcd().memberUpdate(idOf(leader), [link.url]);
       await hostOk(t.c, lagging.instanceId, 'etcd-member.sh', ['stop']);
@@ -152,14 +157,14 @@ describe('fault matrix: etcd members frozen or out of space', () => {
     // The leader raises the alarm and is the master replaced (an election on top of NOSPACE).
     const a = t.cluster.members.find((m) => m.clientUrl === leader.endpoint)!;
     // Raise NOSPACE as etcd does when the backend quota is exceeded (Maintenance.Alarm ACTIVATE).
-    const res = await fetch(`${leader.endpoint}/v3/maintenance/alarm`, {
+    const res = await etcdFetch(`${leader.endpoint}/v3/maintenance/alarm`, {
       method: 'POST', body: JSON.stringify({ action: 'ACTIVATE', memberID: BigInt(`0x${leader.memberId}`).toString(), alarm: 'NOSPACE' }),
     });
     expect(res.ok).toBe(true);
     const alarms = await etcd().alarmList();
     expect(alarms.map((x) => x.alarm)).toContain('NOSPACE');
     try {
-      const put = await fetch(`${leader.endpoint}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/registry/nospace').toString('base64'), value: 'eA==' }) });
+      const put = await etcdFetch(`${leader.endpoint}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/registry/nospace').toString('base64'), value: 'eA==' }) });
       expect(await put.text()).toMatch(/database space exceeded/);
 
       const backup = await backupCluster(sandboxBackupDeps(t.c, t.ctl, t.backups), 'prod', sandboxBackupSettings(t.backups));
@@ -176,7 +181,7 @@ describe('fault matrix: etcd members frozen or out of space', () => {
       expect(await receivedAlerts(t.ctl)).toEqual([]);
     } finally {
       // Through any live member (the one that raised it may be the master just replaced).
-      execFileSync('etcdctl', [`--endpoints=${t.cluster.members.map((m) => m.clientUrl).join(',')}`, 'alarm', 'disarm'], { env: { PATH: process.env.PATH ?? '' } });
+      execFileSync('etcdctl', [`--endpoints=${t.cluster.members.map((m) => m.clientUrl).join(',')}`, ...SandboxPki.current().harnessEtcdctlFlags, 'alarm', 'disarm'], { env: { PATH: process.env.PATH ?? '' } });
     }
   });
 });

@@ -16,7 +16,6 @@ import { clusterStatus } from '../../lib/flows/status';
 import { DEFAULT_RECONCILE } from '../../lib/domain/reconcile';
 import { backupCluster, DEFAULT_WORK_DIR, pruneBackups } from '../../lib/flows/backup';
 import { restoreCluster, type RestorePlan } from '../../lib/flows/restore';
-import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
 import { reconcileCluster } from '../../lib/flows/reconcile';
 import { replaceMaster } from '../../lib/flows/replacement';
@@ -25,13 +24,14 @@ import { TAG_CLUSTER, TAG_MEMBER } from '../../sandbox/cluster';
 import { receivedAlerts, sandboxBackupSettings, sandboxFlowDeps, sandboxReconcileDeps, sandboxRoot } from '../../sandbox/control';
 import { countKeys, killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest, type ScenarioWorld } from '../support/scenario-suite';
+import { harnessEtcd } from '../../sandbox/etcd-http';
 
 jest.setTimeout(240_000);
 
 /** Every grace period over: whatever the reconciler would ever do, it does now. */
 const GRACE_0 = { ...DEFAULT_RECONCILE, pendingGraceSec: 0, repairGraceSec: 0, strayGraceSec: 0 };
 
-const members = async (t: ScenarioWorld) => (await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).memberList()).members;
+const members = async (t: ScenarioWorld) => (await harnessEtcd(t.cluster.members.map((m) => m.clientUrl)).memberList()).members;
 const slotOf = async (t: ScenarioWorld, asg: string): Promise<MasterSlot> => {
   const s = await findMasterSlot(t.c.asg, asg, { cluster: TAG_CLUSTER, member: TAG_MEMBER });
   if (s.kind !== 'master') throw new Error(s.reason);
@@ -188,7 +188,7 @@ describe('one incarnation per member: copies of a volume, and a host booting wit
     await expectUntouched(before, a, instanceId);
     const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
-    expect(alerts[0]).toMatch(/member [0-9a-f]+ of etcd-a still answers at http:\/\/127\.0\.0\.1:\d+: its current incarnation is alive/);
+    expect(alerts[0]).toMatch(/member [0-9a-f]+ of etcd-a still answers at https:\/\/127\.0\.0\.1:\d+: its current incarnation is alive/);
     await t.writer.check(w, 'an unmarked copy of a member volume: refused before member update');
     rows.push('| the same copy with no volume ID in its marker | refused before `member update` (the live incarnation answers), ABANDON, 1 alert, members unchanged |');
   });
@@ -231,7 +231,7 @@ describe('one incarnation per member: copies of a volume, and a host booting wit
     const input = { slot: await slotOf(t, a.asg), instanceId: a.instanceId, hook: hookOf(term) };
     for (let run = 0; run < 2; run++) {
       const held = await retireMaster(sandboxFlowDeps(t.c, t.ctl), input, { waitSec: 5 });
-      expect(held).toMatchObject({ result: 'held', reason: expect.stringMatching(/SSM agent on i-\w+ is unreachable and its etcd still runs \(member \w+ answers at http:/) as unknown });
+      expect(held).toMatchObject({ result: 'held', reason: expect.stringMatching(/SSM agent on i-\w+ is unreachable and its etcd still runs \(member \w+ answers at https:/) as unknown });
     }
     expect(t.sandbox.detachCalls).toEqual([]);
     expect(host.etcdPid()).not.toBeNull();

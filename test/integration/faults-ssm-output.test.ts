@@ -17,11 +17,13 @@ describe('fault matrix: SSM output limits', () => {
   it('a master whose etcdctl writes 20 KB of warnings per call still answers the whole survey', async () => {
     const [a, b, c] = t.cluster.members;
     noisyEtcdctl(t.sandbox.host(a!.instanceId), 20_000);
-    const { survey, tried } = await surveyCluster(t.c.ssm, hostScripts(), [a!, b!, c!].map((m) => ({ instanceId: m.instanceId, member: m.name })), SANDBOX_RUN, ['kube-scheduler', 'kube-controller-manager']);
-    // Answered by the noisy master itself: each query's stderr is capped, so the answer fits.
+    const { survey, tried } = await surveyCluster(t.c.ssm, hostScripts(), [a!, b!, c!].map((m) => ({ instanceId: m.instanceId, member: m.name })), SANDBOX_RUN, ['kube-scheduler', 'kube-controller-manager'], { certs: true });
+    // Answered by the noisy master itself: each query's stderr is capped, so the answer fits
+    // (with every member's served certificates, as the probe asks).
     expect({ tried, via: survey?.member }).toEqual({ tried: [], via: a!.name });
     expect(survey?.members?.members).toHaveLength(3);
     expect(survey?.status.statuses).toHaveLength(3);
     expect(survey?.status.statuses.filter((s) => s.isLeader)).toHaveLength(1);
+    expect(survey?.certs).toHaveLength(6);
   });
 });

@@ -5,7 +5,6 @@
  * second — not when the wait times out minutes later — without an alert, without completing the
  * hook, and without keeping any lock it took.
  */
-import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { findMasterSlot, type MasterSlot, slotLockKey } from '../../lib/flows/master-slot';
 import type { FlowDeps, FlowTimings } from '../../lib/flows/deps';
 import { replaceMaster } from '../../lib/flows/replacement';
@@ -15,6 +14,7 @@ import { receivedAlerts, sandboxFlowDeps } from '../../sandbox/control';
 import { waitFor } from '../../sandbox/ports';
 import { killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
+import { harnessEtcd } from '../../sandbox/etcd-http';
 
 jest.setTimeout(180_000);
 
@@ -133,7 +133,7 @@ describe('fault matrix: the deadline inside each long wait of the replacement an
     // etcd-a may still be the leader it was (then the gate reads "stopping would lose quorum" and
     // alerts, rightly, but that is another case) or follow a crashed leader: wait until etcd-a
     // itself reports no leader, so the case is the same whichever member led.
-    const viaA = new EtcdClient(localEtcdRunner(), { endpoints: [a.clientUrl] });
+    const viaA = harnessEtcd([a.clientUrl]);
     await waitFor('etcd-a without a leader', async () => ((await viaA.endpointStatus({ cluster: false })).statuses[0]?.leader === null ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
     const term = t.sandbox.lifecycle.begin({ asg: a.asg, hook: TERMINATE_HOOK, instanceId: a.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
     const abort = new AbortController();

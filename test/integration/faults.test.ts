@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import { findMasterSlot } from '../../lib/flows/master-slot';
 import { replaceMaster } from '../../lib/flows/replacement';
 import { retireMaster } from '../../lib/flows/retirement';
-import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { listBackups } from '../../lib/aws/backups';
 import { backupCluster } from '../../lib/flows/backup';
 import { receivedAlerts, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps } from '../../sandbox/control';
 import type { ApiFault, SsmFault } from '../../sandbox/sandbox';
 import { countKeys, killMaster, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { freshClusterPerTest } from '../support/scenario-suite';
+import { harnessEtcd } from '../../sandbox/etcd-http';
 
 jest.setTimeout(180_000);
 
@@ -48,7 +48,7 @@ describe('fault matrix: AWS API and SSM faults during a replacement', () => {
   /** Replaces etcd-a with `inject` armed; asserts the master is back exactly as without faults. */
   async function replacedDespite(name: string, inject: () => void, injected: () => string[]): Promise<string[]> {
     const a = memberOf(t.cluster, 'etcd-a');
-    const id = (await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).memberList()).members.find((m) => m.name === 'etcd-a')!.id;
+    const id = (await harnessEtcd(t.cluster.members.map((m) => m.clientUrl)).memberList()).members.find((m) => m.name === 'etcd-a')!.id;
     const w = t.writer.start(name.replace(/\W+/g, '-'));
     const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
     const found = await findMasterSlot(t.c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
@@ -64,7 +64,7 @@ describe('fault matrix: AWS API and SSM faults during a replacement', () => {
     summary.push(`| ${name} | ${faults.length} (${ops.length} operation${ops.length === 1 ? '' : 's'}: ${ops.join(', ')}) | ${out.result}${out.reason ? `: ${out.reason}` : ''} |`);
 
     expect(out).toEqual({ result: 'continued', membership: 'update' });
-    const members = (await new EtcdClient(localEtcdRunner(), { endpoints: [t.sandbox.host(instanceId).clientUrl] }).memberList()).members;
+    const members = (await harnessEtcd([t.sandbox.host(instanceId).clientUrl]).memberList()).members;
     expect(members).toHaveLength(3);
     expect(members.find((m) => m.name === 'etcd-a')).toMatchObject({ id, peerUrls: [t.sandbox.host(instanceId).peerUrl], isLearner: false });
     expect(await countKeys(t.sandbox.host(instanceId).clientUrl, '/registry/test/')).toBe(300);
@@ -102,12 +102,12 @@ describe('fault matrix: AWS API and SSM faults during a replacement', () => {
     expect((await t.sandbox.describeVolume(a.volumeId))?.State).toBe('available');
     expect(t.sandbox.lifecycle.results(a.instanceId)).toEqual(['CONTINUE']);
     expect(await receivedAlerts(t.ctl)).toEqual([]);
-    expect((await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).memberList()).members).toHaveLength(3);
+    expect((await harnessEtcd(t.cluster.members.map((m) => m.clientUrl)).memberList()).members).toHaveLength(3);
   });
 
   it('SSM Failed on start: ABANDON with an alert naming the step; the next instance the ASG launches converges', async () => {
     const a = memberOf(t.cluster, 'etcd-a');
-    const etcd = new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+    const etcd = harnessEtcd(t.cluster.members.map((m) => m.clientUrl));
     const id = (await etcd.memberList()).members.find((m) => m.name === 'etcd-a')!.id;
     const w = t.writer.start('ssm-failed');
     const first = await killMaster(t.sandbox, t.c, a);
@@ -146,7 +146,7 @@ describe('fault matrix: AWS API and SSM faults during a replacement', () => {
 
   it('draining takes the whole deregistration delay (20 s, longer than the flow\'s own target timeout): the retirement waits it out, then moves leadership and stops etcd cleanly', async () => {
     await t.c.elb.send(new ModifyTargetGroupAttributesCommand({ TargetGroupArn: t.cluster.targetGroupArn, Attributes: [{ Key: 'deregistration_delay.timeout_seconds', Value: '20' }] }));
-    const etcd = new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+    const etcd = harnessEtcd(t.cluster.members.map((m) => m.clientUrl));
     const leaderUrl = (await etcd.endpointStatus({ cluster: true })).statuses.find((x) => x.isLeader)!.endpoint;
     const leader = t.cluster.members.find((m) => m.clientUrl === leaderUrl)!;
     const w = t.writer.start('long-drain');
@@ -188,7 +188,7 @@ describe('fault matrix: AWS API and SSM faults during a replacement', () => {
 
   it('a volume stuck attaching: ABANDON with an alert that says so; nothing formatted, membership unchanged, no force detach', async () => {
     const a = memberOf(t.cluster, 'etcd-a');
-    const etcd = new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) });
+    const etcd = harnessEtcd(t.cluster.members.map((m) => m.clientUrl));
     const before = (await etcd.memberList()).members;
     const w = t.writer.start('stuck-attaching');
     const { instanceId, event } = await killMaster(t.sandbox, t.c, a);

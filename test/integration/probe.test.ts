@@ -4,18 +4,22 @@
  * stand-in from etcd, SSM through the sandbox.
  */
 import type { Context } from 'aws-lambda';
-import { EtcdClient, hasNoLeader, localEtcdRunner } from '../../lib/etcd';
+import { hasNoLeader } from '../../lib/etcd';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AlarmEvaluator, datapointsFromEmf, deployedAlarms } from '../../sandbox/alarms';
 import { writeLease } from '../../sandbox/apiserver';
-import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
-import { type Control, destroyControl, provisionControl, sandboxLambdaEnv } from '../../sandbox/control';
+import { destroyClients, hostOk, hostScripts, provisionCluster, SANDBOX_RUN, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
+import { type Control, destroyControl, provisionControl, sandboxLambdaEnv, sandboxProbeDeps } from '../../sandbox/control';
 import { invokeAsync, snsEvent } from '../../sandbox/lambda';
 import { waitFor } from '../../sandbox/ports';
 import { Sandbox } from '../../sandbox/sandbox';
 import { captureStdout } from '../support/capture';
 import { SlackStandIn } from '../../sandbox/slack';
+import { harnessEtcd } from '../../sandbox/etcd-http';
+import { SandboxPki } from '../../sandbox/pki';
+import { surveyCluster } from '../../lib/flows/survey';
+import { probeCluster } from '../../lib/flows/probe';
 
 jest.setTimeout(180_000);
 
@@ -76,7 +80,7 @@ describe('probe handler', () => {
   };
   // The surviving member notices a lost quorum only after its election timeout.
   const survivorLosesLeader = () => {
-    const survivor = new EtcdClient(localEtcdRunner(), { endpoints: [cluster.members[2]!.clientUrl] });
+    const survivor = harnessEtcd([cluster.members[2]!.clientUrl]);
     return waitFor('the survivor to lose its leader', async () => ((await survivor.endpointStatus({ cluster: false })).statuses.every(hasNoLeader) ? true : undefined));
   };
   const renewAll = async (ageSec = 2) => {
@@ -185,6 +189,74 @@ describe('probe handler', () => {
     await tick();
     expect(slack.delivered()).toHaveLength(2);
     expect(slack.delivered()[1]!.payload.text).toMatch(/^\[RECOVERED\] Recovered: quorum-keeper-sandbox-prod-lease-kube-scheduler/);
+  });
+
+  it('certificates: all fresh → a year, no problem; etcd-b\'s peer certificate renewed for 10 days (etcd not restarted) → a warning naming it, EtcdCertDaysLeft ≈ 10, one cert-expiry message; renewed for a year → recovered', async () => {
+    const [a, b] = cluster.members;
+    const host = sandbox.host(b!.instanceId);
+    const renewPeerB = (days: number) => SandboxPki.current().renewHost(host.root, { hostname: b!.instanceId, ip: '127.0.0.1', cert: 'peer', days });
+    const daysLeft = (iso: string) => (Date.parse(iso) - Date.now()) / 86_400_000;
+    // The probe flow the handler runs, for the whole judgement (the handler returns the summaries).
+    const judged = async () => (await probeCluster(sandboxProbeDeps(c, ctl), 'prod', { components: ['kube-controller-manager', 'kube-scheduler'], quotaBytes: 2 * 1024 ** 3 })).health;
+    const survey = async () => (await surveyCluster(c.ssm, hostScripts(), [{ instanceId: a!.instanceId, member: a!.name }], SANDBOX_RUN, [], { certs: true })).survey!;
+    // The alarm as deployed. Its period is an hour: one tick here stands for an hour of probes.
+    const alarm = Object.values(await deployedAlarms(['prod'])).find((x) => x.MetricName === 'EtcdCertDaysLeft')!;
+    expect(alarm).toMatchObject({
+      AlarmName: 'quorum-keeper-sandbox-prod-cert-expiry', Dimensions: [{ Name: 'Cluster', Value: 'prod' }, { Name: 'service', Value: 'probe' }],
+      Statistic: 'Minimum', Period: 3600, EvaluationPeriods: 1, Threshold: 30, ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'notBreaching',
+    });
+    const evaluator = new AlarmEvaluator([alarm], async (message) => {
+      await invokeAsync(notifier, snsEvent(ctl.topicArn, message), { dlq: { sqs, queueUrl: dlq } });
+    });
+    await renewAll();
+    slack.reset();
+
+    const fresh = await probe();
+    expect(fresh.out).toEqual({ cluster: 'prod', healthy: true, problems: [] });
+    const h0 = await judged();
+    expect(h0.certificates.map((x) => `${x.member} ${x.kind}`).sort()).toEqual(cluster.members.flatMap((m) => [`${m.name} client`, `${m.name} peer`]).sort());
+    expect(h0.certDaysLeft).toBeGreaterThanOrEqual(364.9);
+    expect(h0.certDaysLeft).toBeLessThanOrEqual(365);
+    expect(h0.problems).toEqual([]);
+    expect(fresh.cluster!.EtcdCertDaysLeft).toBe(h0.certDaysLeft);
+    await evaluator.tick(datapointsFromEmf(fresh.lines)); // INSUFFICIENT_DATA → OK: not news
+    expect(slack.posts).toEqual([]);
+
+    const pid = host.etcdPid();
+    await renewPeerB(10);
+    try {
+      // What etcd-b serves changed at once, without a restart: etcd reads the files per handshake.
+      const s = await survey();
+      expect(s.errors).toEqual([]);
+      const served = Object.fromEntries(s.certs.map((x) => [`${x.member} ${x.kind}`, daysLeft(x.notAfter)]));
+      expect(served[`${b!.name} peer`]).toBeGreaterThan(9.9);
+      expect(served[`${b!.name} peer`]).toBeLessThanOrEqual(10);
+      for (const [k, d] of Object.entries(served)) if (k !== `${b!.name} peer`) expect({ k, d: d > 364 }).toEqual({ k, d: true });
+      expect(host.etcdPid()).toBe(pid);
+
+      const warn = await probe();
+      expect(warn.out.healthy).toBe(false);
+      expect(warn.out.problems).toEqual([expect.stringMatching(new RegExp(`^etcd ${b!.name}'s peer certificate expires 20\\d\\d-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(in 9 d\\)$`))]);
+      const h = await judged();
+      expect(h.problems).toEqual([expect.objectContaining({ code: 'cert-expiry', severity: 'warning', subject: b!.name, action: expect.stringMatching(/^Renew it on etcd-b's master: `kubeadm certs renew etcd-peer`/) as string })]);
+      expect(h.certificates[0]).toMatchObject({ member: b!.name, kind: 'peer', url: b!.peerUrl, daysLeft: 9.9 });
+      expect(h.certDaysLeft).toBe(9.9);
+      expect(warn.cluster!.EtcdCertDaysLeft).toBe(9.9); // the minimum over the six certificates
+      // Through the deployed alarm: one message, naming the cluster and the next step.
+      await evaluator.tick(datapointsFromEmf(warn.lines));
+      await evaluator.tick(datapointsFromEmf((await probe()).lines)); // an hour later, still: no second message
+      expect(slack.delivered()).toHaveLength(1);
+      expect(slack.delivered()[0]!.payload.text).toMatch(
+        /^\[CRITICAL\] ALARM: quorum-keeper-sandbox-prod-cert-expiry — cluster prod .*serves a certificate \(client or peer\) that expires within 30 days.* Next: quorum-keeper status --cluster prod names the member/);
+    } finally {
+      await renewPeerB(365);
+    }
+    const back = await probe();
+    expect(back.out).toEqual({ cluster: 'prod', healthy: true, problems: [] });
+    expect(back.cluster!.EtcdCertDaysLeft).toBeGreaterThanOrEqual(364.9);
+    await evaluator.tick(datapointsFromEmf(back.lines));
+    expect(slack.delivered()).toHaveLength(2);
+    expect(slack.delivered()[1]!.payload.text).toMatch(/^\[RECOVERED\] Recovered: quorum-keeper-sandbox-prod-cert-expiry — cluster prod/);
   });
 
   it('refuses a malformed request before touching anything', async () => {

@@ -4,20 +4,19 @@
  */
 import { DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { execFileSync } from 'node:child_process';
 import { rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
 import { planReplacement, replaceMaster, replacementSteps } from '../../lib/flows/replacement';
 import { stepNames } from '../../lib/flows/steps';
 import { retireMaster } from '../../lib/flows/retirement';
-import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { statusDeps } from '../../lib/compose';
 import { clusterStatus } from '../../lib/flows/status';
 import { receivedAlerts, sandboxFlowDeps, sandboxRoot } from '../../sandbox/control';
 import { countKeys, killMaster, launchAlongside, memberOf, TERMINATE_HOOK } from '../../sandbox/scenario';
 import { AWS_LATENCY, SANDBOX_LATENCY } from '../../sandbox/latency';
 import { freshClusterPerTest } from '../support/scenario-suite';
+import { harnessEtcd, localMemberList } from '../../sandbox/etcd-http';
 
 jest.setTimeout(180_000);
 
@@ -39,7 +38,7 @@ describe('master replacement (launch hook)', () => {
   });
   const members = async () => {
     // Any live member answers; etcdctl's balancer skips the dead endpoints.
-    return (await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).memberList()).members;
+    return (await harnessEtcd(t.cluster.members.map((m) => m.clientUrl)).memberList()).members;
   };
   const targetHealth = async (instanceId: string) => {
     const out = await t.c.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: t.cluster.targetGroupArn }));
@@ -139,7 +138,7 @@ describe('master replacement (launch hook)', () => {
     const [a, b] = [memberOf(t.cluster, 'etcd-a'), memberOf(t.cluster, 'etcd-b')];
     t.sandbox.host(b.instanceId).crash();
     const { instanceId, event } = await killMaster(t.sandbox, t.c, a);
-    const membersBefore = execFileSync('etcdctl', [`--endpoints=${memberOf(t.cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    const membersBefore = (await localMemberList(memberOf(t.cluster, 'etcd-c').clientUrl)).members; // no quorum: etcd-c's own view
     const out = await replaceMaster(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
     expect(out.result).toBe('awaiting-dr');
     console.log(`(e) awaiting DR after ${out.step}: ${out.reason}`);
@@ -148,8 +147,8 @@ describe('master replacement (launch hook)', () => {
     expect(t.sandbox.lifecycle.results(instanceId)).toEqual(['CONTINUE']);
     expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments?.[0]).toMatchObject({ InstanceId: instanceId, State: 'attached' });
     expect(t.sandbox.host(instanceId).etcdPid()).toBeNull();
-    const membersAfter = execFileSync('etcdctl', [`--endpoints=${memberOf(t.cluster, 'etcd-c').clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
-    expect(membersAfter).toBe(membersBefore);
+    const membersAfter = (await localMemberList(memberOf(t.cluster, 'etcd-c').clientUrl)).members; // no quorum: etcd-c's own view
+    expect(membersAfter).toEqual(membersBefore);
     const alerts = await receivedAlerts(t.ctl);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatch(/Severity: critical/);
@@ -166,7 +165,7 @@ describe('master replacement (launch hook)', () => {
   });
 
   it('(f) retiring the leader: drained, leadership moved before etcd stops, volume detached; the replacement needs no force', async () => {
-    const status = await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: true });
+    const status = await harnessEtcd(t.cluster.members.map((m) => m.clientUrl)).endpointStatus({ cluster: true });
     const leaderUrl = status.statuses.find((s) => s.isLeader)!.endpoint;
     const leader = t.cluster.members.find((m) => m.clientUrl === leaderUrl)!;
     const w = t.writer.start('f');
@@ -180,7 +179,7 @@ describe('master replacement (launch hook)', () => {
     expect(await targetHealth(leader.instanceId)).not.toBe('healthy');
     expect((await t.sandbox.describeVolume(leader.volumeId))?.State).toBe('available');
     const others = t.cluster.members.filter((m) => m !== leader);
-    const after = await new EtcdClient(localEtcdRunner(), { endpoints: others.map((m) => m.clientUrl) }).endpointStatus({ cluster: false });
+    const after = await harnessEtcd(others.map((m) => m.clientUrl)).endpointStatus({ cluster: false });
     expect(after.statuses.every((s) => s.leader === out.movedLeaderTo)).toBe(true);
     expect(await members()).toHaveLength(3);
 
@@ -209,7 +208,7 @@ describe('master replacement (launch hook)', () => {
   });
 
   it('(f3) holds a retirement right after the LEADER died (no leader yet is not "safe")', async () => {
-    const status = await new EtcdClient(localEtcdRunner(), { endpoints: t.cluster.members.map((m) => m.clientUrl) }).endpointStatus({ cluster: true });
+    const status = await harnessEtcd(t.cluster.members.map((m) => m.clientUrl)).endpointStatus({ cluster: true });
     const leader = t.cluster.members.find((m) => m.clientUrl === status.statuses.find((x) => x.isLeader)!.endpoint)!;
     const retiring = t.cluster.members.find((m) => m !== leader)!;
     const w = t.writer.start('f3');
@@ -311,7 +310,8 @@ describe('master replacement (launch hook)', () => {
     const plan = await planReplacement(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
     // The dry run walks the flow's own step list: every step but the predecessor (the volume is free).
     expect(plan.map((p) => p.step)).toEqual(stepNames(replacementSteps).filter((s) => s !== 'predecessor'));
-    expect(plan.map((p) => p.step)).toEqual(['instance', 'volume', 'attach', 'agent', 'peer', 'urls', 'mount', 'membership', 'start', 'apiserver', 'caught-up', 'register', 'complete']);
+    expect(plan.map((p) => p.step)).toEqual(['instance', 'volume', 'attach', 'agent', 'peer', 'urls', 'mount', 'version', 'membership', 'start', 'apiserver', 'caught-up', 'register', 'complete']);
+    expect(plan.find((p) => p.step === 'version')!.action).toMatch(/^etcd 3\.\d+\.\d+ in a cluster at 3\.\d+$/);
     expect(plan.find((p) => p.step === 'membership')!.action).toMatch(new RegExp(`if the volume has data: member update ${before.members.find((m) => m.name === 'etcd-a')!.id} → ${t.sandbox.host(instanceId).peerUrl}`));
     expect(await members()).toEqual(before.members);
     expect((await t.sandbox.describeVolume(a.volumeId))?.Attachments).toEqual(before.volume?.Attachments);

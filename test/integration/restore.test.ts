@@ -11,7 +11,6 @@ import { DEFAULT_WORK_DIR } from '../../lib/flows/backup';
 import { findMasterSlot } from '../../lib/flows/master-slot';
 import { replaceMaster } from '../../lib/flows/replacement';
 import { RestoreRefused, restoreCluster, type RestorePlan } from '../../lib/flows/restore';
-import { EtcdClient, localEtcdRunner } from '../../lib/etcd';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import {
   type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, receivedAlerts, sandboxBackupDeps, sandboxBackupSettings,
@@ -21,6 +20,7 @@ import { killHard } from '../../sandbox/procs';
 import { countKeys, killMaster, putKeysBulk } from '../../sandbox/scenario';
 import { Sandbox } from '../../sandbox/sandbox';
 import { AckWriter, formatReport } from '../../sandbox/writer';
+import { harnessEtcd } from '../../sandbox/etcd-http';
 
 jest.setTimeout(240_000);
 
@@ -61,7 +61,7 @@ describe('disaster-recovery restore', () => {
   });
 
   const deps = () => sandboxBackupDeps(c, ctl, b, (e) => steps.push(`${e.step}:${e.status} ${e.detail}`));
-  const etcdOf = (clientUrl: string) => new EtcdClient(localEtcdRunner(), { endpoints: [clientUrl] });
+  const etcdOf = (clientUrl: string) => harnessEtcd([clientUrl]);
   const request = (over: { force?: boolean; confirm?: (p: RestorePlan) => Promise<boolean> } = {}) => ({
     cluster: 'prod', snapshot: 'latest', store: b.store, workDir: DEFAULT_WORK_DIR, force: over.force ?? false,
     confirm: over.confirm ?? (() => Promise.resolve(true)), leaderTimeoutSec: 60,

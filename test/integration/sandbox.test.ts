@@ -2,22 +2,25 @@
  * The sandbox AWS endpoint with real SDK clients: SSM really runs the project's host scripts
  * on sandbox hosts backed by real etcd; the gaps moto leaves are filled as AWS behaves.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompleteLifecycleActionCommand, DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand, PutLifecycleHookCommand, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
 import { DetachVolumeCommand, AttachVolumeCommand, DescribeVolumesCommand, RunInstancesCommand, waitUntilVolumeAvailable, waitUntilVolumeInUse } from '@aws-sdk/client-ec2';
 import { DeregisterTargetsCommand, DescribeTargetHealthCommand, RegisterTargetsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { ssmEtcdRunner, runHostScript } from '../../lib/aws/run-command';
-import { EtcdClient, hasNoLeader, localEtcdRunner } from '../../lib/etcd';
+import { EtcdClient, hasNoLeader } from '../../lib/etcd';
 import { surveyCluster, viewCluster } from '../../lib/flows/survey';
 import { writeLease } from '../../sandbox/apiserver';
 import { destroyClients, SANDBOX_RUN, hostScripts, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { waitFor } from '../../sandbox/ports';
+import { makeTempDir, removeDir } from '../../sandbox/procs';
 import { AWS_LATENCY, SANDBOX_LATENCY } from '../../sandbox/latency';
 import { QuorumWatch } from '../../sandbox/quorum-watch';
 import { Sandbox } from '../../sandbox/sandbox';
+import { harnessEtcd } from '../../sandbox/etcd-http';
+import { HOST_PKI, SandboxPki } from '../../sandbox/pki';
 
 jest.setTimeout(120_000);
 
@@ -45,18 +48,73 @@ describe('sandbox AWS with a real etcd control plane', () => {
     const list = await etcd.memberList();
     expect(list.members.map((m) => [m.name, m.peerUrls[0]]).sort()).toEqual(cluster.members.map((m) => [m.name, m.peerUrl]).sort());
     // Independent check: etcdctl run directly here prints the same IDs in hex.
-    const direct = execFileSync('etcdctl', [`--endpoints=${a.clientUrl}`, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    const direct = execFileSync('etcdctl', [`--endpoints=${a.clientUrl}`, ...SandboxPki.current().harnessEtcdctlFlags, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
     for (const m of list.members) expect(direct).toContain(`${m.id}, started, ${m.name}`);
   });
 
-  it('surveys the cluster in one SSM command: members, every status, health, alarms and Leases', async () => {
+  it('runs etcd as the systemd unit real masters use: the drop-in decides how and when; a member without quorum stays activating without holding its start; a killed etcd leaves the unit failed', async () => {
+    const [a, b, c3] = cluster.members as [SandboxCluster['members'][0], SandboxCluster['members'][0], SandboxCluster['members'][0]];
+    const unit = async (m: typeof a) => (await sandbox.host(m.instanceId).run(['systemctl is-active etcd.service; systemctl show -p MainPID --value etcd.service'], 10_000)).stdout.trim().split('\n');
+    const hostA = sandbox.host(a.instanceId);
+    expect(await unit(a)).toEqual(['active', String(hostA.etcdPid())]);
+    const dropIn = readFileSync(join(hostA.root, 'etc/systemd/system/etcd.service.d/10-quorum-keeper.conf'), 'utf8');
+    expect(dropIn).toMatch(/^ConditionPathExists=\/var\/lib\/etcd\/\.quorum-keeper-volume$/m);
+    expect(dropIn).toMatch(new RegExp(`^ExecStart=\\n?[^]*^ExecStart=\\S+/etcd --config-file ${hostA.root}/etc/quorum-keeper/etcd\\.conf\\.yml$`, 'm'));
+    expect(dropIn).toMatch(/^TimeoutStartSec=infinity$/m);
+
+    // b and c stop: a restarted now cannot join (no quorum), so etcd never says READY.
+    await hostOk(c, b.instanceId, 'etcd-member.sh', ['stop']);
+    await hostOk(c, c3.instanceId, 'etcd-member.sh', ['stop']);
+    expect((await unit(b))[0]).toBe('inactive');
+    await hostOk(c, a.instanceId, 'etcd-member.sh', ['stop']);
+    const initial = cluster.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+    const start = (m: typeof a) => hostOk(c, m.instanceId, 'etcd-member.sh', ['start', '--name', m.name, '--initial-cluster', initial, '--initial-cluster-state', 'existing', '--token', cluster.token]);
+    const t0 = Date.now();
+    const alone = JSON.parse(await start(a)) as { running: boolean; healthy: boolean };
+    expect(alone).toMatchObject({ running: true, healthy: false }); // its start returned (10 s of waiting for /health), not held by the unit
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect((await unit(a))[0]).toBe('activating');
+    await start(b);
+    await waitFor('a and b active (READY once they have quorum)', async () => ((await unit(a))[0] === 'active' && (await unit(b))[0] === 'active' ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+    await start(c3);
+
+    sandbox.host(c3.instanceId).killEtcd();
+    await waitFor('the unit to turn failed', async () => ((await unit(c3))[0] === 'failed' ? true : undefined), { timeoutMs: 10_000, intervalMs: 100 });
+    expect(JSON.parse(await hostOk(c, c3.instanceId, 'etcd-member.sh', ['status'])) as unknown).toMatchObject({ running: false, pid: null });
+    expect(JSON.parse(await start(c3)) as unknown).toMatchObject({ running: true, healthy: true });
+  });
+
+  it('runs etcd with mutual TLS on client and peer URLs: https everywhere, and a client without a certificate of the cluster\'s CA is refused', async () => {
+    const a = cluster.members[0]!;
+    const list = await harnessEtcd([a.clientUrl]).memberList();
+    expect(list.members.flatMap((m) => [...m.peerUrls, ...m.clientUrls]).every((u) => u.startsWith('https://127.0.0.1:'))).toBe(true);
+    const plain = (args: string[]) => spawnSync('etcdctl', [`--endpoints=${a.clientUrl}`, '--dial-timeout=1s', '--command-timeout=2s', ...args, 'member', 'list'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    // No certificate: the TLS handshake fails (client-cert-auth); the CA alone is not enough either.
+    expect(plain([]).status).not.toBe(0);
+    expect(plain([`--cacert=${SandboxPki.current().caCert}`]).status).not.toBe(0);
+    // A certificate from another CA (the host's peer certificate is of this CA, so it must work).
+    const root = sandbox.host(a.instanceId).root;
+    expect(plain([`--cacert=${SandboxPki.current().caCert}`, `--cert=${join(root, HOST_PKI.peerCert)}`, `--key=${join(root, HOST_PKI.peerKey)}`]).status).toBe(0);
+    const foreign = makeTempDir('foreign-ca');
+    try {
+      execFileSync('openssl', ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(foreign, 'k'), '-out', join(foreign, 'c'), '-days', '1', '-subj', '/CN=intruder', '-addext', 'extendedKeyUsage=clientAuth']);
+      expect(plain([`--cacert=${SandboxPki.current().caCert}`, `--cert=${join(foreign, 'c')}`, `--key=${join(foreign, 'k')}`]).status).not.toBe(0);
+    } finally {
+      removeDir(foreign);
+    }
+    // The host's host.env carries the TLS settings every host script reads.
+    expect(readFileSync(join(root, 'etc/quorum-keeper/host.env'), 'utf8')).toMatch(/^QK_ETCD_SCHEME=https$[\s\S]*^QK_ETCD_CLIENT_CERT=\/etc\/kubernetes\/pki\/etcd\/healthcheck-client\.crt$/m);
+  });
+
+  it('surveys the cluster in one SSM command: members, every status, health, alarms, Leases and served certificates', async () => {
     const [a] = cluster.members;
     const renewTime = new Date(Date.now() - 5_000);
     await writeLease(a!.clientUrl, 'kube-scheduler', { holderIdentity: 'master-a_1234', leaseDurationSeconds: 15, renewTime });
-    const { peer, survey, tried } = await surveyCluster(c.ssm, hostScripts(), [{ instanceId: a!.instanceId, member: a!.name }], SANDBOX_RUN, ['kube-scheduler', 'kube-controller-manager']);
+    const { peer, survey, tried } = await surveyCluster(c.ssm, hostScripts(), [{ instanceId: a!.instanceId, member: a!.name }], SANDBOX_RUN, ['kube-scheduler', 'kube-controller-manager'], { certs: true });
     expect(tried).toEqual([]);
     expect(peer?.member).toBe(a!.name);
     expect(survey?.errors).toEqual([]);
+    expect(survey?.membersFrom).toBe('quorum');
     expect(survey?.members?.members.map((m) => m.name).sort()).toEqual(cluster.members.map((m) => m.name).sort());
     expect(survey?.status.statuses.map((s) => s.endpoint).sort()).toEqual(cluster.members.map((m) => m.clientUrl).sort());
     expect(survey?.status.unreachable).toEqual([]);
@@ -67,6 +125,10 @@ describe('sandbox AWS with a real etcd control plane', () => {
     expect(sched.httpStatus).toBe(200);
     expect(JSON.parse(sched.body)).toMatchObject({ kind: 'Lease', spec: { holderIdentity: 'master-a_1234', leaseDurationSeconds: 15 } });
     expect(survey!.leases['kube-controller-manager']!.httpStatus).toBe(404);
+    // The certificate every member serves on its client and peer URL, read over TLS from this
+    // master: the ones each master was given at boot (a year).
+    expect(survey!.certs.map((x) => [x.member, x.kind, x.url]).sort()).toEqual(cluster.members.flatMap((m) => [[m.name, 'client', m.clientUrl], [m.name, 'peer', m.peerUrl]]).sort());
+    for (const x of survey!.certs) expect((Date.parse(x.notAfter) - Date.now()) / 86_400_000).toBeGreaterThan(364);
     // The peer it hands back runs further etcd commands on the same master.
     expect((await peer!.etcd.memberList()).members).toHaveLength(3);
   });
@@ -74,7 +136,7 @@ describe('sandbox AWS with a real etcd control plane', () => {
   it('views members and every status in one SSM command; a member being replaced is not dialled at its old URL', async () => {
     const [a, b] = cluster.members;
     const healthy = await viewCluster(c.ssm, hostScripts(), a!.instanceId, SANDBOX_RUN);
-    expect(healthy.members.members.map((m) => m.id).sort()).toEqual((await new EtcdClient(localEtcdRunner(), { endpoints: [a!.clientUrl] }).memberList()).members.map((m) => m.id).sort());
+    expect(healthy.members.members.map((m) => m.id).sort()).toEqual((await harnessEtcd([a!.clientUrl]).memberList()).members.map((m) => m.id).sort());
     expect(healthy.status.statuses.map((s) => s.endpoint).sort()).toEqual(cluster.members.map((m) => m.clientUrl).sort());
     expect(healthy.status.unreachable).toEqual([]);
     sandbox.host(b!.instanceId).killEtcd();
@@ -97,12 +159,15 @@ describe('sandbox AWS with a real etcd control plane', () => {
     sandbox.host(a!.instanceId).crash();
     sandbox.host(b!.instanceId).crash();
     // The survivor notices only after its election timeout (until then it still names the old leader).
-    const survivor = new EtcdClient(localEtcdRunner(), { endpoints: [c3!.clientUrl] });
+    const survivor = harnessEtcd([c3!.clientUrl]);
     await waitFor('the survivor to lose its leader', async () => ((await survivor.endpointStatus({ cluster: false })).statuses.every(hasNoLeader) ? true : undefined));
     const { peer, survey, tried } = await surveyCluster(c.ssm, hostScripts(), cluster.members.map((m) => ({ instanceId: m.instanceId, member: m.name })), SANDBOX_RUN, ['kube-scheduler']);
     expect(tried).toEqual([`${a!.name}: SSM agent offline`, `${b!.name}: SSM agent offline`]);
     expect(peer?.member).toBe(c3!.name);
-    expect(survey?.members?.members).toHaveLength(3); // member list is served locally, without quorum
+    // The member list without quorum: 3.4 answers etcdctl's from local state; 3.5's is linearizable
+    // and fails, and the survivor's own view (its gateway, linearizable=false) stands in.
+    expect(survey?.members?.members).toHaveLength(3);
+    expect(survey?.membersFrom).toBe(/^3\.4\./.test(execFileSync('etcd', ['--version'], { encoding: 'utf8' }).split('\n')[0]!.replace('etcd Version: ', '')) ? 'quorum' : 'local');
     expect(survey?.status.statuses.map((s) => [s.endpoint, hasNoLeader(s)])).toEqual([[c3!.clientUrl, true]]);
     expect(survey?.status.unreachable.map((u) => u.endpoint).sort()).toEqual([a!.clientUrl, b!.clientUrl].sort());
     expect(survey?.health.filter((h) => h.healthy)).toEqual([]);
@@ -110,7 +175,7 @@ describe('sandbox AWS with a real etcd control plane', () => {
   });
 
   it('the quorum watch: leadership moved ten times is no lost quorum (a voter caught mid-election is asked again); two members killed are, and are named', async () => {
-    const all = new EtcdClient(localEtcdRunner(), { endpoints: cluster.members.map((m) => m.clientUrl) });
+    const all = harnessEtcd(cluster.members.map((m) => m.clientUrl));
     const moves = new QuorumWatch(sandbox).start();
     for (let i = 0; i < 10; i++) {
       const { statuses } = await all.endpointStatus({ cluster: false });

@@ -124,7 +124,7 @@ describe('the packaged template', () => {
   it('alarms exist per cluster named in the clusters parameter', () => {
     const names = ofType('AWS::CloudWatch::Alarm').map(([, a]) => String(a.Properties.AlarmName));
     for (const c of ['prod', 'staging']) {
-      for (const kind of ['no-leader', 'quorum-margin', 'backup-stale', 'drift', 'flow-failures']) expect(names).toContain(`quorum-keeper-ci-${c}-${kind}`);
+      for (const kind of ['no-leader', 'quorum-margin', 'backup-stale', 'cert-expiry', 'drift', 'flow-failures']) expect(names).toContain(`quorum-keeper-ci-${c}-${kind}`);
     }
   });
 

@@ -30,8 +30,8 @@ describe('AckWriter', () => {
     await sleep(1000);
     await w.stop();
     // Like restoring an older snapshot without telling the checker: some acknowledged keys vanish.
-    execFileSync('etcdctl', [`--endpoints=${cluster.endpoints.join(',')}`, 'del', w.key(3)], { env: { PATH: process.env.PATH } });
-    execFileSync('etcdctl', [`--endpoints=${cluster.endpoints.join(',')}`, 'del', w.key(7)], { env: { PATH: process.env.PATH } });
+    execFileSync('etcdctl', [...cluster.etcdctlFlags, `--endpoints=${cluster.endpoints.join(',')}`, 'del', w.key(3)], { env: { PATH: process.env.PATH } });
+    execFileSync('etcdctl', [...cluster.etcdctlFlags, `--endpoints=${cluster.endpoints.join(',')}`, 'del', w.key(7)], { env: { PATH: process.env.PATH } });
     const r = await w.verify();
     expect(r.acknowledgedButMissing).toBe(2);
     expect(r.missingSeqs).toEqual([3, 7]);
@@ -59,7 +59,7 @@ describe('AckWriter', () => {
     const w = new AckWriter(() => cluster.endpoints, { prefix: '/qk-writer/restore/', writeDeadlineMs: 1000 }).start();
     await sleep(800);
     const snap = join(cluster.dir, 'older.db');
-    execFileSync('etcdctl', [`--endpoints=${cluster.endpoints[0]}`, 'snapshot', 'save', snap], { env: { PATH: process.env.PATH }, stdio: 'ignore' });
+    execFileSync('etcdctl', [...cluster.etcdctlFlags, `--endpoints=${cluster.endpoints[0]}`, 'snapshot', 'save', snap], { env: { PATH: process.env.PATH }, stdio: 'ignore' });
     const revision = Number(/"revision":(\d+)/.exec(execFileSync('etcdctl', ['snapshot', 'status', snap, '-w', 'json'], { encoding: 'utf8', env: { PATH: process.env.PATH } }))![1]);
     await sleep(800);
     await w.stop();

@@ -1,11 +1,16 @@
 /**
- * A real N-member etcd 3.4 cluster on 127.0.0.1 for tests: free ports, temp dirs, members
- * started with setsid (their own session, so no job-control signal reaches them), always
- * cleaned up by destroy() — and by sandbox/procs.reapStrays() after a crashed run.
+ * A real N-member etcd cluster on 127.0.0.1 for tests: free ports, temp dirs, members started
+ * with setsid (their own session, so no job-control signal reaches them), always cleaned up by
+ * destroy() — and by sandbox/procs.reapStrays() after a crashed run. Mutual TLS on client and
+ * peer URLs, as production etcd and the sandbox's members (certificates from the sandbox's CA,
+ * sandbox/pki.ts); `tls` / `etcdctlFlags` are what a client presents.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { etcdFetch } from '../../sandbox/etcd-http';
+import type { EtcdTls } from '../../lib/etcd';
+import { SandboxPki } from '../../sandbox/pki';
 import { freePort, waitFor } from '../../sandbox/ports';
 import { isAlive, killHard, makeTempDir, removeDir } from '../../sandbox/procs';
 
@@ -34,8 +39,8 @@ export class EtcdTestCluster {
       const name = `etcd-${String.fromCharCode(97 + i)}`;
       members.push({
         name,
-        peerUrl: `http://127.0.0.1:${await freePort()}`,
-        clientUrl: `http://127.0.0.1:${await freePort()}`,
+        peerUrl: `https://127.0.0.1:${await freePort()}`,
+        clientUrl: `https://127.0.0.1:${await freePort()}`,
         dataDir: join(dir, name),
         logFile: join(dir, `${name}.log`),
         pid: null,
@@ -44,6 +49,7 @@ export class EtcdTestCluster {
     const cluster = new EtcdTestCluster(dir, `qk-test-${Date.now()}`, members);
     cluster.extraFlags = opts.extraFlags ?? [];
     try {
+      for (const m of members) await cluster.issueCerts(m);
       for (const m of members) cluster.spawnMember(m, 'new');
       await cluster.waitHealthy();
     } catch (err) {
@@ -54,6 +60,21 @@ export class EtcdTestCluster {
   }
 
   private extraFlags: string[] = [];
+  private readonly tlsFlags = new Map<string, string[]>();
+
+  /** What a client presents (the harness's certificate). */
+  get tls(): EtcdTls {
+    return SandboxPki.current().harness;
+  }
+
+  /** etcdctl's flags for `tls`. */
+  get etcdctlFlags(): string[] {
+    return SandboxPki.current().harnessEtcdctlFlags;
+  }
+
+  private async issueCerts(m: TestMember): Promise<void> {
+    this.tlsFlags.set(m.name, await (await SandboxPki.get()).etcdFlags(join(this.dir, `${m.name}.pki`), m.name));
+  }
 
   get endpoints(): string[] {
     return this.members.map((m) => m.clientUrl);
@@ -79,7 +100,7 @@ export class EtcdTestCluster {
       '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
       '--listen-client-urls', m.clientUrl, '--advertise-client-urls', m.clientUrl,
       '--initial-cluster', initialCluster, '--initial-cluster-state', state, '--initial-cluster-token', this.token,
-      ...this.extraFlags,
+      ...(this.tlsFlags.get(m.name) ?? []), ...this.extraFlags,
     ], { stdio: ['ignore', log, log], env });
     closeSync(log);
     child.unref();
@@ -98,12 +119,13 @@ export class EtcdTestCluster {
   async prepare(name: string): Promise<TestMember> {
     const m: TestMember = {
       name,
-      peerUrl: `http://127.0.0.1:${await freePort()}`,
-      clientUrl: `http://127.0.0.1:${await freePort()}`,
+      peerUrl: `https://127.0.0.1:${await freePort()}`,
+      clientUrl: `https://127.0.0.1:${await freePort()}`,
       dataDir: join(this.dir, name),
       logFile: join(this.dir, `${name}.log`),
       pid: null,
     };
+    await this.issueCerts(m);
     this.members.push(m);
     return m;
   }
@@ -117,7 +139,7 @@ export class EtcdTestCluster {
   async movePeerPort(name: string): Promise<string> {
     const m = this.member(name);
     if (m.pid !== null) throw new Error(`${name} must be stopped first`);
-    m.peerUrl = `http://127.0.0.1:${await freePort()}`;
+    m.peerUrl = `https://127.0.0.1:${await freePort()}`;
     return m.peerUrl;
   }
 
@@ -168,7 +190,7 @@ export class EtcdTestCluster {
     for (const name of names) {
       const m = this.member(name);
       await waitFor(`${name} to be healthy`, async () => {
-        const res = await fetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+        const res = await etcdFetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
         if (!res) return undefined;
         const body = (await res.json().catch(() => ({}))) as { health?: string };
         return body.health === 'true' ? true : undefined;

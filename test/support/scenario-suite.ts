@@ -26,11 +26,14 @@ interface FrameOptions {
   backups?: boolean;
   /** etcd member names when they differ from the slots' member tags. */
   etcdNames?: readonly string[];
+  /** Sets the sandbox up before the cluster is provisioned (e.g. which etcd its masters carry). */
+  prepare?: (sandbox: Sandbox) => void;
 }
 
 async function setUp(t: ScenarioWorld, opts: FrameOptions): Promise<void> {
   t.ctl = await provisionControl(t.sandbox);
   if (opts.backups) t.backups = await provisionBackups(t.sandbox);
+  opts.prepare?.(t.sandbox);
   t.cluster = await provisionCluster(t.sandbox, t.c, { name: 'prod', ...(opts.etcdNames ? { etcdNames: opts.etcdNames } : {}) });
   if (opts.keys) await putKeys(t.cluster.members[1]!.clientUrl, '/registry/test/', opts.keys);
 }

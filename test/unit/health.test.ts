@@ -65,3 +65,53 @@ describe('assessLease', () => {
     expect(assessLease('kube-scheduler', { httpStatus: 200, body: 'not json', error: null }, NOW).state).toBe('unreadable');
   });
 });
+
+describe('certificates', () => {
+  const at = (days: number) => new Date(NOW + days * 86_400_000).toISOString();
+  const cert = (m: string, kind: 'client' | 'peer', days: number) => ({ member: `etcd-${m}`, kind, url: `https://10.0.${m}.5:${kind === 'client' ? 2379 : 2380}`, notAfter: at(days) });
+  const fresh = ['a', 'b', 'c'].flatMap((m) => [cert(m, 'client', 365), cert(m, 'peer', 365)]);
+  const withCerts = (certificates: ReturnType<typeof cert>[], over: Partial<HealthInput> = {}) => assessHealth(input({ certificates, ...over }));
+
+  it('all fresh: days left per certificate, the earliest exported, no problem', () => {
+    const h = withCerts(fresh);
+    expect(h.certDaysLeft).toBe(365);
+    expect(h.certificates.map((c) => [c.member, c.kind, c.daysLeft])).toEqual(['a', 'b', 'c'].flatMap((m) => [[`etcd-${m}`, 'client', 365], [`etcd-${m}`, 'peer', 365]]));
+    expect(h.problems).toEqual([]);
+  });
+  it('none read (plain http, no openssl): unknown, not a problem', () => {
+    expect(assessHealth(input())).toMatchObject({ certificates: [], certDaysLeft: null, problems: [] });
+    expect(withCerts([])).toMatchObject({ certificates: [], certDaysLeft: null, problems: [] });
+  });
+  it('a peer certificate with 10 days left: a warning naming member, kind, date and the renewal; earliest first', () => {
+    const h = withCerts([...fresh.filter((c) => !(c.member === 'etcd-b' && c.kind === 'peer')), cert('b', 'peer', 10)]);
+    expect(h.certDaysLeft).toBe(10);
+    expect(h.certificates[0]).toEqual({ ...cert('b', 'peer', 10), daysLeft: 10 });
+    expect(h.problems).toEqual([{
+      code: 'cert-expiry', severity: 'warning', subject: 'etcd-b',
+      summary: "etcd etcd-b's peer certificate expires 2026-12-05 12:00:00 UTC (in 10 d)",
+      action: expect.stringMatching(/^Renew it on etcd-b's master: `kubeadm certs renew etcd-peer` \(kubeadm\), or from your own PKI into the files host.env names \(QK_ETCD_PEER_CERT\); etcd serves the new file from its next TLS handshake/) as string,
+    }]);
+  });
+  it('days left are rounded down (never more time than there is): 10 days less 1 ms is 9.9', () => {
+    expect(withCerts([{ ...cert('a', 'client', 0), notAfter: new Date(NOW + 10 * 86_400_000 - 1).toISOString() }]).certDaysLeft).toBe(9.9);
+  });
+  it('thresholds: 30 days is fine, under 30 a warning, under 7 critical, expired critical', () => {
+    const judge = (days: number) => withCerts([cert('a', 'client', days)]).problems.map((p) => p.severity);
+    expect([judge(30), judge(29.9), judge(7), judge(6.9), judge(-2)]).toEqual([[], ['warning'], ['warning'], ['critical'], ['critical']]);
+    expect(withCerts([cert('a', 'client', -2)]).problems[0]!.summary).toBe("etcd etcd-a's client certificate expired 2026-11-23 12:00:00 UTC (2 d ago): TLS connections to it fail");
+    expect(withCerts([cert('a', 'client', 0.5)]).problems[0]!.summary).toMatch(/\(in less than a day\)$/);
+  });
+  it('one problem per member: both of its certificates expiring name both and both kubeadm renewals; the worse member first', () => {
+    const h = withCerts([cert('a', 'client', 20), cert('a', 'peer', 25), cert('c', 'peer', 3), cert('b', 'client', 200)]);
+    expect(h.problems.map((p) => [p.subject, p.severity])).toEqual([['etcd-c', 'critical'], ['etcd-a', 'warning']]);
+    expect(h.problems[1]!.summary).toBe("etcd etcd-a's client and peer certificates expire 2026-12-15 12:00:00 UTC (in 20 d)");
+    expect(h.problems[1]!.action).toMatch(/`kubeadm certs renew etcd-server etcd-peer`.*\(QK_ETCD_CERT, QK_ETCD_PEER_CERT\)/);
+    expect(h.certDaysLeft).toBe(3);
+  });
+  it('come after the quorum problems, and are reported when no member answers too (an expired certificate may be why)', () => {
+    const down = withCerts([cert('a', 'peer', -1)], { members: null, status: { statuses: [], unreachable: [] } });
+    expect(down.problems.map((p) => p.code)).toEqual(['unreachable', 'cert-expiry']);
+    const margin = withCerts([cert('a', 'peer', 12)], { status: { statuses: [status('a', 'a'), status('b', 'a')], unreachable: [] } });
+    expect(margin.problems.map((p) => p.code)).toEqual(['margin-zero', 'cert-expiry']);
+  });
+});
