@@ -184,8 +184,10 @@ export class SandboxHost {
    * `ConditionPathExists=` of the unit and its drop-ins holds (a failed condition skips the start
    * without an error; systemd.unit(5) "Conditions and Asserts"). `RequiresMountsFor=` adds a
    * dependency on the mount unit of a path only where one exists (an fstab entry); a volume
-   * mounted by etcd-mount.sh has none, so it changes nothing here, as on a real master.
-   * Returns whether etcd was started and, if not, why.
+   * mounted by etcd-mount.sh has none, so it changes nothing here, as on a real master. /run is
+   * a tmpfs: emptied. In systemd mode the units `multi-user.target.wants` are started through the
+   * systemctl stand-in (which judges the conditions); in process mode this reads the unit files
+   * itself. Returns whether etcd was started and, if not, why.
    */
   reboot(unitName = 'etcd.service'): { started: boolean; why: string } {
     this.killAll();
