@@ -3,7 +3,8 @@
  * `etcd-member.sh survey` runs member list, endpoint status --cluster, endpoint health
  * --cluster and alarm list side by side through that master's member (plus any kube-system
  * Leases asked for, and the expiry of the certificate every member serves on its client and peer
- * URL) and returns each raw answer; they are parsed here with the same parsers as single commands. Three sequential SSM commands (≥ 2 s each with AWS's waiter floor) become one.
+ * URL) and returns each raw answer; they are parsed here with the same parsers as single
+ * commands. Three sequential SSM commands (≥ 2 s each with AWS's waiter floor) become one.
  */
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
@@ -84,13 +85,13 @@ export function parseSurvey(instanceId: string, member: string, stdout: string):
   if (!raw.local.running) errors.push(`etcd is not running on ${instanceId}`);
   let membersFrom: EtcdSurvey['membersFrom'] = null;
   let members: MemberList | null = null;
+  const localView = q.localMembers?.rc === 0 ? localMemberList(text(q.localMembers.out)) : null;
   if (q.members && q.members.rc === 0) {
     members = attempt('member list', () => parseMemberList(text(q.members!.out)));
     if (members) membersFrom = 'quorum';
   } else if (q.members) {
     // No linearizable list (no quorum on etcd 3.5): this member's own view, if it gave one.
-    const local = q.localMembers?.rc === 0 ? localMemberList(text(q.localMembers.out)) : null;
-    if (local) [members, membersFrom] = [local, 'local'];
+    if (localView) [members, membersFrom] = [localView, 'local'];
     else errors.push(`member list: ${lastLine(text(q.members.err))}`);
   }
   const expected = members?.members.filter((m) => m.started).flatMap((m) => m.clientUrls.slice(0, 1)) ?? [];
@@ -100,7 +101,7 @@ export function parseSurvey(instanceId: string, member: string, stdout: string):
   const alarms = q.alarms && q.alarms.rc === 0 ? attempt('alarm list', () => parseAlarmList(text(q.alarms!.out))) : null;
   // Whose certificate: the member list that names the URL (the script read the URLs of this
   // member's own view, so that one names them all).
-  const views = [members, q.localMembers?.rc === 0 ? localMemberList(text(q.localMembers.out)) : null];
+  const views = [members, localView];
   const owner = (kind: 'client' | 'peer', url: string) => {
     for (const v of views) {
       const m = v?.members.find((x) => (kind === 'client' ? x.clientUrls : x.peerUrls).includes(url));
