@@ -2,10 +2,10 @@
  * The harness's HTTP path to etcd (its v3 JSON gateway): the continuous writer, the quorum watch,
  * the apiserver stand-in and test checks. Sandbox etcd runs with mutual TLS, so an `https://`
  * URL is reached with a client certificate: the harness's own (`SandboxPki.current().harness`) or
- * the one given (the apiserver stand-in presents its host's `apiserver-etcd-client`). Answers and
- * `harnessEtcd` is etcdctl with the same certificate. Answers and
- * errors are `fetch`'s (undici's fetch with a TLS-configured dispatcher; a refused connection is
- * still `cause.code === 'ECONNREFUSED'`). Plain `http://` URLs go through as they are.
+ * the one given (the apiserver stand-in presents its host's `apiserver-etcd-client`);
+ * `harnessEtcd` is etcdctl with the same certificate. Answers and errors are `fetch`'s (undici's
+ * fetch with a TLS-configured dispatcher; a refused connection is still
+ * `cause.code === 'ECONNREFUSED'`). Plain `http://` URLs go through as they are.
  */
 import { Agent, fetch, type RequestInit, type Response } from 'undici';
 import { readFileSync } from 'node:fs';
@@ -28,14 +28,6 @@ function agentFor(tls: TlsFiles): Agent {
 export function etcdFetch(url: string, init: RequestInit = {}, tls?: TlsFiles): Promise<Response> {
   if (!url.startsWith('https:')) return fetch(url, init);
   return fetch(url, { ...init, dispatcher: agentFor(tls ?? SandboxPki.current().harness) });
-}
-
-/** POSTs a JSON body to an etcd gateway path; the parsed answer, or an error naming etcd's message. */
-export async function etcdPost<T>(clientUrl: string, path: string, body: unknown, opts: { timeoutMs?: number; tls?: TlsFiles } = {}): Promise<T> {
-  const r = await etcdFetch(`${clientUrl}${path}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(opts.timeoutMs ?? 5000) }, opts.tls);
-  const text = await r.text();
-  if (!r.ok) throw new Error(`etcd ${path} at ${clientUrl}: HTTP ${r.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text) as T;
 }
 
 /**
