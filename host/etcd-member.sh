@@ -411,14 +411,14 @@ case "$cmd" in
       # Wait briefly (10 s) for the process to either come up or die (a bad config dies at once);
       # a member whose peers are down stays unhealthy (etcd 3.5's /health then waits for its read:
       # each ask is cut at 1 s). A start job queued with --no-block may show `inactive` for a
-      # moment before it runs; one still inactive after 2 s was skipped (a failed Condition: the
+      # moment before it runs (seconds on a loaded host); one still inactive after 5 s was skipped (a failed Condition: the
       # boot guard) or refused.
       logs="${QK_LOG_DIR}/etcd.log"
       [[ "$QK_SERVICE_MODE" == process ]] || logs="systemctl status ${QK_ETCD_UNIT} and journalctl -u ${QK_ETCD_UNIT}"
       started=$SECONDS
       while ((SECONDS - started < 10)); do
         if ! qk_etcd_running; then
-          [[ "$QK_SERVICE_MODE" != process && $((SECONDS - started)) -lt 2 && "$(systemctl is-active "$QK_ETCD_UNIT" 2>/dev/null || true)" == inactive ]] ||
+          [[ "$QK_SERVICE_MODE" != process && $((SECONDS - started)) -lt 5 && "$(systemctl is-active "$QK_ETCD_UNIT" 2>/dev/null || true)" == inactive ]] ||
             qk_die "$QK_EXIT_FAILED" "etcd exited during start-up, or its unit did not start it; see $logs"
         elif [[ "$(local_health 1)" == true ]]; then
           break

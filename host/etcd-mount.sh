@@ -6,6 +6,13 @@
 #                 [--device /dev/xvdf] [--mount-point /var/lib/etcd] [--allow-format] [--adopt]
 #   etcd-mount.sh --unmount --volume-id vol-… --cluster prod --member etcd-a [--mount-point …]
 #   etcd-mount.sh --record-member-id 8e9e05c52164694d --volume-id vol-… --cluster prod --member etcd-a
+#   etcd-mount.sh --inspect --volume-id vol-… --cluster prod --member etcd-a [--device …] [--mount-point …]
+#
+# --inspect changes nothing: it reports whether the volume's device is here, whether it is what
+# is mounted at the mount point (so etcd's data dir, <mount point>/data, lives on it), whether
+# etcd data is there, whether a running etcd holds that data open ("dbOpenByEtcd": the data dir
+# the member really uses; null when there is no data or no /proc), and the marker as written
+# (doctor and adopt read it before acting).
 #
 # The marker also records the etcd member ID the data on the volume belongs to (`memberId=`),
 # written by --record-member-id once the member has joined and caught up; a mount reports it
@@ -27,7 +34,7 @@ export QK_SCRIPT=etcd-mount
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-volume_id="" cluster="" member="" device_hint="" mount_point="" allow_format=0 adopt=0 unmount=0 record_id=""
+volume_id="" cluster="" member="" device_hint="" mount_point="" allow_format=0 adopt=0 unmount=0 record_id="" inspect=0
 while (($#)); do
   case "$1" in
     --volume-id) qk_need "$@"; volume_id="$2"; shift 2 ;;
@@ -38,6 +45,7 @@ while (($#)); do
     --allow-format) allow_format=1; shift ;;
     --adopt) adopt=1; shift ;;
     --unmount) unmount=1; shift ;;
+    --inspect) inspect=1; shift ;;
     --record-member-id) qk_need "$@"; record_id="$2"; shift 2 ;;
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
   esac
@@ -119,7 +127,49 @@ do_umount() {
   umount "$target"
 }
 
+marker_field() { # FILE KEY: the value of KEY= in the marker (empty when absent)
+  sed -n "/^$2=/{s///p;q}" "$1"
+}
+
+# true when an etcd process on this host holds the data dir's backend (member/snap/db) open —
+# its data dir is this one, not a stale copy beside the one it uses; false when none does; null
+# when there is no db or no /proc to look in. (No pipe into grep -q: SIGPIPE under pipefail.)
+db_open_by_etcd() {
+  local db p comm
+  db="$(readlink -f "${QK_ROOT}${1}/member/snap/db" 2>/dev/null || true)"
+  [[ -n "$db" && -f "$db" && -d /proc/self/fd ]] || { printf null; return 0; }
+  for p in /proc/[0-9]*; do
+    comm=""
+    read -r comm 2>/dev/null <"$p/comm" || true
+    [[ "$comm" == etcd ]] || continue
+    if [[ -n "$(find "$p/fd" -maxdepth 1 -lname "$db" -print -quit 2>/dev/null || true)" ]]; then printf true; return 0; fi
+  done
+  printf false
+}
+
+# Read-only: what is on this host for the volume (see the header). No lock: nothing is changed.
+inspect() {
+  local dev="" current has_data=false marker="${target}/${QK_VOLUME_MARKER}" marker_json=null
+  dev="$(find_device)" || dev=""
+  current="$(mounted_device)"
+  local on_volume=false
+  [[ -n "$dev" && "$current" == "$dev" ]] && on_volume=true
+  local data_dir="${mount_point%/}/data"
+  [[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && has_data=true
+  if [[ -n "$current" && -f "$marker" ]]; then
+    marker_json="$(printf '{"cluster":%s,"member":%s,"volume":%s,"memberId":%s}' \
+      "$(qk_json_str "$(marker_field "$marker" cluster)")" "$(qk_json_str "$(marker_field "$marker" member)")" \
+      "$(qk_json_str "$(marker_field "$marker" volume)")" "$(qk_json_str "$(marker_field "$marker" memberId)")")"
+  fi
+  local dev_json=null current_json=null
+  [[ -z "$dev" ]] || dev_json="$(qk_json_str "${dev#"$QK_ROOT"}")"
+  [[ -z "$current" ]] || current_json="$(qk_json_str "${current#"$QK_ROOT"}")"
+  printf '{"result":"inspected","volumeId":%s,"device":%s,"mountedDevice":%s,"onVolume":%s,"mountPoint":%s,"dataDir":%s,"hasData":%s,"dbOpenByEtcd":%s,"marker":%s}\n' \
+    "$(qk_json_str "$volume_id")" "$dev_json" "$current_json" "$on_volume" "$(qk_json_str "$mount_point")" "$(qk_json_str "$data_dir")" "$has_data" "$(db_open_by_etcd "$data_dir")" "$marker_json"
+}
+
 # --- main ----------------------------------------------------------------------------------
+if [[ $inspect -eq 1 ]]; then inspect; exit 0; fi
 qk_lock
 if [[ $unmount -eq 1 ]]; then
   # Unmount only our own volume: the marker must name this cluster and member. Idempotent.

@@ -189,6 +189,28 @@ describe('etcd-mount.sh protects etcd data', () => {
     expect(readFileSync(join(h.volume, 'data/member/snap/db'), 'utf8')).toBe('precious etcd data');
   });
 
+  it('--inspect reports device, mount, data and marker, and changes nothing', () => {
+    const inspect = () => {
+      const r = mount('etcd-a', ['--inspect']);
+      expect(r.code).toBe(0);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    // Blank and unmounted: nothing is formatted or mounted by looking.
+    expect(inspect()).toMatchObject({ result: 'inspected', volumeId: VOL, mountedDevice: null, onVolume: false, hasData: false, marker: null });
+    expect(readdirSync(h.volume)).toEqual([]);
+    expect(existsSync(join(h.root, 'var/lib/etcd'))).toBe(false);
+    // Data, mounted by hand (no marker): on the volume, with data, no marker.
+    mkdirSync(join(h.volume, 'data/member/snap'), { recursive: true });
+    writeFileSync(join(h.volume, 'data/member/snap/db'), 'hand-built etcd data');
+    symlinkSync(h.volume, join(h.root, 'var/lib/etcd'));
+    expect(inspect()).toMatchObject({ onVolume: true, hasData: true, marker: null, dataDir: '/var/lib/etcd/data' });
+    expect(existsSync(join(h.volume, '.quorum-keeper-volume'))).toBe(false);
+    // Adopted and recorded: the marker as written.
+    expect(mount('etcd-a', ['--adopt']).code).toBe(0);
+    expect(mount('etcd-a', ['--record-member-id', 'abc123']).code).toBe(0);
+    expect(inspect()).toMatchObject({ onVolume: true, hasData: true, marker: { cluster: 'prod', member: 'etcd-a', volume: VOL, memberId: 'abc123' } });
+  });
+
   it('refuses a volume whose marker names another member or cluster, and unmounts it', () => {
     expect(mount('etcd-a', ['--allow-format']).code).toBe(0);
     const marker = readFileSync(join(h.volume, '.quorum-keeper-volume'), 'utf8');
