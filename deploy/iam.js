@@ -17,6 +17,7 @@
  *   ssm-run               run AWS-RunShellScript on the cluster's instances, read the result
  *   backup-bucket         backups under the prefix (the masters upload and HEAD through URLs
  *                         the role presigns), encrypted with the backup key
+ *   backup-list           list the prefix only (a new cluster is seeded only when it holds no backup)
  *   alerts-publish        publish to the alert topic (encrypted with the alert key)
  *   slack-webhook         read the SecureString webhook URL (aws/ssm key, only through SSM)
  *   dead-letter           hand undeliverable notifications to the notifier's queue
@@ -79,6 +80,7 @@ function groups({ tagCluster, clusters, backupPrefix, slackWebhookParameter, ebs
         useKey('BackupKey'),
       ],
     },
+    'backup-list': { allow: [allow('s3:ListBucket', getAtt('BackupBucket'), { StringLike: { 's3:prefix': `${backupPrefix}/*` } })] },
     'alerts-publish': { allow: [allow('sns:Publish', { Ref: 'AlertTopic' }), useKey('AlertKey')] },
     'slack-webhook': {
       allow: [
@@ -97,7 +99,9 @@ const state = (...actions) => ({ allow: [allow(actions.map((a) => `dynamodb:${a}
 const ROLES = {
   // The retirement reads its hook's heartbeat timeout and records a held hook (held#<cluster>/<member>);
   // a lock extension that fails is confirmed by a read (GetItem) before the lock counts as lost.
-  lifecycle: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', state('GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish'],
+  // The replacement of a new cluster's master lists the backup prefix before it seeds (backup-list)
+  // and writes the formed# fence and its bootstrap# report (PutItem, UpdateItem).
+  lifecycle: ['masters-read', 'lifecycle-hooks', 'lifecycle-hooks-read', 'volumes-mutate', 'targets-mutate', 'ssm-run', 'backup-list', state('GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'), 'alerts-publish'],
   // GetItem: the member IDs recorded per slot (member#<cluster>/<slot>) tell the source's slot.
   backup: ['masters-read', 'ssm-run', 'backup-bucket', state('GetItem', 'PutItem', 'DeleteItem'), 'alerts-publish', 'self-invoke'],
   // The reconciler acts through the same flows as the lifecycle and backup functions: the union

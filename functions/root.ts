@@ -11,7 +11,10 @@ import type { ScheduledRequest } from '../lib/events/scheduled';
 import { planRun, type RunPlan } from './fan-out';
 import { hostScripts } from './host-scripts';
 
-type LambdaConfig = Config & { QK_STATE_TABLE: string; QK_ALERT_TOPIC_ARN?: string; QK_POLL_MIN_DELAY_SEC?: number; QK_POLL_MAX_DELAY_SEC?: number; QK_DEPARTURE_WAIT_SEC?: number };
+type LambdaConfig = Config & {
+  QK_STATE_TABLE: string; QK_ALERT_TOPIC_ARN?: string; QK_POLL_MIN_DELAY_SEC?: number; QK_POLL_MAX_DELAY_SEC?: number; QK_DEPARTURE_WAIT_SEC?: number;
+  QK_BACKUP_BUCKET?: string | undefined; QK_BACKUP_PREFIX?: string; QK_BACKUP_KMS_KEY_ID?: string | undefined;
+};
 
 export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
   return compose({
@@ -23,6 +26,7 @@ export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
       ...(config.QK_DEPARTURE_WAIT_SEC !== undefined ? { departureWaitSec: config.QK_DEPARTURE_WAIT_SEC } : {}),
     },
     stateTable: config.QK_STATE_TABLE,
+    ...(config.QK_BACKUP_BUCKET ? { backupStore: { bucket: config.QK_BACKUP_BUCKET, prefix: config.QK_BACKUP_PREFIX ?? 'etcd-backups', ...(config.QK_BACKUP_KMS_KEY_ID ? { kmsKeyId: config.QK_BACKUP_KMS_KEY_ID } : {}) } } : {}),
     alertTopicArn: config.QK_ALERT_TOPIC_ARN,
     // One structured log line per step, for operators.
     progress: (e) => {

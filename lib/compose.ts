@@ -15,10 +15,12 @@ import { ClusterLock } from './aws/lock';
 import { dynamoProbeMemory, type ProbeMemoryStore } from './aws/probe-memory';
 import { dynamoReconcileMemory, type ReconcileMemory } from './aws/reconcile-memory';
 import { dynamoMemberIds, type MemberIds } from './aws/member-ids';
+import { dynamoFormation, type Formation } from './aws/formation';
 import { ServerClock } from './aws/server-clock';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { type Clock, systemClock } from './clock';
 import type { HostScriptBundle } from './host/command';
+import type { BackupStore } from './aws/backups';
 import type { BackupDeps, BackupSettings } from './flows/backup';
 import type { FlowDeps, FlowTimings, HostFlowDeps } from './flows/deps';
 import type { ProbeDeps } from './flows/probe';
@@ -42,6 +44,8 @@ export interface RootOptions {
   alertTopicArn?: string | undefined;
   /** ...unless an alerter is given (the CLI without a topic prints alerts). */
   alerter?: Alerter;
+  /** The backup bucket, which the replacement reads before it seeds a new cluster (none is seeded without it). */
+  backupStore?: BackupStore | undefined;
 }
 
 export interface Root {
@@ -49,6 +53,7 @@ export interface Root {
   readonly scripts: HostScriptBundle;
   readonly tags: { cluster: string; member: string; served?: readonly string[] };
   readonly timings: FlowTimings;
+  readonly backupStore: BackupStore | undefined;
   readonly progress: Progress;
   readonly clock: Clock;
   /** Whether a state table was given (locks and memory exist). */
@@ -57,6 +62,8 @@ export interface Root {
   readonly held: HeldHooks;
   readonly awaitingDr: AwaitingDr;
   readonly memberIds: MemberIds;
+  /** Whether each cluster was ever formed (the bootstrap fence), and the slots' bootstrap reports. */
+  readonly formation: Formation;
   readonly alerter: Alerter;
   readonly probeMemory: ProbeMemoryStore;
   readonly reconcileMemory: ReconcileMemory;
@@ -110,13 +117,15 @@ export function compose(o: RootOptions): Root {
   const held = once(() => dynamoHeldHooks(watchedClients.ddb, table(), clock));
   const awaitingDr = once(() => dynamoAwaitingDr(watchedClients.ddb, table(), clock));
   const memberIds = once(() => dynamoMemberIds(watchedClients.ddb, table(), clock));
+  const formation = once(() => dynamoFormation(watchedClients.ddb, table(), clock));
   return {
-    clients: watchedClients, scripts: o.scripts, tags: o.tags, timings: o.timings, progress: o.progress ?? (() => undefined), clock,
+    clients: watchedClients, scripts: o.scripts, tags: o.tags, timings: o.timings, backupStore: o.backupStore, progress: o.progress ?? (() => undefined), clock,
     hasState: Boolean(o.stateTable),
     get lock() { return lock(); },
     get held() { return held(); },
     get awaitingDr() { return awaitingDr(); },
     get memberIds() { return memberIds(); },
+    get formation() { return formation(); },
     get alerter() { return alerter(); },
     get probeMemory() { return probeMemory(); },
     get reconcileMemory() { return reconcileMemory(); },
@@ -131,7 +140,9 @@ function hostFlowDeps(r: Root): HostFlowDeps {
 /** The lifecycle flows (replacement, retirement). */
 export function flowDeps(r: Root): FlowDeps {
   const { ec2, asg, ssm, elb } = r.clients;
-  return { ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+  return { ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
+    ...(r.backupStore ? { backups: { s3: r.clients.s3, store: r.backupStore } } : {}),
+  };
 }
 
 /** `alerter` defaults to the root's (the CLI prints a backup's alerts instead). */
@@ -162,3 +173,4 @@ export function planDeps(r: Root): ReconcileReadDeps {
 export function reconcileDeps(r: Root, backup?: BackupSettings): ReconcileDeps {
   return { ...flowDeps(r), memory: r.reconcileMemory, ...(backup ? { backup: { s3: r.clients.s3, settings: backup } } : {}) };
 }
+

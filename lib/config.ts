@@ -34,6 +34,12 @@ const flows = base.extend({
    * (the reconciler keeps it alive and finishes it). Below the lifecycle Lambda's 900 s timeout.
    */
   QK_DEPARTURE_WAIT_SEC: z.coerce.number().int().min(0).max(780).default(600),
+  /**
+   * The backup bucket and prefix, read (never written) by the replacement before it seeds a new
+   * cluster: no cluster is seeded while a backup of it exists. Without a bucket, none is seeded.
+   */
+  QK_BACKUP_BUCKET: z.preprocess((v) => (v === '' ? undefined : v), z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name').optional()),
+  QK_BACKUP_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{1,64}(\/[A-Za-z0-9._-]{1,64}){0,3}$/, 'must be a key prefix such as etcd-backups (no leading or trailing slash)').default('etcd-backups'),
 });
 
 const hours = (dflt: number) => z.coerce.number().int().min(0).max(10_000).default(dflt);

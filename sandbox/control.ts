@@ -27,7 +27,7 @@ import { type Sandbox, SANDBOX_SESSION_TOKEN } from './sandbox';
  */
 export const SANDBOX_TIMINGS: FlowTimings = {
   ...AWS_TIMINGS, minDelaySec: 0.25, maxDelaySec: 0.5, commandMinDelaySec: 0.25, commandMaxDelaySec: 0.5, agentTimeoutSec: 60, volumeTimeoutSec: 30, predecessorTimeoutSec: 60,
-  lockTimeoutSec: 90, peerTimeoutSec: 15, catchUpTimeoutSec: 60, targetTimeoutSec: 30, departureWaitSec: 15,
+  lockTimeoutSec: 90, peerTimeoutSec: 15, catchUpTimeoutSec: 60, targetTimeoutSec: 30, departureWaitSec: 15, bootstrapTimeoutSec: 90,
 };
 
 export interface Control {
@@ -82,12 +82,13 @@ export function sandboxRoot(c: SandboxClients, ctl: Control, o: { backups?: Back
   return compose({
     clients: { ...c, ddb: ctl.ddb, sns: ctl.sns, s3: o.backups?.s3 ?? ctl.s3 },
     scripts: hostScripts(), tags: { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' }, timings: SANDBOX_TIMINGS,
-    stateTable: ctl.table, alertTopicArn: ctl.topicArn, ...(o.progress ? { progress: o.progress } : {}), ...(o.clock ? { clock: o.clock } : {}),
+    stateTable: ctl.table, alertTopicArn: ctl.topicArn, ...(o.backups ? { backupStore: o.backups.store } : {}), ...(o.progress ? { progress: o.progress } : {}), ...(o.clock ? { clock: o.clock } : {}),
   });
 }
 
-export function sandboxFlowDeps(c: SandboxClients, ctl: Control, progress?: Progress): FlowDeps {
-  return flowDeps(sandboxRoot(c, ctl, { ...(progress ? { progress } : {}) }));
+/** With `b`, the flows read the backup bucket (a new cluster is seeded only when it holds no backup of it). */
+export function sandboxFlowDeps(c: SandboxClients, ctl: Control, progress?: Progress, b?: BackupTarget): FlowDeps {
+  return flowDeps(sandboxRoot(c, ctl, { ...(progress ? { progress } : {}), ...(b ? { backups: b } : {}) }));
 }
 
 export interface BackupTarget {

@@ -9,7 +9,7 @@
  * objects with other keys are ignored and never deleted.
  */
 import {
-  DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, paginateListObjectsV2, PutObjectCommand, type S3Client,
+  DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, paginateListObjectsV2, PutObjectCommand, type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { patterns } from '../validate';
@@ -90,6 +90,12 @@ export function parseBackupKey(store: BackupStore, cluster: string, key: string,
  * failed listing as "unknown", never as "empty" (pruning on a partial listing could delete the
  * only good backup).
  */
+/** Whether any object lies under the cluster's backup prefix (one small List call: a backup, or anything else there, counts). */
+export async function anyBackup(s3: S3Client, store: BackupStore, cluster: string): Promise<boolean> {
+  const page = await s3.send(new ListObjectsV2Command({ Bucket: store.bucket, Prefix: clusterPrefix(store, cluster), MaxKeys: 1 }));
+  return (page.KeyCount ?? page.Contents?.length ?? 0) > 0;
+}
+
 export async function listBackups(s3: S3Client, store: BackupStore, cluster: string): Promise<BackupObject[]> {
   const out: BackupObject[] = [];
   for await (const page of paginateListObjectsV2({ client: s3, pageSize: 1000 }, { Bucket: store.bucket, Prefix: clusterPrefix(store, cluster) })) {

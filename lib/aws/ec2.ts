@@ -62,6 +62,19 @@ export async function findMemberVolumes(ec2: EC2Client, q: { tagCluster: string;
   return out;
 }
 
+/** Every volume tagged for this cluster (any AZ), by its member tag ('' when it has none). */
+export async function clusterVolumes(ec2: EC2Client, q: { tagCluster: string; tagMember: string; cluster: string }): Promise<Record<string, MemberVolume[]>> {
+  const out: Record<string, MemberVolume[]> = {};
+  for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters: [{ Name: `tag:${q.tagCluster}`, Values: [q.cluster] }] })) {
+    for (const v of page.Volumes ?? []) {
+      if (v.State === 'deleting' || v.State === 'deleted') continue;
+      const member = v.Tags?.find((t) => t.Key === q.tagMember)?.Value ?? '';
+      (out[member] ??= []).push(toMemberVolume(v));
+    }
+  }
+  return out;
+}
+
 export async function describeVolume(ec2: EC2Client, volumeId: string): Promise<MemberVolume> {
   for await (const page of paginateDescribeVolumes({ client: ec2 }, { VolumeIds: [volumeId] })) {
     const v = page.Volumes?.[0];

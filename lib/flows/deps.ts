@@ -10,6 +10,8 @@ import type { Alerter } from '../aws/alerts';
 import type { AwaitingDr, HeldHooks } from '../aws/held-hooks';
 import type { ClusterLock } from '../aws/lock';
 import type { MemberIds } from '../aws/member-ids';
+import type { Formation } from '../aws/formation';
+import type { BackupStore } from '../aws/backups';
 import type { RunOptions } from '../aws/run-command';
 import type { Progress } from './run';
 
@@ -41,12 +43,18 @@ export interface FlowTimings {
    * quorum at stake) before it ends with the hook held; the reconciler re-drives it from there.
    */
   departureWaitSec: number;
+  /**
+   * How long the master of a new cluster (blank volume, no member answering, never formed) waits
+   * for every slot's master to report its volume and for the seed to answer before it gives up
+   * (its slot then awaits an operator, like a cluster without quorum).
+   */
+  bootstrapTimeoutSec: number;
 }
 
 export const AWS_TIMINGS: FlowTimings = {
   minDelaySec: 2, maxDelaySec: 15, commandMinDelaySec: 0.5, commandMaxDelaySec: 0.5, agentTimeoutSec: 300, volumeTimeoutSec: 120, predecessorTimeoutSec: 600,
   lockTimeoutSec: 300, peerTimeoutSec: 60, catchUpTimeoutSec: 300, targetTimeoutSec: 300, maxRaftLag: 100,
-  departureWaitSec: 600,
+  departureWaitSec: 600, bootstrapTimeoutSec: 600,
 };
 
 /** `base` with the waiters' poll set to these; the SSM command poll never slower than it. */
@@ -69,6 +77,10 @@ export interface FlowDeps {
   awaitingDr: AwaitingDr;
   /** Which etcd member (by ID) each slot is. */
   memberIds: MemberIds;
+  /** Whether the cluster was ever formed (the bootstrap fence); the slots' bootstrap reports. */
+  formation: Formation;
+  /** The backup bucket, read before a new cluster is seeded (absent: never seeded). */
+  backups?: { s3: S3Client; store: BackupStore };
   alerter: Alerter;
   scripts: HostScriptBundle;
   clock: Clock;

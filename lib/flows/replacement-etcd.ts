@@ -3,16 +3,17 @@
  * fix membership (under the cluster lock), start etcd, wait until it has caught up, and wait for
  * kube-apiserver to be ready on this host.
  */
-import type { HostScriptError } from '../aws/run-command';
+import { HostScriptError } from '../aws/run-command';
 import { judgeJoin, minorOf, parseEtcdVersion } from '../domain/etcd-version';
 import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
 import { EtcdError, type EtcdErrorKind, type MemberId, type MemberList, STATUS_TIMEOUT } from '../etcd';
 import type { HostScriptName } from '../host/command';
-import { ETCD_DEVICE } from '../host/layout';
+import { ETCD_DEVICE, HOST_EXIT } from '../host/layout';
 import { clusterMasters, firstHealthyPeer, type Peer } from './cluster-masters';
 import type { ReplacementState as S } from './replacement-state';
 import { FlowFailure, type FlowRun, hostAdvice } from './run';
 import { type Step } from './steps';
+import { TimeoutError } from '../clock';
 import { viewCluster } from './survey';
 
 /** Host steps of the replacement: idempotent, so an unfinished SSM command is tried once more. */
@@ -24,8 +25,18 @@ const onHost = <T>(r: FlowRun, s: S, script: HostScriptName, args: string[], ste
 export const mountStep: Step<S> = {
   name: 'mount',
   async run(r, s, signal) {
+    const { slot, deps } = s;
+    const volumeId = s.volume!.volumeId;
     const m = await onHost<NonNullable<S['mounted']>>(r, s, 'etcd-mount.sh',
-      ['--volume-id', s.volume!.volumeId, '--cluster', s.slot.cluster, '--member', s.slot.member, '--device', ETCD_DEVICE, '--allow-format'], 'mount', signal);
+      ['--volume-id', volumeId, '--cluster', slot.cluster, '--member', slot.member, '--device', ETCD_DEVICE, '--allow-format'], 'mount', signal).catch(async (err: unknown) => {
+      // Refused because it holds something (data without a marker, a foreign marker, a copy):
+      // not a blank volume, which the masters of a would-be new cluster must know (bootstrap).
+      const exit = err instanceof FlowFailure && err.cause instanceof HostScriptError ? err.cause.result.exitCode : null;
+      if ((exit === HOST_EXIT.owner || exit === HOST_EXIT.copy) && !(await deps.formation.get(slot.cluster))) {
+        await deps.formation.report(slot.cluster, { slot: slot.member, volumeId, instanceId: s.instanceId, blank: false });
+      }
+      throw err;
+    });
     s.mounted = m;
     return { detail: `${m.device} ${m.formatted ? 'was blank: formatted' : 'mounted'}; etcd data ${m.hasData ? 'present' : 'absent'}` };
   },
@@ -71,7 +82,8 @@ export const versionStep: Step<S> = {
   },
 };
 
-async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
+/** One look for a healthy member of the cluster on another master; null when none answers. */
+export async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer | null> {
   const { deps, slot, instanceId } = s;
   // InService masters first; a master waiting to retire (Terminating:Wait) still runs a healthy
   // member until its turn comes, and during a refresh of every master it may be the only peer.
@@ -84,38 +96,37 @@ async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
     }
   }
   candidates.sort((a, b) => a.rank - b.rank);
-  const peer = await firstHealthyPeer(deps.ssm, deps.scripts, candidates, r.runOpts(600, { signal }));
-  if (peer) return peer;
-  throw new FlowFailure('peer', `no healthy etcd peer of ${slot.cluster} answers (tried ${candidates.map((c) => c.member).join(', ') || 'none'})`,
-    'The cluster has probably lost quorum: check `quorum-keeper status`. If the other masters are only slow, frozen or cut off, they recover on their own and the next instance the ASG launches joins; only if their etcd data is gone for good, follow the disaster-recovery runbook (restore from the newest verified backup). Do not replace masters one by one.',
-    'critical', 'no-quorum');
+  s.peerCandidates = candidates.map((c) => c.member);
+  return firstHealthyPeer(deps.ssm, deps.scripts, candidates, r.runOpts(600, { signal }));
 }
 
+const noPeer = (s: S) => new FlowFailure('peer', `no healthy etcd peer of ${s.slot.cluster} answers (tried ${s.peerCandidates?.join(', ') || 'none'})`,
+  'The cluster has probably lost quorum: check `quorum-keeper status`. If the other masters are only slow, frozen or cut off, they recover on their own and the next instance the ASG launches joins; only if their etcd data is gone for good, follow the disaster-recovery runbook (restore from the newest verified backup). Do not replace masters one by one.',
+  'critical', 'no-quorum');
+
 /** findPeer, retried for a while: a leader election after a crash makes /health false briefly. */
-async function findPeerPatiently(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
-  let last: unknown;
-  return r.poll('a healthy etcd peer', async () => {
-    try {
-      return await findPeer(r, s, signal);
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      last = err;
-      return undefined;
-    }
-  }, { timeoutSec: s.deps.timings.peerTimeoutSec, signal }).catch((err: unknown) => {
-    throw last instanceof FlowFailure && !signal?.aborted ? last : err;
+export async function findPeerPatiently(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
+  return r.poll('a healthy etcd peer', async () => (await findPeer(r, s, signal)) ?? undefined, { timeoutSec: s.deps.timings.peerTimeoutSec, signal }).catch((err: unknown) => {
+    throw err instanceof TimeoutError && !signal?.aborted ? noPeer(s) : err;
   });
 }
 
 export const peerStep: Step<S> = {
   name: 'peer',
   async run(r, s, signal) {
-    const p = await findPeerPatiently(r, s, signal);
+    // A cluster never formed (or formed before Quorum Keeper kept the record) whose members do
+    // not answer at once: the bootstrap step decides, once the volume is mounted, whether it is new.
+    const p = (await findPeer(r, s, signal)) ?? ((await s.deps.formation.get(s.slot.cluster))?.state === 'formed' ? await findPeerPatiently(r, s, signal) : null);
+    if (!p) return { detail: 'no etcd member answers and the cluster was never formed here: see bootstrap', skipped: true };
     s.peer = p;
     return { detail: `${p.member} on ${p.instanceId}` };
   },
   async plan(r, s) {
-    const peer = await findPeerPatiently(r, s);
+    const peer = await findPeer(r, s);
+    if (!peer) {
+      if ((await s.deps.formation.get(s.slot.cluster))?.state === 'formed') throw noPeer(s);
+      return { action: 'no etcd member answers and the cluster was never formed here: see bootstrap' };
+    }
     s.peer = peer;
     const list = await peer.etcd.memberList();
     const health = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
@@ -202,6 +213,7 @@ export const membershipStep: Step<S> = {
   name: 'membership',
   async run(r, s) {
     const { slot } = s;
+    if (s.seed) return { detail: `seed: ${slot.member} starts the cluster alone; the others join it`, skipped: true };
     const peer = s.peer!;
     const peerUrl = s.urls!.peerUrl;
     const before = await readCluster(r, s);
@@ -248,9 +260,25 @@ export const membershipStep: Step<S> = {
   },
 };
 
+/**
+ * The seed of a new cluster: etcd started as a one-member cluster (its slot's name, a token of
+ * its own), then this master is its own peer for the catch-up step. A restart of a seed whose
+ * data exists already changes nothing: etcd ignores the initial-cluster settings then.
+ */
+async function startSeed(r: FlowRun, s: S): Promise<{ detail: string }> {
+  const { slot, instanceId, deps } = s;
+  const peerUrl = s.urls!.peerUrl;
+  await onHost(r, s, 'etcd-member.sh',
+    ['start', '--name', slot.member, '--initial-cluster', `${slot.member}=${peerUrl}`, '--initial-cluster-state', 'new', '--token', `${slot.cluster}-${instanceId}`], 'start');
+  s.peer = await r.poll(`the seed ${slot.member} to answer`, async () => (await firstHealthyPeer(deps.ssm, deps.scripts, [{ instanceId, member: slot.member }], r.runOpts())) ?? undefined,
+    { timeoutSec: deps.timings.catchUpTimeoutSec, intervalSec: 1 });
+  return { detail: `etcd started as the new cluster's first member (${slot.member} at ${peerUrl})` };
+}
+
 export const startStep: Step<S> = {
   name: 'start',
   async run(r, s) {
+    if (s.seed) return startSeed(r, s);
     const peerUrl = s.urls!.peerUrl;
     // A member keeps its etcd name (it need not be the slot tag: identity is its member ID); a
     // learner just added has none yet and takes the slot's.
@@ -279,6 +307,7 @@ export const caughtUpStep: Step<S> = {
     const detail = await r.poll(`${slot.member} to join and catch up`, async () => {
       const read = async () => {
         const v = await viewCluster(deps.ssm, deps.scripts, peer.instanceId, r.runOpts());
+        s.clusterId = v.members.clusterId;
         const m = v.members.members.find((x) => x.peerUrls.includes(peerUrl));
         if (!m) throw new FlowFailure('caught-up', `${slot.member} vanished from the member list`, 'Re-run the replacement (the reconciler will).');
         return { me: m, report: v.status };
@@ -317,7 +346,8 @@ export const caughtUpStep: Step<S> = {
           r.say('caught-up', 'wait', `the member ID could not be written into the volume marker: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300));
         }
       }
-      await deps.memberIds.record(slot.cluster, slot.member, caughtUpId, `replacement on ${s.instanceId}`);
+      await deps.memberIds.record(slot.cluster, slot.member, caughtUpId, `${s.seed ? 'seeded' : 'replacement'} on ${s.instanceId}`);
+      await recordFormed(r, s);
     }
     return { detail };
   },
@@ -325,6 +355,20 @@ export const caughtUpStep: Step<S> = {
     return { action: `wait until ${s.slot.member} has joined and caught up (lag ≤ ${s.deps.timings.maxRaftLag}; a learner is promoted once in sync)` };
   },
 };
+
+/**
+ * The cluster exists, from now on never to be seeded again: the seed turns its fence `formed`
+ * with etcd's cluster ID; a replacement in a cluster formed before the record existed writes it
+ * (`observed`). Already formed: nothing to write.
+ */
+async function recordFormed(r: FlowRun, s: S): Promise<void> {
+  const { deps, slot } = s;
+  if (!s.clusterId || (await deps.formation.get(slot.cluster))?.state === 'formed') return;
+  const ok = s.seed
+    ? await deps.formation.formed(slot.cluster, s.clusterId, slot.member, 'bootstrap')
+    : await deps.formation.formed(slot.cluster, s.clusterId, 'observed', 'observed');
+  r.say('caught-up', ok ? 'ok' : 'wait', ok ? `${slot.cluster} recorded as formed (etcd cluster ${s.clusterId})` : `${slot.cluster} not recorded as formed: the record names another cluster or seed`);
+}
 
 export const apiserverStep: Step<S> = {
   name: 'apiserver',

@@ -20,6 +20,12 @@ export interface ReplacementState {
   /** This host's URLs, and the version of the etcd its AMI carries (null: not reported). */
   urls?: { peerUrl: string; clientUrl: string; etcdVersion?: string | null };
   peer?: Peer;
+  /** The slots whose masters the last peer search asked. */
+  peerCandidates?: string[];
+  /** This master seeds a new cluster (it won the bootstrap fence). */
+  seed?: boolean;
+  /** etcd's cluster ID, once read after the member caught up. */
+  clusterId?: string;
   /** Dry run only: whether the peer saw a leader and quorum. */
   quorumOk?: boolean;
   /** The membership change made: in-place | update | replace. */

@@ -3,9 +3,12 @@
  * and does only what is still missing, so a duplicate, late or re-driven event is harmless.
  * The steps, in order (`replacementSteps`; the dry run walks the same list):
  *
- *   instance → volume → predecessor → attach → agent → mount ∥ urls ∥ peer → version
+ *   instance → volume → predecessor → attach → agent → mount ∥ urls ∥ peer → bootstrap → version
  *   → [cluster lock: membership (update | remove + add learner) → start → caught-up ∥ apiserver]
  *   → register → complete (CONTINUE)
+ *
+ * `bootstrap` matters only when no member answers: a new cluster (never formed, blank volumes,
+ * no backup) is seeded by exactly one master and joined by the others (replacement-bootstrap.ts).
  *
  * Steps that touch different things run side by side (each SSM command is 2+ s on AWS):
  * mount ∥ urls ∥ peer search, and caught-up (read on the peer) ∥ apiserver (this host; it
@@ -27,6 +30,7 @@ import { instanceLockKey, type MasterSlot, slotLockKey } from './master-slot';
 import { apiserverStep, caughtUpStep, membershipStep, mountStep, peerStep, startStep, urlsStep, versionStep } from './replacement-etcd';
 import type { ReplacementState as S } from './replacement-state';
 import { agentStep, attachStep, instanceStep, notToBringIn, predecessorStep, volumeStep } from './replacement-volume';
+import { bootstrapStep } from './replacement-bootstrap';
 import { FlowFailure, FlowRun, LockLost } from './run';
 import { beside, type Entry, holding, join, type PlannedStep, planSteps, runSteps, type Step } from './steps';
 
@@ -76,7 +80,7 @@ const completeStep = completeHookStep<S>('no lifecycle hook (re-driven run)');
 /** The replacement, step by step, as both the flow and its dry run walk it. */
 export const replacementSteps: ReadonlyArray<Entry<S>> = [
   instanceStep, volumeStep, predecessorStep, attachStep, agentStep,
-  beside(peerStep), beside(urlsStep), mountStep, join(urlsStep), join(peerStep), versionStep,
+  beside(peerStep), beside(urlsStep), mountStep, join(urlsStep), join(peerStep), bootstrapStep, versionStep,
   holding<S>('cluster lock', (s) => s.slot.cluster,
     membershipStep, startStep, beside(apiserverStep), caughtUpStep),
   join(apiserverStep),
@@ -126,7 +130,8 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput, opt
     const failure = err instanceof FlowFailure ? err : new FlowFailure('unexpected', err instanceof Error ? err.message : String(err), 'Check the function logs; the ASG will launch another instance.', 'critical', 'unexpected', { cause: err });
     const { slot, instanceId } = input;
     // No quorum, the volume mounted, etcd never started here: come in awaiting DR (below).
-    if (failure.dedupe === 'no-quorum' && s.mounted && input.hook) return awaitDr(deps, input, s.mounted.hasData, failure);
+    // Seeding refused (data exists somewhere) or the new cluster not formed in time: the same, with their own alert.
+    if ((failure.dedupe === 'no-quorum' || failure.dedupe.startsWith('bootstrap-')) && s.mounted && input.hook) return awaitDr(deps, input, s.mounted.hasData, failure);
     await deps.alerter.alert({
       severity: failure.severity, cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement', step: failure.step,
       summary: `replacing ${slot.member} failed at ${failure.step}: ${failure.message}`.slice(0, 400), action: failure.action,
@@ -149,8 +154,14 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput, opt
 async function awaitDr(deps: FlowDeps, input: ReplacementInput, hasData: boolean, failure: FlowFailure): Promise<ReplacementOutcome> {
   const { slot, instanceId } = input;
   await deps.awaitingDr.mark({ cluster: slot.cluster, member: slot.member, instanceId, hasData });
-  await deps.alerter.alert({
-    severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement', step: 'awaiting-dr',
+  const base = { severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement' } as const;
+  await deps.alerter.alert(failure.dedupe.startsWith('bootstrap-') ? {
+    ...base, step: 'bootstrap', action: failure.action,
+    summary: `${slot.cluster}: ${failure.dedupe === 'bootstrap-refused' ? 'not seeding a new cluster: ' : ''}${failure.message}; ${slot.member} on ${instanceId} is InService with its volume mounted, etcd stopped`.slice(0, 450),
+    // One alert for the cluster, however many masters refuse or wait.
+    dedupeKey: `${slot.cluster}/${failure.dedupe}`,
+  } : {
+    ...base, step: 'awaiting-dr',
     summary: `${slot.cluster} has no etcd quorum (${failure.message}); ${slot.member} on ${instanceId} is InService awaiting disaster recovery: volume mounted${hasData ? ' with its data' : ', blank'}, etcd left stopped`.slice(0, 450),
     action: hasData
       ? 'If the other masters are only down (frozen, rebooting, cut off) and their data is intact, bring them back: once quorum returns the reconciler brings this master in with its data. Restore only if a majority\'s data is gone for good: `quorum-keeper restore --cluster ' + slot.cluster + ' --snapshot latest` (writes after that backup are lost).'

@@ -26,6 +26,7 @@ import type { ClusterLock } from '../aws/lock';
 import { HostScriptError, type RunOptions, runHostJson } from '../aws/run-command';
 import { type Clock, pollUntil, TimeoutError } from '../clock';
 import type { HostScriptBundle, HostScriptName } from '../host/command';
+import { HOST_EXIT } from '../host/layout';
 
 export type StepStatus = 'start' | 'ok' | 'skip' | 'wait' | 'fail';
 export interface StepEvent { step: string; status: StepStatus; detail: string; ms?: number }
@@ -264,8 +265,8 @@ export class FlowRun {
 
 /** What to do about a host script that failed, by its exit code (see docs/host-scripts.md). */
 export function hostAdvice(err: HostScriptError): string {
-  if (err.result.exitCode === 4) return 'The volume is marked for another cluster or member: check the volume and ASG tags.';
-  if (err.result.exitCode === 7) {
+  if (err.result.exitCode === HOST_EXIT.owner) return 'The volume is marked for another cluster or member: check the volume and ASG tags.';
+  if (err.result.exitCode === HOST_EXIT.copy) {
     return 'This volume is a copy of the member\'s volume (an EBS snapshot restored with the same tags): it holds an older log under the same etcd member ID and is never used as that member. Untag or delete the copy. To move a member to another AZ, give it a blank volume there: it joins as a new member and syncs from the leader.';
   }
   if (err.result.exitCode === -1) return `SSM Run Command did not finish on ${err.instanceId} (${err.result.status}): check the SSM agent there.`;

@@ -310,7 +310,7 @@ describe('master replacement (launch hook)', () => {
     const plan = await planReplacement(deps(), { slot: await slotOf(a.asg), instanceId, hook: hookOf(event) });
     // The dry run walks the flow's own step list: every step but the predecessor (the volume is free).
     expect(plan.map((p) => p.step)).toEqual(stepNames(replacementSteps).filter((s) => s !== 'predecessor'));
-    expect(plan.map((p) => p.step)).toEqual(['instance', 'volume', 'attach', 'agent', 'peer', 'urls', 'mount', 'version', 'membership', 'start', 'apiserver', 'caught-up', 'register', 'complete']);
+    expect(plan.map((p) => p.step)).toEqual(['instance', 'volume', 'attach', 'agent', 'peer', 'urls', 'mount', 'bootstrap', 'version', 'membership', 'start', 'apiserver', 'caught-up', 'register', 'complete']);
     expect(plan.find((p) => p.step === 'version')!.action).toMatch(/^etcd 3\.\d+\.\d+ in a cluster at 3\.\d+$/);
     expect(plan.find((p) => p.step === 'membership')!.action).toMatch(new RegExp(`if the volume has data: member update ${before.members.find((m) => m.name === 'etcd-a')!.id} → ${t.sandbox.host(instanceId).peerUrl}`));
     expect(await members()).toEqual(before.members);

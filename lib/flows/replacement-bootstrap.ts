@@ -1,0 +1,116 @@
+/**
+ * The replacement's bootstrap step: what a master does when no etcd member of its cluster
+ * answers. For a cluster that existed, that is a disaster (no quorum): the flow goes on as
+ * before (awaiting DR). For a new cluster — every master launched together on blank volumes,
+ * never formed, no backup — exactly one master seeds it and the others join it as learners,
+ * through the usual membership step (lib/domain/bootstrap.ts says when seeding is allowed; the
+ * state table's conditional `formed#` record fences it, lib/aws/formation.ts).
+ *
+ * Each master that finds no member answering reports its volume (blank or not) and re-reads,
+ * about every second: a member answering (the seed, once InService) → join it; the fence taken
+ * by another slot → wait for that seed; every slot reported blank, no backup → claim the fence,
+ * and the winner seeds (the start step runs etcd as a one-member cluster, --initial-cluster-state
+ * new; the caught-up step records its member ID and turns the fence `formed` with the cluster ID).
+ */
+import { anyBackup } from '../aws/backups';
+import { clusterVolumes } from '../aws/ec2';
+import { decideSeed, type SeedDecision, type SeedFacts } from '../domain/bootstrap';
+import { TimeoutError } from '../clock';
+import { clusterMasters, type Peer } from './cluster-masters';
+import { findPeer, findPeerPatiently } from './replacement-etcd';
+import type { ReplacementState as S } from './replacement-state';
+import { FlowFailure, type FlowRun } from './run';
+import type { Step } from './steps';
+
+/** What a decision is made from, read now (read-only). */
+async function seedFacts(s: S): Promise<SeedFacts> {
+  const { deps, slot } = s;
+  const [masters, volumes, formation, backupExists] = await Promise.all([
+    clusterMasters(deps.asg, deps.tags, slot.cluster),
+    clusterVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster }),
+    deps.formation.get(slot.cluster),
+    deps.backups ? anyBackup(deps.backups.s3, deps.backups.store, slot.cluster) : Promise.resolve(null),
+  ]);
+  const slots = masters.map((m) => m.member);
+  return {
+    slot: slot.member, instanceId: s.instanceId, slots,
+    volumes: Object.fromEntries(slots.map((m) => [m, (volumes[m] ?? []).map((v) => v.volumeId)])),
+    reports: await deps.formation.reports(slot.cluster, slots),
+    backupExists, formation,
+  };
+}
+
+const volumeHoldsData = (s: S) => Boolean(s.mounted?.hasData || s.mounted?.memberId);
+
+function refusal(d: Extract<SeedDecision, { kind: 'refuse' }>, s: S): FlowFailure {
+  return new FlowFailure('bootstrap', d.reason, d.action.replaceAll('<cluster>', s.slot.cluster), 'critical', 'bootstrap-refused');
+}
+
+function formedFailure(s: S, detail: string): FlowFailure {
+  return new FlowFailure('bootstrap', `no etcd member of ${s.slot.cluster} answers, and ${detail}`,
+    'The cluster has lost quorum: check `quorum-keeper status`; bring back the other masters, or restore from the newest backup (disaster-recovery runbook).', 'critical', 'no-quorum');
+}
+
+export const bootstrapStep: Step<S> = {
+  name: 'bootstrap',
+  async run(r: FlowRun, s: S, signal) {
+    if (s.peer) return { detail: `${s.peer.member} answers: no bootstrap`, skipped: true };
+    const { deps, slot, instanceId } = s;
+    const volumeId = s.volume!.volumeId;
+    if (volumeHoldsData(s)) {
+      // A volume with data is a member that existed: only the seed itself, come back on another
+      // instance before it finished, goes on seeding; every other one looks for its cluster as before.
+      const rec = await deps.formation.get(slot.cluster);
+      if (rec?.state === 'seeding' && rec.seed === slot.member) {
+        s.seed = true;
+        return { detail: `${slot.member} holds the seed claim and its volume the new cluster's data: seeding goes on` };
+      }
+      try {
+        s.peer = await findPeerPatiently(r, s, signal);
+        return { detail: `${s.peer.member} answers: no bootstrap`, skipped: true };
+      } catch (err) {
+        // Said to the masters of blank volumes: this cluster existed; they must not seed it anew.
+        if (err instanceof FlowFailure && !rec && !signal?.aborted) await deps.formation.report(slot.cluster, { slot: slot.member, volumeId, instanceId, blank: false });
+        throw err;
+      }
+    }
+    let said = '';
+    const out = await r.poll<{ peer: Peer } | { seed: string }>(`the new cluster ${slot.cluster} to form`, async () => {
+      const peer = await findPeer(r, s, signal);
+      if (peer) return { peer };
+      if (!(await deps.formation.get(slot.cluster))) await deps.formation.report(slot.cluster, { slot: slot.member, volumeId, instanceId, blank: true });
+      const d = decideSeed(await seedFacts(s));
+      if (d.kind === 'formed') throw formedFailure(s, d.detail);
+      if (d.kind === 'refuse') throw refusal(d, s);
+      if (d.kind === 'seed' && (d.resume || (await deps.formation.claim(slot.cluster, slot.member, instanceId)))) return { seed: d.detail };
+      const detail = d.kind === 'seed' ? 'another master claimed the seed first: joining it' : d.detail;
+      if (detail !== said) r.say('bootstrap', 'wait', (said = detail));
+      return undefined;
+    }, { timeoutSec: deps.timings.bootstrapTimeoutSec, intervalSec: 1, signal }).catch((err: unknown) => {
+      if (!(err instanceof TimeoutError) || signal?.aborted) throw err;
+      throw new FlowFailure('bootstrap', `no etcd member of ${slot.cluster} answered within ${deps.timings.bootstrapTimeoutSec} s (${said || 'no decision'})`,
+        `A new cluster forms once every master ASG has launched its master and each has mounted its blank volume: check \`quorum-keeper doctor --cluster ${slot.cluster}\`. This master stays InService with its volume mounted; the reconciler brings it in once the cluster has formed.`,
+        'critical', 'bootstrap-timeout', { cause: err });
+    });
+    if ('peer' in out) {
+      s.peer = out.peer;
+      return { detail: `${out.peer.member} answers (${out.peer.instanceId}): joining the cluster it seeded` };
+    }
+    s.seed = true;
+    return { detail: `seed: ${out.seed}` };
+  },
+  async plan(_r, s) {
+    if (s.peer) return { action: `not needed: ${s.peer.member} answers` };
+    if (!s.agentOnline) return { action: 'no etcd member answers: decide whether this is a new cluster once the volume is mounted' };
+    const d = decideSeed(await seedFacts(s));
+    const line: Record<SeedDecision['kind'], string> = {
+      seed: 'claim the seed (DynamoDB conditional write) and start a one-member cluster; the others join it as learners',
+      join: 'join the cluster another master seeds, once it answers',
+      wait: 'report this volume and wait until every master has reported a blank volume',
+      formed: 'stop: the cluster existed; no quorum: this master awaits disaster recovery',
+      refuse: 'stop: never seed (data exists); alert, await restore or adopt',
+    };
+    // What follows depends on the outcome (seed, or join as a learner): the dry run ends here.
+    return { action: `${'detail' in d ? d.detail : d.reason}: ${line[d.kind]}`, stop: true };
+  },
+};
