@@ -1,7 +1,9 @@
 /**
- * `npm run demo`: the local sandbox scenario. Brings up moto behind the sandbox endpoint and a
- * 3-master cluster (one ASG per AZ, each master with a real etcd member on its own EBS
- * "volume"), writes data, then kills a master: its ASG launches a replacement, the lifecycle
+ * `npm run demo`: the local sandbox scenario. Brings up moto behind the sandbox endpoint and the
+ * bare infrastructure of a 3-master cluster (one ASG per AZ with its lifecycle hooks, a blank EBS
+ * "volume" per member, etcd installed but not running); the three launch events run Quorum
+ * Keeper's replacement flow at once and it forms the cluster (one seed, two learners promoted).
+ * Then it writes data and kills a master: its ASG launches a replacement, the lifecycle
  * event runs Quorum Keeper's replacement flow (progress per step, with timings), and the
  * operator sees the final status table; a verified, encrypted backup goes to S3, and the
  * watchdog probe reports the cluster's health. Then a launch event gets lost: the reconciler
@@ -11,13 +13,14 @@
  */
 import { planReplacement, replaceMaster } from '../lib/flows/replacement';
 import { findMasterSlot } from '../lib/flows/master-slot';
-import { destroyClients, provisionCluster, sandboxClients } from '../sandbox/cluster';
+import { destroyClients, provisionInfrastructure, sandboxClients } from '../sandbox/cluster';
+import type { LifecycleEvent } from '../sandbox/lifecycle';
 import { backupCluster } from '../lib/flows/backup';
 import { probeCluster } from '../lib/flows/probe';
 import { writeLease } from '../sandbox/apiserver';
 import {
   destroyBackups, destroyControl, provisionBackups, provisionControl, sandboxBackupDeps, sandboxBackupSettings, sandboxFlowDeps, sandboxProbeDeps, sandboxReconcileDeps,
-  sandboxStatusDeps,
+  sandboxRoot, sandboxStatusDeps,
 } from '../sandbox/control';
 import { useEtcd } from '../sandbox/etcd-bin';
 import { reapStrays } from '../sandbox/procs';
@@ -33,6 +36,8 @@ const t0 = Date.now();
 const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;
 const say = (line: string) => console.log(`${stamp()} ${line}`);
 const KEYS = 1000;
+const TAGS = { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' };
+const hookRef = (e: LifecycleEvent) => ({ asg: e.detail.AutoScalingGroupName, hook: e.detail.LifecycleHookName, token: e.detail.LifecycleActionToken, instanceId: e.detail.EC2InstanceId });
 
 async function main(): Promise<void> {
   reapStrays({ own: false });
@@ -45,7 +50,26 @@ async function main(): Promise<void> {
   const backups = await provisionBackups(sandbox);
   try {
     say(`sandbox AWS endpoint ${sandbox.endpoint} (moto at ${sandbox.moto.url})`);
-    const cluster = await provisionCluster(sandbox, c, { name: 'demo', progress: say });
+    // Day 0: bare infrastructure (three ASGs with their hooks, blank volumes, etcd installed but
+    // not running); the three launch events arrive together and Quorum Keeper forms the cluster.
+    const cluster = await provisionInfrastructure(sandbox, c, { name: 'demo', launch: 'through-hooks', progress: say });
+    say('no etcd runs anywhere, no backup exists: the three launch events run Quorum Keeper\'s replacement flow at once');
+    const launches = sandbox.asgModel.undelivered.splice(0);
+    const bootT0 = Date.now();
+    const formed = await Promise.all(launches.map(async (e) => {
+      const slot = await findMasterSlot(c.asg, e.detail.AutoScalingGroupName, TAGS);
+      if (slot.kind !== 'master') throw new Error(slot.reason);
+      const m = slot.slot.member;
+      let last = '';
+      return replaceMaster(sandboxFlowDeps(c, ctl, (p) => {
+        if (p.status === 'start' || !['bootstrap', 'membership', 'start', 'caught-up', 'complete'].includes(p.step)) return;
+        const line = `  ${m} ${p.step.padEnd(10)} ${p.status.padEnd(4)} ${p.detail}`;
+        if (line !== last) say((last = line)); // a wait for the cluster lock is said once, not every poll
+      }, backups), { slot: slot.slot, instanceId: e.detail.EC2InstanceId, hook: hookRef(e) });
+    }));
+    const seed = await sandboxRoot(c, ctl).formation.get(cluster.name);
+    say(`cluster formed in ${((Date.now() - bootT0) / 1000).toFixed(1)} s: seed ${seed?.seed ?? 'none'} (etcd cluster ${seed?.clusterId ?? '?'}), `
+      + `${formed.filter((o) => o.membership === 'replace').length} joined as learners and were promoted; hooks: ${cluster.members.map((m) => `${m.name} ${sandbox.lifecycle.results(m.instanceId).join(',')}`).join(', ')}`);
     say(`etcd client URLs: ${cluster.members.map((m) => `${m.name} ${m.clientUrl}`).join(', ')}`);
     say(`writing ${KEYS} keys through the etcd API`);
     await putKeys(cluster.members[0]!.clientUrl, '/registry/demo/', KEYS);
@@ -57,7 +81,7 @@ async function main(): Promise<void> {
     say(`killing the master of ${victim.name} (${victim.instanceId}): etcd dies, the instance is terminated`);
     const { instanceId, event } = await killMaster(sandbox, c, victim);
     say(`ASG ${victim.asg} launched ${instanceId}; lifecycle hook ${event.detail.LifecycleHookName} is waiting`);
-    const found = await findMasterSlot(c.asg, victim.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    const found = await findMasterSlot(c.asg, victim.asg, TAGS);
     if (found.kind !== 'master') throw new Error(found.reason);
     const hook = { asg: event.detail.AutoScalingGroupName, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId };
     say('dry run (what the flow would do, nothing changed):');
@@ -110,7 +134,7 @@ async function main(): Promise<void> {
     say(`and the run after it: ${calm.summary}`);
     const report = await writer.verify();
     say(formatReport(report));
-    const failed = out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS || backup.result !== 'uploaded' || h.problems.length > 0;
+    const failed = formed.some((o) => o.result !== 'continued') || out.result !== 'continued' || leaders !== 1 || healthy !== rows.length || keys !== KEYS || backup.result !== 'uploaded' || h.problems.length > 0;
     if (failed || report.acknowledgedButMissing !== 0 || rec.steps.some((x) => x.result !== 'done') || calm.drift !== 0) process.exitCode = 1;
   } finally {
     say('tearing the sandbox down');

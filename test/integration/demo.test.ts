@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 jest.setTimeout(200_000);
 
-it('npm run demo replaces a killed master, ends with a healthy 3-member table, and the reconciler recovers a lost launch event', () => {
+it('npm run demo forms a cluster from nothing, replaces a killed master, ends with a healthy 3-member table, and the reconciler recovers a lost launch event', () => {
   const root = join(__dirname, '..', '..');
   const r = spawnSync('npx', ['tsx', 'scripts/demo.ts'], { cwd: root, encoding: 'utf8', timeout: 190_000, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
   expect(r.stderr).toBe('');
@@ -22,6 +22,11 @@ it('npm run demo replaces a killed master, ends with a healthy 3-member table, a
   expect(r.stdout).toMatch(/^cluster demo: HEALTHY — etcd leader etcd-[abc], 3\/3 voters healthy \(quorum 2, margin 1\)/m);
   for (const step of ['volume', 'attach', 'mount', 'membership', 'caught-up', 'register', 'complete']) expect(r.stdout).toMatch(new RegExp(`\\s${step}\\s+ok\\s`));
   expect(r.stdout).toMatch(/replacement continued in [\d.]+ s; lifecycle action: CONTINUE/);
+  // It starts from nothing: three ASGs launch onto blank volumes and Quorum Keeper forms the cluster.
+  expect(r.stdout.match(/launched i-\w+ in us-east-1[abc] \(Pending:Wait on its launch hook\); blank volume vol-\w+/g)).toHaveLength(3);
+  expect(r.stdout.match(/ etcd-[abc] bootstrap\s+ok\s+seed: every slot's volume is blank/g)).toHaveLength(1);
+  expect(r.stdout.match(/ etcd-[abc] bootstrap\s+ok\s+etcd-[abc] answers \(i-\w+\): joining the cluster it seeded/g)).toHaveLength(2);
+  expect(r.stdout).toMatch(/cluster formed in [\d.]+ s: seed etcd-[abc] \(etcd cluster [0-9a-f]+\), 2 joined as learners and were promoted; hooks: etcd-a CONTINUE, etcd-b CONTINUE, etcd-c CONTINUE/);
   // It says which etcd it runs, over mutual TLS, and the https URLs it uses.
   expect(r.stdout).toMatch(/^\[\s*[\d.]+s\] etcd 3\.\d+\.\d+ \(\S+\), mutual TLS on client and peer URLs/m);
   expect(r.stdout).toMatch(/etcd client URLs: etcd-a https:\/\/127\.0\.0\.1:\d+, etcd-b https:\/\/127\.0\.0\.1:\d+, etcd-c https:\/\/127\.0\.0\.1:\d+/);
