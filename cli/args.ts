@@ -23,6 +23,7 @@ const OPTIONS = {
   'work-dir': { type: 'string' }, 'tag-cluster': { type: 'string' }, 'tag-member': { type: 'string' },
   'pending-grace-sec': { type: 'string' }, 'stray-grace-sec': { type: 'string' }, 'repair-grace-sec': { type: 'string' },
   'dry-run': { type: 'boolean' }, 'state-table': { type: 'string' }, 'alert-topic-arn': { type: 'string' },
+  stack: { type: 'string' },
 } as const;
 
 /** Splits argv into the command words and the flags; an unknown flag throws (ERR_PARSE_ARGS_*). */
@@ -56,6 +57,7 @@ const SHAPES = {
   snapshot: { re: /^[A-Za-z0-9._/-]{1,1024}$/, hint: 'latest or a backup key' },
   token: { re: patterns.token, hint: 'letters, digits, . _ - (at most 128)' },
   rollback: { re: patterns.token },
+  stack: { re: /^[A-Za-z][A-Za-z0-9-]{0,127}$/, hint: 'a CloudFormation stack name (letters, digits, dashes; e.g. quorum-keeper-prod)' },
 } satisfies Record<string, { re: RegExp; hint?: string }>;
 
 export type ValueFlag = keyof typeof SHAPES;

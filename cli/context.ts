@@ -8,15 +8,18 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Alerter } from '../lib/aws/alerts';
 import type { BackupStore } from '../lib/aws/backups';
 import { awsClients } from '../lib/aws/clients';
-import { backupDeps, compose, planDeps, reconcileDeps, restoreDeps, statusDeps } from '../lib/compose';
+import { doctorClients } from '../lib/aws/doctor-clients';
+import { adoptDeps, backupDeps, compose, doctorDeps, planDeps, reconcileDeps, restoreDeps, statusDeps } from '../lib/compose';
 import { DEFAULT_RECONCILE } from '../lib/domain/reconcile';
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/flows/backup';
 import { AWS_TIMINGS, withPoll } from '../lib/flows/deps';
 import type { ReconcileDeps, ReconcileReadDeps } from '../lib/flows/reconcile';
 import type { RestoreDeps } from '../lib/flows/restore';
+import type { AdoptDeps } from '../lib/flows/adopt';
 import type { Progress } from '../lib/flows/run';
 import type { StatusDeps } from '../lib/flows/status';
+import type { DoctorDeps } from '../lib/flows/doctor';
 import { loadHostScripts } from '../lib/host/fs-bundle';
 import { type CliIo, flag, need, UsageError, type Values } from './args';
 import { alertText, progressLine } from './render/stderr';
@@ -82,12 +85,17 @@ export interface CliDeps {
   reconcile: ReconcileDeps | null;
   backup: BackupDeps;
   restore: RestoreDeps;
+  /** Null without a state table: adopt records member IDs and the formation there, under the Lambdas' locks. */
+  adopt: AdoptDeps | null;
   backupSettings: (store: BackupStore) => BackupSettings;
+  /** `doctor`: built when first read (it adds KMS, CloudFormation, EventBridge and Lambda clients). */
+  readonly doctor: DoctorDeps;
 }
 
 /** Every command's deps, from the one composition root; `close` destroys the clients built. */
 export function buildDeps(o: GlobalOptions, io: CliIo): { deps: CliDeps; close: () => void } {
   const clients = awsClients({ region: o.region, endpoint: o.endpoint, credentials: o.credentials });
+  const extra = doctorClients({ region: o.region, endpoint: o.endpoint, credentials: o.credentials });
   const progress: Progress = (e) => {
     if (e.status !== 'start' && !o.json) io.err(progressLine(e));
   };
@@ -108,9 +116,11 @@ export function buildDeps(o: GlobalOptions, io: CliIo): { deps: CliDeps; close: 
     reconcile: root.hasState ? reconcileDeps(root, o.store ? backupSettings(o.store) : undefined) : null,
     backup: backupDeps(root, printed),
     restore: restoreDeps(root),
+    adopt: root.hasState ? adoptDeps(root) : null,
     backupSettings,
+    get doctor() { return doctorDeps(root, extra); },
   };
-  return { deps, close: () => clients.destroy() };
+  return { deps, close: () => { clients.destroy(); extra.destroy(); } };
 }
 
 export interface CliContext<S extends BackupStore | null> {

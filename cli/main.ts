@@ -9,10 +9,12 @@
  *   quorum-keeper backups list --cluster C                      backups, oldest first
  *   quorum-keeper restore      --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
  *   quorum-keeper restore      --cluster C --rollback TOKEN [--yes]
+ *   quorum-keeper adopt        --cluster C [--dry-run] [--yes]   take a running cluster under management (--state-table)
+ *   quorum-keeper doctor       --cluster C [--stack S]          preflight: every setting Quorum Keeper relies on, with fixes
  *
  * Human output by default (progress on stderr), --json for scripts (one JSON document on stdout).
  * Exit codes: 0 done (status: healthy), 1 failed (reconcile: a step failed), 2 usage, 3 refused (nothing changed),
- * 4 aborted at the prompt, 5 status: the cluster is degraded.
+ * 4 aborted at the prompt, 5 status: the cluster is degraded (doctor: a check failed).
  *
  * This file: parsing, usage, dispatch, errors → exit codes. args.ts: the flags and their checks;
  * context.ts: the clients and every flow's deps, built once and destroyed once; commands/: one
@@ -27,6 +29,8 @@ import { plan } from './commands/plan';
 import { reconcile } from './commands/reconcile';
 import { restore } from './commands/restore';
 import { status } from './commands/status';
+import { adopt } from './commands/adopt';
+import { doctor } from './commands/doctor';
 
 export type { CliIo } from './args';
 
@@ -46,6 +50,13 @@ commands:
                                                   disaster recovery from a backup
   restore       --cluster C --rollback TOKEN [--yes]
                                                   put back the data a restore set aside
+  adopt         --cluster C [--dry-run] [--yes]   take a running cluster under management: map each
+                                                  etcd member to its slot by peer URL, mark the volumes,
+                                                  record the member IDs; needs --state-table
+  doctor        --cluster C [--stack S]           preflight of everything Quorum Keeper relies on: each
+                                                  check PASS / WARN / FAIL with its fix; exit 5 on a FAIL
+                                                  (--bucket: the backup bucket and key; --state-table:
+                                                  recorded member IDs)
 
 options:
   --bucket B          backup bucket (or QK_BACKUP_BUCKET; optional for status)
@@ -60,10 +71,12 @@ options:
   --state-table T     the deployment's state table: locks, memory (or QK_STATE_TABLE; plan
                       then also sees flows in progress)
   --alert-topic-arn A alerts go to this SNS topic (or QK_ALERT_TOPIC_ARN; default: stderr)
+  --stack S           the deployed CloudFormation stack (or QK_STACK_NAME; doctor checks its
+                      functions and rules)
 `;
 
 const COMMANDS: Record<string, (v: Values, io: CliIo) => Promise<number>> = {
-  status, plan, reconcile, restore, backup, 'backups list': backupsList, backups: backupsList,
+  status, plan, reconcile, restore, backup, 'backups list': backupsList, backups: backupsList, adopt, doctor,
 };
 
 export async function main(argv: string[], io: CliIo): Promise<number> {

@@ -27,8 +27,11 @@ import type { ProbeDeps } from './flows/probe';
 import type { ReconcileDeps, ReconcileReadDeps } from './flows/reconcile';
 import { withLockView } from './flows/reconcile';
 import type { RestoreDeps } from './flows/restore';
+import type { AdoptDeps } from './flows/adopt';
 import type { Progress } from './flows/run';
 import type { StatusDeps } from './flows/status';
+import type { DoctorClients } from './aws/doctor-clients';
+import type { DoctorDeps } from './flows/doctor';
 import { recordedIdsFrom } from './flows/slot-identity';
 
 export interface RootOptions {
@@ -174,3 +177,18 @@ export function reconcileDeps(r: Root, backup?: BackupSettings): ReconcileDeps {
   return { ...flowDeps(r), memory: r.reconcileMemory, ...(backup ? { backup: { s3: r.clients.s3, settings: backup } } : {}) };
 }
 
+/** `adopt`: the lifecycle flows' clients, locks and records, without alerts or the load balancer. Needs the state table. */
+export function adoptDeps(r: Root): AdoptDeps {
+  const { ec2, asg, ssm } = r.clients;
+  return { ec2, asg, ssm, lock: r.lock, memberIds: r.memberIds, formation: r.formation, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+}
+
+/** `doctor`: status's clients and recorded member IDs, plus KMS, CloudFormation, EventBridge and Lambda (the backup key, the stack). */
+export function doctorDeps(r: Root, extra: DoctorClients): DoctorDeps {
+  const { asg, ec2, elb, ssm, s3 } = r.clients;
+  const { kms, cfn, events, lambda } = extra;
+  return {
+    asg, ec2, elb, ssm, s3, kms, cfn, events, lambda, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings,
+    ...(r.hasState ? { recordedIds: recordedIdsFrom(r.memberIds) } : {}),
+  };
+}

@@ -144,6 +144,8 @@ export async function provisionInfrastructure(sandbox: Sandbox, c: SandboxClient
     await c.asg.send(new CreateAutoScalingGroupCommand({
       AutoScalingGroupName: asgName, MinSize: initial, MaxSize: 1, DesiredCapacity: initial,
       LaunchTemplate: { LaunchTemplateName: `${opts.name}-master` }, VPCZoneIdentifier: subnet.Subnet!.SubnetId!,
+      // As the operator guide recommends: a terminate hook completed ABANDON (by hand) retains the master.
+      InstanceLifecyclePolicy: { RetentionTriggers: { TerminateHookAbandon: 'retain' } },
       Tags: tags(name).map((t) => ({ ...t, PropagateAtLaunch: true, ResourceId: asgName, ResourceType: 'auto-scaling-group' })),
     }));
     for (const [hook, transition, dflt] of [[LAUNCH_HOOK, 'autoscaling:EC2_INSTANCE_LAUNCHING', 'ABANDON'], [TERMINATE_HOOK, 'autoscaling:EC2_INSTANCE_TERMINATING', 'CONTINUE']] as const) {

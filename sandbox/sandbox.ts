@@ -122,6 +122,7 @@ export class Sandbox implements SandboxState {
   /** Terminations, launches and instance refreshes through the lifecycle hooks. */
   readonly asgModel: AsgModel;
   readonly alongside = new Map<string, { asg: string; az: string }>();
+  readonly lifecyclePolicies = new Map<string, string>();
   private readonly motoAsg: AutoScalingClient;
   private booting = new Map<string, Promise<SandboxHost>>();
 
@@ -218,6 +219,7 @@ export class Sandbox implements SandboxState {
     this.lifecycle.clear();
     this.asgModel.clear();
     this.alongside.clear();
+    this.lifecyclePolicies.clear();
     this.detachCalls.length = 0;
     this.s3Rejections.length = 0;
     this.stuckAttaching.clear();

@@ -32,7 +32,7 @@ export interface AwsClients {
 
 type Destroyable = { destroy(): void };
 
-function clientConfig(src: ClientSource) {
+export function clientConfig(src: ClientSource) {
   return {
     region: src.region, maxAttempts: 5,
     ...(src.endpoint ? { endpoint: src.endpoint } : {}), ...(src.credentials ? { credentials: src.credentials } : {}),

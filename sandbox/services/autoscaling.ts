@@ -3,7 +3,10 @@
  * CompleteLifecycleAction and RecordLifecycleActionHeartbeat are answered from the sandbox's
  * LifecycleModel (and recorded there), and instances with a pending action read
  * Pending:Wait / Terminating:Wait as on AWS. Instance refreshes (StartInstanceRefresh,
- * DescribeInstanceRefreshes), which moto lacks too, run in the sandbox's AsgModel.
+ * DescribeInstanceRefreshes), which moto lacks too, run in the sandbox's AsgModel. A group's
+ * InstanceLifecyclePolicy (CreateAutoScalingGroup / UpdateAutoScalingGroup), which moto drops,
+ * is kept and shown ("RetentionTriggers: TerminateHookAbandon retain | terminate",
+ * https://docs.aws.amazon.com/autoscaling/ec2/userguide/instance-lifecycle-policy.html).
  */
 import { randomUUID } from 'node:crypto';
 import type { InstanceRefresh } from '../asg-model';
@@ -15,7 +18,9 @@ export function autoscalingRoutes(sb: SandboxState, forward: Handler): Routes {
     'autoscaling:CompleteLifecycleAction': (r) => Promise.resolve(completeLifecycleAction(sb, r)),
     'autoscaling:RecordLifecycleActionHeartbeat': (r) => Promise.resolve(recordHeartbeat(sb, r)),
     'autoscaling:DescribeAutoScalingInstances': (r) => withWaitStates(sb, forward, r),
-    'autoscaling:DescribeAutoScalingGroups': (r) => withWaitStates(sb, forward, r),
+    'autoscaling:DescribeAutoScalingGroups': async (r) => withLifecyclePolicies(sb, await withWaitStates(sb, forward, r)),
+    'autoscaling:CreateAutoScalingGroup': (r) => keepLifecyclePolicy(sb, forward, r),
+    'autoscaling:UpdateAutoScalingGroup': (r) => keepLifecyclePolicy(sb, forward, r),
     'autoscaling:StartInstanceRefresh': (r) => startInstanceRefresh(sb, r),
     'autoscaling:DescribeInstanceRefreshes': (r) => Promise.resolve(describeInstanceRefreshes(sb, r)),
   };
@@ -134,6 +139,27 @@ function withAlongside(sb: SandboxState, r: ParsedRequest, reply: Reply): Reply 
       if (open >= 0 && (empty < 0 || open < empty)) xml = `${xml.slice(0, open + 11)}<member>${inner}</member>${xml.slice(open + 11)}`;
       else if (empty >= 0) xml = `${xml.slice(0, empty)}<Instances><member>${inner}</member></Instances>${xml.slice(empty + 12)}`;
     }
+  }
+  return { ...reply, body: xml };
+}
+
+const POLICY_KEY = 'InstanceLifecyclePolicy.RetentionTriggers.TerminateHookAbandon';
+
+/** moto accepts the group's instance lifecycle policy and forgets it: kept here once moto said yes. */
+async function keepLifecyclePolicy(sb: SandboxState, forward: Handler, r: ParsedRequest): Promise<Reply> {
+  const reply = await forward(r);
+  const group = r.form?.get('AutoScalingGroupName');
+  const policy = r.form?.get(POLICY_KEY);
+  if (reply.status === 200 && group && (policy === 'retain' || policy === 'terminate')) sb.lifecyclePolicies.set(group, policy);
+  return reply;
+}
+
+function withLifecyclePolicies(sb: SandboxState, reply: Reply): Reply {
+  if (reply.status !== 200 || sb.lifecyclePolicies.size === 0) return reply;
+  let xml = reply.body.toString();
+  for (const [group, policy] of sb.lifecyclePolicies) {
+    xml = xml.replace(`<AutoScalingGroupName>${group}</AutoScalingGroupName>`,
+      `<AutoScalingGroupName>${group}</AutoScalingGroupName><InstanceLifecyclePolicy><RetentionTriggers><TerminateHookAbandon>${policy}</TerminateHookAbandon></RetentionTriggers></InstanceLifecyclePolicy>`);
   }
   return { ...reply, body: xml };
 }

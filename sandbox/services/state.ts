@@ -45,6 +45,11 @@ export interface SandboxState {
   readonly asgModel: AsgModel;
   /** Instances launched beside a group's current one (launch before terminate), by ID: their group and AZ. */
   readonly alongside: Map<string, { asg: string; az: string }>;
+  /**
+   * Each group's instance lifecycle policy (`TerminateHookAbandon`: retain | terminate), which
+   * moto 5.2.1 accepts and drops; the sandbox keeps it and shows it in DescribeAutoScalingGroups.
+   */
+  readonly lifecyclePolicies: Map<string, string>;
   readonly hosts: Map<string, SandboxHost>;
   readonly invocations: Map<string, Invocation>;
   readonly detachCalls: Array<{ volumeId: string; instanceId: string; force: boolean }>;

@@ -1,0 +1,36 @@
+/**
+ * The clients only `quorum-keeper doctor` uses, beside the flows' own (lib/aws/clients.ts): KMS
+ * (the backup key), CloudFormation, EventBridge and Lambda (the deployed stack's functions and
+ * rules). Built on first use from the same validated source; `destroy` ends the ones built.
+ */
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { type ClientSource, clientConfig } from './clients';
+
+export interface DoctorClients {
+  readonly kms: KMSClient;
+  readonly cfn: CloudFormationClient;
+  readonly events: EventBridgeClient;
+  readonly lambda: LambdaClient;
+}
+
+export function doctorClients(src: ClientSource): DoctorClients & { destroy(): void } {
+  const cfg = clientConfig(src);
+  const make: { [K in keyof DoctorClients]: () => DoctorClients[K] } = {
+    kms: () => new KMSClient(cfg), cfn: () => new CloudFormationClient(cfg), events: () => new EventBridgeClient(cfg), lambda: () => new LambdaClient(cfg),
+  };
+  const built = new Map<keyof DoctorClients, { destroy(): void }>();
+  const out = { destroy: () => built.forEach((c) => c.destroy()) } as DoctorClients & { destroy(): void };
+  for (const name of Object.keys(make) as Array<keyof DoctorClients>) {
+    Object.defineProperty(out, name, {
+      enumerable: true,
+      get: () => {
+        if (!built.has(name)) built.set(name, make[name]());
+        return built.get(name);
+      },
+    });
+  }
+  return out;
+}
