@@ -46,10 +46,6 @@ function refusal(d: Extract<SeedDecision, { kind: 'refuse' }>, s: S): FlowFailur
   return new FlowFailure('bootstrap', d.reason, d.action.replaceAll('<cluster>', s.slot.cluster), 'critical', 'bootstrap-refused');
 }
 
-function formedFailure(s: S, detail: string): FlowFailure {
-  return new FlowFailure('bootstrap', `no etcd member of ${s.slot.cluster} answers, and ${detail}`,
-    'The cluster has lost quorum: check `quorum-keeper status`; bring back the other masters, or restore from the newest backup (disaster-recovery runbook).', 'critical', 'no-quorum');
-}
 
 export const bootstrapStep: Step<S> = {
   name: 'bootstrap',
@@ -80,10 +76,12 @@ export const bootstrapStep: Step<S> = {
       if (peer) return { peer };
       if (!(await deps.formation.get(slot.cluster))) await deps.formation.report(slot.cluster, { slot: slot.member, volumeId, instanceId, blank: true });
       const d = decideSeed(await seedFacts(s));
-      if (d.kind === 'formed') throw formedFailure(s, d.detail);
       if (d.kind === 'refuse') throw refusal(d, s);
       if (d.kind === 'seed' && (d.resume || (await deps.formation.claim(slot.cluster, slot.member, instanceId)))) return { seed: d.detail };
-      const detail = d.kind === 'seed' ? 'another master claimed the seed first: joining it' : d.detail;
+      // Formed since the peer step found it unformed: the seed of this round has caught up and is
+      // on its way to InService (a peer only then): wait for it, as for a seed still starting.
+      const detail = d.kind === 'seed' ? 'another master claimed the seed first: joining it'
+        : d.kind === 'formed' ? 'the cluster has just formed: waiting for its seed to come InService, then joining' : d.detail;
       if (detail !== said) r.say('bootstrap', 'wait', (said = detail));
       return undefined;
     }, { timeoutSec: deps.timings.bootstrapTimeoutSec, intervalSec: 1, signal }).catch((err: unknown) => {

@@ -21,7 +21,9 @@ import {
 import { harnessEtcd, localMemberList } from '../../sandbox/etcd-http';
 import type { LifecycleEvent } from '../../sandbox/lifecycle';
 import { countKeys, putKeys } from '../../sandbox/scenario';
-import { Sandbox } from '../../sandbox/sandbox';
+import { Sandbox, SANDBOX_SESSION_TOKEN } from '../../sandbox/sandbox';
+import { type CliIo, main } from '../../cli/main';
+import type { DoctorReport } from '../../lib/flows/doctor';
 import { writerKit } from '../support/writers';
 
 jest.setTimeout(240_000);
@@ -64,6 +66,14 @@ describe('bootstrap from nothing', () => {
   const flowDeps = () => sandboxFlowDeps(c, ctl, undefined, backups);
   const formation = () => sandboxRoot(c, ctl).formation.get('prod');
 
+  async function doctor(): Promise<DoctorReport> {
+    let out = '';
+    const io: CliIo = { out: (x) => (out += `${x}\n`), err: () => undefined, ask: null, env: { AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_SESSION_TOKEN: SANDBOX_SESSION_TOKEN } };
+    const code = await main(['doctor', '--cluster', 'prod', '--endpoint', sandbox.endpoint, '--region', 'us-east-1', '--bucket', backups.store.bucket, '--state-table', ctl.table, '--json'], io);
+    expect(code).toBe(0);
+    return JSON.parse(out) as DoctorReport;
+  }
+
   /** The three ASGs launch together; the three launch events run the replacement flow at once, as three Lambda invocations would. */
   async function launchAll(): Promise<{ cluster: SandboxCluster; outcomes: ReplacementOutcome[] }> {
     const cluster = await provisionInfrastructure(sandbox, c, { name: 'prod', launch: 'through-hooks' });
@@ -96,6 +106,9 @@ describe('bootstrap from nothing', () => {
       expect(ids[m.name]).toBe(id);
       expect(readFileSync(join(sandbox.volumeDir(m.volumeId), '.quorum-keeper-volume'), 'utf8')).toContain(`memberId=${id}\n`);
     }
+    // doctor, as the operator guide's "Start a new cluster" ends: nothing fails, nothing warns.
+    const report = await doctor();
+    expect(report.checks.filter((x) => x.status === 'fail' || x.status === 'warn').map((x) => `${x.id}@${x.member ?? ''}: ${x.detail}`)).toEqual([]);
     // Data written now survives a second run of every flow, which changes nothing: no membership
     // change, no etcd restart, no hook call, no reconciler action.
     const w = writer.start('bootstrap');
