@@ -47,17 +47,14 @@ export function lambdaClient(src: ClientSource): LambdaClient {
   return new LambdaClient(clientConfig(src));
 }
 
-/** Clients built on first use from `src`; `destroy` ends the ones that were built. */
-export function awsClients(src: ClientSource): AwsClients & { destroy(): void } {
-  const cfg = clientConfig(src);
-  const make: { [K in keyof AwsClients]: () => AwsClients[K] } = {
-    ec2: () => new EC2Client(cfg), asg: () => new AutoScalingClient(cfg), ssm: () => new SSMClient(cfg),
-    elb: () => new ElasticLoadBalancingV2Client(cfg), ddb: () => new DynamoDBClient(cfg), sns: () => new SNSClient(cfg),
-    s3: () => new S3Client({ ...cfg, forcePathStyle: Boolean(src.endpoint) }),
-  };
-  const built = new Map<keyof AwsClients, Destroyable>();
-  const out = { destroy: () => built.forEach((c) => c.destroy()) } as AwsClients & { destroy(): void };
-  for (const name of Object.keys(make) as Array<keyof AwsClients>) {
+/**
+ * An object whose properties are clients built on first use by `make`; `destroy` ends the ones
+ * that were built (a command or a Lambda builds only the clients its flow touches).
+ */
+export function lazyClients<T extends object>(make: { [K in keyof T]: () => T[K] & Destroyable }): T & { destroy(): void } {
+  const built = new Map<keyof T, Destroyable>();
+  const out = { destroy: () => built.forEach((c) => c.destroy()) } as T & { destroy(): void };
+  for (const name of Object.keys(make) as Array<keyof T>) {
     Object.defineProperty(out, name, {
       enumerable: true,
       get: () => {
@@ -67,4 +64,14 @@ export function awsClients(src: ClientSource): AwsClients & { destroy(): void } 
     });
   }
   return out;
+}
+
+/** Clients built on first use from `src`; `destroy` ends the ones that were built. */
+export function awsClients(src: ClientSource): AwsClients & { destroy(): void } {
+  const cfg = clientConfig(src);
+  return lazyClients<AwsClients>({
+    ec2: () => new EC2Client(cfg), asg: () => new AutoScalingClient(cfg), ssm: () => new SSMClient(cfg),
+    elb: () => new ElasticLoadBalancingV2Client(cfg), ddb: () => new DynamoDBClient(cfg), sns: () => new SNSClient(cfg),
+    s3: () => new S3Client({ ...cfg, forcePathStyle: Boolean(src.endpoint) }),
+  });
 }

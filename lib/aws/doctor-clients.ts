@@ -7,7 +7,7 @@ import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import { type ClientSource, clientConfig } from './clients';
+import { type ClientSource, clientConfig, lazyClients } from './clients';
 
 export interface DoctorClients {
   readonly kms: KMSClient;
@@ -18,19 +18,7 @@ export interface DoctorClients {
 
 export function doctorClients(src: ClientSource): DoctorClients & { destroy(): void } {
   const cfg = clientConfig(src);
-  const make: { [K in keyof DoctorClients]: () => DoctorClients[K] } = {
+  return lazyClients<DoctorClients>({
     kms: () => new KMSClient(cfg), cfn: () => new CloudFormationClient(cfg), events: () => new EventBridgeClient(cfg), lambda: () => new LambdaClient(cfg),
-  };
-  const built = new Map<keyof DoctorClients, { destroy(): void }>();
-  const out = { destroy: () => built.forEach((c) => c.destroy()) } as DoctorClients & { destroy(): void };
-  for (const name of Object.keys(make) as Array<keyof DoctorClients>) {
-    Object.defineProperty(out, name, {
-      enumerable: true,
-      get: () => {
-        if (!built.has(name)) built.set(name, make[name]());
-        return built.get(name);
-      },
-    });
-  }
-  return out;
+  });
 }

@@ -10,7 +10,7 @@ import { CreateTagsCommand, DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { main, type CliIo } from '../../cli/main';
+import { sandboxCli } from '../support/cli';
 import { adoptDeps } from '../../lib/compose';
 import { adoptCluster, planAdoption } from '../../lib/flows/adopt';
 import { findMasterSlot, type MasterSlot } from '../../lib/flows/master-slot';
@@ -21,7 +21,7 @@ import { type Control, destroyControl, provisionControl, receivedAlerts, sandbox
 import { harnessEtcd } from '../../sandbox/etcd-http';
 import { waitFor } from '../../sandbox/ports';
 import { countKeys, killMaster, memberOf, putKeys } from '../../sandbox/scenario';
-import { Sandbox, SANDBOX_SESSION_TOKEN } from '../../sandbox/sandbox';
+import { Sandbox } from '../../sandbox/sandbox';
 import { writerKit } from '../support/writers';
 
 jest.setTimeout(120_000);
@@ -52,16 +52,7 @@ describe('adopt: a hand-built cluster taken over, then a killed master replaced'
     console.log(`adopt.test.ts: ${((Date.now() - t0) / 1000).toFixed(1)} s with the sandbox`);
   });
 
-  async function cli(args: string[], answer?: string): Promise<{ code: number; out: string; err: string }> {
-    let out = '';
-    let err = '';
-    const io: CliIo = {
-      out: (s) => (out += `${s}\n`), err: (s) => (err += `${s}\n`), ask: answer === undefined ? null : () => Promise.resolve(answer),
-      env: { AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_SESSION_TOKEN: SANDBOX_SESSION_TOKEN },
-    };
-    const code = await main([...args, '--endpoint', sandbox.endpoint, '--region', 'us-east-1', '--state-table', ctl.table], io);
-    return { code, out, err };
-  }
+  const cli = sandboxCli(() => sandbox, () => ['--state-table', ctl.table]);
   const members = async () => (await harnessEtcd(cluster.members.map((m) => m.clientUrl)).memberList());
   const markerOf = (volumeId: string) => join(sandbox.volumeDir(volumeId), MARKER);
   const record = async (slot: string) => (await ctl.ddb.send(new GetItemCommand({ TableName: ctl.table, Key: { pk: { S: `member#prod/${slot}` } }, ConsistentRead: true }))).Item;
@@ -152,10 +143,9 @@ describe('adopt: a hand-built cluster taken over, then a killed master replaced'
     expect(declined.out).toMatch(/aborted: nothing was changed/);
     await expectUntouched();
 
-    const noTable = await main(['adopt', '--cluster', 'prod', '--endpoint', sandbox.endpoint, '--region', 'us-east-1'], {
-      out: () => undefined, err: (s) => expect(s).toMatch(/missing --state-table/), ask: null, env: { AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox' },
-    });
-    expect(noTable).toBe(2);
+    const noTable = await sandboxCli(() => sandbox, () => [])(['adopt', '--cluster', 'prod']);
+    expect(noTable.err).toMatch(/missing --state-table/);
+    expect(noTable.code).toBe(2);
   });
 
   it('the flow re-reads under the locks: a plan the world no longer matches, or a slot another flow drives, is refused and nothing written', async () => {

@@ -21,8 +21,8 @@ import {
 import { harnessEtcd, localMemberList } from '../../sandbox/etcd-http';
 import type { LifecycleEvent } from '../../sandbox/lifecycle';
 import { countKeys, putKeys } from '../../sandbox/scenario';
-import { Sandbox, SANDBOX_SESSION_TOKEN } from '../../sandbox/sandbox';
-import { type CliIo, main } from '../../cli/main';
+import { Sandbox } from '../../sandbox/sandbox';
+import { sandboxCli } from '../support/cli';
 import type { DoctorReport } from '../../lib/flows/doctor';
 import { writerKit } from '../support/writers';
 
@@ -66,10 +66,9 @@ describe('bootstrap from nothing', () => {
   const flowDeps = () => sandboxFlowDeps(c, ctl, undefined, backups);
   const formation = () => sandboxRoot(c, ctl).formation.get('prod');
 
+  const cli = sandboxCli(() => sandbox, () => ['--bucket', backups.store.bucket, '--state-table', ctl.table]);
   async function doctor(): Promise<DoctorReport> {
-    let out = '';
-    const io: CliIo = { out: (x) => (out += `${x}\n`), err: () => undefined, ask: null, env: { AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_SESSION_TOKEN: SANDBOX_SESSION_TOKEN } };
-    const code = await main(['doctor', '--cluster', 'prod', '--endpoint', sandbox.endpoint, '--region', 'us-east-1', '--bucket', backups.store.bucket, '--state-table', ctl.table, '--json'], io);
+    const { code, out } = await cli(['doctor', '--cluster', 'prod', '--json']);
     expect(code).toBe(0);
     return JSON.parse(out) as DoctorReport;
   }

@@ -2,14 +2,14 @@
  * The operator CLI against the sandbox (in-process, real SDK clients through --endpoint):
  * exit codes, human and --json output, and that a restore never starts without consent.
  */
-import { main, type CliIo } from '../../cli/main';
+import { sandboxCli } from '../support/cli';
 import { hasNoLeader } from '../../lib/etcd';
 import { destroyClients, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl } from '../../sandbox/control';
 import { waitFor } from '../../sandbox/ports';
 import { killMaster, memberOf } from '../../sandbox/scenario';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
-import { Sandbox, SANDBOX_SESSION_TOKEN } from '../../sandbox/sandbox';
+import { Sandbox } from '../../sandbox/sandbox';
 import { writerKit } from '../support/writers';
 import { harnessEtcd } from '../../sandbox/etcd-http';
 import { etcdInUse } from '../../sandbox/etcd-bin';
@@ -41,17 +41,7 @@ describe('quorum-keeper CLI', () => {
     await sandbox?.stop();
   });
 
-  async function cli(args: string[], answer?: string): Promise<{ code: number; out: string; err: string }> {
-    let out = '';
-    let err = '';
-    const io: CliIo = {
-      out: (s) => (out += `${s}\n`), err: (s) => (err += `${s}\n`), ask: answer === undefined ? null : () => Promise.resolve(answer),
-      // An operator's SSO or assumed-role session signs with a session token too.
-      env: { AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_SESSION_TOKEN: SANDBOX_SESSION_TOKEN },
-    };
-    const code = await main([...args, '--endpoint', sandbox.endpoint, '--region', 'us-east-1', '--bucket', b.store.bucket], io);
-    return { code, out, err };
-  }
+  const cli = sandboxCli(() => sandbox, () => ['--bucket', b.store.bucket]);
 
   it('backup, then backups list (human and --json)', async () => {
     const r = await cli(['backup', '--cluster', 'prod']);

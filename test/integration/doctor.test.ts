@@ -11,12 +11,12 @@ import { CloudFormationClient, CreateStackCommand, ListStackResourcesCommand, wa
 import { CreateTagsCommand, DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { DisableRuleCommand, EnableRuleCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { DisableKeyCommand, EnableKeyCommand } from '@aws-sdk/client-kms';
-import { main, type CliIo } from '../../cli/main';
+import { sandboxCli } from '../support/cli';
 import type { Check } from '../../lib/domain/doctor';
 import type { DoctorReport } from '../../lib/flows/doctor';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster, TAG_MEMBER, TERMINATE_HOOK } from '../../sandbox/cluster';
 import { type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl } from '../../sandbox/control';
-import { Sandbox, SANDBOX_SESSION_TOKEN } from '../../sandbox/sandbox';
+import { Sandbox } from '../../sandbox/sandbox';
 
 jest.setTimeout(120_000);
 
@@ -70,17 +70,10 @@ describe('quorum-keeper doctor', () => {
     await sandbox?.stop();
   });
 
+  const cli = sandboxCli(() => sandbox, () => ['--bucket', b.store.bucket, '--state-table', ctl.table], { QK_STACK_NAME: STACK });
   async function doctor(json = true): Promise<{ code: number; out: string; report: DoctorReport | null }> {
-    let out = '';
-    const io: CliIo = {
-      out: (s) => (out += `${s}\n`), err: (s) => (out += `[stderr] ${s}\n`), ask: null,
-      env: { AWS_ACCESS_KEY_ID: 'sandbox', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_SESSION_TOKEN: SANDBOX_SESSION_TOKEN, QK_STACK_NAME: STACK },
-    };
-    const code = await main([
-      'doctor', '--cluster', 'prod', '--endpoint', sandbox.endpoint, '--region', 'us-east-1', '--bucket', b.store.bucket, '--state-table', ctl.table,
-      ...(json ? ['--json'] : []),
-    ], io);
-    return { code, out, report: json ? JSON.parse(out) as DoctorReport : null };
+    const { code, out, err } = await cli(['doctor', '--cluster', 'prod', ...(json ? ['--json'] : [])]);
+    return { code, out: `${out}${err ? `[stderr] ${err}` : ''}`, report: json ? JSON.parse(out) as DoctorReport : null };
   }
 
   const key = (x: Pick<Check, 'id' | 'member'>) => `${x.id}${x.member ? `@${x.member}` : ''}`;
