@@ -110,7 +110,7 @@ describe('fault matrix: etcd members frozen or out of space', () => {
       // The other follower's master is retiring (Terminating:Wait): not a source either.
       t.sandbox.lifecycle.begin({ asg: retiring.asg, hook: TERMINATE_HOOK, instanceId: retiring.instanceId, transition: 'autoscaling:EC2_INSTANCE_TERMINATING' });
       const out = await backupCluster(sandboxBackupDeps(t.c, t.ctl, t.backups), 'prod', sandboxBackupSettings(t.backups));
-      const after = await lag();
+      const after = await waitFor('a status read after the backup', lagNow, { timeoutMs: 20_000, intervalMs: 500 });
       summary.push(`| ${lagging.name} follows the leader ${seen.lag} entries behind (slow raft link), ${retiring.name} retiring; scheduled backup | ${out.result} from ${out.member} (${out.role}); ${lagging.name} still ${after.lag} behind |`);
       expect(out).toMatchObject({ result: 'uploaded', member: leader.name, role: 'leader' });
       expect(after.lag).toBeGreaterThan(DEFAULT_SOURCE_MAX_LAG); // it lagged throughout the backup
