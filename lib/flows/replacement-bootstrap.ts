@@ -14,10 +14,11 @@
  */
 import { anyBackup } from '../aws/backups';
 import { clusterVolumes } from '../aws/ec2';
+import type { FormationRecord } from '../aws/formation';
 import { decideSeed, type SeedDecision, type SeedFacts } from '../domain/bootstrap';
 import { TimeoutError } from '../clock';
 import { clusterMasters, type Peer } from './cluster-masters';
-import { findPeer, findPeerPatiently } from './replacement-etcd';
+import { findPeer, findPeerPatiently, noPeer } from './replacement-etcd';
 import type { ReplacementState as S } from './replacement-state';
 import { FlowFailure, type FlowRun } from './run';
 import type { Step } from './steps';
@@ -42,6 +43,22 @@ async function seedFacts(s: S): Promise<SeedFacts> {
 
 const volumeHoldsData = (s: S) => Boolean(s.mounted?.hasData || s.mounted?.memberId);
 
+/**
+ * Why this slot, its volume holding data, restarts as the seed — or null. Only the slot that
+ * seeded, and only while no other slot has a member recorded (the state table's member IDs: a
+ * joiner records its own once caught up): its data is then the whole cluster, and starting it
+ * again is the one way on (its first instance may have been ABANDONed after the cluster formed,
+ * e.g. its API server never came up). A seed others joined is a member like any other.
+ */
+async function loneSeed(s: S, rec: FormationRecord | null): Promise<string | null> {
+  const { deps, slot } = s;
+  if (!rec || rec.how !== 'bootstrap' || rec.seed !== slot.member) return null;
+  if (rec.state === 'seeding') return `${slot.member} holds the seed claim and its volume the new cluster's data: seeding goes on`;
+  const others = (await clusterMasters(deps.asg, deps.tags, slot.cluster)).map((m) => m.member).filter((m) => m !== slot.member);
+  const joined = Object.keys(await deps.memberIds.get(slot.cluster, others));
+  return joined.length ? null : `${slot.member} seeded ${slot.cluster} and nobody has joined it yet: etcd starts again on its data`;
+}
+
 function refusal(d: Extract<SeedDecision, { kind: 'refuse' }>, s: S): FlowFailure {
   return new FlowFailure('bootstrap', d.reason, d.action.replaceAll('<cluster>', s.slot.cluster), 'critical', 'bootstrap-refused');
 }
@@ -53,14 +70,17 @@ export const bootstrapStep: Step<S> = {
     if (s.peer) return { detail: `${s.peer.member} answers: no bootstrap`, skipped: true };
     const { deps, slot, instanceId } = s;
     const volumeId = s.volume!.volumeId;
+    const rec = await deps.formation.get(slot.cluster);
     if (volumeHoldsData(s)) {
-      // A volume with data is a member that existed: only the seed itself, come back on another
-      // instance before it finished, goes on seeding; every other one looks for its cluster as before.
-      const rec = await deps.formation.get(slot.cluster);
-      if (rec?.state === 'seeding' && rec.seed === slot.member) {
+      // A volume with data is a member that existed. Only the seed itself, come back on another
+      // instance before anyone joined it, starts again (on its data); every other one looks for
+      // its cluster as before.
+      const lone = await loneSeed(s, rec);
+      if (lone) {
         s.seed = true;
-        return { detail: `${slot.member} holds the seed claim and its volume the new cluster's data: seeding goes on` };
+        return { detail: lone };
       }
+      if (rec?.state === 'formed') throw noPeer(s);
       try {
         s.peer = await findPeerPatiently(r, s, signal);
         return { detail: `${s.peer.member} answers: no bootstrap`, skipped: true };
@@ -70,6 +90,8 @@ export const bootstrapStep: Step<S> = {
         throw err;
       }
     }
+    // A formed cluster with no member answering for the whole peer wait: no quorum.
+    if (rec?.state === 'formed' && s.peerWaited) throw noPeer(s);
     let said = '';
     const out = await r.poll<{ peer: Peer } | { seed: string }>(`the new cluster ${slot.cluster} to form`, async () => {
       const peer = await findPeer(r, s, signal);

@@ -100,7 +100,7 @@ export async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<
   return firstHealthyPeer(deps.ssm, deps.scripts, candidates, r.runOpts(600, { signal }));
 }
 
-const noPeer = (s: S) => new FlowFailure('peer', `no healthy etcd peer of ${s.slot.cluster} answers (tried ${s.peerCandidates?.join(', ') || 'none'})`,
+export const noPeer = (s: S) => new FlowFailure('peer', `no healthy etcd peer of ${s.slot.cluster} answers (tried ${s.peerCandidates?.join(', ') || 'none'})`,
   'The cluster has probably lost quorum: check `quorum-keeper status`. If the other masters are only slow, frozen or cut off, they recover on their own and the next instance the ASG launches joins; only if their etcd data is gone for good, follow the disaster-recovery runbook (restore from the newest verified backup). Do not replace masters one by one.',
   'critical', 'no-quorum');
 
@@ -116,8 +116,17 @@ export const peerStep: Step<S> = {
   async run(r, s, signal) {
     // A cluster never formed (or formed before Quorum Keeper kept the record) whose members do
     // not answer at once: the bootstrap step decides, once the volume is mounted, whether it is new.
-    const p = (await findPeer(r, s, signal)) ?? ((await s.deps.formation.get(s.slot.cluster))?.state === 'formed' ? await findPeerPatiently(r, s, signal) : null);
-    if (!p) return { detail: 'no etcd member answers and the cluster was never formed here: see bootstrap', skipped: true };
+    // A formed cluster: looked for patiently (an election after a crash), and if none answers the
+    // bootstrap step says no quorum (or restarts a lone seed).
+    let p = await findPeer(r, s, signal);
+    if (!p && (await s.deps.formation.get(s.slot.cluster))?.state === 'formed') {
+      p = await findPeerPatiently(r, s, signal).catch((err: unknown) => {
+        if (!(err instanceof FlowFailure) || err.dedupe !== 'no-quorum' || signal?.aborted) throw err;
+        s.peerWaited = true;
+        return null;
+      });
+    }
+    if (!p) return { detail: `no etcd member answers${s.peerWaited ? ` (waited ${s.deps.timings.peerTimeoutSec} s)` : ' and the cluster was never formed here'}: see bootstrap`, skipped: true };
     s.peer = p;
     return { detail: `${p.member} on ${p.instanceId}` };
   },
@@ -270,8 +279,16 @@ async function startSeed(r: FlowRun, s: S): Promise<{ detail: string }> {
   const peerUrl = s.urls!.peerUrl;
   await onHost(r, s, 'etcd-member.sh',
     ['start', '--name', slot.member, '--initial-cluster', `${slot.member}=${peerUrl}`, '--initial-cluster-state', 'new', '--token', `${slot.cluster}-${instanceId}`], 'start');
-  s.peer = await r.poll(`the seed ${slot.member} to answer`, async () => (await firstHealthyPeer(deps.ssm, deps.scripts, [{ instanceId, member: slot.member }], r.runOpts())) ?? undefined,
+  const self = await r.poll(`the seed ${slot.member} to answer`, async () => (await firstHealthyPeer(deps.ssm, deps.scripts, [{ instanceId, member: slot.member }], r.runOpts())) ?? undefined,
     { timeoutSec: deps.timings.catchUpTimeoutSec, intervalSec: 1 });
+  s.peer = self;
+  // A seed restarted on its data on another instance (its first one was ABANDONed after the
+  // cluster formed) still lists its old peer URL: it is the only member, so it moves itself.
+  const me = (await self.etcd.memberList()).members.find((m) => m.name === slot.member);
+  if (me && !me.peerUrls.includes(peerUrl)) {
+    await retryUnhealthy(r, 'member update', () => self.etcd.memberUpdate(me.id, [peerUrl]), ['timeout']);
+    return { detail: `etcd restarted on the seed's data; member update ${me.id}: ${me.peerUrls.join(',')} → ${peerUrl}` };
+  }
   return { detail: `etcd started as the new cluster's first member (${slot.member} at ${peerUrl})` };
 }
 

@@ -20,6 +20,8 @@ export interface ReplacementState {
   /** This host's URLs, and the version of the etcd its AMI carries (null: not reported). */
   urls?: { peerUrl: string; clientUrl: string; etcdVersion?: string | null };
   peer?: Peer;
+  /** The peer step looked for a member for its whole timeout (the cluster is formed) and none answered. */
+  peerWaited?: boolean;
   /** The slots whose masters the last peer search asked. */
   peerCandidates?: string[];
   /** This master seeds a new cluster (it won the bootstrap fence). */

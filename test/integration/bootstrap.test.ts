@@ -21,6 +21,7 @@ import {
 import { harnessEtcd, localMemberList } from '../../sandbox/etcd-http';
 import type { LifecycleEvent } from '../../sandbox/lifecycle';
 import { countKeys, putKeys } from '../../sandbox/scenario';
+import { waitFor } from '../../sandbox/ports';
 import { Sandbox } from '../../sandbox/sandbox';
 import { sandboxCli } from '../support/cli';
 import type { DoctorReport } from '../../lib/flows/doctor';
@@ -147,6 +148,42 @@ describe('bootstrap from nothing', () => {
     const list = await harnessEtcd(cluster.members.map((m) => m.clientUrl)).memberList();
     expect(list.members.filter((m) => !m.isLearner)).toHaveLength(3);
     for (const m of cluster.members) expect(sandbox.lifecycle.results(m.instanceId)).toEqual(['CONTINUE']);
+  });
+
+  it('a seed ABANDONed after the cluster formed (its API server never came up): its next instance starts it again on its data, and the others join', async () => {
+    const cluster = await provisionInfrastructure(sandbox, c, { name: 'prod', launch: 'through-hooks' });
+    // No master's kube-apiserver answers: every launch hook would time out at /readyz.
+    const readyz = (id: string, url: string) => {
+      const f = join(sandbox.host(id).root, 'etc/quorum-keeper/host.env');
+      writeFileSync(f, readFileSync(f, 'utf8').replace(/^QK_APISERVER_READYZ=.*$/m, `QK_APISERVER_READYZ=${url}`));
+    };
+    for (const m of cluster.members) readyz(m.instanceId, 'http://127.0.0.1:9/readyz');
+    const short = () => { const d = flowDeps(); return { ...d, timings: { ...d.timings, targetTimeoutSec: 3, bootstrapTimeoutSec: 15 } }; };
+    const events = sandbox.asgModel.undelivered.splice(0);
+    const first = await Promise.all(events.map(async (e) => replaceMaster(short(), { slot: await slotOf(e.detail.AutoScalingGroupName), instanceId: e.detail.EC2InstanceId, hook: hookOf(e) })));
+    // The seed formed the cluster, then its hook was ABANDONed at the API server; the others
+    // waited for it to come InService, in vain, and came in awaiting.
+    expect(first.map((o) => `${o.result}${o.step ? `@${o.step}` : ''}`).sort()).toEqual(['abandoned@apiserver', 'awaiting-dr@bootstrap', 'awaiting-dr@bootstrap']);
+    const rec = await formation();
+    expect(rec).toMatchObject({ state: 'formed', how: 'bootstrap' });
+    const seed = cluster.members.find((m) => m.name === rec!.seed)!;
+    const seedId = (await sandboxRoot(c, ctl).memberIds.get('prod', [seed.name]))[seed.name];
+    expect(seedId).toMatch(/^[0-9a-f]+$/);
+    // The ASG launches the seed's slot again; this master's API server is fine.
+    const again = await waitFor('the seed slot\'s next launch', () => Promise.resolve(sandbox.asgModel.undelivered.find((e) => e.detail.AutoScalingGroupName === seed.asg)));
+    const out = await replaceMaster(flowDeps(), { slot: await slotOf(seed.asg), instanceId: again.detail.EC2InstanceId, hook: hookOf(again) });
+    expect(out.result).toBe('continued');
+    const host = sandbox.host(again.detail.EC2InstanceId);
+    const alone = await harnessEtcd([host.clientUrl]).memberList();
+    expect(alone.members).toEqual([expect.objectContaining({ id: seedId, name: seed.name, peerUrls: [host.peerUrl] })]);
+    expect(alone.clusterId).toBe(rec!.clusterId);
+    // The reconciler brings the two waiting masters in.
+    for (const m of cluster.members) if (m !== seed) readyz(m.instanceId, sandbox.host(m.instanceId).apiserver.readyzUrl);
+    const rc = await reconcileCluster(sandboxReconcileDeps(c, ctl), 'prod', { ...DEFAULT_RECONCILE, repairGraceSec: 0 });
+    expect(rc.steps.map((x) => x.result)).toEqual(['done', 'done']);
+    const list = await harnessEtcd([host.clientUrl]).memberList();
+    expect(list.members.filter((m) => !m.isLearner).map((m) => m.id)).toHaveLength(3);
+    expect(list.members.map((m) => m.id)).toContain(seedId);
   });
 
   it('refuses to seed when a backup of the cluster exists: every master awaits DR, nothing started, one alert naming restore', async () => {
