@@ -62,16 +62,29 @@ export async function findMemberVolumes(ec2: EC2Client, q: { tagCluster: string;
   return out;
 }
 
-/** Every volume tagged for this cluster (any AZ), by its member tag ('' when it has none). */
-export async function clusterVolumes(ec2: EC2Client, q: { tagCluster: string; tagMember: string; cluster: string }): Promise<Record<string, MemberVolume[]>> {
-  const out: Record<string, MemberVolume[]> = {};
+/** A volume carrying the cluster tag, with its member tag (if any) and the device it is attached as. */
+export interface TaggedVolume extends MemberVolume {
+  memberTag: string | undefined;
+  device: string | null;
+}
+
+/** Every volume tagged for this cluster, in any AZ (paginated, tag-filtered; deleting/deleted left out). */
+export async function clusterVolumes(ec2: EC2Client, q: { tagCluster: string; tagMember: string; cluster: string }): Promise<TaggedVolume[]> {
+  const out: TaggedVolume[] = [];
   for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters: [{ Name: `tag:${q.tagCluster}`, Values: [q.cluster] }] })) {
     for (const v of page.Volumes ?? []) {
-      if (v.State === 'deleting' || v.State === 'deleted') continue;
-      const member = v.Tags?.find((t) => t.Key === q.tagMember)?.Value ?? '';
-      (out[member] ??= []).push(toMemberVolume(v));
+      if (!v.VolumeId || v.State === 'deleting' || v.State === 'deleted') continue;
+      const a = v.Attachments?.find((x) => x.State !== 'detached');
+      out.push({ ...toMemberVolume(v), memberTag: v.Tags?.find((t) => t.Key === q.tagMember)?.Value, device: a?.Device ?? null });
     }
   }
+  return out;
+}
+
+/** `vols` by member tag; volumes without one (or with an empty one) are left out. */
+export function byMember(vols: readonly TaggedVolume[]): Map<string, TaggedVolume[]> {
+  const out = new Map<string, TaggedVolume[]>();
+  for (const v of vols) if (v.memberTag) out.set(v.memberTag, [...(out.get(v.memberTag) ?? []), v]);
   return out;
 }
 

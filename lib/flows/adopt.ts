@@ -13,8 +13,8 @@
  * finds everything 'already' and changes nothing. etcd is never stopped, started or
  * reconfigured, and no data is moved.
  */
-import { type EC2Client, paginateDescribeVolumes } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
+import { byMember, clusterVolumes, type TaggedVolume } from '../aws/ec2';
 import { runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import {
@@ -60,22 +60,6 @@ const inspectSchema = z.object({
 });
 const statusSchema = z.object({ running: z.boolean(), peerUrl: z.string() });
 
-interface TaggedVolume { volumeId: string; az: string; attachedTo: string | null; device: string | null }
-
-/** Every volume tagged for the cluster, by its member tag (one member may have several: refused later). */
-async function taggedVolumes(ec2: EC2Client, tags: AdoptDeps['tags'], cluster: string): Promise<Map<string, TaggedVolume[]>> {
-  const out = new Map<string, TaggedVolume[]>();
-  for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters: [{ Name: `tag:${tags.cluster}`, Values: [cluster] }] })) {
-    for (const v of page.Volumes ?? []) {
-      const member = v.Tags?.find((t) => t.Key === tags.member)?.Value;
-      if (member === undefined || !v.VolumeId || v.State === 'deleting' || v.State === 'deleted') continue;
-      const a = v.Attachments?.find((x) => x.State !== 'detached');
-      out.set(member, [...(out.get(member) ?? []), { volumeId: v.VolumeId, az: v.AvailabilityZone ?? '', attachedTo: a?.InstanceId ?? null, device: a?.Device ?? null }]);
-    }
-  }
-  return out;
-}
-
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 300);
 
 /** What the slot's one InService master says: its peer URL, whether etcd runs as its unit, and, with one tagged volume, the inspection. */
@@ -114,7 +98,7 @@ interface Read { plan: AdoptionPlan; facts: AdoptionFacts; volumes: Map<string, 
 async function readAndPlan(r: FlowRun, deps: AdoptDeps, cluster: string): Promise<Read> {
   check('clusterName', cluster, 'cluster');
   const [{ masters, bad }, volumes, formation] = await Promise.all([
-    readMasterGroups(deps.asg, deps.tags, cluster), taggedVolumes(deps.ec2, deps.tags, cluster), deps.formation.get(cluster),
+    readMasterGroups(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster }).then(byMember), deps.formation.get(cluster),
   ]);
   const inService = (m: (typeof masters)[number]) => m.instances.filter((i) => i.lifecycleState === 'InService').map((i) => i.instanceId);
   const [hosts, etcd, recordedIds] = await Promise.all([

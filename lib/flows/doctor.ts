@@ -10,7 +10,8 @@ import {
   type AutoScalingClient, type AutoScalingGroup, DescribeLifecycleHooksCommand, paginateDescribeAutoScalingGroups,
 } from '@aws-sdk/client-auto-scaling';
 import { type CloudFormationClient, paginateListStackResources, type StackResourceSummary } from '@aws-sdk/client-cloudformation';
-import { type EC2Client, paginateDescribeInstances, paginateDescribeSubnets, paginateDescribeVolumes } from '@aws-sdk/client-ec2';
+import { type EC2Client, paginateDescribeInstances, paginateDescribeSubnets } from '@aws-sdk/client-ec2';
+import { clusterVolumes } from '../aws/ec2';
 import { DescribeTargetGroupsCommand, type ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeRuleCommand, type EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
@@ -112,18 +113,9 @@ async function readAsgs(d: DoctorDeps, cluster: string): Promise<AsgFacts[]> {
 }
 
 async function readVolumes(d: DoctorDeps, cluster: string): Promise<VolumeFacts[]> {
-  const out: VolumeFacts[] = [];
-  for await (const page of paginateDescribeVolumes({ client: d.ec2 }, { Filters: [{ Name: `tag:${d.tags.cluster}`, Values: [cluster] }] })) {
-    for (const v of page.Volumes ?? []) {
-      if (!v.VolumeId || v.State === 'deleting' || v.State === 'deleted') continue;
-      const a = v.Attachments?.find((x) => x.State !== 'detached');
-      out.push({
-        volumeId: v.VolumeId, az: v.AvailabilityZone ?? '', state: v.State ?? 'unknown', memberTag: v.Tags?.find((t) => t.Key === d.tags.member)?.Value,
-        attachedTo: a?.InstanceId ?? null, device: a?.Device ?? null,
-      });
-    }
-  }
-  return out.sort((a, b) => (a.volumeId < b.volumeId ? -1 : 1));
+  const vols = await clusterVolumes(d.ec2, { tagCluster: d.tags.cluster, tagMember: d.tags.member, cluster });
+  return vols.map(({ volumeId, az, state, memberTag, attachedTo, device }) => ({ volumeId, az, state, memberTag, attachedTo, device }))
+    .sort((a, b) => (a.volumeId < b.volumeId ? -1 : 1));
 }
 
 async function readTargetGroups(d: DoctorDeps, cluster: string): Promise<TargetGroupFacts[]> {

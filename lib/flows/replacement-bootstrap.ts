@@ -13,29 +13,29 @@
  * new; the caught-up step records its member ID and turns the fence `formed` with the cluster ID).
  */
 import { anyBackup } from '../aws/backups';
-import { clusterVolumes } from '../aws/ec2';
+import { byMember, clusterVolumes } from '../aws/ec2';
 import type { FormationRecord } from '../aws/formation';
 import { decideSeed, type SeedDecision, type SeedFacts } from '../domain/bootstrap';
 import { TimeoutError } from '../clock';
 import { clusterMasters, type Peer } from './cluster-masters';
-import { findPeer, findPeerPatiently, noPeer } from './replacement-etcd';
+import { findPeer, findPeerPatiently, noPeer } from './replacement-peer';
 import type { ReplacementState as S } from './replacement-state';
 import { FlowFailure, type FlowRun } from './run';
 import type { Step } from './steps';
 
-/** What a decision is made from, read now (read-only). */
-async function seedFacts(s: S): Promise<SeedFacts> {
+/** What a decision is made from, read now (read-only); `known`: the fence as just read. */
+async function seedFacts(s: S, known?: FormationRecord | null): Promise<SeedFacts> {
   const { deps, slot } = s;
   const [masters, volumes, formation, backupExists] = await Promise.all([
     clusterMasters(deps.asg, deps.tags, slot.cluster),
-    clusterVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster }),
-    deps.formation.get(slot.cluster),
+    clusterVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster }).then(byMember),
+    known !== undefined ? Promise.resolve(known) : deps.formation.get(slot.cluster),
     deps.backups ? anyBackup(deps.backups.s3, deps.backups.store, slot.cluster) : Promise.resolve(null),
   ]);
   const slots = masters.map((m) => m.member);
   return {
     slot: slot.member, instanceId: s.instanceId, slots,
-    volumes: Object.fromEntries(slots.map((m) => [m, (volumes[m] ?? []).map((v) => v.volumeId)])),
+    volumes: Object.fromEntries(slots.map((m) => [m, (volumes.get(m) ?? []).map((v) => v.volumeId)])),
     reports: await deps.formation.reports(slot.cluster, slots),
     backupExists, formation,
   };
@@ -96,8 +96,9 @@ export const bootstrapStep: Step<S> = {
     const out = await r.poll<{ peer: Peer } | { seed: string }>(`the new cluster ${slot.cluster} to form`, async () => {
       const peer = await findPeer(r, s, signal);
       if (peer) return { peer };
-      if (!(await deps.formation.get(slot.cluster))) await deps.formation.report(slot.cluster, { slot: slot.member, volumeId, instanceId, blank: true });
-      const d = decideSeed(await seedFacts(s));
+      const fence = await deps.formation.get(slot.cluster);
+      if (!fence) await deps.formation.report(slot.cluster, { slot: slot.member, volumeId, instanceId, blank: true });
+      const d = decideSeed(await seedFacts(s, fence));
       if (d.kind === 'refuse') throw refusal(d, s);
       if (d.kind === 'seed' && (d.resume || (await deps.formation.claim(slot.cluster, slot.member, instanceId)))) return { seed: d.detail };
       // Formed since the peer step found it unformed: the seed of this round has caught up and is

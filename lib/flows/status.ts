@@ -7,7 +7,8 @@
  * CLI's (cli/render/status.ts).
  */
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { type EC2Client, paginateDescribeVolumes } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { clusterVolumes as listClusterVolumes } from '../aws/ec2';
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
@@ -94,15 +95,11 @@ export interface StatusOptions {
   backupStaleAfterSec?: number;
 }
 
+/** The slots' volumes by member tag (the last listed wins), with the attachment's state where there is one. */
 export async function clusterVolumes(ec2: EC2Client, tags: StatusDeps['tags'], cluster: string): Promise<Map<string, { volumeId: string; state: string; attachedTo: string | null }>> {
   const out = new Map<string, { volumeId: string; state: string; attachedTo: string | null }>();
-  for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters: [{ Name: `tag:${tags.cluster}`, Values: [cluster] }] })) {
-    for (const v of page.Volumes ?? []) {
-      const member = v.Tags?.find((t) => t.Key === tags.member)?.Value;
-      if (!member || !v.VolumeId || v.State === 'deleting' || v.State === 'deleted') continue;
-      const a = v.Attachments?.find((x) => x.State !== 'detached');
-      out.set(member, { volumeId: v.VolumeId, state: a?.State ?? v.State ?? 'unknown', attachedTo: a?.InstanceId ?? null });
-    }
+  for (const v of await listClusterVolumes(ec2, { tagCluster: tags.cluster, tagMember: tags.member, cluster })) {
+    if (v.memberTag) out.set(v.memberTag, { volumeId: v.volumeId, state: v.attachmentState ?? v.state, attachedTo: v.attachedTo });
   }
   return out;
 }
