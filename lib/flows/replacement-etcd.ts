@@ -1,19 +1,17 @@
 /**
- * The replacement's etcd steps: mount the volume, read this host's URLs, find a healthy peer,
- * fix membership (under the cluster lock), start etcd, wait until it has caught up, and wait for
- * kube-apiserver to be ready on this host.
+ * The replacement's etcd steps: mount the volume, read this host's URLs, fix membership (under
+ * the cluster lock) through the peer replacement-peer.ts found, start etcd (or, for a new
+ * cluster, its seed), wait until it has caught up, and wait for kube-apiserver on this host.
  */
 import { HostScriptError } from '../aws/run-command';
-import { judgeJoin, minorOf, parseEtcdVersion } from '../domain/etcd-version';
 import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
 import { EtcdError, type EtcdErrorKind, type MemberId, type MemberList, STATUS_TIMEOUT } from '../etcd';
 import type { HostScriptName } from '../host/command';
 import { ETCD_DEVICE, HOST_EXIT } from '../host/layout';
-import { clusterMasters, firstHealthyPeer, type Peer } from './cluster-masters';
+import { firstHealthyPeer } from './cluster-masters';
 import type { ReplacementState as S } from './replacement-state';
 import { FlowFailure, type FlowRun, hostAdvice } from './run';
 import { type Step } from './steps';
-import { TimeoutError } from '../clock';
 import { viewCluster } from './survey';
 
 /** Host steps of the replacement: idempotent, so an unfinished SSM command is tried once more. */
@@ -55,93 +53,6 @@ export const urlsStep: Step<S> = {
     if (!s.agentOnline) return { action: 'read this host\'s peer and client URLs once its agent is online' };
     s.urls = await onHost<NonNullable<S['urls']>>(r, s, 'etcd-member.sh', ['urls'], 'urls');
     return { action: `this host advertises peer ${s.urls.peerUrl}` };
-  },
-};
-
-/**
- * The etcd this master's AMI carries against the cluster's version (read from the peer): a
- * downgrade, or an upgrade that skips a minor version, is refused before etcd starts here
- * (lib/domain/etcd-version.ts). An upgrade of one minor is a rolling upgrade, step by step.
- */
-export const versionStep: Step<S> = {
-  name: 'version',
-  run(_r, s) {
-    const v = judgeJoin(s.urls?.etcdVersion ?? null, s.peer?.clusterVersion ?? null);
-    if (v.ok) return Promise.resolve({ detail: v.detail });
-    if (v.kind === 'unknown') return Promise.resolve({ detail: `${v.detail}: not judged`, skipped: true });
-    const cluster = parseEtcdVersion(s.peer?.clusterVersion ?? null);
-    return Promise.reject(new FlowFailure('version', `${s.slot.member} on ${s.instanceId}: ${v.detail}; etcd not started, membership untouched`,
-      `Point ${s.slot.member}'s launch template at an AMI whose etcd is ${cluster ? minorOf(cluster) : 'the cluster\'s minor version'}.x`
-      + `${cluster ? ` (or ${cluster.major}.${cluster.minor + 1}.x to upgrade one minor version, replacing every master in turn)` : ''}; the ASG launches again from it.`,
-      'critical', `etcd-version-${v.kind}`));
-  },
-  plan(_r, s) {
-    if (!s.urls || !s.peer) return { action: 'compare this master\'s etcd version with the cluster\'s (refuse a downgrade or a skipped minor version)' };
-    const v = judgeJoin(s.urls.etcdVersion ?? null, s.peer.clusterVersion ?? null);
-    return { action: v.ok ? v.detail : `REFUSE: ${v.detail}` };
-  },
-};
-
-/** One look for a healthy member of the cluster on another master; null when none answers. */
-export async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer | null> {
-  const { deps, slot, instanceId } = s;
-  // InService masters first; a master waiting to retire (Terminating:Wait) still runs a healthy
-  // member until its turn comes, and during a refresh of every master it may be the only peer.
-  const candidates: Array<{ instanceId: string; member: string; rank: number }> = [];
-  for (const m of await clusterMasters(deps.asg, deps.tags, slot.cluster)) {
-    if (m.member === slot.member) continue;
-    for (const i of m.instances) {
-      const rank = ['InService', 'Terminating:Wait'].indexOf(i.lifecycleState);
-      if (i.instanceId !== instanceId && rank >= 0) candidates.push({ instanceId: i.instanceId, member: m.member, rank });
-    }
-  }
-  candidates.sort((a, b) => a.rank - b.rank);
-  s.peerCandidates = candidates.map((c) => c.member);
-  return firstHealthyPeer(deps.ssm, deps.scripts, candidates, r.runOpts(600, { signal }));
-}
-
-export const noPeer = (s: S) => new FlowFailure('peer', `no healthy etcd peer of ${s.slot.cluster} answers (tried ${s.peerCandidates?.join(', ') || 'none'})`,
-  'The cluster has probably lost quorum: check `quorum-keeper status`. If the other masters are only slow, frozen or cut off, they recover on their own and the next instance the ASG launches joins; only if their etcd data is gone for good, follow the disaster-recovery runbook (restore from the newest verified backup). Do not replace masters one by one.',
-  'critical', 'no-quorum');
-
-/** findPeer, retried for a while: a leader election after a crash makes /health false briefly. */
-export async function findPeerPatiently(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
-  return r.poll('a healthy etcd peer', async () => (await findPeer(r, s, signal)) ?? undefined, { timeoutSec: s.deps.timings.peerTimeoutSec, signal }).catch((err: unknown) => {
-    throw err instanceof TimeoutError && !signal?.aborted ? noPeer(s) : err;
-  });
-}
-
-export const peerStep: Step<S> = {
-  name: 'peer',
-  async run(r, s, signal) {
-    // A cluster never formed (or formed before Quorum Keeper kept the record) whose members do
-    // not answer at once: the bootstrap step decides, once the volume is mounted, whether it is new.
-    // A formed cluster: looked for patiently (an election after a crash), and if none answers the
-    // bootstrap step says no quorum (or restarts a lone seed).
-    let p = await findPeer(r, s, signal);
-    if (!p && (await s.deps.formation.get(s.slot.cluster))?.state === 'formed') {
-      p = await findPeerPatiently(r, s, signal).catch((err: unknown) => {
-        if (!(err instanceof FlowFailure) || err.dedupe !== 'no-quorum' || signal?.aborted) throw err;
-        s.peerWaited = true;
-        return null;
-      });
-    }
-    if (!p) return { detail: `no etcd member answers${s.peerWaited ? ` (waited ${s.deps.timings.peerTimeoutSec} s)` : ' and the cluster was never formed here'}: see bootstrap`, skipped: true };
-    s.peer = p;
-    return { detail: `${p.member} on ${p.instanceId}` };
-  },
-  async plan(r, s) {
-    const peer = await findPeer(r, s);
-    if (!peer) {
-      if ((await s.deps.formation.get(s.slot.cluster))?.state === 'formed') throw noPeer(s);
-      return { action: 'no etcd member answers and the cluster was never formed here: see bootstrap' };
-    }
-    s.peer = peer;
-    const list = await peer.etcd.memberList();
-    const health = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
-    s.list = list;
-    s.quorumOk = health.leader !== null && health.healthyVoters >= health.quorum;
-    return { action: `read etcd through ${peer.member} (${peer.instanceId}): ${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}, leader ${health.leader ?? 'none'}` };
   },
 };
 
