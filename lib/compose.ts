@@ -33,6 +33,9 @@ import type { StatusDeps } from './flows/status';
 import type { DoctorClients } from './aws/doctor-clients';
 import type { DoctorDeps } from './flows/doctor';
 import { recordedIdsFrom } from './flows/slot-identity';
+import { awsObservePorts } from './aws/observe-ports';
+import type { ObservePorts } from './observe/ports';
+import { hostRunOpts } from './flows/deps';
 
 export interface RootOptions {
   clients: AwsClients;
@@ -143,7 +146,7 @@ function hostFlowDeps(r: Root): HostFlowDeps {
 /** The lifecycle flows (replacement, retirement). */
 export function flowDeps(r: Root): FlowDeps {
   const { ec2, asg, ssm, elb } = r.clients;
-  return { ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
+  return { observe: observePorts(r), ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
     ...(r.backupStore ? { backups: { s3: r.clients.s3, store: r.backupStore } } : {}),
   };
 }
@@ -162,14 +165,26 @@ export function probeDeps(r: Root): ProbeDeps {
   return { asg: r.clients.asg, ssm: r.clients.ssm, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, memory: r.probeMemory };
 }
 
+/** The one observation's ports (lib/observe) over the root's clients; with a state table, its records too. */
+export function observePorts(r: Root): ObservePorts {
+  const { asg, ec2, elb, ssm } = r.clients;
+  return awsObservePorts({
+    asg, ec2, elb, ssm, s3: () => r.clients.s3, scripts: r.scripts, tags: r.tags, clock: r.clock, runOpts: hostRunOpts(r, 60),
+    records: r.hasState ? {
+      memberIds: (cluster, slots) => r.memberIds.get(cluster, slots),
+      held: (cluster, member) => r.held.get(cluster, member),
+      awaitingDr: (cluster, member) => r.awaitingDr.get(cluster, member),
+    } : undefined,
+  });
+}
+
 export function statusDeps(r: Root): StatusDeps & { s3: Root['clients']['s3'] } {
-  const { asg, ec2, elb, ssm, s3 } = r.clients;
-  return { asg, ec2, elb, ssm, s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, ...(r.hasState ? { recordedIds: recordedIdsFrom(r.memberIds), held: r.held, awaitingDr: r.awaitingDr } : {}) };
+  return { observe: observePorts(r), get s3() { return r.clients.s3; } };
 }
 
 /** The reconciler's read; with a state table it also sees the locks and what earlier runs remembered. */
 export function planDeps(r: Root): ReconcileReadDeps {
-  return r.hasState ? withLockView(statusDeps(r), r.lock, r.reconcileMemory, r.memberIds) : statusDeps(r);
+  return r.hasState ? withLockView({ observe: observePorts(r) }, r.lock, r.reconcileMemory) : { observe: observePorts(r) };
 }
 
 /** The reconciler; with backup settings it judges and takes backups too. */

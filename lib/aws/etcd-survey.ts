@@ -8,14 +8,14 @@
  */
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { lastLine, OutputTruncated, outputTruncated, runHostScript, type RunOptions, runStderr, ssmEtcdRunner } from '../aws/run-command';
-import { agentOnline } from '../aws/ssm-agent';
+import { lastLine, OutputTruncated, outputTruncated, runHostScript, type RunOptions, runStderr } from './run-command';
+import { agentOnline } from './ssm-agent';
 import {
-  type Alarm, classifyEtcdctlError, EtcdClient, EtcdError, summariseStderr, type EndpointHealth, type EndpointStatusReport, type MemberList, parseAlarmList, parseEndpointHealth, parseEndpointStatus, parseMemberList,
+  type Alarm, classifyEtcdctlError, EtcdError, summariseStderr, type EndpointHealth, type EndpointStatusReport, type MemberList, parseAlarmList, parseEndpointHealth, parseEndpointStatus, parseMemberList,
 } from '../etcd';
 import type { ServedCertificate } from '../domain/health';
+import type { EtcdView } from '../domain/view';
 import type { HostScriptBundle } from '../host/command';
-import type { Peer } from './cluster-masters';
 
 const query = z.object({ rc: z.number().int(), out: z.string(), err: z.string() });
 /** A certificate read off a member's URL: notAfter in epoch seconds, null when it could not be read. */
@@ -142,15 +142,15 @@ function localMemberList(body: string): MemberList | null {
 
 /**
  * Surveys the cluster through the first candidate whose SSM agent is online and whose etcd
- * answers the member list. Returns that survey with a Peer for further etcd commands, or —
- * when no member answers — null peer and the last survey seen (null when no host answered).
+ * answers the member list. Returns that survey — or, when no member answers, the last survey
+ * seen (null when no host answered) — and why each master passed over was.
  * `certs`: read the certificate every member serves too (the probe and status; a TLS handshake
  * per URL that the flows which only need the members skip).
  */
 export async function surveyCluster(
   ssm: SSMClient, scripts: HostScriptBundle, candidates: ReadonlyArray<{ instanceId: string; member: string }>, opts: RunOptions,
   leases: readonly string[] = [], read: { certs?: boolean } = {},
-): Promise<{ peer: Peer | null; survey: EtcdSurvey | null; tried: string[] }> {
+): Promise<{ survey: EtcdSurvey | null; answered: boolean; tried: string[] }> {
   let last: EtcdSurvey | null = null;
   const tried: string[] = [];
   for (const c of candidates) {
@@ -174,18 +174,31 @@ export async function surveyCluster(
       continue;
     }
     last = s;
-    if (s.local.running && s.members) {
-      const etcd = new EtcdClient(ssmEtcdRunner(ssm, scripts, c.instanceId, opts), { endpoints: [s.local.clientUrl] });
-      return { peer: { ...c, etcd, clusterVersion: s.local.clusterVersion }, survey: s, tried };
-    }
+    if (s.local.running && s.members) return { survey: s, answered: true, tried };
     tried.push(`${c.member}: ${s.errors[0] ?? 'no answer'}`);
   }
-  return { peer: null, survey: last, tried };
+  return { survey: last, answered: false, tried };
+}
+
+/** A survey as the view's etcd part: `via` only when a member answered the member list. */
+export function etcdViewOf(survey: EtcdSurvey | null, answered: boolean, tried: readonly string[]): EtcdView {
+  return {
+    via: survey && answered ? { member: survey.member, instanceId: survey.instanceId, clientUrl: survey.local.clientUrl, peerUrl: survey.local.peerUrl } : null,
+    members: survey?.members?.members ?? null,
+    membersFrom: survey?.membersFrom ?? null,
+    status: survey?.status ?? { statuses: [], unreachable: [] },
+    clusterVersion: survey?.local.clusterVersion ?? null,
+    alarms: survey?.alarms ?? null,
+    leases: survey?.leases ?? {},
+    certs: survey?.certs ?? [],
+    tried: [...tried],
+    errors: survey?.errors ?? [],
+  };
 }
 
 const viewSchema = z.object({ members: query, status: query, asked: z.array(z.string()).nullable() });
 
-export interface ClusterView {
+export interface MembershipView {
   members: MemberList;
   /** Status of every member asked; the ones that did not answer are in `unreachable`. */
   status: EndpointStatusReport;
@@ -200,7 +213,7 @@ export interface ClusterView {
  */
 export async function viewCluster(
   ssm: SSMClient, scripts: HostScriptBundle, instanceId: string, opts: RunOptions, skipStale?: { member: string; peerUrl: string },
-): Promise<ClusterView> {
+): Promise<MembershipView> {
   const args = ['view', ...(skipStale ? ['--skip-stale', `${skipStale.member}=${skipStale.peerUrl}`] : [])];
   const res = await runHostScript(ssm, scripts, instanceId, 'etcd-member.sh', args, opts);
   const what = `etcd-member.sh view on ${instanceId}`;
@@ -217,4 +230,17 @@ export async function viewCluster(
   const members = parseMemberList(text(raw.members.out));
   const asked = raw.asked ?? members.members.filter((m) => m.started).flatMap((m) => m.clientUrls.slice(0, 1));
   return { members, status: parseEndpointStatus(text(raw.status.out), text(raw.status.err), asked) };
+}
+
+/** The peer URL `instanceId` advertises, or undefined when it cannot be asked. */
+export async function peerUrlOf(ssm: SSMClient, scripts: HostScriptBundle, instanceId: string, opts: RunOptions): Promise<string | undefined> {
+  if (!(await agentOnline(ssm, instanceId))) return undefined;
+  const res = await runHostScript(ssm, scripts, instanceId, 'etcd-member.sh', ['urls'], opts);
+  if (res.exitCode !== 0) return undefined;
+  try {
+    const url = (JSON.parse(lastLine(res.stdout)) as { peerUrl?: unknown }).peerUrl;
+    return typeof url === 'string' ? url : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -38,8 +38,11 @@ export interface WorldSlot {
   retiringBusy?: readonly string[];
   /** The etcd member this slot is (absent: none found, or identity not read: then by name). */
   claim?: Claim;
-  /** The slot's InService master as the world shows it (absent: none, or not read). */
-  master?: { instanceId: string; volumeAttached: boolean; lb: string };
+  /**
+   * The slot's InService master (absent: none) and what keeps the slot from being whole, by the
+   * one rule every flow shares (`slotGaps`, lib/domain/judge.ts; empty: whole).
+   */
+  master?: { instanceId: string; gaps: readonly string[] };
 }
 
 export interface WorldVolume {
@@ -132,13 +135,13 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
       if (slot.retiringBusy?.includes(i.instanceId)) notes.push(`${slot.member}: ${i.instanceId} is retiring; a flow is driving it`);
       else actions.push({ kind: 'drive-retirement', member: slot.member, asg: slot.asg, instanceId: i.instanceId, reason: 'in Terminating:Wait with no flow keeping its hook alive' });
     }
-    const gaps = slot.master && waiting.length === 0 ? masterGaps(w, slot, slot.master) : [];
+    const gaps = slot.master && waiting.length === 0 ? masterGaps(w, slot.master) : [];
     if (slot.master && gaps.length) {
       const age = since(`repair#${slot.master.instanceId}`);
-      const what = `${slot.member}: ${slot.master.instanceId} ${gaps.join(', ')}`;
+      const what = gaps.join('; ');
       if (slot.busy) notes.push(`${what} for ${age} s; a flow is driving this slot`);
       else if (age < s.repairGraceSec) notes.push(`${what} for ${age} s (grace ${s.repairGraceSec} s)`);
-      else actions.push({ kind: 'repair-master', member: slot.member, asg: slot.asg, instanceId: slot.master.instanceId, reason: `${gaps.join(', ')} for ${age} s` });
+      else actions.push({ kind: 'repair-master', member: slot.member, asg: slot.asg, instanceId: slot.master.instanceId, reason: `${gaps.join('; ')} for ${age} s` });
     }
     if (slot.instances.length === 0) {
       actions.push({ kind: 'alert', code: 'slot-empty', key: slot.asg, summary: `${slot.member}: ${slot.asg} has no instance`, action: `Check the ASG's activity history (capacity, launch template, AZ capacity).` });
@@ -217,19 +220,13 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
 }
 
 /**
- * What keeps an InService master from being whole. Judged only while the cluster has a leader
- * (without one, repairs would be refused anyway and the watchdog's alarms own the incident).
+ * What keeps an InService master's slot from being whole (the one rule's answer, read with the
+ * world). Acted on only while the cluster has a leader: without one, repairs would be refused
+ * anyway and the watchdog's alarms own the incident.
  */
-function masterGaps(w: ReconcileWorld, slot: WorldSlot, m: NonNullable<WorldSlot['master']>): string[] {
+function masterGaps(w: ReconcileWorld, m: NonNullable<WorldSlot['master']>): readonly string[] {
   if (w.etcd.members === null || w.etcd.leader === null) return [];
-  const gaps: string[] = [];
-  const id = slotMemberId(w, slot);
-  const em = w.etcd.members.find((x) => x.id === id);
-  if (!em) gaps.push('is not an etcd member');
-  else if (!w.etcd.healthyIds.includes(em.id)) gaps.push('has an etcd member that does not follow the leader');
-  if (!m.volumeAttached) gaps.push('does not have its volume attached');
-  if (m.lb !== 'healthy' && m.lb !== 'no-target-group') gaps.push(`is ${m.lb} in the load balancer`);
-  return gaps;
+  return m.gaps;
 }
 
 /** The member ID a slot is: its claim, else (identity not read) the member named like its tag. */

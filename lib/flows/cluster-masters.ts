@@ -2,7 +2,8 @@
  * A cluster's master slots as Auto Scaling sees them, and a way to reach its etcd through one
  * healthy master. Shared by every flow that needs "the cluster" rather than one slot.
  */
-import { type AutoScalingClient, type AutoScalingGroup, paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
+import { type AutoScalingClient, paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
+import { type ClusterMaster, readMasterGroups, tagOf, type Tags } from '../aws/fleet';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { runHostScript, type RunOptions, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
@@ -11,52 +12,7 @@ import type { HostScriptBundle } from '../host/command';
 import { patterns } from '../validate';
 import { serves } from './master-slot';
 
-export interface ClusterMaster {
-  member: string;
-  asg: string;
-  availabilityZones: string[];
-  /** The slot's InService instance, if it has one. */
-  instanceId: string | null;
-  /** Every instance in the slot with its lifecycle state (a slot may briefly hold two). */
-  instances: Array<{ instanceId: string; lifecycleState: string }>;
-}
-
-/** The tag keys; `served`: the cluster names this deployment acts on (absent: every one tagged). */
-type Tags = { cluster: string; member: string; served?: readonly string[] };
-
-
-function tagOf(g: AutoScalingGroup, key: string): string | undefined {
-  return g.Tags?.find((t) => t.Key === key)?.Value;
-}
-
-/** An ASG tagged for the cluster whose member tag is missing or invalid: not a slot, and an alert. */
-export interface BadMasterGroup {
-  asg: string;
-  /** The member tag's value, if there is one (then it is not a valid member name). */
-  memberTag: string | undefined;
-}
-
-/** The master slots (ASGs tagged with the cluster and a member) of `cluster`, by member name, and the ASGs whose member tag is missing or invalid. */
-export async function readMasterGroups(asg: AutoScalingClient, tags: Tags, cluster: string): Promise<{ masters: ClusterMaster[]; bad: BadMasterGroup[] }> {
-  const out: ClusterMaster[] = [];
-  const bad: BadMasterGroup[] = [];
-  for await (const page of paginateDescribeAutoScalingGroups({ client: asg }, { Filters: [{ Name: `tag:${tags.cluster}`, Values: [cluster] }] })) {
-    for (const g of page.AutoScalingGroups ?? []) {
-      if (!g.AutoScalingGroupName) continue;
-      const member = tagOf(g, tags.member);
-      if (member === undefined || !patterns.memberName.test(member)) {
-        bad.push({ asg: g.AutoScalingGroupName, memberTag: member });
-        continue;
-      }
-      const instances = (g.Instances ?? []).filter((i) => i.InstanceId).map((i) => ({ instanceId: i.InstanceId!, lifecycleState: i.LifecycleState ?? 'unknown' }));
-      out.push({
-        member, asg: g.AutoScalingGroupName, availabilityZones: g.AvailabilityZones ?? [], instances,
-        instanceId: instances.find((i) => i.lifecycleState === 'InService')?.instanceId ?? null,
-      });
-    }
-  }
-  return { masters: out.sort((a, b) => (a.member < b.member ? -1 : 1)), bad: bad.sort((a, b) => (a.asg < b.asg ? -1 : 1)) };
-}
+export { readMasterGroups, type BadMasterGroup, type ClusterMaster } from '../aws/fleet';
 
 /** The master slots of `cluster`, by member name (ASGs with a missing or invalid member tag are left out: `readMasterGroups` reports them). */
 export async function clusterMasters(asg: AutoScalingClient, tags: Tags, cluster: string): Promise<ClusterMaster[]> {

@@ -14,6 +14,7 @@ import type { Formation } from '../aws/formation';
 import type { BackupStore } from '../aws/backups';
 import type { RunOptions } from '../aws/run-command';
 import type { Progress } from './run';
+import type { ObservePorts } from '../observe/ports';
 
 export interface FlowTimings {
   /** SDK waiter / poll floor and ceiling in seconds (AWS: 2/15; sandbox: 0.25/0.5). */
@@ -66,6 +67,8 @@ export function withPoll(base: FlowTimings, minDelaySec: number, maxDelaySec: nu
 }
 
 export interface FlowDeps {
+  /** The one observation's ports (lib/observe): what the flow judges the cluster from. */
+  observe: ObservePorts;
   ec2: EC2Client;
   asg: AutoScalingClient;
   ssm: SSMClient;

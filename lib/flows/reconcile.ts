@@ -8,34 +8,31 @@
  * First-seen times come from the world where it records them (a `Pending:Wait` instance's
  * launch time) and otherwise from what an earlier run remembered (strays).
  */
-import { wallNow } from '../clock';
-import { type EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type BackupStore, listBackups, usableBackups } from '../aws/backups';
+import type { BackupStore } from '../aws/backups';
 import { describeInstance, describeVolume, detachVolume } from '../aws/ec2';
 import { hookOf, launchHookOf } from '../aws/lifecycle';
-import { targetHealth } from '../aws/lb';
 import { agentOnline } from '../aws/ssm-agent';
 import type { ClusterLock } from '../aws/lock';
-import type { MemberIds } from '../aws/member-ids';
 import type { ReconcileMemory } from '../aws/reconcile-memory';
-import { clusterHealth } from '../domain/membership';
+import { judgeQuorum, slotGaps } from '../domain/judge';
 import {
   describeAction, planReconcile, type ReconcileAction, type ReconcilePlan, type ReconcileSettings, type ReconcileWorld, strayLabel, strayRemoval, type WorldEtcd,
 } from '../domain/reconcile';
-import { type EndpointStatusReport as StatusReport, hasNoLeader, type Member, STATUS_TIMEOUT } from '../etcd';
+import { type EndpointStatusReport as StatusReport, type Member, STATUS_TIMEOUT } from '../etcd';
+import { observeCluster } from '../observe/observe';
+import type { ObservePorts } from '../observe/ports';
 import { backupCluster, type BackupSettings } from './backup';
-import { clusterMasters, firstHealthyPeer, readMasterGroups } from './cluster-masters';
-import { type FlowDeps, hostRunOpts } from './deps';
+import { clusterMasters, firstHealthyPeer } from './cluster-masters';
+import type { FlowDeps } from './deps';
 import { FlowRun } from './run';
 import { findMasterSlot, instanceLockKey, slotLockKey } from './master-slot';
 import { replaceMaster } from './replacement';
 import { retireMaster } from './retirement';
-import { recordedIdsFrom, slotClaims } from './slot-identity';
-import { clusterVolumes, type StatusDeps } from './status';
-import { surveyCluster } from './survey';
 
-export interface ReconcileReadDeps extends StatusDeps {
+export interface ReconcileReadDeps {
+  observe: ObservePorts;
+  signal?: AbortSignal;
   /** Whether a flow holds the cluster lock; absent = assume not. */
   lockHeld?: (cluster: string) => Promise<boolean>;
   /** Whether a flow holds a slot's lock (is driving that slot); absent = assume not. */
@@ -46,82 +43,52 @@ export interface ReconcileReadDeps extends StatusDeps {
   remembered?: (cluster: string) => Promise<Record<string, number>>;
 }
 
-/** State and launch time of a few instances (one call each: an unknown ID fails a batch call). */
-async function instanceFacts(ec2: EC2Client, ids: readonly string[]): Promise<Map<string, { state: string; launchedAt: number | null }>> {
-  const out = new Map<string, { state: string; launchedAt: number | null }>();
-  await Promise.all(ids.map(async (id) => {
-    try {
-      for await (const page of paginateDescribeInstances({ client: ec2 }, { InstanceIds: [id] })) {
-        for (const r of page.Reservations ?? []) {
-          for (const i of r.Instances ?? []) if (i.InstanceId === id) out.set(id, { state: i.State?.Name ?? 'unknown', launchedAt: i.LaunchTime?.getTime() ?? null });
-        }
-      }
-    } catch (err) {
-      if ((err as { name?: string }).name !== 'InvalidInstanceID.NotFound') throw err;
-      out.set(id, { state: 'terminated', launchedAt: null }); // gone from EC2's memory: terminated long ago
-    }
-  }));
-  return out;
-}
-
-/** The members, the leader most voters agree on, and the voters that follow it. */
+/** The members, the leader most voters agree on, and the members that follow it: the one quorum rule's reading. */
 export function etcdView(members: readonly Member[], status: StatusReport): WorldEtcd {
-  const h = clusterHealth(members, status);
-  return {
-    members: members.map((m) => ({ id: m.id, name: m.name, isLearner: m.isLearner })),
-    leader: h.leader,
-    healthyIds: h.leader ? status.statuses.filter((x) => !hasNoLeader(x) && x.leader === h.leader).map((x) => x.memberId) : [],
-  };
+  const q = judgeQuorum({ members: [...members], status });
+  return { members: members.map((m) => ({ id: m.id, name: m.name, isLearner: m.isLearner })), leader: q.leader, healthyIds: q.healthyIds };
 }
 
+/** The reconciler's world: one observation (lib/observe), judged slot by slot with the one "slot is whole" rule, plus the locks and memory. */
 export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: { store?: BackupStore } = {}): Promise<ReconcileWorld> {
-  const [{ masters, bad }, volumes, lb] = await Promise.all([
-    readMasterGroups(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, deps.tags, cluster), targetHealth(deps.elb, deps.tags.cluster, cluster),
-  ]);
-  // Server time (learnt from the answers just read): ages compared across machines and runs.
-  const now = await wallNow(deps.clock);
-  const pending = masters.flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'Pending:Wait').map((i) => i.instanceId));
-  const attached = [...volumes.values()].map((v) => v.attachedTo).filter((x): x is string => x !== null);
-  const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
-  const [facts, { survey }, backups, lockHeld, remembered, busy] = await Promise.all([
-    instanceFacts(deps.ec2, [...new Set([...pending, ...attached])]),
-    surveyCluster(deps.ssm, deps.scripts, candidates, hostRunOpts(deps, 60)),
-    opts.store && deps.s3 ? listBackups(deps.s3, opts.store, cluster).then((l) => l, () => 'unknown' as const) : Promise.resolve('unknown' as const),
+  const [view, lockHeld, remembered] = await Promise.all([
+    observeCluster(deps.observe, cluster, { volumes: true, targets: true, etcd: {}, claims: true, instances: true, backups: opts.store ?? null }, deps.signal ? { signal: deps.signal } : {}),
     deps.lockHeld ? deps.lockHeld(cluster) : Promise.resolve(false),
     deps.remembered ? deps.remembered(cluster) : Promise.resolve({} as Record<string, number>),
-    Promise.all(masters.map(async (m) => (deps.slotBusy && m.instances.some((i) => i.lifecycleState === 'Pending:Wait') ? deps.slotBusy(cluster, m.member) : false))),
   ]);
-  const retiringBusy = await Promise.all(masters.map(async (m) => {
-    const retiring = m.instances.filter((i) => i.lifecycleState === 'Terminating:Wait').map((i) => i.instanceId);
-    const busyIds = await Promise.all(retiring.map(async (id) => (deps.instanceBusy ? deps.instanceBusy(cluster, m.member, id) : false)));
-    return retiring.filter((_, k) => busyIds[k]);
-  }));
+  const { slots: masters, at: now } = view;
+  const [busy, retiringBusy] = await Promise.all([
+    Promise.all(masters.map(async (m) => (deps.slotBusy && m.instances.some((i) => i.lifecycleState === 'Pending:Wait') ? deps.slotBusy(cluster, m.member) : false))),
+    Promise.all(masters.map(async (m) => {
+      const retiring = m.instances.filter((i) => i.lifecycleState === 'Terminating:Wait').map((i) => i.instanceId);
+      const busyIds = await Promise.all(retiring.map(async (id) => (deps.instanceBusy ? deps.instanceBusy(cluster, m.member, id) : false)));
+      return retiring.filter((_, k) => busyIds[k]);
+    })),
+  ]);
   const firstSeen: Record<string, number> = { ...remembered };
-  for (const id of pending) {
-    const launched = facts.get(id)?.launchedAt;
-    if (launched) firstSeen[`pending#${id}`] = launched;
+  for (const m of masters) {
+    for (const i of m.instances.filter((x) => x.lifecycleState === 'Pending:Wait')) {
+      const launched = view.instances[i.instanceId]?.launchedAt;
+      if (launched) firstSeen[`pending#${i.instanceId}`] = launched;
+    }
   }
-  const newest = backups === 'unknown' ? 'unknown' : usableBackups(backups, now).usable.at(-1);
-  const claims = survey?.members
-    ? await slotClaims(deps, cluster, masters, survey.members.members, { instanceId: survey.instanceId, peerUrl: survey.local.peerUrl }, hostRunOpts(deps, 60))
-    : {};
+  const newest = view.backups === null || 'error' in view.backups ? 'unknown' : view.backups.usable.at(-1);
+  const q = judgeQuorum(view.etcd, view);
   return {
-    cluster, now, ...(bad.length ? { badGroups: bad } : {}),
+    cluster, now, ...(view.badGroups.length ? { badGroups: view.badGroups } : {}),
     slots: masters.map((m, i) => ({
       member: m.member, asg: m.asg, instances: m.instances, ...(busy[i] ? { busy: true } : {}), ...(retiringBusy[i]?.length ? { retiringBusy: retiringBusy[i] } : {}),
-      ...(claims[m.member] ? { claim: claims[m.member] } : {}),
-      ...(m.instanceId ? {
-        master: {
-          instanceId: m.instanceId, volumeAttached: volumes.get(m.member)?.attachedTo === m.instanceId && volumes.get(m.member)?.state === 'attached',
-          lb: lb ? (lb.get(m.instanceId) ?? 'not-registered') : 'no-target-group',
-        },
-      } : {}),
+      ...(view.claims[m.member] ? { claim: view.claims[m.member] } : {}),
+      ...(m.instanceId ? { master: { instanceId: m.instanceId, gaps: slotGaps(view, m, q) } } : {}),
     })),
-    volumes: [...volumes].map(([member, v]) => ({
-      member, volumeId: v.volumeId, state: v.state === 'attached' || v.state === 'attaching' ? 'in-use' : v.state, attachedTo: v.attachedTo,
-      attachedInstanceState: v.attachedTo ? (facts.get(v.attachedTo)?.state ?? 'terminated') : null,
-    })),
-    etcd: survey?.members ? etcdView(survey.members.members, survey.status) : { members: null, leader: null, healthyIds: [] },
+    volumes: Object.entries(view.volumes).map(([member, v]) => {
+      const state = v.attachmentState ?? v.volumeState;
+      return {
+        member, volumeId: v.volumeId, state: state === 'attached' || state === 'attaching' ? 'in-use' : state, attachedTo: v.attachedTo,
+        attachedInstanceState: v.attachedTo ? (view.instances[v.attachedTo]?.state ?? 'terminated') : null,
+      };
+    }),
+    etcd: view.etcd.members ? { members: view.etcd.members.map((m) => ({ id: m.id, name: m.name, isLearner: m.isLearner })), leader: q.leader, healthyIds: q.healthyIds } : { members: null, leader: null, healthyIds: [] },
     firstSeen, lockHeld,
     backupAgeSec: newest === 'unknown' ? 'unknown' : newest ? Math.max(0, Math.round((now - newest.takenAt.getTime()) / 1000)) : null,
   };
@@ -133,10 +100,9 @@ export async function planCluster(deps: ReconcileReadDeps, cluster: string, sett
 }
 
 /** Read deps that also see the locks (cluster and slots) and what earlier runs remembered. */
-export function withLockView(base: StatusDeps, lock: Pick<ClusterLock, 'isHeld'>, memory: Pick<ReconcileMemory, 'get'>, ids: Pick<MemberIds, 'get'>): ReconcileReadDeps {
+export function withLockView(base: ReconcileReadDeps, lock: Pick<ClusterLock, 'isHeld'>, memory: Pick<ReconcileMemory, 'get'>): ReconcileReadDeps {
   return {
     ...base,
-    recordedIds: recordedIdsFrom(ids),
     lockHeld: (c) => lock.isHeld(c),
     slotBusy: (c, member) => lock.isHeld(slotLockKey({ cluster: c, member })),
     instanceBusy: (c, member, id) => lock.isHeld(instanceLockKey({ cluster: c, member }, id)),
@@ -145,6 +111,7 @@ export function withLockView(base: StatusDeps, lock: Pick<ClusterLock, 'isHeld'>
 }
 
 export interface ReconcileDeps extends FlowDeps {
+  observe: ObservePorts;
   memory: ReconcileMemory;
   /** Where the backups are: the listing decides staleness and a stale cluster gets a backup. Absent = backups not judged. */
   backup?: { s3: S3Client; settings: BackupSettings };
@@ -299,7 +266,7 @@ function summarize(cluster: string, plan: ReconcilePlan, steps: readonly Reconci
 
 /** One reconciler run for one cluster: read, plan, remember first sightings, act (unless dry run). */
 export async function reconcileCluster(deps: ReconcileDeps, cluster: string, settings: ReconcileSettings, opts: { dryRun?: boolean } = {}): Promise<ReconcileOutcome> {
-  const read = withLockView({ ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}) }, deps.lock, deps.memory, deps.memberIds);
+  const read = withLockView({ observe: deps.observe, ...(deps.signal ? { signal: deps.signal } : {}) }, deps.lock, deps.memory);
   const { world, plan } = await planCluster(read, cluster, settings, deps.backup ? { store: deps.backup.settings.store } : {});
   const dryRun = opts.dryRun ?? false;
   const steps: ReconcileStep[] = [];

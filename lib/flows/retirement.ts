@@ -26,16 +26,16 @@
 import { describeInstance, detachVolume, findMemberVolumes } from '../aws/ec2';
 import { beatEveryMsFor, completeLifecycle, heartbeat, hookOf, type HookRef } from '../aws/lifecycle';
 import { completeHookStep } from './hook-step';
-import { deregisterAndWait, findTargetGroups, targetHealth } from '../aws/lb';
+import { deregisterAndWait, findTargetGroups } from '../aws/lb';
 import { ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { type Departure, departureGate } from '../domain/departure';
-import { type EndpointStatus, EtcdClient, STATUS_TIMEOUT } from '../etcd';
+import { type EndpointStatus, EtcdClient } from '../etcd';
+import { observeCluster } from '../observe/observe';
 import type { HostScriptName } from '../host/command';
 import { APISERVER_PORT } from '../host/layout';
-import { clusterMasters } from './cluster-masters';
-import { type FlowDeps, hostRunOpts } from './deps';
-import { identityRead, memberAnswersElsewhere, slotClaims } from './slot-identity';
+import type { FlowDeps } from './deps';
+import { identityRead, memberAnswersElsewhere } from './slot-identity';
 import { recordHeld } from './retirement-held';
 import { instanceLockKey, type MasterSlot } from './master-slot';
 import { TimeoutError } from '../clock';
@@ -135,19 +135,15 @@ async function unreachable(r: FlowRun, s: S): Promise<{ detail: string; skipped?
   return { detail: `holding the hook: ${s.held.detail}`, stop: true };
 }
 
-/** The departure decision on a fresh read: etcd through this member, the slots, target health. */
+/** The departure decision on a fresh observation: etcd through this member, the slots, their volumes, target health. */
 async function readGate(s: S): Promise<Departure> {
   const { deps, slot } = s;
-  const [list, status, masters, targets] = await Promise.all([
-    s.etcd!.memberList(), s.etcd!.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }),
-    clusterMasters(deps.asg, deps.tags, slot.cluster), targetHealth(deps.elb, deps.tags.cluster, slot.cluster),
-  ]);
-  // Which member each other slot is, by identity: etcd names need not be the slot tags.
-  const claims = await slotClaims(identityRead(deps), slot.cluster, masters, list.members, null, hostRunOpts(deps, 60));
-  const others = masters.filter((m) => m.member !== slot.member).map((m) => ({ ...m, memberId: claims[m.member]?.id }));
-  const gate = departureGate(list.members, status, s.clientUrl!, others, targets);
-  s.me = status.statuses.find((x) => x.endpoint === s.clientUrl);
-  s.statuses = status.statuses;
+  const view = await observeCluster(deps.observe, slot.cluster, {
+    volumes: true, targets: true, claims: true, etcd: { via: [{ instanceId: s.instanceId, member: slot.member }] },
+  }, deps.signal ? { signal: deps.signal } : {});
+  const gate = departureGate(view, slot.member, s.clientUrl!);
+  s.me = view.etcd.status.statuses.find((x) => x.endpoint === s.clientUrl);
+  s.statuses = view.etcd.status.statuses;
   return gate;
 }
 

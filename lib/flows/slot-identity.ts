@@ -8,8 +8,8 @@
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { MemberIds } from '../aws/member-ids';
-import { lastLine, runHostScript, type RunOptions } from '../aws/run-command';
-import { agentOnline } from '../aws/ssm-agent';
+import { peerUrlOf } from '../aws/etcd-survey';
+import type { RunOptions } from '../aws/run-command';
 import { type Claim, claimMembers, type IdentityMember, type SlotIdentity, unclaimed } from '../domain/identity';
 import type { HostScriptBundle } from '../host/command';
 import { STATUS_TIMEOUT } from '../etcd';
@@ -28,19 +28,6 @@ export const recordedIdsFrom = (ids: Pick<MemberIds, 'get'>): NonNullable<Identi
 /** What a lifecycle flow reads identity with: its clients and the recorded member IDs. */
 export function identityRead(d: { ssm: SSMClient; scripts: HostScriptBundle; memberIds: Pick<MemberIds, 'get'> }): IdentityRead {
   return { ssm: d.ssm, scripts: d.scripts, recordedIds: recordedIdsFrom(d.memberIds) };
-}
-
-/** The peer URL `instanceId` advertises, or undefined when it cannot be asked. */
-async function peerUrlOf(ssm: SSMClient, scripts: HostScriptBundle, instanceId: string, opts: RunOptions): Promise<string | undefined> {
-  if (!(await agentOnline(ssm, instanceId))) return undefined;
-  const res = await runHostScript(ssm, scripts, instanceId, 'etcd-member.sh', ['urls'], opts);
-  if (res.exitCode !== 0) return undefined;
-  try {
-    const url = (JSON.parse(lastLine(res.stdout)) as { peerUrl?: unknown }).peerUrl;
-    return typeof url === 'string' ? url : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function slotClaims(

@@ -1,6 +1,26 @@
 /** Masters leave one at a time: the retirement's departure decision (lib/domain/departure). */
-import { departureGate, notWhole, type OtherSlot } from '../../lib/domain/departure';
+import { departureGate as gate } from '../../lib/domain/departure';
+import { judgeQuorum, slotGaps, type SlotJudgeView } from '../../lib/domain/judge';
+import type { SlotView } from '../../lib/domain/view';
 import { memberIdFromHex, type Member, type EndpointStatus, type EndpointStatusReport } from '../../lib/etcd';
+
+type OtherSlot = Pick<SlotView, 'member' | 'instances'>;
+/** The view the gate reads: this member's slot (etcd-a on i-a) and the others, etcd through it, target health. */
+const view = (members: Member[], report: EndpointStatusReport, others: readonly OtherSlot[], targets: ReadonlyMap<string, string> | null): SlotJudgeView => ({
+  slots: [{ member: 'etcd-a', instances: [{ instanceId: 'i-a', lifecycleState: 'Terminating:Wait' }] }, ...others].map((o) => ({
+    ...o, asg: `prod-${o.member}`, availabilityZones: [], instanceId: o.instances.find((i) => i.lifecycleState === 'InService')?.instanceId ?? null,
+  })),
+  etcd: { via: null, members, membersFrom: 'quorum', status: report, clusterVersion: null, alarms: null, leases: {}, certs: [], tried: [], errors: [] },
+  claims: {},
+  targets: targets ? Object.fromEntries(targets) : null,
+});
+const departureGate = (members: Member[], report: EndpointStatusReport, me: string, others: readonly OtherSlot[], targets: ReadonlyMap<string, string> | null) =>
+  gate(view(members, report, others, targets), 'etcd-a', me);
+/** The one "slot is whole" rule's answer for `slot` (null: whole). */
+const notWhole = (slot: OtherSlot, members: Member[], report: EndpointStatusReport, targets: ReadonlyMap<string, string> | null): string | null => {
+  const v = view(members, report, [slot], targets);
+  return slotGaps(v, v.slots[1]!, judgeQuorum(v.etcd, v)).join(', ') || null;
+};
 
 const id = (h: string) => memberIdFromHex(h);
 const member = (h: string, name: string, extra: Partial<Member> = {}): Member => ({

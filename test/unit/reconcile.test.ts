@@ -20,7 +20,7 @@ describe('planReconcile', () => {
     const w: ReconcileWorld = {
       ...base,
       etcd: { ...base.etcd, members: base.etcd.members!.map((x, i) => ({ ...x, name: `ip-10-0-${i + 1}-5` })) },
-      slots: base.slots.map((x, i) => ({ ...x, claim: { id: ['a1', 'b1', 'c1'][i]!, basis: 'peer-url' as const }, master: { instanceId: x.instances[0]!.instanceId, volumeAttached: true, lb: 'healthy' } })),
+      slots: base.slots.map((x, i) => ({ ...x, claim: { id: ['a1', 'b1', 'c1'][i]!, basis: 'peer-url' as const }, master: { instanceId: x.instances[0]!.instanceId, gaps: [] } })),
     };
     expect(planReconcile(w, { ...DEFAULT_RECONCILE, strayGraceSec: 0, repairGraceSec: 0 }).actions).toEqual([]);
     // Without the claims the same world has three live strays (alerts, never removals) and three masters "not members".
@@ -68,31 +68,30 @@ describe('planReconcile', () => {
     expect(driven.notes).toEqual(['etcd-a: i-a is retiring; a flow is driving it']);
   });
 
-  it('an InService master that is not whole is repaired after the grace, only while the cluster has a leader and no flow drives it', () => {
-    const whole = { instanceId: 'i-b', volumeAttached: true, lb: 'healthy' };
+  it('an InService master that is not whole (by the one rule, read with the world) is repaired after the grace, only while the cluster has a leader and no flow drives it', () => {
+    // What "whole" means is judged once, by slotGaps (test/unit/judges.test.ts); the plan acts on its answer.
+    const whole = { instanceId: 'i-b', gaps: [] as string[] };
     const withB = (master: typeof whole, over: Partial<ReconcileWorld> = {}): ReconcileWorld => {
       const base = healthy();
       return { ...base, now: NOW + 6 * MIN, firstSeen: { 'repair#i-b': NOW }, slots: base.slots.map((x) => (x.member === 'etcd-b' ? { ...x, master } : x)), ...over };
     };
     expect(planReconcile(withB(whole)).actions).toEqual([]);
-    expect(planReconcile(withB({ ...whole, lb: 'no-target-group' })).actions).toEqual([]);
-    const dead = { ...healthy().etcd, healthyIds: ['a1', 'c1'] };
-    expect(planReconcile(withB({ ...whole, lb: 'unhealthy' }, { etcd: dead })).actions).toEqual([{
+    const gaps = ['etcd-b (b1) is not following the leader', "etcd-b's master i-b is unhealthy in the target group"];
+    expect(planReconcile(withB({ ...whole, gaps })).actions).toEqual([{
       kind: 'repair-master', member: 'etcd-b', asg: 'prod-etcd-b', instanceId: 'i-b',
-      reason: 'has an etcd member that does not follow the leader, is unhealthy in the load balancer for 360 s',
+      reason: "etcd-b (b1) is not following the leader; etcd-b's master i-b is unhealthy in the target group for 360 s",
     }]);
-    const notMember = { ...healthy().etcd, members: healthy().etcd.members!.filter((m) => m.name !== 'etcd-b'), healthyIds: ['a1', 'c1'] };
-    expect(describeAction(planReconcile(withB({ ...whole, volumeAttached: false }, { etcd: notMember })).actions[0]!))
-      .toBe('repair etcd-b on i-b with the replacement flow (is not an etcd member, does not have its volume attached for 360 s)');
+    expect(describeAction(planReconcile(withB({ ...whole, gaps: ['etcd-b is not an etcd member'] })).actions[0]!))
+      .toBe('repair etcd-b on i-b with the replacement flow (etcd-b is not an etcd member for 360 s)');
     // Within the grace: a note, and the first sighting is remembered.
-    const early = planReconcile(withB({ ...whole, lb: 'initial' }, { firstSeen: {}, now: NOW }));
+    const early = planReconcile(withB({ ...whole, gaps: ["etcd-b's master i-b is initial in the target group"] }, { firstSeen: {}, now: NOW }));
     expect(early.actions).toEqual([]);
-    expect(early.notes).toEqual(['etcd-b: i-b is initial in the load balancer for 0 s (grace 300 s)']);
+    expect(early.notes).toEqual(["etcd-b's master i-b is initial in the target group for 0 s (grace 300 s)"]);
     expect(early.seen).toEqual({ 'repair#i-b': NOW });
     // A flow drives the slot; or the cluster has no leader (repairs would be refused; the alarms own it).
-    const busy = withB({ ...whole, lb: 'unhealthy' });
+    const busy = withB({ ...whole, gaps });
     expect(planReconcile({ ...busy, slots: busy.slots.map((x) => (x.member === 'etcd-b' ? { ...x, busy: true } : x)) }).actions).toEqual([]);
-    expect(planReconcile(withB({ ...whole, lb: 'unhealthy' }, { etcd: { ...dead, leader: null } })).actions).toEqual([]);
+    expect(planReconcile(withB({ ...whole, gaps }, { etcd: { ...healthy().etcd, leader: null } })).actions).toEqual([]);
   });
 
   it('a stray member is removed only once it has not answered for its whole grace, with a leader, and only if quorum holds without it', () => {

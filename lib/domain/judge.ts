@@ -1,0 +1,112 @@
+/**
+ * The two judgements every flow shares, each made by ONE rule over the one view of the cluster
+ * (lib/domain/view.ts). Pure: no AWS, no I/O.
+ *
+ * - `judgeQuorum`: has the cluster a leader that a quorum of voters follows, is quorum proven
+ *   lost, or can Quorum Keeper not tell? "Cannot see" is not "no quorum" (DESIGN.md): a member
+ *   counts as down only on evidence — it answered without a leader, its etcd port refused the
+ *   connection, or its slot has no instance left to run it. A member that is merely slow to
+ *   answer (or that Quorum Keeper cannot authenticate to) makes the verdict `unknown`.
+ * - `slotGaps`: what keeps a master slot from being whole. Status, the reconciler and the
+ *   departure gate all ask it, so they agree (test/unit/judges.test.ts).
+ */
+import { hasNoLeader } from '../etcd/parsers';
+import { clusterHealth, type ClusterHealth } from './membership';
+import type { ClusterView, EtcdView, SlotView } from './view';
+
+export interface QuorumJudgement extends ClusterHealth {
+  /**
+   * `quorate`: a leader that a quorum of voters follows answered; `lost`: members that answered
+   * (or are known gone) prove no quorum can be formed; `unknown`: not enough answered to tell.
+   */
+  state: 'quorate' | 'lost' | 'unknown';
+  /** Members (voters and learners) that answered and follow the leader. */
+  healthyIds: string[];
+  /** Voters known down: answered without a leader, refused the connection, or whose slot has no instance. */
+  downIds: string[];
+  /** One line: why this verdict. */
+  why: string;
+}
+
+/** A slot whose every instance is gone or going (or that has none) cannot be running its member. */
+function slotEmpty(slot: SlotView): boolean {
+  return slot.instances.every((i) => /^(Terminated|Terminating:Proceed|Terminating$)/.test(i.lifecycleState));
+}
+
+/**
+ * The one quorum rule. `slots` and `claims` (optional) let the fleet testify: a voter claimed by
+ * a slot with no instance left is down whatever etcd could (not) say about it.
+ */
+export function judgeQuorum(etcd: Pick<EtcdView, 'members' | 'status'>, fleet?: Pick<ClusterView, 'slots' | 'claims'>): QuorumJudgement {
+  if (!etcd.members) {
+    return { voters: 0, quorum: 0, healthyVoters: 0, leader: null, margin: -1, state: 'unknown', healthyIds: [], downIds: [], why: 'no etcd member answered' };
+  }
+  const h = clusterHealth(etcd.members, etcd.status);
+  const healthyIds = h.leader ? etcd.status.statuses.filter((s) => !hasNoLeader(s) && s.leader === h.leader).map((s) => s.memberId) : [];
+  const voters = etcd.members.filter((m) => !m.isLearner);
+  const answered = new Map(etcd.status.statuses.map((s) => [s.memberId, s]));
+  const refused = new Set(etcd.status.unreachable.filter((u) => /connection refused/i.test(u.error)).map((u) => u.endpoint));
+  const emptySlots = new Set((fleet?.slots ?? []).filter(slotEmpty).map((s) => fleet?.claims[s.member]?.id).filter((id): id is string => id !== undefined));
+  const downIds = voters.filter((m) => {
+    const s = answered.get(m.id);
+    if (s) return hasNoLeader(s);
+    return emptySlots.has(m.id) || (m.clientUrls.length > 0 && m.clientUrls.every((u) => refused.has(u)));
+  }).map((m) => m.id);
+  const counts = `${h.healthyVoters}/${h.voters} voters follow ${h.leader ?? 'no leader'}, quorum ${h.quorum}`;
+  if (h.leader !== null && h.margin >= 0) return { ...h, state: 'quorate', healthyIds, downIds, why: counts };
+  if (h.voters - downIds.length < h.quorum) {
+    return { ...h, state: 'lost', healthyIds, downIds, why: `${counts}; ${downIds.length} known down: no quorum can form` };
+  }
+  const silent = h.voters - h.healthyVoters - downIds.length;
+  return { ...h, state: 'unknown', healthyIds, downIds, why: `${counts}; ${silent} did not answer in time: quorum cannot be judged` };
+}
+
+/** The member ID a slot is: its claim, else (identity not read) the member named like its tag. */
+export function slotMemberId(view: Pick<ClusterView, 'claims' | 'etcd'>, member: string): string | undefined {
+  return view.claims[member]?.id ?? view.etcd.members?.find((x) => x.name === member)?.id;
+}
+
+/** The parts of the view the "slot is whole" rule reads. */
+export type SlotJudgeView = Pick<ClusterView, 'slots' | 'etcd' | 'claims' | 'targets'> & Partial<Pick<ClusterView, 'volumes'>>;
+
+/**
+ * The one "slot is whole" rule: what keeps `slot` from being whole (empty: whole). Whole: it has
+ * a master that has fully come in (InService), its etcd member (by identity) is a voter that
+ * follows the leader, its volume is attached to that master (when volumes were read), and that
+ * master is healthy in the target group — where the cluster has one: a cluster without a target
+ * group is whole without it (`doctor` checks the load balancer set-up).
+ *
+ * A slot whose only master is retiring (Terminating:*) but whose member still follows the leader
+ * has not left yet: whole for now. So is a replacement joining beside a master that is still
+ * retiring (launch before terminate): the member has not left. etcd is judged only when the
+ * member list was read; `q` is the quorum judgement of the same view.
+ */
+export function slotGaps(view: SlotJudgeView, slot: SlotView, q: QuorumJudgement): string[] {
+  const states = slot.instances.map((i) => `${i.instanceId} ${i.lifecycleState}`).join(', ');
+  if (slot.instances.length === 0) return [`${slot.member} has no master`];
+  const live = slot.instances.filter((i) => !i.lifecycleState.startsWith('Terminating'));
+  const retiring = slot.instances.find((i) => i.lifecycleState.startsWith('Terminating'));
+  const inService = live.find((i) => i.lifecycleState === 'InService');
+  const gaps: string[] = [];
+  if (live.length > 0 && !inService && !retiring) gaps.push(`${slot.member} has no InService master (${states})`);
+  const host = inService ?? retiring;
+  if (view.etcd.members) {
+    const id = slotMemberId(view, slot.member);
+    const m = view.etcd.members.find((x) => x.id === id);
+    if (!m) gaps.push(`${slot.member} is not an etcd member`);
+    else if (m.isLearner) gaps.push(`${slot.member} is still a learner`);
+    else if (!q.healthyIds.includes(m.id)) gaps.push(`${slot.member} (${m.id}) is not following the leader`);
+  }
+  if (view.volumes && host) {
+    const v = view.volumes[slot.member];
+    if (!v) gaps.push(`${slot.member} has no etcd volume tagged for it`);
+    else if (v.attachedTo !== host.instanceId || v.attachmentState !== 'attached') {
+      gaps.push(`${slot.member}'s volume ${v.volumeId} is ${v.attachedTo ? `${v.attachmentState ?? 'attached'} to ${v.attachedTo}` : v.volumeState}, not attached to ${host.instanceId}`);
+    }
+  }
+  if (view.targets && inService) {
+    const state = view.targets[inService.instanceId] ?? 'not registered';
+    if (state !== 'healthy') gaps.push(`${slot.member}'s master ${inService.instanceId} is ${state} in the target group`);
+  }
+  return gaps;
+}

@@ -1,0 +1,131 @@
+/**
+ * `observeCluster`: the one reading of a cluster. Every source is read once, side by side where
+ * they do not depend on each other, and returned as the plain `ClusterView` (lib/domain/view.ts)
+ * that every judge takes. `want` selects the sources, so the probe reads only etcd and the
+ * retirement's gate no backups; a part not asked for is absent from the returned type.
+ *
+ * Identity (which member each slot is) is read here and only here: recorded member IDs, member
+ * names, and — only while a slot and a member are both unpaired — the peer URL the slot's master
+ * advertises (lib/domain/identity.ts decides).
+ */
+import { type BackupStore, usableBackups } from '../aws/backups';
+import { type Claim, claimMembers, type SlotIdentity, unclaimed } from '../domain/identity';
+import type { ClusterView, EtcdView, SlotRecordView, SlotView } from '../domain/view';
+import type { ObservePorts } from './ports';
+
+export interface Want {
+  volumes?: boolean;
+  targets?: boolean;
+  /** etcd through the first answering master: `via` names which ones, in order (default: every slot's InService master). */
+  etcd?: { leases?: readonly string[]; certs?: boolean; via?: ReadonlyArray<{ instanceId: string; member: string }> };
+  /** Which member each slot is (reads etcd too). */
+  claims?: boolean;
+  /** EC2 state of the instances in Pending:Wait and of those the volumes are attached to (reads volumes too). */
+  instances?: boolean;
+  /** Backups in this store (null: no bucket given — the part is null). */
+  backups?: BackupStore | null;
+  records?: boolean;
+}
+
+/** Per observation: the caller's abort signal (a Lambda's deadline), passed to every host command. */
+export interface ObserveContext {
+  signal?: AbortSignal;
+}
+
+type Has<W, K extends keyof Want, P extends keyof ClusterView> = W extends { [k in K]: true | object } ? Pick<ClusterView, P> : unknown;
+type HasBackups<W> = W extends { backups: BackupStore | null } ? { backups: ClusterView['backups'] | null } : unknown;
+/** The view with exactly the parts `W` asked for. */
+export type ViewOf<W extends Want> = Pick<ClusterView, 'cluster' | 'at' | 'slots' | 'badGroups'>
+  & Has<W, 'volumes', 'volumes'> & Has<W, 'targets', 'targets'> & Has<W, 'etcd', 'etcd'> & Has<W, 'claims', 'claims' | 'etcd'>
+  & Has<W, 'instances', 'instances'> & HasBackups<W> & Has<W, 'records', 'records'>;
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+async function readVolumes(p: ObservePorts, cluster: string): Promise<ClusterView['volumes']> {
+  const out: ClusterView['volumes'] = {};
+  for (const v of await p.volumes.ofCluster(cluster)) {
+    if (v.memberTag) out[v.memberTag] = { volumeId: v.volumeId, volumeState: v.state, attachmentState: v.attachmentState, attachedTo: v.attachedTo };
+  }
+  return out;
+}
+
+async function readRecords(p: ObservePorts, cluster: string, slots: readonly SlotView[]): Promise<ClusterView['records']> {
+  const records = p.records;
+  if (!records) return { bySlot: {} }; // no state table: nothing recorded
+  try {
+    const bySlot: Record<string, SlotRecordView> = {};
+    await Promise.all(slots.map(async (s) => {
+      const [held, awaitingDr] = await Promise.all([records.held(cluster, s.member), records.awaitingDr(cluster, s.member)]);
+      bySlot[s.member] = {
+        held: held && { instanceId: held.instanceId, since: held.since, reason: held.reason },
+        awaitingDr: awaitingDr && { instanceId: awaitingDr.instanceId, since: awaitingDr.since, hasData: awaitingDr.hasData },
+      };
+    }));
+    return { bySlot };
+  } catch (err) {
+    return { error: `the state table could not be read: ${message(err)}` };
+  }
+}
+
+async function readBackups(p: ObservePorts, store: BackupStore, cluster: string, now: number): Promise<ClusterView['backups']> {
+  try {
+    const list = await p.backups.list(store, cluster);
+    const { usable, futureDated } = usableBackups(list, now);
+    return { usable: usable.map((b) => ({ key: b.key, takenAt: b.takenAt })), futureDated: futureDated.map((b) => ({ key: b.key, takenAt: b.takenAt })) };
+  } catch (err) {
+    return { error: `backups could not be listed: ${message(err)}` };
+  }
+}
+
+/** Which etcd member each slot is: recorded IDs, names, then the peer URLs of unpaired slots' masters. */
+async function readClaims(p: ObservePorts, cluster: string, slots: readonly SlotView[], etcd: EtcdView, ctx: ObserveContext): Promise<Record<string, Claim>> {
+  const members = etcd.members;
+  if (!members) return {};
+  const recorded = p.records ? await p.records.memberIds(cluster, slots.map((s) => s.member)) : {};
+  const ids: SlotIdentity[] = slots.map((s) => ({
+    member: s.member, recordedId: recorded[s.member], ...(etcd.via && s.instanceId === etcd.via.instanceId ? { peerUrl: etcd.via.peerUrl } : {}),
+  }));
+  const first = claimMembers(members, ids);
+  const open = unclaimed(members, ids, first);
+  if (open.slots.length === 0 || open.members.length === 0) return first;
+  await Promise.all(ids.map(async (s, i) => {
+    const instanceId = slots[i]!.instanceId;
+    if (!open.slots.includes(s.member) || s.peerUrl || !instanceId) return;
+    const url = await p.etcd.peerUrlOf(instanceId, ctx);
+    if (url) s.peerUrl = url;
+  }));
+  return claimMembers(members, ids);
+}
+
+/** One observation of `cluster`: the parts `want` asks for. */
+export async function observeCluster<W extends Want>(p: ObservePorts, cluster: string, want: W, ctx: ObserveContext = {}): Promise<ViewOf<W>> {
+  const w: Want = want;
+  const needEtcd = Boolean(w.etcd || w.claims);
+  const needVolumes = Boolean(w.volumes || w.instances);
+  const { masters, bad } = await p.fleet.masterGroups(cluster);
+  const candidates = w.etcd?.via ?? masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
+  const [volumes, targets, etcd, records] = await Promise.all([
+    needVolumes ? readVolumes(p, cluster) : undefined,
+    w.targets ? p.targets.health(cluster) : undefined,
+    needEtcd ? p.etcd.survey(candidates, { ...(w.etcd?.leases ? { leases: w.etcd.leases } : {}), ...(w.etcd?.certs ? { certs: true } : {}) }, ctx) : undefined,
+    w.records ? readRecords(p, cluster, masters) : undefined,
+  ]);
+  // Server time, learnt from the answers just read: ages compared across machines and runs.
+  const at = await p.now();
+  const pending = masters.flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'Pending:Wait').map((i) => i.instanceId));
+  const attached = Object.values(volumes ?? {}).map((v) => v.attachedTo).filter((x): x is string => x !== null);
+  const [instances, backups, claims] = await Promise.all([
+    w.instances ? p.fleet.instanceStates([...new Set([...pending, ...attached])]) : undefined,
+    w.backups ? readBackups(p, w.backups, cluster, at) : undefined,
+    w.claims && etcd ? readClaims(p, cluster, masters, etcd, ctx) : undefined,
+  ]);
+  const view: Partial<ClusterView> & Pick<ClusterView, 'cluster' | 'at' | 'slots' | 'badGroups'> = { cluster, at, slots: masters, badGroups: bad };
+  if (w.volumes && volumes) view.volumes = volumes;
+  if (w.targets) view.targets = targets ?? null;
+  if (etcd) view.etcd = etcd;
+  if (claims) view.claims = claims;
+  if (instances) view.instances = instances;
+  if (w.backups !== undefined) (view as { backups?: ClusterView['backups'] | null }).backups = backups ?? null;
+  if (records) view.records = records;
+  return view as ViewOf<W>;
+}

@@ -1,0 +1,66 @@
+/**
+ * What the observation reads the world through: one small typed port per source. The AWS
+ * adapters are built in lib/aws (observe-ports.ts); unit tests pass in-memory fakes
+ * (test/support/fake-world.ts), so every judge can be tested without the sandbox.
+ */
+import type { BackupObject, BackupStore } from '../aws/backups';
+import type { BadGroupView, EtcdView, SlotView } from '../domain/view';
+
+export interface FleetPort {
+  /** The master slots of `cluster` (ASGs with both tags), by member name, and the ASGs whose member tag is missing or invalid. */
+  masterGroups(cluster: string): Promise<{ masters: SlotView[]; bad: BadGroupView[] }>;
+  /** EC2 state and launch time of these instances; one EC2 no longer knows is `terminated`. */
+  instanceStates(ids: readonly string[]): Promise<Record<string, { state: string; launchedAt: number | null }>>;
+}
+
+export interface TaggedVolumeFact {
+  volumeId: string;
+  memberTag: string | undefined;
+  state: string;
+  attachedTo: string | null;
+  attachmentState: string | null;
+}
+
+export interface VolumesPort {
+  /** Every volume tagged for the cluster (deleting/deleted left out). */
+  ofCluster(cluster: string): Promise<TaggedVolumeFact[]>;
+}
+
+export interface TargetsPort {
+  /** Target health by instance ID in the cluster's target groups; null when none is tagged for it. */
+  health(cluster: string): Promise<Record<string, string> | null>;
+}
+
+export interface EtcdReadPort {
+  /**
+   * etcd as the first of `candidates` whose member answers sees it (member list, every member's
+   * status, alarms, the Leases asked for, the certificates members serve when `certs`).
+   */
+  survey(candidates: ReadonlyArray<{ instanceId: string; member: string }>, read: { leases?: readonly string[]; certs?: boolean }, ctx: { signal?: AbortSignal }): Promise<EtcdView>;
+  /** The peer URL `instanceId`'s etcd advertises (its host config), undefined when it cannot be asked. */
+  peerUrlOf(instanceId: string, ctx: { signal?: AbortSignal }): Promise<string | undefined>;
+}
+
+export interface BackupsPort {
+  /** Every backup of the cluster in `store`, oldest first. */
+  list(store: BackupStore, cluster: string): Promise<BackupObject[]>;
+}
+
+export interface RecordsPort {
+  /** The member IDs recorded per slot. */
+  memberIds(cluster: string, slots: readonly string[]): Promise<Record<string, string>>;
+  held(cluster: string, member: string): Promise<{ instanceId: string; since: number; reason: string } | null>;
+  awaitingDr(cluster: string, member: string): Promise<{ instanceId: string; since: number; hasData: boolean } | null>;
+}
+
+export interface ObservePorts {
+  fleet: FleetPort;
+  volumes: VolumesPort;
+  targets: TargetsPort;
+  etcd: EtcdReadPort;
+  backups: BackupsPort;
+  /** Absent: no state table (no recorded identities, no held hooks or DR records). */
+  records?: RecordsPort;
+  /** Server time (AWS's clock) in ms, learnt from the answers already read. */
+  now(): Promise<number>;
+}
