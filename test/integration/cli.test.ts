@@ -83,10 +83,11 @@ describe('quorum-keeper CLI', () => {
       const bad = await cli(['status', '--cluster', 'prod']);
       expect(bad.code).toBe(5);
       expect(bad.out).toMatch(/^cluster prod: DEGRADED — etcd leader etcd-[abc], 2\/3 voters healthy \(quorum 2, margin 0\)/);
-      expect(bad.out).toMatch(new RegExp(`problems:[^]*etcd has no failure tolerance left[^]*- ${b2.name}: etcd unreachable[^]*- ${b2.name}: load balancer says unhealthy`));
+      // The slot is judged by the one "slot is whole" rule (the reconciler's and the departure gate's too).
+      expect(bad.out).toMatch(new RegExp(`problems:[^]*etcd has no failure tolerance left[^]*- ${b2.name} \\(\\w+\\) is not following the leader[^]*- ${b2.name}'s master ${b2.instanceId} is unhealthy in the target group`));
       const json = JSON.parse((await cli(['status', '--cluster', 'prod', '--json'])).out) as Record<string, unknown> & { members: Array<Record<string, unknown>> };
       expect(Object.keys(json)).toEqual(['cluster', 'at', 'healthy', 'problems', 'etcd', 'backup', 'members', 'certificates']);
-      expect(json).toMatchObject({ cluster: 'prod', healthy: false, etcd: { voters: 3, healthyVoters: 2, quorum: 2, quorumMargin: 0 } });
+      expect(json).toMatchObject({ cluster: 'prod', healthy: false, etcd: { voters: 3, healthyVoters: 2, quorum: 2, quorumMargin: 0, state: 'quorate' } });
       expect(Object.keys(json.members[0]!)).toEqual(['member', 'az', 'asg', 'instanceId', 'lifecycleState', 'volumeId', 'volumeState', 'volumeAttachedTo', 'etcd', 'raftIndex', 'raftLag', 'lb', 'held', 'awaitingDr', 'version']);
       expect(json.members.find((m) => m.member === b2.name)).toMatchObject({ etcd: 'unreachable', lb: 'unhealthy', volumeAttachedTo: b2.instanceId });
       // etcd-b is down: its certificates cannot be read; the others' can.
