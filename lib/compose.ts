@@ -33,7 +33,7 @@ import type { StatusDeps } from './flows/status';
 import type { DoctorClients } from './aws/doctor-clients';
 import type { DoctorDeps } from './flows/doctor';
 import { recordedIdsFrom } from './flows/slot-identity';
-import { awsObservePorts } from './aws/observe-ports';
+import { awsObservePorts } from './observe/aws-ports';
 import type { ObservePorts } from './observe/ports';
 import { hostRunOpts } from './flows/deps';
 
@@ -154,7 +154,7 @@ export function flowDeps(r: Root): FlowDeps {
 /** `alerter` defaults to the root's (the CLI prints a backup's alerts instead). */
 export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
   // The member IDs recorded per slot tell the source's slot by identity (names need not be tags).
-  return { ...hostFlowDeps(r), alerter, ...(r.hasState ? { recordedIds: recordedIdsFrom(r.memberIds) } : {}) };
+  return { ...hostFlowDeps(r), observe: observePorts(r), alerter };
 }
 
 export function restoreDeps(r: Root): RestoreDeps {
@@ -162,7 +162,7 @@ export function restoreDeps(r: Root): RestoreDeps {
 }
 
 export function probeDeps(r: Root): ProbeDeps {
-  return { asg: r.clients.asg, ssm: r.clients.ssm, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, memory: r.probeMemory };
+  return { observe: observePorts(r), clock: r.clock, timings: r.timings, memory: r.probeMemory };
 }
 
 /** The one observation's ports (lib/observe) over the root's clients; with a state table, its records too. */

@@ -11,7 +11,7 @@
  */
 import type { MemberId } from '../etcd/ids';
 import type { EndpointStatusReport, Member } from '../etcd/parsers';
-import { clusterHealth } from './membership';
+import { judgeQuorum } from './judge';
 
 export type SourceChoice =
   | { kind: 'source'; member: string; memberId: MemberId; instanceId: string; clientUrl: string; role: 'follower' | 'leader'; revision: number | null }
@@ -24,8 +24,8 @@ export const DEFAULT_SOURCE_MAX_LAG = 1000;
 export function chooseBackupSource(
   members: readonly Member[], report: EndpointStatusReport, slots: ReadonlyMap<string, { slot: string; instanceId: string }>, maxLag = DEFAULT_SOURCE_MAX_LAG,
 ): SourceChoice {
-  const health = clusterHealth(members, report);
-  if (health.leader === null || health.healthyVoters < health.quorum) {
+  const health = judgeQuorum({ members: [...members], status: report });
+  if (health.state !== 'quorate' || health.leader === null) {
     return { kind: 'none', reason: `no leader or no quorum (${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}): a snapshot now could be stale` };
   }
   const leaderIndex = report.statuses.find((s) => s.memberId === health.leader)?.raftIndex ?? null;

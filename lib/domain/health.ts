@@ -10,16 +10,14 @@
  */
 import { z } from 'zod';
 import type { Alarm, EndpointStatusReport, Member } from '../etcd/parsers';
-import { clusterHealth } from './membership';
+import { judgeQuorum } from './judge';
+import type { LeaseAnswer, ServedCertificate } from './view';
+
+export type { LeaseAnswer, ServedCertificate } from './view';
 
 export const LEASE_COMPONENTS = ['kube-controller-manager', 'kube-scheduler'] as const;
 export type LeaseComponent = (typeof LEASE_COMPONENTS)[number];
 
-export interface LeaseAnswer {
-  httpStatus: number;
-  body: string;
-  error: string | null;
-}
 
 export interface LeaseHealth {
   component: string;
@@ -39,15 +37,6 @@ export interface ProbeMemory {
   leases?: Record<string, { holder: string | null; renewTime: string | null }>;
 }
 
-/** A certificate a member serves, as the survey read it off the wire. */
-export interface ServedCertificate {
-  /** The etcd member's name (its ID while it has none). */
-  member: string;
-  kind: 'client' | 'peer';
-  url: string;
-  /** ISO time. */
-  notAfter: string;
-}
 
 export interface CertificateHealth extends ServedCertificate {
   /** Days until it expires, rounded down to a tenth (negative: expired). */
@@ -182,7 +171,7 @@ export function assessHealth(input: HealthInput): HealthAssessment {
     };
   }
   const members = input.members;
-  const h = clusterHealth(members, input.status);
+  const h = judgeQuorum({ members: [...members], status: input.status });
   const nameOf = (id: string) => members.find((m) => m.id === id)?.name || id;
   const terms = input.status.statuses.map((s) => s.raftTerm);
   const raftTerm = terms.length ? Math.max(...terms) : null;

@@ -9,8 +9,25 @@
  * them.
  */
 import type { Alarm, EndpointStatusReport, Member } from '../etcd/parsers';
-import type { LeaseAnswer, ServedCertificate } from './health';
 import type { Claim } from './identity';
+
+/** A kube-system Lease as the API server answered for it (0: could not be reached). */
+export interface LeaseAnswer {
+  /** HTTP status from the API server; 0 when it could not be reached. */
+  httpStatus: number;
+  body: string;
+  error: string | null;
+}
+
+/** A certificate a member serves, as the survey read it off the wire. */
+export interface ServedCertificate {
+  /** The etcd member's name (its ID while it has none). */
+  member: string;
+  kind: 'client' | 'peer';
+  url: string;
+  /** ISO time. */
+  notAfter: string;
+}
 
 /** A master slot: an Auto Scaling group tagged with the cluster and a member name. */
 export interface SlotView {

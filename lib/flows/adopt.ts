@@ -20,7 +20,7 @@ import { agentOnline } from '../aws/ssm-agent';
 import {
   adopted, type AdoptionFacts, type AdoptionPlan, type AdoptionSlot, type EtcdFacts, mappingChanges, planAdoption as decide, type Refusal, type SlotFacts,
 } from '../domain/adoption';
-import { clusterHealth } from '../domain/membership';
+import { judgeQuorum } from '../domain/judge';
 import { check, patterns } from '../validate';
 import { readMasterGroups } from './cluster-masters';
 import type { FlowDeps } from './deps';
@@ -84,7 +84,7 @@ async function readEtcd(r: FlowRun, deps: AdoptDeps, candidates: ReadonlyArray<{
   if (candidates.length === 0) return { readable: false, why: 'no master to ask' };
   const { peer, survey, tried } = await surveyCluster(deps.ssm, deps.scripts, candidates, r.runOpts(120));
   if (!peer || !survey?.members) return { readable: false, why: `no master's etcd answered (${tried.join('; ') || 'none tried'})` };
-  const h = clusterHealth(survey.members.members, survey.status);
+  const h = judgeQuorum({ members: survey.members.members, status: survey.status });
   return {
     readable: true, linearizable: survey.membersFrom === 'quorum', clusterId: survey.members.clusterId,
     members: survey.members.members.map((m) => ({ id: m.id, name: m.name, peerUrls: m.peerUrls, isLearner: m.isLearner })),

@@ -7,16 +7,17 @@ import { z } from 'zod';
 import type { Alerter } from '../aws/alerts';
 import { type BackupMeta, type BackupStore, backupKey, deleteBackups, headBackup, presignUpload } from '../aws/backups';
 import { lastLine, runHostScript } from '../aws/run-command';
-import { type IdentityRead, slotClaims } from './slot-identity';
 import { chooseBackupSource } from '../domain/backup-source';
 import type { RetentionPolicy } from '../domain/retention';
-import { clusterMasters } from './cluster-masters';
+import { observeCluster } from '../observe/observe';
+import type { ObservePorts } from '../observe/ports';
 import type { HostFlowDeps } from './deps';
 import { FlowFailure } from './run';
 import { type Step } from './steps';
-import { surveyCluster } from './survey';
 
-export interface BackupDeps extends HostFlowDeps, Pick<IdentityRead, 'recordedIds'> {
+export interface BackupDeps extends HostFlowDeps {
+  /** The one observation's ports: the source is chosen from a view of etcd and the slots' identities. */
+  observe: ObservePorts;
   alerter: Alerter;
 }
 
@@ -102,17 +103,19 @@ const sourceStep: Step<BackupState> = {
   async run(r, s) {
     // A healthy follower of a cluster that has a leader and quorum.
     const { deps, cluster, out } = s;
-    const masters = await clusterMasters(deps.asg, deps.tags, cluster);
-    const instances = new Map(masters.filter((m) => m.instanceId).map((m) => [m.member, m.instanceId!]));
-    const { survey, tried } = await surveyCluster(deps.ssm, deps.scripts, [...instances].map(([member, instanceId]) => ({ member, instanceId })), r.runOpts(120, { executionTimeoutSec: 120 }));
-    if (!survey?.members) {
-      throw new FlowFailure('source', `no etcd member of ${cluster} answers (${masters.length} slots, ${instances.size} with an InService instance${tried.length ? `: ${tried.join('; ')}` : ''}): no backup taken`,
+    const view = await observeCluster(deps.observe, cluster, { etcd: {}, claims: true }, deps.signal ? { signal: deps.signal } : {});
+    const masters = view.slots;
+    const { members } = view.etcd;
+    if (!members) {
+      const inService = masters.filter((m) => m.instanceId).length;
+      const tried = view.etcd.tried;
+      throw new FlowFailure('source', `no etcd member of ${cluster} answers (${masters.length} slots, ${inService} with an InService instance${tried.length ? `: ${tried.join('; ')}` : ''}): no backup taken`,
         'The cluster may have lost quorum: check `quorum-keeper status`; the newest existing backup is what a restore would use.', 'critical', 'backup-source');
     }
     // Which member each slot is, by identity (etcd names need not be the slot tags).
-    const claims = await slotClaims(deps, cluster, masters, survey.members.members, { instanceId: survey.instanceId, peerUrl: survey.local.peerUrl }, r.runOpts(60));
+    const claims = view.claims;
     const slots = new Map(masters.filter((m) => m.instanceId && claims[m.member]).map((m) => [claims[m.member]!.id, { slot: m.member, instanceId: m.instanceId! }]));
-    const choice = chooseBackupSource(survey.members.members, survey.status, slots);
+    const choice = chooseBackupSource(members, view.etcd.status, slots);
     if (choice.kind === 'none') {
       throw new FlowFailure('source', `${cluster}: ${choice.reason}; no backup taken`, 'Restore the cluster\'s health first; see `quorum-keeper status`.', 'critical', 'backup-source');
     }

@@ -8,23 +8,18 @@
  * Read-only: a probe never changes the cluster. What it finds becomes metrics; the CloudWatch
  * alarms on those metrics are the alert path (see serverless.yml and deploy/alarms.js).
  */
-import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import type { SSMClient } from '@aws-sdk/client-ssm';
-import { type Clock, wallNow } from '../clock';
+import type { Clock } from '../clock';
 import type { ProbeMemoryStore } from '../aws/probe-memory';
 import { assessHealth, type HealthAssessment } from '../domain/health';
-import type { HostScriptBundle } from '../host/command';
-import { clusterMasters } from './cluster-masters';
+import { observeCluster } from '../observe/observe';
+import type { ObservePorts } from '../observe/ports';
 import type { HostFlowDeps } from './deps';
 import { FlowRun } from './run';
-import { surveyCluster } from './survey';
 
 export interface ProbeDeps {
-  asg: AutoScalingClient;
-  ssm: SSMClient;
-  scripts: HostScriptBundle;
+  /** The one observation's ports: the probe asks for etcd only (the slots come with every view). */
+  observe: ObservePorts;
   clock: Clock;
-  tags: HostFlowDeps['tags'];
   timings: HostFlowDeps['timings'];
   memory: ProbeMemoryStore;
   signal?: AbortSignal;
@@ -51,32 +46,31 @@ export interface ProbeOutcome {
 
 export async function probeCluster(deps: ProbeDeps, cluster: string, settings: ProbeSettings): Promise<ProbeOutcome> {
   const t0 = deps.clock.now();
-  const masters = await clusterMasters(deps.asg, deps.tags, cluster);
-  const candidates = masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
   const r = new FlowRun(deps, { owner: 'probe' });
-  const { survey, tried } = await r.step('survey', async () => {
-    const found = await surveyCluster(deps.ssm, deps.scripts, candidates, r.runOpts(60, { executionTimeoutSec: 60 }), settings.components, { certs: true });
-    return { value: found, detail: found.survey ? `through ${found.survey.member}` : 'no master answered' };
+  const view = await r.step('survey', async () => {
+    const v = await observeCluster(deps.observe, cluster, { etcd: { leases: settings.components, certs: true } }, deps.signal ? { signal: deps.signal } : {});
+    return { value: v, detail: v.etcd.via ? `through ${v.etcd.via.member}` : 'no master answered' };
   });
+  const { etcd } = view;
   const previous = await deps.memory.get(cluster);
-  const now = await wallNow(deps.clock);
+  const now = view.at;
   const health = assessHealth({
-    members: survey?.members?.members ?? null,
-    status: survey?.status ?? { statuses: [], unreachable: [] },
-    alarms: survey?.alarms ?? null,
-    leases: survey?.leases ?? {},
+    members: etcd.members,
+    status: etcd.status,
+    alarms: etcd.alarms,
+    leases: etcd.leases,
     components: settings.components,
     now,
     quotaBytes: settings.quotaBytes,
     previous,
-    certificates: survey?.certs ?? [],
+    certificates: etcd.certs,
   });
   // Leases that could not be read keep what an earlier probe saw.
   const leases = { ...(previous?.leases ?? {}) };
   for (const l of health.leases) if (l.state === 'ok' || l.state === 'stalled') leases[l.component] = { holder: l.holder, renewTime: l.renewTime };
   if (health.raftTerm !== null) await deps.memory.put(cluster, { raftTerm: health.raftTerm, leaderId: health.leaderId, leases });
   return {
-    cluster, at: new Date(now).toISOString(), via: survey ? { member: survey.member, instanceId: survey.instanceId } : null, tried,
-    slots: masters.length, health, ms: deps.clock.now() - t0,
+    cluster, at: new Date(now).toISOString(), via: etcd.via ? { member: etcd.via.member, instanceId: etcd.via.instanceId } : null, tried: etcd.tried,
+    slots: view.slots.length, health, ms: deps.clock.now() - t0,
   };
 }

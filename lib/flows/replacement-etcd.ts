@@ -4,7 +4,8 @@
  * cluster, its seed), wait until it has caught up, and wait for kube-apiserver on this host.
  */
 import { HostScriptError } from '../aws/run-command';
-import { clusterHealth, planMembership, quorumOf } from '../domain/membership';
+import { judgeQuorum } from '../domain/judge';
+import { planMembership, quorumOf } from '../domain/membership';
 import { EtcdError, type EtcdErrorKind, type MemberId, type MemberList, STATUS_TIMEOUT } from '../etcd';
 import type { HostScriptName } from '../host/command';
 import { ETCD_DEVICE, HOST_EXIT } from '../host/layout';
@@ -64,8 +65,8 @@ export const urlsStep: Step<S> = {
  */
 async function readCluster(r: FlowRun, s: S): Promise<MemberList> {
   const view = await viewCluster(s.deps.ssm, s.deps.scripts, s.peer!.instanceId, r.runOpts(), { member: s.slot.member, peerUrl: s.urls!.peerUrl });
-  const health = clusterHealth(view.members.members, view.status);
-  if (health.leader === null || health.healthyVoters < health.quorum) {
+  const health = judgeQuorum({ members: view.members.members, status: view.status });
+  if (health.state !== 'quorate') {
     throw new FlowFailure('membership', `cluster ${s.slot.cluster} has no leader or no quorum (${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}); no membership change attempted`,
       'Restore quorum first (bring back failed masters) or follow the disaster-recovery runbook.', 'critical', 'no-quorum');
   }
@@ -160,7 +161,7 @@ export const membershipStep: Step<S> = {
             throw new FlowFailure('membership', `old member ${p.removeId} of ${slot.member} still answers; refusing to remove a live member`, 'Stop the old etcd of this member first.', 'critical', `live-old-${slot.member}`);
           }
           const voters = before.members.filter((m) => !m.isLearner).length;
-          const health = clusterHealth(before.members, report);
+          const health = judgeQuorum({ members: before.members, status: report });
           if (health.healthyVoters < quorumOf(voters - 1)) throw new FlowFailure('membership', 'removing the old member would lose quorum', 'Restore the other members first.', 'critical', 'no-quorum');
           await retryUnhealthy(r, 'member remove', () => peer.etcd.memberRemove(p.removeId as MemberId));
         }

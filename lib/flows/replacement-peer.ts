@@ -4,7 +4,7 @@
  * and the version this master's etcd may join it with.
  */
 import { judgeJoin, minorOf, parseEtcdVersion } from '../domain/etcd-version';
-import { clusterHealth } from '../domain/membership';
+import { judgeQuorum } from '../domain/judge';
 import { STATUS_TIMEOUT } from '../etcd';
 import { TimeoutError } from '../clock';
 import { clusterMasters, firstHealthyPeer, type Peer } from './cluster-masters';
@@ -92,9 +92,9 @@ export const peerStep: Step<S> = {
     }
     s.peer = peer;
     const list = await peer.etcd.memberList();
-    const health = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
+    const health = judgeQuorum({ members: list.members, status: await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }) });
     s.list = list;
-    s.quorumOk = health.leader !== null && health.healthyVoters >= health.quorum;
+    s.quorumOk = health.state === 'quorate';
     return { action: `read etcd through ${peer.member} (${peer.instanceId}): ${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}, leader ${health.leader ?? 'none'}` };
   },
 };

@@ -17,7 +17,7 @@ import { type BackupMeta, type BackupStore, headBackup, listBackups, parseBackup
 import { wallNow } from '../clock';
 import { runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
-import { clusterHealth } from '../domain/membership';
+import { judgeQuorum } from '../domain/judge';
 import { STATUS_TIMEOUT } from '../etcd';
 import { patterns } from '../validate';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
@@ -117,8 +117,8 @@ async function quorumState(deps: RestoreDeps, p: Prepared): Promise<{ hasQuorum:
   const peer = await firstHealthyPeer(deps.ssm, deps.scripts, p.masters, hostRunOpts(deps, 120));
   if (!peer) return { hasQuorum: false, health: 'no member reports itself healthy (no leader)' };
   const list = await peer.etcd.memberList();
-  const h = clusterHealth(list.members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
-  const hasQuorum = h.leader !== null && h.healthyVoters >= h.quorum;
+  const h = judgeQuorum({ members: list.members, status: await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }) });
+  const hasQuorum = h.state === 'quorate';
   return { hasQuorum, health: `${h.healthyVoters}/${h.voters} voters healthy, quorum ${h.quorum}, ${h.leader ? 'leader elected' : 'no leader'}` };
 }
 
@@ -242,8 +242,8 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
     await r.poll('a leader with every restored member healthy', async () => {
       const peer = await firstHealthyPeer(deps.ssm, deps.scripts, prepared.masters, r.runOpts(120, { executionTimeoutSec: 120 }));
       if (!peer) return undefined;
-      const h = clusterHealth((await peer.etcd.memberList()).members, await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }));
-      return h.leader !== null && h.healthyVoters === n ? true : undefined;
+      const h = judgeQuorum({ members: (await peer.etcd.memberList()).members, status: await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }) });
+      return h.state === 'quorate' && h.healthyVoters === n ? true : undefined;
     }, { timeoutSec: s.req.leaderTimeoutSec ?? 120, intervalSec: 1 }).catch((err: unknown) => {
       if (r.aborted) throw err;
       throw new RestoreFailed(`the restored cluster did not become healthy: ${err instanceof Error ? err.message : String(err)}`, rollbackNote(s.req.cluster, s.plan.token));

@@ -1,4 +1,7 @@
-/** The observation's ports (lib/observe/ports.ts) over the AWS clients and SSM host scripts. */
+/**
+ * The observation's ports (ports.ts) over the AWS adapters in lib/aws (which alone build SDK
+ * commands) and the SSM host scripts. The observation sits above lib/aws: nothing there imports it.
+ */
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
@@ -6,13 +9,13 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { type Clock, wallNow } from '../clock';
 import type { HostScriptBundle } from '../host/command';
-import type { ObservePorts, RecordsPort } from '../observe/ports';
-import { listBackups } from './backups';
-import { clusterVolumes } from './ec2';
-import { etcdViewOf, peerUrlOf, surveyCluster } from './etcd-survey';
-import { instanceStates, readMasterGroups, type Tags } from './fleet';
-import { targetHealth } from './lb';
-import type { RunOptions } from './run-command';
+import type { ObservePorts, RecordsPort } from './ports';
+import { listBackups } from '../aws/backups';
+import { clusterVolumes } from '../aws/ec2';
+import { etcdViewOf, peerUrlOf, surveyCluster } from '../aws/etcd-survey';
+import { instanceStates, readMasterGroups, type Tags } from '../aws/fleet';
+import { targetHealth } from '../aws/lb';
+import type { RunOptions } from '../aws/run-command';
 
 export interface ObserveClients {
   asg: AutoScalingClient;
