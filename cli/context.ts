@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Alerter } from '../lib/aws/alerts';
 import type { BackupStore } from '../lib/aws/backups';
-import { awsClients } from '../lib/aws/clients';
+import { ALL_CLIENTS, awsClients } from '../lib/aws/clients';
 import { doctorClients } from '../lib/aws/doctor-clients';
 import { adoptDeps, backupDeps, compose, doctorDeps, planDeps, reconcileDeps, restoreDeps, statusDeps } from '../lib/compose';
 import { DEFAULT_RECONCILE } from '../lib/domain/reconcile';
@@ -94,7 +94,7 @@ export interface CliDeps {
 
 /** Every command's deps, from the one composition root; `close` destroys the clients built. */
 export function buildDeps(o: GlobalOptions, io: CliIo): { deps: CliDeps; close: () => void } {
-  const clients = awsClients({ region: o.region, endpoint: o.endpoint, credentials: o.credentials });
+  const clients = awsClients({ region: o.region, endpoint: o.endpoint, credentials: o.credentials }, ALL_CLIENTS);
   const extra = doctorClients({ region: o.region, endpoint: o.endpoint, credentials: o.credentials });
   const progress: Progress = (e) => {
     if (e.status !== 'start' && !o.json) io.err(progressLine(e));

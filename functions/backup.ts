@@ -16,13 +16,15 @@ import { backupDeps } from '../lib/compose';
 import { loadBackupConfig } from '../lib/config';
 import { parseBackupRequest } from '../lib/events/scheduled';
 import { type BackupOutcome, backupCluster, backupSettings } from '../lib/flows/backup';
+import { asgClient, ddbClient, s3Client, snsClient, ssmClient } from '../lib/aws/clients';
 import { lambdaRoot, scheduledRun, withSignal } from './root';
 
 const config = loadBackupConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-backup' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'backup' });
 // The backup touches only Auto Scaling, SSM, S3, DynamoDB and SNS: the root builds no other client.
-const root = lambdaRoot(config, logger);
+// Backups: the slots (Auto Scaling), the hosts (SSM), the bucket, the state table and the alert topic.
+const root = lambdaRoot(config, logger, { asg: asgClient, ssm: ssmClient, s3: s3Client, ddb: ddbClient, sns: snsClient });
 const plan = scheduledRun(config, root, logger);
 const settings = backupSettings(config);
 /** Clusters backed up at the same time (as the probe and the reconciler). */

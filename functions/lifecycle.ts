@@ -18,12 +18,14 @@ import { findMasterSlot } from '../lib/flows/master-slot';
 import { replaceMaster } from '../lib/flows/replacement';
 import { retireMaster } from '../lib/flows/retirement';
 import { parkInWarmPool } from '../lib/flows/warm-pool';
+import { ALL_CLIENTS } from '../lib/aws/clients';
 import { lambdaRoot, withSignal } from './root';
 
 const config = loadFlowConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-lifecycle' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'lifecycle' });
-const root = lambdaRoot(config, logger);
+// Replacement and retirement touch every client (volumes, load balancer, backups before a seed).
+const root = lambdaRoot(config, logger, ALL_CLIENTS);
 
 export interface LifecycleResult {
   outcome: 'ignored' | 'continued' | 'abandoned' | 'held' | 'failed' | 'busy' | 'awaiting-dr';

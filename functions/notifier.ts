@@ -13,11 +13,13 @@ import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
 import { loadNotifierConfig } from '../lib/config';
 import { parseSnsEvent } from '../lib/events/sns';
 import { type NotifyDeps, notify } from '../lib/flows/notify';
+import { asgClient, ddbClient, ssmClient } from '../lib/aws/clients';
 import { lambdaRoot } from './root';
 
 const config = loadNotifierConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-notifier' });
-const root = lambdaRoot(config, logger);
+// De-duplication in the state table, the webhook parameter in SSM; Auto Scaling only for AWS's time.
+const root = lambdaRoot(config, logger, { ddb: ddbClient, ssm: ssmClient, asg: asgClient });
 // Powertools Parameters: the SecureString decrypted and cached for 5 minutes.
 const parameters = new SSMProvider({ awsSdkV3Client: root.clients.ssm });
 

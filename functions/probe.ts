@@ -15,13 +15,14 @@ import { probeDeps } from '../lib/compose';
 import { loadProbeConfig } from '../lib/config';
 import { parseScheduledRequest } from '../lib/events/scheduled';
 import { type ProbeOutcome, probeCluster } from '../lib/flows/probe';
+import { asgClient, ddbClient, ssmClient } from '../lib/aws/clients';
 import { lambdaRoot, scheduledRun, withSignal } from './root';
 
 const config = loadProbeConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-probe' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'probe' });
-// The probe touches only Auto Scaling, SSM and DynamoDB: the root builds no other client.
-const root = lambdaRoot(config, logger);
+// The probe touches only Auto Scaling, SSM and DynamoDB: its root is built with no other client.
+const root = lambdaRoot(config, logger, { asg: asgClient, ssm: ssmClient, ddb: ddbClient });
 const plan = scheduledRun(config, root, logger);
 const settings = { components: config.QK_PROBE_LEASES.split(','), quotaBytes: config.QK_ETCD_QUOTA_BYTES };
 /** Clusters probed at the same time (each is one SSM command plus a few describe calls). */

@@ -16,12 +16,14 @@ import { loadReconcileConfig } from '../lib/config';
 import { parseScheduledRequest } from '../lib/events/scheduled';
 import { backupSettings } from '../lib/flows/backup';
 import { reconcileCluster } from '../lib/flows/reconcile';
+import { ALL_CLIENTS } from '../lib/aws/clients';
 import { lambdaRoot, scheduledRun, withSignal } from './root';
 
 const config = loadReconcileConfig();
 const logger = new Logger({ serviceName: 'quorum-keeper-reconcile' });
 const metrics = new Metrics({ namespace: 'QuorumKeeper', serviceName: 'reconcile' });
-const root = lambdaRoot(config, logger);
+// The reconciler drives every flow: every client.
+const root = lambdaRoot(config, logger, ALL_CLIENTS);
 const plan = scheduledRun(config, root, logger);
 const backup = backupSettings(config);
 const settings = {

@@ -2,7 +2,7 @@
 import { setMaxListeners } from 'node:events';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { awsClients, lambdaClient } from '../lib/aws/clients';
+import { awsClients, type ClientMakers, lambdaClient } from '../lib/aws/clients';
 import { compose, type Root } from '../lib/compose';
 import type { Config } from '../lib/config';
 import { listClusters } from '../lib/flows/cluster-masters';
@@ -16,9 +16,14 @@ type LambdaConfig = Config & {
   QK_BACKUP_BUCKET?: string | undefined; QK_BACKUP_PREFIX?: string; QK_BACKUP_KMS_KEY_ID?: string | undefined;
 };
 
-export function lambdaRoot(config: LambdaConfig, logger: Logger): Root {
+/**
+ * `makers`: the clients this function's flows use, and only those: its bundle then carries only
+ * their SDK packages (see docs/benchmarks.md, cold init). Its handler test runs its flows through
+ * this root, so a client left out is found there.
+ */
+export function lambdaRoot(config: LambdaConfig, logger: Logger, makers: Partial<ClientMakers>): Root {
   return compose({
-    clients: awsClients({ region: config.AWS_REGION, endpoint: config.QK_AWS_ENDPOINT }),
+    clients: awsClients({ region: config.AWS_REGION, endpoint: config.QK_AWS_ENDPOINT }, makers),
     scripts: hostScripts,
     tags: { cluster: config.QK_TAG_CLUSTER, member: config.QK_TAG_MEMBER, ...(config.QK_CLUSTERS.length ? { served: config.QK_CLUSTERS } : {}) },
     timings: {

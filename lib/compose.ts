@@ -23,7 +23,7 @@ import type { HostScriptBundle } from './host/command';
 import type { BackupStore } from './aws/backups';
 import type { BackupDeps, BackupSettings } from './flows/backup';
 import type { FlowDeps, FlowTimings, HostFlowDeps } from './flows/deps';
-import type { ProbeDeps } from './flows/probe';
+import type { ProbeDeps, ProbePorts } from './flows/probe';
 import type { ReconcileDeps, ReconcileReadDeps } from './flows/reconcile';
 import { withLockView } from './flows/reconcile';
 import type { RestoreDeps } from './flows/restore';
@@ -32,8 +32,7 @@ import type { Progress } from './flows/run';
 import type { StatusDeps } from './flows/status';
 import type { DoctorClients } from './aws/doctor-clients';
 import type { DoctorDeps } from './flows/doctor';
-import { recordedIdsFrom } from './flows/slot-identity';
-import { awsObservePorts } from './observe/aws-ports';
+import { awsObservePorts, backupsPort, etcdPort, fleetPort, serverNow } from './observe/aws-ports';
 import type { ObservePorts } from './observe/ports';
 import { hostRunOpts } from './flows/deps';
 
@@ -140,7 +139,7 @@ export function compose(o: RootOptions): Root {
 
 /** What the host-side cluster flows (backup, restore) see. */
 function hostFlowDeps(r: Root): HostFlowDeps {
-  return { asg: r.clients.asg, ssm: r.clients.ssm, s3: r.clients.s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+  return { backups: backupsPort(() => r.clients.s3), asg: r.clients.asg, ssm: r.clients.ssm, s3: r.clients.s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
 }
 
 /** The lifecycle flows (replacement, retirement). */
@@ -154,7 +153,7 @@ export function flowDeps(r: Root): FlowDeps {
 /** `alerter` defaults to the root's (the CLI prints a backup's alerts instead). */
 export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
   // The member IDs recorded per slot tell the source's slot by identity (names need not be tags).
-  return { ...hostFlowDeps(r), observe: observePorts(r), alerter };
+  return { ...hostFlowDeps(r), observe: etcdPorts(r), alerter };
 }
 
 export function restoreDeps(r: Root): RestoreDeps {
@@ -162,20 +161,33 @@ export function restoreDeps(r: Root): RestoreDeps {
 }
 
 export function probeDeps(r: Root): ProbeDeps {
-  return { observe: observePorts(r), clock: r.clock, timings: r.timings, memory: r.probeMemory };
+  return { observe: etcdPorts(r), clock: r.clock, timings: r.timings, memory: r.probeMemory };
 }
 
-/** The one observation's ports (lib/observe) over the root's clients; with a state table, its records too. */
-export function observePorts(r: Root): ObservePorts {
-  const { asg, ec2, elb, ssm } = r.clients;
-  return awsObservePorts({
-    asg, ec2, elb, ssm, s3: () => r.clients.s3, scripts: r.scripts, tags: r.tags, clock: r.clock, runOpts: hostRunOpts(r, 60),
-    records: r.hasState ? {
+/** The state table's records as the observation reads them (none without a state table). */
+function recordsOf(r: Root): Partial<Pick<ObservePorts, 'records'>> {
+  return r.hasState ? {
+    records: {
       memberIds: (cluster, slots) => r.memberIds.get(cluster, slots),
       held: (cluster, member) => r.held.get(cluster, member),
       awaitingDr: (cluster, member) => r.awaitingDr.get(cluster, member),
-    } : undefined,
-  });
+    },
+  } : {};
+}
+
+/** The one observation's ports (lib/observe) over the root's clients (each built when first used); with a state table, its records too. */
+export function observePorts(r: Root): ObservePorts {
+  return {
+    ...awsObservePorts({
+      asg: () => r.clients.asg, ec2: () => r.clients.ec2, elb: () => r.clients.elb, ssm: () => r.clients.ssm, s3: () => r.clients.s3, scripts: r.scripts, tags: r.tags, clock: r.clock, runOpts: hostRunOpts(r, 60),
+    }),
+    ...recordsOf(r),
+  };
+}
+
+/** Only the slots and etcd (and the records): the probe's and the backup's, whose functions carry no EC2, load balancer or S3 listing code. */
+function etcdPorts(r: Root): ProbePorts {
+  return { fleet: fleetPort(() => r.clients.asg, r.tags), etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 60)), now: serverNow(r.clock), ...recordsOf(r) };
 }
 
 export function statusDeps(r: Root): StatusDeps & { s3: Root['clients']['s3'] } {
@@ -195,7 +207,10 @@ export function reconcileDeps(r: Root, backup?: BackupSettings): ReconcileDeps {
 /** `adopt`: the lifecycle flows' clients, locks and records, without alerts or the load balancer. Needs the state table. */
 export function adoptDeps(r: Root): AdoptDeps {
   const { ec2, asg, ssm } = r.clients;
-  return { ec2, asg, ssm, lock: r.lock, memberIds: r.memberIds, formation: r.formation, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+  return {
+    ec2, asg, ssm, lock: r.lock, memberIds: r.memberIds, formation: r.formation, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
+    etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 120)),
+  };
 }
 
 /** `doctor`: status's clients and recorded member IDs, plus KMS, CloudFormation, EventBridge and Lambda (the backup key, the stack). */
@@ -204,6 +219,7 @@ export function doctorDeps(r: Root, extra: DoctorClients): DoctorDeps {
   const { kms, cfn, events, lambda } = extra;
   return {
     asg, ec2, elb, ssm, s3, kms, cfn, events, lambda, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings,
-    ...(r.hasState ? { recordedIds: recordedIdsFrom(r.memberIds) } : {}),
+    etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 60)),
+    ...(r.hasState ? { recordedIds: (cluster: string, slots: readonly string[]) => r.memberIds.get(cluster, slots) } : {}),
   };
 }

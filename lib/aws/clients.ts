@@ -66,12 +66,38 @@ export function lazyClients<T extends object>(make: { [K in keyof T]: () => T[K]
   return out;
 }
 
-/** Clients built on first use from `src`; `destroy` ends the ones that were built. */
-export function awsClients(src: ClientSource): AwsClients & { destroy(): void } {
+/** How each client is built from the validated config (S3 path style only with an explicit endpoint). */
+export type ClientMakers = { [K in keyof AwsClients]: (cfg: ReturnType<typeof clientConfig>, src: ClientSource) => AwsClients[K] & Destroyable };
+
+/**
+ * One maker per client, each its own export: a Lambda names the ones its flows use (functions/*.ts),
+ * and its bundle carries only those SDK packages (the EC2 client alone is ~1 MB of a bundle).
+ */
+export const ec2Client: ClientMakers['ec2'] = (cfg) => new EC2Client(cfg);
+export const asgClient: ClientMakers['asg'] = (cfg) => new AutoScalingClient(cfg);
+export const ssmClient: ClientMakers['ssm'] = (cfg) => new SSMClient(cfg);
+export const elbClient: ClientMakers['elb'] = (cfg) => new ElasticLoadBalancingV2Client(cfg);
+export const ddbClient: ClientMakers['ddb'] = (cfg) => new DynamoDBClient(cfg);
+export const snsClient: ClientMakers['sns'] = (cfg) => new SNSClient(cfg);
+export const s3Client: ClientMakers['s3'] = (cfg, src) => new S3Client({ ...cfg, forcePathStyle: Boolean(src.endpoint) });
+
+/** Every client: the CLI's and the sandbox's (they run every flow). */
+export const ALL_CLIENTS: ClientMakers = { ec2: ec2Client, asg: asgClient, ssm: ssmClient, elb: elbClient, ddb: ddbClient, sns: snsClient, s3: s3Client };
+
+/**
+ * Clients built on first use from `src` by `makers`; `destroy` ends the ones that were built. A
+ * client without a maker was left out of this function's bundle on purpose: using it is a bug in
+ * that function's root, said by name (each function's handler test runs its flows through it).
+ */
+export function awsClients(src: ClientSource, makers: Partial<ClientMakers>): AwsClients & { destroy(): void } {
   const cfg = clientConfig(src);
-  return lazyClients<AwsClients>({
-    ec2: () => new EC2Client(cfg), asg: () => new AutoScalingClient(cfg), ssm: () => new SSMClient(cfg),
-    elb: () => new ElasticLoadBalancingV2Client(cfg), ddb: () => new DynamoDBClient(cfg), sns: () => new SNSClient(cfg),
-    s3: () => new S3Client({ ...cfg, forcePathStyle: Boolean(src.endpoint) }),
-  });
+  const make = {} as { [K in keyof AwsClients]: () => AwsClients[K] & Destroyable };
+  for (const name of ['ec2', 'asg', 'ssm', 'elb', 'ddb', 'sns', 's3'] as const) {
+    const m = makers[name] as ((c: typeof cfg, s: ClientSource) => Destroyable) | undefined;
+    (make as Record<string, () => Destroyable>)[name] = () => {
+      if (!m) throw new Error(`the ${name} client is not built into this function: add its maker to the function's root`);
+      return m(cfg, src);
+    };
+  }
+  return lazyClients<AwsClients>(make);
 }

@@ -185,6 +185,7 @@ export function etcdViewOf(survey: EtcdSurvey | null, answered: boolean, tried: 
   return {
     via: survey && answered ? { member: survey.member, instanceId: survey.instanceId, clientUrl: survey.local.clientUrl, peerUrl: survey.local.peerUrl } : null,
     members: survey?.members?.members ?? null,
+    clusterId: survey?.members?.clusterId ?? null,
     membersFrom: survey?.membersFrom ?? null,
     status: survey?.status ?? { statuses: [], unreachable: [] },
     clusterVersion: survey?.local.clusterVersion ?? null,

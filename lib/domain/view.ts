@@ -61,6 +61,8 @@ export interface EtcdView {
   via: { member: string; instanceId: string; clientUrl: string; peerUrl: string } | null;
   /** null when no member answered a member list. */
   members: Member[] | null;
+  /** The etcd cluster ID the member list's header names; null with no list. */
+  clusterId: string | null;
   /**
    * `quorum`: a linearizable read (through a leader that had quorum when it answered); `local`:
    * one member's own view, read when the linearizable one failed — possibly stale, never a basis

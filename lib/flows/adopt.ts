@@ -26,11 +26,12 @@ import { readMasterGroups } from './cluster-masters';
 import type { FlowDeps } from './deps';
 import { slotLockKey } from './master-slot';
 import { FlowFailure, FlowRun } from './run';
-import { surveyCluster } from './survey';
+import type { ObservePorts } from '../observe/ports';
 
 export type { AdoptionPlan, AdoptionSlot, Refusal } from '../domain/adoption';
 
-export type AdoptDeps = Pick<FlowDeps, 'ec2' | 'asg' | 'ssm' | 'lock' | 'memberIds' | 'formation' | 'scripts' | 'clock' | 'tags' | 'timings' | 'progress' | 'signal'>;
+export type AdoptDeps = Pick<FlowDeps, 'ec2' | 'asg' | 'ssm' | 'lock' | 'memberIds' | 'formation' | 'scripts' | 'clock' | 'tags' | 'timings' | 'progress' | 'signal'>
+  & { etcd: ObservePorts['etcd'] };
 
 /** Adopt wrote nothing: the plan had refusals, the world changed since it was shown, or another flow drives a slot. */
 export class AdoptRefused extends Error {
@@ -80,14 +81,14 @@ async function askHost(r: FlowRun, deps: AdoptDeps, cluster: string, slot: strin
 }
 
 /** The member list with quorum, as one of the masters sees it (one SSM round trip). */
-async function readEtcd(r: FlowRun, deps: AdoptDeps, candidates: ReadonlyArray<{ instanceId: string; member: string }>): Promise<EtcdFacts> {
+async function readEtcd(deps: AdoptDeps, candidates: ReadonlyArray<{ instanceId: string; member: string }>): Promise<EtcdFacts> {
   if (candidates.length === 0) return { readable: false, why: 'no master to ask' };
-  const { peer, survey, tried } = await surveyCluster(deps.ssm, deps.scripts, candidates, r.runOpts(120));
-  if (!peer || !survey?.members) return { readable: false, why: `no master's etcd answered (${tried.join('; ') || 'none tried'})` };
-  const h = judgeQuorum({ members: survey.members.members, status: survey.status });
+  const e = await deps.etcd.survey(candidates, {}, deps.signal ? { signal: deps.signal } : {});
+  if (!e.via || !e.members || e.clusterId === null) return { readable: false, why: `no master's etcd answered (${e.tried.join('; ') || 'none tried'})` };
+  const h = judgeQuorum(e);
   return {
-    readable: true, linearizable: survey.membersFrom === 'quorum', clusterId: survey.members.clusterId,
-    members: survey.members.members.map((m) => ({ id: m.id, name: m.name, peerUrls: m.peerUrls, isLearner: m.isLearner })),
+    readable: true, linearizable: e.membersFrom === 'quorum', clusterId: e.clusterId,
+    members: e.members.map((m) => ({ id: m.id, name: m.name, peerUrls: m.peerUrls, isLearner: m.isLearner })),
     leader: h.leader, healthyVoters: h.healthyVoters, voters: h.voters, quorum: h.quorum,
   };
 }
@@ -107,7 +108,7 @@ async function readAndPlan(r: FlowRun, deps: AdoptDeps, cluster: string): Promis
       const vols = volumes.get(m.member) ?? [];
       return ids.length === 1 ? askHost(r, deps, cluster, m.member, ids[0]!, vols.length === 1 ? vols[0] : undefined) : null;
     })),
-    readEtcd(r, deps, masters.flatMap((m) => inService(m).map((instanceId) => ({ instanceId, member: m.member })))),
+    readEtcd(deps, masters.flatMap((m) => inService(m).map((instanceId) => ({ instanceId, member: m.member })))),
     deps.memberIds.get(cluster, masters.map((m) => m.member)),
   ]);
   const facts: AdoptionFacts = {

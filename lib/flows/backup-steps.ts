@@ -17,7 +17,7 @@ import { type Step } from './steps';
 
 export interface BackupDeps extends HostFlowDeps {
   /** The one observation's ports: the source is chosen from a view of etcd and the slots' identities. */
-  observe: ObservePorts;
+  observe: Pick<ObservePorts, 'fleet' | 'etcd' | 'now'> & Partial<Pick<ObservePorts, 'records'>>;
   alerter: Alerter;
 }
 

@@ -16,7 +16,7 @@
  * (the master discards its prepared file), and one alert says why.
  */
 import { wallNow } from '../clock';
-import { type BackupObject, deleteBackups, headBackup, listBackups, usableBackups } from '../aws/backups';
+import { type BackupObject, deleteBackups, headBackup, usableBackups } from '../aws/backups';
 import { runHostScript } from '../aws/run-command';
 import type { BackupConfig } from '../config';
 import { decideRetention } from '../domain/retention';
@@ -87,7 +87,7 @@ export async function pruneBackups(deps: BackupDeps, cluster: string, settings: 
   const out: PruneOutcome = { newestGoodAgeSec: null, pruned: [], stale: false };
   let listing: BackupObject[];
   try {
-    listing = await listBackups(deps.s3, settings.store, cluster);
+    listing = await deps.backups.list(settings.store, cluster);
   } catch (err) {
     out.pruneSkipped = `listing failed (${err instanceof Error ? err.message : String(err)}): nothing deleted`;
     deps.progress({ step: 'retention', status: 'skip', detail: out.pruneSkipped });

@@ -14,7 +14,7 @@ import type { Formation } from '../aws/formation';
 import type { BackupStore } from '../aws/backups';
 import type { RunOptions } from '../aws/run-command';
 import type { Progress } from './run';
-import type { ObservePorts } from '../observe/ports';
+import type { BackupsPort, ObservePorts } from '../observe/ports';
 
 export interface FlowTimings {
   /** SDK waiter / poll floor and ceiling in seconds (AWS: 2/15; sandbox: 0.25/0.5). */
@@ -96,6 +96,8 @@ export interface FlowDeps {
 
 /** What the cluster-wide host flows (backup, restore) receive: no EC2/LB, but S3. */
 export interface HostFlowDeps {
+  /** The cluster's backups as the observation lists them (retention, `restore --snapshot latest`). */
+  backups: BackupsPort;
   asg: AutoScalingClient;
   ssm: SSMClient;
   s3: S3Client;

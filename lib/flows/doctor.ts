@@ -28,10 +28,13 @@ import {
 } from '../domain/doctor';
 import type { HostScriptBundle } from '../host/command';
 import { hostRunOpts, type HostFlowDeps } from './deps';
-import type { IdentityRead } from './slot-identity';
-import { surveyCluster } from './survey';
+import type { ObservePorts } from '../observe/ports';
 
-export interface DoctorDeps extends Pick<IdentityRead, 'recordedIds'> {
+export interface DoctorDeps {
+  /** The member IDs recorded per slot (absent: no state table). */
+  recordedIds?: (cluster: string, slots: readonly string[]) => Promise<Record<string, string>>;
+  /** etcd as the observation reads it (the survey, certificates included). */
+  etcd: ObservePorts['etcd'];
   asg: AutoScalingClient;
   ec2: EC2Client;
   elb: ElasticLoadBalancingV2Client;
@@ -200,16 +203,16 @@ async function readHost(d: DoctorDeps, cluster: string, member: string, instance
 }
 
 async function readEtcd(d: DoctorDeps, candidates: Array<{ instanceId: string; member: string }>, opts: RunOptions): Promise<EtcdFacts> {
-  const { survey, tried } = await surveyCluster(d.ssm, d.scripts, candidates, opts, [], { certs: true });
-  const members = survey?.members?.members ?? [];
+  const e = await d.etcd.survey(candidates, { certs: true }, opts.abortSignal ? { signal: opts.abortSignal } : {});
+  const members = e.members ?? [];
   return {
-    via: survey?.members ? survey.member : null, quorum: survey?.membersFrom === 'quorum', tried,
+    via: e.members ? e.via?.member ?? null : null, quorum: e.membersFrom === 'quorum', tried: e.tried,
     members: members.map((m) => ({ id: m.id, name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls, isLearner: m.isLearner })),
-    statuses: (survey?.status.statuses ?? []).map((s) => ({ memberId: s.memberId, endpoint: s.endpoint, version: s.version, isLeader: s.isLeader })),
-    unreachable: survey?.status.unreachable ?? [],
-    clusterVersion: survey?.local.clusterVersion ?? null,
-    certs: survey && survey.certs.length ? survey.certs : null,
-    errors: survey?.errors ?? [],
+    statuses: e.status.statuses.map((s) => ({ memberId: s.memberId, endpoint: s.endpoint, version: s.version, isLeader: s.isLeader })),
+    unreachable: e.status.unreachable,
+    clusterVersion: e.clusterVersion,
+    certs: e.certs.length ? e.certs : null,
+    errors: e.errors,
   };
 }
 

@@ -13,12 +13,15 @@ import type { ProbeMemoryStore } from '../aws/probe-memory';
 import { assessHealth, type HealthAssessment } from '../domain/health';
 import { observeCluster } from '../observe/observe';
 import type { ObservePorts } from '../observe/ports';
+
+/** What the probe reads through: the slots and etcd (records, when there is a state table, for identity). */
+export type ProbePorts = Pick<ObservePorts, 'fleet' | 'etcd' | 'now'> & Partial<Pick<ObservePorts, 'records'>>;
 import type { HostFlowDeps } from './deps';
 import { FlowRun } from './run';
 
 export interface ProbeDeps {
   /** The one observation's ports: the probe asks for etcd only (the slots come with every view). */
-  observe: ObservePorts;
+  observe: ProbePorts;
   clock: Clock;
   timings: HostFlowDeps['timings'];
   memory: ProbeMemoryStore;

@@ -224,7 +224,7 @@ async function removeStray(r: FlowRun, deps: ReconcileDeps, cluster: string, a: 
 
 async function backup(deps: ReconcileDeps, cluster: string): Promise<StepResult> {
   if (!deps.backup) return skipped('no backup bucket configured');
-  const out = await backupCluster({ ...deps, s3: deps.backup.s3 }, cluster, deps.backup.settings);
+  const out = await backupCluster({ ...deps, s3: deps.backup.s3, backups: deps.observe.backups }, cluster, deps.backup.settings);
   return out.result === 'uploaded' ? done(`backup ${out.key} uploaded (revision ${out.revision})`) : failed(`backup failed at ${out.failure?.step}: ${out.failure?.message}`, false);
 }
 

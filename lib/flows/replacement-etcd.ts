@@ -13,7 +13,7 @@ import { firstHealthyPeer } from './cluster-masters';
 import type { ReplacementState as S } from './replacement-state';
 import { FlowFailure, type FlowRun, hostAdvice } from './run';
 import { type Step } from './steps';
-import { viewCluster } from './survey';
+import { viewCluster } from '../aws/etcd-survey';
 
 /** Host steps of the replacement: idempotent, so an unfinished SSM command is tried once more. */
 const onHost = <T>(r: FlowRun, s: S, script: HostScriptName, args: string[], step: string, signal?: AbortSignal): Promise<T> =>

@@ -13,7 +13,7 @@
  * restored with it are left as they are).
  */
 import type { AwaitingDr } from '../aws/held-hooks';
-import { type BackupMeta, type BackupStore, headBackup, listBackups, parseBackupKey, presignDownload, usableBackups } from '../aws/backups';
+import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, presignDownload, usableBackups } from '../aws/backups';
 import { wallNow } from '../clock';
 import { runHostJson } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
@@ -143,7 +143,7 @@ async function resolveSnapshot(deps: RestoreDeps, req: RestoreRequest): Promise<
   let key = req.snapshot;
   let before: string | undefined;
   if (key === 'latest') {
-    const { usable, futureDated } = usableBackups(await listBackups(deps.s3, req.store, req.cluster), await wallNow(deps.clock));
+    const { usable, futureDated } = usableBackups(await deps.backups.list(req.store, req.cluster), await wallNow(deps.clock));
     const newest = usable.at(-1);
     const skipped = futureDated.length ? ` (${futureDated.length} future-dated key(s) left out, e.g. ${futureDated.at(-1)!.key}: written by a machine whose clock ran ahead; name one with --snapshot to use it)` : '';
     if (!newest) throw new RestoreRefused(`no usable backup of ${req.cluster} in s3://${req.store.bucket}/${req.store.prefix}/${req.cluster}/${skipped}`);

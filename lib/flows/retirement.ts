@@ -35,7 +35,6 @@ import { observeCluster } from '../observe/observe';
 import type { HostScriptName } from '../host/command';
 import { APISERVER_PORT } from '../host/layout';
 import type { FlowDeps } from './deps';
-import { identityRead, memberAnswersElsewhere } from './slot-identity';
 import { recordHeld } from './retirement-held';
 import { instanceLockKey, type MasterSlot } from './master-slot';
 import { TimeoutError } from '../clock';
@@ -123,7 +122,7 @@ const etcdStep: Step<S> = {
  */
 async function unreachable(r: FlowRun, s: S): Promise<{ detail: string; skipped?: boolean; stop?: boolean }> {
   const { deps, slot } = s;
-  const seen = await memberAnswersElsewhere({ ...identityRead(deps), asg: deps.asg, tags: deps.tags }, slot.cluster, slot.member, r.runOpts(60));
+  const seen = await memberAnswersElsewhere(deps, slot.cluster, slot.member);
   if (seen.verdict === 'gone') return { detail: `agent unreachable, etcd not running: ${seen.detail}`, skipped: true };
   s.held = notNow(`the SSM agent on ${s.instanceId} is unreachable and ${seen.verdict === 'alive' ? 'its etcd still runs' : 'whether its etcd runs is unknown'} (${seen.detail}): not detaching its volume from under it`);
   await deps.alerter.alert({
@@ -133,6 +132,33 @@ async function unreachable(r: FlowRun, s: S): Promise<{ detail: string; skipped?
     dedupeKey: `${slot.cluster}/${slot.member}/retire-unreachable/${s.instanceId}`,
   });
   return { detail: `holding the hook: ${s.held.detail}`, stop: true };
+}
+
+/**
+ * Whether slot `member`'s etcd member answers, asked through ANOTHER master (for a master whose
+ * own SSM agent is lost): 'alive' when it answers as that member (by identity), 'gone' when it
+ * does not (or is no member any more), 'unknown' when no other master's etcd answers.
+ */
+async function memberAnswersElsewhere(deps: FlowDeps, cluster: string, member: string): Promise<{ verdict: 'alive' | 'gone' | 'unknown'; detail: string }> {
+  let tried: string[] = [];
+  const view = await observeCluster(deps.observe, cluster, {
+    claims: true,
+    etcd: {
+      via: (slots) => {
+        const others = slots.filter((m) => m.member !== member)
+          .flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'InService' || i.lifecycleState === 'Terminating:Wait').map((i) => ({ instanceId: i.instanceId, member: m.member })));
+        tried = others.map((c) => c.member);
+        return others;
+      },
+    },
+  }, deps.signal ? { signal: deps.signal } : {});
+  const through = view.etcd.via;
+  if (!through || !view.etcd.members) return { verdict: 'unknown', detail: `no other master's etcd answers (tried ${tried.join(', ') || 'none'})` };
+  const m = view.etcd.members.find((x) => x.id === view.claims[member]?.id);
+  if (!m) return { verdict: 'gone', detail: `${member} is no etcd member (asked through ${through.member})` };
+  return view.etcd.status.statuses.some((x) => x.memberId === m.id)
+    ? { verdict: 'alive', detail: `member ${m.id} answers at ${m.clientUrls.join(',')} (asked through ${through.member})` }
+    : { verdict: 'gone', detail: `member ${m.id} does not answer at ${m.clientUrls.join(',') || 'any URL'} (asked through ${through.member})` };
 }
 
 /** The departure decision on a fresh observation: etcd through this member, the slots, their volumes, target health. */

@@ -13,11 +13,24 @@ import { type Claim, claimMembers, type SlotIdentity, unclaimed } from '../domai
 import type { ClusterView, EtcdView, SlotRecordView, SlotView } from '../domain/view';
 import type { ObservePorts } from './ports';
 
+/** The ports an observation of `W` reads through: the compiler checks that a flow was given them. */
+export type PortsFor<W extends Want> = Pick<ObservePorts, 'fleet' | 'now'> & Partial<Pick<ObservePorts, 'records'>>
+  & (W extends { volumes: true } | { instances: true } ? Pick<ObservePorts, 'volumes'> : unknown)
+  & (W extends { instances: true } ? Pick<ObservePorts, 'instances'> : unknown)
+  & (W extends { targets: true } ? Pick<ObservePorts, 'targets'> : unknown)
+  & (W extends { etcd: object } | { claims: true } ? Pick<ObservePorts, 'etcd'> : unknown)
+  & (W extends { backups: BackupStore | null } ? Pick<ObservePorts, 'backups'> : unknown);
+
+type Candidates = ReadonlyArray<{ instanceId: string; member: string }>;
+
 export interface Want {
   volumes?: boolean;
   targets?: boolean;
-  /** etcd through the first answering master: `via` names which ones, in order (default: every slot's InService master). */
-  etcd?: { leases?: readonly string[]; certs?: boolean; via?: ReadonlyArray<{ instanceId: string; member: string }> };
+  /**
+   * etcd through the first answering master: `via` names which ones, in order, or picks them from
+   * the slots just read (default: every slot's InService master).
+   */
+  etcd?: { leases?: readonly string[]; certs?: boolean; via?: Candidates | ((slots: readonly SlotView[]) => Candidates) };
   /** Which member each slot is (reads etcd too). */
   claims?: boolean;
   /** EC2 state of the instances in Pending:Wait and of those the volumes are attached to (reads volumes too). */
@@ -41,7 +54,7 @@ export type ViewOf<W extends Want> = Pick<ClusterView, 'cluster' | 'at' | 'slots
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-async function readVolumes(p: ObservePorts, cluster: string): Promise<ClusterView['volumes']> {
+async function readVolumes(p: Pick<ObservePorts, 'volumes'>, cluster: string): Promise<ClusterView['volumes']> {
   const out: ClusterView['volumes'] = {};
   for (const v of await p.volumes.ofCluster(cluster)) {
     if (v.memberTag) out[v.memberTag] = { volumeId: v.volumeId, volumeState: v.state, attachmentState: v.attachmentState, attachedTo: v.attachedTo };
@@ -49,7 +62,7 @@ async function readVolumes(p: ObservePorts, cluster: string): Promise<ClusterVie
   return out;
 }
 
-async function readRecords(p: ObservePorts, cluster: string, slots: readonly SlotView[]): Promise<ClusterView['records']> {
+async function readRecords(p: Partial<Pick<ObservePorts, 'records'>>, cluster: string, slots: readonly SlotView[]): Promise<ClusterView['records']> {
   const records = p.records;
   if (!records) return { bySlot: {} }; // no state table: nothing recorded
   try {
@@ -67,7 +80,7 @@ async function readRecords(p: ObservePorts, cluster: string, slots: readonly Slo
   }
 }
 
-async function readBackups(p: ObservePorts, store: BackupStore, cluster: string, now: number): Promise<ClusterView['backups']> {
+async function readBackups(p: Pick<ObservePorts, 'backups'>, store: BackupStore, cluster: string, now: number): Promise<ClusterView['backups']> {
   try {
     const list = await p.backups.list(store, cluster);
     const { usable, futureDated } = usableBackups(list, now);
@@ -78,7 +91,7 @@ async function readBackups(p: ObservePorts, store: BackupStore, cluster: string,
 }
 
 /** Which etcd member each slot is: recorded IDs, names, then the peer URLs of unpaired slots' masters. */
-async function readClaims(p: ObservePorts, cluster: string, slots: readonly SlotView[], etcd: EtcdView, ctx: ObserveContext): Promise<Record<string, Claim>> {
+async function readClaims(p: Pick<ObservePorts, 'etcd'> & Partial<Pick<ObservePorts, 'records'>>, cluster: string, slots: readonly SlotView[], etcd: EtcdView, ctx: ObserveContext): Promise<Record<string, Claim>> {
   const members = etcd.members;
   if (!members) return {};
   const recorded = p.records ? await p.records.memberIds(cluster, slots.map((s) => s.member)) : {};
@@ -98,12 +111,15 @@ async function readClaims(p: ObservePorts, cluster: string, slots: readonly Slot
 }
 
 /** One observation of `cluster`: the parts `want` asks for. */
-export async function observeCluster<W extends Want>(p: ObservePorts, cluster: string, want: W, ctx: ObserveContext = {}): Promise<ViewOf<W>> {
+export async function observeCluster<W extends Want>(ports: PortsFor<W>, cluster: string, want: W, ctx: ObserveContext = {}): Promise<ViewOf<W>> {
   const w: Want = want;
+  // What `want` asks for is there (PortsFor<W>); the readers below each take only what they read.
+  const p = ports as ObservePorts;
   const needEtcd = Boolean(w.etcd || w.claims);
   const needVolumes = Boolean(w.volumes || w.instances);
   const { masters, bad } = await p.fleet.masterGroups(cluster);
-  const candidates = w.etcd?.via ?? masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
+  const via = w.etcd?.via;
+  const candidates = typeof via === 'function' ? via(masters) : via ?? masters.filter((m) => m.instanceId).map((m) => ({ member: m.member, instanceId: m.instanceId! }));
   const [volumes, targets, etcd, records] = await Promise.all([
     needVolumes ? readVolumes(p, cluster) : undefined,
     w.targets ? p.targets.health(cluster) : undefined,
@@ -115,7 +131,7 @@ export async function observeCluster<W extends Want>(p: ObservePorts, cluster: s
   const pending = masters.flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'Pending:Wait').map((i) => i.instanceId));
   const attached = Object.values(volumes ?? {}).map((v) => v.attachedTo).filter((x): x is string => x !== null);
   const [instances, backups, claims] = await Promise.all([
-    w.instances ? p.fleet.instanceStates([...new Set([...pending, ...attached])]) : undefined,
+    w.instances ? p.instances.states([...new Set([...pending, ...attached])]) : undefined,
     w.backups ? readBackups(p, w.backups, cluster, at) : undefined,
     w.claims && etcd ? readClaims(p, cluster, masters, etcd, ctx) : undefined,
   ]);

@@ -9,8 +9,11 @@ import type { BadGroupView, EtcdView, SlotView } from '../domain/view';
 export interface FleetPort {
   /** The master slots of `cluster` (ASGs with both tags), by member name, and the ASGs whose member tag is missing or invalid. */
   masterGroups(cluster: string): Promise<{ masters: SlotView[]; bad: BadGroupView[] }>;
+}
+
+export interface InstancesPort {
   /** EC2 state and launch time of these instances; one EC2 no longer knows is `terminated`. */
-  instanceStates(ids: readonly string[]): Promise<Record<string, { state: string; launchedAt: number | null }>>;
+  states(ids: readonly string[]): Promise<Record<string, { state: string; launchedAt: number | null }>>;
 }
 
 export interface TaggedVolumeFact {
@@ -55,6 +58,7 @@ export interface RecordsPort {
 
 export interface ObservePorts {
   fleet: FleetPort;
+  instances: InstancesPort;
   volumes: VolumesPort;
   targets: TargetsPort;
   etcd: EtcdReadPort;

@@ -6,7 +6,7 @@
  */
 import { hostScripts, SANDBOX_RUN } from '../../sandbox/cluster';
 import { noisyEtcdctl } from '../../sandbox/faults';
-import { surveyCluster } from '../../lib/flows/survey';
+import { surveyCluster } from '../support/survey';
 import { freshClusterPerTest } from '../support/scenario-suite';
 
 jest.setTimeout(120_000);

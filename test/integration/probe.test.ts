@@ -18,7 +18,7 @@ import { captureStdout } from '../support/capture';
 import { SlackStandIn } from '../../sandbox/slack';
 import { harnessEtcd } from '../../sandbox/etcd-http';
 import { SandboxPki } from '../../sandbox/pki';
-import { surveyCluster } from '../../lib/flows/survey';
+import { surveyCluster } from '../support/survey';
 import { probeCluster } from '../../lib/flows/probe';
 
 jest.setTimeout(180_000);

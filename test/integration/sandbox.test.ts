@@ -11,7 +11,7 @@ import { DeregisterTargetsCommand, DescribeTargetHealthCommand, RegisterTargetsC
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { ssmEtcdRunner, runHostScript } from '../../lib/aws/run-command';
 import { EtcdClient, hasNoLeader } from '../../lib/etcd';
-import { surveyCluster, viewCluster } from '../../lib/flows/survey';
+import { surveyCluster, viewCluster } from '../support/survey';
 import { writeLease } from '../../sandbox/apiserver';
 import { destroyClients, SANDBOX_RUN, hostScripts, hostOk, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import { waitFor } from '../../sandbox/ports';

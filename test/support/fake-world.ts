@@ -51,7 +51,7 @@ export function healthyWorld(): FakeWorld {
     targets: Object.fromEntries(names.map((h) => [`i-${h}`, 'healthy'])),
     etcd: {
       via: { member: 'etcd-a', instanceId: 'i-a', clientUrl: 'https://a:2379', peerUrl: 'https://a:2380' },
-      members: names.map((h) => member(h, `etcd-${h}`)), membersFrom: 'quorum',
+      members: names.map((h) => member(h, `etcd-${h}`)), clusterId: hexId('1'), membersFrom: 'quorum',
       status: { statuses: names.map((h) => status(h, 'a')), unreachable: [] },
       clusterVersion: '3.5.0', alarms: [], leases: {}, certs: [], tried: [], errors: [],
     },
@@ -77,14 +77,14 @@ export function fakePorts(w: FakeWorld): ObservePorts & { reads: Record<string, 
     reads,
     fleet: {
       masterGroups: () => answer('fleet', () => ({ masters: structuredClone(w.slots), bad: [] })),
-      instanceStates: (ids) => answer('instances', () => Object.fromEntries(ids.map((id) => [id, w.instances[id] ?? { state: 'terminated', launchedAt: null }]))),
     },
+    instances: { states: (ids) => answer('instances', () => Object.fromEntries(ids.map((id) => [id, w.instances[id] ?? { state: 'terminated', launchedAt: null }]))) },
     volumes: { ofCluster: () => answer('volumes', () => structuredClone(w.volumes)) },
     targets: { health: () => answer('targets', () => w.targets && { ...w.targets }) },
     etcd: {
       // Only the master the world's etcd answers through can answer.
       survey: (candidates) => answer('etcd', (): EtcdView => (w.etcd.via && candidates.some((c) => c.instanceId === w.etcd.via!.instanceId)
-        ? structuredClone(w.etcd) : { ...structuredClone(w.etcd), via: null, members: null, membersFrom: null })),
+        ? structuredClone(w.etcd) : { ...structuredClone(w.etcd), via: null, members: null, clusterId: null, membersFrom: null })),
       peerUrlOf: (instanceId) => answer('peerUrl', () => w.peerUrls[instanceId]),
     },
     backups: {

@@ -10,7 +10,7 @@ const view = (members: Member[], report: EndpointStatusReport, others: readonly 
   slots: [{ member: 'etcd-a', instances: [{ instanceId: 'i-a', lifecycleState: 'Terminating:Wait' }] }, ...others].map((o) => ({
     ...o, asg: `prod-${o.member}`, availabilityZones: [], instanceId: o.instances.find((i) => i.lifecycleState === 'InService')?.instanceId ?? null,
   })),
-  etcd: { via: null, members, membersFrom: 'quorum', status: report, clusterVersion: null, alarms: null, leases: {}, certs: [], tried: [], errors: [] },
+  etcd: { via: null, members, clusterId: null, membersFrom: 'quorum', status: report, clusterVersion: null, alarms: null, leases: {}, certs: [], tried: [], errors: [] },
   claims: {},
   targets: targets ? Object.fromEntries(targets) : null,
 });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { join } from 'node:path';
 import { runHostJson, runHostScript, ssmEtcdRunner } from '../../lib/aws/run-command';
-import { surveyCluster } from '../../lib/flows/survey';
+import { surveyCluster } from '../support/survey';
 import { EtcdClient } from '../../lib/etcd';
 import { loadHostScripts } from '../../lib/host/fs-bundle';
 

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSurvey } from '../../lib/flows/survey';
+import { parseSurvey } from '../support/survey';
 
 const fixture = (name: string) => readFileSync(join(__dirname, '..', 'fixtures', 'etcd-3.5', name), 'utf8').trim().replaceAll('http://', 'https://');
 const b64 = (s: string) => Buffer.from(s).toString('base64');

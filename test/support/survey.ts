@@ -1,15 +1,16 @@
 /**
- * The survey as flows that go on to run etcd commands use it: the SSM survey
- * (lib/aws/etcd-survey.ts) plus a Peer — an etcd client on the master that answered.
+ * The SSM survey (lib/aws/etcd-survey.ts) plus a Peer — an etcd client on the master that
+ * answered — for tests that go on to run etcd commands there. The product reads the survey only
+ * through the observation (lib/observe).
  */
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { type EtcdSurvey, surveyCluster as surveyOverSsm } from '../aws/etcd-survey';
-import { type RunOptions, ssmEtcdRunner } from '../aws/run-command';
-import { EtcdClient } from '../etcd';
-import type { HostScriptBundle } from '../host/command';
-import type { Peer } from './cluster-masters';
+import { type EtcdSurvey, surveyCluster as surveyOverSsm } from '../../lib/aws/etcd-survey';
+import { type RunOptions, ssmEtcdRunner } from '../../lib/aws/run-command';
+import { EtcdClient } from '../../lib/etcd';
+import type { HostScriptBundle } from '../../lib/host/command';
+import type { Peer } from '../../lib/flows/cluster-masters';
 
-export { parseSurvey, viewCluster, type EtcdSurvey, type LeaseAnswer, type MembershipView } from '../aws/etcd-survey';
+export { parseSurvey, viewCluster, type EtcdSurvey, type LeaseAnswer, type MembershipView } from '../../lib/aws/etcd-survey';
 
 /** `surveyCluster` of lib/aws/etcd-survey.ts, with a Peer on the master whose etcd answered (null when none did). */
 export async function surveyCluster(
