@@ -60,7 +60,7 @@ async function loneSeed(s: S, rec: FormationRecord | null): Promise<string | nul
 }
 
 function refusal(d: Extract<SeedDecision, { kind: 'refuse' }>, s: S): FlowFailure {
-  return new FlowFailure('bootstrap', d.reason, d.action.replaceAll('<cluster>', s.slot.cluster), 'critical', 'bootstrap-refused');
+  return new FlowFailure('bootstrap', d.reason, d.action.replaceAll('<cluster>', s.slot.cluster), 'critical', 'bootstrap-refused', { code: 'bootstrap-refused' });
 }
 
 
@@ -111,7 +111,7 @@ export const bootstrapStep: Step<S> = {
       if (!(err instanceof TimeoutError) || signal?.aborted) throw err;
       throw new FlowFailure('bootstrap', `no etcd member of ${slot.cluster} answered within ${deps.timings.bootstrapTimeoutSec} s (${said || 'no decision'})`,
         `A new cluster forms once every master ASG has launched its master and each has mounted its blank volume: check \`quorum-keeper doctor --cluster ${slot.cluster}\`. This master stays InService with its volume mounted; the reconciler brings it in once the cluster has formed.`,
-        'critical', 'bootstrap-timeout', { cause: err });
+        'critical', 'bootstrap-timeout', { cause: err, code: 'bootstrap-timeout' });
     });
     if ('peer' in out) {
       s.peer = out.peer;

@@ -68,7 +68,7 @@ async function readCluster(r: FlowRun, s: S): Promise<MemberList> {
   const health = judgeQuorum({ members: view.members.members, status: view.status });
   if (health.state !== 'quorate') {
     throw new FlowFailure('membership', `cluster ${s.slot.cluster} has no leader or no quorum (${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}); no membership change attempted`,
-      'Restore quorum first (bring back failed masters) or follow the disaster-recovery runbook.', 'critical', 'no-quorum');
+      'Restore quorum first (bring back failed masters) or follow the disaster-recovery runbook.', 'critical', 'no-quorum', { code: 'no-quorum' });
   }
   return view.members;
 }
@@ -162,7 +162,7 @@ export const membershipStep: Step<S> = {
           }
           const voters = before.members.filter((m) => !m.isLearner).length;
           const health = judgeQuorum({ members: before.members, status: report });
-          if (health.healthyVoters < quorumOf(voters - 1)) throw new FlowFailure('membership', 'removing the old member would lose quorum', 'Restore the other members first.', 'critical', 'no-quorum');
+          if (health.healthyVoters < quorumOf(voters - 1)) throw new FlowFailure('membership', 'removing the old member would lose quorum', 'Restore the other members first.', 'critical', 'no-quorum', { code: 'no-quorum' });
           await retryUnhealthy(r, 'member remove', () => peer.etcd.memberRemove(p.removeId as MemberId));
         }
         const added = await retryUnhealthy(r, 'member add', () => peer.etcd.memberAdd(slot.member, [peerUrl], { learner: true }));

@@ -56,7 +56,7 @@ export async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<
 
 export const noPeer = (s: S) => new FlowFailure('peer', `no healthy etcd peer of ${s.slot.cluster} answers (tried ${s.peerCandidates?.join(', ') || 'none'})`,
   'The cluster has probably lost quorum: check `quorum-keeper status`. If the other masters are only slow, frozen or cut off, they recover on their own and the next instance the ASG launches joins; only if their etcd data is gone for good, follow the disaster-recovery runbook (restore from the newest verified backup). Do not replace masters one by one.',
-  'critical', 'no-quorum');
+  'critical', 'no-quorum', { code: 'no-quorum' });
 
 /** findPeer, retried for a while: a leader election after a crash makes /health false briefly. */
 export async function findPeerPatiently(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
@@ -75,7 +75,7 @@ export const peerStep: Step<S> = {
     let p = await findPeer(r, s, signal);
     if (!p && (await s.deps.formation.get(s.slot.cluster))?.state === 'formed') {
       p = await findPeerPatiently(r, s, signal).catch((err: unknown) => {
-        if (!(err instanceof FlowFailure) || err.dedupe !== 'no-quorum' || signal?.aborted) throw err;
+        if (!(err instanceof FlowFailure) || err.code !== 'no-quorum' || signal?.aborted) throw err;
         s.peerWaited = true;
         return null;
       });

@@ -32,7 +32,7 @@ import { peerStep, versionStep } from './replacement-peer';
 import type { ReplacementState as S } from './replacement-state';
 import { agentStep, attachStep, instanceStep, notToBringIn, predecessorStep, volumeStep } from './replacement-volume';
 import { bootstrapStep } from './replacement-bootstrap';
-import { FlowFailure, FlowRun, LockLost } from './run';
+import { type FlowFailure, FlowRun, type OutcomePolicy } from './run';
 import { beside, type Entry, holding, join, type PlannedStep, planSteps, runSteps, type Step } from './steps';
 
 export type { PlannedStep } from './steps';
@@ -78,6 +78,17 @@ const registerStep: Step<S> = {
 
 const completeStep = completeHookStep<S>('no lifecycle hook (re-driven run)');
 
+/**
+ * The replacement's one outcome policy. No quorum, a new cluster that may not be seeded (data or
+ * a backup exists) or that did not form in time: the master comes in awaiting DR (volume mounted,
+ * etcd stopped, hook CONTINUEd) — ABANDONing would only relaunch it forever, and `restore` needs
+ * every slot InService. Anything else: ABANDON (the ASG launches another instance) and one alert.
+ */
+export const replacementOutcomes: OutcomePolicy<'abandon' | 'await-dr'> = {
+  codes: { 'no-quorum': 'await-dr', 'bootstrap-refused': 'await-dr', 'bootstrap-timeout': 'await-dr' },
+  otherwise: 'abandon',
+};
+
 /** The replacement, step by step, as both the flow and its dry run walk it. */
 export const replacementSteps: ReadonlyArray<Entry<S>> = [
   instanceStep, volumeStep, predecessorStep, attachStep, agentStep,
@@ -121,18 +132,14 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput, opt
     deps.progress({ step: 'slot', status: 'skip', detail: `another flow is driving ${input.slot.member}; it completes the hook` });
     return { result: 'busy', reason: `another flow holds the ${slotLockKey(input.slot)} slot lock` };
   } catch (err) {
-    // Stopped (deadline or shutdown), not failed: no ABANDON, no alert. The retried event or
-    // the reconciler re-runs the flow, which picks up where the world is now.
-    if (r.aborted) {
-      deps.signal!.throwIfAborted();
-      throw err;
-    }
-    if (err instanceof LockLost) return { result: 'busy', reason: err.message };
-    const failure = err instanceof FlowFailure ? err : new FlowFailure('unexpected', err instanceof Error ? err.message : String(err), 'Check the function logs; the ASG will launch another instance.', 'critical', 'unexpected', { cause: err });
+    // Stopped (deadline or shutdown): re-thrown by settle, no ABANDON, no alert; the retried
+    // event or the reconciler re-runs the flow from where the world is now.
+    const end = r.settle(err, replacementOutcomes, 'Check the function logs; the ASG will launch another instance.');
+    if (end.kind === 'busy') return { result: 'busy', reason: end.reason };
+    const { failure } = end;
     const { slot, instanceId } = input;
-    // No quorum, the volume mounted, etcd never started here: come in awaiting DR (below).
-    // Seeding refused (data exists somewhere) or the new cluster not formed in time: the same, with their own alert.
-    if ((failure.dedupe === 'no-quorum' || failure.dedupe.startsWith('bootstrap-')) && s.mounted && input.hook) return awaitDr(deps, input, s.mounted.hasData, failure);
+    // Awaiting DR needs the volume mounted here and a hook to CONTINUE; else it is an ABANDON.
+    if (end.kind === 'await-dr' && s.mounted && input.hook) return awaitDr(deps, input, s.mounted.hasData, failure);
     await deps.alerter.alert({
       severity: failure.severity, cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement', step: failure.step,
       summary: `replacing ${slot.member} failed at ${failure.step}: ${failure.message}`.slice(0, 400), action: failure.action,
@@ -156,9 +163,9 @@ async function awaitDr(deps: FlowDeps, input: ReplacementInput, hasData: boolean
   const { slot, instanceId } = input;
   await deps.awaitingDr.mark({ cluster: slot.cluster, member: slot.member, instanceId, hasData });
   const base = { severity: 'critical', cluster: slot.cluster, member: slot.member, instanceId, flow: 'replacement' } as const;
-  await deps.alerter.alert(failure.dedupe.startsWith('bootstrap-') ? {
+  await deps.alerter.alert(failure.code === 'bootstrap-refused' || failure.code === 'bootstrap-timeout' ? {
     ...base, step: 'bootstrap', action: failure.action,
-    summary: `${slot.cluster}: ${failure.dedupe === 'bootstrap-refused' ? 'not seeding a new cluster: ' : ''}${failure.message}; ${slot.member} on ${instanceId} is InService with its volume mounted, etcd stopped`.slice(0, 450),
+    summary: `${slot.cluster}: ${failure.code === 'bootstrap-refused' ? 'not seeding a new cluster: ' : ''}${failure.message}; ${slot.member} on ${instanceId} is InService with its volume mounted, etcd stopped`.slice(0, 450),
     // One alert for the cluster, however many masters refuse or wait.
     dedupeKey: `${slot.cluster}/${failure.dedupe}`,
   } : {

@@ -38,7 +38,7 @@ import type { FlowDeps } from './deps';
 import { recordHeld } from './retirement-held';
 import { instanceLockKey, type MasterSlot } from './master-slot';
 import { TimeoutError } from '../clock';
-import { FlowRun, LockLost } from './run';
+import { FlowRun, type OutcomePolicy } from './run';
 import { type Entry, runSteps, type Step } from './steps';
 
 export interface RetirementInput {
@@ -297,6 +297,13 @@ const completeStep = completeHookStep<S>('no lifecycle hook');
 /** Under the cluster lock, once it is this master's turn (see turnStep). */
 const leaveSteps: ReadonlyArray<Entry<S>> = [checkStep('leave'), deregisterStep, checkStep('confirm'), moveLeaderStep, stopStep];
 
+/**
+ * The retirement's one outcome policy: every failure is judged the same way, by what is known of
+ * etcd here — held (heartbeats; the reconciler retries) while it may still run, let go once it is
+ * known stopped or not running (see the failure tail in `retireMaster`).
+ */
+const retirementOutcomes: OutcomePolicy<'hold-or-let-go'> = { codes: {}, otherwise: 'hold-or-let-go' };
+
 /** The retirement, step by step. */
 export const retirementSteps: ReadonlyArray<Entry<S>> = [instanceStep, etcdStep, turnStep, detachStep, completeStep];
 
@@ -319,15 +326,12 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput, opts:
     }, { step: 'slot', waitDetail: `another flow is driving ${slot.member}` });
     return out ?? { result: 'busy', reason: `another flow holds the ${instanceLockKey(slot, instanceId)} lock` };
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    // Near the Lambda deadline the run stops between steps (no alert, no CONTINUE): the retried
-    // event re-runs the flow, and every step is safe to repeat.
-    if (r.aborted) {
-      r.say(r.current, 'fail', `stopped before the Lambda deadline (${reason}); the retried event resumes`);
-      deps.signal!.throwIfAborted();
-    }
-    // Another flow took the slot or the cluster over: it decides; nothing was stopped here unverified.
-    if (err instanceof LockLost) return { result: 'busy', reason };
+    // Near the Lambda deadline the run stops between steps (settle re-throws: no alert, no
+    // CONTINUE); the retried event re-runs the flow, and every step is safe to repeat. Another
+    // flow took the slot or the cluster over: it decides; nothing was stopped here unverified.
+    const end = r.settle(err, retirementOutcomes, 'Check the function logs.');
+    if (end.kind === 'busy') return { result: 'busy', reason: end.reason };
+    const reason = end.failure.message;
     // Before etcd is known stopped (or known not running), letting the instance go could take a
     // second member out: hold the hook instead, and the reconciler retries.
     const mayStillRun = s.running !== false && !s.stopped && s.reachable !== false;

@@ -32,9 +32,17 @@ export type StepStatus = 'start' | 'ok' | 'skip' | 'wait' | 'fail';
 export interface StepEvent { step: string; status: StepStatus; detail: string; ms?: number }
 export type Progress = (event: StepEvent) => void;
 
+/**
+ * What kind of failure it is, for a flow's outcome policy (`OutcomePolicy`): the flow decides
+ * what a code means for it (a replacement that finds no quorum comes in awaiting DR; any other
+ * failure ABANDONs). Alerts are de-duplicated separately (`dedupe`).
+ */
+export type FailureCode = 'no-quorum' | 'bootstrap-refused' | 'bootstrap-timeout' | 'unexpected' | 'failed';
+
 /** A step that failed for a reason an operator can act on. */
 export class FlowFailure extends Error {
   override readonly name = 'FlowFailure';
+  readonly code: FailureCode;
   constructor(
     readonly step: string,
     message: string,
@@ -42,11 +50,21 @@ export class FlowFailure extends Error {
     readonly severity: 'critical' | 'warning' = 'critical',
     /** Alerts with the same key are sent once per window (e.g. one per slot and cause). */
     readonly dedupe: string = step,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; code?: FailureCode },
   ) {
     super(message, options);
+    this.code = options?.code ?? 'failed';
   }
 }
+
+/** A flow's one outcome policy: what each failure code leads to (`otherwise` for the rest). */
+export interface OutcomePolicy<K extends string> {
+  codes: Partial<Record<FailureCode, K>>;
+  otherwise: K;
+}
+
+/** How a run that threw ends: another flow took over (`busy`), or the policy's outcome for the failure. */
+export type Settled<K extends string> = { kind: 'busy'; reason: string } | { kind: K; failure: FlowFailure };
 
 /** A lock this run held expired and another flow took it: stop, that flow drives now. */
 export class LockLost extends Error {
@@ -99,6 +117,24 @@ export class FlowRun {
 
   get signal(): AbortSignal | undefined {
     return this.deps.signal;
+  }
+
+  /**
+   * The one failure tail every flow shares. Stopped before the deadline (or shut down): said,
+   * then re-thrown — no alert, no hook completed, the retried event or the reconciler resumes.
+   * A lock lost: `busy` (the flow that took it decides). Anything else: the policy's outcome
+   * for its code (an error that is no FlowFailure is `unexpected`).
+   */
+  settle<K extends string>(err: unknown, policy: OutcomePolicy<K>, unexpectedAction: string): Settled<K> {
+    const reason = err instanceof Error ? err.message : String(err);
+    if (this.aborted) {
+      this.say(this.current, 'fail', `stopped before the Lambda deadline (${reason}); the retried event resumes`);
+      this.deps.signal?.throwIfAborted();
+      throw err;
+    }
+    if (err instanceof LockLost) return { kind: 'busy', reason };
+    const failure = err instanceof FlowFailure ? err : new FlowFailure(this.current, reason, unexpectedAction, 'critical', 'unexpected', { cause: err, code: 'unexpected' });
+    return { kind: policy.codes[failure.code] ?? policy.otherwise, failure };
   }
 
   /** Whether the run was stopped (deadline or shutdown) rather than failed. */
