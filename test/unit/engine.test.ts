@@ -86,7 +86,7 @@ describe('the step engine', () => {
 });
 
 describe('settle: the one failure tail, by the flow\'s outcome policy', () => {
-  const failing = async (r: FlowRun, err: unknown) => {
+  const failing = async (r: FlowRun, err: Error) => {
     await r.step('membership', () => Promise.reject(err)).catch(() => undefined);
     return r.settle(err, replacementOutcomes, 'check the logs');
   };
@@ -96,7 +96,7 @@ describe('settle: the one failure tail, by the flow\'s outcome policy', () => {
     ['a new cluster that may not be seeded: awaiting DR too', new FlowFailure('bootstrap', 'data exists', 'adopt', 'critical', 'bootstrap-refused', { code: 'bootstrap-refused' }), 'await-dr'],
     ['any other failure: ABANDON', new FlowFailure('attach', 'volume busy', 'wait'), 'abandon'],
     ['an alert key alone routes nothing (it is no code)', new FlowFailure('peer', 'no peer', 'restore', 'critical', 'no-quorum'), 'abandon'],
-  ])('%s', async (_name, err, kind) => {
+  ])('%s', async (_name, err: FlowFailure, kind) => {
     expect(await failing(harness().r, err)).toMatchObject({ kind, failure: err });
   });
 
@@ -109,7 +109,7 @@ describe('settle: the one failure tail, by the flow\'s outcome policy', () => {
     expect(await failing(harness().r, new LockLost('another flow took over prod'))).toEqual({ kind: 'busy', reason: 'another flow took over prod' });
   });
 
-  it('stopped before the deadline: said, then re-thrown — no outcome, so no alert and no hook completed', async () => {
+  it('stopped before the deadline: said, then re-thrown — no outcome, so no alert and no hook completed', () => {
     const ctl = new AbortController();
     const { r, events } = harness(ctl.signal);
     ctl.abort(new Error('deadline'));
