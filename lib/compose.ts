@@ -32,7 +32,7 @@ import type { Progress } from './flows/run';
 import type { StatusDeps } from './flows/status';
 import type { DoctorClients } from './aws/doctor-clients';
 import type { DoctorDeps } from './flows/doctor';
-import { awsObservePorts, backupsPort, etcdPort, fleetPort, serverNow } from './observe/aws-ports';
+import { awsObservePorts, backupsPort, etcdPort, fleetPort } from './observe/aws-ports';
 import type { ObservePorts } from './observe/ports';
 import { hostRunOpts } from './flows/deps';
 
@@ -179,7 +179,7 @@ function recordsOf(r: Root): Partial<Pick<ObservePorts, 'records'>> {
 export function observePorts(r: Root): ObservePorts {
   return {
     ...awsObservePorts({
-      asg: () => r.clients.asg, ec2: () => r.clients.ec2, elb: () => r.clients.elb, ssm: () => r.clients.ssm, s3: () => r.clients.s3, scripts: r.scripts, tags: r.tags, clock: r.clock, runOpts: hostRunOpts(r, 60),
+      asg: () => r.clients.asg, ec2: () => r.clients.ec2, elb: () => r.clients.elb, ssm: () => r.clients.ssm, s3: () => r.clients.s3, scripts: r.scripts, tags: r.tags, runOpts: hostRunOpts(r, 60),
     }),
     ...recordsOf(r),
   };
@@ -187,16 +187,16 @@ export function observePorts(r: Root): ObservePorts {
 
 /** Only the slots and etcd (and the records): the probe's and the backup's, whose functions carry no EC2, load balancer or S3 listing code. */
 function etcdPorts(r: Root): ProbePorts {
-  return { fleet: fleetPort(() => r.clients.asg, r.tags), etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 60)), now: serverNow(r.clock), ...recordsOf(r) };
+  return { fleet: fleetPort(() => r.clients.asg, r.tags), etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 60)), ...recordsOf(r) };
 }
 
 export function statusDeps(r: Root): StatusDeps & { s3: Root['clients']['s3'] } {
-  return { observe: observePorts(r), get s3() { return r.clients.s3; } };
+  return { observe: observePorts(r), clock: r.clock, get s3() { return r.clients.s3; } };
 }
 
 /** The reconciler's read; with a state table it also sees the locks and what earlier runs remembered. */
 export function planDeps(r: Root): ReconcileReadDeps {
-  return r.hasState ? withLockView({ observe: observePorts(r) }, r.lock, r.reconcileMemory) : { observe: observePorts(r) };
+  return r.hasState ? withLockView({ observe: observePorts(r), clock: r.clock }, r.lock, r.reconcileMemory) : { observe: observePorts(r), clock: r.clock };
 }
 
 /** The reconciler; with backup settings it judges and takes backups too. */

@@ -9,7 +9,7 @@ import { type BackupMeta, type BackupStore, backupKey, deleteBackups, headBackup
 import { lastLine, runHostScript } from '../aws/run-command';
 import { chooseBackupSource } from '../domain/backup-source';
 import type { RetentionPolicy } from '../domain/retention';
-import { observeCluster } from '../observe/observe';
+import { contextOf, observeCluster } from '../observe/observe';
 import type { ObservePorts } from '../observe/ports';
 import type { HostFlowDeps } from './deps';
 import { FlowFailure } from './run';
@@ -17,7 +17,7 @@ import { type Step } from './steps';
 
 export interface BackupDeps extends HostFlowDeps {
   /** The one observation's ports: the source is chosen from a view of etcd and the slots' identities. */
-  observe: Pick<ObservePorts, 'fleet' | 'etcd' | 'now'> & Partial<Pick<ObservePorts, 'records'>>;
+  observe: Pick<ObservePorts, 'fleet' | 'etcd'> & Partial<Pick<ObservePorts, 'records'>>;
   alerter: Alerter;
 }
 
@@ -103,7 +103,7 @@ const sourceStep: Step<BackupState> = {
   async run(r, s) {
     // A healthy follower of a cluster that has a leader and quorum.
     const { deps, cluster, out } = s;
-    const view = await observeCluster(deps.observe, cluster, { etcd: {}, claims: true }, deps.signal ? { signal: deps.signal } : {});
+    const view = await observeCluster(deps.observe, cluster, { etcd: {}, claims: true }, contextOf(deps));
     const masters = view.slots;
     const { members } = view.etcd;
     if (!members) {

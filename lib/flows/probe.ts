@@ -11,11 +11,11 @@
 import type { Clock } from '../clock';
 import type { ProbeMemoryStore } from '../aws/probe-memory';
 import { assessHealth, type HealthAssessment } from '../domain/health';
-import { observeCluster } from '../observe/observe';
+import { contextOf, observeCluster } from '../observe/observe';
 import type { ObservePorts } from '../observe/ports';
 
 /** What the probe reads through: the slots and etcd (records, when there is a state table, for identity). */
-export type ProbePorts = Pick<ObservePorts, 'fleet' | 'etcd' | 'now'> & Partial<Pick<ObservePorts, 'records'>>;
+export type ProbePorts = Pick<ObservePorts, 'fleet' | 'etcd'> & Partial<Pick<ObservePorts, 'records'>>;
 import type { HostFlowDeps } from './deps';
 import { FlowRun } from './run';
 
@@ -51,7 +51,7 @@ export async function probeCluster(deps: ProbeDeps, cluster: string, settings: P
   const t0 = deps.clock.now();
   const r = new FlowRun(deps, { owner: 'probe' });
   const view = await r.step('survey', async () => {
-    const v = await observeCluster(deps.observe, cluster, { etcd: { leases: settings.components, certs: true } }, deps.signal ? { signal: deps.signal } : {});
+    const v = await observeCluster(deps.observe, cluster, { etcd: { leases: settings.components, certs: true } }, contextOf(deps));
     return { value: v, detail: v.etcd.via ? `through ${v.etcd.via.member}` : 'no master answered' };
   });
   const { etcd } = view;

@@ -20,7 +20,8 @@ import {
   describeAction, planReconcile, type ReconcileAction, type ReconcilePlan, type ReconcileSettings, type ReconcileWorld, strayLabel, strayRemoval, type WorldEtcd,
 } from '../domain/reconcile';
 import { type EndpointStatusReport as StatusReport, type Member, STATUS_TIMEOUT } from '../etcd';
-import { observeCluster } from '../observe/observe';
+import { contextOf, observeCluster } from '../observe/observe';
+import type { Clock } from '../clock';
 import type { ObservePorts } from '../observe/ports';
 import { backupCluster, type BackupSettings } from './backup';
 import { clusterMasters, firstHealthyPeer } from './cluster-masters';
@@ -32,6 +33,7 @@ import { retireMaster } from './retirement';
 
 export interface ReconcileReadDeps {
   observe: ObservePorts;
+  clock: Clock;
   signal?: AbortSignal;
   /** Whether a flow holds the cluster lock; absent = assume not. */
   lockHeld?: (cluster: string) => Promise<boolean>;
@@ -52,7 +54,7 @@ export function etcdView(members: readonly Member[], status: StatusReport): Worl
 /** The reconciler's world: one observation (lib/observe), judged slot by slot with the one "slot is whole" rule, plus the locks and memory. */
 export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: { store?: BackupStore } = {}): Promise<ReconcileWorld> {
   const [view, lockHeld, remembered] = await Promise.all([
-    observeCluster(deps.observe, cluster, { volumes: true, targets: true, etcd: {}, claims: true, instances: true, backups: opts.store ?? null }, deps.signal ? { signal: deps.signal } : {}),
+    observeCluster(deps.observe, cluster, { volumes: true, targets: true, etcd: {}, claims: true, instances: true, backups: opts.store ?? null }, contextOf(deps)),
     deps.lockHeld ? deps.lockHeld(cluster) : Promise.resolve(false),
     deps.remembered ? deps.remembered(cluster) : Promise.resolve({} as Record<string, number>),
   ]);
@@ -266,7 +268,7 @@ function summarize(cluster: string, plan: ReconcilePlan, steps: readonly Reconci
 
 /** One reconciler run for one cluster: read, plan, remember first sightings, act (unless dry run). */
 export async function reconcileCluster(deps: ReconcileDeps, cluster: string, settings: ReconcileSettings, opts: { dryRun?: boolean } = {}): Promise<ReconcileOutcome> {
-  const read = withLockView({ observe: deps.observe, ...(deps.signal ? { signal: deps.signal } : {}) }, deps.lock, deps.memory);
+  const read = withLockView({ observe: deps.observe, clock: deps.clock, ...(deps.signal ? { signal: deps.signal } : {}) }, deps.lock, deps.memory);
   const { world, plan } = await planCluster(read, cluster, settings, deps.backup ? { store: deps.backup.settings.store } : {});
   const dryRun = opts.dryRun ?? false;
   const steps: ReconcileStep[] = [];

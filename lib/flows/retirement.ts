@@ -31,7 +31,7 @@ import { ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
 import { type Departure, departureGate } from '../domain/departure';
 import { type EndpointStatus, EtcdClient } from '../etcd';
-import { observeCluster } from '../observe/observe';
+import { contextOf, observeCluster } from '../observe/observe';
 import type { HostScriptName } from '../host/command';
 import { APISERVER_PORT } from '../host/layout';
 import type { FlowDeps } from './deps';
@@ -151,7 +151,7 @@ async function memberAnswersElsewhere(deps: FlowDeps, cluster: string, member: s
         return others;
       },
     },
-  }, deps.signal ? { signal: deps.signal } : {});
+  }, contextOf(deps));
   const through = view.etcd.via;
   if (!through || !view.etcd.members) return { verdict: 'unknown', detail: `no other master's etcd answers (tried ${tried.join(', ') || 'none'})` };
   const m = view.etcd.members.find((x) => x.id === view.claims[member]?.id);
@@ -166,7 +166,7 @@ async function readGate(s: S): Promise<Departure> {
   const { deps, slot } = s;
   const view = await observeCluster(deps.observe, slot.cluster, {
     volumes: true, targets: true, claims: true, etcd: { via: [{ instanceId: s.instanceId, member: slot.member }] },
-  }, deps.signal ? { signal: deps.signal } : {});
+  }, contextOf(deps));
   const gate = departureGate(view, slot.member, s.clientUrl!);
   s.me = view.etcd.status.statuses.find((x) => x.endpoint === s.clientUrl);
   s.statuses = view.etcd.status.statuses;

@@ -4,19 +4,21 @@
  */
 import type { BackupStore } from '../aws/backups';
 import { judgeStatus, type ClusterStatus, type StatusOptions } from '../domain/status';
-import { observeCluster } from '../observe/observe';
+import { contextOf, observeCluster } from '../observe/observe';
+import type { Clock } from '../clock';
 import type { ObservePorts } from '../observe/ports';
 
 export type { ClusterStatus, EtcdRole, MemberStatus, StatusOptions } from '../domain/status';
 
 export interface StatusDeps {
   observe: ObservePorts;
+  clock: Clock;
   signal?: AbortSignal;
 }
 
 export async function clusterStatus(deps: StatusDeps, cluster: string, opts: StatusOptions & { store?: BackupStore } = {}): Promise<ClusterStatus> {
   const view = await observeCluster(deps.observe, cluster, {
     volumes: true, targets: true, etcd: { certs: true }, claims: true, records: true, backups: opts.store ?? null,
-  }, deps.signal ? { signal: deps.signal } : {});
+  }, contextOf(deps));
   return judgeStatus(view, opts);
 }

@@ -9,7 +9,6 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { type Clock, wallNow } from '../clock';
 import type { HostScriptBundle } from '../host/command';
 import type { BackupsPort, EtcdReadPort, FleetPort, InstancesPort, ObservePorts, RecordsPort, TargetsPort, VolumesPort } from './ports';
 import { listBackups } from '../aws/backups';
@@ -50,8 +49,6 @@ export function etcdPort(ssm: () => SSMClient, scripts: HostScriptBundle, runOpt
 /** `s3`: the client, built when first used. */
 export const backupsPort = (s3: () => S3Client): BackupsPort => ({ list: (store, cluster) => listBackups(s3(), store, cluster) });
 
-export const serverNow = (clock: Clock): ObservePorts['now'] => () => wallNow(clock);
-
 export interface ObserveClients {
   asg: () => AutoScalingClient;
   ec2: () => EC2Client;
@@ -60,7 +57,6 @@ export interface ObserveClients {
   s3: () => S3Client;
   scripts: HostScriptBundle;
   tags: Tags;
-  clock: Clock;
   runOpts: RunOptions;
   /** The state table's records (absent: none). */
   records?: RecordsPort | undefined;
@@ -70,7 +66,7 @@ export interface ObserveClients {
 export function awsObservePorts(c: ObserveClients): ObservePorts {
   return {
     fleet: fleetPort(c.asg, c.tags), instances: instancesPort(c.ec2), volumes: volumesPort(c.ec2, c.tags), targets: targetsPort(c.elb, c.tags),
-    etcd: etcdPort(c.ssm, c.scripts, c.runOpts), backups: backupsPort(c.s3), now: serverNow(c.clock),
+    etcd: etcdPort(c.ssm, c.scripts, c.runOpts), backups: backupsPort(c.s3),
     ...(c.records ? { records: c.records } : {}),
   };
 }

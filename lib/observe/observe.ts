@@ -9,12 +9,13 @@
  * advertises (lib/domain/identity.ts decides).
  */
 import { type BackupStore, usableBackups } from '../aws/backups';
+import { type Clock, wallNow } from '../clock';
 import { type Claim, claimMembers, type SlotIdentity, unclaimed } from '../domain/identity';
 import type { ClusterView, EtcdView, SlotRecordView, SlotView } from '../domain/view';
 import type { ObservePorts } from './ports';
 
 /** The ports an observation of `W` reads through: the compiler checks that a flow was given them. */
-export type PortsFor<W extends Want> = Pick<ObservePorts, 'fleet' | 'now'> & Partial<Pick<ObservePorts, 'records'>>
+export type PortsFor<W extends Want> = Pick<ObservePorts, 'fleet'> & Partial<Pick<ObservePorts, 'records'>>
   & (W extends { volumes: true } | { instances: true } ? Pick<ObservePorts, 'volumes'> : unknown)
   & (W extends { instances: true } ? Pick<ObservePorts, 'instances'> : unknown)
   & (W extends { targets: true } ? Pick<ObservePorts, 'targets'> : unknown)
@@ -40,10 +41,17 @@ export interface Want {
   records?: boolean;
 }
 
-/** Per observation: the caller's abort signal (a Lambda's deadline), passed to every host command. */
+/**
+ * Per observation, from the flow: its clock (the view's time is AWS's, learnt from the answers
+ * just read — `wallNow`) and its abort signal (a Lambda's deadline), passed to every host command.
+ */
 export interface ObserveContext {
-  signal?: AbortSignal;
+  clock: Clock;
+  signal?: AbortSignal | undefined;
 }
+
+/** The context of a flow's deps: its clock and, when it has one, its signal. */
+export const contextOf = (d: { clock: Clock; signal?: AbortSignal | undefined }): ObserveContext => ({ clock: d.clock, ...(d.signal ? { signal: d.signal } : {}) });
 
 type Has<W, K extends keyof Want, P extends keyof ClusterView> = W extends { [k in K]: true | object } ? Pick<ClusterView, P> : unknown;
 type HasBackups<W> = W extends { backups: BackupStore | null } ? { backups: ClusterView['backups'] | null } : unknown;
@@ -104,14 +112,14 @@ async function readClaims(p: Pick<ObservePorts, 'etcd'> & Partial<Pick<ObservePo
   await Promise.all(ids.map(async (s, i) => {
     const instanceId = slots[i]!.instanceId;
     if (!open.slots.includes(s.member) || s.peerUrl || !instanceId) return;
-    const url = await p.etcd.peerUrlOf(instanceId, ctx);
+    const url = await p.etcd.peerUrlOf(instanceId, ctx.signal ? { signal: ctx.signal } : {});
     if (url) s.peerUrl = url;
   }));
   return claimMembers(members, ids);
 }
 
 /** One observation of `cluster`: the parts `want` asks for. */
-export async function observeCluster<W extends Want>(ports: PortsFor<W>, cluster: string, want: W, ctx: ObserveContext = {}): Promise<ViewOf<W>> {
+export async function observeCluster<W extends Want>(ports: PortsFor<W>, cluster: string, want: W, ctx: ObserveContext): Promise<ViewOf<W>> {
   const w: Want = want;
   // What `want` asks for is there (PortsFor<W>); the readers below each take only what they read.
   const p = ports as ObservePorts;
@@ -123,11 +131,11 @@ export async function observeCluster<W extends Want>(ports: PortsFor<W>, cluster
   const [volumes, targets, etcd, records] = await Promise.all([
     needVolumes ? readVolumes(p, cluster) : undefined,
     w.targets ? p.targets.health(cluster) : undefined,
-    needEtcd ? p.etcd.survey(candidates, { ...(w.etcd?.leases ? { leases: w.etcd.leases } : {}), ...(w.etcd?.certs ? { certs: true } : {}) }, ctx) : undefined,
+    needEtcd ? p.etcd.survey(candidates, { ...(w.etcd?.leases ? { leases: w.etcd.leases } : {}), ...(w.etcd?.certs ? { certs: true } : {}) }, ctx.signal ? { signal: ctx.signal } : {}) : undefined,
     w.records ? readRecords(p, cluster, masters) : undefined,
   ]);
   // Server time, learnt from the answers just read: ages compared across machines and runs.
-  const at = await p.now();
+  const at = await wallNow(ctx.clock);
   const pending = masters.flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'Pending:Wait').map((i) => i.instanceId));
   const attached = Object.values(volumes ?? {}).map((v) => v.attachedTo).filter((x): x is string => x !== null);
   const [instances, backups, claims] = await Promise.all([

@@ -65,6 +65,4 @@ export interface ObservePorts {
   backups: BackupsPort;
   /** Absent: no state table (no recorded identities, no held hooks or DR records). */
   records?: RecordsPort;
-  /** Server time (AWS's clock) in ms, learnt from the answers already read. */
-  now(): Promise<number>;
 }

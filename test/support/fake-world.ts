@@ -4,12 +4,16 @@
  * counted. Unit tests judge views of it without the sandbox.
  */
 import type { BackupObject } from '../../lib/aws/backups';
+import type { Clock } from '../../lib/clock';
 import type { EtcdView, SlotView } from '../../lib/domain/view';
 import type { EndpointStatus, Member } from '../../lib/etcd';
 import { memberIdFromHex } from '../../lib/etcd';
 import type { ObservePorts, TaggedVolumeFact } from '../../lib/observe/ports';
 
 export const NOW = Date.UTC(2026, 11, 7, 12, 0, 0);
+
+/** A clock standing at `at` (the world's time). */
+export const fixedClock = (at = NOW): Clock => ({ now: () => at, sleep: () => Promise.resolve() });
 
 export interface FakeWorld {
   slots: SlotView[];
@@ -100,6 +104,5 @@ export function fakePorts(w: FakeWorld): ObservePorts & { reads: Record<string, 
         awaitingDr: (_c, m) => answer('awaitingDr', () => w.awaitingDr[m] ?? null),
       },
     }),
-    now: () => Promise.resolve(w.now),
   };
 }

@@ -10,6 +10,9 @@ import { judgeStatus } from '../../lib/domain/status';
 import type { EtcdView } from '../../lib/domain/view';
 import { readWorld } from '../../lib/flows/reconcile';
 import { observeCluster } from '../../lib/observe/observe';
+import { fixedClock } from '../support/fake-world';
+
+const CTX = { clock: fixedClock() };
 import { fakePorts, type FakeWorld, healthyWorld, hexId, member, status } from '../support/fake-world';
 
 const etcdOf = (members: EtcdView['members'], statuses: ReturnType<typeof status>[], unreachable: Array<[string, string]> = []): Pick<EtcdView, 'members' | 'status'> => ({
@@ -80,9 +83,9 @@ describe('slotGaps: the one "slot is whole" rule', () => {
 /** One view, three judges: the gaps each names per slot. */
 async function threeJudges(w: FakeWorld) {
   const ports = fakePorts(w);
-  const view = await observeCluster(ports, 'prod', { volumes: true, targets: true, etcd: {}, claims: true, records: true, backups: null });
+  const view = await observeCluster(ports, 'prod', { volumes: true, targets: true, etcd: {}, claims: true, records: true, backups: null }, CTX);
   const st = judgeStatus(view);
-  const world = await readWorld({ observe: fakePorts(w) }, 'prod');
+  const world = await readWorld({ observe: fakePorts(w), clock: fixedClock(w.now) }, 'prod');
   const plan = planReconcile({ ...world, firstSeen: Object.fromEntries(world.slots.flatMap((s) => (s.master ? [[`repair#${s.master.instanceId}`, w.now - 3_600_000]] : []))) }, DEFAULT_RECONCILE);
   const gate = departureGate(view, 'etcd-a', 'https://a:2379');
   const others = ['etcd-b', 'etcd-c'];

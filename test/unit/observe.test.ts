@@ -1,5 +1,8 @@
 /** observeCluster (lib/observe): one reading, only the sources asked for, identity read once. */
 import { observeCluster } from '../../lib/observe/observe';
+import { fixedClock } from '../support/fake-world';
+
+const CTX = { clock: fixedClock() };
 import { fakePorts, healthyWorld, hexId, member } from '../support/fake-world';
 
 const STORE = { bucket: 'b', prefix: 'etcd-backups' };
@@ -7,7 +10,7 @@ const STORE = { bucket: 'b', prefix: 'etcd-backups' };
 describe('observeCluster', () => {
   it('reads only what it is asked for: etcd alone (the probe) costs the slots and one survey', async () => {
     const ports = fakePorts(healthyWorld());
-    const v = await observeCluster(ports, 'prod', { etcd: { leases: ['kube-scheduler'] } });
+    const v = await observeCluster(ports, 'prod', { etcd: { leases: ['kube-scheduler'] } }, CTX);
     expect(ports.reads).toEqual({ fleet: 1, etcd: 1 });
     expect(v.etcd.via?.member).toBe('etcd-a');
     expect(Object.keys(v).sort()).toEqual(['at', 'badGroups', 'cluster', 'etcd', 'slots']);
@@ -15,7 +18,7 @@ describe('observeCluster', () => {
 
   it('everything: each source read once, backups judged against the server time', async () => {
     const ports = fakePorts(healthyWorld());
-    const v = await observeCluster(ports, 'prod', { volumes: true, targets: true, etcd: {}, claims: true, instances: true, backups: STORE, records: true });
+    const v = await observeCluster(ports, 'prod', { volumes: true, targets: true, etcd: {}, claims: true, instances: true, backups: STORE, records: true }, CTX);
     expect(ports.reads).toEqual({ fleet: 1, volumes: 1, targets: 1, etcd: 1, instances: 1, backups: 1, memberIds: 1, held: 3, awaitingDr: 3 });
     expect(v.volumes['etcd-b']).toEqual({ volumeId: 'vol-b', volumeState: 'in-use', attachmentState: 'attached', attachedTo: 'i-b' });
     expect(v.claims).toEqual({ 'etcd-a': { id: hexId('a'), basis: 'name' }, 'etcd-b': { id: hexId('b'), basis: 'name' }, 'etcd-c': { id: hexId('c'), basis: 'name' } });
@@ -29,11 +32,11 @@ describe('observeCluster', () => {
     w.etcd.members = ['a', 'b', 'c'].map((h) => member(h, `ip-10-0-0-${h}`));
     w.memberIds = { 'etcd-a': hexId('a') };
     const ports = fakePorts(w);
-    const v = await observeCluster(ports, 'prod', { claims: true });
+    const v = await observeCluster(ports, 'prod', { claims: true }, CTX);
     expect(v.claims).toEqual({ 'etcd-a': { id: hexId('a'), basis: 'recorded' }, 'etcd-b': { id: hexId('b'), basis: 'peer-url' }, 'etcd-c': { id: hexId('c'), basis: 'peer-url' } });
     expect(ports.reads.peerUrl).toBe(2); // etcd-a's own peer URL came with the survey
     const named = fakePorts(healthyWorld());
-    await observeCluster(named, 'prod', { claims: true });
+    await observeCluster(named, 'prod', { claims: true }, CTX);
     expect(named.reads.peerUrl).toBeUndefined();
   });
 
@@ -42,19 +45,19 @@ describe('observeCluster', () => {
     w.backups = new Error('AccessDenied');
     const ports = fakePorts(w);
     ports.records!.held = () => Promise.reject(new Error('ProvisionedThroughputExceeded'));
-    const v = await observeCluster(ports, 'prod', { backups: STORE, records: true });
+    const v = await observeCluster(ports, 'prod', { backups: STORE, records: true }, CTX);
     expect(v.backups).toEqual({ error: 'backups could not be listed: AccessDenied' });
     expect(v.records).toEqual({ error: 'the state table could not be read: ProvisionedThroughputExceeded' });
-    const bare = await observeCluster(fakePorts({ ...healthyWorld(), noStateTable: true }), 'prod', { records: true, backups: null });
+    const bare = await observeCluster(fakePorts({ ...healthyWorld(), noStateTable: true }), 'prod', { records: true, backups: null }, CTX);
     expect(bare.records).toEqual({ bySlot: {} });
     expect(bare.backups).toBeNull();
   });
 
   it('etcd through the masters asked for only: a retiring master reads the cluster through its own member', async () => {
     const ports = fakePorts(healthyWorld());
-    const elsewhere = await observeCluster(ports, 'prod', { etcd: { via: [{ instanceId: 'i-b', member: 'etcd-b' }] } });
+    const elsewhere = await observeCluster(ports, 'prod', { etcd: { via: [{ instanceId: 'i-b', member: 'etcd-b' }] } }, CTX);
     expect(elsewhere.etcd.members).toBeNull(); // the fake's answering master is i-a
-    const mine = await observeCluster(ports, 'prod', { etcd: { via: [{ instanceId: 'i-a', member: 'etcd-a' }] } });
+    const mine = await observeCluster(ports, 'prod', { etcd: { via: [{ instanceId: 'i-a', member: 'etcd-a' }] } }, CTX);
     expect(mine.etcd.members).toHaveLength(3);
   });
 });
