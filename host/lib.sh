@@ -278,3 +278,48 @@ qk_json_str() {
   s="${s//\\/\\\\}"; s="${s//\"/\\\"}"; s="${s//$'\n'/\\n}"; s="${s//$'\t'/\\t}"
   printf '"%s"' "$s"
 }
+
+# --- this member's status (etcd-member.sh status; the survey's local part) ---------------------
+
+# prints true/false from the member's own /health. The NOSPACE alarm is left out
+# (?exclude=NOSPACE, etcd-io/etcd#12880, backported to 3.4 in 2021 and answered by 3.4.23 here;
+# releases without it ignore the parameter and report the alarm as unhealthy, as before): a
+# member out of space still serves reads and membership changes, and recovering from NOSPACE
+# needs healthy peers and backups, not an ABANDONed master. The alarm itself is reported by
+# `survey` (alarm list) and the probe.
+qk_local_health() { # [MAX-SECONDS] (default 3)
+  local body
+  body="$(curl -s --max-time "${1:-3}" "${QK_TLS_CURL[@]}" "${QK_CLIENT_URL}/health?exclude=NOSPACE" 2>/dev/null || true)"
+  if [[ "$body" == *'"health":"true"'* ]]; then printf true; else printf false; fi
+}
+
+# The etcd this host would run (its binary's version, e.g. 3.5.16), as a JSON string or null.
+qk_binary_version_json() {
+  local v
+  v="$("$(qk_bin etcd)" --version 2>/dev/null | sed -n 's/^etcd Version: //p' | head -n 1)" || true
+  if [[ "$v" =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,4}$ ]]; then qk_json_str "$v"; else printf null; fi
+}
+
+# The running member's server and cluster versions from its /version (the cluster version is the
+# lowest minor of all members: it moves up only once every member runs the newer one), as
+# `"serverVersion":…,"clusterVersion":…` (null when etcd does not answer).
+qk_running_versions_json() {
+  local body server=null cluster=null re='"etcdserver":"([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,4})".*"etcdcluster":"([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,4})"'
+  body="$(curl -s --max-time 2 "${QK_TLS_CURL[@]}" "${QK_CLIENT_URL}/version" 2>/dev/null || true)"
+  if [[ "$body" =~ $re ]]; then server="\"${BASH_REMATCH[1]}\"" cluster="\"${BASH_REMATCH[2]}\""; fi
+  printf '"serverVersion":%s,"clusterVersion":%s' "$server" "$cluster"
+}
+
+qk_status_json() { # DATA-DIR: this member's status as one JSON line
+  local data_dir="$1" running=false pid="null" health=false versions='"serverVersion":null,"clusterVersion":null'
+  if qk_etcd_running; then running=true; health="$(qk_local_health 3)"; versions="$(qk_running_versions_json)"; fi
+  if [[ "$QK_SERVICE_MODE" == process ]]; then
+    pid="$(qk_etcd_pid || printf null)"
+  else
+    pid="$(systemctl show -p MainPID --value "$QK_ETCD_UNIT" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[1-9][0-9]*$ ]] || pid=null
+  fi
+  printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s,"etcdVersion":%s,%s}\n' \
+    "$running" "$pid" "$health" "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$data_dir")" \
+    "$([[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && printf true || printf false)" "$(qk_binary_version_json)" "$versions"
+}

@@ -1,6 +1,6 @@
 /**
  * One SSM round trip that tells a flow what the cluster looks like from one master:
- * `etcd-member.sh survey` runs member list, endpoint status --cluster, endpoint health
+ * `etcd-query.sh survey` runs member list, endpoint status --cluster, endpoint health
  * --cluster and alarm list side by side through that master's member (plus any kube-system
  * Leases asked for, and the expiry of the certificate every member serves on its client and peer
  * URL) and returns each raw answer; they are parsed here with the same parsers as single
@@ -69,7 +69,7 @@ export interface EtcdSurvey {
 
 const text = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
 
-/** Parses the JSON line `etcd-member.sh survey` prints. Throws on a malformed answer. */
+/** Parses the JSON line `etcd-query.sh survey` prints. Throws on a malformed answer. */
 export function parseSurvey(instanceId: string, member: string, stdout: string): EtcdSurvey {
   const raw = surveySchema.parse(JSON.parse(lastLine(stdout)));
   const errors: string[] = [];
@@ -159,7 +159,7 @@ export async function surveyCluster(
       continue;
     }
     const args = ['survey', ...leases.flatMap((l) => ['--lease', l]), ...(read.certs ? ['--certs'] : [])];
-    const res = await runHostScript(ssm, scripts, c.instanceId, 'etcd-member.sh', args, opts);
+    const res = await runHostScript(ssm, scripts, c.instanceId, 'etcd-query.sh', args, opts);
     if (res.exitCode !== 0) {
       tried.push(`${c.member}: survey failed (${res.status}): ${lastLine(res.stderr)}`);
       continue;
@@ -167,7 +167,7 @@ export async function surveyCluster(
     // An answer SSM cut off, or one that does not parse, is no answer: try the next master.
     let s: EtcdSurvey;
     try {
-      if (outputTruncated(res)) throw new OutputTruncated('etcd-member.sh', c.instanceId);
+      if (outputTruncated(res)) throw new OutputTruncated('etcd-query.sh', c.instanceId);
       s = parseSurvey(c.instanceId, c.member, res.stdout);
     } catch (err) {
       tried.push(`${c.member}: unreadable survey: ${err instanceof Error ? err.message : String(err)}`);
@@ -206,7 +206,7 @@ export interface MembershipView {
 }
 
 /**
- * Member list and endpoint status through one master in ONE SSM round trip (`etcd-member.sh
+ * Member list and endpoint status through one master in ONE SSM round trip (`etcd-query.sh
  * view`): the two reads every membership decision starts from. `skipStale` names a member being
  * replaced by a host at `peerUrl`: its old incarnation (any other peer URL) is dead and is not
  * asked (dialling it costs the whole status timeout); it simply has no status. Throws an
@@ -216,13 +216,13 @@ export async function viewCluster(
   ssm: SSMClient, scripts: HostScriptBundle, instanceId: string, opts: RunOptions, skipStale?: { member: string; peerUrl: string },
 ): Promise<MembershipView> {
   const args = ['view', ...(skipStale ? ['--skip-stale', `${skipStale.member}=${skipStale.peerUrl}`] : [])];
-  const res = await runHostScript(ssm, scripts, instanceId, 'etcd-member.sh', args, opts);
-  const what = `etcd-member.sh view on ${instanceId}`;
+  const res = await runHostScript(ssm, scripts, instanceId, 'etcd-query.sh', args, opts);
+  const what = `etcd-query.sh view on ${instanceId}`;
   if (res.exitCode !== 0) {
     const stderr = runStderr(res);
     throw new EtcdError(classifyEtcdctlError(stderr), `${what}: ${summariseStderr(stderr) || `exit ${res.exitCode}`}`, { command: what, exitCode: res.exitCode, stderr: stderr.slice(-4000) });
   }
-  if (outputTruncated(res)) throw new OutputTruncated('etcd-member.sh', instanceId);
+  if (outputTruncated(res)) throw new OutputTruncated('etcd-query.sh', instanceId);
   const raw = viewSchema.parse(JSON.parse(lastLine(res.stdout)));
   if (raw.members.rc !== 0) {
     const stderr = text(raw.members.err);

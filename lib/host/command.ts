@@ -11,7 +11,7 @@
 import { gzipSync } from 'node:zlib';
 import { patterns, ValidationError } from '../validate';
 
-export const HOST_SCRIPT_NAMES = ['etcd-mount.sh', 'etcd-member.sh', 'etcdctl.sh', 'etcd-snapshot.sh', 'etcd-restore.sh'] as const;
+export const HOST_SCRIPT_NAMES = ['etcd-mount.sh', 'etcd-member.sh', 'etcd-query.sh', 'etcdctl.sh', 'etcd-snapshot.sh', 'etcd-restore.sh'] as const;
 export type HostScriptName = (typeof HOST_SCRIPT_NAMES)[number];
 
 /** The text of host/lib.sh and each script; see host-scripts.ts for how it is loaded. */

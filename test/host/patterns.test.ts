@@ -125,16 +125,18 @@ describe('host/lib.sh and lib/validate.ts: the same strict patterns', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual(Object.keys(patterns).sort());
   });
 
-  it('lib.sh has no regex of its own outside qk_pattern but for host.env keys and its pid file', () => {
-    // host.env is written at provisioning time (no Lambda side produces it) and the pid file by
-    // the scripts themselves; any other value a regex checks in lib.sh belongs in qk_pattern.
+  it('lib.sh has no regex of its own outside qk_pattern but for host.env keys, its pid file and what etcd answers about itself', () => {
+    // host.env is written at provisioning time (no Lambda side produces it), the pid file by the
+    // scripts themselves, and the member's status parses etcd's own answers on this host (its
+    // binary's and /version's version strings, systemd's MainPID); any other value a regex checks
+    // in lib.sh belongs in qk_pattern.
     const where = new Set<string>();
     let fn = '';
     for (const line of LIB_TEXT.split('\n')) {
       fn = /^(\w+)\(\) \{/.exec(line)?.[1] ?? fn;
       if (line.includes('=~') && !line.includes('=~ $pattern ')) where.add(fn);
     }
-    expect([...where].sort()).toEqual(['qk_etcd_pid', 'qk_load_host_env']);
+    expect([...where].sort()).toEqual(['qk_binary_version_json', 'qk_etcd_pid', 'qk_load_host_env', 'qk_running_versions_json', 'qk_status_json']);
   });
 
   const kinds = Object.keys(SAMPLES) as PatternName[];

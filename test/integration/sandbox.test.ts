@@ -152,7 +152,7 @@ describe('sandbox AWS with a real etcd control plane', () => {
     const same = await viewCluster(c.ssm, hostScripts(), a!.instanceId, SANDBOX_RUN, { member: b!.name, peerUrl: b!.peerUrl });
     expect(same.status.unreachable.map((u) => u.endpoint)).toEqual([b!.clientUrl]);
     // A host whose etcd is down says so as a classified error.
-    await expect(viewCluster(c.ssm, hostScripts(), b!.instanceId, SANDBOX_RUN)).rejects.toThrow(/etcd-member.sh view on i-\w+: .*etcd is not running on this host/);
+    await expect(viewCluster(c.ssm, hostScripts(), b!.instanceId, SANDBOX_RUN)).rejects.toThrow(/etcd-query.sh view on i-\w+: .*etcd is not running on this host/);
   });
 
   it('survey with 2 of 3 members down: skips the dead masters, and the survivor reports no leader and unreadable Leases', async () => {

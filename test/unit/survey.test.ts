@@ -1,5 +1,5 @@
 /**
- * `parseSurvey` on the JSON line `etcd-member.sh survey` prints: the certificates part (which
+ * `parseSurvey` on the JSON line `etcd-query.sh survey` prints: the certificates part (which
  * member serves each, expiry as ISO, what could not be read), over recorded member lists (etcd
  * 3.5, their URLs turned https as in a mutual-TLS cluster).
  */
