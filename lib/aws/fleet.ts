@@ -2,7 +2,7 @@
  * A cluster's master slots as Auto Scaling sees them: the ASGs tagged with the cluster, by member
  * tag, each with its instances and their lifecycle states; and the EC2 state of a few instances.
  */
-import { type AutoScalingGroup, type AutoScalingClient, paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
+import { type AutoScalingGroup, type AutoScalingClient, DescribeAutoScalingGroupsCommand, paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
 import { type EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import { patterns } from '../validate';
 
@@ -69,5 +69,21 @@ export async function instanceStates(ec2: EC2Client, ids: readonly string[]): Pr
       out[id] = { state: 'terminated', launchedAt: null }; // gone from EC2's memory: terminated long ago
     }
   }));
+  return out;
+}
+
+/** One ASG's tags and AZs; null when it does not exist (any more). */
+export async function describeGroup(asg: AutoScalingClient, name: string): Promise<{ tags: Record<string, string>; availabilityZones: string[] } | null> {
+  const g = (await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }))).AutoScalingGroups?.[0];
+  if (!g) return null;
+  return { tags: Object.fromEntries((g.Tags ?? []).filter((t) => t.Key !== undefined).map((t) => [t.Key!, t.Value ?? ''])), availabilityZones: g.AvailabilityZones ?? [] };
+}
+
+/** The tags of every ASG that carries the tag `key` (any value). */
+export async function groupsTagged(asg: AutoScalingClient, key: string): Promise<Array<Record<string, string>>> {
+  const out: Array<Record<string, string>> = [];
+  for await (const page of paginateDescribeAutoScalingGroups({ client: asg }, { Filters: [{ Name: 'tag-key', Values: [key] }] })) {
+    for (const g of page.AutoScalingGroups ?? []) out.push(Object.fromEntries((g.Tags ?? []).filter((t) => t.Key !== undefined).map((t) => [t.Key!, t.Value ?? ''])));
+  }
   return out;
 }

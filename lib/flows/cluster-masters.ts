@@ -2,8 +2,8 @@
  * A cluster's master slots as Auto Scaling sees them, and a way to reach its etcd through one
  * healthy master. Shared by every flow that needs "the cluster" rather than one slot.
  */
-import { type AutoScalingClient, paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
-import { type ClusterMaster, readMasterGroups, tagOf, type Tags } from '../aws/fleet';
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { type ClusterMaster, groupsTagged, readMasterGroups, type Tags } from '../aws/fleet';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { runHostScript, type RunOptions, ssmEtcdRunner } from '../aws/run-command';
 import { agentOnline } from '../aws/ssm-agent';
@@ -22,11 +22,9 @@ export async function clusterMasters(asg: AutoScalingClient, tags: Tags, cluster
 /** Every cluster name found on master ASGs (both tags present, valid names). */
 export async function listClusters(asg: AutoScalingClient, tags: Tags): Promise<string[]> {
   const names = new Set<string>();
-  for await (const page of paginateDescribeAutoScalingGroups({ client: asg }, { Filters: [{ Name: 'tag-key', Values: [tags.cluster] }] })) {
-    for (const g of page.AutoScalingGroups ?? []) {
-      const c = tagOf(g, tags.cluster);
-      if (c !== undefined && patterns.clusterName.test(c) && tagOf(g, tags.member) !== undefined && serves(tags, c)) names.add(c);
-    }
+  for (const g of await groupsTagged(asg, tags.cluster)) {
+    const c = g[tags.cluster];
+    if (c !== undefined && patterns.clusterName.test(c) && g[tags.member] !== undefined && serves(tags, c)) names.add(c);
   }
   return [...names].sort();
 }

@@ -2,7 +2,8 @@
  * Which cluster and etcd member an Auto Scaling group is the slot of, read from its tags.
  * An ASG without both tags is not a Quorum Keeper master: events for it are ignored.
  */
-import { type AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { describeGroup } from '../aws/fleet';
 import { patterns } from '../validate';
 
 export interface MasterSlot {
@@ -24,10 +25,9 @@ export async function findMasterSlot(
   asgName: string,
   tags: { cluster: string; member: string; served?: readonly string[] },
 ): Promise<SlotLookup> {
-  const out = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [asgName] }));
-  const group = out.AutoScalingGroups?.[0];
+  const group = await describeGroup(asg, asgName);
   if (!group) return { kind: 'not-a-master', reason: `Auto Scaling group ${asgName} does not exist (any more)` };
-  const tag = (key: string) => group.Tags?.find((t) => t.Key === key)?.Value;
+  const tag = (key: string): string | undefined => group.tags[key];
   const cluster = tag(tags.cluster);
   const member = tag(tags.member);
   if (cluster === undefined || member === undefined) {
@@ -39,7 +39,7 @@ export async function findMasterSlot(
   if (!serves(tags, cluster)) {
     return { kind: 'not-a-master', reason: `${asgName} belongs to cluster ${cluster}, which this deployment does not serve (its \`clusters\` parameter: ${tags.served?.join(', ') ?? ''}); its IAM roles may not act on it` };
   }
-  return { kind: 'master', slot: { asg: asgName, cluster, member, availabilityZones: group.AvailabilityZones ?? [] } };
+  return { kind: 'master', slot: { asg: asgName, cluster, member, availabilityZones: group.availabilityZones } };
 }
 
 /** The lock one flow holds while it drives a slot (replacement, reconciler's volume fix-ups). */

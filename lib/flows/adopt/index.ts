@@ -14,21 +14,21 @@
  * reconfigured, and no data is moved.
  */
 import { z } from 'zod';
-import { byMember, clusterVolumes, type TaggedVolume } from '../aws/ec2';
-import { runHostJson } from '../aws/run-command';
-import { agentOnline } from '../aws/ssm-agent';
+import { byMember, clusterVolumes, type TaggedVolume } from '../../aws/ec2';
+import { runHostJson } from '../../aws/run-command';
+import { agentOnline } from '../../aws/ssm-agent';
 import {
   adopted, type AdoptionFacts, type AdoptionPlan, type AdoptionSlot, type EtcdFacts, mappingChanges, planAdoption as decide, type Refusal, type SlotFacts,
-} from '../domain/adoption';
-import { judgeQuorum } from '../domain/judge';
-import { check, patterns } from '../validate';
-import { readMasterGroups } from './cluster-masters';
-import type { FlowDeps } from './deps';
-import { slotLockKey } from './master-slot';
-import { FlowFailure, FlowRun } from './run';
-import type { ObservePorts } from '../observe/ports';
+} from '../../domain/adoption';
+import { judgeQuorum } from '../../domain/judge';
+import { check, patterns } from '../../validate';
+import { readMasterGroups } from '../cluster-masters';
+import type { FlowDeps } from '../deps';
+import { slotLockKey } from '../master-slot';
+import { FlowFailure, FlowRun } from '../run';
+import type { ObservePorts } from '../../observe/ports';
 
-export type { AdoptionPlan, AdoptionSlot, Refusal } from '../domain/adoption';
+export type { AdoptionPlan, AdoptionSlot, Refusal } from '../../domain/adoption';
 
 export type AdoptDeps = Pick<FlowDeps, 'ec2' | 'asg' | 'ssm' | 'lock' | 'memberIds' | 'formation' | 'scripts' | 'clock' | 'tags' | 'timings' | 'progress' | 'signal'>
   & { etcd: ObservePorts['etcd'] };

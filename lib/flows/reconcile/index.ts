@@ -9,27 +9,27 @@
  * launch time) and otherwise from what an earlier run remembered (strays).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { BackupStore } from '../aws/backups';
-import { describeInstance, describeVolume, detachVolume } from '../aws/ec2';
-import { hookOf, launchHookOf } from '../aws/lifecycle';
-import { agentOnline } from '../aws/ssm-agent';
-import type { ClusterLock } from '../aws/lock';
-import type { ReconcileMemory } from '../aws/reconcile-memory';
-import { judgeQuorum, slotGaps } from '../domain/judge';
+import type { BackupStore } from '../../aws/backups';
+import { describeInstance, describeVolume, detachVolume } from '../../aws/ec2';
+import { hookOf, launchHookOf } from '../../aws/lifecycle';
+import { agentOnline } from '../../aws/ssm-agent';
+import type { ClusterLock } from '../../aws/lock';
+import type { ReconcileMemory } from '../../aws/reconcile-memory';
+import { judgeQuorum, slotGaps } from '../../domain/judge';
 import {
   describeAction, planReconcile, type ReconcileAction, type ReconcilePlan, type ReconcileSettings, type ReconcileWorld, strayLabel, strayRemoval, type WorldEtcd,
-} from '../domain/reconcile';
-import { type EndpointStatusReport as StatusReport, type Member, STATUS_TIMEOUT } from '../etcd';
-import { contextOf, observeCluster } from '../observe/observe';
-import type { Clock } from '../clock';
-import type { ObservePorts } from '../observe/ports';
-import { backupCluster, type BackupSettings } from './backup';
-import { clusterMasters, firstHealthyPeer } from './cluster-masters';
-import type { FlowDeps } from './deps';
-import { FlowRun } from './run';
-import { findMasterSlot, instanceLockKey, slotLockKey } from './master-slot';
-import { replaceMaster } from './replacement';
-import { retireMaster } from './retirement';
+} from '../../domain/reconcile';
+import { type EndpointStatusReport as StatusReport, type Member, STATUS_TIMEOUT } from '../../etcd';
+import { contextOf, observeCluster } from '../../observe/observe';
+import type { Clock } from '../../clock';
+import type { ObservePorts } from '../../observe/ports';
+import { backupCluster, type BackupSettings } from '../backup';
+import { clusterMasters, firstHealthyPeer } from '../cluster-masters';
+import type { FlowDeps } from '../deps';
+import { FlowRun } from '../run';
+import { findMasterSlot, instanceLockKey, slotLockKey } from '../master-slot';
+import { replaceMaster } from '../replacement';
+import { retireMaster } from '../retirement';
 
 export interface ReconcileReadDeps {
   observe: ObservePorts;

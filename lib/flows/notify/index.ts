@@ -6,9 +6,9 @@
  * throws: Lambda retries the event and finally puts it in the dead-letter queue.
  */
 import { createHash } from 'node:crypto';
-import type { Clock } from '../clock';
-import { type Notice, parseNotice, plainText, renderSlack, UnknownMessageError } from '../notify/message';
-import { postToSlack } from '../notify/slack';
+import type { Clock } from '../../clock';
+import { type Notice, parseNotice, plainText, renderSlack, UnknownMessageError } from '../../notify/message';
+import { postToSlack } from '../../notify/slack';
 
 export interface NotifyDeps {
   clock: Clock;

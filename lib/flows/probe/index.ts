@@ -8,16 +8,16 @@
  * Read-only: a probe never changes the cluster. What it finds becomes metrics; the CloudWatch
  * alarms on those metrics are the alert path (see serverless.yml and deploy/alarms.js).
  */
-import type { Clock } from '../clock';
-import type { ProbeMemoryStore } from '../aws/probe-memory';
-import { assessHealth, type HealthAssessment } from '../domain/health';
-import { contextOf, observeCluster } from '../observe/observe';
-import type { ObservePorts } from '../observe/ports';
+import type { Clock } from '../../clock';
+import type { ProbeMemoryStore } from '../../aws/probe-memory';
+import { assessHealth, type HealthAssessment } from '../../domain/health';
+import { contextOf, observeCluster } from '../../observe/observe';
+import type { ObservePorts } from '../../observe/ports';
 
 /** What the probe reads through: the slots and etcd (records, when there is a state table, for identity). */
 export type ProbePorts = Pick<ObservePorts, 'fleet' | 'etcd'> & Partial<Pick<ObservePorts, 'records'>>;
-import type { HostFlowDeps } from './deps';
-import { FlowRun } from './run';
+import type { HostFlowDeps } from '../deps';
+import { FlowRun } from '../run';
 
 export interface ProbeDeps {
   /** The one observation's ports: the probe asks for etcd only (the slots come with every view). */

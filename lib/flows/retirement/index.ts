@@ -23,23 +23,23 @@
  * detached so the replacement attaches it without force. Membership is left alone: the volume
  * keeps the member's identity for the replacement.
  */
-import { describeInstance, detachVolume, findMemberVolumes } from '../aws/ec2';
-import { beatEveryMsFor, completeLifecycle, heartbeat, hookOf, type HookRef } from '../aws/lifecycle';
-import { completeHookStep } from './hook-step';
-import { deregisterAndWait, findTargetGroups } from '../aws/lb';
-import { ssmEtcdRunner } from '../aws/run-command';
-import { agentOnline } from '../aws/ssm-agent';
-import { type Departure, departureGate } from '../domain/departure';
-import { type EndpointStatus, EtcdClient } from '../etcd';
-import { contextOf, observeCluster } from '../observe/observe';
-import type { HostScriptName } from '../host/command';
-import { APISERVER_PORT } from '../host/layout';
-import type { FlowDeps } from './deps';
-import { recordHeld } from './retirement-held';
-import { instanceLockKey, type MasterSlot } from './master-slot';
-import { TimeoutError } from '../clock';
-import { FlowRun, type OutcomePolicy } from './run';
-import { type Entry, runSteps, type Step } from './steps';
+import { describeInstance, detachVolume, findMemberVolumes } from '../../aws/ec2';
+import { beatEveryMsFor, completeLifecycle, heartbeat, hookOf, type HookRef } from '../../aws/lifecycle';
+import { completeHookStep } from '../hook-step';
+import { deregisterAndWait, findTargetGroups } from '../../aws/lb';
+import { ssmEtcdRunner } from '../../aws/run-command';
+import { agentOnline } from '../../aws/ssm-agent';
+import { type Departure, departureGate } from '../../domain/departure';
+import { type EndpointStatus, EtcdClient } from '../../etcd';
+import { contextOf, observeCluster } from '../../observe/observe';
+import type { HostScriptName } from '../../host/command';
+import { APISERVER_PORT } from '../../host/layout';
+import type { FlowDeps } from '../deps';
+import { recordHeld } from './held';
+import { instanceLockKey, type MasterSlot } from '../master-slot';
+import { TimeoutError } from '../../clock';
+import { FlowRun, type OutcomePolicy } from '../run';
+import { type Entry, runSteps, type Step } from '../steps';
 
 export interface RetirementInput {
   slot: MasterSlot;

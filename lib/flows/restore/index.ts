@@ -12,18 +12,18 @@
  * `rollbackRestore` puts it back. Re-running with the same token is safe (members already
  * restored with it are left as they are).
  */
-import type { AwaitingDr } from '../aws/held-hooks';
-import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, presignDownload, usableBackups } from '../aws/backups';
-import { wallNow } from '../clock';
-import { runHostJson } from '../aws/run-command';
-import { agentOnline } from '../aws/ssm-agent';
-import { judgeQuorum } from '../domain/judge';
-import { STATUS_TIMEOUT } from '../etcd';
-import { patterns } from '../validate';
-import { clusterMasters, firstHealthyPeer } from './cluster-masters';
-import { type HostFlowDeps, hostRunOpts } from './deps';
-import { FlowRun } from './run';
-import { type PlannedStep, planSteps, runSteps, type Step } from './steps';
+import type { AwaitingDr } from '../../aws/held-hooks';
+import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, presignDownload, usableBackups } from '../../aws/backups';
+import { wallNow } from '../../clock';
+import { runHostJson } from '../../aws/run-command';
+import { agentOnline } from '../../aws/ssm-agent';
+import { judgeQuorum } from '../../domain/judge';
+import { STATUS_TIMEOUT } from '../../etcd';
+import { patterns } from '../../validate';
+import { clusterMasters, firstHealthyPeer } from '../cluster-masters';
+import { type HostFlowDeps, hostRunOpts } from '../deps';
+import { FlowRun } from '../run';
+import { type PlannedStep, planSteps, runSteps, type Step } from '../steps';
 
 
 export type RestoreDeps = HostFlowDeps & {

@@ -2,13 +2,13 @@
  * `quorum-keeper status`: one observation of the cluster (lib/observe), judged by the pure
  * `judgeStatus` (lib/domain/status.ts). Read-only.
  */
-import type { BackupStore } from '../aws/backups';
-import { judgeStatus, type ClusterStatus, type StatusOptions } from '../domain/status';
-import { contextOf, observeCluster } from '../observe/observe';
-import type { Clock } from '../clock';
-import type { ObservePorts } from '../observe/ports';
+import type { BackupStore } from '../../aws/backups';
+import { judgeStatus, type ClusterStatus, type StatusOptions } from '../../domain/status';
+import { contextOf, observeCluster } from '../../observe/observe';
+import type { Clock } from '../../clock';
+import type { ObservePorts } from '../../observe/ports';
 
-export type { ClusterStatus, EtcdRole, MemberStatus, StatusOptions } from '../domain/status';
+export type { ClusterStatus, EtcdRole, MemberStatus, StatusOptions } from '../../domain/status';
 
 export interface StatusDeps {
   observe: ObservePorts;

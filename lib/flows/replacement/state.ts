@@ -1,10 +1,10 @@
 /** What the replacement's steps share: its input, and what earlier steps found. */
-import type { MemberVolume } from '../aws/ec2';
-import type { HookRef } from '../aws/lifecycle';
-import type { MemberList } from '../etcd';
-import type { Peer } from './cluster-masters';
-import type { FlowDeps } from './deps';
-import type { MasterSlot } from './master-slot';
+import type { MemberVolume } from '../../aws/ec2';
+import type { HookRef } from '../../aws/lifecycle';
+import type { MemberList } from '../../etcd';
+import type { Peer } from '../cluster-masters';
+import type { FlowDeps } from '../deps';
+import type { MasterSlot } from '../master-slot';
 
 export interface ReplacementState {
   readonly deps: FlowDeps;

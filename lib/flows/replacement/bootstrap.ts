@@ -12,16 +12,16 @@
  * and the winner seeds (the start step runs etcd as a one-member cluster, --initial-cluster-state
  * new; the caught-up step records its member ID and turns the fence `formed` with the cluster ID).
  */
-import { anyBackup } from '../aws/backups';
-import { byMember, clusterVolumes } from '../aws/ec2';
-import type { FormationRecord } from '../aws/formation';
-import { decideSeed, type SeedDecision, type SeedFacts } from '../domain/bootstrap';
-import { TimeoutError } from '../clock';
-import { clusterMasters, type Peer } from './cluster-masters';
-import { findPeer, findPeerPatiently, noPeer } from './replacement-peer';
-import type { ReplacementState as S } from './replacement-state';
-import { FlowFailure, type FlowRun } from './run';
-import type { Step } from './steps';
+import { anyBackup } from '../../aws/backups';
+import { byMember, clusterVolumes } from '../../aws/ec2';
+import type { FormationRecord } from '../../aws/formation';
+import { decideSeed, type SeedDecision, type SeedFacts } from '../../domain/bootstrap';
+import { TimeoutError } from '../../clock';
+import { clusterMasters, type Peer } from '../cluster-masters';
+import { findPeer, findPeerPatiently, noPeer } from './peer';
+import type { ReplacementState as S } from './state';
+import { FlowFailure, type FlowRun } from '../run';
+import type { Step } from '../steps';
 
 /** What a decision is made from, read now (read-only); `known`: the fence as just read. */
 async function seedFacts(s: S, known?: FormationRecord | null): Promise<SeedFacts> {

@@ -3,14 +3,14 @@
  * through (found among the other slots' masters, patiently when the cluster is known to exist),
  * and the version this master's etcd may join it with.
  */
-import { judgeJoin, minorOf, parseEtcdVersion } from '../domain/etcd-version';
-import { judgeQuorum } from '../domain/judge';
-import { STATUS_TIMEOUT } from '../etcd';
-import { TimeoutError } from '../clock';
-import { clusterMasters, firstHealthyPeer, type Peer } from './cluster-masters';
-import type { ReplacementState as S } from './replacement-state';
-import { FlowFailure, type FlowRun } from './run';
-import { type Step } from './steps';
+import { judgeJoin, minorOf, parseEtcdVersion } from '../../domain/etcd-version';
+import { judgeQuorum } from '../../domain/judge';
+import { STATUS_TIMEOUT } from '../../etcd';
+import { TimeoutError } from '../../clock';
+import { clusterMasters, firstHealthyPeer, type Peer } from '../cluster-masters';
+import type { ReplacementState as S } from './state';
+import { FlowFailure, type FlowRun } from '../run';
+import { type Step } from '../steps';
 
 /**
  * The etcd this master's AMI carries against the cluster's version (read from the peer): a

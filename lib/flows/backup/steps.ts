@@ -2,18 +2,18 @@
  * The backup's steps: choose the source, prepare the snapshot on that master, upload it only once
  * its trial restore passed, and check what S3 stored.
  */
-import { wallNow } from '../clock';
+import { wallNow } from '../../clock';
 import { z } from 'zod';
-import type { Alerter } from '../aws/alerts';
-import { type BackupMeta, type BackupStore, backupKey, deleteBackups, headBackup, presignUpload } from '../aws/backups';
-import { lastLine, runHostScript } from '../aws/run-command';
-import { chooseBackupSource } from '../domain/backup-source';
-import type { RetentionPolicy } from '../domain/retention';
-import { contextOf, observeCluster } from '../observe/observe';
-import type { ObservePorts } from '../observe/ports';
-import type { HostFlowDeps } from './deps';
-import { FlowFailure } from './run';
-import { type Step } from './steps';
+import type { Alerter } from '../../aws/alerts';
+import { type BackupMeta, type BackupStore, backupKey, deleteBackups, headBackup, presignUpload } from '../../aws/backups';
+import { lastLine, runHostScript } from '../../aws/run-command';
+import { chooseBackupSource } from '../../domain/backup-source';
+import type { RetentionPolicy } from '../../domain/retention';
+import { contextOf, observeCluster } from '../../observe/observe';
+import type { ObservePorts } from '../../observe/ports';
+import type { HostFlowDeps } from '../deps';
+import { FlowFailure } from '../run';
+import { type Step } from '../steps';
 
 export interface BackupDeps extends HostFlowDeps {
   /** The one observation's ports: the source is chosen from a view of etcd and the slots' identities. */

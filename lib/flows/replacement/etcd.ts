@@ -3,17 +3,17 @@
  * the cluster lock) through the peer replacement-peer.ts found, start etcd (or, for a new
  * cluster, its seed), wait until it has caught up, and wait for kube-apiserver on this host.
  */
-import { HostScriptError } from '../aws/run-command';
-import { judgeQuorum } from '../domain/judge';
-import { planMembership, quorumOf } from '../domain/membership';
-import { EtcdError, type EtcdErrorKind, type MemberId, type MemberList, STATUS_TIMEOUT } from '../etcd';
-import type { HostScriptName } from '../host/command';
-import { ETCD_DEVICE, HOST_EXIT } from '../host/layout';
-import { firstHealthyPeer } from './cluster-masters';
-import type { ReplacementState as S } from './replacement-state';
-import { FlowFailure, type FlowRun, hostAdvice } from './run';
-import { type Step } from './steps';
-import { viewCluster } from '../aws/etcd-survey';
+import { HostScriptError } from '../../aws/run-command';
+import { judgeQuorum } from '../../domain/judge';
+import { planMembership, quorumOf } from '../../domain/membership';
+import { EtcdError, type EtcdErrorKind, type MemberId, type MemberList, STATUS_TIMEOUT } from '../../etcd';
+import type { HostScriptName } from '../../host/command';
+import { ETCD_DEVICE, HOST_EXIT } from '../../host/layout';
+import { firstHealthyPeer } from '../cluster-masters';
+import type { ReplacementState as S } from './state';
+import { FlowFailure, type FlowRun, hostAdvice } from '../run';
+import { type Step } from '../steps';
+import { viewCluster } from '../../aws/etcd-survey';
 
 /** Host steps of the replacement: idempotent, so an unfinished SSM command is tried once more. */
 const onHost = <T>(r: FlowRun, s: S, script: HostScriptName, args: string[], step: string, signal?: AbortSignal): Promise<T> =>

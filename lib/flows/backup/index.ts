@@ -15,17 +15,17 @@
  * triggered: a run re-reads everything; a failed run leaves no object and no local file behind
  * (the master discards its prepared file), and one alert says why.
  */
-import { wallNow } from '../clock';
-import { type BackupObject, deleteBackups, headBackup, usableBackups } from '../aws/backups';
-import { runHostScript } from '../aws/run-command';
-import type { BackupConfig } from '../config';
-import { decideRetention } from '../domain/retention';
-import { type BackupDeps, type BackupOutcome, type BackupSettings, type BackupState, backupSteps } from './backup-steps';
+import { wallNow } from '../../clock';
+import { type BackupObject, deleteBackups, headBackup, usableBackups } from '../../aws/backups';
+import { runHostScript } from '../../aws/run-command';
+import type { BackupConfig } from '../../config';
+import { decideRetention } from '../../domain/retention';
+import { type BackupDeps, type BackupOutcome, type BackupSettings, type BackupState, backupSteps } from './steps';
 
-export type { BackupDeps, BackupOutcome, BackupSettings } from './backup-steps';
-import { hostRunOpts } from './deps';
-import { FlowFailure, FlowRun } from './run';
-import { runSteps } from './steps';
+export type { BackupDeps, BackupOutcome, BackupSettings } from './steps';
+import { hostRunOpts } from '../deps';
+import { FlowFailure, FlowRun } from '../run';
+import { runSteps } from '../steps';
 
 export const DEFAULT_WORK_DIR = '/var/lib/quorum-keeper/snapshots';
 

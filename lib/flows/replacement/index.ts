@@ -21,21 +21,21 @@
  * volume at once. The event handler waits for it; the reconciler gives way ('busy'). Neither
  * ABANDONs because another flow is busy: that flow completes the hook.
  */
-import { completeLifecycle, heartbeat, type HookRef } from '../aws/lifecycle';
-import { completeHookStep } from './hook-step';
-import { findTargetGroups, registerAndWait } from '../aws/lb';
-import { APISERVER_PORT } from '../host/layout';
-import type { FlowDeps } from './deps';
-import { instanceLockKey, type MasterSlot, slotLockKey } from './master-slot';
-import { apiserverStep, caughtUpStep, membershipStep, mountStep, startStep, urlsStep } from './replacement-etcd';
-import { peerStep, versionStep } from './replacement-peer';
-import type { ReplacementState as S } from './replacement-state';
-import { agentStep, attachStep, instanceStep, notToBringIn, predecessorStep, volumeStep } from './replacement-volume';
-import { bootstrapStep } from './replacement-bootstrap';
-import { type FlowFailure, FlowRun, type OutcomePolicy } from './run';
-import { beside, type Entry, holding, join, type PlannedStep, planSteps, runSteps, type Step } from './steps';
+import { completeLifecycle, heartbeat, type HookRef } from '../../aws/lifecycle';
+import { completeHookStep } from '../hook-step';
+import { findTargetGroups, registerAndWait } from '../../aws/lb';
+import { APISERVER_PORT } from '../../host/layout';
+import type { FlowDeps } from '../deps';
+import { instanceLockKey, type MasterSlot, slotLockKey } from '../master-slot';
+import { apiserverStep, caughtUpStep, membershipStep, mountStep, startStep, urlsStep } from './etcd';
+import { peerStep, versionStep } from './peer';
+import type { ReplacementState as S } from './state';
+import { agentStep, attachStep, instanceStep, notToBringIn, predecessorStep, volumeStep } from './volume';
+import { bootstrapStep } from './bootstrap';
+import { type FlowFailure, FlowRun, type OutcomePolicy } from '../run';
+import { beside, type Entry, holding, join, type PlannedStep, planSteps, runSteps, type Step } from '../steps';
 
-export type { PlannedStep } from './steps';
+export type { PlannedStep } from '../steps';
 
 export interface ReplacementInput {
   slot: MasterSlot;

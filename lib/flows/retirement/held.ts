@@ -4,11 +4,11 @@
  * toward the hook's global limit (48 h or 100 × its heartbeat timeout, whichever is less), after
  * which AWS ends the lifecycle action whatever the heartbeats.
  */
-import { hookGlobalTimeoutSec, type HookRef } from '../aws/lifecycle';
-import { wallNow } from '../clock';
-import type { Departure } from '../domain/departure';
-import type { FlowDeps } from './deps';
-import type { MasterSlot } from './master-slot';
+import { hookGlobalTimeoutSec, type HookRef } from '../../aws/lifecycle';
+import { wallNow } from '../../clock';
+import type { Departure } from '../../domain/departure';
+import type { FlowDeps } from '../deps';
+import type { MasterSlot } from '../master-slot';
 
 export interface HeldRetirement {
   slot: MasterSlot;

@@ -2,15 +2,15 @@
  * The replacement's first steps: the new instance, the member's volume, the predecessor that
  * may still hold it, the attachment, and the SSM agent. Each re-reads the world before acting.
  */
-import { agentOnline } from '../aws/ssm-agent';
-import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes } from '../aws/ec2';
-import { asgInstance, asgLifecycleState } from '../aws/lifecycle';
-import { predecessorAction } from '../domain/predecessor';
-import { ETCD_DEVICE } from '../host/layout';
-import { TimeoutError } from '../clock';
-import type { ReplacementState as S } from './replacement-state';
-import { FlowFailure, type FlowRun } from './run';
-import { type Step } from './steps';
+import { agentOnline } from '../../aws/ssm-agent';
+import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes } from '../../aws/ec2';
+import { asgInstance, asgLifecycleState } from '../../aws/lifecycle';
+import { predecessorAction } from '../../domain/predecessor';
+import { ETCD_DEVICE } from '../../host/layout';
+import { TimeoutError } from '../../clock';
+import type { ReplacementState as S } from './state';
+import { FlowFailure, type FlowRun } from '../run';
+import { type Step } from '../steps';
 
 const live = (state: string) => state === 'pending' || state === 'running';
 
