@@ -1,0 +1,90 @@
+/**
+ * Flows run over in-memory ports (test/support/fake-world.ts), without moto or etcd: the probe,
+ * `status` and the reconciler's read, each on the branches that only need decisions.
+ */
+import type { ProbeMemory } from '../../lib/domain/health';
+import { probeCluster } from '../../lib/flows/probe';
+import { readWorld, withLockView } from '../../lib/flows/reconcile';
+import { clusterStatus } from '../../lib/flows/status';
+import { fakePorts, fixedClock, healthyWorld, hexId, NOW, status } from '../support/fake-world';
+
+const TIMINGS = { minDelaySec: 0.01, maxDelaySec: 0.01, commandMinDelaySec: 0.01, commandMaxDelaySec: 0.01 };
+const STORE = { bucket: 'b', prefix: 'etcd-backups' };
+
+function memory(start: ProbeMemory | null = null) {
+  const puts: ProbeMemory[] = [];
+  let cur = start;
+  return { puts, get: () => Promise.resolve(cur), put: (_c: string, m: ProbeMemory) => Promise.resolve(void puts.push((cur = m))) };
+}
+
+describe('the probe over fakes', () => {
+  it('reads the slots and etcd only, judges health, and remembers the raft term and leader for the next probe', async () => {
+    const w = healthyWorld();
+    const ports = fakePorts(w);
+    const mem = memory({ raftTerm: 1, leaderId: hexId('b') });
+    const out = await probeCluster({ observe: ports, clock: fixedClock(), timings: TIMINGS, memory: mem }, 'prod', { components: [], quotaBytes: 2 ** 31 });
+    expect(ports.reads).toEqual({ fleet: 1, etcd: 1 }); // no identity, volumes, targets or backups
+    expect(out.via).toEqual({ member: 'etcd-a', instanceId: 'i-a' });
+    expect(out.health).toMatchObject({ hasLeader: true, healthyVoters: 3, quorumMargin: 1, leaderChanges: 1, problems: [] });
+    expect(mem.puts).toEqual([{ raftTerm: 2, leaderId: hexId('a'), leases: {} }]);
+  });
+
+  it('no master answers: unreachable, and nothing is remembered (an unread term is no new term)', async () => {
+    const w = healthyWorld();
+    w.etcd.via = null;
+    const mem = memory();
+    const out = await probeCluster({ observe: fakePorts(w), clock: fixedClock(), timings: TIMINGS, memory: mem }, 'prod', { components: [], quotaBytes: 2 ** 31 });
+    expect(out.via).toBeNull();
+    expect(out.health.problems.map((p) => p.code)).toEqual(['unreachable']);
+    expect(mem.puts).toEqual([]);
+  });
+});
+
+describe('status over fakes', () => {
+  it('healthy: every slot whole, a fresh backup, the quorum verdict', async () => {
+    const st = await clusterStatus({ observe: fakePorts(healthyWorld()), clock: fixedClock() }, 'prod', { store: STORE });
+    expect(st).toMatchObject({ healthy: true, problems: [], etcd: { state: 'quorate', leader: 'etcd-a', quorumMargin: 1 }, backup: { ageSec: 600 } });
+    expect(st.members.map((m) => [m.member, m.etcd, m.lb])).toEqual([['etcd-a', 'leader', 'healthy'], ['etcd-b', 'follower', 'healthy'], ['etcd-c', 'follower', 'healthy']]);
+  });
+
+  it('degraded: a held hook, a slot awaiting DR, a stale backup, an unlisted bucket — each said once', async () => {
+    const w = healthyWorld();
+    w.held['etcd-b'] = { instanceId: 'i-b', since: NOW - 20 * 60_000, reason: 'stopping would lose quorum' };
+    w.awaitingDr['etcd-c'] = { instanceId: 'i-c', since: NOW - 60_000, hasData: true };
+    const st = await clusterStatus({ observe: fakePorts(w), clock: fixedClock(NOW + 2 * 3_600_000) }, 'prod', { store: STORE });
+    expect(st.healthy).toBe(false);
+    expect(st.problems).toEqual([
+      'etcd-b: the terminate hook of i-b is held (140 min): stopping would lose quorum',
+      expect.stringMatching(/^etcd-c: awaiting disaster recovery on i-c since .* \(volume with its data, etcd stopped\)$/) as unknown,
+      'newest backup is 130 min old (objective 60 min)',
+    ]);
+    w.backups = new Error('AccessDenied');
+    expect((await clusterStatus({ observe: fakePorts(w), clock: fixedClock() }, 'prod', { store: STORE })).problems).toContain('backups could not be listed');
+  });
+
+  it('no quorum: the verdict says lost, every slot names its gap, and there is no leader', async () => {
+    const w = healthyWorld();
+    w.etcd.membersFrom = 'local';
+    w.etcd.status = { statuses: [status('a', null)], unreachable: [{ endpoint: 'https://b:2379', error: 'connection refused' }, { endpoint: 'https://c:2379', error: 'connection refused' }] };
+    const st = await clusterStatus({ observe: fakePorts(w), clock: fixedClock() }, 'prod');
+    expect(st.etcd).toMatchObject({ state: 'lost', leader: null });
+    expect(st.members.map((m) => m.etcd)).toEqual(['no-leader', 'unreachable', 'unreachable']);
+    expect(st.problems.filter((p) => /is not following the leader/.test(p))).toHaveLength(3);
+  });
+});
+
+describe('the reconciler\'s read over fakes', () => {
+  it('the locks and memory it is given decide busy slots, retirements being driven and first sightings', async () => {
+    const w = healthyWorld();
+    w.slots[0]!.instances = [{ instanceId: 'i-a2', lifecycleState: 'Pending:Wait' }, { instanceId: 'i-a', lifecycleState: 'Terminating:Wait' }];
+    w.slots[0]!.instanceId = null;
+    w.instances['i-a2'] = { state: 'running', launchedAt: NOW - 90_000 };
+    const held = new Set(['prod', 'prod/etcd-a', 'prod/etcd-a/i-a']);
+    const read = withLockView({ observe: fakePorts(w), clock: fixedClock() }, { isHeld: (k) => Promise.resolve(held.has(k)) }, { get: () => Promise.resolve({ 'stray#x': NOW - 1000 }) });
+    const world = await readWorld(read, 'prod');
+    expect(world.lockHeld).toBe(true);
+    expect(world.slots[0]).toMatchObject({ member: 'etcd-a', busy: true, retiringBusy: ['i-a'] });
+    expect(world.firstSeen).toEqual({ 'stray#x': NOW - 1000, 'pending#i-a2': NOW - 90_000 });
+    expect(world.backupAgeSec).toBe('unknown'); // no store given: backups are not judged
+  });
+});
