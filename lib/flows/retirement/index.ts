@@ -32,6 +32,7 @@ import { agentOnline } from '../../aws/ssm-agent';
 import { type Departure, departureGate } from '../../domain/departure';
 import { type EndpointStatus, EtcdClient } from '../../etcd';
 import { contextOf, observeCluster } from '../../observe/observe';
+import { memberAnswersElsewhere } from './elsewhere';
 import type { HostScriptName } from '../../host/command';
 import { APISERVER_PORT } from '../../host/layout';
 import type { FlowDeps } from '../deps';
@@ -132,33 +133,6 @@ async function unreachable(r: FlowRun, s: S): Promise<{ detail: string; skipped?
     dedupeKey: `${slot.cluster}/${slot.member}/retire-unreachable/${s.instanceId}`,
   });
   return { detail: `holding the hook: ${s.held.detail}`, stop: true };
-}
-
-/**
- * Whether slot `member`'s etcd member answers, asked through ANOTHER master (for a master whose
- * own SSM agent is lost): 'alive' when it answers as that member (by identity), 'gone' when it
- * does not (or is no member any more), 'unknown' when no other master's etcd answers.
- */
-async function memberAnswersElsewhere(deps: FlowDeps, cluster: string, member: string): Promise<{ verdict: 'alive' | 'gone' | 'unknown'; detail: string }> {
-  let tried: string[] = [];
-  const view = await observeCluster(deps.observe, cluster, {
-    claims: true,
-    etcd: {
-      via: (slots) => {
-        const others = slots.filter((m) => m.member !== member)
-          .flatMap((m) => m.instances.filter((i) => i.lifecycleState === 'InService' || i.lifecycleState === 'Terminating:Wait').map((i) => ({ instanceId: i.instanceId, member: m.member })));
-        tried = others.map((c) => c.member);
-        return others;
-      },
-    },
-  }, contextOf(deps));
-  const through = view.etcd.via;
-  if (!through || !view.etcd.members) return { verdict: 'unknown', detail: `no other master's etcd answers (tried ${tried.join(', ') || 'none'})` };
-  const m = view.etcd.members.find((x) => x.id === view.claims[member]?.id);
-  if (!m) return { verdict: 'gone', detail: `${member} is no etcd member (asked through ${through.member})` };
-  return view.etcd.status.statuses.some((x) => x.memberId === m.id)
-    ? { verdict: 'alive', detail: `member ${m.id} answers at ${m.clientUrls.join(',')} (asked through ${through.member})` }
-    : { verdict: 'gone', detail: `member ${m.id} does not answer at ${m.clientUrls.join(',') || 'any URL'} (asked through ${through.member})` };
 }
 
 /** The departure decision on a fresh observation: etcd through this member, the slots, their volumes, target health. */
