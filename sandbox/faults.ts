@@ -33,8 +33,15 @@ ${body}`);
 }
 
 /**
- * `etcdctl snapshot save` on this host writes a snapshot whose data pages are damaged: it still
+ * `etcdctl snapshot save` on this host writes a snapshot whose stored data is damaged: it still
  * passes `snapshot status`, only a restore (hash check) catches it — as etcd-notes.md found.
+ *
+ * The damage is one stored value's bytes changed in place (`value-` → `VALUE-`, the values
+ * `putKeysBulk` writes), so bbolt's pages stay well-formed and `snapshot status` still reads the
+ * file; only the SHA-256 etcd appends to a snapshot no longer matches. Damaging a fixed offset
+ * instead was flaky: depending on the layout it hit a branch or freelist page, and then
+ * `snapshot status` itself refused the file. A snapshot without such a value is damaged at its
+ * middle (the old way), so the fault never silently does nothing.
  */
 export function corruptSnapshots(host: SandboxHost): void {
   wrapEtcdctl(host, 'corrupt-snapshot', `"$real" "$@"
@@ -42,8 +49,13 @@ args=("$@")
 for ((i = 0; i < \${#args[@]} - 2; i++)); do
   if [[ "\${args[i]}" == snapshot && "\${args[i+1]}" == save ]]; then
     f="\${args[i+2]}"
-    size=$(stat -c %s "$f")
-    printf 'QUORUM-KEEPER-SANDBOX-DAMAGE' | dd of="$f" bs=1 seek=$((size / 2 + 1234)) conv=notrunc status=none
+    at=$(grep -obUa 'value-' "$f" | head -n 1 | cut -d: -f1 || true)
+    if [[ -n "$at" ]]; then
+      printf 'VALUE-' | dd of="$f" bs=1 seek="$at" conv=notrunc status=none
+    else
+      size=$(stat -c %s "$f")
+      printf 'QUORUM-KEEPER-SANDBOX-DAMAGE' | dd of="$f" bs=1 seek=$((size / 2 + 1234)) conv=notrunc status=none
+    fi
   fi
 done
 `);
