@@ -127,7 +127,7 @@ t0=$(date +%s%N)
 code="$(curl -sS --retry 3 --retry-delay 2 --max-time 3600 -o "$download" -w '%{http_code}' "$url")" || qk_die "$QK_EXIT_FAILED" "download failed (network)"
 [[ "$code" == 200 ]] || qk_die "$QK_EXIT_FAILED" "download refused: HTTP ${code}"
 got="$(sha256sum "$download" | cut -d' ' -f1)"
-[[ "$got" == "$sha" ]] || qk_die "$QK_EXIT_FAILED" "checksum mismatch: the downloaded snapshot has SHA-256 ${got}, the backup's metadata says ${sha}; nothing was changed"
+[[ "$got" == "$sha" ]] || qk_die "$QK_EXIT_CORRUPT" "checksum mismatch: the downloaded snapshot has SHA-256 ${got}, the backup's metadata says ${sha}; nothing was changed"
 case "$compressor" in
   zstd) zstd -q -d -f "$download" -o "$raw" ;;
   gzip) gzip -d -c "$download" >"$raw" ;;

@@ -122,7 +122,7 @@ case "$cmd" in
     corrupt() { # VERDICT-JSON
       stop_verifier
       rm -f "${dir}/${file}" "${dir}/${base}.db" "${dir}/${base}.verify" "${dir}/${base}.verify.tmp"
-      qk_die "$QK_EXIT_FAILED" "trial restore failed: the snapshot is corrupt and must not be counted as a backup: $(sed -n 's/.*"error":"\(.*\)"}$/\1/p' <<<"$1")"
+      qk_die "$QK_EXIT_CORRUPT" "trial restore failed: the snapshot is corrupt and must not be counted as a backup: $(sed -n 's/.*"error":"\(.*\)"}$/\1/p' <<<"$1")"
     }
     # First the verdict of the trial restore (it ran while the Lambda signed this URL): an
     # unverified snapshot never reaches S3.
@@ -133,11 +133,11 @@ case "$cmd" in
       if [[ -z "$pid" || ( "$pid" =~ ^[0-9]+$ && ! -d "/proc/$pid" ) ]]; then
         sleep 0.5
         [[ -f "${dir}/${base}.verify" ]] && break
-        qk_die "$QK_EXIT_FAILED" "the trial restore of ${file} is not running and left no verdict"
+        qk_die "$QK_EXIT_UNVERIFIED" "the trial restore of ${file} is not running and left no verdict"
       fi
       sleep 0.1
     done
-    verdict="$(cat "${dir}/${base}.verify" 2>/dev/null)" || { stop_verifier; qk_die "$QK_EXIT_FAILED" "the trial restore of ${file} did not finish within ${verify_timeout} s"; }
+    verdict="$(cat "${dir}/${base}.verify" 2>/dev/null)" || { stop_verifier; qk_die "$QK_EXIT_UNVERIFIED" "the trial restore of ${file} did not finish within ${verify_timeout} s"; }
     [[ "$verdict" == *'"ok":true'* ]] || corrupt "$verdict"
     verify_ms="$(sed -n 's/.*"ms":\([0-9]*\).*/\1/p' <<<"$verdict")"
     # --retry: S3 answers 500/503 (SlowDown) now and then; a PUT of the same key is safe to repeat.
@@ -217,7 +217,7 @@ pid_status=$!
 pid_compress=$!
 compress_ok=1
 wait "$pid_compress" || compress_ok=0
-wait "$pid_status" || qk_die "$QK_EXIT_FAILED" "snapshot status failed: the file is not a valid snapshot: $(tail -n 2 "${scratch}/status.err" | tr -d '\r' | tr '\n' ' ' | cut -c1-300)"
+wait "$pid_status" || qk_die "$QK_EXIT_CORRUPT" "snapshot status failed: the file is not a valid snapshot: $(tail -n 2 "${scratch}/status.err" | tr -d '\r' | tr '\n' ' ' | cut -c1-300)"
 status="$(cat "${scratch}/status.json")"
 # Read by both: the raw file is the trial restore's alone now (its own link).
 rm -f "$snap"

@@ -20,6 +20,8 @@ import { ServerClock } from './aws/server-clock';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { type Clock, systemClock } from './clock';
 import type { HostScriptBundle } from './host/command';
+import type { Hosts } from './host/commands';
+import { ssmHosts } from './aws/hosts';
 import type { BackupStore } from './aws/backups';
 import type { BackupDeps, BackupSettings } from './flows/backup';
 import type { FlowDeps, FlowTimings, HostFlowDeps } from './flows/deps';
@@ -137,15 +139,20 @@ export function compose(o: RootOptions): Root {
   };
 }
 
+/** The host port over the root's SSM client (built when first used). */
+export function hostsOf(r: Root): Hosts {
+  return ssmHosts(() => r.clients.ssm, r.scripts);
+}
+
 /** What the host-side cluster flows (backup, restore) see. */
 function hostFlowDeps(r: Root): HostFlowDeps {
-  return { backups: backupsPort(() => r.clients.s3), asg: r.clients.asg, ssm: r.clients.ssm, s3: r.clients.s3, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+  return { backups: backupsPort(() => r.clients.s3), asg: r.clients.asg, ssm: r.clients.ssm, s3: r.clients.s3, hosts: hostsOf(r), scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
 }
 
 /** The lifecycle flows (replacement, retirement). */
 export function flowDeps(r: Root): FlowDeps {
   const { ec2, asg, ssm, elb } = r.clients;
-  return { observe: observePorts(r), ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
+  return { observe: observePorts(r), ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, hosts: hostsOf(r), scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
     ...(r.backupStore ? { backups: { s3: r.clients.s3, store: r.backupStore } } : {}),
   };
 }
@@ -208,7 +215,7 @@ export function reconcileDeps(r: Root, backup?: BackupSettings): ReconcileDeps {
 export function adoptDeps(r: Root): AdoptDeps {
   const { ec2, asg, ssm } = r.clients;
   return {
-    ec2, asg, ssm, lock: r.lock, memberIds: r.memberIds, formation: r.formation, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
+    ec2, asg, ssm, lock: r.lock, memberIds: r.memberIds, formation: r.formation, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
     etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 120)),
   };
 }
@@ -218,7 +225,7 @@ export function doctorDeps(r: Root, extra: DoctorClients): DoctorDeps {
   const { asg, ec2, elb, ssm, s3 } = r.clients;
   const { kms, cfn, events, lambda } = extra;
   return {
-    asg, ec2, elb, ssm, s3, kms, cfn, events, lambda, scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings,
+    asg, ec2, elb, ssm, s3, kms, cfn, events, lambda, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings,
     etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 60)),
     ...(r.hasState ? { recordedIds: (cluster: string, slots: readonly string[]) => r.memberIds.get(cluster, slots) } : {}),
   };

@@ -30,17 +30,6 @@ export interface RunOptions {
   comment?: string;
 }
 
-/** For runHostJson: what to do when SSM reports no finished script. */
-export interface RetryOptions {
-  /**
-   * Try once more when the command did not finish (delivery or execution timed out,
-   * cancelled): only for steps that are idempotent on the host. A script that ran and
-   * failed is never retried: its exit code is the answer.
-   */
-  retryUnfinished?: boolean;
-  onRetry?: (first: HostRunResult) => void;
-}
-
 export async function runHostScript(
   ssm: SSMClient,
   bundle: HostScriptBundle,
@@ -107,32 +96,6 @@ export const runStderr = (res: HostRunResult): string =>
 /** The last line of a script's output: host scripts print their one JSON result (or error) last. */
 export const lastLine = (s: string): string => s.trim().split('\n').pop() ?? '';
 
-/** A host script that did not exit 0 (or did not finish). */
-export class HostScriptError extends Error {
-  override readonly name = 'HostScriptError';
-  constructor(
-    readonly script: HostScriptName,
-    readonly instanceId: string,
-    readonly result: HostRunResult,
-    args: readonly string[],
-  ) {
-    super(`${script} ${args[0] ?? ''} on ${instanceId} failed (${result.status}, exit ${result.exitCode}): ${lastLine(result.stderr)}`);
-  }
-}
-
-/** Runs a host script that prints one JSON line last, and returns it parsed; throws HostScriptError. */
-export async function runHostJson<T>(
-  ssm: SSMClient, bundle: HostScriptBundle, instanceId: string, script: HostScriptName, args: readonly string[], opts: RunOptions & RetryOptions = {},
-): Promise<T> {
-  let res = await runHostScript(ssm, bundle, instanceId, script, args, opts);
-  if (res.exitCode === -1 && opts.retryUnfinished) {
-    opts.onRetry?.(res);
-    res = await runHostScript(ssm, bundle, instanceId, script, args, opts);
-  }
-  if (res.exitCode !== 0) throw new HostScriptError(script, instanceId, res, args);
-  if (outputTruncated(res)) throw new OutputTruncated(script, instanceId);
-  return JSON.parse(lastLine(res.stdout)) as T;
-}
 
 /** An EtcdRunner that runs etcdctl/etcdutl on a master through host/etcdctl.sh. */
 export function ssmEtcdRunner(ssm: SSMClient, bundle: HostScriptBundle, instanceId: string, opts: RunOptions = {}): EtcdRunner {

@@ -6,6 +6,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { Clock } from '../clock';
 import type { HostScriptBundle } from '../host/command';
+import type { Hosts } from '../host/commands';
 import type { Alerter } from '../aws/alerts';
 import type { AwaitingDr, HeldHooks } from '../aws/held-hooks';
 import type { ClusterLock } from '../aws/lock';
@@ -85,6 +86,8 @@ export interface FlowDeps {
   /** The backup bucket, read before a new cluster is seeded (absent: never seeded). */
   backups?: { s3: S3Client; store: BackupStore };
   alerter: Alerter;
+  /** Commands on the masters (lib/host/commands.ts): the flows' one way to a host. */
+  hosts: Hosts;
   scripts: HostScriptBundle;
   clock: Clock;
   tags: { cluster: string; member: string };
@@ -101,6 +104,7 @@ export interface HostFlowDeps {
   asg: AutoScalingClient;
   ssm: SSMClient;
   s3: S3Client;
+  hosts: Hosts;
   scripts: HostScriptBundle;
   clock: Clock;
   tags: { cluster: string; member: string };

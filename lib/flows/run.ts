@@ -20,13 +20,11 @@
  * (through its signal) and waited for when the run fails, so nothing of a run outlives it.
  */
 import { randomUUID } from 'node:crypto';
-import type { SSMClient } from '@aws-sdk/client-ssm';
 import { type WaitOpts, waiterText } from '../aws/ec2';
 import type { ClusterLock } from '../aws/lock';
-import { HostScriptError, type RunOptions, runHostJson } from '../aws/run-command';
+import type { RunOptions } from '../aws/run-command';
 import { type Clock, pollUntil, TimeoutError } from '../clock';
-import type { HostScriptBundle, HostScriptName } from '../host/command';
-import { HOST_EXIT } from '../host/layout';
+import { type HostAnswer, type HostCallOptions, type HostCommand, HostFailure, type Hosts } from '../host/commands';
 
 export type StepStatus = 'start' | 'ok' | 'skip' | 'wait' | 'fail';
 export interface StepEvent { step: string; status: StepStatus; detail: string; ms?: number }
@@ -78,8 +76,8 @@ export interface RunDeps {
   progress?: Progress;
   signal?: AbortSignal;
   timings: { minDelaySec: number; maxDelaySec: number; commandMinDelaySec: number; commandMaxDelaySec: number; lockTimeoutSec?: number };
-  ssm?: SSMClient;
-  scripts?: HostScriptBundle;
+  /** The host port: commands run on masters (lib/host/commands.ts). */
+  hosts?: Hosts;
   lock?: Pick<ClusterLock, 'tryAcquire' | 'extend' | 'release'>;
 }
 
@@ -251,24 +249,33 @@ export class FlowRun {
     return { maxWaitSec, minDelaySec, maxDelaySec, ...(this.deps.signal ? { abortSignal: this.deps.signal } : {}) };
   }
 
+  /** The host call options of this run: its command poll, its signal, waits up to `maxWaitSec`. */
+  hostOpts(maxWaitSec = 600, o: { executionTimeoutSec?: number; signal?: AbortSignal | undefined } = {}): HostCallOptions {
+    const { comment: _comment, ...run } = this.runOpts(maxWaitSec, o);
+    return run;
+  }
+
   /**
-   * Runs a host script that prints one JSON line. Idempotent steps (`retryUnfinished`) are tried
-   * once more when SSM reports the command unfinished (the host runs mutating steps one at a time,
-   * under flock). A script that failed becomes a FlowFailure of `step`, with `action` as advice.
+   * Runs a host command (lib/host/commands.ts) with the run's heartbeat. Idempotent steps
+   * (`retryUnfinished`) are tried once more when SSM reports the command unfinished (the host runs
+   * mutating steps one at a time, under flock). A failed command becomes a FlowFailure of `step`,
+   * with `action` as advice; its HostFailure (with the exit code's `kind`) is the cause.
    */
-  async host<T>(instanceId: string, script: HostScriptName, args: string[], o: {
+  async host<C extends HostCommand>(instanceId: string, command: C, o: {
     step?: string; retryUnfinished?: boolean; maxWaitSec?: number; executionTimeoutSec?: number; signal?: AbortSignal | undefined;
-    action?: (err: HostScriptError) => string;
-  } = {}): Promise<T> {
+    action?: (err: HostFailure) => string;
+  } = {}): Promise<HostAnswer<C['kind']>> {
     const step = o.step ?? this.current;
+    const hosts = this.deps.hosts;
+    if (!hosts) throw new Error(`internal: ${step} runs a host command, but this flow has no host port`);
     try {
-      return await this.beating(runHostJson<T>(this.deps.ssm!, this.deps.scripts!, instanceId, script, args, {
-        ...this.runOpts(o.maxWaitSec, { ...(o.executionTimeoutSec ? { executionTimeoutSec: o.executionTimeoutSec } : {}), signal: o.signal }),
+      return await this.beating(hosts.run(instanceId, command, {
+        ...this.hostOpts(o.maxWaitSec, { ...(o.executionTimeoutSec ? { executionTimeoutSec: o.executionTimeoutSec } : {}), signal: o.signal }),
         retryUnfinished: o.retryUnfinished ?? false,
-        onRetry: (r) => this.say(step, 'wait', `SSM command ${r.commandId} ended ${r.status}; trying once more`),
+        onRetry: (detail) => this.say(step, 'wait', detail),
       }));
     } catch (err) {
-      if (!(err instanceof HostScriptError) || this.aborted) throw err;
+      if (!(err instanceof HostFailure) || this.aborted) throw err;
       throw new FlowFailure(step, err.message, o.action?.(err) ?? hostAdvice(err), 'critical', step, { cause: err });
     }
   }
@@ -299,12 +306,13 @@ export class FlowRun {
   }
 }
 
-/** What to do about a host script that failed, by its exit code (see docs/host-scripts.md). */
-export function hostAdvice(err: HostScriptError): string {
-  if (err.result.exitCode === HOST_EXIT.owner) return 'The volume is marked for another cluster or member: check the volume and ASG tags.';
-  if (err.result.exitCode === HOST_EXIT.copy) {
-    return 'This volume is a copy of the member\'s volume (an EBS snapshot restored with the same tags): it holds an older log under the same etcd member ID and is never used as that member. Untag or delete the copy. To move a member to another AZ, give it a blank volume there: it joins as a new member and syncs from the leader.';
+/** What to do about a host command that failed, by its kind (the script's exit code; docs/host-scripts.md). */
+export function hostAdvice(err: HostFailure): string {
+  switch (err.kind) {
+    case 'owner': return 'The volume is marked for another cluster or member: check the volume and ASG tags.';
+    case 'copy': return 'This volume is a copy of the member\'s volume (an EBS snapshot restored with the same tags): it holds an older log under the same etcd member ID and is never used as that member. Untag or delete the copy. To move a member to another AZ, give it a blank volume there: it joins as a new member and syncs from the leader.';
+    case 'unfinished': return `SSM Run Command did not finish on ${err.instanceId}: check the SSM agent there.`;
+    case 'truncated': case 'answer': return 'The host scripts answered what this version does not expect: check that the deployed functions and their host scripts are of one version.';
+    default: return 'Read the command output in SSM Run Command history for this instance.';
   }
-  if (err.result.exitCode === -1) return `SSM Run Command did not finish on ${err.instanceId} (${err.result.status}): check the SSM agent there.`;
-  return 'Read the command output in SSM Run Command history for this instance.';
 }

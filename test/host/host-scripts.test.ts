@@ -473,7 +473,7 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     const r = await runAsync(h.root, 'etcd-snapshot.sh', ['upload', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file,
       '--upload-url-b64', Buffer.from(url).toString('base64url')]);
     server.close();
-    expect(r.code).toBe(6);
+    expect(r.code).toBe(8); // QK_EXIT_CORRUPT: the flow tells a damaged snapshot by this code alone
     expect(r.stderr).toMatch(/trial restore failed: the snapshot is corrupt.*integrity check failed/);
     expect(requests).toBe(0);
     expect(readdirSync(dir)).toEqual([]);
@@ -521,7 +521,7 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
 
       // A download whose SHA-256 differs from the backup's metadata: nothing changes.
       const bad = await restore('0'.repeat(64), 'r1');
-      expect(bad.code).toBe(6);
+      expect(bad.code).toBe(8); // QK_EXIT_CORRUPT
       expect(bad.stderr).toMatch(/checksum mismatch/);
       expect(tree(h.volume)).toEqual(before);
 

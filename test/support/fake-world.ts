@@ -9,6 +9,7 @@ import type { EtcdView, SlotView } from '../../lib/domain/view';
 import type { EndpointStatus, Member } from '../../lib/etcd';
 import { memberIdFromHex } from '../../lib/etcd';
 import type { ObservePorts, TaggedVolumeFact } from '../../lib/observe/ports';
+import { type HostAnswer, type HostCommand, type HostCommandKind, HostFailure, type Hosts } from '../../lib/host/commands';
 
 export const NOW = Date.UTC(2026, 11, 7, 12, 0, 0);
 
@@ -104,5 +105,26 @@ export function fakePorts(w: FakeWorld): ObservePorts & { reads: Record<string, 
         awaitingDr: (_c, m) => answer('awaitingDr', () => w.awaitingDr[m] ?? null),
       },
     }),
+  };
+}
+
+/** What a fake host answers per command kind: the answer, or the failure the script's exit code would give. */
+export type HostScript = { [K in HostCommandKind]?: (instanceId: string, command: Extract<HostCommand, { kind: K }>) => HostAnswer<K> | HostFailure };
+
+/** The host port over `script`; every command run is recorded, and one without a handler fails the test. */
+export function fakeHosts(script: HostScript): Hosts & { calls: Array<{ instanceId: string; command: HostCommand }> } {
+  const calls: Array<{ instanceId: string; command: HostCommand }> = [];
+  return {
+    calls,
+    run<C extends HostCommand>(instanceId: string, command: C): Promise<HostAnswer<C['kind']>> {
+      calls.push({ instanceId, command });
+      const handler = script[command.kind] as ((i: string, c: C) => HostAnswer<C['kind']> | HostFailure) | undefined;
+      if (!handler) return Promise.reject(new Error(`fake host: no answer for ${command.kind} on ${instanceId}`));
+      return Promise.resolve().then(() => {
+        const out = handler(instanceId, command);
+        if (out instanceof HostFailure) throw out;
+        return out;
+      });
+    },
   };
 }

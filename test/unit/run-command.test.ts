@@ -3,7 +3,9 @@ import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, Invoca
 import { readFileSync } from 'node:fs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { join } from 'node:path';
-import { runHostJson, runHostScript, ssmEtcdRunner } from '../../lib/aws/run-command';
+import { runHostScript, ssmEtcdRunner } from '../../lib/aws/run-command';
+import { ssmHosts } from '../../lib/aws/hosts';
+import { argvOf, HostFailure } from '../../lib/host/commands';
 import { surveyCluster } from '../support/survey';
 import { EtcdClient } from '../../lib/etcd';
 import { loadHostScripts } from '../../lib/host/fs-bundle';
@@ -65,7 +67,7 @@ describe('SSM output limits (GetCommandInvocation keeps the first 24,000 charact
   });
 
   it('a host answer cut at the limit is an explicit "truncated" error, not a JSON parse error', async () => {
-    await expect(runHostJson(client, bundle, I, 'etcd-member.sh', ['status'], fast)).rejects.toMatchObject({ name: 'OutputTruncated', message: expect.stringMatching(/truncated by SSM/) as unknown });
+    await expect(ssmHosts(() => client, bundle).run(I, { kind: 'member-status' }, fast)).rejects.toMatchObject({ name: 'HostFailure', kind: 'truncated', message: expect.stringMatching(/cut off by SSM/) as unknown });
   });
 
   it('a survey cut off on one master is answered by the next', async () => {
@@ -73,5 +75,60 @@ describe('SSM output limits (GetCommandInvocation keeps the first 24,000 charact
     expect(tried).toEqual([expect.stringMatching(/^etcd-a: unreadable survey: .*truncated by SSM/) as unknown]);
     expect(survey?.member).toBe('etcd-b');
     expect(survey?.members?.members).toHaveLength(3);
+  });
+});
+
+describe('the host port over SSM: a command in, a checked answer or a failure kind by exit code out', () => {
+  const ssm = mockClient(SSMClient);
+  const client = new SSMClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  const hosts = ssmHosts(() => client, bundle);
+  const status = { running: true, pid: 42, healthy: true, peerUrl: 'http://10.0.0.1:2380', clientUrl: 'http://10.0.0.1:2379', dataDir: '/var/lib/etcd/data', hasData: true, etcdVersion: '3.5.16', serverVersion: '3.5.16', clusterVersion: '3.5.0' };
+  beforeEach(() => {
+    ssm.reset();
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
+  });
+  const sentLine = () => (ssm.commandCalls(SendCommandCommand)[0]!.args[0].input.Parameters!.commands!).at(-1)!;
+
+  it('renders the command as its script and arguments, and returns the checked answer', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: `noise\n${JSON.stringify(status)}\n` });
+    await expect(hosts.run(I, { kind: 'member-status' }, fast)).resolves.toMatchObject({ running: true, pid: 42, clusterVersion: '3.5.0' });
+    expect(sentLine()).toMatch(/etcd-member\.sh" 'status'$/);
+    expect(ssm.commandCalls(SendCommandCommand)[0]!.args[0].input.Comment).toBe('quorum-keeper etcd-member.sh status');
+  });
+
+  it('names each failure by the script\'s exit code, never by its stderr', async () => {
+    const cases: Array<[number, string]> = [[2, 'usage'], [3, 'blank'], [4, 'owner'], [5, 'no-device'], [6, 'failed'], [7, 'copy'], [8, 'corrupt'], [9, 'unverified'], [1, 'exit']];
+    for (const [code, kind] of cases) {
+      ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Failed', ResponseCode: code, StandardErrorContent: 'trial restore failed: not a valid snapshot\nthe last line' });
+      const err = await hosts.run(I, { kind: 'volume-inspect', volumeId: 'vol-0123456789abcdef0', cluster: 'prod', member: 'etcd-a' }, fast).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HostFailure);
+      expect(err).toMatchObject({ kind, exitCode: code, detail: 'the last line', command: 'etcd-mount.sh --inspect', instanceId: I });
+    }
+  });
+
+  it('an unfinished command is tried once more only when asked (idempotent steps), and says so', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'TimedOut', ResponseCode: -1 });
+    await expect(hosts.run(I, { kind: 'member-stop' }, fast)).rejects.toMatchObject({ kind: 'unfinished', detail: 'SSM command cmd-1 ended TimedOut' });
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    ssm.resetHistory();
+    const said: string[] = [];
+    await expect(hosts.run(I, { kind: 'member-stop' }, { ...fast, retryUnfinished: true, onRetry: (d) => said.push(d) })).rejects.toMatchObject({ kind: 'unfinished' });
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(2);
+    expect(said).toEqual(['SSM command cmd-1 ended TimedOut; trying once more']);
+  });
+
+  it('an answer this version does not expect is a failure of kind "answer", not a crash later', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: '{"peerUrl":"http://10.0.0.1:2380"}\n' });
+    await expect(hosts.run(I, { kind: 'member-urls' }, fast)).rejects.toMatchObject({ kind: 'answer', detail: expect.stringMatching(/clientUrl/) as unknown });
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'not json\n' });
+    await expect(hosts.run(I, { kind: 'member-urls' }, fast)).rejects.toMatchObject({ kind: 'answer', detail: expect.stringMatching(/not JSON/) as unknown });
+  });
+
+  it('values reach the host as data: presigned URLs base64url-encoded, hostile values refused before SSM is called', async () => {
+    const url = 'https://b.s3.amazonaws.com/k?X-Amz-Signature=abc&X-Amz-Security-Token=x%2By';
+    expect(argvOf({ kind: 'snapshot-upload', workDir: '/var/lib/qk', file: 'snapshot-20261207T000000Z.db.zst', uploadUrl: url, headers: ['a: b'] }).args)
+      .toEqual(['upload', '--work-dir', '/var/lib/qk', '--file', 'snapshot-20261207T000000Z.db.zst', '--upload-url-b64', Buffer.from(url).toString('base64url'), '--headers-b64', Buffer.from('a: b').toString('base64url')]);
+    await expect(hosts.run(I, { kind: 'member-start', name: 'etcd-a; reboot', initialCluster: 'etcd-a=http://10.0.0.1:2380', state: 'existing' }, fast)).rejects.toThrow(/refusing host-script argument/);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
   });
 });

@@ -13,9 +13,7 @@
  * finds everything 'already' and changes nothing. etcd is never stopped, started or
  * reconfigured, and no data is moved.
  */
-import { z } from 'zod';
 import { byMember, clusterVolumes, type TaggedVolume } from '../../aws/ec2';
-import { runHostJson } from '../../aws/run-command';
 import { agentOnline } from '../../aws/ssm-agent';
 import {
   adopted, type AdoptionFacts, type AdoptionPlan, type AdoptionSlot, type EtcdFacts, mappingChanges, planAdoption as decide, type Refusal, type SlotFacts,
@@ -30,7 +28,7 @@ import type { ObservePorts } from '../../observe/ports';
 
 export type { AdoptionPlan, AdoptionSlot, Refusal } from '../../domain/adoption';
 
-export type AdoptDeps = Pick<FlowDeps, 'ec2' | 'asg' | 'ssm' | 'lock' | 'memberIds' | 'formation' | 'scripts' | 'clock' | 'tags' | 'timings' | 'progress' | 'signal'>
+export type AdoptDeps = Pick<FlowDeps, 'ec2' | 'asg' | 'ssm' | 'lock' | 'memberIds' | 'formation' | 'hosts' | 'clock' | 'tags' | 'timings' | 'progress' | 'signal'>
   & { etcd: ObservePorts['etcd'] };
 
 /** Adopt wrote nothing: the plan had refusals, the world changed since it was shown, or another flow drives a slot. */
@@ -54,24 +52,17 @@ export interface AdoptOutcome {
 /** The formation record's seed for an adopted cluster. */
 const ADOPT = 'adopt';
 
-const inspectSchema = z.object({
-  result: z.literal('inspected'), volumeId: z.string(), device: z.string().nullable(), mountedDevice: z.string().nullable(), onVolume: z.boolean(),
-  mountPoint: z.string(), dataDir: z.string(), hasData: z.boolean(), dbOpenByEtcd: z.boolean().nullable(),
-  marker: z.object({ cluster: z.string(), member: z.string(), volume: z.string(), memberId: z.string() }).nullable(),
-});
-const statusSchema = z.object({ running: z.boolean(), peerUrl: z.string() });
-
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 300);
 
 /** What the slot's one InService master says: its peer URL, whether etcd runs as its unit, and, with one tagged volume, the inspection. */
 async function askHost(r: FlowRun, deps: AdoptDeps, cluster: string, slot: string, instanceId: string, volume: TaggedVolume | undefined): Promise<SlotFacts['host']> {
   try {
     if (!(await agentOnline(deps.ssm, instanceId))) return { problem: `the SSM agent on ${instanceId} is not online` };
-    const opts = r.runOpts(120);
+    const opts = r.hostOpts(120);
     const [status, inspect] = await Promise.all([
-      runHostJson<unknown>(deps.ssm, deps.scripts, instanceId, 'etcd-member.sh', ['status'], opts).then((x) => statusSchema.parse(x)),
+      deps.hosts.run(instanceId, { kind: 'member-status' }, opts),
       volume && patterns.volumeId.test(volume.volumeId)
-        ? runHostJson<unknown>(deps.ssm, deps.scripts, instanceId, 'etcd-mount.sh', ['--inspect', '--volume-id', volume.volumeId, '--cluster', cluster, '--member', slot], opts).then((x) => inspectSchema.parse(x))
+        ? deps.hosts.run(instanceId, { kind: 'volume-inspect', volumeId: volume.volumeId, cluster, member: slot }, opts)
         : Promise.resolve(null),
     ]);
     return { peerUrl: status.peerUrl, etcdRunning: status.running, inspect };
@@ -213,12 +204,12 @@ async function adoptSlot(r: FlowRun, deps: AdoptDeps, cluster: string, s: Adopti
   const volumeId = check('volumeId', s.volumeId!, 'volume ID');
   const memberId = check('memberIdHex', s.memberId!, 'member ID');
   const member = check('memberName', s.slot, 'member');
-  const on = ['--volume-id', volumeId, '--cluster', cluster, '--member', member];
+  const on = { volumeId, cluster, member };
   const wrote: string[] = [];
   if (s.writes.includes('marker')) {
     await r.step('marker', async () => {
-      const device = attachedAs && patterns.device.test(attachedAs) ? ['--device', attachedAs] : [];
-      const m = await r.host<{ hasData: boolean; mountPoint: string }>(instanceId, 'etcd-mount.sh', [...on, ...device, '--adopt'], { step: 'marker', retryUnfinished: true });
+      const device = attachedAs && patterns.device.test(attachedAs) ? { device: attachedAs } : {};
+      const m = await r.host(instanceId, { kind: 'volume-adopt', ...on, ...device }, { step: 'marker', retryUnfinished: true });
       if (!m.hasData) throw new FlowFailure('marker', `${volumeId} on ${instanceId} holds no etcd data after all`, 'Run adopt again to see why; nothing else was written for this slot.');
       wrote.push(`${member}: marker ${cluster}/${member} on ${volumeId}`);
       return { value: undefined, detail: `${member}: ${volumeId} marked ${cluster}/${member} (data at ${m.mountPoint}/data)` };
@@ -226,7 +217,7 @@ async function adoptSlot(r: FlowRun, deps: AdoptDeps, cluster: string, s: Adopti
   }
   if (s.writes.includes('member-id')) {
     await r.step('member-id', async () => {
-      await r.host(instanceId, 'etcd-mount.sh', ['--record-member-id', memberId, ...on], { step: 'member-id', retryUnfinished: true });
+      await r.host(instanceId, { kind: 'volume-record-member-id', memberId, ...on }, { step: 'member-id', retryUnfinished: true });
       wrote.push(`${member}: member ID ${memberId} in the marker on ${volumeId}`);
       return { value: undefined, detail: `${member}: member ${memberId} (${s.etcdName ?? 'unnamed'}) recorded in ${volumeId}'s marker` };
     });

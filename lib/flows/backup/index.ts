@@ -17,7 +17,6 @@
  */
 import { wallNow } from '../../clock';
 import { type BackupObject, deleteBackups, headBackup, usableBackups } from '../../aws/backups';
-import { runHostScript } from '../../aws/run-command';
 import type { BackupConfig } from '../../config';
 import { decideRetention } from '../../domain/retention';
 import { type BackupDeps, type BackupOutcome, type BackupSettings, type BackupState, backupSteps } from './steps';
@@ -60,8 +59,7 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
     if (s.staged) {
       // Its own short budget, not the (possibly aborted) run's signal: the master must not keep
       // a snapshot of the whole cluster lying around.
-      await runHostScript(deps.ssm, deps.scripts, s.staged.instanceId, 'etcd-snapshot.sh', ['discard', '--work-dir', settings.workDir, '--file', s.staged.file],
-        hostRunOpts({ timings: deps.timings }, aborted ? 20 : 120))
+      await deps.hosts.run(s.staged.instanceId, { kind: 'snapshot-discard', workDir: settings.workDir, file: s.staged.file }, hostRunOpts({ timings: deps.timings }, aborted ? 20 : 120))
         .catch(() => undefined);
     }
     await deps.alerter.alert({

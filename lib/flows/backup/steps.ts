@@ -3,10 +3,9 @@
  * its trial restore passed, and check what S3 stored.
  */
 import { wallNow } from '../../clock';
-import { z } from 'zod';
 import type { Alerter } from '../../aws/alerts';
 import { type BackupMeta, type BackupStore, backupKey, deleteBackups, headBackup, presignUpload } from '../../aws/backups';
-import { lastLine, runHostScript } from '../../aws/run-command';
+import { type HostAnswer, HostFailure } from '../../host/commands';
 import { chooseBackupSource } from '../../domain/backup-source';
 import type { RetentionPolicy } from '../../domain/retention';
 import { contextOf, observeCluster } from '../../observe/observe';
@@ -67,28 +66,7 @@ export interface BackupState {
   key?: string;
 }
 
-const preparedSchema = z.object({
-  result: z.literal('prepared'),
-  file: z.string().regex(/^snapshot-\d{8}T\d{6}Z\.db\.(zst|gz)$/),
-  compressor: z.enum(['zstd', 'gzip']),
-  rawSize: z.number().int().nonnegative(),
-  size: z.number().int().positive(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  sha256Base64: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
-  status: z.object({ revision: z.number().int().nonnegative(), hash: z.number(), totalKey: z.number() }),
-  keys: z.number().int().nonnegative().nullable(),
-  etcdVersion: z.string().regex(/^[0-9A-Za-z.+-]{1,32}$/),
-  verify: z.literal('pending'),
-  ms: z.object({ save: z.number(), compress: z.number() }),
-});
-type Prepared = z.infer<typeof preparedSchema>;
-
-const uploadedSchema = z.object({
-  result: z.literal('uploaded'),
-  verified: z.literal(true),
-  verifyMs: z.number().int().nonnegative(),
-  seconds: z.number().nonnegative(),
-});
+type Prepared = HostAnswer<'snapshot-prepare'>;
 
 /** Does the object's key ID match the configured key (ARN, key ID or alias)? */
 function kmsMatches(configured: string | undefined, actual: string | undefined): boolean {
@@ -133,20 +111,16 @@ const snapshotStep: Step<BackupState> = {
     const { deps, cluster, settings, out } = s;
     const src = s.source!;
     s.takenAt = new Date(await wallNow(deps.clock));
-    const prep = await runHostScript(deps.ssm, deps.scripts, src.instanceId, 'etcd-snapshot.sh',
-      ['prepare', '--work-dir', settings.workDir, '--endpoint', src.clientUrl, '--compressor', settings.compressor], r.runOpts(1800, { executionTimeoutSec: 1800 }));
-    if (prep.exitCode !== 0) {
-      const why = lastLine(prep.stderr) || prep.status;
-      if (/not a valid snapshot/.test(prep.stderr)) throw corruptSnapshot(cluster, src.member, why);
-      throw new FlowFailure('snapshot', `snapshot of ${cluster} on ${src.member} failed: ${why}`,
-        'Read the command output in SSM Run Command history for this instance; the previous good backups are kept.', 'critical', 'backup-snapshot');
-    }
-    let prepared: Prepared;
-    try {
-      prepared = preparedSchema.parse(JSON.parse(lastLine(prep.stdout)));
-    } catch (err) {
-      throw new FlowFailure('snapshot', `unexpected answer from etcd-snapshot.sh prepare on ${src.instanceId}: ${err instanceof Error ? err.message : String(err)}`, 'Check the host scripts version.', 'critical', 'backup-snapshot', { cause: err });
-    }
+    const prepared = await deps.hosts.run(src.instanceId, { kind: 'snapshot-prepare', workDir: settings.workDir, endpoint: src.clientUrl, compressor: settings.compressor },
+      r.hostOpts(1800, { executionTimeoutSec: 1800 })).catch((err: unknown) => {
+      if (!(err instanceof HostFailure)) throw err;
+      if (err.kind === 'corrupt') throw corruptSnapshot(cluster, src.member, err.detail);
+      if (err.kind === 'answer' || err.kind === 'truncated') {
+        throw new FlowFailure('snapshot', `unexpected answer from etcd-snapshot.sh prepare on ${src.instanceId}: ${err.detail}`, 'Check the host scripts version.', 'critical', 'backup-snapshot', { cause: err });
+      }
+      throw new FlowFailure('snapshot', `snapshot of ${cluster} on ${src.member} failed: ${err.detail}`,
+        'Read the command output in SSM Run Command history for this instance; the previous good backups are kept.', 'critical', 'backup-snapshot', { cause: err });
+    });
     s.prepared = prepared;
     s.staged = { instanceId: src.instanceId, file: prepared.file };
     Object.assign(out.ms, prepared.ms);
@@ -170,21 +144,19 @@ const verifyStep: Step<BackupState> = {
     const key = backupKey(settings.store, cluster, src.member, s.takenAt!, prepared.compressor);
     const signed = await presignUpload(deps.s3, settings.store, key, meta, prepared.sha256Base64, { signingDate: new Date(await wallNow(deps.clock)) });
     const tu = deps.clock.now();
-    const up = await runHostScript(deps.ssm, deps.scripts, src.instanceId, 'etcd-snapshot.sh', ['upload', '--work-dir', settings.workDir, '--file', prepared.file,
-      '--upload-url-b64', Buffer.from(signed.url).toString('base64url'), '--headers-b64', Buffer.from(signed.headers.join('\n')).toString('base64url')], r.runOpts(1800, { executionTimeoutSec: 1800 }));
-    if (up.exitCode !== 0) {
-      const why = lastLine(up.stderr) || up.status;
-      if (/trial restore failed/.test(up.stderr)) throw corruptSnapshot(cluster, src.member, why);
-      if (/trial restore/.test(why)) {
-        throw new FlowFailure('verify', `the snapshot of ${cluster} from ${src.member} could not be verified: ${why}`,
-          'Check the master\'s disk space and load; the upload was abandoned and the previous good backups are kept.', 'critical', 'backup-verify');
+    const uploaded = await deps.hosts.run(src.instanceId, { kind: 'snapshot-upload', workDir: settings.workDir, file: prepared.file, uploadUrl: signed.url, headers: signed.headers },
+      r.hostOpts(1800, { executionTimeoutSec: 1800 })).catch((err: unknown) => {
+      if (!(err instanceof HostFailure)) throw err;
+      if (err.kind === 'corrupt') throw corruptSnapshot(cluster, src.member, err.detail);
+      if (err.kind === 'unverified') {
+        throw new FlowFailure('verify', `the snapshot of ${cluster} from ${src.member} could not be verified: ${err.detail}`,
+          'Check the master\'s disk space and load; the upload was abandoned and the previous good backups are kept.', 'critical', 'backup-verify', { cause: err });
       }
-      throw new FlowFailure('upload', `upload of ${key} from ${src.instanceId} failed: ${why}`,
-        'Check the master\'s route to S3 (VPC endpoint or NAT) and the bucket policy; the previous good backups are kept.', 'critical', 'backup-upload');
-    }
+      throw new FlowFailure('upload', `upload of ${key} from ${src.instanceId} failed: ${err.detail}`,
+        'Check the master\'s route to S3 (VPC endpoint or NAT) and the bucket policy; the previous good backups are kept.', 'critical', 'backup-upload', { cause: err });
+    });
     s.staged = null; // the master removes its files after a successful upload
     s.key = key;
-    const uploaded = uploadedSchema.parse(JSON.parse(lastLine(up.stdout)));
     out.ms.upload = deps.clock.now() - tu;
     out.ms.verify = uploaded.verifyMs;
     out.ms.put = Math.round(uploaded.seconds * 1000); // the PUT itself, as curl timed it

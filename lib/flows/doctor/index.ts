@@ -6,14 +6,12 @@
  * health over its own TLS settings; `etcd-mount.sh --inspect`: the volume's device, what is
  * mounted, the marker), plus one survey of the cluster through the first master that answers.
  */
-import { z } from 'zod';
 import { type DoctorReadClients, errorText, readAsgs, readBackup, readInstances, readStack, readTargetGroups, readVolumes } from '../../aws/doctor-read';
-import { lastLine, outputTruncated, runHostScript, type RunOptions } from '../../aws/run-command';
 import { type Clock, wallNow } from '../../clock';
 import {
   type Check, type DoctorFacts, type DoctorSummary, type EtcdFacts, type HostFacts, type HostStatusFacts, type InspectFacts, judge, masterSlots, summarise, type VolumeFacts,
 } from '../../domain/doctor';
-import type { HostScriptBundle } from '../../host/command';
+import { type HostAnswer, type HostCallOptions, type HostCommand, HostFailure, type Hosts } from '../../host/commands';
 import { hostRunOpts, type HostFlowDeps } from '../deps';
 import type { ObservePorts } from '../../observe/ports';
 
@@ -22,7 +20,7 @@ export interface DoctorDeps extends DoctorReadClients {
   recordedIds?: (cluster: string, slots: readonly string[]) => Promise<Record<string, string>>;
   /** etcd as the observation reads it (the survey, certificates included). */
   etcd: ObservePorts['etcd'];
-  scripts: HostScriptBundle;
+  hosts: Hosts;
   clock: Clock;
   tags: { cluster: string; member: string };
   timings: HostFlowDeps['timings'];
@@ -48,43 +46,36 @@ export interface DoctorReport {
 
 // --- host facts --------------------------------------------------------------------------------
 
-const statusSchema = z.object({
-  running: z.boolean(), healthy: z.boolean(), peerUrl: z.string(), clientUrl: z.string(),
-  etcdVersion: z.string().nullable().default(null), serverVersion: z.string().nullable().default(null), clusterVersion: z.string().nullable().default(null),
-});
-const inspectSchema = z.object({
-  result: z.literal('inspected'), volumeId: z.string(), device: z.string().nullable(), mountedDevice: z.string().nullable(), onVolume: z.boolean(),
-  mountPoint: z.string(), dataDir: z.string(), hasData: z.boolean(),
-  marker: z.object({ cluster: z.string(), member: z.string(), volume: z.string(), memberId: z.string() }).nullable(),
-});
-
-/** A host script's one-line JSON answer, parsed; its failure as text (the script's own stderr says why). */
-async function hostJson<T>(d: DoctorDeps, instanceId: string, script: 'etcd-member.sh' | 'etcd-mount.sh', args: string[], schema: z.ZodType<T>, opts: RunOptions): Promise<{ ok: true; value: T } | { ok: false; error: string }> {
+/** A host command's answer, or its failure as text (the script's own last line of stderr says why). */
+async function ask<C extends HostCommand>(d: DoctorDeps, instanceId: string, command: C, opts: HostCallOptions): Promise<{ ok: true; value: HostAnswer<C['kind']> } | { ok: false; error: string }> {
   try {
-    const res = await runHostScript(d.ssm, d.scripts, instanceId, script, args, opts);
-    if (res.exitCode !== 0) return { ok: false, error: `${script} ${args[0]} ${res.exitCode === -1 ? `did not finish (SSM ${res.status})` : `exit ${res.exitCode}`}: ${lastLine(res.stderr) || 'no error output'}` };
-    if (outputTruncated(res)) return { ok: false, error: `${script} ${args[0]}: answer truncated by SSM` };
-    return { ok: true, value: schema.parse(JSON.parse(lastLine(res.stdout))) };
+    return { ok: true, value: await d.hosts.run(instanceId, command, opts) };
   } catch (err) {
-    return { ok: false, error: `${script} ${args[0]}: ${errorText(err)}` };
+    return { ok: false, error: err instanceof HostFailure ? `${err.command}: ${err.kind === 'unfinished' ? 'did not finish' : err.exitCode !== null && err.exitCode >= 0 ? `exit ${err.exitCode}` : err.kind}: ${err.detail || 'no error output'}` : errorText(err) };
   }
 }
 
-async function readHost(d: DoctorDeps, cluster: string, member: string, instanceId: string, volume: VolumeFacts | null, opts: RunOptions): Promise<HostFacts> {
+async function readHost(d: DoctorDeps, cluster: string, member: string, instanceId: string, volume: VolumeFacts | null, opts: HostCallOptions): Promise<HostFacts> {
   // The device hint only for the volume EC2 says is attached here: another volume at that name is not this one.
-  const device = volume && volume.attachedTo === instanceId && volume.device && /^\/dev\/(xvd|sd)[a-z]{1,2}$/.test(volume.device) ? ['--device', volume.device] : [];
+  const device = volume && volume.attachedTo === instanceId && volume.device && /^\/dev\/(xvd|sd)[a-z]{1,2}$/.test(volume.device) ? { device: volume.device } : {};
   const [status, inspect] = await Promise.all([
-    hostJson(d, instanceId, 'etcd-member.sh', ['status'], statusSchema, opts),
-    volume ? hostJson(d, instanceId, 'etcd-mount.sh', ['--inspect', '--volume-id', volume.volumeId, '--cluster', cluster, '--member', member, ...device], inspectSchema, opts) : Promise.resolve(null),
+    ask(d, instanceId, { kind: 'member-status' }, opts),
+    volume ? ask(d, instanceId, { kind: 'volume-inspect', volumeId: volume.volumeId, cluster, member, ...device }, opts) : Promise.resolve(null),
   ]);
-  const st: HostStatusFacts = status.ok ? { ok: true, ...status.value } : status;
+  const st: HostStatusFacts = status.ok
+    ? { ok: true, ...pick(status.value, 'peerUrl', 'clientUrl', 'running', 'healthy', 'etcdVersion', 'serverVersion', 'clusterVersion') }
+    : status;
   const ins: InspectFacts | null = inspect === null ? null : inspect.ok
-    ? { ok: true, ...inspect.value, marker: inspect.value.marker && { ...inspect.value.marker } }
+    ? { ok: true, ...pick(inspect.value, 'volumeId', 'device', 'mountedDevice', 'onVolume', 'mountPoint', 'dataDir', 'hasData'), marker: inspect.value.marker && { ...inspect.value.marker } }
     : inspect;
   return { instanceId, status: st, inspect: ins };
 }
 
-async function readEtcd(d: DoctorDeps, candidates: Array<{ instanceId: string; member: string }>, opts: RunOptions): Promise<EtcdFacts> {
+function pick<T extends object, K extends keyof T>(o: T, ...keys: K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
+}
+
+async function readEtcd(d: DoctorDeps, candidates: Array<{ instanceId: string; member: string }>, opts: HostCallOptions): Promise<EtcdFacts> {
   const e = await d.etcd.survey(candidates, { certs: true }, opts.abortSignal ? { signal: opts.abortSignal } : {});
   const members = e.members ?? [];
   return {

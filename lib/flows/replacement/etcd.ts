@@ -3,12 +3,11 @@
  * the cluster lock) through the peer replacement-peer.ts found, start etcd (or, for a new
  * cluster, its seed), wait until it has caught up, and wait for kube-apiserver on this host.
  */
-import { HostScriptError } from '../../aws/run-command';
 import { judgeQuorum } from '../../domain/judge';
 import { planMembership, quorumOf } from '../../domain/membership';
 import { EtcdError, type EtcdErrorKind, type MemberId, type MemberList, STATUS_TIMEOUT } from '../../etcd';
-import type { HostScriptName } from '../../host/command';
-import { ETCD_DEVICE, HOST_EXIT } from '../../host/layout';
+import { type HostCommand, HostFailure } from '../../host/commands';
+import { ETCD_DEVICE } from '../../host/layout';
 import { firstHealthyPeer } from '../cluster-masters';
 import type { ReplacementState as S } from './state';
 import { FlowFailure, type FlowRun, hostAdvice } from '../run';
@@ -16,9 +15,9 @@ import { type Step } from '../steps';
 import { viewCluster } from '../../aws/etcd-survey';
 
 /** Host steps of the replacement: idempotent, so an unfinished SSM command is tried once more. */
-const onHost = <T>(r: FlowRun, s: S, script: HostScriptName, args: string[], step: string, signal?: AbortSignal): Promise<T> =>
-  r.host<T>(s.instanceId, script, args, {
-    step, retryUnfinished: true, signal, action: (e: HostScriptError) => `${hostAdvice(e)}${e.result.exitCode === -1 ? ' It was tried twice; the ASG will launch another instance.' : ''}`,
+const onHost = <C extends HostCommand>(r: FlowRun, s: S, command: C, step: string, signal?: AbortSignal) =>
+  r.host(s.instanceId, command, {
+    step, retryUnfinished: true, signal, action: (e: HostFailure) => `${hostAdvice(e)}${e.kind === 'unfinished' ? ' It was tried twice; the ASG will launch another instance.' : ''}`,
   });
 
 export const mountStep: Step<S> = {
@@ -26,12 +25,11 @@ export const mountStep: Step<S> = {
   async run(r, s, signal) {
     const { slot, deps } = s;
     const volumeId = s.volume!.volumeId;
-    const m = await onHost<NonNullable<S['mounted']>>(r, s, 'etcd-mount.sh',
-      ['--volume-id', volumeId, '--cluster', slot.cluster, '--member', slot.member, '--device', ETCD_DEVICE, '--allow-format'], 'mount', signal).catch(async (err: unknown) => {
+    const m = await onHost(r, s, { kind: 'volume-mount', volumeId, cluster: slot.cluster, member: slot.member, device: ETCD_DEVICE, allowFormat: true }, 'mount', signal).catch(async (err: unknown) => {
       // Refused because it holds something (data without a marker, a foreign marker, a copy):
       // not a blank volume, which the masters of a would-be new cluster must know (bootstrap).
-      const exit = err instanceof FlowFailure && err.cause instanceof HostScriptError ? err.cause.result.exitCode : null;
-      if ((exit === HOST_EXIT.owner || exit === HOST_EXIT.copy) && !(await deps.formation.get(slot.cluster))) {
+      const kind = err instanceof FlowFailure && err.cause instanceof HostFailure ? err.cause.kind : null;
+      if ((kind === 'owner' || kind === 'copy') && !(await deps.formation.get(slot.cluster))) {
         await deps.formation.report(slot.cluster, { slot: slot.member, volumeId, instanceId: s.instanceId, blank: false });
       }
       throw err;
@@ -47,12 +45,12 @@ export const mountStep: Step<S> = {
 export const urlsStep: Step<S> = {
   name: 'urls',
   async run(r, s, signal) {
-    s.urls = await onHost<NonNullable<S['urls']>>(r, s, 'etcd-member.sh', ['urls'], 'urls', signal);
+    s.urls = await onHost(r, s, { kind: 'member-urls' }, 'urls', signal);
     return { detail: `peer ${s.urls.peerUrl}` };
   },
   async plan(r, s) {
     if (!s.agentOnline) return { action: 'read this host\'s peer and client URLs once its agent is online' };
-    s.urls = await onHost<NonNullable<S['urls']>>(r, s, 'etcd-member.sh', ['urls'], 'urls');
+    s.urls = await onHost(r, s, { kind: 'member-urls' }, 'urls');
     return { action: `this host advertises peer ${s.urls.peerUrl}` };
   },
 };
@@ -189,8 +187,7 @@ export const membershipStep: Step<S> = {
 async function startSeed(r: FlowRun, s: S): Promise<{ detail: string }> {
   const { slot, instanceId, deps } = s;
   const peerUrl = s.urls!.peerUrl;
-  await onHost(r, s, 'etcd-member.sh',
-    ['start', '--name', slot.member, '--initial-cluster', `${slot.member}=${peerUrl}`, '--initial-cluster-state', 'new', '--token', `${slot.cluster}-${instanceId}`], 'start');
+  await onHost(r, s, { kind: 'member-start', name: slot.member, initialCluster: `${slot.member}=${peerUrl}`, state: 'new', token: `${slot.cluster}-${instanceId}` }, 'start');
   const self = await r.poll(`the seed ${slot.member} to answer`, async () => (await firstHealthyPeer(deps.ssm, deps.scripts, [{ instanceId, member: slot.member }], r.runOpts())) ?? undefined,
     { timeoutSec: deps.timings.catchUpTimeoutSec, intervalSec: 1 });
   s.peer = self;
@@ -216,8 +213,7 @@ export const startStep: Step<S> = {
       .filter((m) => m.name !== '' || m.peerUrls.includes(peerUrl))
       .map((m) => `${m.peerUrls.includes(peerUrl) ? name : m.name}=${m.peerUrls.includes(peerUrl) ? peerUrl : (m.peerUrls[0] ?? '')}`)
       .join(',');
-    const st = await onHost<{ running: boolean; healthy: boolean; pid: number | null }>(r, s, 'etcd-member.sh',
-      ['start', '--name', name, '--initial-cluster', initial, '--initial-cluster-state', 'existing'], 'start');
+    const st = await onHost(r, s, { kind: 'member-start', name, initialCluster: initial, state: 'existing' }, 'start');
     return { detail: `etcd ${st.running ? 'running' : 'not running'}${st.pid ? ` (pid ${st.pid})` : ''}` };
   },
   plan(_r, s) {
@@ -268,7 +264,7 @@ export const caughtUpStep: Step<S> = {
         // The member has joined and caught up: a marker that could not be written is said, not
         // worth abandoning a whole master for (the table's record still maps the slot).
         try {
-          await onHost(r, s, 'etcd-mount.sh', ['--record-member-id', caughtUpId, '--volume-id', s.volume!.volumeId, '--cluster', slot.cluster, '--member', slot.member], 'caught-up');
+          await onHost(r, s, { kind: 'volume-record-member-id', memberId: caughtUpId, volumeId: s.volume!.volumeId, cluster: slot.cluster, member: slot.member }, 'caught-up');
           s.mounted = { ...s.mounted!, memberId: caughtUpId };
         } catch (err) {
           if (r.aborted) throw err;
@@ -302,7 +298,7 @@ async function recordFormed(r: FlowRun, s: S): Promise<void> {
 export const apiserverStep: Step<S> = {
   name: 'apiserver',
   async run(r, s, signal) {
-    await r.poll('kube-apiserver /readyz', async () => ((await onHost<{ ready: boolean }>(r, s, 'etcd-member.sh', ['apiserver'], 'apiserver', signal)).ready ? true : undefined), {
+    await r.poll('kube-apiserver /readyz', async () => ((await onHost(r, s, { kind: 'apiserver-ready' }, 'apiserver', signal)).ready ? true : undefined), {
       timeoutSec: s.deps.timings.targetTimeoutSec, signal,
     });
     return { detail: '/readyz 200' };

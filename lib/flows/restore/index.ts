@@ -15,7 +15,7 @@
 import type { AwaitingDr } from '../../aws/held-hooks';
 import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, presignDownload, usableBackups } from '../../aws/backups';
 import { wallNow } from '../../clock';
-import { runHostJson } from '../../aws/run-command';
+import type { HostAnswer, HostCommand } from '../../host/commands';
 import { agentOnline } from '../../aws/ssm-agent';
 import { judgeQuorum } from '../../domain/judge';
 import { STATUS_TIMEOUT } from '../../etcd';
@@ -107,7 +107,7 @@ async function readMasters(deps: RestoreDeps, cluster: string): Promise<Prepared
   const masters = await Promise.all(slots.map(async (s) => {
     const instanceId = s.instanceId!;
     if (!(await agentOnline(deps.ssm, instanceId))) throw new RestoreRefused(`the SSM agent of ${s.member} (${instanceId}) is not online`);
-    const urls = await runHostJson<{ peerUrl: string; clientUrl: string }>(deps.ssm, deps.scripts, instanceId, 'etcd-member.sh', ['urls'], hostRunOpts(deps, 120));
+    const urls = await deps.hosts.run(instanceId, { kind: 'member-urls' }, hostRunOpts(deps, 120));
     return { member: s.member, instanceId, peerUrl: urls.peerUrl, clientUrl: urls.clientUrl };
   }));
   return { masters, initialCluster: masters.map((m) => `${m.member}=${m.peerUrl}`).join(',') };
@@ -186,9 +186,9 @@ const rollbackNote = (cluster: string, token: string): string => [
 ].join('\n');
 
 /** One host step on every master at once; a failure says how to roll back. */
-function onMasters<T>(r: FlowRun, s: RestoreState, script: 'etcd-member.sh' | 'etcd-restore.sh', what: string, args: (m: Prepared['masters'][number]) => string[] | Promise<string[]>,
-  masters: Prepared['masters'] = s.prepared.masters): Promise<T[]> {
-  return Promise.all(masters.map(async (m) => runHostJson<T>(s.deps.ssm, s.deps.scripts, m.instanceId, script, await args(m), r.runOpts(1800, { executionTimeoutSec: 1800 })).catch((err: unknown) => {
+function onMasters<C extends HostCommand>(r: FlowRun, s: RestoreState, what: string, command: (m: Prepared['masters'][number]) => C | Promise<C>,
+  masters: Prepared['masters'] = s.prepared.masters): Promise<Array<HostAnswer<C['kind']>>> {
+  return Promise.all(masters.map(async (m) => s.deps.hosts.run(m.instanceId, await command(m), r.hostOpts(1800, { executionTimeoutSec: 1800 })).catch((err: unknown) => {
     throw new RestoreFailed(`${what} on ${m.member} (${m.instanceId}) failed: ${err instanceof Error ? err.message : String(err)}`, rollbackNote(s.req.cluster, s.plan.token));
   })));
 }
@@ -200,14 +200,14 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
   name: 'stop',
   // From here on, the rollback note applies.
   async run(r, s) {
-    await onMasters(r, s, 'etcd-member.sh', 'stopping etcd', () => ['stop']);
+    await onMasters(r, s, 'stopping etcd', () => ({ kind: 'member-stop' }));
     return { detail: `etcd stopped on ${s.prepared.masters.length} masters` };
   },
   plan: (_r, s) => ({ action: `stop etcd on ${names(s)}` }),
 }, {
   name: 'inspect',
   async run(r, s) {
-    s.inspected = await onMasters<{ revision: number | null }>(r, s, 'etcd-restore.sh', 'inspecting the data dir', () => ['inspect']);
+    s.inspected = await onMasters(r, s, 'inspecting the data dir', () => ({ kind: 'restore-inspect' }));
     const previous = s.inspected.map((i) => i.revision).filter((x): x is number => x !== null);
     s.summary.discardedAfterRevision = previous.length ? Math.max(0, Math.max(...previous) - s.plan.snapshot.meta.revision) : null;
     return { detail: s.summary.discardedAfterRevision === null ? 'no member had readable data' : `the newest data was ${s.summary.discardedAfterRevision} revisions ahead of the snapshot` };
@@ -218,11 +218,10 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
   async run(r, s) {
     const { deps, req, plan, prepared } = s;
     const meta = plan.snapshot.meta;
-    const restored = await onMasters<{ asideDir: string | null; revision: number | null }>(r, s, 'etcd-restore.sh', 'download + restore', async (m) => {
-      const url = await presignDownload(deps.s3, req.store, plan.snapshot.key, { signingDate: new Date(await wallNow(deps.clock)) });
-      return ['restore', '--work-dir', req.workDir, '--url-b64', Buffer.from(url).toString('base64url'), '--sha256', meta.sha256, '--compressor', meta.compressor,
-        '--name', m.member, '--initial-cluster', prepared.initialCluster, '--token', plan.token];
-    });
+    const restored = await onMasters(r, s, 'download + restore', async (m) => ({
+      kind: 'restore-restore' as const, workDir: req.workDir, sha256: meta.sha256, compressor: meta.compressor, name: m.member, initialCluster: prepared.initialCluster, token: plan.token,
+      url: await presignDownload(deps.s3, req.store, plan.snapshot.key, { signingDate: new Date(await wallNow(deps.clock)) }),
+    }));
     s.summary.members = prepared.masters.map((m, i) => ({ member: m.member, instanceId: m.instanceId, previousRevision: s.inspected![i]!.revision, asideDir: restored[i]!.asideDir ?? null }));
     return { detail: prepared.masters.map((m, i) => `${m.member}: revision ${restored[i]!.revision ?? '?'}; previous data ${restored[i]!.asideDir ? `kept at ${restored[i]!.asideDir}` : 'none'}`).join('; ') };
   },
@@ -230,7 +229,7 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
 }, {
   name: 'start',
   async run(r, s) {
-    await onMasters(r, s, 'etcd-member.sh', 'starting etcd', (m) => ['start', '--name', m.member, '--initial-cluster', s.prepared.initialCluster, '--initial-cluster-state', 'new', '--token', s.plan.token]);
+    await onMasters(r, s, 'starting etcd', (m) => ({ kind: 'member-start', name: m.member, initialCluster: s.prepared.initialCluster, state: 'new', token: s.plan.token }));
     return { detail: `etcd started on ${s.prepared.masters.length} masters with token ${s.plan.token}` };
   },
   plan: () => ({ action: 'start etcd on every master as a new cluster' }),
@@ -257,7 +256,7 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
   // revision, which a restore keeps).
   async run(r, s) {
     const meta = s.plan.snapshot.meta;
-    const [v] = await onMasters<{ revision: number; keysAtRevision: number }>(r, s, 'etcd-restore.sh', 'verification', () => ['verify', '--revision', String(meta.revision)], s.prepared.masters.slice(0, 1));
+    const [v] = await onMasters(r, s, 'verification', () => ({ kind: 'restore-verify', revision: meta.revision }), s.prepared.masters.slice(0, 1));
     if (v!.revision < meta.revision || (meta.keys !== null && v!.keysAtRevision !== meta.keys)) {
       throw new RestoreFailed(`verification failed: revision ${v!.revision} (snapshot ${meta.revision}), ${v!.keysAtRevision} keys at the snapshot revision (backup metadata: ${meta.keys ?? 'unknown'})`, rollbackNote(s.req.cluster, s.plan.token));
     }
@@ -291,11 +290,11 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
 export async function rollbackRestore(deps: RestoreDeps, cluster: string, token: string): Promise<Array<{ member: string; instanceId: string }>> {
   if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
   const prepared = await readMasters(deps, cluster);
-  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-member.sh', ['stop'], hostRunOpts(deps))));
-  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-restore.sh', ['rollback', '--token', token], hostRunOpts(deps))));
+  const onEach = (command: (m: Prepared['masters'][number]) => HostCommand) => Promise.all(prepared.masters.map((m) => deps.hosts.run(m.instanceId, command(m), hostRunOpts(deps))));
+  await onEach(() => ({ kind: 'member-stop' }));
+  await onEach(() => ({ kind: 'restore-rollback', token }));
   // The old data dirs carry their own membership: the initial-cluster settings are ignored.
-  await Promise.all(prepared.masters.map((m) => runHostJson(deps.ssm, deps.scripts, m.instanceId, 'etcd-member.sh',
-    ['start', '--name', m.member, '--initial-cluster', prepared.initialCluster, '--initial-cluster-state', 'existing'], hostRunOpts(deps))));
+  await onEach((m) => ({ kind: 'member-start', name: m.member, initialCluster: prepared.initialCluster, state: 'existing' }));
   deps.progress({ step: 'rollback', status: 'ok', detail: `previous data restored on ${prepared.masters.length} masters; etcd started` });
   return prepared.masters.map(({ member, instanceId }) => ({ member, instanceId }));
 }

@@ -33,7 +33,7 @@ import { type Departure, departureGate } from '../../domain/departure';
 import { type EndpointStatus, EtcdClient } from '../../etcd';
 import { contextOf, observeCluster } from '../../observe/observe';
 import { memberAnswersElsewhere } from './elsewhere';
-import type { HostScriptName } from '../../host/command';
+import type { HostCommand } from '../../host/commands';
 import { APISERVER_PORT } from '../../host/layout';
 import type { FlowDeps } from '../deps';
 import { recordHeld } from './held';
@@ -88,7 +88,7 @@ interface S extends RetirementInput {
 
 // status, stop and unmount are idempotent (and flock'ed on the host): a command SSM reports
 // unfinished is tried once more rather than failing the retirement.
-const onHost = <T>(r: FlowRun, s: S, script: HostScriptName, args: string[]): Promise<T> => r.host<T>(s.instanceId, script, args, { retryUnfinished: true });
+const onHost = <C extends HostCommand>(r: FlowRun, s: S, command: C) => r.host(s.instanceId, command, { retryUnfinished: true });
 
 const instanceStep: Step<S> = {
   name: 'instance',
@@ -106,7 +106,7 @@ const etcdStep: Step<S> = {
   async run(r, s) {
     if (!s.reachable && s.instanceState === 'running') return unreachable(r, s);
     if (!s.reachable) return { detail: `${s.instanceState ?? 'not running'}: etcd is not running there`, skipped: true };
-    const st = await onHost<{ running: boolean; clientUrl: string }>(r, s, 'etcd-member.sh', ['status']);
+    const st = await onHost(r, s, { kind: 'member-status' });
     s.running = st.running;
     if (!st.running) return { detail: 'etcd is not running', skipped: true };
     s.clientUrl = st.clientUrl;
@@ -246,7 +246,7 @@ const stopStep: Step<S> = {
     await r.verifyLocks();
     // Waited for even past the Lambda deadline (a stop takes seconds; middy aborts 30 s early):
     // the cluster lock must not be released while this member may still be stopping.
-    await r.host(s.instanceId, 'etcd-member.sh', ['stop'], { retryUnfinished: true, signal: new AbortController().signal });
+    await r.host(s.instanceId, { kind: 'member-stop' }, { retryUnfinished: true, signal: new AbortController().signal });
     s.stopped = true;
     return { detail: 'etcd stopped' };
   },
@@ -259,7 +259,7 @@ const detachStep: Step<S> = {
     const vols = (await findMemberVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster, member: slot.member, az: s.az ?? '' }))
       .filter((v) => v.attachedTo === s.instanceId);
     for (const v of vols) {
-      if (s.reachable) await onHost(r, s, 'etcd-mount.sh', ['--unmount', '--volume-id', v.volumeId, '--cluster', slot.cluster, '--member', slot.member]);
+      if (s.reachable) await onHost(r, s, { kind: 'volume-unmount', volumeId: v.volumeId, cluster: slot.cluster, member: slot.member });
       await detachVolume(deps.ec2, v.volumeId, s.instanceId, false, r.waitOpts(deps.timings.volumeTimeoutSec));
     }
     return vols.length ? { detail: `${vols.map((v) => v.volumeId).join(', ')} unmounted and detached` } : { detail: 'no member volume attached', skipped: true };
