@@ -1,19 +1,20 @@
 /**
- * What the reconciler remembers between runs: when it first saw each stray etcd member (and
- * each `Pending:Wait` instance), so grace periods count from the first sighting, not from the
- * current run. One DynamoDB item per cluster in the state table, `reconcile#<cluster>`,
+ * What the reconciler remembers between runs: when it first saw each stray etcd member, each
+ * `Pending:Wait` instance and each master awaiting repair, so grace periods count from the first
+ * sighting, not from the current run. One DynamoDB item per cluster in the state table, `reconcile#<cluster>`,
  * expiring a day after the last run. Only what the last run still saw is kept: a stray that
  * disappears and comes back starts its grace again.
  */
 import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { type Clock, wallNow } from '../clock';
+import { isSeenKey } from '../domain/reconcile';
 
 export interface ReconcileMemory {
   get(cluster: string): Promise<Record<string, number>>;
   put(cluster: string, seen: Readonly<Record<string, number>>): Promise<void>;
 }
 
-/** Keys are `pending#<instance>` / `stray#<member id>`; values epoch ms. Anything else is dropped. */
+/** Keys are the plan's (`isSeenKey`: `pending#<instance>`, `repair#<instance>`, `stray#<member id>`); values epoch ms. Anything else is dropped. */
 function parseSeen(text: string | undefined): Record<string, number> {
   if (!text) return {};
   let raw: unknown;
@@ -25,7 +26,7 @@ function parseSeen(text: string | undefined): Record<string, number> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return {};
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(raw)) {
-    if (/^(pending|stray)#[A-Za-z0-9-]{1,64}$/.test(k) && typeof v === 'number' && Number.isSafeInteger(v) && v > 0) out[k] = v;
+    if (isSeenKey(k) && typeof v === 'number' && Number.isSafeInteger(v) && v > 0) out[k] = v;
   }
   return out;
 }

@@ -106,9 +106,21 @@ export interface ReconcilePlan {
   notes: string[];
   /** Everything that differs from the desired shape (the drift metric). */
   drift: number;
-  /** Keys to remember as first seen now (new `Pending:Wait` instances and strays). */
+  /** Keys to remember as first seen now (`Pending:Wait` instances, masters awaiting repair, strays; SEEN_KINDS). */
   seen: Record<string, number>;
 }
+
+/**
+ * What the reconciler counts a grace from (its memory's keys): a `Pending:Wait` instance, a
+ * master with gaps awaiting repair, a stray member. The memory keeps exactly these: one list, so
+ * a grace added here is remembered between runs (a repair's was once dropped on every write, and
+ * every run started its grace again).
+ */
+export const SEEN_KINDS = ['pending', 'repair', 'stray'] as const;
+export type SeenKind = (typeof SEEN_KINDS)[number];
+const SEEN_KEY = new RegExp(`^(${SEEN_KINDS.join('|')})#[A-Za-z0-9-]{1,64}$`);
+export const isSeenKey = (key: string): boolean => SEEN_KEY.test(key);
+export const seenKey = (kind: SeenKind, id: string): string => `${kind}#${id}`;
 
 export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_RECONCILE): ReconcilePlan {
   const actions: ReconcileAction[] = [];
@@ -124,7 +136,7 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
   for (const slot of w.slots) {
     const waiting = slot.instances.filter((i) => i.lifecycleState === 'Pending:Wait');
     for (const i of waiting) {
-      const age = since(`pending#${i.instanceId}`);
+      const age = since(seenKey('pending', i.instanceId));
       if (slot.busy) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s; a flow is driving this slot`);
       else if (age < s.pendingGraceSec) notes.push(`${slot.member}: ${i.instanceId} in Pending:Wait for ${age} s (grace ${s.pendingGraceSec} s)`);
       else actions.push({ kind: 'redrive-replacement', member: slot.member, asg: slot.asg, instanceId: i.instanceId, reason: `in Pending:Wait for ${age} s with no flow making progress` });
@@ -137,7 +149,7 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
     }
     const gaps = slot.master && waiting.length === 0 ? masterGaps(w, slot.master) : [];
     if (slot.master && gaps.length) {
-      const age = since(`repair#${slot.master.instanceId}`);
+      const age = since(seenKey('repair', slot.master.instanceId));
       const what = gaps.join('; ');
       if (slot.busy) notes.push(`${what} for ${age} s; a flow is driving this slot`);
       else if (age < s.repairGraceSec) notes.push(`${what} for ${age} s (grace ${s.repairGraceSec} s)`);
@@ -180,7 +192,7 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
         });
         continue;
       }
-      const age = since(`stray#${m.id}`);
+      const age = since(seenKey('stray', m.id));
       if (age < s.strayGraceSec) {
         notes.push(`etcd member ${label} has no slot and has not answered for ${age} s (grace ${s.strayGraceSec} s)`);
         continue;

@@ -17,7 +17,7 @@ import type { ClusterLock } from '../../aws/lock';
 import type { ReconcileMemory } from '../../aws/reconcile-memory';
 import { judgeQuorum, slotGaps } from '../../domain/judge';
 import {
-  describeAction, planReconcile, type ReconcileAction, type ReconcilePlan, type ReconcileSettings, type ReconcileWorld, strayLabel, strayRemoval, type WorldEtcd,
+  describeAction, planReconcile, seenKey, type ReconcileAction, type ReconcilePlan, type ReconcileSettings, type ReconcileWorld, strayLabel, strayRemoval, type WorldEtcd,
 } from '../../domain/reconcile';
 import { type EndpointStatusReport as StatusReport, type Member, STATUS_TIMEOUT } from '../../etcd';
 import { contextOf, observeCluster } from '../../observe/observe';
@@ -71,7 +71,7 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
   for (const m of masters) {
     for (const i of m.instances.filter((x) => x.lifecycleState === 'Pending:Wait')) {
       const launched = view.instances[i.instanceId]?.launchedAt;
-      if (launched) firstSeen[`pending#${i.instanceId}`] = launched;
+      if (launched) firstSeen[seenKey('pending', i.instanceId)] = launched;
     }
   }
   const newest = view.backups === null || 'error' in view.backups ? 'unknown' : view.backups.usable.at(-1);
