@@ -34,7 +34,7 @@ import type { Progress } from './flows/run';
 import type { StatusDeps } from './flows/status';
 import type { DoctorClients } from './aws/doctor-clients';
 import type { DoctorDeps } from './flows/doctor';
-import { awsObservePorts, backupsPort, etcdPort, fleetPort } from './observe/aws-ports';
+import { awsObservePorts, backupsPort, etcdPort, fleetPort, volumesPort } from './observe/aws-ports';
 import type { ObservePorts } from './observe/ports';
 import { hostRunOpts } from './flows/deps';
 
@@ -164,7 +164,10 @@ export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
 }
 
 export function restoreDeps(r: Root): RestoreDeps {
-  return { ...hostFlowDeps(r), ...(r.hasState ? { awaitingDr: r.awaitingDr } : {}) };
+  return {
+    ...hostFlowDeps(r), observe: { ...etcdPorts(r), volumes: volumesPort(() => r.clients.ec2, r.tags) }, get elb() { return r.clients.elb; },
+    ...(r.hasState ? { awaitingDr: r.awaitingDr, memberIds: r.memberIds } : {}),
+  };
 }
 
 export function probeDeps(r: Root): ProbeDeps {

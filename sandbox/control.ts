@@ -10,7 +10,8 @@ import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, S
 import { ClusterLock } from '../lib/aws/lock';
 import { type Clock, systemClock } from '../lib/clock';
 import type { BackupStore } from '../lib/aws/backups';
-import { backupDeps, compose, flowDeps, probeDeps, reconcileDeps, type Root, statusDeps } from '../lib/compose';
+import { backupDeps, compose, flowDeps, probeDeps, reconcileDeps, restoreDeps, type Root, statusDeps } from '../lib/compose';
+import type { RestoreDeps } from '../lib/flows/restore';
 import { type BackupDeps, type BackupSettings, DEFAULT_WORK_DIR } from '../lib/flows/backup';
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
 import { AWS_TIMINGS, type FlowDeps, type FlowTimings } from '../lib/flows/deps';
@@ -123,6 +124,11 @@ export function sandboxBackupSettings(b: BackupTarget, over: Partial<BackupSetti
 
 export function sandboxBackupDeps(c: SandboxClients, ctl: Control, b: BackupTarget, progress?: Progress): BackupDeps {
   return backupDeps(sandboxRoot(c, ctl, { backups: b, ...(progress ? { progress } : {}) }));
+}
+
+/** The restore's dependencies in the sandbox: the backups, the state table's member IDs and awaiting-DR records, the load balancer. */
+export function sandboxRestoreDeps(c: SandboxClients, ctl: Control, b: BackupTarget, progress?: Progress): RestoreDeps {
+  return restoreDeps(sandboxRoot(c, ctl, { backups: b, ...(progress ? { progress } : {}) }));
 }
 
 /** The watchdog probe's dependencies in the sandbox (memory in the sandbox state table). */

@@ -34,19 +34,37 @@ function slotEmpty(slot: SlotView): boolean {
 }
 
 /**
- * The one quorum rule. `slots` and `claims` (optional) let the fleet testify: a voter claimed by
- * a slot with no instance left is down whatever etcd could (not) say about it.
+ * What the fleet testifies about etcd: the slots and their claimed members, and (where the hosts
+ * were asked) the slots whose master says its etcd is not running — a host is the authority on
+ * its own process, so that is evidence, unlike a member that does not answer.
  */
-export function judgeQuorum(etcd: Pick<EtcdView, 'members' | 'status'>, fleet?: Pick<ClusterView, 'slots' | 'claims'>): QuorumJudgement {
+export type FleetTestimony = Pick<ClusterView, 'slots' | 'claims'> & { etcdStoppedOn?: readonly string[] };
+
+/**
+ * The one quorum rule. `fleet` (optional) lets the fleet testify: a voter whose slot has no
+ * instance left, or whose master says etcd is not running there, is down whatever etcd could
+ * (not) say about it. With no member answering at all, quorum is lost only when every slot is
+ * empty or says its etcd is stopped; otherwise it is `unknown` ("cannot see").
+ */
+export function judgeQuorum(etcd: Pick<EtcdView, 'members' | 'status'>, fleet?: FleetTestimony): QuorumJudgement {
+  const stopped = new Set(fleet?.etcdStoppedOn ?? []);
   if (!etcd.members) {
-    return { voters: 0, quorum: 0, healthyVoters: 0, leader: null, margin: -1, state: 'unknown', healthyIds: [], downIds: [], why: 'no etcd member answered' };
+    const none = { voters: 0, quorum: 0, healthyVoters: 0, leader: null, margin: -1, healthyIds: [], downIds: [] };
+    const slots = fleet?.slots ?? [];
+    if (slots.length > 0 && slots.every((x) => slotEmpty(x) || stopped.has(x.member))) {
+      return { ...none, state: 'lost', why: `no etcd member answered, and etcd runs on none of the ${slots.length} masters (${slots.map((x) => `${x.member}: ${slotEmpty(x) ? 'no instance' : 'etcd stopped'}`).join(', ')})` };
+    }
+    return { ...none, state: 'unknown', why: 'no etcd member answered' };
   }
   const h = clusterHealth(etcd.members, etcd.status);
   const healthyIds = h.leader ? etcd.status.statuses.filter((s) => !hasNoLeader(s) && s.leader === h.leader).map((s) => s.memberId) : [];
   const voters = etcd.members.filter((m) => !m.isLearner);
   const answered = new Map(etcd.status.statuses.map((s) => [s.memberId, s]));
   const refused = new Set(etcd.status.unreachable.filter((u) => /connection refused/i.test(u.error)).map((u) => u.endpoint));
-  const emptySlots = new Set((fleet?.slots ?? []).filter(slotEmpty).map((s) => fleet?.claims[s.member]?.id).filter((id): id is string => id !== undefined));
+  // Slots with no instance, or whose master says etcd is not running: their member is down — by its
+  // claim only (identity read; etcd names need not be the slot tags).
+  const emptySlots = new Set((fleet?.slots ?? []).filter((x) => slotEmpty(x) || stopped.has(x.member))
+    .map((x) => fleet?.claims[x.member]?.id).filter((id): id is string => id !== undefined));
   const downIds = voters.filter((m) => {
     const s = answered.get(m.id);
     if (s) return hasNoLeader(s);

@@ -4,17 +4,18 @@
  * every key and the snapshot's revision — with the continuous writer checking that every
  * write acknowledged up to the snapshot's revision survived.
  */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { backupCluster } from '../../lib/flows/backup';
 import { DEFAULT_WORK_DIR } from '../../lib/flows/backup';
 import { findMasterSlot } from '../../lib/flows/master-slot';
 import { replaceMaster } from '../../lib/flows/replacement';
-import { RestoreRefused, restoreCluster, type RestorePlan } from '../../lib/flows/restore';
+import { refusal, RestoreRefused, restoreCluster, type RestorePlan } from '../../lib/flows/restore';
+import { clusterStatus } from '../../lib/flows/status';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import {
   type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, receivedAlerts, sandboxBackupDeps, sandboxBackupSettings,
-  sandboxFlowDeps,
+  sandboxFlowDeps, sandboxRestoreDeps, sandboxStatusDeps,
 } from '../../sandbox/control';
 import { killHard } from '../../sandbox/procs';
 import { countKeys, killMaster, putKeysBulk } from '../../sandbox/scenario';
@@ -61,6 +62,7 @@ describe('disaster-recovery restore', () => {
   });
 
   const deps = () => sandboxBackupDeps(c, ctl, b, (e) => steps.push(`${e.step}:${e.status} ${e.detail}`));
+  const rdeps = () => sandboxRestoreDeps(c, ctl, b, (e) => steps.push(`${e.step}:${e.status} ${e.detail}`));
   const etcdOf = (clientUrl: string) => harnessEtcd([clientUrl]);
   const request = (over: { force?: boolean; confirm?: (p: RestorePlan) => Promise<boolean> } = {}) => ({
     cluster: 'prod', snapshot: 'latest', store: b.store, workDir: DEFAULT_WORK_DIR, force: over.force ?? false,
@@ -71,16 +73,45 @@ describe('disaster-recovery restore', () => {
     await backupCluster(deps(), 'prod', sandboxBackupSettings(b));
     const before = await etcdOf(cluster.members[0]!.clientUrl).memberList();
     let asked = false;
-    await expect(restoreCluster(deps(), request({ confirm: () => Promise.resolve((asked = true)) }))).rejects.toThrow(RestoreRefused);
-    await expect(restoreCluster(deps(), request())).rejects.toThrow(/still has quorum .*--force/);
+    await expect(restoreCluster(rdeps(), request({ confirm: () => Promise.resolve((asked = true)) }))).rejects.toThrow(RestoreRefused);
+    await expect(restoreCluster(rdeps(), request())).rejects.toThrow(/still has quorum .*--force/);
     expect(asked).toBe(false);
     const after = await etcdOf(cluster.members[0]!.clientUrl).memberList();
     expect(after.clusterId).toBe(before.clusterId);
     expect(after.members.map((m) => m.id).sort()).toEqual(before.members.map((m) => m.id).sort());
     // Declining the confirmation (even when forced) changes nothing either.
-    const declined = await restoreCluster(deps(), request({ force: true, confirm: () => Promise.resolve(false) }));
+    const declined = await restoreCluster(rdeps(), request({ force: true, confirm: () => Promise.resolve(false) }));
     expect(declined.result).toBe('aborted');
     expect((await etcdOf(cluster.members[0]!.clientUrl).memberList()).clusterId).toBe(before.clusterId);
+  });
+
+  it('judges quorum by the one rule: one slow member still has quorum (and the plan names the revisions a restore would discard); every member frozen is "cannot see", never "no quorum"', async () => {
+    await backupCluster(deps(), 'prod', sandboxBackupSettings(b));
+    await putKeysBulk(cluster.members[0]!.clientUrl, '/registry/after/', 500); // written after the snapshot
+    const before = await etcdOf(cluster.members[0]!.clientUrl).memberList();
+    const hosts = cluster.members.map((m) => sandbox.host(m.instanceId));
+    let shown: RestorePlan | undefined;
+    const watch = { confirm: (p: RestorePlan) => { shown = p; return Promise.resolve(false); } };
+    try {
+      // One member frozen (a slow disk, a stalled process): two of three still follow the leader.
+      // (Forced and then declined, so one read shows both the plan and the refusal it would get.)
+      hosts[2]!.pauseEtcd();
+      const forced = await restoreCluster(rdeps(), request({ force: true, ...watch }));
+      expect(forced.result).toBe('aborted');
+      expect(shown).toMatchObject({ quorum: 'quorate', hasQuorum: true });
+      expect(shown!.liveRevision! - shown!.snapshot.meta.revision).toBeGreaterThanOrEqual(4); // 500 keys in batches of 128: 4 revisions at least
+      expect(refusal(shown!)).toMatch(/still has quorum \(2\/3 voters follow .*at least \d+ revisions \(live revision \d+, snapshot \d+\).*--force/);
+
+      // Every member frozen: nobody answers and every etcd process still runs. Quorum Keeper cannot
+      // see; that is not "no quorum", and a restore is refused. (It once read as "no quorum" here.)
+      for (const h of hosts.slice(0, 2)) h.pauseEtcd();
+      await expect(restoreCluster(rdeps(), request())).rejects.toThrow(/CANNOT SEE whether prod has quorum: .*--force only if you know quorum is lost/);
+    } finally {
+      for (const h of hosts) h.resumeEtcd();
+    }
+    const after = await etcdOf(cluster.members[0]!.clientUrl).memberList();
+    expect(after.clusterId).toBe(before.clusterId);
+    expect(await countKeys(cluster.members[0]!.clientUrl, '/registry/after/')).toBe(500);
   });
 
   it('two of three members dead with their data wiped → restore latest brings back every key and the revision', async () => {
@@ -101,7 +132,7 @@ describe('disaster-recovery restore', () => {
     await new Promise((r) => setTimeout(r, 1000));
 
     let shown: RestorePlan | null = null;
-    const summary = await restoreCluster(deps(), request({ confirm: (p) => Promise.resolve(Boolean((shown = p))) }));
+    const summary = await restoreCluster(rdeps(), request({ confirm: (p) => Promise.resolve(Boolean((shown = p))) }));
     expect(shown!.hasQuorum).toBe(false);
     expect(shown!.snapshot.key).toBe(backup.key);
     expect(summary.result).toBe('restored');
@@ -144,7 +175,7 @@ describe('disaster-recovery restore', () => {
 
     // Running the same restore again with the same token would be harmless, but a restore of a
     // healthy cluster is refused without --force.
-    await expect(restoreCluster(deps(), request())).rejects.toThrow(/still has quorum/);
+    await expect(restoreCluster(rdeps(), request())).rejects.toThrow(/still has quorum/);
   });
 
   it.each([
@@ -177,12 +208,32 @@ describe('disaster-recovery restore', () => {
     expect(alerts.every((x) => (wipe ? /, blank, etcd left stopped/ : /with its data, etcd left stopped/).test(x))).toBe(true);
     expect(alerts.map((x) => /member (etcd-[ab])/.exec(x)?.[1]).sort()).toEqual(['etcd-a', 'etcd-b']);
 
-    const summary = await restoreCluster(deps(), request());
+    const summary = await restoreCluster(rdeps(), request());
     matrix.push(`| 2 of 3 masters terminated ${wipe ? 'and their volumes wiped' : 'with their data intact'} | replacements ${outcomes.join(', ')}, ${alerts.length} alerts | restore ${summary.result}: revision ${summary.revision}, ${summary.keysAtSnapshotRevision} keys |`);
     expect(summary.result).toBe('restored');
     const list = await etcdOf(sandbox.host(cluster.members[2]!.instanceId).clientUrl).memberList();
     expect(list.members.map((m) => m.name).sort()).toEqual(['etcd-a', 'etcd-b', 'etcd-c']);
     expect(list.members.every((m) => !m.isLearner && m.started)).toBe(true);
     for (const m of cluster.members) expect(await countKeys(sandbox.host(m.instanceId).clientUrl, '/registry/bulk/')).toBe(3_000);
+
+    // The cluster can heal: each slot's new member ID is in its marker and in the state table, no
+    // awaiting-DR record is left, every master is registered, and `status` says healthy.
+    const recorded = await sandboxRestoreDeps(c, ctl, b).memberIds!.get('prod', ['etcd-a', 'etcd-b', 'etcd-c']);
+    for (const m of list.members) {
+      expect(recorded[m.name]).toBe(m.id);
+      const vol = cluster.members.find((x) => x.name === m.name)!.volumeId;
+      expect(readFileSync(join(sandbox.volumeDir(vol), '.quorum-keeper-volume'), 'utf8')).toContain(`memberId=${m.id}\n`);
+    }
+    const st = await clusterStatus(sandboxStatusDeps(c, ctl), 'prod');
+    expect(st.problems).toEqual([]);
+    expect(st.members.map((m) => m.awaitingDr)).toEqual([null, null, null]);
+    if (!wipe) return;
+    // And a master lost now is replaced as usual: its volume's marker names the member that exists.
+    const a = cluster.members[0]!;
+    const { instanceId, event } = await killMaster(sandbox, c, a);
+    const found = await findMasterSlot(c.asg, a.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+    if (found.kind !== 'master') throw new Error(found.reason);
+    const again = await replaceMaster(flow, { slot: found.slot, instanceId, hook: { asg: a.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId } });
+    expect(again).toMatchObject({ result: 'continued', membership: 'update' });
   });
 });

@@ -48,6 +48,26 @@ describe('judgeQuorum: one rule, and "cannot see" is never "lost"', () => {
     const claims = { 'etcd-a': { id: hexId('a'), basis: 'name' as const }, 'etcd-b': { id: hexId('b'), basis: 'name' as const }, 'etcd-c': { id: hexId('c'), basis: 'name' as const } };
     expect(judgeQuorum(etcd, { slots: gone, claims })).toMatchObject({ state: 'lost', downIds: [hexId('a'), hexId('b'), hexId('c')] });
   });
+
+  it('the hosts testify: a master that says its etcd is not running is evidence; a silent one is not', () => {
+    const w = healthyWorld();
+    const claims = { 'etcd-a': { id: hexId('a'), basis: 'name' as const }, 'etcd-b': { id: hexId('b'), basis: 'name' as const }, 'etcd-c': { id: hexId('c'), basis: 'name' as const } };
+    const slow = etcdOf(three, [status('a', null)], [['b', TIMEOUT], ['c', TIMEOUT]]);
+    // Two peers slow: cannot see. Their masters say etcd is stopped there: lost.
+    expect(judgeQuorum(slow, { slots: w.slots, claims }).state).toBe('unknown');
+    expect(judgeQuorum(slow, { slots: w.slots, claims, etcdStoppedOn: ['etcd-b', 'etcd-c'] })).toMatchObject({ state: 'lost', downIds: [hexId('a'), hexId('b'), hexId('c')] });
+    // etcd-a without a leader and etcd-b stopped: two of three down, lost whatever etcd-c would say.
+    expect(judgeQuorum(slow, { slots: w.slots, claims, etcdStoppedOn: ['etcd-b'] }).state).toBe('lost');
+    // All three slow and one stopped: two may still form a quorum; cannot tell.
+    const allSlow = etcdOf(three, [], [['a', TIMEOUT], ['b', TIMEOUT], ['c', TIMEOUT]]);
+    expect(judgeQuorum(allSlow, { slots: w.slots, claims, etcdStoppedOn: ['etcd-b'] })).toMatchObject({ state: 'unknown', downIds: [hexId('b')] });
+    // Nobody answered at all: lost only when every master says etcd is stopped (or has no instance).
+    const silent = { members: null, status: { statuses: [], unreachable: [] } };
+    expect(judgeQuorum(silent, { slots: w.slots, claims: {}, etcdStoppedOn: ['etcd-a', 'etcd-b', 'etcd-c'] })).toMatchObject({ state: 'lost', why: expect.stringMatching(/etcd runs on none of the 3 masters/) as unknown });
+    expect(judgeQuorum(silent, { slots: w.slots, claims: {}, etcdStoppedOn: ['etcd-a', 'etcd-b'] }).state).toBe('unknown');
+    // A quorate cluster stays quorate whatever a host claims (the answers are the stronger evidence).
+    expect(judgeQuorum(w.etcd, { slots: w.slots, claims, etcdStoppedOn: ['etcd-c'] }).state).toBe('quorate');
+  });
 });
 
 describe('slotGaps: the one "slot is whole" rule', () => {

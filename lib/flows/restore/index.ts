@@ -2,7 +2,9 @@
  * Disaster recovery: rebuild a whole cluster from one verified backup. An operator command,
  * never automatic.
  *
- *   masters → quorum check (refuse while the cluster has quorum unless forced) → snapshot
+ *   masters → quorum check by the one rule (lib/domain/judge.ts) over a survey and what each
+ *   master says of its etcd: refuse unless quorum is seen lost — a quorate cluster and one that
+ *   Quorum Keeper cannot see are both refused unless forced → snapshot
  *   (latest or a key) + its metadata → plan → confirmation → stop etcd everywhere → inspect
  *   (how new was the data we set aside?) → per master: download, SHA-256 check, restore with a
  *   NEW cluster token, old data dir moved aside → start all → leader → verify revision and key
@@ -12,21 +14,31 @@
  * `rollbackRestore` puts it back. Re-running with the same token is safe (members already
  * restored with it are left as they are).
  */
+import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { AwaitingDr } from '../../aws/held-hooks';
+import { findTargetGroups, registerAndWait } from '../../aws/lb';
+import type { MemberIds } from '../../aws/member-ids';
+import { APISERVER_PORT } from '../../host/layout';
 import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, presignDownload, usableBackups } from '../../aws/backups';
 import { wallNow } from '../../clock';
 import type { HostAnswer, HostCommand } from '../../host/commands';
 import { agentOnline } from '../../aws/ssm-agent';
-import { judgeQuorum } from '../../domain/judge';
-import { STATUS_TIMEOUT } from '../../etcd';
+import { judgeQuorum, type QuorumJudgement } from '../../domain/judge';
+import { contextOf, observeCluster } from '../../observe/observe';
+import type { ObservePorts } from '../../observe/ports';
 import { patterns } from '../../validate';
-import { clusterMasters, firstHealthyPeer } from '../cluster-masters';
 import { type HostFlowDeps, hostRunOpts } from '../deps';
 import { FlowRun } from '../run';
 import { type PlannedStep, planSteps, runSteps, type Step } from '../steps';
 
 
 export type RestoreDeps = HostFlowDeps & {
+  /** The one observation's ports: the slots, their volumes, etcd as a survey reads it, identity (with records: recorded IDs). */
+  observe: Pick<ObservePorts, 'fleet' | 'etcd' | 'volumes'> & Partial<Pick<ObservePorts, 'records'>>;
+  /** Where each slot's member ID is recorded (absent: no state table; the markers are still written). */
+  memberIds?: MemberIds;
+  /** The load balancer the restored masters are registered with (absent: not registered). */
+  elb?: ElasticLoadBalancingV2Client;
   /** Where slots awaiting disaster recovery are recorded (cleared once restored). */
   awaitingDr?: AwaitingDr;
 };
@@ -58,9 +70,20 @@ export interface RestorePlan {
    */
   warnings: string[];
   members: Array<{ member: string; instanceId: string; peerUrl: string }>;
-  /** What the quorum check found. */
+  /** What the quorum check found, in one line (the one quorum rule's `why`). */
   health: string;
+  /**
+   * The one quorum rule's verdict: `quorate` (refused without --force), `lost`, or `unknown` —
+   * Quorum Keeper cannot see (members silent, its client certificate refused, agents down):
+   * refused without --force too, and never called "no quorum".
+   */
+  quorum: QuorumJudgement['state'];
   hasQuorum: boolean;
+  /**
+   * The highest revision a member answered with now (null: none answered). Over a live cluster,
+   * `liveRevision - snapshot revision` is what the restore would discard at the least.
+   */
+  liveRevision: number | null;
   /** What the restore will do once confirmed, step by step (walked from `restoreSteps`). */
   steps: PlannedStep[];
 }
@@ -96,30 +119,36 @@ export class RestoreFailed extends Error {
 interface Prepared {
   masters: Array<{ member: string; instanceId: string; peerUrl: string; clientUrl: string }>;
   initialCluster: string;
+  /** Slots whose master says its etcd is not running (evidence for the quorum rule). */
+  etcdStoppedOn: string[];
 }
 
-/** Every slot with an InService instance whose agent answers, and the URLs each advertises. */
-async function readMasters(deps: RestoreDeps, cluster: string): Promise<Prepared> {
-  const slots = await clusterMasters(deps.asg, deps.tags, cluster);
+/** Every slot with an InService instance whose agent answers, the URLs each advertises and whether its etcd runs. */
+async function readMasters(deps: RestoreDeps, cluster: string, slots: ReadonlyArray<{ member: string; instanceId: string | null }>): Promise<Prepared> {
   if (slots.length === 0) throw new RestoreRefused(`no master Auto Scaling groups are tagged ${deps.tags.cluster}=${cluster}`);
   const missing = slots.filter((s) => !s.instanceId).map((s) => s.member);
   if (missing.length) throw new RestoreRefused(`slot(s) ${missing.join(', ')} have no InService instance: bring every master back (the replacement flow mounts its volume) before restoring`);
   const masters = await Promise.all(slots.map(async (s) => {
     const instanceId = s.instanceId!;
     if (!(await agentOnline(deps.ssm, instanceId))) throw new RestoreRefused(`the SSM agent of ${s.member} (${instanceId}) is not online`);
-    const urls = await deps.hosts.run(instanceId, { kind: 'member-urls' }, hostRunOpts(deps, 120));
-    return { member: s.member, instanceId, peerUrl: urls.peerUrl, clientUrl: urls.clientUrl };
+    const st = await deps.hosts.run(instanceId, { kind: 'member-status' }, hostRunOpts(deps, 120));
+    return { member: s.member, instanceId, peerUrl: st.peerUrl, clientUrl: st.clientUrl, running: st.running };
   }));
-  return { masters, initialCluster: masters.map((m) => `${m.member}=${m.peerUrl}`).join(',') };
+  return {
+    masters: masters.map(({ running: _r, ...m }) => m),
+    initialCluster: masters.map((m) => `${m.member}=${m.peerUrl}`).join(','),
+    etcdStoppedOn: masters.filter((m) => !m.running).map((m) => m.member),
+  };
 }
 
-async function quorumState(deps: RestoreDeps, p: Prepared): Promise<{ hasQuorum: boolean; health: string }> {
-  const peer = await firstHealthyPeer(deps.ssm, deps.scripts, p.masters, hostRunOpts(deps, 120));
-  if (!peer) return { hasQuorum: false, health: 'no member reports itself healthy (no leader)' };
-  const list = await peer.etcd.memberList();
-  const h = judgeQuorum({ members: list.members, status: await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }) });
-  const hasQuorum = h.state === 'quorate';
-  return { hasQuorum, health: `${h.healthyVoters}/${h.voters} voters healthy, quorum ${h.quorum}, ${h.leader ? 'leader elected' : 'no leader'}` };
+/** The cluster's slots and etcd, judged by the one quorum rule with the hosts' testimony. */
+async function readCluster(deps: RestoreDeps, cluster: string): Promise<{ prepared: Prepared; q: QuorumJudgement; liveRevision: number | null; seen: string }> {
+  const view = await observeCluster(deps.observe, cluster, { etcd: {}, claims: true }, contextOf(deps));
+  const prepared = await readMasters(deps, cluster, view.slots);
+  const q = judgeQuorum(view.etcd, { slots: view.slots, claims: view.claims, etcdStoppedOn: prepared.etcdStoppedOn });
+  const revisions = view.etcd.status.statuses.map((x) => x.revision).filter((r): r is number => r !== null);
+  const seen = [...view.etcd.tried, ...view.etcd.status.unreachable.map((u) => `${u.endpoint}: ${u.error}`)].slice(0, 6).join('; ');
+  return { prepared, q, liveRevision: revisions.length ? Math.max(...revisions) : null, seen };
 }
 
 /** A backup's metadata, checked against its object and its cluster; refused otherwise. */
@@ -161,10 +190,13 @@ export async function planRestore(deps: RestoreDeps, req: RestoreRequest): Promi
   if (!patterns.clusterName.test(req.cluster)) throw new RestoreRefused(`invalid cluster name ${JSON.stringify(req.cluster)}`);
   const token = req.token ?? `${req.cluster}-restore-${new Date(deps.clock.now()).toISOString().replace(/[-:]/g, '').slice(0, 15)}`.slice(0, 128);
   if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
-  const prepared = await readMasters(deps, req.cluster);
-  const [q, { warnings, ...snapshot }] = await Promise.all([quorumState(deps, prepared), resolveSnapshot(deps, req)]);
+  const [{ prepared, q, liveRevision, seen }, { warnings, ...snapshot }] = await Promise.all([readCluster(deps, req.cluster), resolveSnapshot(deps, req)]);
   for (const w of warnings) deps.progress({ step: 'snapshot', status: 'wait', detail: w });
-  const plan = { cluster: req.cluster, token, snapshot, warnings, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })), ...q };
+  const health = q.state === 'unknown' ? `CANNOT SEE whether ${req.cluster} has quorum: ${q.why}${seen ? ` (${seen})` : ''}` : q.why;
+  const plan = {
+    cluster: req.cluster, token, snapshot, warnings, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })),
+    health, quorum: q.state, hasQuorum: q.state === 'quorate', liveRevision,
+  };
   // The steps the restore will take, from the very list it runs.
   const steps = await planSteps(new FlowRun({ ...deps, progress: () => undefined }), { deps, req, plan, prepared, summary: { result: 'aborted', plan: { ...plan, steps: [] }, members: [], discardedAfterRevision: null, ms: 0 } }, restoreSteps);
   return { plan: { ...plan, steps }, prepared };
@@ -239,9 +271,9 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
     const { deps, prepared } = s;
     const n = prepared.masters.length;
     await r.poll('a leader with every restored member healthy', async () => {
-      const peer = await firstHealthyPeer(deps.ssm, deps.scripts, prepared.masters, r.runOpts(120, { executionTimeoutSec: 120 }));
-      if (!peer) return undefined;
-      const h = judgeQuorum({ members: (await peer.etcd.memberList()).members, status: await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }) });
+      // The one quorum rule over a fresh survey: a leader that every restored member follows.
+      const view = await observeCluster(deps.observe, s.req.cluster, { etcd: {} }, contextOf(deps));
+      const h = judgeQuorum(view.etcd);
       return h.state === 'quorate' && h.healthyVoters === n ? true : undefined;
     }, { timeoutSec: s.req.leaderTimeoutSec ?? 120, intervalSec: 1 }).catch((err: unknown) => {
       if (r.aborted) throw err;
@@ -265,22 +297,77 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
     return { detail: `revision ${v!.revision} ≥ ${meta.revision}; ${v!.keysAtRevision} keys at the snapshot revision${meta.keys === null ? '' : ' = backup metadata'}` };
   },
   plan: (_r, s) => ({ action: `check the restored revision (≥ ${s.plan.snapshot.meta.revision}) and key count (${s.plan.snapshot.meta.keys ?? 'unknown'}) against the backup's metadata` }),
+}, {
+  name: 'identity',
+  // Every member has a new member ID now. A slot's identity lives in its volume's marker and in
+  // the state table: both are rewritten, or the next replacement of a master would find them
+  // naming a member that no longer exists and refuse the volume as an identity conflict.
+  async run(r, s) {
+    const { deps, req, prepared } = s;
+    const view = await observeCluster(deps.observe, req.cluster, { etcd: {}, volumes: true }, contextOf(deps));
+    const problems: string[] = [];
+    const done: string[] = [];
+    for (const m of prepared.masters) {
+      // The restore started each member under its slot's name: here the name is the identity.
+      const id = view.etcd.members?.find((x) => x.name === m.member)?.id;
+      const v = view.volumes[m.member];
+      if (!id) { problems.push(`${m.member}: no member of that name in the restored cluster`); continue; }
+      if (!v || v.attachedTo !== m.instanceId) { problems.push(`${m.member}: its volume is not attached to ${m.instanceId}`); continue; }
+      try {
+        await r.beating(deps.hosts.run(m.instanceId, { kind: 'volume-record-member-id', memberId: id, volumeId: v.volumeId, cluster: req.cluster, member: m.member }, r.hostOpts(120)));
+        await deps.memberIds?.record(req.cluster, m.member, id, `restore ${s.plan.token} on ${m.instanceId}`);
+        await deps.awaitingDr?.clear(req.cluster, m.member);
+        done.push(`${m.member}=${id}`);
+      } catch (err) {
+        if (r.aborted) throw err;
+        problems.push(`${m.member}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (problems.length) {
+      throw new Error(`the cluster is restored and verified, but the new member IDs could not all be recorded (${problems.join('; ')}): run \`quorum-keeper adopt --cluster ${req.cluster}\`, which records each slot's member in its marker and the state table, before the next master is replaced`);
+    }
+    return { detail: `new member IDs in every marker${deps.memberIds ? ' and the state table' : ''}: ${done.join(', ')}` };
+  },
+  plan: (_r, s) => ({ action: `record each member's new ID in its volume's marker${s.deps.memberIds ? ' and the state table' : ''}; clear the awaiting-DR records` }),
+}, {
+  name: 'register',
+  // Masters brought in awaiting DR were never registered with the load balancer: once each API
+  // server is ready on the restored etcd, it is.
+  async run(r, s) {
+    const { deps, req, prepared } = s;
+    const elb = deps.elb;
+    const tgs = elb ? await findTargetGroups(elb, deps.tags.cluster, req.cluster) : [];
+    if (!elb || tgs.length === 0) return { detail: 'no target group tagged for this cluster', skipped: true };
+    const timeoutSec = req.leaderTimeoutSec ?? 300;
+    await Promise.all(prepared.masters.map(async (m) => {
+      await r.poll(`kube-apiserver /readyz on ${m.member}`, async () => ((await deps.hosts.run(m.instanceId, { kind: 'apiserver-ready' }, r.hostOpts(60))).ready ? true : undefined), { timeoutSec, intervalSec: 2 });
+      for (const tg of tgs) await r.beating(registerAndWait(elb, tg, m.instanceId, APISERVER_PORT, r.waitOpts(timeoutSec)));
+    }));
+    return { detail: `${prepared.masters.length} masters healthy in ${tgs.length} target group(s)` };
+  },
+  plan: () => ({ action: 'wait for kube-apiserver on every master, then register each healthy in the cluster\'s target groups' }),
 }];
+
+/** Why a restore is refused without --force: the cluster still has quorum, or Quorum Keeper cannot see. */
+export function refusal(plan: Omit<RestorePlan, 'steps'>): string {
+  const since = plan.snapshot.meta.takenAt.toISOString();
+  const lost = plan.liveRevision !== null && plan.liveRevision > plan.snapshot.meta.revision ? ` — at least ${plan.liveRevision - plan.snapshot.meta.revision} revisions (live revision ${plan.liveRevision}, snapshot ${plan.snapshot.meta.revision})` : '';
+  if (plan.quorum === 'quorate') {
+    return `cluster ${plan.cluster} still has quorum (${plan.health}): a restore would discard every write since ${since}${lost}. Use --force only if you are sure.`;
+  }
+  return `${plan.health}. Quorum Keeper restores only a cluster it can see has lost quorum: check its access (the SSM agents, its etcd client certificate and the masters' etcd). A restore would discard every write since ${since}${lost}; use --force only if you know quorum is lost.`;
+}
 
 export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Promise<RestoreSummary> {
   const t0 = deps.clock.now();
   const run = new FlowRun(deps, { owner: 'restore' });
   const { plan, prepared } = await planRestore(deps, req);
   run.say('plan', 'ok', `snapshot ${plan.snapshot.key} (revision ${plan.snapshot.meta.revision}); cluster: ${plan.health}`);
-  if (plan.hasQuorum && !req.force) {
-    throw new RestoreRefused(`cluster ${req.cluster} still has quorum (${plan.health}): a restore would discard every write since ${plan.snapshot.meta.takenAt.toISOString()}. Use --force only if you are sure.`);
-  }
+  if (plan.quorum !== 'lost' && !req.force) throw new RestoreRefused(refusal(plan));
   const summary: RestoreSummary = { result: 'aborted', plan, members: [], discardedAfterRevision: null, ms: 0 };
   if (await req.confirm(plan)) {
     await runSteps(run, { deps, req, plan, prepared, summary }, restoreSteps);
     summary.result = 'restored';
-    const dr = deps.awaitingDr;
-    if (dr) await Promise.all(prepared.masters.map((m) => dr.clear(req.cluster, m.member)));
   }
   summary.ms = deps.clock.now() - t0;
   return summary;
@@ -289,7 +376,8 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
 /** Puts every member's pre-restore data back and starts etcd on it again. */
 export async function rollbackRestore(deps: RestoreDeps, cluster: string, token: string): Promise<Array<{ member: string; instanceId: string }>> {
   if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
-  const prepared = await readMasters(deps, cluster);
+  const view = await observeCluster(deps.observe, cluster, {}, contextOf(deps));
+  const prepared = await readMasters(deps, cluster, view.slots);
   const onEach = (command: (m: Prepared['masters'][number]) => HostCommand) => Promise.all(prepared.masters.map((m) => deps.hosts.run(m.instanceId, command(m), hostRunOpts(deps))));
   await onEach(() => ({ kind: 'member-stop' }));
   await onEach(() => ({ kind: 'restore-rollback', token }));
