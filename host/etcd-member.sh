@@ -26,9 +26,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cmd="${1-}"
 [[ $# -gt 0 ]] && shift
-name="" initial_cluster="" state="" token="quorum-keeper" data_dir=""
+name="" initial_cluster="" state="" token="quorum-keeper" data_dir="" keep_running=0
 while (($#)); do
   case "$1" in
+    --keep-running) keep_running=1; shift ;;
     --name) qk_need "$@"; name="$2"; shift 2 ;;
     --initial-cluster) qk_need "$@"; initial_cluster="$2"; shift 2 ;;
     --initial-cluster-state) qk_need "$@"; state="$2"; shift 2 ;;
@@ -145,6 +146,12 @@ case "$cmd" in
     # when it leads; the repair of a neighbour used to do exactly that).
     if qk_etcd_running && [[ "$(grep -v '^initial-cluster' <<<"$old")" == "$(grep -v '^initial-cluster' "$conf")" ]]; then
       qk_log "etcd already running with this configuration"
+    elif qk_etcd_running && ((keep_running)); then
+      # A repair of a running member (--keep-running): a restart would cost the cluster a voter
+      # (with another member down, its quorum), so the new configuration waits for etcd's next
+      # start (the boot guard's unit reads this file) and the answer says so.
+      QK_CONFIG_PENDING=true
+      qk_log "configuration differs from the running etcd's; not restarted (--keep-running): applied at its next start"
     else
       if qk_etcd_running; then qk_log "configuration changed; restarting etcd"; stop_etcd; fi
       mkdir -p "${QK_ROOT}${data_dir}"

@@ -312,6 +312,9 @@ qk_running_versions_json() {
   printf '"serverVersion":%s,"clusterVersion":%s' "$server" "$cluster"
 }
 
+# Set by `etcd-member.sh start --keep-running` when the running etcd was left on an older configuration.
+QK_CONFIG_PENDING=false
+
 qk_status_json() { # DATA-DIR: this member's status as one JSON line
   local data_dir="$1" running=false pid="null" health=false versions='"serverVersion":null,"clusterVersion":null'
   if qk_etcd_running; then running=true; health="$(qk_local_health 3)"; versions="$(qk_running_versions_json)"; fi
@@ -321,7 +324,7 @@ qk_status_json() { # DATA-DIR: this member's status as one JSON line
     pid="$(systemctl show -p MainPID --value "$QK_ETCD_UNIT" 2>/dev/null || true)"
     [[ "$pid" =~ ^[1-9][0-9]*$ ]] || pid=null
   fi
-  printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s,"etcdVersion":%s,%s}\n' \
+  printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s,"etcdVersion":%s,%s,"configPending":%s}\n' \
     "$running" "$pid" "$health" "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$data_dir")" \
-    "$([[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && printf true || printf false)" "$(qk_binary_version_json)" "$versions"
+    "$([[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && printf true || printf false)" "$(qk_binary_version_json)" "$versions" "$QK_CONFIG_PENDING"
 }

@@ -22,7 +22,11 @@ export type HostCommand =
   | { kind: 'member-urls' }
   | { kind: 'member-stop' }
   /** `token`: the cluster token of a new cluster (bootstrap seed, restore); an existing member joins without. */
-  | { kind: 'member-start'; name: string; initialCluster: string; state: 'new' | 'existing'; token?: string }
+  | {
+    kind: 'member-start'; name: string; initialCluster: string; state: 'new' | 'existing'; token?: string;
+    /** A running etcd is never restarted for a configuration change (a repair): the answer's `configPending` says so. */
+    keepRunning?: boolean;
+  }
   | { kind: 'apiserver-ready' }
   | ({ kind: 'volume-mount'; device: string; allowFormat: boolean } & VolumeRef)
   | ({ kind: 'volume-inspect'; device?: string } & VolumeRef)
@@ -53,7 +57,8 @@ export function argvOf(c: HostCommand): { script: HostScriptName; args: string[]
     case 'member-status': return member('status');
     case 'member-urls': return member('urls');
     case 'member-stop': return member('stop');
-    case 'member-start': return member('start', '--name', c.name, '--initial-cluster', c.initialCluster, '--initial-cluster-state', c.state, ...(c.token ? ['--token', c.token] : []));
+    case 'member-start': return member('start', '--name', c.name, '--initial-cluster', c.initialCluster, '--initial-cluster-state', c.state, ...(c.token ? ['--token', c.token] : []),
+      ...(c.keepRunning ? ['--keep-running'] : []));
     case 'apiserver-ready': return member('apiserver');
     case 'volume-mount': return mount(...volumeArgs(c), '--device', c.device, ...(c.allowFormat ? ['--allow-format'] : []));
     case 'volume-inspect': return mount('--inspect', ...volumeArgs(c), ...(c.device ? ['--device', c.device] : []));
@@ -82,6 +87,8 @@ const nullableString = z.string().nullable().default(null);
 const memberStatus = z.object({
   running: z.boolean(), healthy: z.boolean(), pid: z.number().int().nullable().default(null), peerUrl: z.string(), clientUrl: z.string(),
   hasData: z.boolean().default(false), etcdVersion: nullableString, serverVersion: nullableString, clusterVersion: nullableString,
+  /** `start --keep-running` left a running etcd on an older configuration (applied at its next start). */
+  configPending: z.boolean().default(false),
 });
 const marker = z.object({ cluster: z.string(), member: z.string(), volume: z.string(), memberId: z.string() });
 const mounted = z.object({

@@ -4,8 +4,9 @@
  * Every scenario runs with the continuous writer (issue 9): no acknowledged write may be lost.
  */
 import { spawn } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { DeregisterTargetsCommand, DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { listBackups } from '../../lib/aws/backups';
 import { DEFAULT_RECONCILE } from '../../lib/domain/reconcile';
 import { EtcdError, hasNoLeader } from '../../lib/etcd';
@@ -143,6 +144,27 @@ describe('reconciler', () => {
     expect(alerts[0]).toMatch(new RegExp(`reconciler could not repair ${cm.name} on ${cm.instanceId} .*the SSM agent on ${cm.instanceId} is offline: if the instance is impaired, terminate it`));
     expect((await members()).map((m) => m.id)).toContain((await members()).find((m) => m.name === cm.name)!.id);
     expect(await members()).toHaveLength(3);
+  });
+
+  it('a repair never restarts a running, healthy member for a configuration change (an adopted master\'s own etcd settings): it says so instead', async () => {
+    // A follower whose running etcd was configured by hand (as on a master adopted from another
+    // tool), and which the load balancer lost: the reconciler repairs the registration. Restarting
+    // etcd for its settings would cost a voter — with another member down, quorum.
+    const leaderUrl = (await etcd().endpointStatus({ cluster: false })).statuses.find((x) => x.isLeader)!.endpoint;
+    const b = t.cluster.members.find((m) => m.clientUrl !== leaderUrl)!;
+    const host = t.sandbox.host(b.instanceId);
+    const conf = join(host.root, 'etc/quorum-keeper/etcd.conf.yml');
+    appendFileSync(conf, '# tuned by hand before Quorum Keeper adopted this master\nheartbeat-interval: 100\n');
+    const pid = host.etcdPid();
+    await t.c.elb.send(new DeregisterTargetsCommand({ TargetGroupArn: t.cluster.targetGroupArn, Targets: [{ Id: b.instanceId, Port: 6443 }] }));
+    const details: string[] = [];
+    const out = await reconcileCluster(sandboxReconcileDeps(t.c, t.ctl, undefined, (e) => { if (e.step === 'start') details.push(e.detail); }), 'prod', { ...NOW, repairGraceSec: 0 });
+    expect(out.steps.map((x) => [x.action.kind, x.result])).toEqual([['repair-master', 'done']]);
+    expect(host.etcdPid()).toBe(pid); // not restarted
+    expect(details.join('\n')).toMatch(/configuration differs from Quorum Keeper's: not restarted for it .*applied at its next start/);
+    expect(await targetHealth(b.instanceId)).toBe('healthy');
+    // Quorum Keeper's configuration is what etcd's next start reads.
+    expect(readFileSync(conf, 'utf8')).not.toMatch(/tuned by hand/);
   });
 
   it('a stray is never removed while the cluster has no quorum: membership unchanged, the operator is told', async () => {

@@ -213,8 +213,12 @@ export const startStep: Step<S> = {
       .filter((m) => m.name !== '' || m.peerUrls.includes(peerUrl))
       .map((m) => `${m.peerUrls.includes(peerUrl) ? name : m.name}=${m.peerUrls.includes(peerUrl) ? peerUrl : (m.peerUrls[0] ?? '')}`)
       .join(',');
-    const st = await onHost(r, s, { kind: 'member-start', name, initialCluster: initial, state: 'existing' }, 'start');
-    return { detail: `etcd ${st.running ? 'running' : 'not running'}${st.pid ? ` (pid ${st.pid})` : ''}` };
+    // A repair (no hook) never restarts a running member for a configuration change: with another
+    // member down that restart would cost quorum. The difference is said, and applied at etcd's
+    // next start.
+    const st = await onHost(r, s, { kind: 'member-start', name, initialCluster: initial, state: 'existing', keepRunning: s.hook === null }, 'start');
+    const pending = st.configPending ? '; its configuration differs from Quorum Keeper\'s: not restarted for it (a restart could cost quorum), applied at its next start' : '';
+    return { detail: `etcd ${st.running ? 'running' : 'not running'}${st.pid ? ` (pid ${st.pid})` : ''}${pending}` };
   },
   plan(_r, s) {
     return { action: `start etcd on ${s.instanceId} (--initial-cluster-state existing)` };
