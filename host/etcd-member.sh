@@ -154,6 +154,14 @@ case "$cmd" in
       qk_log "configuration differs from the running etcd's; not restarted (--keep-running): applied at its next start"
     else
       if qk_etcd_running; then qk_log "configuration changed; restarting etcd"; stop_etcd; fi
+      # A member dir without a WAL (a first start that failed) is no member's state: etcd would
+      # start a new member over its stale backend. Kept aside (never deleted), out of etcd's way.
+      if [[ -d "${QK_ROOT}${data_dir}/member" ]] && ! qk_has_data "$data_dir"; then
+        aside="${data_dir}.nowal-$(date +%s)"
+        mkdir -p "${QK_ROOT}${aside}"
+        mv "${QK_ROOT}${data_dir}/member" "${QK_ROOT}${aside}/member"
+        qk_log "set aside ${data_dir}/member (a backend without a write-ahead log) at ${aside}/member"
+      fi
       mkdir -p "${QK_ROOT}${data_dir}"
       chmod 700 "${QK_ROOT}${data_dir}"
       start_etcd

@@ -155,7 +155,7 @@ inspect() {
   local on_volume=false
   [[ -n "$dev" && "$current" == "$dev" ]] && on_volume=true
   local data_dir="${mount_point%/}/data"
-  [[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && has_data=true
+  qk_has_data "$data_dir" && has_data=true
   if [[ -n "$current" && -f "$marker" ]]; then
     marker_json="$(printf '{"cluster":%s,"member":%s,"volume":%s,"memberId":%s}' \
       "$(qk_json_str "$(marker_field "$marker" cluster)")" "$(qk_json_str "$(marker_field "$marker" member)")" \
@@ -263,7 +263,7 @@ fi
 
 data_dir="${mount_point%/}/data"
 has_data=false
-[[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && has_data=true
+qk_has_data "$data_dir" && has_data=true
 member_id_json=null
 recorded_id="$(sed -n '/^memberId=/{s///p;q}' "$marker")"
 if [[ "$recorded_id" =~ ^[0-9a-f]{1,16}$ ]]; then member_id_json="$(qk_json_str "$recorded_id")"; fi

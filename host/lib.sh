@@ -312,6 +312,13 @@ qk_running_versions_json() {
   printf '"serverVersion":%s,"clusterVersion":%s' "$server" "$cluster"
 }
 
+# qk_has_data DATA-DIR: does the data dir hold a member's state? Its write-ahead log is what
+# makes it one: a backend (member/snap/db) without a WAL — what a member whose first start failed
+# leaves — is no member's data, and counting it as data refused its slot forever.
+qk_has_data() {
+  compgen -G "${QK_ROOT}${1}/member/wal/*.wal" >/dev/null
+}
+
 # Set by `etcd-member.sh start --keep-running` when the running etcd was left on an older configuration.
 QK_CONFIG_PENDING=false
 
@@ -326,5 +333,5 @@ qk_status_json() { # DATA-DIR: this member's status as one JSON line
   fi
   printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s,"etcdVersion":%s,%s,"configPending":%s}\n' \
     "$running" "$pid" "$health" "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$data_dir")" \
-    "$([[ -f "${QK_ROOT}${data_dir}/member/snap/db" ]] && printf true || printf false)" "$(qk_binary_version_json)" "$versions" "$QK_CONFIG_PENDING"
+    "$(qk_has_data "$data_dir" && printf true || printf false)" "$(qk_binary_version_json)" "$versions" "$QK_CONFIG_PENDING"
 }

@@ -69,6 +69,14 @@ function useHost(): () => ReturnType<typeof makeHost> {
   };
 }
 
+/** A member's data as the host scripts judge it: a backend and a write-ahead log. */
+function fakeMemberData(volume: string, db: string): void {
+  mkdirSync(join(volume, 'data/member/snap'), { recursive: true });
+  mkdirSync(join(volume, 'data/member/wal'), { recursive: true });
+  writeFileSync(join(volume, 'data/member/snap/db'), db);
+  writeFileSync(join(volume, 'data/member/wal/0000000000000000-0000000000000000.wal'), 'log');
+}
+
 describe('host scripts refuse hostile arguments before touching anything', () => {
   const host = useHost();
   let h: ReturnType<typeof makeHost>;
@@ -171,8 +179,7 @@ describe('etcd-mount.sh protects etcd data', () => {
   });
 
   it('refuses to format a volume that holds data, even with --allow-format', () => {
-    mkdirSync(join(h.volume, 'data/member/snap'), { recursive: true });
-    writeFileSync(join(h.volume, 'data/member/snap/db'), 'precious etcd data');
+    fakeMemberData(h.volume, 'precious etcd data');
     // Many top-level entries: listing them must not trip pipefail (a `| head` once did).
     for (let i = 0; i < 50; i++) writeFileSync(join(h.volume, `other-${i}`), 'x');
     const r = mount('etcd-a', ['--allow-format']);
@@ -200,8 +207,7 @@ describe('etcd-mount.sh protects etcd data', () => {
     expect(readdirSync(h.volume)).toEqual([]);
     expect(existsSync(join(h.root, 'var/lib/etcd'))).toBe(false);
     // Data, mounted by hand (no marker): on the volume, with data, no marker.
-    mkdirSync(join(h.volume, 'data/member/snap'), { recursive: true });
-    writeFileSync(join(h.volume, 'data/member/snap/db'), 'hand-built etcd data');
+    fakeMemberData(h.volume, 'hand-built etcd data');
     symlinkSync(h.volume, join(h.root, 'var/lib/etcd'));
     expect(inspect()).toMatchObject({ onVolume: true, hasData: true, marker: null, dataDir: '/var/lib/etcd/data' });
     expect(existsSync(join(h.volume, '.quorum-keeper-volume'))).toBe(false);
@@ -361,6 +367,24 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     const stopped = JSON.parse(run(h.root, 'etcd-member.sh', ['stop']).stdout) as { running: boolean };
     expect(stopped.running).toBe(false);
     expect(isAlive(st.pid)).toBe(false);
+  });
+
+  it('"has data" means a write-ahead log: a backend left by a failed first start is no data, and start sets it aside (never deletes it)', () => {
+    expect(run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']).code).toBe(0);
+    // What a learner whose first start failed leaves: member/snap/db, no member/wal.
+    mkdirSync(join(h.volume, 'data/member/snap'), { recursive: true });
+    writeFileSync(join(h.volume, 'data/member/snap/db'), 'a backend without a log');
+    const remount = JSON.parse(run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a']).stdout) as { hasData: boolean };
+    expect(remount.hasData).toBe(false);
+    expect((JSON.parse(run(h.root, 'etcd-member.sh', ['status']).stdout) as { hasData: boolean }).hasData).toBe(false);
+    const started = start();
+    expect(started.code).toBe(0);
+    expect(started.stderr).toMatch(/set aside \/var\/lib\/etcd\/data\/member \(a backend without a write-ahead log\)/);
+    const aside = readdirSync(h.volume).find((d) => d.startsWith('data.nowal-'))!;
+    expect(readFileSync(join(h.volume, aside, 'member/snap/db'), 'utf8')).toBe('a backend without a log');
+    // etcd started a fresh member: now there is a log, and the data counts.
+    expect(JSON.parse(started.stdout)).toMatchObject({ running: true, healthy: true, hasData: true });
+    run(h.root, 'etcd-member.sh', ['stop']);
   });
 
   it('start installs the boot guard: a drop-in so the init system never starts etcd without its verified volume (systemd mode, issue 18)', () => {

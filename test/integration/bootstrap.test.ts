@@ -207,8 +207,10 @@ describe('bootstrap from nothing', () => {
     const b = cluster.members[1]!;
     const vol = sandbox.volumeDir(b.volumeId);
     mkdirSync(join(vol, 'data/member/snap'), { recursive: true });
+    mkdirSync(join(vol, 'data/member/wal'), { recursive: true });
     writeFileSync(join(vol, '.qk-fs'), 'ext4\n');
     writeFileSync(join(vol, 'data/member/snap/db'), 'an etcd database');
+    writeFileSync(join(vol, 'data/member/wal/0000000000000000-0000000000000000.wal'), 'its write-ahead log');
     writeFileSync(join(vol, '.quorum-keeper-volume'), `cluster=prod\nmember=${b.name}\nvolume=${b.volumeId}\nmemberId=8e9e05c52164694d\n`);
     const events = sandbox.asgModel.undelivered.splice(0);
     const outcomes = await Promise.all(events.map(async (e) => replaceMaster(flowDeps(), { slot: await slotOf(e.detail.AutoScalingGroupName), instanceId: e.detail.EC2InstanceId, hook: hookOf(e) })));
