@@ -125,7 +125,7 @@ trap cleanup EXIT
 
 t0=$(date +%s%N)
 code="$(curl -sS --retry 3 --retry-delay 2 --max-time 3600 -o "$download" -w '%{http_code}' "$url")" || qk_die "$QK_EXIT_FAILED" "download failed (network)"
-[[ "$code" == 200 ]] || qk_die "$QK_EXIT_FAILED" "download refused: HTTP ${code}"
+[[ "$code" == 200 ]] || qk_die "$QK_EXIT_FAILED" "download refused: HTTP ${code}$([[ "$code" == 403 ]] && printf ' (the presigned URL lives 60 s: was this command delayed? the restore is safe to re-run)')"
 got="$(sha256sum "$download" | cut -d' ' -f1)"
 [[ "$got" == "$sha" ]] || qk_die "$QK_EXIT_CORRUPT" "checksum mismatch: the downloaded snapshot has SHA-256 ${got}, the backup's metadata says ${sha}; nothing was changed"
 case "$compressor" in

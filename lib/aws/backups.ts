@@ -180,10 +180,14 @@ export async function presignUpload(s3: S3Client, store: BackupStore, key: strin
 /**
  * A presigned GET for one backup. It travels in the SSM command's parameters, which SSM keeps in
  * its history (ssm:ListCommands, part of ReadOnlyAccess) and which grant the whole snapshot —
- * Kubernetes Secrets included — while the URL lives: 5 minutes. The master starts the download
- * at once, and S3 checks the expiry when a request starts, not while it streams.
+ * Kubernetes Secrets included — while the URL lives: 60 s. The URL is signed per master just
+ * before its command is sent, the master starts the download at once (curl's retries within
+ * seconds), and S3 checks the expiry when a request starts, not while it streams
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html: "S3 checks the
+ * expiration date and time of a signed URL at the time of the HTTP request"). A command delayed
+ * past it gets HTTP 403, which the host reports; the restore is safe to re-run.
  */
-export const DOWNLOAD_URL_TTL_SEC = 300;
+export const DOWNLOAD_URL_TTL_SEC = 60;
 
 export async function presignDownload(s3: S3Client, store: BackupStore, key: string, o: PresignOptions = {}): Promise<string> {
   return getSignedUrl(s3, new GetObjectCommand({ Bucket: store.bucket, Key: key }), { expiresIn: o.expiresSec ?? DOWNLOAD_URL_TTL_SEC, ...(o.signingDate ? { signingDate: o.signingDate } : {}) });
