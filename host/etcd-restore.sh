@@ -7,6 +7,7 @@
 #   etcd-restore.sh inspect  [--data-dir /var/lib/etcd/data]
 #   etcd-restore.sh restore  --work-dir DIR --url-b64 B64URL --sha256 HEX --compressor zstd|gzip
 #                            --name etcd-a --initial-cluster etcd-a=URL,... --token T [--data-dir D]
+#                            [--bump-revision N]
 #   etcd-restore.sh rollback --token T [--data-dir D]
 #   etcd-restore.sh verify   --revision R
 #
@@ -16,6 +17,10 @@
 #   `snapshot restore`s it into <data>.restoring-<T>, then moves the current data dir ASIDE to
 #   <data>.pre-restore-<T> (never deleted) and the restored one into place. Idempotent per token:
 #   a member already restored with <T> answers "already-restored". Downloads are removed.
+#   --bump-revision N (etcd's disaster-recovery guide): the restored revision is raised by N and
+#   marked compacted, so watchers (kube-apiserver's caches, controllers) never see revisions go
+#   backwards — they get "compacted" and list again. Only where the tool has the flags (etcdutl
+#   3.5.10+); the answer's `bumped` says by how much (0: not bumped).
 # rollback: puts <data>.pre-restore-<T> back (the restored dir goes to <data>.failed-restore-<T>).
 # verify: after the restored cluster started: the current revision and the number of keys at
 #   revision R (linearizable read through this host's member).
@@ -26,9 +31,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cmd="${1-}"
 [[ $# -gt 0 ]] && shift
-work_dir="" url_b64="" sha="" compressor="" name="" initial_cluster="" token="" data_dir="" revision=""
+work_dir="" url_b64="" sha="" compressor="" name="" initial_cluster="" token="" data_dir="" revision="" bump=0
 while (($#)); do
   case "$1" in
+    --bump-revision) qk_need "$@"; bump="$2"; shift 2 ;;
     --work-dir) qk_need "$@"; work_dir="$2"; shift 2 ;;
     --url-b64) qk_need "$@"; url_b64="$2"; shift 2 ;;
     --sha256) qk_need "$@"; sha="$2"; shift 2 ;;
@@ -100,14 +106,17 @@ qk_check_initial_cluster "$initial_cluster"
 qk_check token "$token" "token"
 [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --sha256: expected 64 lowercase hex digits"
 [[ "$compressor" =~ ^(zstd|gzip)$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --compressor: expected zstd or gzip"
+[[ "$bump" =~ ^[0-9]{1,15}$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --bump-revision: expected a number"
 url="$(qk_b64url_url "$url_b64" "download URL")"
 [[ ",${initial_cluster}," == *",${name}=${QK_PEER_URL},"* ]] ||
   qk_die "$QK_EXIT_USAGE" "initial cluster does not list this host as ${name}=${QK_PEER_URL}"
 qk_lock
 
 marker="${data}.qk-restored"
-if [[ -f "$marker" && "$(cat "$marker")" == "$token" && -d "${data}/member" ]]; then
-  printf '{"result":"already-restored","revision":%s,"dataDir":%s}\n' "$(db_revision "$data")" "$(qk_json_str "$data_dir")"
+# The marker holds "<token> <bump>": the bump a restore with this token applied.
+if [[ -f "$marker" && "$(cut -d' ' -f1 "$marker")" == "$token" && -d "${data}/member" ]]; then
+  done_bump="$(cut -s -d' ' -f2 "$marker")"
+  printf '{"result":"already-restored","revision":%s,"dataDir":%s,"bumped":%s}\n' "$(db_revision "$data")" "$(qk_json_str "$data_dir")" "${done_bump:-0}"
   exit 0
 fi
 qk_etcd_running && qk_die "$QK_EXIT_FAILED" "etcd is running: stop it (etcd-member.sh stop) before restoring"
@@ -134,8 +143,20 @@ case "$compressor" in
 esac
 t1=$(date +%s%N)
 rm -rf "$staging"
+bump_args=()
+if ((bump > 0)); then
+  # Read whole, then matched: `| grep -q` would end the pipe early, and pipefail turn the
+  # tool's SIGPIPE into "not supported".
+  restore_help="$("$tool" snapshot restore --help 2>&1 || true)"
+  if [[ "$restore_help" == *--bump-revision* ]]; then
+    bump_args=(--bump-revision "$bump" --mark-compacted)
+  else
+    qk_log "$("$tool" version 2>/dev/null | head -n 1): no --bump-revision; restored revisions are not bumped"
+    bump=0
+  fi
+fi
 "$tool" snapshot restore "$raw" --name "$name" --data-dir "$staging" --initial-cluster "$initial_cluster" \
-  --initial-cluster-token "$token" --initial-advertise-peer-urls "$QK_PEER_URL" >/dev/null 2>"${dir}/restore-${token}.err" ||
+  --initial-cluster-token "$token" --initial-advertise-peer-urls "$QK_PEER_URL" "${bump_args[@]}" >/dev/null 2>"${dir}/restore-${token}.err" ||
   { tail -n 5 "${dir}/restore-${token}.err" >&2; qk_die "$QK_EXIT_FAILED" "snapshot restore failed; the member's data dir was not touched"; }
 rm -f "${dir}/restore-${token}.err"
 rev="$(db_revision "$staging")"
@@ -153,8 +174,8 @@ if [[ -e "$data" ]]; then
 fi
 mv "$staging" "$data"
 chmod 700 "$data"
-printf '%s' "$token" >"$marker"
+printf '%s %s' "$token" "$bump" >"$marker"
 t2=$(date +%s%N)
-printf '{"result":"restored","revision":%s,"dataDir":%s,"asideDir":%s,"ms":{"download":%s,"restore":%s}}\n' "${rev:-null}" \
-  "$(qk_json_str "$data_dir")" "$([[ -e "$aside" ]] && qk_json_str "${data_dir}.pre-restore-${token}" || printf null)" \
+printf '{"result":"restored","revision":%s,"dataDir":%s,"asideDir":%s,"bumped":%s,"ms":{"download":%s,"restore":%s}}\n' "${rev:-null}" \
+  "$(qk_json_str "$data_dir")" "$([[ -e "$aside" ]] && qk_json_str "${data_dir}.pre-restore-${token}" || printf null)" "$bump" \
   $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 ))

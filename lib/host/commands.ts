@@ -38,7 +38,8 @@ export type HostCommand =
   | { kind: 'snapshot-upload'; workDir: string; file: string; uploadUrl: string; headers: readonly string[] }
   | { kind: 'snapshot-discard'; workDir: string; file: string }
   | { kind: 'restore-inspect' }
-  | { kind: 'restore-restore'; workDir: string; url: string; sha256: string; compressor: 'zstd' | 'gzip'; name: string; initialCluster: string; token: string }
+  /** `bumpRevision`: raise the restored revision by this much and mark it compacted (0: not at all). */
+  | { kind: 'restore-restore'; workDir: string; url: string; sha256: string; compressor: 'zstd' | 'gzip'; name: string; initialCluster: string; token: string; bumpRevision: number }
   | { kind: 'restore-verify'; revision: number }
   | { kind: 'restore-rollback'; token: string };
 
@@ -70,7 +71,7 @@ export function argvOf(c: HostCommand): { script: HostScriptName; args: string[]
     case 'snapshot-discard': return snapshot('discard', '--work-dir', c.workDir, '--file', c.file);
     case 'restore-inspect': return restore('inspect');
     case 'restore-restore': return restore('restore', '--work-dir', c.workDir, '--url-b64', b64(c.url), '--sha256', c.sha256, '--compressor', c.compressor,
-      '--name', c.name, '--initial-cluster', c.initialCluster, '--token', c.token);
+      '--name', c.name, '--initial-cluster', c.initialCluster, '--token', c.token, ...(c.bumpRevision > 0 ? ['--bump-revision', String(c.bumpRevision)] : []));
     case 'restore-verify': return restore('verify', '--revision', String(c.revision));
     case 'restore-rollback': return restore('rollback', '--token', c.token);
   }
@@ -128,7 +129,8 @@ export const HOST_ANSWERS = {
   'snapshot-upload': z.object({ result: z.literal('uploaded'), verified: z.literal(true), verifyMs: z.number().int().nonnegative(), seconds: z.number().nonnegative() }),
   'snapshot-discard': z.object({ result: z.literal('discarded'), file: z.string() }),
   'restore-inspect': z.object({ running: z.boolean(), hasData: z.boolean(), revision: z.number().nullable(), dataDir: z.string() }),
-  'restore-restore': z.object({ result: z.enum(['restored', 'already-restored']), revision: z.number().nullable(), dataDir: z.string(), asideDir: nullableString }),
+  /** `bumped`: by how much the revision was raised (0: the tool has no --bump-revision, etcd 3.4). */
+  'restore-restore': z.object({ result: z.enum(['restored', 'already-restored']), revision: z.number().nullable(), dataDir: z.string(), asideDir: nullableString, bumped: z.number().int().nonnegative().default(0) }),
   'restore-verify': z.object({ revision: z.number(), keysAtRevision: z.number() }),
   'restore-rollback': z.object({ result: z.literal('rolled-back'), dataDir: z.string() }),
 } satisfies Record<HostCommandKind, z.ZodType>;

@@ -24,6 +24,7 @@ import { wallNow } from '../../clock';
 import type { HostAnswer, HostCommand } from '../../host/commands';
 import { agentOnline } from '../../aws/ssm-agent';
 import { judgeQuorum, type QuorumJudgement } from '../../domain/judge';
+import { revisionBump } from '../../domain/recovery';
 import { contextOf, observeCluster } from '../../observe/observe';
 import type { ObservePorts } from '../../observe/ports';
 import { patterns } from '../../validate';
@@ -100,6 +101,8 @@ export interface RestoreSummary {
    * ahead of the snapshot (null when no member had readable data).
    */
   discardedAfterRevision: number | null;
+  /** By how much the restored revision was raised and marked compacted (0: this etcd cannot; etcd 3.4). */
+  revisionBump?: number;
   ms: number;
 }
 
@@ -250,14 +253,22 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
   async run(r, s) {
     const { deps, req, plan, prepared } = s;
     const meta = plan.snapshot.meta;
+    // One bump for every member, beyond any revision seen (their own data, the live answers).
+    const bump = revisionBump(meta.revision, [plan.liveRevision, ...s.inspected!.map((i) => i.revision)]);
     const restored = await onMasters(r, s, 'download + restore', async (m) => ({
       kind: 'restore-restore' as const, workDir: req.workDir, sha256: meta.sha256, compressor: meta.compressor, name: m.member, initialCluster: prepared.initialCluster, token: plan.token,
-      url: await presignDownload(deps.s3, req.store, plan.snapshot.key, { signingDate: new Date(await wallNow(deps.clock)) }),
+      bumpRevision: bump, url: await presignDownload(deps.s3, req.store, plan.snapshot.key, { signingDate: new Date(await wallNow(deps.clock)) }),
     }));
+    const bumps = [...new Set(restored.map((x) => x.bumped))];
+    if (bumps.length > 1) {
+      throw new RestoreFailed(`the members were restored with different revision bumps (${restored.map((x, i) => `${prepared.masters[i]!.member}: ${x.bumped}`).join(', ')}): their etcd tools differ`, rollbackNote(req.cluster, plan.token));
+    }
+    s.summary.revisionBump = bumps[0] ?? 0;
     s.summary.members = prepared.masters.map((m, i) => ({ member: m.member, instanceId: m.instanceId, previousRevision: s.inspected![i]!.revision, asideDir: restored[i]!.asideDir ?? null }));
-    return { detail: prepared.masters.map((m, i) => `${m.member}: revision ${restored[i]!.revision ?? '?'}; previous data ${restored[i]!.asideDir ? `kept at ${restored[i]!.asideDir}` : 'none'}`).join('; ') };
+    const bumped = s.summary.revisionBump ? `; revisions bumped by ${s.summary.revisionBump} and marked compacted` : '; revisions not bumped (this etcd has no --bump-revision: restart every kube-apiserver)';
+    return { detail: `${prepared.masters.map((m, i) => `${m.member}: revision ${restored[i]!.revision ?? '?'}; previous data ${restored[i]!.asideDir ? `kept at ${restored[i]!.asideDir}` : 'none'}`).join('; ')}${bumped}` };
   },
-  plan: (_r, s) => ({ action: `on each master: download ${s.plan.snapshot.key}, check its SHA-256, restore it with the new token ${s.plan.token}; the current data dir is moved aside (not deleted)` }),
+  plan: (_r, s) => ({ action: `on each master: download ${s.plan.snapshot.key}, check its SHA-256, restore it with the new token ${s.plan.token}, revisions bumped past any seen and marked compacted (etcd's recovery guide); the current data dir is moved aside (not deleted)` }),
 }, {
   name: 'start',
   async run(r, s) {
@@ -288,9 +299,11 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
   // revision, which a restore keeps).
   async run(r, s) {
     const meta = s.plan.snapshot.meta;
-    const [v] = await onMasters(r, s, 'verification', () => ({ kind: 'restore-verify', revision: meta.revision }), s.prepared.masters.slice(0, 1));
-    if (v!.revision < meta.revision || (meta.keys !== null && v!.keysAtRevision !== meta.keys)) {
-      throw new RestoreFailed(`verification failed: revision ${v!.revision} (snapshot ${meta.revision}), ${v!.keysAtRevision} keys at the snapshot revision (backup metadata: ${meta.keys ?? 'unknown'})`, rollbackNote(s.req.cluster, s.plan.token));
+    // The restored revision: the snapshot's, raised by the bump (older ones are marked compacted).
+    const at = meta.revision + (s.summary.revisionBump ?? 0);
+    const [v] = await onMasters(r, s, 'verification', () => ({ kind: 'restore-verify', revision: at }), s.prepared.masters.slice(0, 1));
+    if (v!.revision < at || (meta.keys !== null && v!.keysAtRevision !== meta.keys)) {
+      throw new RestoreFailed(`verification failed: revision ${v!.revision} (snapshot ${meta.revision}${at !== meta.revision ? `, bumped to ${at}` : ''}), ${v!.keysAtRevision} keys at the restored revision (backup metadata: ${meta.keys ?? 'unknown'})`, rollbackNote(s.req.cluster, s.plan.token));
     }
     s.summary.revision = v!.revision;
     s.summary.keysAtSnapshotRevision = v!.keysAtRevision;
