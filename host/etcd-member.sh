@@ -111,7 +111,11 @@ install_boot_guard() {
   printf '%s\n' "$want" >"${dir}/10-quorum-keeper.conf.tmp"
   mv "${dir}/10-quorum-keeper.conf.tmp" "${dir}/10-quorum-keeper.conf"
   qk_log "installed the boot guard ${dir#"$QK_ROOT"}/10-quorum-keeper.conf"
-  [[ "$QK_SERVICE_MODE" == process ]] || systemctl daemon-reload
+  [[ "$QK_SERVICE_MODE" == process ]] && return 0
+  systemctl daemon-reload
+  # Started at boot: with the guard (the verified volume's mount, its marker) that is safe, and it
+  # is how a rebooted master's member comes back by itself (etcd-mount.sh mounts the volume then).
+  systemctl enable "$unit" >/dev/null 2>&1 || qk_log "could not enable ${unit} (no [Install] section?): after a reboot the reconciler starts etcd"
 }
 
 start_etcd() {

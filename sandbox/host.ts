@@ -5,8 +5,8 @@
  * AWS-RunShellScript: `sh -c <commands>`, with QK_HOST_ROOT pointing at this directory.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ApiserverStandIn } from './apiserver';
 import { HOST_PKI, SandboxPki, type TlsFiles } from './pki';
 import { freePort } from './ports';
@@ -198,6 +198,12 @@ export class SandboxHost {
       mkdirSync(mount, { recursive: true });
     }
     rmSync(join(this.root, 'run'), { recursive: true, force: true }); // a tmpfs: empty at boot
+    const mounts = this.bootMounts();
+    const blocked = this.failedMountDependency(unitName, mounts);
+    if (blocked) {
+      this.agentOnline = true;
+      return { started: false, why: blocked };
+    }
     if (this.serviceMode === 'systemd') {
       const outcome = this.bootSystemd(unitName);
       this.agentOnline = true;
@@ -232,6 +238,55 @@ export class SandboxHost {
     }
     this.agentOnline = true;
     return outcome;
+  }
+
+  /**
+   * systemd at boot, before services: the mount units (enabled ones in systemd mode, every
+   * installed one in process mode) are mounted when their `What=` device is there — in the
+   * sandbox a mount is a symlink to the volume's directory (QK_DEVICE_MODE=directory). A device
+   * that does not appear fails the mount (`nofail`: the boot goes on). By `Where=`.
+   */
+  private bootMounts(): Map<string, { unit: string; ok: boolean; why: string }> {
+    const dir = join(this.root, 'etc/systemd/system');
+    const listed = this.serviceMode === 'systemd' ? join(dir, 'multi-user.target.wants') : dir;
+    const out = new Map<string, { unit: string; ok: boolean; why: string }>();
+    if (!existsSync(listed)) return out;
+    for (const unit of readdirSync(listed).filter((n) => n.endsWith('.mount')).sort()) {
+      const text = readFileSync(join(dir, unit), 'utf8');
+      const what = /^What=(.+)$/m.exec(text)?.[1]?.trim();
+      const where = /^Where=(.+)$/m.exec(text)?.[1]?.trim();
+      if (!what || !where) continue;
+      const device = join(this.root, what);
+      if (!existsSync(device)) {
+        out.set(where, { unit, ok: false, why: `${what} did not appear` });
+        continue;
+      }
+      const target = join(this.root, where);
+      if (isLink(target)) rmSync(target, { force: true });
+      // A mount hides what the bare mount point holds; here that is moved out of the way.
+      else if (existsSync(target)) renameSync(target, `${target}.hidden-by-mount-${Date.now()}`);
+      mkdirSync(dirname(target), { recursive: true });
+      symlinkSync(realpathSync(device), target);
+      out.set(where, { unit, ok: true, why: `${what} mounted at ${where}` });
+    }
+    return out;
+  }
+
+  /**
+   * `RequiresMountsFor=` of the unit and its drop-ins: where a mount unit exists for one of those
+   * paths (or a parent) and failed, the service is not started (systemd.unit(5): the dependency
+   * fails). Where none exists, nothing (no fstab entry: no dependency). The reason, or null.
+   */
+  private failedMountDependency(unitName: string, mounts: Map<string, { unit: string; ok: boolean; why: string }>): string | null {
+    const unitFile = join(this.root, 'etc/systemd/system', unitName);
+    const dropIns = `${unitFile}.d`;
+    const files = [unitFile, ...(existsSync(dropIns) ? readdirSync(dropIns).filter((f) => f.endsWith('.conf')).sort().map((f) => join(dropIns, f)) : [])].filter((f) => existsSync(f));
+    const needs = files.flatMap((f) => readFileSync(f, 'utf8').split('\n')).filter((l) => l.startsWith('RequiresMountsFor=')).flatMap((l) => l.slice('RequiresMountsFor='.length).trim().split(/\s+/));
+    for (const path of needs) {
+      const m = [...mounts.entries()].filter(([where]) => path === where || path.startsWith(`${where}/`)).sort((x, y) => y[0].length - x[0].length)[0];
+      if (m && !m[1].ok) return `dependency failed: ${m[1].unit} (${m[1].why})`;
+    }
+    return null;
   }
 
   /** systemd at boot: starts the units multi-user.target wants, through the stand-in (its conditions decide). */

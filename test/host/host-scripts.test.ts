@@ -178,6 +178,26 @@ describe('etcd-mount.sh protects etcd data', () => {
     expect(JSON.parse(again.stdout)).toMatchObject({ formatted: false });
   });
 
+  it('installs a mount unit for its own volume (by its volume-ID device link), so the volume is mounted again at boot; --unmount removes it', () => {
+    const unit = join(h.root, 'etc/systemd/system/var-lib-etcd.mount');
+    expect(mount('etcd-a', ['--allow-format']).code).toBe(0);
+    const text = readFileSync(unit, 'utf8');
+    expect(text).toContain(`What=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${VOL.replace('-', '')}\n`);
+    expect(text).toContain('Where=/var/lib/etcd\n');
+    expect(text).toContain('Options=noatime,nofail,x-systemd.device-timeout=30s\n');
+    expect(text).toContain('[Install]\nWantedBy=multi-user.target\n');
+    // Idempotent: a second mount leaves it as it is (and says nothing about it).
+    const again = mount('etcd-a');
+    expect(again.code).toBe(0);
+    expect(again.stderr).not.toMatch(/installed var-lib-etcd\.mount/);
+    const out = run(h.root, 'etcd-mount.sh', ['--unmount', '--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a']);
+    expect(out.code).toBe(0);
+    expect(existsSync(unit)).toBe(false);
+    // A refused volume (another member's) installs nothing.
+    expect(mount('etcd-b').code).toBe(4);
+    expect(existsSync(unit)).toBe(false);
+  });
+
   it('refuses to format a volume that holds data, even with --allow-format', () => {
     fakeMemberData(h.volume, 'precious etcd data');
     // Many top-level entries: listing them must not trip pipefail (a `| head` once did).
@@ -409,7 +429,8 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     // queued (--no-block): a start job of a Type=notify unit lasts until etcd joins its cluster.
     expect(run(h.root, 'etcd-member.sh', args, systemd).stderr).not.toMatch(/installed the boot guard/);
     const calls = readFileSync(join(h.root, 'systemctl.calls'), 'utf8').split('\n').filter((l) => l && !l.startsWith('is-active'));
-    expect(calls).toEqual(['daemon-reload', 'start --no-block etcd', 'start --no-block etcd']);
+    // The unit is enabled once (started at boot: safe behind the guard, and how a rebooted master's member comes back).
+    expect(calls).toEqual(['daemon-reload', 'enable etcd.service', 'start --no-block etcd', 'start --no-block etcd']);
   });
 
   it('prepares a verified, compressed snapshot, then uploads it with signed checksum/encryption headers', async () => {
