@@ -35,7 +35,11 @@ export type Progress = (event: StepEvent) => void;
  * what a code means for it (a replacement that finds no quorum comes in awaiting DR; any other
  * failure ABANDONs). Alerts are de-duplicated separately (`dedupe`).
  */
-export type FailureCode = 'no-quorum' | 'bootstrap-refused' | 'bootstrap-timeout' | 'unexpected' | 'failed';
+/**
+ * What a failure means to the flow's outcome policy. `no-quorum`: quorum is lost (judged by the one
+ * rule, on evidence); `cannot-see`: Quorum Keeper cannot tell — never treated as `no-quorum`.
+ */
+export type FailureCode = 'no-quorum' | 'cannot-see' | 'bootstrap-refused' | 'bootstrap-timeout' | 'unexpected' | 'failed';
 
 /** A step that failed for a reason an operator can act on. */
 export class FlowFailure extends Error {

@@ -6,7 +6,11 @@ import type { ProbeMemory } from '../../lib/domain/health';
 import { probeCluster } from '../../lib/flows/probe';
 import { readWorld, withLockView } from '../../lib/flows/reconcile';
 import { clusterStatus } from '../../lib/flows/status';
-import { fakePorts, fixedClock, healthyWorld, hexId, NOW, status } from '../support/fake-world';
+import { fakeHosts, fakePorts, fixedClock, healthyWorld, hexId, NOW, status } from '../support/fake-world';
+import type { FlowDeps } from '../../lib/flows/deps';
+import { noPeer } from '../../lib/flows/replacement/peer';
+import type { ReplacementState } from '../../lib/flows/replacement/state';
+import { FlowRun } from '../../lib/flows/run';
 
 const TIMINGS = { minDelaySec: 0.01, maxDelaySec: 0.01, commandMinDelaySec: 0.01, commandMaxDelaySec: 0.01 };
 const STORE = { bucket: 'b', prefix: 'etcd-backups' };
@@ -86,5 +90,38 @@ describe('the reconciler\'s read over fakes', () => {
     expect(world.slots[0]).toMatchObject({ member: 'etcd-a', busy: true, retiringBusy: ['i-a'] });
     expect(world.firstSeen).toEqual({ 'stray#x': NOW - 1000, 'pending#i-a2': NOW - 90_000 });
     expect(world.backupAgeSec).toBe('unknown'); // no store given: backups are not judged
+  });
+});
+
+describe('the replacement with no healthy peer, over fakes: quorum lost only on evidence', () => {
+  const TIMEOUT = 'context deadline exceeded';
+  /** etcd-b's replacement on i-b2: the member list is read (not linearizably), but no member answers its status in time. */
+  const world = () => {
+    const w = healthyWorld();
+    w.etcd.status = { statuses: [], unreachable: ['a', 'b', 'c'].map((h) => ({ endpoint: `https://${h}:2379`, error: TIMEOUT })) };
+    w.etcd.membersFrom = 'local';
+    w.slots[1] = { ...w.slots[1]!, instanceId: 'i-b2', instances: [{ instanceId: 'i-b2', lifecycleState: 'Pending:Wait' }] };
+    w.memberIds = { 'etcd-a': hexId('a'), 'etcd-b': hexId('b'), 'etcd-c': hexId('c') };
+    return w;
+  };
+  const verdict = async (etcdCRuns: boolean) => {
+    const w = world();
+    const hosts = fakeHosts({
+      'member-status': (i) => ({ running: i === 'i-a' || (i === 'i-c' && etcdCRuns), healthy: false, pid: null, peerUrl: '', clientUrl: '', hasData: true, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false }),
+    });
+    const deps = { observe: fakePorts(w), hosts, clock: fixedClock(), timings: TIMINGS } as unknown as FlowDeps; // only what the verdict reads
+    const s = { deps, slot: { cluster: 'prod', member: 'etcd-b', asg: 'prod-etcd-b' }, instanceId: 'i-b2', peerCandidates: ['etcd-a', 'etcd-c'] } as unknown as ReplacementState;
+    return noPeer(new FlowRun(deps), s);
+  };
+
+  it('etcd-c\'s master says its etcd is stopped and etcd-b\'s old instance is gone: two of three down, quorum lost → awaiting DR', async () => {
+    const f = await verdict(false);
+    expect(f).toMatchObject({ code: 'no-quorum', message: expect.stringMatching(/^prod has lost quorum: .*2 known down: no quorum can form/) as unknown });
+  });
+
+  it('etcd-c runs but does not answer in time: Quorum Keeper cannot see, and says so — never "restore"', async () => {
+    const f = await verdict(true);
+    expect(f).toMatchObject({ code: 'cannot-see', message: expect.stringMatching(/^CANNOT SEE whether prod has quorum/) as unknown });
+    expect(f.action).toMatch(/do NOT restore/);
   });
 });

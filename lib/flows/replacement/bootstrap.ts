@@ -80,7 +80,7 @@ export const bootstrapStep: Step<S> = {
         s.seed = true;
         return { detail: lone };
       }
-      if (rec?.state === 'formed') throw noPeer(s);
+      if (rec?.state === 'formed') throw await noPeer(r, s);
       try {
         s.peer = await findPeerPatiently(r, s, signal);
         return { detail: `${s.peer.member} answers: no bootstrap`, skipped: true };
@@ -91,7 +91,7 @@ export const bootstrapStep: Step<S> = {
       }
     }
     // A formed cluster with no member answering for the whole peer wait: no quorum.
-    if (rec?.state === 'formed' && s.peerWaited) throw noPeer(s);
+    if (rec?.state === 'formed' && s.peerWaited) throw await noPeer(r, s);
     let said = '';
     const out = await r.poll<{ peer: Peer } | { seed: string }>(`the new cluster ${slot.cluster} to form`, async () => {
       const peer = await findPeer(r, s, signal);

@@ -5,6 +5,7 @@
  */
 import { judgeJoin, minorOf, parseEtcdVersion } from '../../domain/etcd-version';
 import { judgeQuorum } from '../../domain/judge';
+import { contextOf, observeCluster } from '../../observe/observe';
 import { STATUS_TIMEOUT } from '../../etcd';
 import { TimeoutError } from '../../clock';
 import { clusterMasters, firstHealthyPeer, type Peer } from '../cluster-masters';
@@ -54,14 +55,51 @@ export async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<
   return firstHealthyPeer(deps.ssm, deps.scripts, candidates, r.runOpts(600, { signal }));
 }
 
-export const noPeer = (s: S) => new FlowFailure('peer', `no healthy etcd peer of ${s.slot.cluster} answers (tried ${s.peerCandidates?.join(', ') || 'none'})`,
-  'The cluster has probably lost quorum: check `quorum-keeper status`. If the other masters are only slow, frozen or cut off, they recover on their own and the next instance the ASG launches joins; only if their etcd data is gone for good, follow the disaster-recovery runbook (restore from the newest verified backup). Do not replace masters one by one.',
-  'critical', 'no-quorum', { code: 'no-quorum' });
+/**
+ * No healthy peer answers: is quorum lost, or can Quorum Keeper not see? Judged by the one
+ * quorum rule (lib/domain/judge.ts) over a survey of every master, with the hosts' testimony (a
+ * master that says its etcd is not running; this slot's member, whose old instance is gone). Lost:
+ * `no-quorum` (the master comes in awaiting DR, and the alert says when a restore is due).
+ * Anything else: `cannot-see` — the alert says so and never advises a restore (DESIGN.md).
+ */
+export async function noPeer(r: FlowRun, s: S): Promise<FlowFailure> {
+  const tried = s.peerCandidates?.join(', ') || 'none';
+  const judged = await judgeWithoutPeer(r, s).catch((err: unknown) => {
+    if (r.aborted) throw err;
+    return { state: 'unknown' as const, why: `the cluster could not be surveyed: ${err instanceof Error ? err.message : String(err)}` };
+  });
+  if (judged.state === 'lost') {
+    return new FlowFailure('peer', `${s.slot.cluster} has lost quorum: ${judged.why} (no healthy peer answered; tried ${tried})`,
+      'If the other masters are only stopped and their data is intact, bring them back: the reconciler then brings this master in. Only if a majority\'s etcd data is gone for good, follow the disaster-recovery runbook (restore from the newest verified backup). Do not replace masters one by one.',
+      'critical', 'no-quorum', { code: 'no-quorum' });
+  }
+  return new FlowFailure('peer', `CANNOT SEE whether ${s.slot.cluster} has quorum: ${judged.why} (no healthy peer answered; tried ${tried})`,
+    'Quorum is not known to be lost: do NOT restore. Check Quorum Keeper\'s access to the masters (SSM agents, its etcd client certificate) and the masters\' etcd; the ASG launches another instance, which tries again.',
+    'critical', 'cannot-see', { code: 'cannot-see' });
+}
+
+async function judgeWithoutPeer(r: FlowRun, s: S): Promise<{ state: 'quorate' | 'lost' | 'unknown'; why: string }> {
+  const { deps, slot, instanceId } = s;
+  const view = await observeCluster(deps.observe, slot.cluster, { etcd: {}, claims: true }, contextOf(deps));
+  // Each other slot's masters (InService or still coming in, like this one) say whether etcd runs
+  // there: a slot whose every live master says no cannot be running its member. This slot's
+  // member cannot be running unless a master of its own still retires beside this new one.
+  const live = (x: (typeof view.slots)[number]) => x.instances.filter((i) => !/^(Terminated|Terminating:Proceed)$/.test(i.lifecycleState)).map((i) => i.instanceId);
+  const stopped = (await Promise.all(view.slots.filter((x) => x.member !== slot.member && live(x).length > 0).map(async (x) => {
+    const answers = await Promise.all(live(x).map((i) => deps.hosts.run(i, { kind: 'member-status' }, r.hostOpts(60)).catch(() => null)));
+    return answers.every((st) => st !== null && !st.running) ? x.member : null;
+  }))).filter((m): m is string => m !== null);
+  const mine = view.slots.find((x) => x.member === slot.member);
+  const ownElsewhere = mine ? live(mine).some((i) => i !== instanceId) : false;
+  const q = judgeQuorum(view.etcd, { slots: view.slots, claims: view.claims, etcdStoppedOn: ownElsewhere ? stopped : [...stopped, slot.member] });
+  return { state: q.state, why: q.why };
+}
 
 /** findPeer, retried for a while: a leader election after a crash makes /health false briefly. */
 export async function findPeerPatiently(r: FlowRun, s: S, signal?: AbortSignal): Promise<Peer> {
   return r.poll('a healthy etcd peer', async () => (await findPeer(r, s, signal)) ?? undefined, { timeoutSec: s.deps.timings.peerTimeoutSec, signal }).catch((err: unknown) => {
-    throw err instanceof TimeoutError && !signal?.aborted ? noPeer(s) : err;
+    if (err instanceof TimeoutError && !signal?.aborted) return noPeer(r, s).then((f) => Promise.reject(f));
+    throw err;
   });
 }
 
@@ -75,7 +113,7 @@ export const peerStep: Step<S> = {
     let p = await findPeer(r, s, signal);
     if (!p && (await s.deps.formation.get(s.slot.cluster))?.state === 'formed') {
       p = await findPeerPatiently(r, s, signal).catch((err: unknown) => {
-        if (!(err instanceof FlowFailure) || err.code !== 'no-quorum' || signal?.aborted) throw err;
+        if (!(err instanceof FlowFailure) || (err.code !== 'no-quorum' && err.code !== 'cannot-see') || signal?.aborted) throw err;
         s.peerWaited = true;
         return null;
       });
@@ -87,7 +125,7 @@ export const peerStep: Step<S> = {
   async plan(r, s) {
     const peer = await findPeer(r, s);
     if (!peer) {
-      if ((await s.deps.formation.get(s.slot.cluster))?.state === 'formed') throw noPeer(s);
+      if ((await s.deps.formation.get(s.slot.cluster))?.state === 'formed') throw await noPeer(r, s);
       return { action: 'no etcd member answers and the cluster was never formed here: see bootstrap' };
     }
     s.peer = peer;
