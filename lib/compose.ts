@@ -166,7 +166,7 @@ export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
 export function restoreDeps(r: Root): RestoreDeps {
   return {
     ...hostFlowDeps(r), observe: { ...etcdPorts(r), volumes: volumesPort(() => r.clients.ec2, r.tags) }, get elb() { return r.clients.elb; },
-    ...(r.hasState ? { awaitingDr: r.awaitingDr, memberIds: r.memberIds } : {}),
+    ...(r.hasState ? { awaitingDr: r.awaitingDr, memberIds: r.memberIds, lock: r.lock } : {}),
   };
 }
 

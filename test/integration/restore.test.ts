@@ -131,6 +131,14 @@ describe('disaster-recovery restore', () => {
     }
     await new Promise((r) => setTimeout(r, 1000));
 
+    // Another flow holds the cluster lock (a replacement changing membership): refused after the
+    // confirmation, and nothing was stopped.
+    const other = sandboxRestoreDeps(c, ctl, b).lock!;
+    expect(await other.tryAcquire('prod', 'a-replacement')).toBe(true);
+    await expect(restoreCluster(rdeps(), request())).rejects.toThrow(/another flow holds prod's cluster lock .*nothing was changed/);
+    expect(sandbox.host(cluster.members[2]!.instanceId).etcdPid()).not.toBeNull();
+    await other.release('prod', 'a-replacement');
+
     let shown: RestorePlan | null = null;
     const summary = await restoreCluster(rdeps(), request({ confirm: (p) => Promise.resolve(Boolean((shown = p))) }));
     expect(shown!.hasQuorum).toBe(false);

@@ -17,6 +17,7 @@
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { AwaitingDr } from '../../aws/held-hooks';
 import { findTargetGroups, registerAndWait } from '../../aws/lb';
+import type { ClusterLock } from '../../aws/lock';
 import type { MemberIds } from '../../aws/member-ids';
 import { APISERVER_PORT } from '../../host/layout';
 import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, presignDownload, usableBackups } from '../../aws/backups';
@@ -40,6 +41,8 @@ export type RestoreDeps = HostFlowDeps & {
   memberIds?: MemberIds;
   /** The load balancer the restored masters are registered with (absent: not registered). */
   elb?: ElasticLoadBalancingV2Client;
+  /** The cluster lock the whole restore holds (absent: no state table, no lock). */
+  lock?: ClusterLock;
   /** Where slots awaiting disaster recovery are recorded (cleared once restored). */
   awaitingDr?: AwaitingDr;
 };
@@ -223,7 +226,8 @@ const rollbackNote = (cluster: string, token: string): string => [
 /** One host step on every master at once; a failure says how to roll back. */
 function onMasters<C extends HostCommand>(r: FlowRun, s: RestoreState, what: string, command: (m: Prepared['masters'][number]) => C | Promise<C>,
   masters: Prepared['masters'] = s.prepared.masters): Promise<Array<HostAnswer<C['kind']>>> {
-  return Promise.all(masters.map(async (m) => s.deps.hosts.run(m.instanceId, await command(m), r.hostOpts(1800, { executionTimeoutSec: 1800 })).catch((err: unknown) => {
+  // With the run's heartbeat: a download of a large snapshot must not outlive the cluster lock.
+  return Promise.all(masters.map(async (m) => r.beating(s.deps.hosts.run(m.instanceId, await command(m), r.hostOpts(1800, { executionTimeoutSec: 1800 }))).catch((err: unknown) => {
     throw new RestoreFailed(`${what} on ${m.member} (${m.instanceId}) failed: ${err instanceof Error ? err.message : String(err)}`, rollbackNote(s.req.cluster, s.plan.token));
   })));
 }
@@ -379,7 +383,20 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
   if (plan.quorum !== 'lost' && !req.force) throw new RestoreRefused(refusal(plan));
   const summary: RestoreSummary = { result: 'aborted', plan, members: [], discardedAfterRevision: null, ms: 0 };
   if (await req.confirm(plan)) {
-    await runSteps(run, { deps, req, plan, prepared, summary }, restoreSteps);
+    // The whole restore under the cluster lock (extended by the run's heartbeat): no replacement
+    // or repair changes membership meanwhile, and no second restore runs. Decided again under it:
+    // quorum may have come back while the operator read the plan.
+    const restore = async () => {
+      const again = await readCluster(deps, req.cluster);
+      if (again.q.state !== 'lost' && !req.force) throw new RestoreRefused(`read again under the cluster lock, ${req.cluster} ${again.q.state === 'quorate' ? 'has quorum again' : 'cannot be seen'} (${again.q.why}): nothing was changed`);
+      await runSteps(run, { deps, req, plan, prepared, summary }, restoreSteps);
+    };
+    if (!deps.lock) {
+      run.say('lock', 'skip', 'no state table: the restore runs without the cluster lock');
+      await restore();
+    } else if ((await run.hold(req.cluster, 'try', async () => { await restore(); return true; })) === null) {
+      throw new RestoreRefused(`another flow holds ${req.cluster}'s cluster lock (a replacement or repair changing membership, or another restore): nothing was changed; run the restore again once it is done`);
+    }
     summary.result = 'restored';
   }
   summary.ms = deps.clock.now() - t0;
@@ -392,10 +409,19 @@ export async function rollbackRestore(deps: RestoreDeps, cluster: string, token:
   const view = await observeCluster(deps.observe, cluster, {}, contextOf(deps));
   const prepared = await readMasters(deps, cluster, view.slots);
   const onEach = (command: (m: Prepared['masters'][number]) => HostCommand) => Promise.all(prepared.masters.map((m) => deps.hosts.run(m.instanceId, command(m), hostRunOpts(deps))));
-  await onEach(() => ({ kind: 'member-stop' }));
-  await onEach(() => ({ kind: 'restore-rollback', token }));
-  // The old data dirs carry their own membership: the initial-cluster settings are ignored.
-  await onEach((m) => ({ kind: 'member-start', name: m.member, initialCluster: prepared.initialCluster, state: 'existing' }));
+  const rollback = async () => {
+    await onEach(() => ({ kind: 'member-stop' }));
+    await onEach(() => ({ kind: 'restore-rollback', token }));
+    // The old data dirs carry their own membership: the initial-cluster settings are ignored.
+    await onEach((m) => ({ kind: 'member-start', name: m.member, initialCluster: prepared.initialCluster, state: 'existing' }));
+    return true;
+  };
+  // Under the cluster lock, as the restore itself.
+  const run = new FlowRun(deps, { owner: 'restore-rollback' });
+  if (!deps.lock) await rollback();
+  else if ((await run.hold(cluster, 'try', rollback)) === null) {
+    throw new RestoreRefused(`another flow holds ${cluster}'s cluster lock: nothing was rolled back; run the rollback again once it is done`);
+  }
   deps.progress({ step: 'rollback', status: 'ok', detail: `previous data restored on ${prepared.masters.length} masters; etcd started` });
   return prepared.masters.map(({ member, instanceId }) => ({ member, instanceId }));
 }
