@@ -81,8 +81,16 @@ case "$cmd" in
     ;;
   inspect)
     rev="$(db_revision "$data")"
-    printf '{"running":%s,"hasData":%s,"revision":%s,"dataDir":%s}\n' "$(running_json)" \
-      "$([[ -d "${data}/member" ]] && printf true || printf false)" "${rev:-null}" "$(qk_json_str "$data_dir")"
+    # The data in place is a restore's own output (its marker: "<token> <bump>"), not the member's.
+    restored=null
+    if [[ -f "${data}.qk-restored" && -d "${data}/member" ]]; then
+      read -r r_token r_bump <"${data}.qk-restored" || true
+      if [[ "${r_token:-}" =~ ^[A-Za-z0-9._-]{1,128}$ && "${r_bump:-0}" =~ ^[0-9]{1,15}$ ]]; then
+        restored="$(printf '{"token":%s,"bump":%s}' "$(qk_json_str "$r_token")" "${r_bump:-0}")"
+      fi
+    fi
+    printf '{"running":%s,"hasData":%s,"revision":%s,"dataDir":%s,"restored":%s}\n' "$(running_json)" \
+      "$([[ -d "${data}/member" ]] && printf true || printf false)" "${rev:-null}" "$(qk_json_str "$data_dir")" "$restored"
     exit 0
     ;;
   rollback)

@@ -16,6 +16,7 @@ import { dynamoProbeMemory, type ProbeMemoryStore } from './aws/probe-memory';
 import { dynamoReconcileMemory, type ReconcileMemory } from './aws/reconcile-memory';
 import { dynamoMemberIds, type MemberIds } from './aws/member-ids';
 import { dynamoFormation, type Formation } from './aws/formation';
+import { dynamoRestoreJournal, type RestoreJournal } from './aws/restore-journal';
 import { ServerClock } from './aws/server-clock';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { type Clock, systemClock } from './clock';
@@ -71,6 +72,7 @@ export interface Root {
   readonly memberIds: MemberIds;
   /** Whether each cluster was ever formed (the bootstrap fence), and the slots' bootstrap reports. */
   readonly formation: Formation;
+  readonly restoreJournal: RestoreJournal;
   readonly alerter: Alerter;
   readonly probeMemory: ProbeMemoryStore;
   readonly reconcileMemory: ReconcileMemory;
@@ -125,6 +127,7 @@ export function compose(o: RootOptions): Root {
   const awaitingDr = once(() => dynamoAwaitingDr(watchedClients.ddb, table(), clock));
   const memberIds = once(() => dynamoMemberIds(watchedClients.ddb, table(), clock));
   const formation = once(() => dynamoFormation(watchedClients.ddb, table(), clock));
+  const restoreJournal = once(() => dynamoRestoreJournal(watchedClients.ddb, table(), clock));
   return {
     clients: watchedClients, scripts: o.scripts, tags: o.tags, timings: o.timings, backupStore: o.backupStore, progress: o.progress ?? (() => undefined), clock,
     hasState: Boolean(o.stateTable),
@@ -133,6 +136,7 @@ export function compose(o: RootOptions): Root {
     get awaitingDr() { return awaitingDr(); },
     get memberIds() { return memberIds(); },
     get formation() { return formation(); },
+    get restoreJournal() { return restoreJournal(); },
     get alerter() { return alerter(); },
     get probeMemory() { return probeMemory(); },
     get reconcileMemory() { return reconcileMemory(); },
@@ -166,7 +170,7 @@ export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
 export function restoreDeps(r: Root): RestoreDeps {
   return {
     ...hostFlowDeps(r), observe: { ...etcdPorts(r), volumes: volumesPort(() => r.clients.ec2, r.tags) }, get elb() { return r.clients.elb; },
-    ...(r.hasState ? { awaitingDr: r.awaitingDr, memberIds: r.memberIds, lock: r.lock } : {}),
+    ...(r.hasState ? { awaitingDr: r.awaitingDr, memberIds: r.memberIds, lock: r.lock, journal: r.restoreJournal } : {}),
   };
 }
 

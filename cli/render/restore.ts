@@ -10,6 +10,7 @@ export function renderRestorePlan(p: RestorePlan): string {
     `  cluster now:  ${p.health}${p.quorum === 'quorate' ? '  ← STILL HAS QUORUM (--force)' : p.quorum === 'unknown' ? '  ← CANNOT SEE (--force)' : ''}`,
     ...(p.quorum !== 'lost' && p.liveRevision !== null && p.liveRevision > p.snapshot.meta.revision
       ? [`  WOULD LOSE:   at least ${p.liveRevision - p.snapshot.meta.revision} revisions written since the snapshot (live revision ${p.liveRevision})`] : []),
+    ...(p.resuming ? [`  RESUMING:     a restore begun ${p.resuming.startedAt.toISOString()} with this snapshot and token was interrupted: this run finishes it`] : []),
     `  snapshot:     ${p.snapshot.key}`,
     `                taken ${m.takenAt.toISOString()} from ${m.member}; revision ${m.revision}; ${m.keys ?? '?'} keys; ${m.size} bytes (${m.compressor})`,
     ...p.warnings.map((w) => `  WARNING:      ${w}`),

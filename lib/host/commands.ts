@@ -128,7 +128,11 @@ export const HOST_ANSWERS = {
   }),
   'snapshot-upload': z.object({ result: z.literal('uploaded'), verified: z.literal(true), verifyMs: z.number().int().nonnegative(), seconds: z.number().nonnegative() }),
   'snapshot-discard': z.object({ result: z.literal('discarded'), file: z.string() }),
-  'restore-inspect': z.object({ running: z.boolean(), hasData: z.boolean(), revision: z.number().nullable(), dataDir: z.string() }),
+  /** `restored`: the data in place is a restore's own output (token, revision bump), not the member's. */
+  'restore-inspect': z.object({
+    running: z.boolean(), hasData: z.boolean(), revision: z.number().nullable(), dataDir: z.string(),
+    restored: z.object({ token: z.string(), bump: z.number().int().nonnegative() }).nullable().default(null),
+  }),
   /** `bumped`: by how much the revision was raised (0: the tool has no --bump-revision, etcd 3.4). */
   'restore-restore': z.object({ result: z.enum(['restored', 'already-restored']), revision: z.number().nullable(), dataDir: z.string(), asideDir: nullableString, bumped: z.number().int().nonnegative().default(0) }),
   'restore-verify': z.object({ revision: z.number(), keysAtRevision: z.number() }),

@@ -12,6 +12,7 @@ import { findMasterSlot } from '../../lib/flows/master-slot';
 import { replaceMaster } from '../../lib/flows/replacement';
 import { refusal, RestoreRefused, restoreCluster, type RestorePlan } from '../../lib/flows/restore';
 import { clusterStatus } from '../../lib/flows/status';
+import { renderRestorePlan } from '../../cli/render/restore';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import {
   type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, receivedAlerts, sandboxBackupDeps, sandboxBackupSettings,
@@ -193,6 +194,32 @@ describe('disaster-recovery restore', () => {
     // Running the same restore again with the same token would be harmless, but a restore of a
     // healthy cluster is refused without --force.
     await expect(restoreCluster(rdeps(), request())).rejects.toThrow(/still has quorum/);
+  });
+
+  it('a restore interrupted between steps is finished by the next run with the same snapshot and token: one cluster, nothing mixed', async () => {
+    const backup = await backupCluster(deps(), 'prod', sandboxBackupSettings(b));
+    for (const m of cluster.members.slice(0, 2)) {
+      killHard(sandbox.host(m.instanceId).etcdPid()!);
+      rmSync(join(sandbox.volumeDir(m.volumeId), 'data'), { recursive: true, force: true });
+    }
+    // Interrupted once every member's data is the snapshot's and before etcd starts anywhere (the
+    // Lambda deadline, an operator's ^C, a lost laptop).
+    const interrupted = sandboxRestoreDeps(c, ctl, b, (e) => {
+      if (e.step === 'start' && e.status === 'start') throw new Error('interrupted');
+    });
+    await expect(restoreCluster(interrupted, request())).rejects.toThrow(/interrupted/);
+    const journal = await rdeps().journal!.get('prod');
+    expect(journal).toMatchObject({ snapshotKey: backup.key });
+
+    let shown: RestorePlan | undefined;
+    const summary = await restoreCluster(rdeps(), request({ confirm: (p) => { shown = p; return Promise.resolve(true); } }));
+    expect(shown).toMatchObject({ token: journal!.token, resuming: expect.anything() as unknown });
+    expect(renderRestorePlan(shown!)).toMatch(/RESUMING: +a restore begun .* was interrupted: this run finishes it/);
+    expect(summary).toMatchObject({ result: 'restored', keysAtSnapshotRevision: 3_000 });
+    const ids = await Promise.all(cluster.members.map(async (m) => (await etcdOf(m.clientUrl).memberList()).clusterId));
+    expect(new Set(ids).size).toBe(1);
+    for (const m of cluster.members) expect(await countKeys(m.clientUrl, '/registry/bulk/')).toBe(3_000);
+    expect(await rdeps().journal!.get('prod')).toBeNull();
   });
 
   it.each([

@@ -19,6 +19,7 @@ import type { AwaitingDr } from '../../aws/held-hooks';
 import { findTargetGroups, registerAndWait } from '../../aws/lb';
 import type { ClusterLock } from '../../aws/lock';
 import type { MemberIds } from '../../aws/member-ids';
+import type { RestoreJournal } from '../../aws/restore-journal';
 import { APISERVER_PORT } from '../../host/layout';
 import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, presignDownload, usableBackups } from '../../aws/backups';
 import { wallNow } from '../../clock';
@@ -43,6 +44,8 @@ export type RestoreDeps = HostFlowDeps & {
   elb?: ElasticLoadBalancingV2Client;
   /** The cluster lock the whole restore holds (absent: no state table, no lock). */
   lock?: ClusterLock;
+  /** The restore's journal: an interrupted restore is finished with its own snapshot and token (absent: no state table). */
+  journal?: RestoreJournal;
   /** Where slots awaiting disaster recovery are recorded (cleared once restored). */
   awaitingDr?: AwaitingDr;
 };
@@ -88,6 +91,11 @@ export interface RestorePlan {
    * `liveRevision - snapshot revision` is what the restore would discard at the least.
    */
   liveRevision: number | null;
+  /**
+   * An interrupted restore this one finishes (its journal): same snapshot, same token; the quorum
+   * gate does not apply (the cluster that answers may be its own half-restored one).
+   */
+  resuming: { startedAt: Date } | null;
   /** What the restore will do once confirmed, step by step (walked from `restoreSteps`). */
   steps: PlannedStep[];
 }
@@ -194,14 +202,23 @@ async function resolveSnapshot(deps: RestoreDeps, req: RestoreRequest): Promise<
 
 export async function planRestore(deps: RestoreDeps, req: RestoreRequest): Promise<{ plan: RestorePlan; prepared: Prepared }> {
   if (!patterns.clusterName.test(req.cluster)) throw new RestoreRefused(`invalid cluster name ${JSON.stringify(req.cluster)}`);
-  const token = req.token ?? `${req.cluster}-restore-${new Date(deps.clock.now()).toISOString().replace(/[-:]/g, '').slice(0, 15)}`.slice(0, 128);
+  // An interrupted restore goes on with its own snapshot and token (its journal), never a new pair.
+  const resuming = (await deps.journal?.get(req.cluster)) ?? null;
+  if (resuming) {
+    if (req.token && req.token !== resuming.token) throw new RestoreRefused(`a restore of ${req.cluster} with token ${resuming.token} was interrupted: run it again without --token (or with that one) to finish it, or roll it back: --rollback ${resuming.token}`);
+    if (req.snapshot !== 'latest' && req.snapshot !== resuming.snapshotKey) throw new RestoreRefused(`a restore of ${req.cluster} from ${resuming.snapshotKey} (token ${resuming.token}) was interrupted: finish it with --snapshot ${resuming.snapshotKey}, or roll it back first: --rollback ${resuming.token}`);
+  }
+  const token = resuming?.token ?? req.token ?? `${req.cluster}-restore-${new Date(deps.clock.now()).toISOString().replace(/[-:]/g, '').slice(0, 15)}`.slice(0, 128);
   if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
-  const [{ prepared, q, liveRevision, seen }, { warnings, ...snapshot }] = await Promise.all([readCluster(deps, req.cluster), resolveSnapshot(deps, req)]);
+  const [{ prepared, q, liveRevision, seen }, { warnings, ...snapshot }] = await Promise.all([
+    readCluster(deps, req.cluster), resolveSnapshot(deps, resuming ? { ...req, snapshot: resuming.snapshotKey } : req),
+  ]);
   for (const w of warnings) deps.progress({ step: 'snapshot', status: 'wait', detail: w });
   const health = q.state === 'unknown' ? `CANNOT SEE whether ${req.cluster} has quorum: ${q.why}${seen ? ` (${seen})` : ''}` : q.why;
   const plan = {
     cluster: req.cluster, token, snapshot, warnings, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })),
     health, quorum: q.state, hasQuorum: q.state === 'quorate', liveRevision,
+    resuming: resuming ? { startedAt: new Date(resuming.startedAt) } : null,
   };
   // The steps the restore will take, from the very list it runs.
   const steps = await planSteps(new FlowRun({ ...deps, progress: () => undefined }), { deps, req, plan, prepared, summary: { result: 'aborted', plan: { ...plan, steps: [] }, members: [], discardedAfterRevision: null, ms: 0 } }, restoreSteps);
@@ -214,7 +231,7 @@ interface RestoreState {
   readonly plan: Omit<RestorePlan, 'steps'>;
   readonly prepared: Prepared;
   readonly summary: RestoreSummary;
-  inspected?: Array<{ revision: number | null }>;
+  inspected?: Array<HostAnswer<'restore-inspect'>>;
 }
 
 const rollbackNote = (cluster: string, token: string): string => [
@@ -247,7 +264,8 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
   name: 'inspect',
   async run(r, s) {
     s.inspected = await onMasters(r, s, 'inspecting the data dir', () => ({ kind: 'restore-inspect' }));
-    const previous = s.inspected.map((i) => i.revision).filter((x): x is number => x !== null);
+    // A member already restored by this restore (resumed) holds the restore's data, not its own.
+    const previous = s.inspected.filter((i) => i.restored?.token !== s.plan.token).map((i) => i.revision).filter((x): x is number => x !== null);
     s.summary.discardedAfterRevision = previous.length ? Math.max(0, Math.max(...previous) - s.plan.snapshot.meta.revision) : null;
     return { detail: s.summary.discardedAfterRevision === null ? 'no member had readable data' : `the newest data was ${s.summary.discardedAfterRevision} revisions ahead of the snapshot` };
   },
@@ -257,8 +275,10 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
   async run(r, s) {
     const { deps, req, plan, prepared } = s;
     const meta = plan.snapshot.meta;
-    // One bump for every member, beyond any revision seen (their own data, the live answers).
-    const bump = revisionBump(meta.revision, [plan.liveRevision, ...s.inspected!.map((i) => i.revision)]);
+    // One bump for every member, beyond any revision seen (their own data, the live answers) —
+    // or, resumed, the one this restore already applied on some member.
+    const applied = s.inspected!.find((i) => i.restored?.token === plan.token)?.restored?.bump;
+    const bump = applied ?? revisionBump(meta.revision, [plan.liveRevision, ...s.inspected!.filter((i) => i.restored?.token !== plan.token).map((i) => i.revision)]);
     const restored = await onMasters(r, s, 'download + restore', async (m) => ({
       kind: 'restore-restore' as const, workDir: req.workDir, sha256: meta.sha256, compressor: meta.compressor, name: m.member, initialCluster: prepared.initialCluster, token: plan.token,
       bumpRevision: bump, url: await presignDownload(deps.s3, req.store, plan.snapshot.key, { signingDate: new Date(await wallNow(deps.clock)) }),
@@ -380,16 +400,25 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
   const run = new FlowRun(deps, { owner: 'restore' });
   const { plan, prepared } = await planRestore(deps, req);
   run.say('plan', 'ok', `snapshot ${plan.snapshot.key} (revision ${plan.snapshot.meta.revision}); cluster: ${plan.health}`);
-  if (plan.quorum !== 'lost' && !req.force) throw new RestoreRefused(refusal(plan));
+  if (plan.quorum !== 'lost' && !plan.resuming && !req.force) throw new RestoreRefused(refusal(plan));
   const summary: RestoreSummary = { result: 'aborted', plan, members: [], discardedAfterRevision: null, ms: 0 };
   if (await req.confirm(plan)) {
     // The whole restore under the cluster lock (extended by the run's heartbeat): no replacement
     // or repair changes membership meanwhile, and no second restore runs. Decided again under it:
     // quorum may have come back while the operator read the plan.
     const restore = async () => {
-      const again = await readCluster(deps, req.cluster);
-      if (again.q.state !== 'lost' && !req.force) throw new RestoreRefused(`read again under the cluster lock, ${req.cluster} ${again.q.state === 'quorate' ? 'has quorum again' : 'cannot be seen'} (${again.q.why}): nothing was changed`);
+      const journal = deps.journal;
+      const open = await journal?.get(req.cluster);
+      if (!plan.resuming) {
+        if (open) throw new RestoreRefused(`a restore of ${req.cluster} (token ${open.token}) began meanwhile: nothing was changed`);
+        const again = await readCluster(deps, req.cluster);
+        if (again.q.state !== 'lost' && !req.force) throw new RestoreRefused(`read again under the cluster lock, ${req.cluster} ${again.q.state === 'quorate' ? 'has quorum again' : 'cannot be seen'} (${again.q.why}): nothing was changed`);
+        await journal?.begin({ cluster: req.cluster, token: plan.token, snapshotKey: plan.snapshot.key });
+      } else if (open?.token !== plan.token) {
+        throw new RestoreRefused(`the interrupted restore of ${req.cluster} was finished or rolled back meanwhile: nothing was changed`);
+      }
       await runSteps(run, { deps, req, plan, prepared, summary }, restoreSteps);
+      await journal?.end(req.cluster);
     };
     if (!deps.lock) {
       run.say('lock', 'skip', 'no state table: the restore runs without the cluster lock');
@@ -414,9 +443,10 @@ export async function rollbackRestore(deps: RestoreDeps, cluster: string, token:
     await onEach(() => ({ kind: 'restore-rollback', token }));
     // The old data dirs carry their own membership: the initial-cluster settings are ignored.
     await onEach((m) => ({ kind: 'member-start', name: m.member, initialCluster: prepared.initialCluster, state: 'existing' }));
+    if ((await deps.journal?.get(cluster))?.token === token) await deps.journal?.end(cluster);
     return true;
   };
-  // Under the cluster lock, as the restore itself.
+  // Under the cluster lock, as the restore itself; a rolled-back restore is over (its journal goes).
   const run = new FlowRun(deps, { owner: 'restore-rollback' });
   if (!deps.lock) await rollback();
   else if ((await run.hold(cluster, 'try', rollback)) === null) {
