@@ -10,6 +10,7 @@
 #                            [--bump-revision N]
 #   etcd-restore.sh rollback --token T [--data-dir D]
 #   etcd-restore.sh verify   --revision R
+#   etcd-restore.sh preflight --work-dir DIR --size BYTES --raw-size BYTES --compressor zstd|gzip
 #
 # inspect: whether etcd runs, and the revision of the member's current data (snapshot status on
 #   its bolt DB), so the operator learns how much newer data a restore will set aside.
@@ -24,6 +25,11 @@
 # rollback: puts <data>.pre-restore-<T> back (the restored dir goes to <data>.failed-restore-<T>).
 # verify: after the restored cluster started: the current revision and the number of keys at
 #   revision R (linearizable read through this host's member).
+# preflight: read-only, before anything is stopped anywhere: is this master ready to restore a
+#   snapshot of SIZE bytes (RAW-SIZE uncompressed)? A verified volume mounted, an offline tool
+#   (etcdutl, or etcdctl 3.4), the decompressor, room in the work dir for the download and the
+#   raw file, room on the volume for the restored data dir beside the current one. One JSON line,
+#   {"ready":bool,"problems":[...]}; exit 0 either way (the flow refuses with every master's list).
 set -euo pipefail
 export QK_SCRIPT=etcd-restore
 # shellcheck source=lib.sh
@@ -31,9 +37,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cmd="${1-}"
 [[ $# -gt 0 ]] && shift
-work_dir="" url_b64="" sha="" compressor="" name="" initial_cluster="" token="" data_dir="" revision="" bump=0
+work_dir="" url_b64="" sha="" compressor="" name="" initial_cluster="" token="" data_dir="" revision="" bump=0 size="" raw_size=""
 while (($#)); do
   case "$1" in
+    --size) qk_need "$@"; size="$2"; shift 2 ;;
+    --raw-size) qk_need "$@"; raw_size="$2"; shift 2 ;;
     --bump-revision) qk_need "$@"; bump="$2"; shift 2 ;;
     --work-dir) qk_need "$@"; work_dir="$2"; shift 2 ;;
     --url-b64) qk_need "$@"; url_b64="$2"; shift 2 ;;
@@ -47,7 +55,7 @@ while (($#)); do
     *) qk_die "$QK_EXIT_USAGE" "unknown argument $(printf '%q' "${1:0:80}")" ;;
   esac
 done
-[[ "$cmd" =~ ^(inspect|restore|rollback|verify)$ ]] || qk_die "$QK_EXIT_USAGE" "usage: etcd-restore.sh inspect|restore|rollback|verify [options]"
+[[ "$cmd" =~ ^(inspect|restore|rollback|verify|preflight)$ ]] || qk_die "$QK_EXIT_USAGE" "usage: etcd-restore.sh inspect|restore|rollback|verify|preflight [options]"
 qk_load_host_env
 data_dir="${data_dir:-${QK_MOUNT_POINT%/}/data}"
 qk_check absPath "$data_dir" "data dir"
@@ -67,7 +75,36 @@ db_revision() { # DATA-DIR → revision of its bolt DB, or null
 
 running_json() { if qk_etcd_running; then printf true; else printf false; fi; }
 
+# free_bytes PATH: bytes available to root on PATH's filesystem (its nearest existing ancestor).
+free_bytes() {
+  local p="$1"
+  while [[ ! -e "$p" && "$p" != / ]]; do p="$(dirname "$p")"; done
+  df -P -B1 "$p" 2>/dev/null | awk 'NR == 2 { print $4 }'
+}
+
 case "$cmd" in
+  preflight)
+    qk_check absPath "$work_dir" "work dir"
+    [[ "$size" =~ ^[0-9]{1,15}$ && "$raw_size" =~ ^[0-9]{1,15}$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --size/--raw-size: expected numbers"
+    problems=()
+    mp="${QK_MOUNT_POINT%/}"
+    [[ -f "${QK_ROOT}${mp}/${QK_VOLUME_MARKER}" ]] || problems+=("no verified etcd volume is mounted at ${mp}")
+    command -v "$tool" >/dev/null 2>&1 || problems+=("no offline etcd tool (etcdutl) on this master")
+    [[ "$compressor" != zstd ]] || command -v zstd >/dev/null 2>&1 || problems+=("zstd is not installed (the snapshot is zstd-compressed)")
+    need_work=$(( size + raw_size + raw_size / 10 ))
+    have_work="$(free_bytes "${QK_ROOT}${work_dir}")"
+    [[ "$have_work" =~ ^[0-9]+$ ]] && (( have_work >= need_work )) ||
+      problems+=("work dir ${work_dir}: $(( ${have_work:-0} / 1048576 )) MiB free, $(( need_work / 1048576 + 1 )) MiB needed (download + raw snapshot)")
+    need_vol=$(( raw_size + raw_size / 10 ))
+    have_vol="$(free_bytes "${data}")"
+    [[ "$have_vol" =~ ^[0-9]+$ ]] && (( have_vol >= need_vol )) ||
+      problems+=("volume at ${mp}: $(( ${have_vol:-0} / 1048576 )) MiB free, $(( need_vol / 1048576 + 1 )) MiB needed (the restored data dir beside the current one, which is kept)")
+    json="["
+    for p in "${problems[@]}"; do json+="$(qk_json_str "$p"),"; done
+    json="${json%,}]"
+    printf '{"ready":%s,"problems":%s}\n' "$([[ ${#problems[@]} -eq 0 ]] && printf true || printf false)" "$json"
+    exit 0
+    ;;
   verify)
     [[ "$revision" =~ ^[0-9]{1,18}$ ]] || qk_die "$QK_EXIT_USAGE" "invalid --revision: expected a number"
     qk_tls_args

@@ -41,6 +41,8 @@ export type HostCommand =
   /** `bumpRevision`: raise the restored revision by this much and mark it compacted (0: not at all). */
   | { kind: 'restore-restore'; workDir: string; url: string; sha256: string; compressor: 'zstd' | 'gzip'; name: string; initialCluster: string; token: string; bumpRevision: number }
   | { kind: 'restore-verify'; revision: number }
+  /** Read-only readiness of one master for a snapshot of `size` bytes (`rawSize` uncompressed). */
+  | { kind: 'restore-preflight'; workDir: string; size: number; rawSize: number; compressor: 'zstd' | 'gzip' }
   | { kind: 'restore-rollback'; token: string };
 
 export type HostCommandKind = HostCommand['kind'];
@@ -73,6 +75,7 @@ export function argvOf(c: HostCommand): { script: HostScriptName; args: string[]
     case 'restore-restore': return restore('restore', '--work-dir', c.workDir, '--url-b64', b64(c.url), '--sha256', c.sha256, '--compressor', c.compressor,
       '--name', c.name, '--initial-cluster', c.initialCluster, '--token', c.token, ...(c.bumpRevision > 0 ? ['--bump-revision', String(c.bumpRevision)] : []));
     case 'restore-verify': return restore('verify', '--revision', String(c.revision));
+    case 'restore-preflight': return restore('preflight', '--work-dir', c.workDir, '--size', String(c.size), '--raw-size', String(c.rawSize), '--compressor', c.compressor);
     case 'restore-rollback': return restore('rollback', '--token', c.token);
   }
 }
@@ -136,6 +139,7 @@ export const HOST_ANSWERS = {
   /** `bumped`: by how much the revision was raised (0: the tool has no --bump-revision, etcd 3.4). */
   'restore-restore': z.object({ result: z.enum(['restored', 'already-restored']), revision: z.number().nullable(), dataDir: z.string(), asideDir: nullableString, bumped: z.number().int().nonnegative().default(0) }),
   'restore-verify': z.object({ revision: z.number(), keysAtRevision: z.number() }),
+  'restore-preflight': z.object({ ready: z.boolean(), problems: z.array(z.string()) }),
   'restore-rollback': z.object({ result: z.literal('rolled-back'), dataDir: z.string() }),
 } satisfies Record<HostCommandKind, z.ZodType>;
 

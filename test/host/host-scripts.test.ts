@@ -538,6 +538,27 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(run(h.root, 'etcd-snapshot.sh', ['discard', '--work-dir', '/var/lib/qk-snapshots', '--file', p.file]).code).toBe(0);
     expect(readdirSync(join(h.root, 'var/lib/qk-snapshots'))).toEqual([]);
   });
+  it('preflight says, read-only, whether this master can take a restore: its verified volume, its tools, room for the snapshot', () => {
+    const preflight = (size: number, raw: number) => {
+      const r = run(h.root, 'etcd-restore.sh', ['preflight', '--work-dir', '/var/lib/qk-snapshots', '--size', String(size), '--raw-size', String(raw), '--compressor', 'gzip']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return JSON.parse(r.stdout) as { ready: boolean; problems: string[] };
+    };
+    // No volume mounted yet: not ready, and nothing was created.
+    expect(preflight(1000, 4000)).toEqual({ ready: false, problems: [expect.stringMatching(/no verified etcd volume is mounted at \/var\/lib\/etcd/)] });
+    expect(existsSync(join(h.root, 'var/lib/qk-snapshots'))).toBe(false);
+    expect(run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']).code).toBe(0);
+    expect(preflight(1000, 4000)).toEqual({ ready: true, problems: [] });
+    // A snapshot larger than any disk here: both places are said, in MiB.
+    const big = preflight(2 ** 45, 2 ** 45);
+    expect(big.ready).toBe(false);
+    expect(big.problems).toEqual([
+      expect.stringMatching(/^work dir \/var\/lib\/qk-snapshots: \d+ MiB free, \d+ MiB needed/),
+      expect.stringMatching(/^volume at \/var\/lib\/etcd: \d+ MiB free, \d+ MiB needed/),
+    ]);
+  });
+
   it('restores from a downloaded snapshot: checksum first, old data set aside, idempotent per token, rollback', async () => {
     run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
     expect(start().code).toBe(0);

@@ -214,6 +214,16 @@ export async function planRestore(deps: RestoreDeps, req: RestoreRequest): Promi
     readCluster(deps, req.cluster), resolveSnapshot(deps, resuming ? { ...req, snapshot: resuming.snapshotKey } : req),
   ]);
   for (const w of warnings) deps.progress({ step: 'snapshot', status: 'wait', detail: w });
+  // Every master ready before anything stops anywhere: a restore that fails on one master after
+  // etcd was stopped everywhere is an outage of its own.
+  const meta = snapshot.meta;
+  const ready = await Promise.all(prepared.masters.map(async (m) => ({
+    m, out: await deps.hosts.run(m.instanceId, { kind: 'restore-preflight', workDir: req.workDir, size: meta.size, rawSize: meta.rawSize, compressor: meta.compressor }, hostRunOpts(deps, 120)),
+  })));
+  const unready = ready.filter((x) => !x.out.ready);
+  if (unready.length) {
+    throw new RestoreRefused(`not every master is ready to restore ${snapshot.key}; nothing was stopped: ${unready.map((x) => `${x.m.member} (${x.m.instanceId}): ${x.out.problems.join('; ')}`).join(' | ')}`);
+  }
   const health = q.state === 'unknown' ? `CANNOT SEE whether ${req.cluster} has quorum: ${q.why}${seen ? ` (${seen})` : ''}` : q.why;
   const plan = {
     cluster: req.cluster, token, snapshot, warnings, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })),
