@@ -106,15 +106,17 @@ install_boot_guard() {
     printf '[Unit]\nDescription=etcd (sandbox stand-in)\n[Service]\nExecStart=%s --config-file %s\n[Install]\nWantedBy=multi-user.target\n' \
       "$(qk_bin etcd)" "$conf" >"${QK_ROOT}/etc/systemd/system/${unit}"
   fi
-  [[ "$(cat "${dir}/10-quorum-keeper.conf" 2>/dev/null || true)" == "$want" ]] && return 0
-  mkdir -p "$dir"
-  printf '%s\n' "$want" >"${dir}/10-quorum-keeper.conf.tmp"
-  mv "${dir}/10-quorum-keeper.conf.tmp" "${dir}/10-quorum-keeper.conf"
-  qk_log "installed the boot guard ${dir#"$QK_ROOT"}/10-quorum-keeper.conf"
+  if [[ "$(cat "${dir}/10-quorum-keeper.conf" 2>/dev/null || true)" != "$want" ]]; then
+    mkdir -p "$dir"
+    printf '%s\n' "$want" >"${dir}/10-quorum-keeper.conf.tmp"
+    mv "${dir}/10-quorum-keeper.conf.tmp" "${dir}/10-quorum-keeper.conf"
+    qk_log "installed the boot guard ${dir#"$QK_ROOT"}/10-quorum-keeper.conf"
+    [[ "$QK_SERVICE_MODE" == process ]] || systemctl daemon-reload
+  fi
   [[ "$QK_SERVICE_MODE" == process ]] && return 0
-  systemctl daemon-reload
   # Started at boot: with the guard (the verified volume's mount, its marker) that is safe, and it
   # is how a rebooted master's member comes back by itself (etcd-mount.sh mounts the volume then).
+  # Every start (idempotent): a master whose guard predates this, or whose enable failed once.
   systemctl enable "$unit" >/dev/null 2>&1 || qk_log "could not enable ${unit} (no [Install] section?): after a reboot the reconciler starts etcd"
 }
 
@@ -142,7 +144,9 @@ case "$cmd" in
       qk_die "$QK_EXIT_USAGE" "initial cluster does not list this host as ${name}=${QK_PEER_URL}"
     qk_lock
     qk_need_volume "$data_dir" "start etcd on"
-    old="$(cat "$conf" 2>/dev/null || true)"
+    # What the running etcd was started with (a copy kept at each start); before that copy
+    # existed, the file as it was.
+    old="$(cat "${conf}.running" 2>/dev/null || cat "$conf" 2>/dev/null || true)"
     write_config
     install_boot_guard
     # The initial-cluster* settings only matter to a member's first start (an existing data dir
@@ -169,6 +173,7 @@ case "$cmd" in
       mkdir -p "${QK_ROOT}${data_dir}"
       chmod 700 "${QK_ROOT}${data_dir}"
       start_etcd
+      cp "$conf" "${conf}.running"
       # Wait briefly (10 s) for the process to either come up or die (a bad config dies at once);
       # a member whose peers are down stays unhealthy (etcd 3.5's /health then waits for its read:
       # each ask is cut at 1 s). A start job queued with --no-block may show `inactive` for a

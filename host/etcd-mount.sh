@@ -135,53 +135,51 @@ do_umount() {
 mount_unit_name() {
   local p="${1#/}"
   p="${p%/}"
-  [[ "/$p" != */.* ]] || qk_die "$QK_EXIT_USAGE" "mount point $1: a component starting with '.' is not supported"
+  [[ "/$p" != */.* && "$p" != *//* && -n "$p" ]] || return 1
   p="${p//-/\\x2d}"
   printf '%s.mount' "${p//\//-}"
 }
 
 # The verified volume is mounted again at boot, so etcd (its boot guard requires this mount and
 # the marker) is back within about a minute of a reboot without anyone acting. The unit names THIS
-# volume's device by what identifies it — its NVMe by-id link (the volume ID, on Nitro), else its
-# filesystem's UUID — so another or a missing volume is never mounted there: the mount fails, and
-# etcd stays down. `nofail` and a 30 s device timeout keep the boot itself from waiting on it.
-# Idempotent: written (and systemd reloaded, the unit enabled) only when it changes.
-install_boot_mount() { # DEVICE
-  local dev="$1" unit what want uuid dir="${QK_ROOT}/etc/systemd/system"
-  unit="$(mount_unit_name "$mount_point")"
-  local nvme="/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volume_id/-/}"
-  if [[ -e "${QK_ROOT}${nvme}" ]]; then
-    what="$nvme"
-  elif [[ "$QK_DEVICE_MODE" != directory ]] && uuid="$(blkid -s UUID -o value "$dev" 2>/dev/null)" && [[ "$uuid" =~ ^[0-9A-Fa-f-]{8,36}$ ]]; then
-    what="/dev/disk/by-uuid/${uuid}"
-  else
-    qk_log "no stable device name for $volume_id ($dev): not mounted at boot; the reconciler brings etcd back"
+# volume's device by its NVMe by-id link, which carries the volume ID (Nitro instances), so another
+# or a missing volume is never mounted there: the mount fails, and etcd stays down. Not by the
+# filesystem's UUID: an EBS snapshot's copy of the volume has the same one, and etcd would start
+# on the copy as the member. `nofail` and a 30 s device timeout keep the boot itself from waiting.
+# Written (and systemd reloaded) only when it changes; enabled every time (idempotent).
+install_boot_mount() {
+  local unit what want dir="${QK_ROOT}/etc/systemd/system"
+  unit="$(mount_unit_name "$mount_point")" || { qk_log "mount point ${mount_point}: no systemd mount unit name for it; not mounted at boot"; return 0; }
+  what="/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volume_id/-/}"
+  if [[ ! -e "${QK_ROOT}${what}" ]]; then
+    qk_log "no by-id link for $volume_id (not a Nitro instance?): not mounted at boot; after a reboot the reconciler brings etcd back"
     return 0
   fi
   want="$(printf '%s\n' "# Written by Quorum Keeper (etcd-mount.sh): the verified etcd volume ${volume_id} (${cluster}/${member}), mounted at boot." \
     '[Unit]' "Description=etcd volume ${volume_id} of ${cluster}/${member} (Quorum Keeper)" \
     '[Mount]' "What=${what}" "Where=${mount_point%/}" 'Options=noatime,nofail,x-systemd.device-timeout=30s' \
     '[Install]' 'WantedBy=multi-user.target')"
-  [[ "$(cat "${dir}/${unit}" 2>/dev/null || true)" == "$want" ]] && return 0
-  mkdir -p "$dir"
-  printf '%s\n' "$want" >"${dir}/${unit}.tmp"
-  mv "${dir}/${unit}.tmp" "${dir}/${unit}"
-  qk_log "installed ${unit}: ${what} is mounted at ${mount_point%/} at boot"
-  if [[ "$QK_SERVICE_MODE" != process ]]; then
-    systemctl daemon-reload
-    systemctl enable "$unit" >/dev/null 2>&1 || qk_log "could not enable ${unit}"
+  if [[ "$(cat "${dir}/${unit}" 2>/dev/null || true)" != "$want" ]]; then
+    mkdir -p "$dir"
+    printf '%s\n' "$want" >"${dir}/${unit}.tmp"
+    mv "${dir}/${unit}.tmp" "${dir}/${unit}"
+    qk_log "installed ${unit}: ${what} is mounted at ${mount_point%/} at boot"
   fi
+  # Never fails the mount (it is done and verified): a systemd that does not answer is said.
+  [[ "$QK_SERVICE_MODE" == process ]] && return 0
+  { systemctl daemon-reload && systemctl enable "$unit"; } >/dev/null 2>&1 ||
+    qk_log "could not reload systemd or enable ${unit}: the volume is not mounted at boot until it can (the next mount tries again)"
 }
 
 # Unmounted for good (the master retires): the boot mount goes too, so a stopped instance that
 # is started again later (a warm pool) does not mount a volume that is now another master's.
 remove_boot_mount() {
   local unit dir="${QK_ROOT}/etc/systemd/system"
-  unit="$(mount_unit_name "$mount_point")"
+  unit="$(mount_unit_name "$mount_point")" || return 0
   [[ -e "${dir}/${unit}" ]] || return 0
   if [[ "$QK_SERVICE_MODE" != process ]]; then systemctl disable "$unit" >/dev/null 2>&1 || true; fi
   rm -f "${dir}/${unit}"
-  if [[ "$QK_SERVICE_MODE" != process ]]; then systemctl daemon-reload; fi
+  if [[ "$QK_SERVICE_MODE" != process ]]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
   qk_log "removed ${unit}"
 }
 
@@ -320,7 +318,7 @@ else
   qk_log "wrote marker for $cluster/$member on $volume_id"
 fi
 
-install_boot_mount "$dev"
+install_boot_mount
 
 data_dir="${mount_point%/}/data"
 has_data=false

@@ -79,7 +79,15 @@ running_json() { if qk_etcd_running; then printf true; else printf false; fi; }
 free_bytes() {
   local p="$1"
   while [[ ! -e "$p" && "$p" != / ]]; do p="$(dirname "$p")"; done
-  df -P -B1 "$p" 2>/dev/null | awk 'NR == 2 { print $4 }'
+  df -P -B1 "$p" 2>/dev/null | awk 'NR == 2 { print $4 }' || true
+}
+
+# can_bump: does the offline tool have --bump-revision (etcdutl 3.5.10+)? Help read whole: a
+# `| grep -q` would end the pipe early and pipefail turn the tool's SIGPIPE into "no".
+can_bump() {
+  local help
+  help="$("$tool" snapshot restore --help 2>&1 || true)"
+  [[ "$help" == *--bump-revision* ]]
 }
 
 case "$cmd" in
@@ -92,17 +100,17 @@ case "$cmd" in
     command -v "$tool" >/dev/null 2>&1 || problems+=("no offline etcd tool (etcdutl) on this master")
     [[ "$compressor" != zstd ]] || command -v zstd >/dev/null 2>&1 || problems+=("zstd is not installed (the snapshot is zstd-compressed)")
     need_work=$(( size + raw_size + raw_size / 10 ))
-    have_work="$(free_bytes "${QK_ROOT}${work_dir}")"
+    have_work="$(free_bytes "${QK_ROOT}${work_dir}" || true)"
     [[ "$have_work" =~ ^[0-9]+$ ]] && (( have_work >= need_work )) ||
       problems+=("work dir ${work_dir}: $(( ${have_work:-0} / 1048576 )) MiB free, $(( need_work / 1048576 + 1 )) MiB needed (download + raw snapshot)")
     need_vol=$(( raw_size + raw_size / 10 ))
-    have_vol="$(free_bytes "${data}")"
+    have_vol="$(free_bytes "${data}" || true)"
     [[ "$have_vol" =~ ^[0-9]+$ ]] && (( have_vol >= need_vol )) ||
       problems+=("volume at ${mp}: $(( ${have_vol:-0} / 1048576 )) MiB free, $(( need_vol / 1048576 + 1 )) MiB needed (the restored data dir beside the current one, which is kept)")
     json="["
     for p in "${problems[@]}"; do json+="$(qk_json_str "$p"),"; done
     json="${json%,}]"
-    printf '{"ready":%s,"problems":%s}\n' "$([[ ${#problems[@]} -eq 0 ]] && printf true || printf false)" "$json"
+    printf '{"ready":%s,"problems":%s,"canBump":%s}\n' "$([[ ${#problems[@]} -eq 0 ]] && printf true || printf false)" "$json" "$(can_bump && printf true || printf false)"
     exit 0
     ;;
   verify)
@@ -135,7 +143,13 @@ case "$cmd" in
     qk_lock
     qk_etcd_running && qk_die "$QK_EXIT_FAILED" "etcd is running: stop it (etcd-member.sh stop) before rolling back"
     aside="${data}.pre-restore-${token}"
-    [[ -d "$aside" ]] || qk_die "$QK_EXIT_FAILED" "nothing to roll back: ${data_dir}.pre-restore-${token} does not exist"
+    if [[ ! -d "$aside" ]]; then
+      # Not restored by this token (interrupted before its turn), or it had no data to set
+      # aside: its data dir stays as it is; the other members roll back.
+      qk_log "nothing set aside with token ${token} here: ${data_dir} left as it is"
+      printf '{"result":"nothing-to-roll-back","dataDir":%s}\n' "$(qk_json_str "$data_dir")"
+      exit 0
+    fi
     if [[ -e "$data" ]]; then mv "$data" "${data}.failed-restore-${token}"; fi
     mv "$aside" "$data"
     rm -f "${data}.qk-restored"
@@ -190,10 +204,7 @@ t1=$(date +%s%N)
 rm -rf "$staging"
 bump_args=()
 if ((bump > 0)); then
-  # Read whole, then matched: `| grep -q` would end the pipe early, and pipefail turn the
-  # tool's SIGPIPE into "not supported".
-  restore_help="$("$tool" snapshot restore --help 2>&1 || true)"
-  if [[ "$restore_help" == *--bump-revision* ]]; then
+  if can_bump; then
     bump_args=(--bump-revision "$bump" --mark-compacted)
   else
     qk_log "$("$tool" version 2>/dev/null | head -n 1): no --bump-revision; restored revisions are not bumped"

@@ -274,6 +274,16 @@ qk_etcd_running() {
   [[ "$state" == active || "$state" == activating || "$state" == reloading ]]
 }
 
+# qk_etcd_known_stopped: etcd is known NOT to run here — no process (process mode), or its unit
+# says inactive or failed. systemctl failing to answer (D-Bus down, a timeout) is no such
+# knowledge: the quorum rule counts a member down only on evidence.
+qk_etcd_known_stopped() {
+  if [[ "$QK_SERVICE_MODE" == process ]]; then ! qk_etcd_pid >/dev/null; return; fi
+  local state
+  state="$(systemctl is-active "$QK_ETCD_UNIT" 2>/dev/null || true)"
+  [[ "$state" == inactive || "$state" == failed ]]
+}
+
 # JSON string escaping for the one-line results scripts print on stdout.
 qk_json_str() {
   local s="$1"
@@ -323,15 +333,16 @@ qk_has_data() {
 QK_CONFIG_PENDING=false
 
 qk_status_json() { # DATA-DIR: this member's status as one JSON line
-  local data_dir="$1" running=false pid="null" health=false versions='"serverVersion":null,"clusterVersion":null'
-  if qk_etcd_running; then running=true; health="$(qk_local_health 3)"; versions="$(qk_running_versions_json)"; fi
+  local data_dir="$1" running=false stopped=false pid="null" health=false versions='"serverVersion":null,"clusterVersion":null'
+  if qk_etcd_running; then running=true; health="$(qk_local_health 3)"; versions="$(qk_running_versions_json)"
+  elif qk_etcd_known_stopped; then stopped=true; fi
   if [[ "$QK_SERVICE_MODE" == process ]]; then
     pid="$(qk_etcd_pid || printf null)"
   else
     pid="$(systemctl show -p MainPID --value "$QK_ETCD_UNIT" 2>/dev/null || true)"
     [[ "$pid" =~ ^[1-9][0-9]*$ ]] || pid=null
   fi
-  printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s,"etcdVersion":%s,%s,"configPending":%s}\n' \
+  printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s,"etcdVersion":%s,%s,"configPending":%s,"stopped":%s}\n' \
     "$running" "$pid" "$health" "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$data_dir")" \
-    "$(qk_has_data "$data_dir" && printf true || printf false)" "$(qk_binary_version_json)" "$versions" "$QK_CONFIG_PENDING"
+    "$(qk_has_data "$data_dir" && printf true || printf false)" "$(qk_binary_version_json)" "$versions" "$QK_CONFIG_PENDING" "$stopped"
 }

@@ -263,7 +263,9 @@ export class SandboxHost {
       }
       const target = join(this.root, where);
       if (isLink(target)) rmSync(target, { force: true });
-      // A mount hides what the bare mount point holds; here that is moved out of the way.
+      // A mount hides what the bare mount point holds; here that is moved out of the way (an empty
+      // one, as reboot leaves it, is just removed).
+      else if (existsSync(target) && readdirSync(target).length === 0) rmSync(target, { recursive: true });
       else if (existsSync(target)) renameSync(target, `${target}.hidden-by-mount-${Date.now()}`);
       mkdirSync(dirname(target), { recursive: true });
       symlinkSync(realpathSync(device), target);

@@ -93,6 +93,8 @@ const memberStatus = z.object({
   hasData: z.boolean().default(false), etcdVersion: nullableString, serverVersion: nullableString, clusterVersion: nullableString,
   /** `start --keep-running` left a running etcd on an older configuration (applied at its next start). */
   configPending: z.boolean().default(false),
+  /** etcd is KNOWN not to run here (no process; its unit inactive or failed) — evidence, unlike `running: false` alone. */
+  stopped: z.boolean().default(false),
 });
 const marker = z.object({ cluster: z.string(), member: z.string(), volume: z.string(), memberId: z.string() });
 const mounted = z.object({
@@ -139,8 +141,9 @@ export const HOST_ANSWERS = {
   /** `bumped`: by how much the revision was raised (0: the tool has no --bump-revision, etcd 3.4). */
   'restore-restore': z.object({ result: z.enum(['restored', 'already-restored']), revision: z.number().nullable(), dataDir: z.string(), asideDir: nullableString, bumped: z.number().int().nonnegative().default(0) }),
   'restore-verify': z.object({ revision: z.number(), keysAtRevision: z.number() }),
-  'restore-preflight': z.object({ ready: z.boolean(), problems: z.array(z.string()) }),
-  'restore-rollback': z.object({ result: z.literal('rolled-back'), dataDir: z.string() }),
+  /** `canBump`: this master's offline tool can raise the restored revision (etcdutl 3.5.10+). */
+  'restore-preflight': z.object({ ready: z.boolean(), problems: z.array(z.string()), canBump: z.boolean().default(false) }),
+  'restore-rollback': z.object({ result: z.enum(['rolled-back', 'nothing-to-roll-back']), dataDir: z.string() }),
 } satisfies Record<HostCommandKind, z.ZodType>;
 
 export type HostAnswer<K extends HostCommandKind> = z.infer<(typeof HOST_ANSWERS)[K]>;

@@ -104,10 +104,13 @@ describe('the replacement with no healthy peer, over fakes: quorum lost only on 
     w.memberIds = { 'etcd-a': hexId('a'), 'etcd-b': hexId('b'), 'etcd-c': hexId('c') };
     return w;
   };
-  const verdict = async (etcdCRuns: boolean) => {
+  const verdict = async (etcdCRuns: boolean, systemdAnswers = true) => {
     const w = world();
     const hosts = fakeHosts({
-      'member-status': (i) => ({ running: i === 'i-a' || (i === 'i-c' && etcdCRuns), healthy: false, pid: null, peerUrl: '', clientUrl: '', hasData: true, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false }),
+      'member-status': (i) => {
+        const running = i === 'i-a' || (i === 'i-c' && etcdCRuns);
+        return { running, stopped: !running && (i !== 'i-c' || systemdAnswers), healthy: false, pid: null, peerUrl: '', clientUrl: '', hasData: true, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false };
+      },
     });
     const deps = { observe: fakePorts(w), hosts, clock: fixedClock(), timings: TIMINGS } as unknown as FlowDeps; // only what the verdict reads
     const s = { deps, slot: { cluster: 'prod', member: 'etcd-b', asg: 'prod-etcd-b' }, instanceId: 'i-b2', peerCandidates: ['etcd-a', 'etcd-c'] } as unknown as ReplacementState;
@@ -117,6 +120,10 @@ describe('the replacement with no healthy peer, over fakes: quorum lost only on 
   it('etcd-c\'s master says its etcd is stopped and etcd-b\'s old instance is gone: two of three down, quorum lost → awaiting DR', async () => {
     const f = await verdict(false);
     expect(f).toMatchObject({ code: 'no-quorum', message: expect.stringMatching(/^prod has lost quorum: .*2 known down: no quorum can form/) as unknown });
+  });
+
+  it('etcd-c\'s master cannot say (systemd did not answer): not running is no evidence of stopped — cannot see', async () => {
+    expect(await verdict(false, false)).toMatchObject({ code: 'cannot-see' });
   });
 
   it('etcd-c runs but does not answer in time: Quorum Keeper cannot see, and says so — never "restore"', async () => {

@@ -81,17 +81,15 @@ export async function noPeer(r: FlowRun, s: S): Promise<FlowFailure> {
 async function judgeWithoutPeer(r: FlowRun, s: S): Promise<{ state: 'quorate' | 'lost' | 'unknown'; why: string }> {
   const { deps, slot, instanceId } = s;
   const view = await observeCluster(deps.observe, slot.cluster, { etcd: {}, claims: true }, contextOf(deps));
-  // Each other slot's masters (InService or still coming in, like this one) say whether etcd runs
-  // there: a slot whose every live master says no cannot be running its member. This slot's
-  // member cannot be running unless a master of its own still retires beside this new one.
+  // Every slot's live masters (this new one included: a re-driven replacement may have started
+  // etcd already) say whether etcd is known stopped there; a slot counts only if all of them do.
   const live = (x: (typeof view.slots)[number]) => x.instances.filter((i) => !/^(Terminated|Terminating:Proceed)$/.test(i.lifecycleState)).map((i) => i.instanceId);
-  const stopped = (await Promise.all(view.slots.filter((x) => x.member !== slot.member && live(x).length > 0).map(async (x) => {
-    const answers = await Promise.all(live(x).map((i) => deps.hosts.run(i, { kind: 'member-status' }, r.hostOpts(60)).catch(() => null)));
-    return answers.every((st) => st !== null && !st.running) ? x.member : null;
+  const withMe = (x: (typeof view.slots)[number]) => (x.member === slot.member && !live(x).includes(instanceId) ? [...live(x), instanceId] : live(x));
+  const stopped = (await Promise.all(view.slots.filter((x) => withMe(x).length > 0).map(async (x) => {
+    const answers = await Promise.all(withMe(x).map((i) => deps.hosts.run(i, { kind: 'member-status' }, r.hostOpts(60)).catch(() => null)));
+    return answers.every((st) => st?.stopped === true) ? x.member : null;
   }))).filter((m): m is string => m !== null);
-  const mine = view.slots.find((x) => x.member === slot.member);
-  const ownElsewhere = mine ? live(mine).some((i) => i !== instanceId) : false;
-  const q = judgeQuorum(view.etcd, { slots: view.slots, claims: view.claims, etcdStoppedOn: ownElsewhere ? stopped : [...stopped, slot.member] });
+  const q = judgeQuorum(view.etcd, { slots: view.slots, claims: view.claims, etcdStoppedOn: stopped });
   return { state: q.state, why: q.why };
 }
 

@@ -27,6 +27,7 @@ import type { HostAnswer, HostCommand } from '../../host/commands';
 import { agentOnline } from '../../aws/ssm-agent';
 import { judgeQuorum, type QuorumJudgement } from '../../domain/judge';
 import { revisionBump } from '../../domain/recovery';
+import type { SlotView } from '../../domain/view';
 import { contextOf, observeCluster } from '../../observe/observe';
 import type { ObservePorts } from '../../observe/ports';
 import { patterns } from '../../validate';
@@ -96,6 +97,8 @@ export interface RestorePlan {
    * gate does not apply (the cluster that answers may be its own half-restored one).
    */
   resuming: { startedAt: Date } | null;
+  /** Every master's tool can raise the restored revision (else none does: one revision for all). */
+  canBump: boolean;
   /** What the restore will do once confirmed, step by step (walked from `restoreSteps`). */
   steps: PlannedStep[];
 }
@@ -138,7 +141,7 @@ interface Prepared {
 }
 
 /** Every slot with an InService instance whose agent answers, the URLs each advertises and whether its etcd runs. */
-async function readMasters(deps: RestoreDeps, cluster: string, slots: ReadonlyArray<{ member: string; instanceId: string | null }>): Promise<Prepared> {
+async function readMasters(deps: RestoreDeps, cluster: string, slots: ReadonlyArray<Pick<SlotView, 'member' | 'instanceId' | 'instances'>>): Promise<Prepared> {
   if (slots.length === 0) throw new RestoreRefused(`no master Auto Scaling groups are tagged ${deps.tags.cluster}=${cluster}`);
   const missing = slots.filter((s) => !s.instanceId).map((s) => s.member);
   if (missing.length) throw new RestoreRefused(`slot(s) ${missing.join(', ')} have no InService instance: bring every master back (the replacement flow mounts its volume) before restoring`);
@@ -146,12 +149,15 @@ async function readMasters(deps: RestoreDeps, cluster: string, slots: ReadonlyAr
     const instanceId = s.instanceId!;
     if (!(await agentOnline(deps.ssm, instanceId))) throw new RestoreRefused(`the SSM agent of ${s.member} (${instanceId}) is not online`);
     const st = await deps.hosts.run(instanceId, { kind: 'member-status' }, hostRunOpts(deps, 120));
-    return { member: s.member, instanceId, peerUrl: st.peerUrl, clientUrl: st.clientUrl, running: st.running };
+    // Evidence only: its etcd known stopped, and no other master of the slot (one still retiring)
+    // that could be running the slot's member.
+    const alone = s.instances.every((i) => i.instanceId === instanceId || /^(Terminated|Terminating:Proceed)$/.test(i.lifecycleState));
+    return { member: s.member, instanceId, peerUrl: st.peerUrl, clientUrl: st.clientUrl, stopped: st.stopped && alone };
   }));
   return {
-    masters: masters.map(({ running: _r, ...m }) => m),
+    masters: masters.map(({ stopped: _s, ...m }) => m),
     initialCluster: masters.map((m) => `${m.member}=${m.peerUrl}`).join(','),
-    etcdStoppedOn: masters.filter((m) => !m.running).map((m) => m.member),
+    etcdStoppedOn: masters.filter((m) => m.stopped).map((m) => m.member),
   };
 }
 
@@ -216,19 +222,24 @@ export async function planRestore(deps: RestoreDeps, req: RestoreRequest): Promi
   for (const w of warnings) deps.progress({ step: 'snapshot', status: 'wait', detail: w });
   // Every master ready before anything stops anywhere: a restore that fails on one master after
   // etcd was stopped everywhere is an outage of its own.
+  // (Resumed: members already restored hold both data dirs, so room is not asked again.)
   const meta = snapshot.meta;
+  const room = resuming ? { size: 0, rawSize: 0 } : { size: meta.size, rawSize: meta.rawSize };
   const ready = await Promise.all(prepared.masters.map(async (m) => ({
-    m, out: await deps.hosts.run(m.instanceId, { kind: 'restore-preflight', workDir: req.workDir, size: meta.size, rawSize: meta.rawSize, compressor: meta.compressor }, hostRunOpts(deps, 120)),
+    m, out: await deps.hosts.run(m.instanceId, { kind: 'restore-preflight', workDir: req.workDir, ...room, compressor: meta.compressor }, hostRunOpts(deps, 120)),
   })));
   const unready = ready.filter((x) => !x.out.ready);
   if (unready.length) {
-    throw new RestoreRefused(`not every master is ready to restore ${snapshot.key}; nothing was stopped: ${unready.map((x) => `${x.m.member} (${x.m.instanceId}): ${x.out.problems.join('; ')}`).join(' | ')}`);
+    throw new RestoreRefused(`not every master is ready to restore ${snapshot.key}; this run stopped nothing: ${unready.map((x) => `${x.m.member} (${x.m.instanceId}): ${x.out.problems.join('; ')}`).join(' | ')}`);
   }
+  // One bump for all or none: a master whose tool cannot bump (etcd 3.4) would otherwise restore
+  // different revisions than the others.
+  const canBump = ready.every((x) => x.out.canBump);
   const health = q.state === 'unknown' ? `CANNOT SEE whether ${req.cluster} has quorum: ${q.why}${seen ? ` (${seen})` : ''}` : q.why;
   const plan = {
     cluster: req.cluster, token, snapshot, warnings, members: prepared.masters.map(({ member, instanceId, peerUrl }) => ({ member, instanceId, peerUrl })),
     health, quorum: q.state, hasQuorum: q.state === 'quorate', liveRevision,
-    resuming: resuming ? { startedAt: new Date(resuming.startedAt) } : null,
+    resuming: resuming ? { startedAt: new Date(resuming.startedAt) } : null, canBump,
   };
   // The steps the restore will take, from the very list it runs.
   const steps = await planSteps(new FlowRun({ ...deps, progress: () => undefined }), { deps, req, plan, prepared, summary: { result: 'aborted', plan: { ...plan, steps: [] }, members: [], discardedAfterRevision: null, ms: 0 } }, restoreSteps);
@@ -288,7 +299,7 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
     // One bump for every member, beyond any revision seen (their own data, the live answers) —
     // or, resumed, the one this restore already applied on some member.
     const applied = s.inspected!.find((i) => i.restored?.token === plan.token)?.restored?.bump;
-    const bump = applied ?? revisionBump(meta.revision, [plan.liveRevision, ...s.inspected!.filter((i) => i.restored?.token !== plan.token).map((i) => i.revision)]);
+    const bump = applied ?? (plan.canBump ? revisionBump(meta.revision, [plan.liveRevision, ...s.inspected!.filter((i) => i.restored?.token !== plan.token).map((i) => i.revision)]) : 0);
     const restored = await onMasters(r, s, 'download + restore', async (m) => ({
       kind: 'restore-restore' as const, workDir: req.workDir, sha256: meta.sha256, compressor: meta.compressor, name: m.member, initialCluster: prepared.initialCluster, token: plan.token,
       bumpRevision: bump, url: await presignDownload(deps.s3, req.store, plan.snapshot.key, { signingDate: new Date(await wallNow(deps.clock)) }),
@@ -341,6 +352,9 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
     }
     s.summary.revision = v!.revision;
     s.summary.keysAtSnapshotRevision = v!.keysAtRevision;
+    // Restored and verified: the restore is over. What follows (identity, registration) is
+    // follow-up work that must never make a later run resume — and stop — this healthy cluster.
+    await s.deps.journal?.end(s.req.cluster);
     return { detail: `revision ${v!.revision} ≥ ${meta.revision}; ${v!.keysAtRevision} keys at the snapshot revision${meta.keys === null ? '' : ' = backup metadata'}` };
   },
   plan: (_r, s) => ({ action: `check the restored revision (≥ ${s.plan.snapshot.meta.revision}) and key count (${s.plan.snapshot.meta.keys ?? 'unknown'}) against the backup's metadata` }),
@@ -423,12 +437,15 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
         if (open) throw new RestoreRefused(`a restore of ${req.cluster} (token ${open.token}) began meanwhile: nothing was changed`);
         const again = await readCluster(deps, req.cluster);
         if (again.q.state !== 'lost' && !req.force) throw new RestoreRefused(`read again under the cluster lock, ${req.cluster} ${again.q.state === 'quorate' ? 'has quorum again' : 'cannot be seen'} (${again.q.why}): nothing was changed`);
+        const mastersOf = (p: Prepared) => p.masters.map((m) => `${m.member}=${m.instanceId}@${m.peerUrl}`).join(',');
+        if (mastersOf(again.prepared) !== mastersOf(prepared)) {
+          throw new RestoreRefused(`read again under the cluster lock, ${req.cluster}'s masters changed since the plan (${mastersOf(prepared)} → ${mastersOf(again.prepared)}): nothing was changed; run the restore again`);
+        }
         await journal?.begin({ cluster: req.cluster, token: plan.token, snapshotKey: plan.snapshot.key });
       } else if (open?.token !== plan.token) {
         throw new RestoreRefused(`the interrupted restore of ${req.cluster} was finished or rolled back meanwhile: nothing was changed`);
       }
       await runSteps(run, { deps, req, plan, prepared, summary }, restoreSteps);
-      await journal?.end(req.cluster);
     };
     if (!deps.lock) {
       run.say('lock', 'skip', 'no state table: the restore runs without the cluster lock');
@@ -450,9 +467,13 @@ export async function rollbackRestore(deps: RestoreDeps, cluster: string, token:
   const onEach = (command: (m: Prepared['masters'][number]) => HostCommand) => Promise.all(prepared.masters.map((m) => deps.hosts.run(m.instanceId, command(m), hostRunOpts(deps))));
   const rollback = async () => {
     await onEach(() => ({ kind: 'member-stop' }));
-    await onEach(() => ({ kind: 'restore-rollback', token }));
-    // The old data dirs carry their own membership: the initial-cluster settings are ignored.
-    await onEach((m) => ({ kind: 'member-start', name: m.member, initialCluster: prepared.initialCluster, state: 'existing' }));
+    try {
+      await onEach(() => ({ kind: 'restore-rollback', token }));
+    } finally {
+      // etcd is started again on every member whatever happened (the old data dirs carry their
+      // own membership: the initial-cluster settings are ignored); a failure above is still said.
+      await onEach((m) => ({ kind: 'member-start', name: m.member, initialCluster: prepared.initialCluster, state: 'existing' }));
+    }
     if ((await deps.journal?.get(cluster))?.token === token) await deps.journal?.end(cluster);
     return true;
   };
