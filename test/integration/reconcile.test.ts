@@ -4,7 +4,7 @@
  * Every scenario runs with the continuous writer (issue 9): no acknowledged write may be lost.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeregisterTargetsCommand, DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { listBackups } from '../../lib/aws/backups';
@@ -155,6 +155,8 @@ describe('reconciler', () => {
     const host = t.sandbox.host(b.instanceId);
     const conf = join(host.root, 'etc/quorum-keeper/etcd.conf.yml');
     appendFileSync(conf, '# tuned by hand before Quorum Keeper adopted this master\nheartbeat-interval: 100\n');
+    // As on an adopted master: no copy of what Quorum Keeper last started etcd with.
+    rmSync(`${conf}.running`, { force: true });
     const pid = host.etcdPid();
     await t.c.elb.send(new DeregisterTargetsCommand({ TargetGroupArn: t.cluster.targetGroupArn, Targets: [{ Id: b.instanceId, Port: 6443 }] }));
     const details: string[] = [];
