@@ -28,6 +28,15 @@ export interface QuorumJudgement extends ClusterHealth {
   why: string;
 }
 
+/**
+ * The slot's instances that may run its member: all but those terminated or past their terminate
+ * hook (a retiring master in Terminating:Wait still runs etcd). Whose hosts are asked whether
+ * etcd is known stopped there (the restore, the replacement with no peer).
+ */
+export function liveInstanceIds(slot: Pick<SlotView, 'instances'>): string[] {
+  return slot.instances.filter((i) => !/^(Terminated|Terminating:Proceed)$/.test(i.lifecycleState)).map((i) => i.instanceId);
+}
+
 /** A slot whose every instance is gone or going (or that has none) cannot be running its member. */
 function slotEmpty(slot: SlotView): boolean {
   return slot.instances.every((i) => /^(Terminated|Terminating:Proceed|Terminating$)/.test(i.lifecycleState));

@@ -4,7 +4,7 @@
  * and the version this master's etcd may join it with.
  */
 import { judgeJoin, minorOf, parseEtcdVersion } from '../../domain/etcd-version';
-import { judgeQuorum } from '../../domain/judge';
+import { judgeQuorum, liveInstanceIds } from '../../domain/judge';
 import { contextOf, observeCluster } from '../../observe/observe';
 import { STATUS_TIMEOUT } from '../../etcd';
 import { TimeoutError } from '../../clock';
@@ -83,8 +83,10 @@ async function judgeWithoutPeer(r: FlowRun, s: S): Promise<{ state: 'quorate' | 
   const view = await observeCluster(deps.observe, slot.cluster, { etcd: {}, claims: true }, contextOf(deps));
   // Every slot's live masters (this new one included: a re-driven replacement may have started
   // etcd already) say whether etcd is known stopped there; a slot counts only if all of them do.
-  const live = (x: (typeof view.slots)[number]) => x.instances.filter((i) => !/^(Terminated|Terminating:Proceed)$/.test(i.lifecycleState)).map((i) => i.instanceId);
-  const withMe = (x: (typeof view.slots)[number]) => (x.member === slot.member && !live(x).includes(instanceId) ? [...live(x), instanceId] : live(x));
+  const withMe = (x: (typeof view.slots)[number]) => {
+    const live = liveInstanceIds(x);
+    return x.member === slot.member && !live.includes(instanceId) ? [...live, instanceId] : live;
+  };
   const stopped = (await Promise.all(view.slots.filter((x) => withMe(x).length > 0).map(async (x) => {
     const answers = await Promise.all(withMe(x).map((i) => deps.hosts.run(i, { kind: 'member-status' }, r.hostOpts(60)).catch(() => null)));
     return answers.every((st) => st?.stopped === true) ? x.member : null;

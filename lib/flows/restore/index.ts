@@ -25,7 +25,7 @@ import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, presignD
 import { wallNow } from '../../clock';
 import type { HostAnswer, HostCommand } from '../../host/commands';
 import { agentOnline } from '../../aws/ssm-agent';
-import { judgeQuorum, type QuorumJudgement } from '../../domain/judge';
+import { judgeQuorum, liveInstanceIds, type QuorumJudgement } from '../../domain/judge';
 import { revisionBump } from '../../domain/recovery';
 import type { SlotView } from '../../domain/view';
 import { contextOf, observeCluster } from '../../observe/observe';
@@ -151,7 +151,7 @@ async function readMasters(deps: RestoreDeps, cluster: string, slots: ReadonlyAr
     const st = await deps.hosts.run(instanceId, { kind: 'member-status' }, hostRunOpts(deps, 120));
     // Evidence only: its etcd known stopped, and no other master of the slot (one still retiring)
     // that could be running the slot's member.
-    const alone = s.instances.every((i) => i.instanceId === instanceId || /^(Terminated|Terminating:Proceed)$/.test(i.lifecycleState));
+    const alone = liveInstanceIds(s).every((i) => i === instanceId);
     return { member: s.member, instanceId, peerUrl: st.peerUrl, clientUrl: st.clientUrl, stopped: st.stopped && alone };
   }));
   return {
