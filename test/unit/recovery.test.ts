@@ -53,7 +53,9 @@ describe('judgeRecovery: when quorum loss is recovered, and from which copy', ()
 
   it('does nothing for a quorate cluster, and never restores one it cannot see', () => {
     expect(judgeRecovery(input({ quorum: { state: 'quorate', why: '3/3' } })).kind).toBe('none');
-    expect(judgeRecovery(input({ quorum: { state: 'unknown', why: 'no member answered' } }))).toMatchObject({ kind: 'cannot-see', why: expect.stringContaining('never restores') });
+    const blind = judgeRecovery(input({ quorum: { state: 'unknown', why: 'no member answered' } }));
+    expect(blind.kind).toBe('cannot-see');
+    expect(blind.why).toContain('never restores');
   });
 
   it('starts members on their own data first: nothing is discarded (reboots, replacements that reattached their volume)', () => {
@@ -62,7 +64,9 @@ describe('judgeRecovery: when quorum loss is recovered, and from which copy', ()
   });
 
   it('two masters terminated at once, their replacements still launching: waits, no restore', () => {
-    expect(judgeRecovery(input({ chances: [run('a', 100), moving('b'), moving('c')] }))).toMatchObject({ kind: 'wait', why: expect.stringContaining('under way') });
+    const v = judgeRecovery(input({ chances: [run('a', 100), moving('b'), moving('c')] }));
+    expect(v.kind).toBe('wait');
+    expect(v.why).toContain('under way');
   });
 
   it('a majority still running (leaderless for a moment) is never restored', () => {
@@ -81,7 +85,8 @@ describe('judgeRecovery: when quorum loss is recovered, and from which copy', ()
 
   it('all three volumes lost: the newest backup', () => {
     const v = judgeRecovery(input({ chances: [blank('a'), blank('b'), blank('c')], highestSeen: 95 }));
-    expect(v).toMatchObject({ kind: 'restore', source: { kind: 'backup', revision: 80 }, revisionsLost: 15, chosenBecause: expect.stringContaining('no member survives') });
+    expect(v).toMatchObject({ kind: 'restore', source: { kind: 'backup', revision: 80 }, revisionsLost: 15 });
+    expect(v.kind === 'restore' && v.chosenBecause).toContain('no member survives');
   });
 
   it('waits out the configured time since quorum was first seen lost, saying what is due', () => {
