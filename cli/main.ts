@@ -9,6 +9,7 @@
  *   quorum-keeper backups list --cluster C                      backups, oldest first
  *   quorum-keeper restore      --cluster C [--snapshot latest|KEY] [--force] [--yes] [--token T]
  *   quorum-keeper restore      --cluster C --rollback TOKEN [--yes]
+ *   quorum-keeper recover      --cluster C [--plan] [--yes]     quorum-loss recovery (--plan: read-only)
  *   quorum-keeper adopt        --cluster C [--dry-run] [--yes]   take a running cluster under management (--state-table)
  *   quorum-keeper doctor       --cluster C [--stack S]          preflight: every setting Quorum Keeper relies on, with fixes
  *
@@ -27,6 +28,7 @@ import { backup } from './commands/backup';
 import { backupsList } from './commands/backups-list';
 import { plan } from './commands/plan';
 import { reconcile } from './commands/reconcile';
+import { recover } from './commands/recover';
 import { restore } from './commands/restore';
 import { status } from './commands/status';
 import { adopt } from './commands/adopt';
@@ -50,6 +52,9 @@ commands:
                                                   disaster recovery from a backup
   restore       --cluster C --rollback TOKEN [--yes]
                                                   put back the data a restore set aside
+  recover       --cluster C [--plan] [--yes]      quorum lost: each slot's chance, the verdict and the
+                                                  best surviving copy (--plan: show only); then start
+                                                  members on their own data, or restore from that copy
   adopt         --cluster C [--dry-run] [--yes]   take a running cluster under management: map each
                                                   etcd member to its slot by peer URL, mark the volumes,
                                                   record the member IDs; needs --state-table
@@ -76,7 +81,7 @@ options:
 `;
 
 const COMMANDS: Record<string, (v: Values, io: CliIo) => Promise<number>> = {
-  status, plan, reconcile, restore, backup, 'backups list': backupsList, backups: backupsList, adopt, doctor,
+  status, plan, reconcile, restore, recover, backup, 'backups list': backupsList, backups: backupsList, adopt, doctor,
 };
 
 export async function main(argv: string[], io: CliIo): Promise<number> {

@@ -12,7 +12,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import pLimit from 'p-limit';
 import { reconcileDeps } from '../lib/compose';
-import { loadReconcileConfig } from '../lib/config';
+import { loadReconcileConfig, recoverySettings } from '../lib/config';
 import { parseScheduledRequest } from '../lib/events/scheduled';
 import { backupSettings } from '../lib/flows/backup';
 import { reconcileCluster } from '../lib/flows/reconcile';
@@ -32,6 +32,10 @@ const settings = {
   strayGraceSec: config.QK_RECONCILE_STRAY_GRACE_SEC,
   backupStaleAfterSec: backup.staleAfterSec,
 };
+const recovery = {
+  settings: (cluster: string) => recoverySettings(config, cluster),
+  get journal() { return root.restoreJournal; },
+};
 /** Clusters reconciled at the same time (a re-drive can take minutes; others should not wait). */
 const PARALLEL = 4;
 
@@ -44,7 +48,7 @@ export interface ReconcileRunResult {
 async function reconcile(input: unknown, context: Context, opts?: { signal?: AbortSignal }): Promise<ReconcileRunResult> {
   const req = parseScheduledRequest(input, 'reconcile');
   const { here: clusters, handedOff } = await plan(req, context);
-  const run = withSignal(reconcileDeps(root, backup), opts?.signal);
+  const run = withSignal({ ...reconcileDeps(root, backup), recovery }, opts?.signal);
   const out: ReconcileRunResult = { clusters: [], handedOff };
   const limit = pLimit(PARALLEL);
   await Promise.all(clusters.map((cluster) => limit(async () => {

@@ -3,6 +3,7 @@
  * the function with one message that names every offending variable.
  */
 import { z } from 'zod';
+import { DEFAULT_RECOVERY, type RecoverySettings } from './domain/recovery';
 
 const seconds = (dflt: number) => z.coerce.number().int().min(1).max(3600).default(dflt);
 
@@ -73,6 +74,16 @@ const reconcile = backup.extend({
   QK_RECONCILE_REPAIR_GRACE_SEC: z.coerce.number().int().min(0).max(86_400).default(300),
   /** An etcd member with no slot is removed only after it has been seen this long. */
   QK_RECONCILE_STRAY_GRACE_SEC: z.coerce.number().int().min(0).max(7 * 86_400).default(600),
+  /**
+   * The clusters whose quorum loss the reconciler recovers by itself (restore from the best
+   * surviving copy), comma-separated, or `*` for all; empty (the default) = manual everywhere:
+   * the reconciler alerts with what `quorum-keeper recover` would do. Members down on their own
+   * data are started in every cluster (that discards nothing).
+   */
+  QK_RECOVERY_AUTOMATIC: z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((c) => c.trim()).filter(Boolean).join(',') : v), z.string().regex(/^$|^\*$|^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(,[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?){0,99}$/, 'must be `*` or comma-separated cluster names, or empty')).default('')
+    .transform((v) => (v === '' ? [] : v.split(','))),
+  /** How long quorum must stay lost, with no way back by itself, before an automatic restore. */
+  QK_RECOVERY_WAIT_SEC: z.coerce.number().int().min(0).max(86_400).default(600),
 });
 
 const notifier = base.extend({
@@ -115,3 +126,9 @@ export const loadBackupConfig = loader<BackupConfig>(backup);
 export const loadProbeConfig = loader<ProbeConfig>(probe);
 export const loadNotifierConfig = loader<NotifierConfig>(notifier);
 export const loadReconcileConfig = loader<ReconcileConfig>(reconcile);
+
+/** A cluster's quorum-loss recovery settings: automatic where the deployment opted it in. */
+export function recoverySettings(cfg: Pick<ReconcileConfig, 'QK_RECOVERY_AUTOMATIC' | 'QK_RECOVERY_WAIT_SEC'>, cluster: string): RecoverySettings {
+  const automatic = cfg.QK_RECOVERY_AUTOMATIC.includes('*') || cfg.QK_RECOVERY_AUTOMATIC.includes(cluster);
+  return { ...DEFAULT_RECOVERY, mode: automatic ? 'automatic' : 'manual', waitSec: cfg.QK_RECOVERY_WAIT_SEC };
+}

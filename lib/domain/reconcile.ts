@@ -23,10 +23,14 @@
  *   leaving is safe, or a lost terminate event) → heartbeat the hook and run the retirement;
  * - a member volume still attached to a terminated instance → detach it;
  *   an unattached member volume whose slot has no instance → alert (never touched);
- * - the newest backup older than the objective (or none) → take a backup, and alert.
+ * - the newest backup older than the objective (or none) → take a backup, and alert;
+ * - quorum lost (the recovery verdict, lib/domain/recovery.ts) → start members whose etcd is down
+ *   on their own data; a restore only for a cluster that opted in (else one alert that says
+ *   what `quorum-keeper recover` would do); an interrupted restore is finished first.
  */
 import type { Claim } from './identity';
 import { quorumOf } from './membership';
+import { describeSource, type RecoveryVerdict, type RestoreVerdict } from './recovery';
 
 export interface WorldSlot {
   member: string;
@@ -77,6 +81,14 @@ export interface ReconcileWorld {
   backupAgeSec: number | null | 'unknown';
   /** ASGs tagged for the cluster whose member tag is missing or invalid (not slots). */
   badGroups?: ReadonlyArray<{ asg: string; memberTag: string | undefined }>;
+  /** The quorum-loss verdict (absent: not judged — no recovery settings); with what acting on it needs. */
+  recovery?: {
+    verdict: RecoveryVerdict;
+    /** The client URL each running member answered on (by slot): where a survivor's copy is taken. */
+    clientUrls: Readonly<Record<string, string>>;
+    /** The highest revision seen, this run included (remembered). */
+    highestSeen: number | null;
+  };
 }
 
 export interface ReconcileSettings {
@@ -97,8 +109,12 @@ export type ReconcileAction =
   | { kind: 'remove-stray'; memberId: string; name: string; reason: string }
   | { kind: 'detach-volume'; member: string; volumeId: string; instanceId: string; reason: string }
   | { kind: 'backup'; reason: string }
+  /** Quorum lost: start this member's etcd on its own data (nothing discarded). */
+  | { kind: 'start-member'; member: string; instanceId: string; reason: string }
+  /** Quorum lost for good in a cluster that opted in: restore from the verdict's copy (or finish an interrupted restore). */
+  | { kind: 'recover'; verdict: RestoreVerdict | Extract<RecoveryVerdict, { kind: 'unfinished' }>; clientUrl?: string; reason: string }
   /** `key` names what the alert is about (stable between runs: alerts are de-duplicated on it). */
-  | { kind: 'alert'; code: 'orphan-volume' | 'stray-unsafe' | 'stray-live' | 'backup-stale' | 'slot-empty' | 'member-tag'; key: string; summary: string; action: string };
+  | { kind: 'alert'; code: 'orphan-volume' | 'stray-unsafe' | 'stray-live' | 'backup-stale' | 'slot-empty' | 'member-tag' | 'quorum-lost'; key: string; summary: string; action: string };
 
 export interface ReconcilePlan {
   actions: ReconcileAction[];
@@ -112,11 +128,13 @@ export interface ReconcilePlan {
 
 /**
  * What the reconciler counts a grace from (its memory's keys): a `Pending:Wait` instance, a
- * master with gaps awaiting repair, a stray member. The memory keeps exactly these: one list, so
+ * master with gaps awaiting repair, a stray member, quorum lost (`lost#quorum`), a start on own
+ * data (`start#<instance>`) — and one value that is no time: the highest revision seen
+ * (`revision#high`). The memory keeps exactly these: one list, so
  * a grace added here is remembered between runs (a repair's was once dropped on every write, and
  * every run started its grace again).
  */
-export const SEEN_KINDS = ['pending', 'repair', 'stray'] as const;
+export const SEEN_KINDS = ['pending', 'repair', 'stray', 'lost', 'start', 'revision'] as const;
 export type SeenKind = (typeof SEEN_KINDS)[number];
 const SEEN_KEY = new RegExp(`^(${SEEN_KINDS.join('|')})#[A-Za-z0-9-]{1,64}$`);
 export const isSeenKey = (key: string): boolean => SEEN_KEY.test(key);
@@ -222,13 +240,49 @@ export function planReconcile(w: ReconcileWorld, s: ReconcileSettings = DEFAULT_
     }
   }
 
-  // 4. Backups.
+  // 4. Quorum loss.
+  if (w.recovery) planRecovery(w, w.recovery, actions, notes, seen);
+
+  // 5. Backups.
   if (w.backupAgeSec !== 'unknown' && (w.backupAgeSec === null || w.backupAgeSec > s.backupStaleAfterSec)) {
     const why = w.backupAgeSec === null ? 'there is no backup' : `the newest backup is ${Math.round(w.backupAgeSec / 60)} min old (objective ${Math.round(s.backupStaleAfterSec / 60)} min)`;
     actions.push({ kind: 'backup', reason: why });
     actions.push({ kind: 'alert', code: 'backup-stale', key: 'newest-backup', summary: `etcd backups of ${w.cluster} are stale: ${why}`, action: 'The reconciler starts a backup now; look for backup failure alerts if this repeats.' });
   }
   return { actions, notes, drift: actions.filter((a) => a.kind !== 'alert' || a.code !== 'backup-stale').length, seen };
+}
+
+/** The recovery verdict as reconciler actions; what it remembers (since when lost, starts tried, the highest revision). */
+function planRecovery(w: ReconcileWorld, r: NonNullable<ReconcileWorld['recovery']>, actions: ReconcileAction[], notes: string[], seen: Record<string, number>): void {
+  if (r.highestSeen) seen[seenKey('revision', 'high')] = r.highestSeen;
+  const v = r.verdict;
+  if (v.kind === 'none') return;
+  if (v.kind === 'cannot-see') { notes.push(v.why); return; }
+  seen[seenKey('lost', 'quorum')] = w.firstSeen[seenKey('lost', 'quorum')] ?? w.now;
+  // A start tried on an instance is remembered while quorum stays lost: one that did not stay up counts as refused.
+  for (const [k, t] of Object.entries(w.firstSeen)) if (k.startsWith('start#')) seen[k] = t;
+  const manual = (what: string, action: string) => actions.push({ kind: 'alert', code: 'quorum-lost', key: 'recovery', summary: `${w.cluster} has lost quorum: ${what}`, action });
+  switch (v.kind) {
+    case 'start':
+      for (const m of v.members) {
+        seen[seenKey('start', m.instanceId)] = w.firstSeen[seenKey('start', m.instanceId)] ?? w.now;
+        actions.push({ kind: 'start-member', member: m.member, instanceId: m.instanceId, reason: v.why });
+      }
+      return;
+    case 'wait': notes.push(v.why); return;
+    case 'stuck': manual(v.why, 'Bring back a master with its data, or put a verified backup in the bucket and run `quorum-keeper restore`.'); return;
+    case 'unfinished':
+      if (v.mode === 'automatic') actions.push({ kind: 'recover', verdict: v, reason: v.why });
+      else manual(v.why, `Finish it: \`quorum-keeper restore --cluster ${w.cluster}\` (same snapshot, same token), or undo it: \`--rollback ${v.token}\`.`);
+      return;
+    case 'restore':
+      if (v.mode === 'automatic') {
+        actions.push({ kind: 'recover', verdict: v, ...(v.source.kind === 'member' && r.clientUrls[v.source.member] ? { clientUrl: r.clientUrls[v.source.member] } : {}), reason: `${v.why}; ${v.chosenBecause}` });
+      } else {
+        manual(`${v.why}. A restore from ${describeSource(v.source)} would lose ${v.revisionsLost} revisions (${v.chosenBecause}).`,
+          `Recovery is manual for this cluster: review \`quorum-keeper recover --cluster ${w.cluster} --plan\`, then run \`quorum-keeper recover --cluster ${w.cluster}\`.`);
+      }
+  }
 }
 
 /**
@@ -284,6 +338,8 @@ export function describeAction(a: ReconcileAction): string {
     case 'remove-stray': return `remove stray etcd member ${a.name} ${a.memberId} under the cluster lock (${a.reason})`;
     case 'detach-volume': return `detach ${a.volumeId} of ${a.member} from ${a.instanceId} (${a.reason})`;
     case 'backup': return `take a backup (${a.reason})`;
+    case 'start-member': return `start etcd of ${a.member} on ${a.instanceId} on its own data (${a.reason})`;
+    case 'recover': return a.verdict.kind === 'unfinished' ? `finish restore ${a.verdict.token} (${a.reason})` : `restore ${a.verdict.source.kind === 'member' ? `from a copy of ${a.verdict.source.member}` : `from ${a.verdict.source.key}`} (${a.reason})`;
     case 'alert': return `alert: ${a.summary} — ${a.action}`;
   }
 }

@@ -131,7 +131,9 @@ export type RecoveryVerdict =
   | { kind: 'wait'; why: string; due?: RestoreVerdict }
   | RestoreVerdict
   /** Quorum cannot come back and there is no copy to restore from. */
-  | { kind: 'stuck'; why: string };
+  | { kind: 'stuck'; why: string }
+  /** A restore was interrupted (its journal is open): it is finished (same snapshot, same token), nothing else is judged. */
+  | { kind: 'unfinished'; mode: RecoveryMode; token: string; snapshotKey: string; why: string };
 
 export interface RecoveryInput {
   now: number;
@@ -144,11 +146,17 @@ export interface RecoveryInput {
   /** The highest revision Quorum Keeper has seen this cluster reach (remembered between runs). */
   highestSeen: number | null;
   settings: RecoverySettings;
+  /** An interrupted restore's journal. */
+  unfinished?: { token: string; snapshotKey: string } | null;
 }
 
 const majority = (n: number) => Math.floor(n / 2) + 1;
 
 export function judgeRecovery(i: RecoveryInput): RecoveryVerdict {
+  // Half-restored members must never be started on their old data, nor a second restore begun.
+  if (i.unfinished) {
+    return { kind: 'unfinished', mode: i.settings.mode, ...i.unfinished, why: `restore ${i.unfinished.token} from ${i.unfinished.snapshotKey} was interrupted: it is finished first (or rolled back), nothing else is done` };
+  }
   if (i.quorum.state === 'quorate') return { kind: 'none', why: i.quorum.why };
   if (i.quorum.state === 'unknown') return { kind: 'cannot-see', why: `${i.quorum.why}: Quorum Keeper cannot tell whether quorum is lost, so it never restores` };
   const n = i.chances.length;

@@ -96,6 +96,11 @@ describe('judgeRecovery: when quorum loss is recovered, and from which copy', ()
     expect(judgeRecovery(input({ lostSince: null })).kind).toBe('wait');
   });
 
+  it('an interrupted restore is finished before anything else (no start on half-restored data, no second restore)', () => {
+    const v = judgeRecovery(input({ chances: [run('a', 100), own('b'), blank('c')], unfinished: { token: 't', snapshotKey: 'k' } }));
+    expect(v).toMatchObject({ kind: 'unfinished', token: 't', snapshotKey: 'k', mode: 'automatic' });
+  });
+
   it('says so when there is nothing to restore from', () => {
     expect(judgeRecovery(input({ chances: [blank('a'), blank('b'), blank('c')], newestBackup: null })).kind).toBe('stuck');
   });

@@ -38,13 +38,23 @@ export function backupSettings(cfg: BackupConfig): BackupSettings {
   };
 }
 
-export async function backupCluster(deps: BackupDeps, cluster: string, settings: BackupSettings): Promise<BackupOutcome> {
+/**
+ * `from`: take the snapshot from this member, leader or not — the surviving copy a quorum-loss
+ * recovery restores (the source step is skipped; the trial restore still decides). Such a run
+ * prunes nothing: no backup is deleted in the middle of a disaster.
+ */
+export interface BackupOptions {
+  from?: { member: string; instanceId: string; clientUrl: string };
+}
+
+export async function backupCluster(deps: BackupDeps, cluster: string, settings: BackupSettings, opts: BackupOptions = {}): Promise<BackupOutcome> {
   const t0 = deps.clock.now();
   const out: BackupOutcome = { cluster, result: 'failed', ms: { total: 0 }, newestGoodAgeSec: null, pruned: [], stale: false };
   const run = new FlowRun(deps, { owner: 'backup' });
-  const s: BackupState = { deps, cluster, settings, out, staged: null };
+  const s: BackupState = { deps, cluster, settings, out, staged: null, ...(opts.from ? { source: opts.from } : {}) };
+  if (opts.from) out.member = opts.from.member;
   try {
-    await runSteps(run, s, backupSteps);
+    await runSteps(run, s, opts.from ? backupSteps.filter((x) => x.name !== 'source') : backupSteps);
     out.result = 'uploaded';
   } catch (err) {
     // Stopped near the Lambda deadline: nothing partial is ever visible in S3 (the upload
@@ -70,6 +80,7 @@ export async function backupCluster(deps: BackupDeps, cluster: string, settings:
 
   // Retention and freshness, from one complete listing (not after the deadline: the next run).
   if (run.aborted) out.pruneSkipped = 'stopped before the Lambda deadline';
+  else if (opts.from) out.pruneSkipped = 'a copy of a surviving member for a recovery: nothing pruned';
   else Object.assign(out, await pruneBackups(deps, cluster, settings, out.key && out.revision !== undefined ? { key: out.key, revision: out.revision } : undefined));
   out.ms.total = deps.clock.now() - t0;
   return out;

@@ -24,6 +24,9 @@ import { contextOf, observeCluster } from '../../observe/observe';
 import type { Clock } from '../../clock';
 import type { ObservePorts } from '../../observe/ports';
 import { backupCluster, type BackupSettings } from '../backup';
+import { type RecoverDeps, recoverCluster, type RecoveryReadDeps, readRecovery, startOnOwnData } from '../recover';
+import type { RecoverySettings } from '../../domain/recovery';
+import type { RestoreJournal } from '../../aws/restore-journal';
 import { clusterMasters, firstHealthyPeer } from '../cluster-masters';
 import type { FlowDeps } from '../deps';
 import { FlowRun } from '../run';
@@ -43,6 +46,8 @@ export interface ReconcileReadDeps {
   instanceBusy?: (cluster: string, member: string, instanceId: string) => Promise<boolean>;
   /** First-seen times remembered by earlier runs. */
   remembered?: (cluster: string) => Promise<Record<string, number>>;
+  /** Quorum loss judged too (absent: not judged): how to ask the hosts, and each cluster's recovery settings. */
+  recovery?: { read: RecoveryReadDeps; settings: (cluster: string) => RecoverySettings };
 }
 
 /** The members, the leader most voters agree on, and the members that follow it: the one quorum rule's reading. */
@@ -54,7 +59,7 @@ export function etcdView(members: readonly Member[], status: StatusReport): Worl
 /** The reconciler's world: one observation (lib/observe), judged slot by slot with the one "slot is whole" rule, plus the locks and memory. */
 export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: { store?: BackupStore } = {}): Promise<ReconcileWorld> {
   const [view, lockHeld, remembered] = await Promise.all([
-    observeCluster(deps.observe, cluster, { volumes: true, targets: true, etcd: {}, claims: true, instances: true, backups: opts.store ?? null }, contextOf(deps)),
+    observeCluster(deps.observe, cluster, { volumes: true, targets: true, etcd: {}, claims: true, instances: true, backups: opts.store ?? null, records: true }, contextOf(deps)),
     deps.lockHeld ? deps.lockHeld(cluster) : Promise.resolve(false),
     deps.remembered ? deps.remembered(cluster) : Promise.resolve({} as Record<string, number>),
   ]);
@@ -76,8 +81,13 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
   }
   const newest = view.backups === null || 'error' in view.backups ? 'unknown' : view.backups.usable.at(-1);
   const q = judgeQuorum(view.etcd, view);
+  const recovery = deps.recovery ? await readRecovery(deps.recovery.read, view, {
+    lostSince: remembered[seenKey('lost', 'quorum')] ?? null, highestSeen: remembered[seenKey('revision', 'high')] ?? null,
+    startedAt: Object.fromEntries(Object.entries(remembered).filter(([k]) => k.startsWith('start#')).map(([k, t]) => [k.slice('start#'.length), t])),
+  }, deps.recovery.settings(cluster), opts.store) : undefined;
   return {
     cluster, now, ...(view.badGroups.length ? { badGroups: view.badGroups } : {}),
+    ...(recovery ? { recovery: { verdict: recovery.verdict, clientUrls: recovery.clientUrls, highestSeen: recovery.highestSeen } } : {}),
     slots: masters.map((m, i) => ({
       member: m.member, asg: m.asg, instances: m.instances, ...(busy[i] ? { busy: true } : {}), ...(retiringBusy[i]?.length ? { retiringBusy: retiringBusy[i] } : {}),
       ...(view.claims[m.member] ? { claim: view.claims[m.member] } : {}),
@@ -115,6 +125,8 @@ export function withLockView(base: ReconcileReadDeps, lock: Pick<ClusterLock, 'i
 export interface ReconcileDeps extends FlowDeps {
   observe: ObservePorts;
   memory: ReconcileMemory;
+  /** Quorum-loss recovery: each cluster's settings and the restore's journal (absent: not judged). */
+  recovery?: { settings: (cluster: string) => RecoverySettings; journal: RestoreJournal };
   /** Where the backups are: the listing decides staleness and a stale cluster gets a backup. Absent = backups not judged. */
   backup?: { s3: S3Client; settings: BackupSettings };
 }
@@ -138,7 +150,7 @@ export interface ReconcileOutcome {
 /** Volume fix-ups first (a re-drive then finds the volume free), alerts last. */
 // A retirement before a re-driven replacement: the replacement may wait for the volume that
 // retirement releases, and the retiring master's hook needs its heartbeat first.
-const ORDER: Record<ReconcileAction['kind'], number> = { 'detach-volume': 0, 'drive-retirement': 1, 'redrive-replacement': 2, 'repair-master': 3, 'remove-stray': 4, backup: 5, alert: 6 };
+const ORDER: Record<ReconcileAction['kind'], number> = { 'detach-volume': 0, 'drive-retirement': 1, 'redrive-replacement': 2, 'repair-master': 3, 'remove-stray': 4, backup: 5, 'start-member': 6, recover: 7, alert: 8 };
 
 /** `alert`: the reconciler itself must tell the operator (the replacement and backup flows alert on their own failures). */
 type StepResult = Omit<ReconcileStep, 'action'> & { alert?: boolean };
@@ -230,6 +242,25 @@ async function backup(deps: ReconcileDeps, cluster: string): Promise<StepResult>
   return out.result === 'uploaded' ? done(`backup ${out.key} uploaded (revision ${out.revision})`) : failed(`backup failed at ${out.failure?.step}: ${out.failure?.message}`, false);
 }
 
+/** A member down on its own data while quorum is lost: started under its slot's lock, if its etcd still does not run. */
+async function startMember(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'start-member' }>): Promise<StepResult> {
+  return holding(r, slotLockKey({ cluster, member: a.member }), `a flow is driving ${a.member}`, async () => {
+    const out = await startOnOwnData(deps, r.hostOpts(120), a.member, a.instanceId);
+    return out.started ? done(out.detail) : skipped(out.detail);
+  });
+}
+
+async function recover(deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'recover' }>): Promise<StepResult> {
+  if (!deps.backup || !deps.recovery) return failed('no backup bucket configured: nothing to restore from');
+  const out = await recoverCluster(recoverDepsOf(deps), cluster, a.verdict, deps.backup.settings, a.clientUrl);
+  return out.result === 'restored' ? done(`restored from ${out.snapshotKey} (token ${out.token})`) : failed(`recovery failed: ${out.failure ?? ''}`, false); // the flow alerted
+}
+
+/** The restore and the survivor's copy see the reconciler's clients, locks and records. */
+export function recoverDepsOf(deps: ReconcileDeps): RecoverDeps {
+  return { ...deps, s3: deps.backup!.s3, backups: deps.observe.backups, journal: deps.recovery!.journal };
+}
+
 async function execute(r: FlowRun, deps: ReconcileDeps, cluster: string, a: ReconcileAction): Promise<StepResult> {
   switch (a.kind) {
     case 'detach-volume': return detach(r, deps, cluster, a);
@@ -238,6 +269,8 @@ async function execute(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Reco
     case 'drive-retirement': return driveRetirement(deps, a);
     case 'remove-stray': return removeStray(r, deps, cluster, a);
     case 'backup': return backup(deps, cluster);
+    case 'start-member': return startMember(r, deps, cluster, a);
+    case 'recover': return recover(deps, cluster, a);
     case 'alert': {
       const sent = await deps.alerter.alert({
         severity: a.code === 'backup-stale' || a.code === 'orphan-volume' || a.code === 'stray-live' || a.code === 'member-tag' ? 'warning' : 'critical', cluster, flow: 'reconcile', step: a.code,
@@ -255,6 +288,8 @@ function subjectOf(a: ReconcileAction): string {
     case 'redrive-replacement': case 'repair-master': case 'drive-retirement': return a.instanceId;
     case 'remove-stray': return a.memberId;
     case 'backup': return 'backup';
+    case 'start-member': return a.instanceId;
+    case 'recover': return 'recovery';
     case 'alert': return a.key;
   }
 }
@@ -268,7 +303,10 @@ function summarize(cluster: string, plan: ReconcilePlan, steps: readonly Reconci
 
 /** One reconciler run for one cluster: read, plan, remember first sightings, act (unless dry run). */
 export async function reconcileCluster(deps: ReconcileDeps, cluster: string, settings: ReconcileSettings, opts: { dryRun?: boolean } = {}): Promise<ReconcileOutcome> {
-  const read = withLockView({ observe: deps.observe, clock: deps.clock, ...(deps.signal ? { signal: deps.signal } : {}) }, deps.lock, deps.memory);
+  const read = withLockView({
+    observe: deps.observe, clock: deps.clock, ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(deps.recovery ? { recovery: { read: { ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}), journal: deps.recovery.journal }, settings: deps.recovery.settings } } : {}),
+  }, deps.lock, deps.memory);
   const { world, plan } = await planCluster(read, cluster, settings, deps.backup ? { store: deps.backup.settings.store } : {});
   const dryRun = opts.dryRun ?? false;
   const steps: ReconcileStep[] = [];
