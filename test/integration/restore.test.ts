@@ -14,9 +14,12 @@ import { replaceMaster } from '../../lib/flows/replacement';
 import { refusal, RestoreRefused, restoreCluster, type RestorePlan } from '../../lib/flows/restore';
 import { clusterStatus } from '../../lib/flows/status';
 import { renderRestorePlan } from '../../cli/render/restore';
+import { DEFAULT_RECONCILE } from '../../lib/domain/reconcile';
+import { DEFAULT_RECOVERY } from '../../lib/domain/recovery';
+import { reconcileCluster } from '../../lib/flows/reconcile';
 import { destroyClients, provisionCluster, type SandboxClients, sandboxClients, type SandboxCluster } from '../../sandbox/cluster';
 import {
-  type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, receivedAlerts, sandboxBackupDeps, sandboxBackupSettings,
+  type BackupTarget, type Control, destroyBackups, destroyControl, provisionBackups, provisionControl, receivedAlerts, sandboxBackupDeps, sandboxBackupSettings, sandboxReconcileDeps,
   sandboxFlowDeps, sandboxRestoreDeps, sandboxStatusDeps,
 } from '../../sandbox/control';
 import { killHard } from '../../sandbox/procs';
@@ -224,11 +227,13 @@ describe('disaster-recovery restore', () => {
   });
 
   it.each([
-    { volumes: 'with their data intact', wipe: false },
-    { volumes: 'with those volumes wiped', wipe: true },
-  ])('two of three masters TERMINATED $volumes → their slots come InService awaiting DR, one alert each; restore latest brings back 3 members with the snapshot\'s keys', async ({ wipe }) => {
+    { volumes: 'with their data intact', wipe: false, then: 'the reconciler starts them on their own data: quorum back, NO restore, nothing lost' },
+    { volumes: 'with those volumes wiped', wipe: true, then: 'the reconciler (automatic recovery) restores from a copy of the survivor, ahead of the newest backup: nothing lost' },
+  ])('two of three masters TERMINATED $volumes → their slots come InService awaiting DR, one alert each; $then', async ({ wipe }) => {
     const backup = await backupCluster(deps(), 'prod', sandboxBackupSettings(b));
     expect(backup.result).toBe('uploaded');
+    // Written after the newest backup: only the survivor holds them.
+    await putKeysBulk(cluster.members[2]!.clientUrl, '/registry/late/', 200);
     const flow = sandboxFlowDeps(c, ctl);
     // Both masters terminated before either replacement runs (an AZ outage, ELB health checks).
     const launched = [];
@@ -253,13 +258,46 @@ describe('disaster-recovery restore', () => {
     expect(alerts.every((x) => (wipe ? /, blank, etcd left stopped/ : /with its data, etcd left stopped/).test(x))).toBe(true);
     expect(alerts.map((x) => /member (etcd-[ab])/.exec(x)?.[1]).sort()).toEqual(['etcd-a', 'etcd-b']);
 
-    const summary = await restoreCluster(rdeps(), request());
-    matrix.push(`| 2 of 3 masters terminated ${wipe ? 'and their volumes wiped' : 'with their data intact'} | replacements ${outcomes.join(', ')}, ${alerts.length} alerts | restore ${summary.result}: revision ${summary.revision}, ${summary.keysAtSnapshotRevision} keys |`);
-    expect(summary.result).toBe('restored');
-    const list = await etcdOf(sandbox.host(cluster.members[2]!.instanceId).clientUrl).memberList();
+    // The scheduled reconciler, this cluster opted in to automatic recovery (no wait, for the test).
+    const reconciler = () => ({
+      ...sandboxReconcileDeps(c, ctl, b, (e) => steps.push(`${e.step}:${e.status} ${e.detail}`)),
+      recovery: { settings: () => ({ ...DEFAULT_RECOVERY, mode: 'automatic' as const, waitSec: 0 }), journal: rdeps().journal! },
+    });
+    const settings = { ...DEFAULT_RECONCILE, repairGraceSec: 0, pendingGraceSec: 0 };
+    const first = await reconcileCluster(reconciler(), 'prod', settings);
+    const did = first.steps.map((x) => `${x.action.kind}:${x.result}`);
+    const survivor = cluster.members[2]!;
+    if (!wipe) {
+      // Their data is intact: started as themselves, they and the survivor make a quorum again.
+      expect(did.filter((x) => x.startsWith('start-member')).sort()).toEqual(['start-member:done', 'start-member:done']);
+      expect(did.some((x) => x.startsWith('recover'))).toBe(false);
+    } else {
+      expect(did).toContain('recover:done');
+      const told = (await receivedAlerts(ctl)).filter((x) => /restoring it from|is restored from/.test(x));
+      expect(told.find((x) => /restoring it from a copy of etcd-c's data/.test(x))).toMatch(/Revisions lost: 0 /);
+      expect(told.some((x) => /is restored from .*etcd-c/.test(x))).toBe(true);
+    }
+    // Until whole: members started or restored, then each replaced master repaired (its peer URL,
+    // the load balancer, its awaiting-DR record) by the same reconciler.
+    let st = await clusterStatus(sandboxStatusDeps(c, ctl), 'prod');
+    for (let run = 0; run < 6 && st.problems.length; run++) {
+      await new Promise((res) => setTimeout(res, 2000));
+      const again = await reconcileCluster(reconciler(), 'prod', settings);
+      steps.push(again.summary);
+      st = await clusterStatus(sandboxStatusDeps(c, ctl), 'prod');
+    }
+    if (st.problems.length) console.log(steps.join('\n'));
+    expect(st.problems).toEqual([]);
+    const list = await etcdOf(sandbox.host(survivor.instanceId).clientUrl).memberList();
+    const aside = cluster.members.flatMap((m) => readdirSync(sandbox.volumeDir(m.volumeId)).filter((d) => d.includes('pre-restore')));
+    matrix.push(`| 2 of 3 masters terminated ${wipe ? 'and their volumes wiped' : 'with their data intact'} | replacements ${outcomes.join(', ')}, ${alerts.length} alerts | reconciler: ${did.join(', ')}; ${aside.length ? 'restored' : 'no restore'} |`);
+    expect(aside.length > 0).toBe(wipe);
     expect(list.members.map((m) => m.name).sort()).toEqual(['etcd-a', 'etcd-b', 'etcd-c']);
     expect(list.members.every((m) => !m.isLearner && m.started)).toBe(true);
-    for (const m of cluster.members) expect(await countKeys(sandbox.host(m.instanceId).clientUrl, '/registry/bulk/')).toBe(3_000);
+    for (const m of cluster.members) {
+      expect(await countKeys(sandbox.host(m.instanceId).clientUrl, '/registry/bulk/')).toBe(3_000);
+      expect(await countKeys(sandbox.host(m.instanceId).clientUrl, '/registry/late/')).toBe(200);
+    }
 
     // The cluster can heal: each slot's new member ID is in its marker and in the state table, no
     // awaiting-DR record is left, every master is registered, and `status` says healthy.
@@ -269,8 +307,6 @@ describe('disaster-recovery restore', () => {
       const vol = cluster.members.find((x) => x.name === m.name)!.volumeId;
       expect(readFileSync(join(sandbox.volumeDir(vol), '.quorum-keeper-volume'), 'utf8')).toContain(`memberId=${m.id}\n`);
     }
-    const st = await clusterStatus(sandboxStatusDeps(c, ctl), 'prod');
-    expect(st.problems).toEqual([]);
     expect(st.members.map((m) => m.awaitingDr)).toEqual([null, null, null]);
     if (!wipe) return;
     // And a master lost now is replaced as usual: its volume's marker names the member that exists.

@@ -173,3 +173,33 @@ describe('planReconcile', () => {
     expect(planReconcile({ ...healthy(), backupAgeSec: 2 * 3600 }).drift).toBe(1);
   });
 });
+
+describe('planReconcile: quorum loss (the recovery verdict)', () => {
+  const lost = (verdict: NonNullable<ReconcileWorld['recovery']>['verdict'], firstSeen: Record<string, number> = {}): ReconcileWorld => ({
+    ...healthy(), etcd: { members: null, leader: null, healthyIds: [] }, firstSeen,
+    recovery: { verdict, clientUrls: { 'etcd-c': 'https://10.0.3.5:2379' }, highestSeen: 1234 },
+  });
+  const restore = (mode: 'manual' | 'automatic') => ({
+    kind: 'restore' as const, mode, source: { kind: 'member' as const, member: 'etcd-c', instanceId: 'i-c', revision: 1200 }, why: 'quorum lost for 700 s', chosenBecause: 'the survivor', highest: 1234, revisionsLost: 34, lostForSec: 700,
+  });
+
+  it('members down on their own data are started, and the start and the loss are remembered', () => {
+    const p = planReconcile(lost({ kind: 'start', why: 'two can run', members: [{ member: 'etcd-a', kind: 'own-data', instanceId: 'i-a', revision: 9, why: 'down' }] }, { 'lost#quorum': NOW - MIN }));
+    expect(p.actions).toEqual([expect.objectContaining({ kind: 'start-member', member: 'etcd-a', instanceId: 'i-a' })]);
+    expect(p.seen).toMatchObject({ 'lost#quorum': NOW - MIN, 'start#i-a': NOW, 'revision#high': 1234 });
+  });
+
+  it('automatic: a restore from the copy (its client URL passed on); manual: one alert naming `recover --plan`, nothing done', () => {
+    expect(planReconcile(lost(restore('automatic'))).actions).toEqual([expect.objectContaining({ kind: 'recover', clientUrl: 'https://10.0.3.5:2379' })]);
+    const manual = planReconcile(lost(restore('manual'))).actions;
+    expect(manual.map((a) => a.kind === 'alert' && a.code)).toEqual(['quorum-lost']);
+    expect(describeAction(manual[0]!)).toContain('quorum-keeper recover --cluster prod --plan');
+  });
+
+  it('waiting and cannot-see are notes only; an interrupted restore is finished only where automatic', () => {
+    expect(planReconcile(lost({ kind: 'wait', why: 'a launch is under way' })).actions).toEqual([]);
+    expect(planReconcile(lost({ kind: 'cannot-see', why: 'no member answered' })).notes).toContain('no member answered');
+    expect(planReconcile(lost({ kind: 'unfinished', mode: 'automatic', token: 't', snapshotKey: 'k', why: 'interrupted' })).actions.map((a) => a.kind)).toEqual(['recover']);
+    expect(planReconcile(lost({ kind: 'unfinished', mode: 'manual', token: 't', snapshotKey: 'k', why: 'interrupted' })).actions.map((a) => a.kind)).toEqual(['alert']);
+  });
+});

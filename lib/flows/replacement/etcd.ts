@@ -98,7 +98,10 @@ async function retryUnhealthy<T>(r: FlowRun, what: string, fn: () => Promise<T>,
  * member ID next to the live one, and acknowledged writes could be lost (DESIGN.md).
  */
 async function refuseLiveIncarnation(r: FlowRun, s: S, before: MemberList, id: MemberId): Promise<void> {
-  const urls = before.members.find((m) => m.id === id)?.clientUrls ?? [];
+  // This host's own etcd answering as the member is this incarnation, not another one: a member
+  // started here on its own data while quorum was lost (the reconciler's start) has published
+  // this host's client URL, and its peer URL is what this update fixes.
+  const urls = (before.members.find((m) => m.id === id)?.clientUrls ?? []).filter((u) => u !== s.urls?.clientUrl);
   if (urls.length === 0) return;
   const report = await s.peer!.etcd.endpointStatus({ cluster: false, endpoints: urls, timeout: STATUS_TIMEOUT });
   const alive = report.statuses.find((x) => x.memberId === id);
