@@ -1,0 +1,77 @@
+/**
+ * The quorum-loss recovery read over in-memory ports and fake hosts: what each master is asked,
+ * each slot's chance, and the verdict the reconciler acts on — without moto or etcd.
+ */
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { DEFAULT_RECONCILE, planReconcile } from '../../lib/domain/reconcile';
+import { DEFAULT_RECOVERY, type RecoverySettings } from '../../lib/domain/recovery';
+import { readWorld } from '../../lib/flows/reconcile';
+import type { RestoreJournal } from '../../lib/aws/restore-journal';
+import { type FakeWorld, fakeHosts, fakePorts, fixedClock, healthyWorld, NOW, status } from '../support/fake-world';
+
+const TIMINGS = { minDelaySec: 0.01, maxDelaySec: 0.01, commandMinDelaySec: 0.01, commandMaxDelaySec: 0.01 };
+const online = (ids: readonly string[]) => ({
+  send: (cmd: { input: { Filters?: Array<{ Values?: string[] }> } }) => Promise.resolve({
+    InstanceInformationList: (cmd.input.Filters?.[0]?.Values ?? []).filter((id) => ids.includes(id)).map((id) => ({ InstanceId: id, PingStatus: 'Online' })),
+  }),
+}) as unknown as SSMClient;
+
+/** Two masters replaced without quorum (awaiting DR on i-a2/i-b2), etcd-c alone and leaderless. */
+function twoLost(hasData: boolean): FakeWorld {
+  const w = healthyWorld();
+  w.slots[0] = { ...w.slots[0]!, instanceId: 'i-a2', instances: [{ instanceId: 'i-a2', lifecycleState: 'InService' }] };
+  w.slots[1] = { ...w.slots[1]!, instanceId: 'i-b2', instances: [{ instanceId: 'i-b2', lifecycleState: 'InService' }] };
+  w.etcd = { ...w.etcd, via: { member: 'etcd-c', instanceId: 'i-c', clientUrl: 'https://c:2379', peerUrl: 'https://c:2380' }, membersFrom: 'local',
+    status: { statuses: [status('c', null, { revision: 4321 })], unreachable: [{ endpoint: 'https://a:2379', error: 'connection refused' }, { endpoint: 'https://b:2379', error: 'context deadline exceeded' }] } };
+  w.awaitingDr = { 'etcd-a': { instanceId: 'i-a2', since: NOW - 60_000, hasData }, 'etcd-b': { instanceId: 'i-b2', since: NOW - 60_000, hasData } };
+  return w;
+}
+
+function read(w: FakeWorld, o: { hasData: boolean; settings?: Partial<RecoverySettings>; journal?: RestoreJournal; agents?: string[] }) {
+  const hosts = fakeHosts({
+    'member-status': (id) => ({ running: id === 'i-c', healthy: false, pid: null, peerUrl: `https://${id}:2380`, clientUrl: `https://${id}:2379`, hasData: id === 'i-c' || o.hasData, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false, stopped: id !== 'i-c' }),
+    'restore-inspect': () => ({ running: false, hasData: true, revision: 4000, dataDir: '/var/lib/etcd/data', restored: null }),
+  });
+  const deps = {
+    observe: fakePorts(w), clock: fixedClock(),
+    recovery: { read: { hosts, ssm: online(o.agents ?? ['i-a2', 'i-b2', 'i-c']), timings: TIMINGS, ...(o.journal ? { journal: o.journal } : {}) }, settings: () => ({ ...DEFAULT_RECOVERY, mode: 'automatic' as const, waitSec: 0, ...o.settings }) },
+  };
+  return { hosts, world: readWorld(deps, 'prod') };
+}
+
+describe('quorum-loss recovery over fakes', () => {
+  it('a quorate cluster: no master is asked anything', async () => {
+    const { hosts, world } = read(healthyWorld(), { hasData: true });
+    expect((await world).recovery?.verdict.kind).toBe('none');
+    expect(hosts.calls).toEqual([]);
+  });
+
+  it('two replaced masters with their data: quorum lost on the hosts\' word, both started on their own data (revision read offline)', async () => {
+    const { hosts, world } = read(twoLost(true), { hasData: true });
+    const w = await world;
+    expect(w.recovery?.verdict).toMatchObject({ kind: 'start', members: [{ member: 'etcd-a', instanceId: 'i-a2', revision: 4000 }, { member: 'etcd-b', instanceId: 'i-b2', revision: 4000 }] });
+    expect(hosts.calls.filter((c) => c.command.kind === 'restore-inspect').map((c) => c.instanceId).sort()).toEqual(['i-a2', 'i-b2']);
+    expect(planReconcile(w, DEFAULT_RECONCILE).actions.map((a) => a.kind)).toEqual(['start-member', 'start-member']);
+  });
+
+  it('two blank volumes: a restore from a copy of the survivor, taken at the URL it answered on', async () => {
+    const w = await read(twoLost(false), { hasData: false }).world;
+    expect(w.recovery?.verdict).toMatchObject({ kind: 'restore', source: { kind: 'member', member: 'etcd-c', instanceId: 'i-c', revision: 4321 } });
+    expect(planReconcile(w, DEFAULT_RECONCILE).actions).toEqual([expect.objectContaining({ kind: 'recover', clientUrl: 'https://c:2379' })]);
+  });
+
+  it('masters whose agents do not answer and members that time out: "cannot see", never a restore', async () => {
+    const world = twoLost(false);
+    world.etcd.status.unreachable = world.etcd.status.unreachable.map((u) => ({ ...u, error: 'context deadline exceeded' }));
+    world.awaitingDr = {};
+    const w = await read(world, { hasData: false, agents: [] }).world;
+    expect(w.recovery?.verdict.kind).toBe('cannot-see');
+    expect(planReconcile(w, DEFAULT_RECONCILE).actions.filter((a) => a.kind === 'recover' || a.kind === 'start-member')).toEqual([]);
+  });
+
+  it('an interrupted restore (its journal open) is finished first, whatever the slots say', async () => {
+    const journal = { get: () => Promise.resolve({ token: 'prod-recover-1', snapshotKey: 'etcd-backups/prod/x.db.zst', startedAt: NOW }) } as unknown as RestoreJournal;
+    const w = await read(twoLost(true), { hasData: true, journal }).world;
+    expect(w.recovery?.verdict).toMatchObject({ kind: 'unfinished', token: 'prod-recover-1' });
+  });
+});
