@@ -9,6 +9,8 @@
 #                                # host's binary; the running member's server and cluster versions)
 #   etcd-member.sh urls          # JSON: the peer and client URLs this host advertises, its etcd version
 #   etcd-member.sh apiserver     # JSON: whether kube-apiserver /readyz answers 200 on this host
+#   etcd-member.sh guard         # JSON: the boot guard alone on etcd's unit (adopt: etcd keeps
+#                                # running as its AMI set it up; `start` later writes the full one)
 #   (the read-only survey and view of the cluster are etcd-query.sh's)
 #
 # The peer/client URLs come from host.env (this host's IP and ports), never from the caller,
@@ -120,6 +122,22 @@ install_boot_guard() {
   systemctl enable "$unit" >/dev/null 2>&1 || qk_log "could not enable ${unit} (no [Install] section?): after a reboot the reconciler starts etcd"
 }
 
+# The guard alone ([Unit]: only on the verified volume), for a master whose etcd Quorum Keeper did
+# not start (adopt): its unit keeps its own ExecStart, since Quorum Keeper's configuration file does
+# not exist there until its first start. Never replaces a drop-in that is there (the full one).
+install_guard_only() {
+  local mp="${QK_MOUNT_POINT%/}" unit="${QK_ETCD_UNIT%.service}.service"
+  local dir="${QK_ROOT}/etc/systemd/system/${unit}.d"
+  if [[ -e "${dir}/10-quorum-keeper.conf" ]]; then printf present; return 0; fi
+  mkdir -p "$dir"
+  printf '%s\n' '# Written by Quorum Keeper (etcd-member.sh guard, adopt): etcd starts only on its verified volume.' \
+    '[Unit]' "RequiresMountsFor=${mp}" "ConditionPathExists=${mp}/${QK_VOLUME_MARKER}" >"${dir}/10-quorum-keeper.conf.tmp"
+  mv "${dir}/10-quorum-keeper.conf.tmp" "${dir}/10-quorum-keeper.conf"
+  qk_log "installed the boot guard ${dir#"$QK_ROOT"}/10-quorum-keeper.conf (the guard only: etcd's unit is the AMI's)"
+  [[ "$QK_SERVICE_MODE" == process ]] || systemctl daemon-reload
+  printf installed
+}
+
 start_etcd() {
   # --no-block: a Type=notify unit's start job lasts until etcd has joined its cluster, which a
   # member waiting for its peers does not do yet; the caller waits (bounded) on its own terms.
@@ -200,10 +218,15 @@ case "$cmd" in
     qk_status_json "$data_dir"
     ;;
   status) qk_status_json "$data_dir" ;;
+  guard)
+    qk_lock
+    result="$(install_guard_only)"
+    printf '{"result":"%s","guard":"%s"}\n' "$result" "$(qk_guard_state)"
+    ;;
   apiserver)
     code="$(curl -sk -o /dev/null -w '%{http_code}' --max-time 5 "$QK_APISERVER_READYZ" 2>/dev/null || true)"
     printf '{"ready":%s,"httpStatus":%s}\n' "$([[ "$code" == 200 ]] && printf true || printf false)" "$(qk_json_str "${code:-000}")"
     ;;
   urls) printf '{"peerUrl":%s,"clientUrl":%s,"hostIp":%s,"etcdVersion":%s}\n' "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$QK_HOST_IP")" "$(qk_binary_version_json)" ;;
-  *) qk_die "$QK_EXIT_USAGE" "usage: etcd-member.sh start|stop|status|urls|apiserver [options] (survey and view: etcd-query.sh)" ;;
+  *) qk_die "$QK_EXIT_USAGE" "usage: etcd-member.sh start|stop|status|urls|apiserver|guard [options] (survey and view: etcd-query.sh)" ;;
 esac

@@ -332,6 +332,17 @@ qk_has_data() {
 # Set by `etcd-member.sh start --keep-running` when the running etcd was left on an older configuration.
 QK_CONFIG_PENDING=false
 
+# The boot guard on etcd's unit (etcd-member.sh): `full` (Quorum Keeper's drop-in: the guard and
+# how etcd runs), `unit` (the guard only: an adopted master whose etcd still runs as its AMI set
+# it up), `none` (etcd could start at boot on whatever is at the mount point).
+qk_guard_state() {
+  local f="${QK_ROOT}/etc/systemd/system/${QK_ETCD_UNIT%.service}.service.d/10-quorum-keeper.conf" text
+  text="$(cat "$f" 2>/dev/null || true)"
+  if [[ "$text" != *"ConditionPathExists=${QK_MOUNT_POINT%/}/${QK_VOLUME_MARKER}"* ]]; then printf none
+  elif [[ "$text" == *"--config-file"* ]]; then printf full
+  else printf unit; fi
+}
+
 qk_status_json() { # DATA-DIR: this member's status as one JSON line
   local data_dir="$1" running=false stopped=false pid="null" health=false versions='"serverVersion":null,"clusterVersion":null'
   if qk_etcd_running; then running=true; health="$(qk_local_health 3)"; versions="$(qk_running_versions_json)"
@@ -342,7 +353,7 @@ qk_status_json() { # DATA-DIR: this member's status as one JSON line
     pid="$(systemctl show -p MainPID --value "$QK_ETCD_UNIT" 2>/dev/null || true)"
     [[ "$pid" =~ ^[1-9][0-9]*$ ]] || pid=null
   fi
-  printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s,"etcdVersion":%s,%s,"configPending":%s,"stopped":%s}\n' \
+  printf '{"running":%s,"pid":%s,"healthy":%s,"peerUrl":%s,"clientUrl":%s,"dataDir":%s,"hasData":%s,"etcdVersion":%s,%s,"configPending":%s,"stopped":%s,"guard":"%s"}\n' \
     "$running" "$pid" "$health" "$(qk_json_str "$QK_PEER_URL")" "$(qk_json_str "$QK_CLIENT_URL")" "$(qk_json_str "$data_dir")" \
-    "$(qk_has_data "$data_dir" && printf true || printf false)" "$(qk_binary_version_json)" "$versions" "$QK_CONFIG_PENDING" "$stopped"
+    "$(qk_has_data "$data_dir" && printf true || printf false)" "$(qk_binary_version_json)" "$versions" "$QK_CONFIG_PENDING" "$stopped" "$(qk_guard_state)"
 }

@@ -25,7 +25,11 @@
  *
  * The backup and the replacement run on etcd 3.5 and then 3.4 (BENCH_ETCD=3.5,3.4), in one run.
  *
- * BENCH_ONLY=backup,replace,latency,api,cold,fanout picks sections (default all). Writes .tmp/bench/results.json
+ * Quorum loss → 3/3 healthy (scripts/bench-recovery.ts): two and three masters lost with their
+ * volumes under the AWS latency profile, recovered by the reconciler from the survivor's copy and
+ * the newest backup; AWS's share against Quorum Keeper's.
+ *
+ * BENCH_ONLY=backup,replace,latency,recovery,api,cold,fanout picks sections (default all). Writes .tmp/bench/results.json
  * (machine-readable) and .tmp/bench/results.md (the tables).
  */
 import { execFile } from 'node:child_process';
@@ -44,6 +48,7 @@ import { benchColdInit, coldTable } from './bench-cold';
 import { benchReplacement, replaceTable } from './bench-replace';
 import { benchFanOut, fanOutTable } from './bench-fanout';
 import { benchLatency, latencyTable } from './bench-latency';
+import { benchRecovery, recoveryTable } from './bench-recovery';
 import { AWS_TIMINGS } from '../lib/flows/deps';
 import { etcdBinDirs } from '../sandbox/etcd-bin';
 import { SandboxPki } from '../sandbox/pki';
@@ -52,7 +57,7 @@ const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TARGET_MB = Number(process.env.BENCH_DB_MB ?? 200);
 const OUT = join(__dirname, '..', '.tmp', 'bench');
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'backup,replace,latency,api,cold,fanout').split(','));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'backup,replace,latency,recovery,api,cold,fanout').split(','));
 const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 2);
 const CLUSTERS = (process.env.BENCH_CLUSTERS ?? '1,10,50').split(',').map(Number);
 const FANOUT_CLUSTERS = (process.env.BENCH_FANOUT_CLUSTERS ?? '1,10,50').split(',').map(Number);
@@ -81,7 +86,7 @@ async function main(): Promise<void> {
     results.bundles = cold;
     tables.push(coldTable(cold));
   }
-  if (['backup', 'replace', 'latency', 'api', 'fanout'].some((x) => ONLY.has(x))) {
+  if (['backup', 'replace', 'latency', 'recovery', 'api', 'fanout'].some((x) => ONLY.has(x))) {
     const sandbox = await Sandbox.start();
     const c = sandboxClients(sandbox);
     try {
@@ -115,6 +120,11 @@ async function main(): Promise<void> {
         ], log);
         results.latency = latency;
         tables.push(latencyTable(latency));
+      }
+      if (ONLY.has('recovery')) {
+        const recovery = await benchRecovery(sandbox, c, log);
+        results.recovery = recovery;
+        tables.push(recoveryTable(recovery));
       }
       if (ONLY.has('api')) {
         const api = await benchApiCalls(sandbox, c, CLUSTERS, log);

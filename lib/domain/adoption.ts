@@ -60,7 +60,7 @@ export interface SlotFacts {
    * the inspection of the slot's one volume (null when there is not exactly one). Null when not
    * asked (no single InService instance); `problem` when it could not answer.
    */
-  host: null | { problem: string } | { peerUrl: string; etcdRunning: boolean; inspect: InspectAnswer | null };
+  host: null | { problem: string } | { peerUrl: string; etcdRunning: boolean; inspect: InspectAnswer | null; guard?: 'full' | 'unit' | 'none' };
 }
 
 export interface AdoptMember {
@@ -118,8 +118,8 @@ export interface Refusal {
   action: string;
 }
 
-/** What adopting a slot writes: the marker on its volume, the member ID in it, the state table record. */
-export type AdoptWrite = 'marker' | 'member-id' | 'record';
+/** What adopting a slot writes: the marker on its volume, the member ID in it, the state table record, the boot guard on etcd's unit. */
+export type AdoptWrite = 'marker' | 'member-id' | 'record' | 'guard';
 
 export interface AdoptionSlot {
   slot: string;
@@ -332,7 +332,10 @@ export function planAdoption(facts: AdoptionFacts): AdoptionPlan {
     for (const row of slots) {
       const m = byUrl.get(row.slot)!;
       const mk = inspectOf.get(row.slot)?.marker ?? null;
-      row.writes = [...(mk ? [] : ['marker' as const]), ...(mk?.memberId === m.id ? [] : ['member-id' as const]), ...(facts.recordedIds[row.slot] === m.id ? [] : ['record' as const])];
+      const host = facts.slots.find((x) => x.slot === row.slot)?.host;
+      const guarded = host && 'guard' in host && host.guard !== undefined && host.guard !== 'none';
+      row.writes = [...(mk ? [] : ['marker' as const]), ...(mk?.memberId === m.id ? [] : ['member-id' as const]), ...(facts.recordedIds[row.slot] === m.id ? [] : ['record' as const]),
+        ...(guarded ? [] : ['guard' as const])];
       row.action = row.writes.length ? 'adopt' : 'already';
     }
   }

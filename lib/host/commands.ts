@@ -28,6 +28,8 @@ export type HostCommand =
     keepRunning?: boolean;
   }
   | { kind: 'apiserver-ready' }
+  /** The boot guard alone on etcd's unit (adopt): a drop-in already there is left as it is. */
+  | { kind: 'member-guard' }
   | ({ kind: 'volume-mount'; device: string; allowFormat: boolean } & VolumeRef)
   | ({ kind: 'volume-inspect'; device?: string } & VolumeRef)
   | ({ kind: 'volume-adopt'; device?: string } & VolumeRef)
@@ -63,6 +65,7 @@ export function argvOf(c: HostCommand): { script: HostScriptName; args: string[]
     case 'member-start': return member('start', '--name', c.name, '--initial-cluster', c.initialCluster, '--initial-cluster-state', c.state, ...(c.token ? ['--token', c.token] : []),
       ...(c.keepRunning ? ['--keep-running'] : []));
     case 'apiserver-ready': return member('apiserver');
+    case 'member-guard': return member('guard');
     case 'volume-mount': return mount(...volumeArgs(c), '--device', c.device, ...(c.allowFormat ? ['--allow-format'] : []));
     case 'volume-inspect': return mount('--inspect', ...volumeArgs(c), ...(c.device ? ['--device', c.device] : []));
     case 'volume-adopt': return mount(...volumeArgs(c), ...(c.device ? ['--device', c.device] : []), '--adopt');
@@ -95,6 +98,8 @@ const memberStatus = z.object({
   configPending: z.boolean().default(false),
   /** etcd is KNOWN not to run here (no process; its unit inactive or failed) — evidence, unlike `running: false` alone. */
   stopped: z.boolean().default(false),
+  /** The boot guard on etcd's unit: `full` (Quorum Keeper's drop-in), `unit` (the guard alone: adopted), `none`. */
+  guard: z.enum(['full', 'unit', 'none']).default('none'),
 });
 const marker = z.object({ cluster: z.string(), member: z.string(), volume: z.string(), memberId: z.string() });
 const mounted = z.object({
@@ -109,6 +114,7 @@ export const HOST_ANSWERS = {
   'member-stop': memberStatus,
   'member-start': memberStatus,
   'apiserver-ready': z.object({ ready: z.boolean(), httpStatus: z.string() }),
+  'member-guard': z.object({ result: z.enum(['installed', 'present']), guard: z.enum(['full', 'unit', 'none']) }),
   'volume-mount': mounted,
   'volume-adopt': mounted,
   'volume-inspect': z.object({

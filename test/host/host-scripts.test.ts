@@ -434,6 +434,26 @@ describe('etcd-member.sh and etcd-snapshot.sh with a real etcd', () => {
     expect(calls).toEqual(['daemon-reload', 'enable etcd.service', 'start --no-block etcd', 'enable etcd.service', 'start --no-block etcd']);
   });
 
+  it('guard (adopt): the boot guard alone on etcd\'s unit, reported by status; a later start writes the full drop-in, and guard never downgrades it', () => {
+    expect(run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']).code).toBe(0);
+    const dropIn = join(h.root, 'etc/systemd/system/etcd.service.d/10-quorum-keeper.conf');
+    const status = () => (JSON.parse(run(h.root, 'etcd-member.sh', ['status']).stdout) as { guard: string }).guard;
+    expect(status()).toBe('none');
+    const g = run(h.root, 'etcd-member.sh', ['guard']);
+    expect(g.code).toBe(0);
+    expect(JSON.parse(g.stdout)).toEqual({ result: 'installed', guard: 'unit' });
+    expect(readFileSync(dropIn, 'utf8')).toBe([
+      '# Written by Quorum Keeper (etcd-member.sh guard, adopt): etcd starts only on its verified volume.',
+      '[Unit]', 'RequiresMountsFor=/var/lib/etcd', 'ConditionPathExists=/var/lib/etcd/.quorum-keeper-volume', '',
+    ].join('\n'));
+    expect(status()).toBe('unit');
+    expect(start().code).toBe(0);
+    expect(readFileSync(dropIn, 'utf8')).toMatch(/\[Service\]\nExecStart=\nExecStart=.* --config-file /);
+    expect(status()).toBe('full');
+    expect(JSON.parse(run(h.root, 'etcd-member.sh', ['guard']).stdout)).toEqual({ result: 'present', guard: 'full' });
+    run(h.root, 'etcd-member.sh', ['stop']);
+  });
+
   it('prepares a verified, compressed snapshot, then uploads it with signed checksum/encryption headers', async () => {
     run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', 'etcd-a', '--allow-format']);
     expect(start().code).toBe(0);

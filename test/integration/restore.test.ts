@@ -69,6 +69,39 @@ describe('disaster-recovery restore', () => {
   const deps = () => sandboxBackupDeps(c, ctl, b, (e) => steps.push(`${e.step}:${e.status} ${e.detail}`));
   const rdeps = () => sandboxRestoreDeps(c, ctl, b, (e) => steps.push(`${e.step}:${e.status} ${e.detail}`));
   const etcdOf = (clientUrl: string) => harnessEtcd([clientUrl]);
+  // The scheduled reconciler, this cluster opted in to automatic recovery (no wait, for the test).
+  const reconciler = () => ({
+    ...sandboxReconcileDeps(c, ctl, b, (e) => steps.push(`${e.step}:${e.status} ${e.detail}`)),
+    recovery: { settings: () => ({ ...DEFAULT_RECOVERY, mode: 'automatic' as const, waitSec: 0 }), journal: rdeps().journal! },
+  });
+  const RECONCILE = { ...DEFAULT_RECONCILE, repairGraceSec: 0, pendingGraceSec: 0 };
+  /** Runs the reconciler until `status` finds nothing wrong (members started or restored, then each replaced master repaired). */
+  const reconcileUntilWhole = async () => {
+    let st = await clusterStatus(sandboxStatusDeps(c, ctl), 'prod');
+    for (let run = 0; run < 6 && st.problems.length; run++) {
+      await new Promise((res) => setTimeout(res, 2000));
+      steps.push((await reconcileCluster(reconciler(), 'prod', RECONCILE)).summary);
+      st = await clusterStatus(sandboxStatusDeps(c, ctl), 'prod');
+    }
+    if (st.problems.length) console.log(steps.join('\n'));
+    expect(st.problems).toEqual([]);
+    return st;
+  };
+  /** Every slot's master terminated before any replacement runs (an AZ outage), their volumes wiped or not; each replacement runs. */
+  const terminate = async (members: SandboxCluster['members'], wipe: boolean) => {
+    const flow = sandboxFlowDeps(c, ctl, undefined, b);
+    const launched = [];
+    for (const m of members) {
+      launched.push({ m, ...(await killMaster(sandbox, c, m)) });
+      if (wipe) rmSync(join(sandbox.volumeDir(m.volumeId), 'data'), { recursive: true, force: true });
+    }
+    const outcomes = await Promise.all(launched.map(async ({ m, instanceId, event }) => {
+      const found = await findMasterSlot(c.asg, m.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
+      if (found.kind !== 'master') throw new Error(found.reason);
+      return (await replaceMaster(flow, { slot: found.slot, instanceId, hook: { asg: m.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId } })).result;
+    }));
+    return { launched, outcomes, flow };
+  };
   const request = (over: { force?: boolean; confirm?: (p: RestorePlan) => Promise<boolean> } = {}) => ({
     cluster: 'prod', snapshot: 'latest', store: b.store, workDir: DEFAULT_WORK_DIR, force: over.force ?? false,
     confirm: over.confirm ?? (() => Promise.resolve(true)), leaderTimeoutSec: 60,
@@ -234,18 +267,11 @@ describe('disaster-recovery restore', () => {
     expect(backup.result).toBe('uploaded');
     // Written after the newest backup: only the survivor holds them.
     await putKeysBulk(cluster.members[2]!.clientUrl, '/registry/late/', 200);
-    const flow = sandboxFlowDeps(c, ctl);
-    // Both masters terminated before either replacement runs (an AZ outage, ELB health checks).
-    const launched = [];
-    for (const m of cluster.members.slice(0, 2)) {
-      launched.push({ m, ...(await killMaster(sandbox, c, m)) });
-      if (wipe) rmSync(join(sandbox.volumeDir(m.volumeId), 'data'), { recursive: true, force: true });
-    }
-    const outcomes = await Promise.all(launched.map(async ({ m, instanceId, event }) => {
-      const found = await findMasterSlot(c.asg, m.asg, { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' });
-      if (found.kind !== 'master') throw new Error(found.reason);
-      return (await replaceMaster(flow, { slot: found.slot, instanceId, hook: { asg: m.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId } })).result;
-    }));
+    // Both masters terminated before either replacement runs (an AZ outage, ELB health checks),
+    // with the writer on: what it saw acknowledged is what must be readable afterwards.
+    writer = new AckWriter(() => cluster.members.map((m) => m.clientUrl), { prefix: '/qk-writer/restore/' }).start();
+    await new Promise((r) => setTimeout(r, 1500));
+    const { launched, outcomes, flow } = await terminate(cluster.members.slice(0, 2), wipe);
     expect(outcomes).toEqual(['awaiting-dr', 'awaiting-dr']);
     for (const { m, instanceId } of launched) {
       // In service, volume mounted, etcd stopped: what a restore needs.
@@ -258,13 +284,7 @@ describe('disaster-recovery restore', () => {
     expect(alerts.every((x) => (wipe ? /, blank, etcd left stopped/ : /with its data, etcd left stopped/).test(x))).toBe(true);
     expect(alerts.map((x) => /member (etcd-[ab])/.exec(x)?.[1]).sort()).toEqual(['etcd-a', 'etcd-b']);
 
-    // The scheduled reconciler, this cluster opted in to automatic recovery (no wait, for the test).
-    const reconciler = () => ({
-      ...sandboxReconcileDeps(c, ctl, b, (e) => steps.push(`${e.step}:${e.status} ${e.detail}`)),
-      recovery: { settings: () => ({ ...DEFAULT_RECOVERY, mode: 'automatic' as const, waitSec: 0 }), journal: rdeps().journal! },
-    });
-    const settings = { ...DEFAULT_RECONCILE, repairGraceSec: 0, pendingGraceSec: 0 };
-    const first = await reconcileCluster(reconciler(), 'prod', settings);
+    const first = await reconcileCluster(reconciler(), 'prod', RECONCILE);
     const did = first.steps.map((x) => `${x.action.kind}:${x.result}`);
     const survivor = cluster.members[2]!;
     if (!wipe) {
@@ -279,15 +299,7 @@ describe('disaster-recovery restore', () => {
     }
     // Until whole: members started or restored, then each replaced master repaired (its peer URL,
     // the load balancer, its awaiting-DR record) by the same reconciler.
-    let st = await clusterStatus(sandboxStatusDeps(c, ctl), 'prod');
-    for (let run = 0; run < 6 && st.problems.length; run++) {
-      await new Promise((res) => setTimeout(res, 2000));
-      const again = await reconcileCluster(reconciler(), 'prod', settings);
-      steps.push(again.summary);
-      st = await clusterStatus(sandboxStatusDeps(c, ctl), 'prod');
-    }
-    if (st.problems.length) console.log(steps.join('\n'));
-    expect(st.problems).toEqual([]);
+    const st = await reconcileUntilWhole();
     const list = await etcdOf(sandbox.host(survivor.instanceId).clientUrl).memberList();
     const aside = cluster.members.flatMap((m) => readdirSync(sandbox.volumeDir(m.volumeId)).filter((d) => d.includes('pre-restore')));
     matrix.push(`| 2 of 3 masters terminated ${wipe ? 'and their volumes wiped' : 'with their data intact'} | replacements ${outcomes.join(', ')}, ${alerts.length} alerts | reconciler: ${did.join(', ')}; ${aside.length ? 'restored' : 'no restore'} |`);
@@ -298,6 +310,9 @@ describe('disaster-recovery restore', () => {
       expect(await countKeys(sandbox.host(m.instanceId).clientUrl, '/registry/bulk/')).toBe(3_000);
       expect(await countKeys(sandbox.host(m.instanceId).clientUrl, '/registry/late/')).toBe(200);
     }
+    const report = await writer.verify(cluster.members.map((m) => sandbox.host(m.instanceId).clientUrl));
+    console.log(`two masters terminated ${wipe ? 'and wiped (recovered from the survivor)' : 'with their data (started)'}: ${formatReport(report)}`);
+    expect(report.acknowledgedButMissing).toBe(0);
 
     // The cluster can heal: each slot's new member ID is in its marker and in the state table, no
     // awaiting-DR record is left, every master is registered, and `status` says healthy.
@@ -316,5 +331,32 @@ describe('disaster-recovery restore', () => {
     if (found.kind !== 'master') throw new Error(found.reason);
     const again = await replaceMaster(flow, { slot: found.slot, instanceId, hook: { asg: a.asg, hook: event.detail.LifecycleHookName, token: event.detail.LifecycleActionToken, instanceId } });
     expect(again).toMatchObject({ result: 'continued', membership: 'update' });
+  });
+
+  it('all three masters TERMINATED with their volumes wiped → awaiting DR; the reconciler (automatic) restores the newest backup, and the revisions it reports lost are the writes the writer saw discarded', async () => {
+    writer = new AckWriter(() => cluster.members.map((m) => m.clientUrl), { prefix: '/qk-writer/restore/' }).start();
+    await new Promise((r) => setTimeout(r, 1500));
+    const backup = await backupCluster(deps(), 'prod', sandboxBackupSettings(b));
+    expect(backup.result).toBe('uploaded');
+    await new Promise((r) => setTimeout(r, 1500));
+    await writer.stop();
+    // A reconciler run after the last write remembers the cluster's revision (the highest seen).
+    await reconcileCluster(reconciler(), 'prod', RECONCILE);
+    const { launched, outcomes } = await terminate(cluster.members, true);
+    expect(outcomes).toEqual(['awaiting-dr', 'awaiting-dr', 'awaiting-dr']);
+    for (const { m, instanceId } of launched) Object.assign(m, { instanceId, peerUrl: sandbox.host(instanceId).peerUrl, clientUrl: sandbox.host(instanceId).clientUrl });
+
+    const first = await reconcileCluster(reconciler(), 'prod', RECONCILE);
+    expect(first.steps.map((x) => `${x.action.kind}:${x.result}`)).toContain('recover:done');
+    const before = (await receivedAlerts(ctl)).find((x) => /Quorum Keeper is restoring it from backup/.test(x));
+    expect(before).toContain(backup.key);
+    const reported = Number(/Revisions lost: (\d+) /.exec(before ?? '')?.[1]);
+    await reconcileUntilWhole();
+    const report = await writer.verify(cluster.members.map((m) => m.clientUrl), { upToRevision: backup.revision! });
+    console.log(`all three terminated and wiped (recovered from the newest backup): ${formatReport(report)}; reported lost: ${reported} revisions`);
+    expect(report.acknowledgedButMissing).toBe(0);
+    expect(report.discardedAfterRevision).toBeGreaterThan(0);
+    expect(reported).toBe(report.discardedAfterRevision);
+    for (const m of cluster.members) expect(await countKeys(m.clientUrl, '/registry/bulk/')).toBe(3_000);
   });
 });

@@ -39,6 +39,8 @@ const hostOf = (f: AdoptionFacts, i: number) => f.slots[i]!.host as Host;
 const slot = (f: AdoptionFacts, i: number) => f.slots[i] as { -readonly [K in keyof SlotFacts]: SlotFacts[K] };
 const marked = (f: AdoptionFacts, i: number, memberId = ID[i]!) => {
   hostOf(f, i).inspect.marker = { cluster: 'prod', member: SLOTS[i]!, volume: VOLUME[i]!, memberId };
+  // Adopted before: the boot guard is on etcd's unit.
+  Object.assign(f.slots[i]!.host!, { guard: 'unit' });
 };
 
 describe('planAdoption: the happy paths', () => {
@@ -49,7 +51,7 @@ describe('planAdoption: the happy paths', () => {
     expect(p.formation).toBe('write');
     expect(p.slots).toEqual(SLOTS.map((s, i) => ({
       slot: s, asg: `prod-master-${AZ[i]}`, instanceId: INSTANCE[i], volumeId: VOLUME[i], memberId: ID[i], etcdName: NAME[i], peerUrl: URL[i],
-      action: 'adopt', writes: ['marker', 'member-id', 'record'],
+      action: 'adopt', writes: ['marker', 'member-id', 'record', 'guard'],
     })));
     expect(adopted(p)).toBe(false);
   });
@@ -73,8 +75,16 @@ describe('planAdoption: the happy paths', () => {
     f.recordedIds = { 'etcd-b': ID[1]!, 'etcd-c': ID[2]! };
     const p = planAdoption(f);
     expect(p.refusals).toEqual([]);
-    expect(p.slots.map((s) => s.writes)).toEqual([['member-id', 'record'], [], ['marker', 'member-id']]);
+    expect(p.slots.map((s) => s.writes)).toEqual([['member-id', 'record'], [], ['marker', 'member-id', 'guard']]);
     expect(p.slots.map((s) => s.action)).toEqual(['adopt', 'already', 'adopt']);
+  });
+
+  it('a master adopted before the boot guard existed: only the guard is written (its unit keeps the AMI\'s ExecStart)', () => {
+    const f = facts();
+    SLOTS.forEach((s, i) => marked(f, i));
+    Object.assign(f.slots[1]!.host!, { guard: 'none' });
+    f.recordedIds = Object.fromEntries(SLOTS.map((s, i) => [s, ID[i]!]));
+    expect(planAdoption(f).slots.map((s) => s.writes)).toEqual([[], ['guard'], []]);
   });
 
   it('member names equal to the slot tags: the same mapping, no conflict', () => {

@@ -36,7 +36,7 @@ function goodFacts(): DoctorFacts {
   });
   const status = (s: S): HostStatusFacts => ({
     ok: true, peerUrl: `https://${IP(s)}:2380`, clientUrl: `https://${IP(s)}:2379`, running: true, healthy: true,
-    etcdVersion: '3.5.16', serverVersion: '3.5.16', clusterVersion: '3.5.0',
+    etcdVersion: '3.5.16', serverVersion: '3.5.16', clusterVersion: '3.5.0', guard: 'full',
   });
   const inspect = (s: S): InspectFacts => ({
     ok: true, volumeId: VOLUME(s), device: '/dev/nvme1n1', mountedDevice: '/dev/nvme1n1', onVolume: true, mountPoint: '/var/lib/etcd', dataDir: '/var/lib/etcd/data', hasData: true,
@@ -363,6 +363,11 @@ const ROWS: Row[] = [
     fix: new RegExp(`aws ec2 create-tags --resources ${VOLUME('b')} --tags Key=quorum-keeper/etcd-member,Value=etcd-c`),
   },
   {
+    id: 'boot-guard', member: 'etcd-b', status: 'warn', why: 'no boot guard on etcd\'s unit (a hand-built master)',
+    break: (f) => { okStatus(f, 'b').guard = 'none'; },
+    fix: /^quorum-keeper adopt --cluster prod installs it/, detail: /etcd would start on the bare mount point/,
+  },
+  {
     id: 'marker', member: 'etcd-a', status: 'fail', why: 'marker and state table disagree',
     break: (f) => { okInspect(f, 'a').marker!.memberId = 'deadbeef'; },
     fix: new RegExp(`--record-member-id ${ID('a')} --volume-id ${VOLUME('a')}`), detail: new RegExp(`marker says member deadbeef, the state table ${ID('a')}`),
@@ -445,7 +450,7 @@ describe('doctor: judge', () => {
     delete f.hosts['etcd-a'];
     const checks = judge(f);
     expect(checks.filter((c) => c.status === 'skip').map(key).sort()).toEqual(
-      ['backup-bucket', 'backup-key', 'data-dir@etcd-a', 'etcd-version@etcd-a', 'host-env@etcd-a', 'marker@etcd-a', 'stack-functions', 'stack-rules'],
+      ['backup-bucket', 'backup-key', 'boot-guard@etcd-a', 'data-dir@etcd-a', 'etcd-version@etcd-a', 'host-env@etcd-a', 'marker@etcd-a', 'stack-functions', 'stack-rules'],
     );
     expect(checks.find((c) => c.id === 'backup-bucket')!.detail).toMatch(/no backup bucket given \(--bucket or QK_BACKUP_BUCKET/);
     expect(checks.find((c) => c.id === 'host-env' && c.member === 'etcd-a')!.detail).toMatch(new RegExp(`the SSM agent on ${INSTANCE('a')} is Inactive`));

@@ -109,7 +109,7 @@ describe('the replacement with no healthy peer, over fakes: quorum lost only on 
     const hosts = fakeHosts({
       'member-status': (i) => {
         const running = i === 'i-a' || (i === 'i-c' && etcdCRuns);
-        return { running, stopped: !running && (i !== 'i-c' || systemdAnswers), healthy: false, pid: null, peerUrl: '', clientUrl: '', hasData: true, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false };
+        return { running, stopped: !running && (i !== 'i-c' || systemdAnswers), healthy: false, pid: null, peerUrl: '', clientUrl: '', hasData: true, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false, guard: 'full' };
       },
     });
     const deps = { observe: fakePorts(w), hosts, clock: fixedClock(), timings: TIMINGS } as unknown as FlowDeps; // only what the verdict reads

@@ -29,7 +29,7 @@ function twoLost(hasData: boolean): FakeWorld {
 
 function read(w: FakeWorld, o: { hasData: boolean; settings?: Partial<RecoverySettings>; journal?: RestoreJournal; agents?: string[] }) {
   const hosts = fakeHosts({
-    'member-status': (id) => ({ running: id === 'i-c', healthy: false, pid: null, peerUrl: `https://${id}:2380`, clientUrl: `https://${id}:2379`, hasData: id === 'i-c' || o.hasData, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false, stopped: id !== 'i-c' }),
+    'member-status': (id) => ({ running: id === 'i-c', healthy: false, pid: null, peerUrl: `https://${id}:2380`, clientUrl: `https://${id}:2379`, hasData: id === 'i-c' || o.hasData, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false, stopped: id !== 'i-c', guard: 'full' }),
     'restore-inspect': () => ({ running: false, hasData: true, revision: 4000, dataDir: '/var/lib/etcd/data', restored: null }),
   });
   const deps = {

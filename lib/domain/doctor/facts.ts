@@ -84,6 +84,8 @@ export type HostStatusFacts =
   | {
     ok: true; peerUrl: string; clientUrl: string; running: boolean; healthy: boolean;
     etcdVersion: string | null; serverVersion: string | null; clusterVersion: string | null;
+    /** The boot guard on etcd's unit: Quorum Keeper's drop-in, the guard alone (adopted), or none. */
+    guard?: 'full' | 'unit' | 'none';
   }
   | { ok: false; error: string };
 

@@ -18,7 +18,7 @@ import { type AsgFacts, type Check, type DoctorFacts } from './facts';
 import { type CheckId, type Ctx, LAUNCHING, type Slot, TERMINATING, TITLES, type Verdict } from './rules';
 import { asgPerMember, backupBucket, backupKey, etcdReachableCluster, etcdTls, stackFunctions, stackRules, strayMembers, targetGroup, tgDeregistrationDelay, tgHealthChecks, tgPort, volumeTags } from './cluster-checks';
 import { asgCapacity, asgHealthCheck, asgLoadBalancer, asgRetention, asgTags, hookCheck, instanceTag, masterInstance, ssmAgent, volumeAz, volumeCount } from './slot-aws';
-import { dataDir, etcdReachable, etcdVersion, hostEnv, marker, memberMapping } from './slot-etcd';
+import { bootGuard, dataDir, etcdReachable, etcdVersion, hostEnv, marker, memberMapping } from './slot-etcd';
 
 export * from './facts';
 export { CHECK_IDS, type CheckId, DEREGISTRATION_DELAY_SEC, DRAIN_MARGIN_SEC, HEALTH_CHECK_INTERVAL_SEC, HEALTHY_THRESHOLD, HOOK_DEFAULT_RESULT, HOOK_HEARTBEAT_SEC, HOOK_NAMES, LAUNCHING, RECONCILE_EVERY_SEC, TERMINATING } from './rules';
@@ -55,6 +55,7 @@ const RULES: Array<{ id: CheckId; c?: ClusterRule; s?: SlotRule }> = [
   { id: 'member-mapping', c: strayMembers, s: memberMapping },
   { id: 'data-dir', s: dataDir },
   { id: 'marker', s: marker },
+  { id: 'boot-guard', s: bootGuard },
   { id: 'backup-bucket', c: backupBucket },
   { id: 'backup-key', c: backupKey },
   { id: 'stack-functions', c: stackFunctions },

@@ -52,6 +52,7 @@ export const TITLES = {
   'member-mapping': 'member ↔ slot mapping',
   'data-dir': 'data dir on the tagged volume',
   marker: 'volume marker',
+  'boot-guard': 'etcd starts at boot only on its volume',
   'backup-bucket': 'backup bucket',
   'backup-key': 'backup KMS key',
   'stack-functions': 'stack functions',

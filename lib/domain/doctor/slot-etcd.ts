@@ -152,3 +152,21 @@ export function marker(c: Ctx, s: Slot): Verdict {
   if (!m.memberId) return warn(`${v.volumeId}'s marker records no member ID: the slot's identity does not survive a lost state table`, record(claim?.id ?? '<member ID>'));
   return pass(`${m.cluster}/${m.member} on ${m.volume || v.volumeId}, member ${m.memberId}`);
 }
+
+/**
+ * The boot guard: etcd's unit starts only when the verified volume is mounted with its marker
+ * (etcd-member.sh). Without it, a master rebooted with its volume missing would start etcd on the
+ * bare mount point and rejoin under its member ID with an empty log (forgotten votes).
+ */
+export function bootGuard(c: Ctx, s: Slot): Verdict {
+  const why = notAsked(c, s);
+  if (why) return skip(why);
+  const st = s.host!.status!;
+  if (!st.ok) return skip('host.env invalid: not asked');
+  if (st.guard === undefined) return skip(`${s.instanceId}'s host scripts do not report the guard (older than this Quorum Keeper)`);
+  if (st.guard === 'none') {
+    return warn(`${s.instanceId}: etcd's unit has no boot guard: after a reboot with its volume missing, etcd would start on the bare mount point`,
+      `quorum-keeper adopt --cluster ${c.f.cluster} installs it on an adopted master (the guard alone); a replacement or repair installs the full one`);
+  }
+  return pass(`${s.instanceId}: ${st.guard === 'full' ? 'Quorum Keeper\'s drop-in' : 'the guard alone (adopted; etcd\'s unit is the AMI\'s)'}`);
+}

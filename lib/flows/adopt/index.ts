@@ -65,7 +65,7 @@ async function askHost(r: FlowRun, deps: AdoptDeps, cluster: string, slot: strin
         ? deps.hosts.run(instanceId, { kind: 'volume-inspect', volumeId: volume.volumeId, cluster, member: slot }, opts)
         : Promise.resolve(null),
     ]);
-    return { peerUrl: status.peerUrl, etcdRunning: status.running, inspect };
+    return { peerUrl: status.peerUrl, etcdRunning: status.running, inspect, guard: status.guard };
   } catch (err) {
     return { problem: message(err) };
   }
@@ -220,6 +220,15 @@ async function adoptSlot(r: FlowRun, deps: AdoptDeps, cluster: string, s: Adopti
       await r.host(instanceId, { kind: 'volume-record-member-id', memberId, ...on }, { step: 'member-id', retryUnfinished: true });
       wrote.push(`${member}: member ID ${memberId} in the marker on ${volumeId}`);
       return { value: undefined, detail: `${member}: member ${memberId} (${s.etcdName ?? 'unnamed'}) recorded in ${volumeId}'s marker` };
+    });
+  }
+  if (s.writes.includes('guard')) {
+    // etcd starts at boot only on its verified volume (the marker just written), never on the bare
+    // mount point: the guard alone — its unit stays the AMI's until Quorum Keeper first starts it.
+    await r.step('guard', async () => {
+      const g = await r.host(instanceId, { kind: 'member-guard' }, { step: 'guard', retryUnfinished: true });
+      wrote.push(`${member}: boot guard on etcd's unit on ${instanceId}`);
+      return { value: undefined, detail: `${member}: boot guard ${g.result} on ${instanceId} (${g.guard})` };
     });
   }
   if (s.writes.includes('record')) {

@@ -63,7 +63,7 @@ async function readHost(d: DoctorDeps, cluster: string, member: string, instance
     volume ? ask(d, instanceId, { kind: 'volume-inspect', volumeId: volume.volumeId, cluster, member, ...device }, opts) : Promise.resolve(null),
   ]);
   const st: HostStatusFacts = status.ok
-    ? { ok: true, ...pick(status.value, 'peerUrl', 'clientUrl', 'running', 'healthy', 'etcdVersion', 'serverVersion', 'clusterVersion') }
+    ? { ok: true, ...pick(status.value, 'peerUrl', 'clientUrl', 'running', 'healthy', 'etcdVersion', 'serverVersion', 'clusterVersion', 'guard') }
     : status;
   const ins: InspectFacts | null = inspect === null ? null : inspect.ok
     ? { ok: true, ...pick(inspect.value, 'volumeId', 'device', 'mountedDevice', 'onVolume', 'mountPoint', 'dataDir', 'hasData'), marker: inspect.value.marker && { ...inspect.value.marker } }
