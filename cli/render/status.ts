@@ -14,10 +14,12 @@ export function renderStatus(s: ClusterStatus): string {
   const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd();
   const e = s.etcd;
+  // The one quorum rule's verdict in words: "cannot see" is never "no quorum" (DESIGN.md).
+  const QUORUM_WORDS = { quorate: '', lost: ' — QUORUM LOST (`quorum-keeper recover --plan` says what comes back by itself and what a restore would cost)', unknown: ' — CANNOT SEE whether etcd has quorum (check Quorum Keeper\'s access: the SSM agents, its etcd client certificate); do not restore on this' } as const;
   const backup = s.backup === 'unknown' ? 'unknown (no backup bucket given)' : s.backup ? `${age(s.backup.ageSec)} old (${s.backup.key})` : 'none';
   const certs = s.certificates.earliest ? certificateLine(s.certificates.earliest) : 'unknown';
   return [
-    `cluster ${s.cluster}: ${s.healthy ? 'HEALTHY' : 'DEGRADED'} — etcd leader ${e.leader ?? 'none'}, ${e.healthyVoters}/${e.voters} voters healthy (quorum ${e.quorum}, margin ${e.quorumMargin}), cluster version ${e.clusterVersion ?? 'unknown'}; newest backup ${backup}; certificates: ${certs}`,
+    `cluster ${s.cluster}: ${s.healthy ? 'HEALTHY' : 'DEGRADED'}${QUORUM_WORDS[e.state]} — etcd leader ${e.leader ?? 'none'}, ${e.healthyVoters}/${e.voters} voters healthy (quorum ${e.quorum}, margin ${e.quorumMargin}), cluster version ${e.clusterVersion ?? 'unknown'}; newest backup ${backup}; certificates: ${certs}`,
     '',
     line(header),
     ...rows.map(line),

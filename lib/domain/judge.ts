@@ -85,7 +85,9 @@ export function judgeQuorum(etcd: Pick<EtcdView, 'members' | 'status'>, fleet?: 
     return { ...h, state: 'lost', healthyIds, downIds, why: `${counts}; ${downIds.length} known down: no quorum can form` };
   }
   const silent = h.voters - h.healthyVoters - downIds.length;
-  return { ...h, state: 'unknown', healthyIds, downIds, why: `${counts}; ${silent} did not answer in time: quorum cannot be judged` };
+  const refusedUs = etcd.status.unreachable.filter((u) => /certificate|tls:|x509|handshake/i.test(u.error)).length;
+  const how = refusedUs ? `${silent} gave no answer (${refusedUs} refused Quorum Keeper's TLS handshake: its client certificate?)` : `${silent} did not answer in time`;
+  return { ...h, state: 'unknown', healthyIds, downIds, why: `${counts}; ${how}: quorum cannot be judged` };
 }
 
 /** The member ID a slot is: its claim, else (identity not read) the member named like its tag. */

@@ -78,6 +78,8 @@ export function judgeStatus(view: StatusView, opts: StatusOptions = {}): Cluster
   });
   const q = judgeQuorum(etcd, view);
   const problems = health.problems.map((p) => p.summary);
+  // Quorum Keeper's blindness is a problem of its own, said as such (never "no quorum").
+  if (q.state === 'unknown') problems.push(`Quorum Keeper cannot see whether etcd has quorum: ${q.why}`);
   if ('error' in view.records) problems.push(`${view.records.error} (held hooks, slots awaiting DR unknown)`);
   const records = 'bySlot' in view.records ? view.records.bySlot : {};
   const etcdMembers = etcd.members ?? [];

@@ -6,6 +6,7 @@ import type { ProbeMemory } from '../../lib/domain/health';
 import { probeCluster } from '../../lib/flows/probe';
 import { readWorld, withLockView } from '../../lib/flows/reconcile';
 import { clusterStatus } from '../../lib/flows/status';
+import { renderStatus } from '../../cli/render/status';
 import { fakeHosts, fakePorts, fixedClock, healthyWorld, hexId, NOW, status } from '../support/fake-world';
 import type { FlowDeps } from '../../lib/flows/deps';
 import { noPeer } from '../../lib/flows/replacement/peer';
@@ -49,6 +50,17 @@ describe('status over fakes', () => {
     const st = await clusterStatus({ observe: fakePorts(healthyWorld()), clock: fixedClock() }, 'prod', { store: STORE });
     expect(st).toMatchObject({ healthy: true, problems: [], etcd: { state: 'quorate', leader: 'etcd-a', quorumMargin: 1 }, backup: { ageSec: 600 } });
     expect(st.members.map((m) => [m.member, m.etcd, m.lb])).toEqual([['etcd-a', 'leader', 'healthy'], ['etcd-b', 'follower', 'healthy'], ['etcd-c', 'follower', 'healthy']]);
+  });
+
+  it('Quorum Keeper\'s client certificate rejected by every member: status says CANNOT SEE, never "no quorum" (and `recover` would not restore)', async () => {
+    const w = healthyWorld();
+    // The member list came from etcd once (the survey's local read), but every status ask was refused at the TLS handshake.
+    w.etcd.status = { statuses: [], unreachable: ['a', 'b', 'c'].map((h) => ({ endpoint: `https://${h}:2379`, error: 'remote error: tls: bad certificate' })) };
+    const st = await clusterStatus({ observe: fakePorts(w), clock: fixedClock() }, 'prod', { store: STORE });
+    expect(st.healthy).toBe(false);
+    expect(st.etcd.state).toBe('unknown');
+    expect(st.problems).toContain('Quorum Keeper cannot see whether etcd has quorum: 0/3 voters follow no leader, quorum 2; 3 gave no answer (3 refused Quorum Keeper\'s TLS handshake: its client certificate?): quorum cannot be judged');
+    expect(renderStatus(st).split('\n')[0]).toMatch(/^cluster prod: DEGRADED — CANNOT SEE whether etcd has quorum .*do not restore on this — etcd leader none/);
   });
 
   it('degraded: a held hook, a slot awaiting DR, a stale backup, an unlisted bucket — each said once', async () => {
