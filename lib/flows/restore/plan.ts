@@ -1,0 +1,201 @@
+/**
+ * The restore's types and what it reads before anything changes: the masters and their word on
+ * etcd, the cluster judged by the one quorum rule, the snapshot and its metadata, and why a
+ * restore is refused without --force.
+ */
+import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { AwaitingDr } from '../../aws/held-hooks';
+import type { ClusterLock } from '../../aws/lock';
+import type { MemberIds } from '../../aws/member-ids';
+import type { RestoreJournal } from '../../aws/restore-journal';
+import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, usableBackups } from '../../aws/backups';
+import { wallNow } from '../../clock';
+import { agentOnline } from '../../aws/ssm-agent';
+import { judgeQuorum, liveInstanceIds, type QuorumJudgement } from '../../domain/judge';
+import type { SlotView } from '../../domain/view';
+import { contextOf, observeCluster } from '../../observe/observe';
+import type { ObservePorts } from '../../observe/ports';
+import { type HostFlowDeps, hostRunOpts } from '../deps';
+import type { PlannedStep } from '../steps';
+
+
+
+export type RestoreDeps = HostFlowDeps & {
+  /** The one observation's ports: the slots, their volumes, etcd as a survey reads it, identity (with records: recorded IDs). */
+  observe: Pick<ObservePorts, 'fleet' | 'etcd' | 'volumes'> & Partial<Pick<ObservePorts, 'records'>>;
+  /** Where each slot's member ID is recorded (absent: no state table; the markers are still written). */
+  memberIds?: MemberIds;
+  /** The load balancer the restored masters are registered with (absent: not registered). */
+  elb?: ElasticLoadBalancingV2Client;
+  /** The cluster lock the whole restore holds (absent: no state table, no lock). */
+  lock?: ClusterLock;
+  /** The restore's journal: an interrupted restore is finished with its own snapshot and token (absent: no state table). */
+  journal?: RestoreJournal;
+  /** Where slots awaiting disaster recovery are recorded (cleared once restored). */
+  awaitingDr?: AwaitingDr;
+};
+
+export interface RestoreRequest {
+  cluster: string;
+  /** 'latest' or the S3 key of one backup of this cluster. */
+  snapshot: string;
+  store: BackupStore;
+  workDir: string;
+  /** Restore even though the cluster still has quorum. */
+  force: boolean;
+  /** Shown the plan; returns whether to go ahead (the CLI asks, or --yes). */
+  confirm: (plan: RestorePlan) => Promise<boolean>;
+  /** New cluster token (default: derived from the cluster name and the time). */
+  token?: string;
+  /** How long to wait for the restored cluster to elect a leader. */
+  leaderTimeoutSec?: number;
+}
+
+export interface RestorePlan {
+  cluster: string;
+  token: string;
+  snapshot: { key: string; meta: BackupMeta };
+  /**
+   * What the operator should weigh before confirming: with `latest`, the backup taken just before
+   * it when that one is at a HIGHER revision (a restore in between, a member far behind, or a
+   * clock that was wrong when one of them was dated).
+   */
+  warnings: string[];
+  members: Array<{ member: string; instanceId: string; peerUrl: string }>;
+  /** What the quorum check found, in one line (the one quorum rule's `why`). */
+  health: string;
+  /**
+   * The one quorum rule's verdict: `quorate` (refused without --force), `lost`, or `unknown` —
+   * Quorum Keeper cannot see (members silent, its client certificate refused, agents down):
+   * refused without --force too, and never called "no quorum".
+   */
+  quorum: QuorumJudgement['state'];
+  hasQuorum: boolean;
+  /**
+   * The highest revision a member answered with now (null: none answered). Over a live cluster,
+   * `liveRevision - snapshot revision` is what the restore would discard at the least.
+   */
+  liveRevision: number | null;
+  /**
+   * An interrupted restore this one finishes (its journal): same snapshot, same token; the quorum
+   * gate does not apply (the cluster that answers may be its own half-restored one).
+   */
+  resuming: { startedAt: Date } | null;
+  /** Every master's tool can raise the restored revision (else none does: one revision for all). */
+  canBump: boolean;
+  /** What the restore will do once confirmed, step by step (walked from `restoreSteps`). */
+  steps: PlannedStep[];
+}
+
+export interface RestoreSummary {
+  result: 'restored' | 'aborted';
+  plan: RestorePlan;
+  members: Array<{ member: string; instanceId: string; previousRevision: number | null; asideDir: string | null }>;
+  /** Revision of the restored cluster when verified (>= the snapshot's). */
+  revision?: number;
+  keysAtSnapshotRevision?: number;
+  /**
+   * Revisions the restore discarded: the newest set-aside member data was this many revisions
+   * ahead of the snapshot (null when no member had readable data).
+   */
+  discardedAfterRevision: number | null;
+  /** By how much the restored revision was raised and marked compacted (0: this etcd cannot; etcd 3.4). */
+  revisionBump?: number;
+  ms: number;
+}
+
+/** A restore that was not started: nothing was changed. */
+export class RestoreRefused extends Error {
+  override readonly name = 'RestoreRefused';
+}
+
+/** A restore that failed after etcd was stopped: says how to roll back. */
+export class RestoreFailed extends Error {
+  override readonly name = 'RestoreFailed';
+  constructor(message: string, readonly rollback: string) {
+    super(`${message}\n${rollback}`);
+  }
+}
+
+export interface Prepared {
+  masters: Array<{ member: string; instanceId: string; peerUrl: string; clientUrl: string }>;
+  initialCluster: string;
+  /** Slots whose master says its etcd is not running (evidence for the quorum rule). */
+  etcdStoppedOn: string[];
+}
+
+/** Every slot with an InService instance whose agent answers, the URLs each advertises and whether its etcd runs. */
+export async function readMasters(deps: RestoreDeps, cluster: string, slots: ReadonlyArray<Pick<SlotView, 'member' | 'instanceId' | 'instances'>>): Promise<Prepared> {
+  if (slots.length === 0) throw new RestoreRefused(`no master Auto Scaling groups are tagged ${deps.tags.cluster}=${cluster}`);
+  const missing = slots.filter((s) => !s.instanceId).map((s) => s.member);
+  if (missing.length) throw new RestoreRefused(`slot(s) ${missing.join(', ')} have no InService instance: bring every master back (the replacement flow mounts its volume) before restoring`);
+  const masters = await Promise.all(slots.map(async (s) => {
+    const instanceId = s.instanceId!;
+    if (!(await agentOnline(deps.ssm, instanceId))) throw new RestoreRefused(`the SSM agent of ${s.member} (${instanceId}) is not online`);
+    const st = await deps.hosts.run(instanceId, { kind: 'member-status' }, hostRunOpts(deps, 120));
+    // Evidence only: its etcd known stopped, and no other master of the slot (one still retiring)
+    // that could be running the slot's member.
+    const alone = liveInstanceIds(s).every((i) => i === instanceId);
+    return { member: s.member, instanceId, peerUrl: st.peerUrl, clientUrl: st.clientUrl, stopped: st.stopped && alone };
+  }));
+  return {
+    masters: masters.map(({ stopped: _s, ...m }) => m),
+    initialCluster: masters.map((m) => `${m.member}=${m.peerUrl}`).join(','),
+    etcdStoppedOn: masters.filter((m) => m.stopped).map((m) => m.member),
+  };
+}
+
+/** The cluster's slots and etcd, judged by the one quorum rule with the hosts' testimony. */
+export async function readCluster(deps: RestoreDeps, cluster: string): Promise<{ prepared: Prepared; q: QuorumJudgement; liveRevision: number | null; seen: string }> {
+  const view = await observeCluster(deps.observe, cluster, { etcd: {}, claims: true }, contextOf(deps));
+  const prepared = await readMasters(deps, cluster, view.slots);
+  const q = judgeQuorum(view.etcd, { slots: view.slots, claims: view.claims, etcdStoppedOn: prepared.etcdStoppedOn });
+  const revisions = view.etcd.status.statuses.map((x) => x.revision).filter((r): r is number => r !== null);
+  const seen = [...view.etcd.tried, ...view.etcd.status.unreachable.map((u) => `${u.endpoint}: ${u.error}`)].slice(0, 6).join('; ');
+  return { prepared, q, liveRevision: revisions.length ? Math.max(...revisions) : null, seen };
+}
+
+/** A backup's metadata, checked against its object and its cluster; refused otherwise. */
+async function readMeta(deps: RestoreDeps, req: RestoreRequest, key: string): Promise<BackupMeta> {
+  const stored = await headBackup(deps.s3, req.store, key);
+  if (!stored.meta) throw new RestoreRefused(`backup ${key} cannot be used: ${stored.metaProblem ?? 'no metadata'}`);
+  if (stored.meta.cluster !== req.cluster) throw new RestoreRefused(`backup ${key} says it belongs to cluster ${stored.meta.cluster}`);
+  if (stored.size !== stored.meta.size) throw new RestoreRefused(`backup ${key} is ${stored.size} bytes, its metadata says ${stored.meta.size}`);
+  return stored.meta;
+}
+
+/** `latest` cross-checked by revision against the backup before it (issue 18). */
+async function revisionWarnings(deps: RestoreDeps, req: RestoreRequest, chosen: { key: string; meta: BackupMeta }, before: string | undefined): Promise<string[]> {
+  if (!before) return [];
+  const prev = await readMeta(deps, req, before).catch(() => null);
+  if (!prev || prev.revision <= chosen.meta.revision) return [];
+  return [`the latest backup is at revision ${chosen.meta.revision}, BELOW the one taken before it (${before}, revision ${prev.revision}): the cluster was restored in between, or one of them came from a member far behind or was dated by a wrong clock. If ${before} is the one you want, name it with --snapshot.`];
+}
+
+export async function resolveSnapshot(deps: RestoreDeps, req: RestoreRequest): Promise<{ key: string; meta: BackupMeta; warnings: string[] }> {
+  let key = req.snapshot;
+  let before: string | undefined;
+  if (key === 'latest') {
+    const { usable, futureDated } = usableBackups(await deps.backups.list(req.store, req.cluster), await wallNow(deps.clock));
+    const newest = usable.at(-1);
+    const skipped = futureDated.length ? ` (${futureDated.length} future-dated key(s) left out, e.g. ${futureDated.at(-1)!.key}: written by a machine whose clock ran ahead; name one with --snapshot to use it)` : '';
+    if (!newest) throw new RestoreRefused(`no usable backup of ${req.cluster} in s3://${req.store.bucket}/${req.store.prefix}/${req.cluster}/${skipped}`);
+    if (skipped) deps.progress({ step: 'snapshot', status: 'wait', detail: `latest is ${newest.key}${skipped}` });
+    key = newest.key;
+    before = usable.at(-2)?.key;
+  } else if (!parseBackupKey(req.store, req.cluster, key)) {
+    throw new RestoreRefused(`${key} is not a backup key of cluster ${req.cluster} (expected ${req.store.prefix}/${req.cluster}/<YYYYMMDDTHHMMSSZ>-<member>.db.zst|gz)`);
+  }
+  const chosen = { key, meta: await readMeta(deps, req, key) };
+  return { ...chosen, warnings: await revisionWarnings(deps, req, chosen, before) };
+}
+
+export function refusal(plan: Omit<RestorePlan, 'steps'>): string {
+  const since = plan.snapshot.meta.takenAt.toISOString();
+  const lost = plan.liveRevision !== null && plan.liveRevision > plan.snapshot.meta.revision ? ` — at least ${plan.liveRevision - plan.snapshot.meta.revision} revisions (live revision ${plan.liveRevision}, snapshot ${plan.snapshot.meta.revision})` : '';
+  if (plan.quorum === 'quorate') {
+    return `cluster ${plan.cluster} still has quorum (${plan.health}): a restore would discard every write since ${since}${lost}. Use --force only if you are sure.`;
+  }
+  return `${plan.health}. Quorum Keeper restores only a cluster it can see has lost quorum: check its access (the SSM agents, its etcd client certificate and the masters' etcd). A restore would discard every write since ${since}${lost}; use --force only if you know quorum is lost.`;
+}
+
