@@ -4,7 +4,7 @@
 #
 #   etcd-member.sh start  --name etcd-a --initial-cluster etcd-a=https://10.0.1.5:2380,... \
 #                         --initial-cluster-state new|existing [--token T] [--data-dir /var/lib/etcd/data]
-#   etcd-member.sh stop
+#   etcd-member.sh stop [--if-quorum-without-me]
 #   etcd-member.sh status        # JSON: running, pid, urls, local /health, etcd versions (this
 #                                # host's binary; the running member's server and cluster versions)
 #   etcd-member.sh urls          # JSON: the peer and client URLs this host advertises, its etcd version
@@ -28,9 +28,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cmd="${1-}"
 [[ $# -gt 0 ]] && shift
-name="" initial_cluster="" state="" token="quorum-keeper" data_dir="" keep_running=0
+name="" initial_cluster="" state="" token="quorum-keeper" data_dir="" keep_running=0 if_safe=0
 while (($#)); do
   case "$1" in
+    --if-quorum-without-me) if_safe=1; shift ;;
     --keep-running) keep_running=1; shift ;;
     --name) qk_need "$@"; name="$2"; shift 2 ;;
     --initial-cluster) qk_need "$@"; initial_cluster="$2"; shift 2 ;;
@@ -85,6 +86,38 @@ stop_etcd() {
   qk_log "etcd (pid $pid) did not stop within 20 s; killing it"
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$pidfile"
+}
+
+# quorum_without_me: may this member stop now? The other voters, asked from here at this moment,
+# must still make a quorum without it (a stopped member stays a voter). The flow's gate read the
+# cluster before the drain — the deregistration delay, minutes — and a member that failed since
+# would make this stop the one that loses quorum. Prints what it found; exit 1 when not safe.
+# (JSON read with sed: the hosts need no JSON tool. `endpoint status --cluster` lists the members
+# that answered and fails for the others: those count as not following.)
+quorum_without_me() {
+  local etcdctl list status me="" leader="" voters learners followers=0 item id lead
+  etcdctl="$(qk_bin etcdctl)"
+  list="$("$etcdctl" "${QK_TLS_ARGS[@]}" --endpoints="$QK_CLIENT_URL" --command-timeout=3s member list -w json 2>/dev/null)" ||
+    { printf 'this member did not answer a member list'; return 1; }
+  status="$("$etcdctl" "${QK_TLS_ARGS[@]}" --endpoints="$QK_CLIENT_URL" --command-timeout=3s endpoint status --cluster -w json 2>/dev/null || true)"
+  voters="$(grep -o '"ID":[0-9]*' <<<"$list" | wc -l)"
+  learners="$(grep -o '"isLearner":true' <<<"$list" | wc -l)"
+  voters=$((voters - learners))
+  local -a items=()
+  mapfile -t items <<<"${status//\},\{\"Endpoint\"/$'}\n{\"Endpoint\"'}"
+  for item in "${items[@]}"; do
+    [[ "$item" == *"\"Endpoint\":\"${QK_CLIENT_URL}\""* ]] || continue
+    me="$(sed -n 's/.*"member_id":\([0-9]*\).*/\1/p' <<<"$item")"
+    leader="$(sed -n 's/.*"leader":\([0-9]*\).*/\1/p' <<<"$item")"
+  done
+  [[ -n "$me" && -n "$leader" && "$leader" != 0 ]] || { printf 'this member reports no leader'; return 1; }
+  for item in "${items[@]}"; do
+    id="$(sed -n 's/.*"member_id":\([0-9]*\).*/\1/p' <<<"$item")"
+    lead="$(sed -n 's/.*"leader":\([0-9]*\).*/\1/p' <<<"$item")"
+    [[ -n "$id" && "$id" != "$me" && "$lead" == "$leader" && "$item" != *'"isLearner":true'* ]] && followers=$((followers + 1))
+  done
+  printf '%d of the %d other voters follow the leader; quorum of %d voters is %d' "$followers" "$((voters - 1))" "$voters" "$((voters / 2 + 1))"
+  ((followers >= voters / 2 + 1))
 }
 
 # The boot guard and how the unit runs etcd: a drop-in for etcd's unit. [Unit]: RequiresMountsFor
@@ -214,6 +247,10 @@ case "$cmd" in
     ;;
   stop)
     qk_lock
+    if ((if_safe)) && qk_etcd_running; then
+      found="$(quorum_without_me)" || qk_die "$QK_EXIT_UNSAFE" "etcd NOT stopped: stopping it now would lose quorum (${found})"
+      qk_log "stopping etcd: ${found}"
+    fi
     stop_etcd
     qk_status_json "$data_dir"
     ;;

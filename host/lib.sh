@@ -32,6 +32,7 @@ readonly QK_EXIT_FAILED=6     # an operation failed (see stderr)
 readonly QK_EXIT_COPY=7       # the volume is a copy of another member volume (its marker names that one)
 readonly QK_EXIT_CORRUPT=8    # a snapshot's data is damaged (not a valid snapshot, trial restore or checksum failed)
 readonly QK_EXIT_UNVERIFIED=9 # a snapshot's trial restore gave no verdict (not running, timed out)
+readonly QK_EXIT_UNSAFE=10    # not done: the cluster would lose quorum (checked on this host just before)
 
 # qk_need OPTION [VALUE...]: dies unless the option was given a non-empty value.
 # Usage in an argument loop:  --name) qk_need "$@"; name="$2"; shift 2 ;;

@@ -20,7 +20,8 @@ export interface VolumeRef { volumeId: string; cluster: string; member: string }
 export type HostCommand =
   | { kind: 'member-status' }
   | { kind: 'member-urls' }
-  | { kind: 'member-stop' }
+  /** `ifQuorumWithoutMe`: the host checks, just before, that the other voters still make a quorum (exit `unsafe` otherwise, etcd left running). */
+  | { kind: 'member-stop'; ifQuorumWithoutMe?: boolean }
   /** `token`: the cluster token of a new cluster (bootstrap seed, restore); an existing member joins without. */
   | {
     kind: 'member-start'; name: string; initialCluster: string; state: 'new' | 'existing'; token?: string;
@@ -61,7 +62,7 @@ export function argvOf(c: HostCommand): { script: HostScriptName; args: string[]
   switch (c.kind) {
     case 'member-status': return member('status');
     case 'member-urls': return member('urls');
-    case 'member-stop': return member('stop');
+    case 'member-stop': return member('stop', ...(c.ifQuorumWithoutMe ? ['--if-quorum-without-me'] : []));
     case 'member-start': return member('start', '--name', c.name, '--initial-cluster', c.initialCluster, '--initial-cluster-state', c.state, ...(c.token ? ['--token', c.token] : []),
       ...(c.keepRunning ? ['--keep-running'] : []));
     case 'apiserver-ready': return member('apiserver');
@@ -162,10 +163,10 @@ export type HostAnswer<K extends HostCommandKind> = z.infer<(typeof HOST_ANSWERS
  * - `truncated`: SSM cut the answer off (stdout is kept to 24,000 characters);
  * - `answer`: the script exited 0 but its answer is not what this version expects.
  */
-export type HostFailureKind = 'unfinished' | 'usage' | 'blank' | 'owner' | 'no-device' | 'failed' | 'copy' | 'corrupt' | 'unverified' | 'truncated' | 'answer' | 'exit';
+export type HostFailureKind = 'unfinished' | 'usage' | 'blank' | 'owner' | 'no-device' | 'failed' | 'copy' | 'corrupt' | 'unverified' | 'unsafe' | 'truncated' | 'answer' | 'exit';
 
 /** The host scripts' exit codes (host/lib.sh's QK_EXIT_*). */
-export const HOST_EXIT = { usage: 2, blank: 3, owner: 4, 'no-device': 5, failed: 6, copy: 7, corrupt: 8, unverified: 9 } as const;
+export const HOST_EXIT = { usage: 2, blank: 3, owner: 4, 'no-device': 5, failed: 6, copy: 7, corrupt: 8, unverified: 9, unsafe: 10 } as const;
 
 export function failureKindOf(exitCode: number): HostFailureKind {
   if (exitCode === -1) return 'unfinished';

@@ -670,3 +670,47 @@ describe('etcdctl.sh passes every invocation the etcd layer builds', () => {
     }
   });
 });
+
+describe('etcd-member.sh stop --if-quorum-without-me: the host checks quorum at the last moment', () => {
+  const hosts: Array<ReturnType<typeof makeHost> & { peer: number; client: number; name: string }> = [];
+  afterEach(() => {
+    for (const h of hosts) {
+      run(h.root, 'etcd-member.sh', ['stop']);
+      removeDir(h.root);
+      removeDir(h.volume);
+    }
+    hosts.length = 0;
+  });
+
+  it('stops a member whose peers still make a quorum without it; refuses (exit 10, etcd left running) the one whose stop would lose quorum', async () => {
+    for (const name of ['etcd-a', 'etcd-b', 'etcd-c']) {
+      const h = { ...makeHost(), peer: await freePort(), client: await freePort(), name };
+      writeFileSync(join(h.root, 'etc/quorum-keeper/host.env'), `QK_HOST_IP=127.0.0.1\nQK_ETCD_PEER_PORT=${h.peer}\nQK_ETCD_CLIENT_PORT=${h.client}\n`);
+      expect(run(h.root, 'etcd-mount.sh', ['--volume-id', VOL, '--cluster', 'prod', '--member', name, '--allow-format']).code).toBe(0);
+      hosts.push(h);
+    }
+    const initial = hosts.map((h) => `${h.name}=http://127.0.0.1:${h.peer}`).join(',');
+    // All three start together (each start waits for its member to come up).
+    const started = await Promise.all(hosts.map((h) => new Promise<number | null>((resolve) => {
+      const p = spawn('bash', [join(HOST, 'etcd-member.sh'), 'start', '--name', h.name, '--initial-cluster', initial, '--initial-cluster-state', 'new'], {
+        env: { PATH: process.env.PATH, QK_HOST_ROOT: h.root, QK_DEVICE_MODE: 'directory', QK_SERVICE_MODE: 'process' }, stdio: 'ignore',
+      });
+      p.on('exit', (code) => resolve(code));
+    })));
+    expect(started).toEqual([0, 0, 0]);
+    const status = (h: (typeof hosts)[number]) => JSON.parse(run(h.root, 'etcd-member.sh', ['status']).stdout) as { running: boolean; healthy: boolean };
+    for (let i = 0; i < 50 && !hosts.every((h) => status(h).healthy); i++) await new Promise((r) => setTimeout(r, 200));
+
+    const a = run(hosts[0]!.root, 'etcd-member.sh', ['stop', '--if-quorum-without-me']);
+    expect(a.code).toBe(0);
+    expect(a.stderr).toMatch(/stopping etcd: 2 of the 2 other voters follow the leader; quorum of 3 voters is 2/);
+    expect(status(hosts[0]!).running).toBe(false);
+
+    const b = run(hosts[1]!.root, 'etcd-member.sh', ['stop', '--if-quorum-without-me']);
+    expect(b.code).toBe(10);
+    expect(b.stderr).toMatch(/etcd NOT stopped: stopping it now would lose quorum \(1 of the 2 other voters follow the leader; quorum of 3 voters is 2\)/);
+    expect(status(hosts[1]!)).toMatchObject({ running: true, healthy: true });
+    // Without the flag (the restore, an operator) it stops as before.
+    expect(run(hosts[1]!.root, 'etcd-member.sh', ['stop']).code).toBe(0);
+  });
+});

@@ -33,7 +33,7 @@ import { type Departure, departureGate } from '../../domain/departure';
 import { type EndpointStatus, EtcdClient } from '../../etcd';
 import { contextOf, observeCluster } from '../../observe/observe';
 import { memberAnswersElsewhere } from './elsewhere';
-import type { HostCommand } from '../../host/commands';
+import { type HostCommand, HostFailure } from '../../host/commands';
 import { APISERVER_PORT } from '../../host/layout';
 import type { FlowDeps } from '../deps';
 import { recordHeld } from './held';
@@ -246,7 +246,16 @@ const stopStep: Step<S> = {
     await r.verifyLocks();
     // Waited for even past the Lambda deadline (a stop takes seconds; middy aborts 30 s early):
     // the cluster lock must not be released while this member may still be stopping.
-    await r.host(s.instanceId, { kind: 'member-stop' }, { retryUnfinished: true, signal: new AbortController().signal });
+    // The host checks once more, at the last moment, that the other voters still make a quorum
+    // without this one (a member may have failed during the drain): if not, etcd keeps running
+    // and this master waits for its turn again.
+    try {
+      await r.host(s.instanceId, { kind: 'member-stop', ifQuorumWithoutMe: true }, { retryUnfinished: true, signal: new AbortController().signal });
+    } catch (err) {
+      if (!(err instanceof HostFailure) || err.kind !== 'unsafe') throw err;
+      s.held = notNow(`the master checked just before stopping etcd: ${err.detail}`.slice(0, 300));
+      return { detail: `not now: ${s.held.detail}`, stop: true };
+    }
     s.stopped = true;
     return { detail: 'etcd stopped' };
   },
