@@ -24,6 +24,11 @@ export interface FormationRecord {
   seed: string;
   /** The seed's instance (bootstrap only). */
   instanceId: string | null;
+  /**
+   * The volume the seed claimed with (bootstrap only; null in records written before 0.3): the
+   * fence is bound to it — seeding resumes only on that volume, never on another slot volume.
+   */
+  volumeId: string | null;
   /** etcd's cluster ID (hex), once known. */
   clusterId: string | null;
   /**
@@ -47,8 +52,8 @@ export interface SlotReport {
 
 export interface Formation {
   get(cluster: string): Promise<FormationRecord | null>;
-  /** Claims the seed for `seed` on `instanceId`; false when a record exists already (someone else won, or the cluster exists). */
-  claim(cluster: string, seed: string, instanceId: string): Promise<boolean>;
+  /** Claims the seed for `seed` on `instanceId` with its volume `volumeId`; false when a record exists already (someone else won, or the cluster exists). */
+  claim(cluster: string, seed: string, instanceId: string, volumeId: string): Promise<boolean>;
   /**
    * Records the cluster as formed with its etcd cluster ID. Bootstrap: only the seeding record
    * of `seed` is turned (false otherwise); adopt and observed: written unless a record names
@@ -70,15 +75,15 @@ export function dynamoFormation(ddb: DynamoDBClient, table: string, clock: Clock
       if (!it) return null;
       const state = it.state?.S === 'formed' ? 'formed' : 'seeding';
       return {
-        cluster, state, seed: it.seed?.S ?? '', instanceId: it.instanceId?.S ?? null, clusterId: it.clusterId?.S ?? null,
+        cluster, state, seed: it.seed?.S ?? '', instanceId: it.instanceId?.S ?? null, volumeId: it.volumeId?.S ?? null, clusterId: it.clusterId?.S ?? null,
         how: it.how?.S === 'adopt' || it.how?.S === 'observed' ? it.how.S : 'bootstrap', at: Number(it.at?.N ?? 0),
       };
     },
-    async claim(cluster, seed, instanceId) {
+    async claim(cluster, seed, instanceId, volumeId) {
       try {
         await ddb.send(new PutItemCommand({
           TableName: table, ConditionExpression: 'attribute_not_exists(pk)',
-          Item: { ...key(cluster), state: { S: 'seeding' }, seed: { S: seed }, instanceId: { S: instanceId }, how: { S: 'bootstrap' }, at: { N: String(await wallNow(clock)) } },
+          Item: { ...key(cluster), state: { S: 'seeding' }, seed: { S: seed }, instanceId: { S: instanceId }, volumeId: { S: volumeId }, how: { S: 'bootstrap' }, at: { N: String(await wallNow(clock)) } },
         }));
         return true;
       } catch (err) {

@@ -12,9 +12,10 @@
  */
 
 export interface SeedFacts {
-  /** The slot asking. */
+  /** The slot asking, on its instance with the volume it mounted. */
   slot: string;
   instanceId: string;
+  volumeId: string;
   /** Every slot of the cluster (member tags of its master ASGs). */
   slots: readonly string[];
   /** Each slot's tagged volume(s), as found now. */
@@ -24,7 +25,7 @@ export interface SeedFacts {
   /** Whether a backup of the cluster exists; null: it could not be known (no bucket configured). */
   backupExists: boolean | null;
   /** The fence, if written. */
-  formation: { state: 'seeding' | 'formed'; seed: string; how: 'bootstrap' | 'adopt' | 'observed' } | null;
+  formation: { state: 'seeding' | 'formed'; seed: string; how: 'bootstrap' | 'adopt' | 'observed'; volumeId?: string | null } | null;
 }
 
 export type SeedDecision =
@@ -44,9 +45,18 @@ export function decideSeed(f: SeedFacts): SeedDecision {
     return { kind: 'formed', detail: `the cluster ${f.formation.how === 'adopt' ? 'was adopted' : f.formation.how === 'observed' ? 'was seen running' : 'was formed'} before: it is never seeded again` };
   }
   if (f.formation?.state === 'seeding') {
-    return f.formation.seed === f.slot
-      ? { kind: 'seed', resume: true, detail: `${f.slot} holds the seed claim: seeding goes on` }
-      : { kind: 'join', detail: `${f.formation.seed} seeds the cluster: waiting for it to answer, then joining` };
+    if (f.formation.seed !== f.slot) return { kind: 'join', detail: `${f.formation.seed} seeds the cluster: waiting for it to answer, then joining` };
+    // The fence is bound to the volume the seed claimed with: the seed's data may live on there
+    // (others may have joined it), so another, blank volume in the slot never seeds a second cluster.
+    const claimed = f.formation.volumeId;
+    if (claimed && claimed !== f.volumeId) {
+      return {
+        kind: 'refuse',
+        reason: `${f.slot} claimed the seed with volume ${claimed}, but ${f.instanceId} mounted ${f.volumeId}: the cluster seeded on ${claimed} may exist; not seeding a second one`,
+        action: `Find volume ${claimed}: tag it as ${f.slot}'s etcd volume again (and untag ${f.volumeId}) so the seed goes on with its data; if it is gone for good and nothing ever joined it, delete the formed#<cluster> record from the state table to start over.`,
+      };
+    }
+    return { kind: 'seed', resume: true, detail: `${f.slot} holds the seed claim${claimed ? ` with ${claimed}` : ''}: seeding goes on` };
   }
   const withData = f.reports.filter((r) => !r.blank && (f.volumes[r.slot] ?? []).includes(r.volumeId));
   if (withData.length) {

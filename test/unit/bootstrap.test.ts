@@ -3,7 +3,7 @@ import { decideSeed, type SeedFacts } from '../../lib/domain/bootstrap';
 
 const blank = (slot: string, volumeId = `vol-${slot}`) => ({ slot, volumeId, instanceId: `i-${slot}`, blank: true });
 const base: SeedFacts = {
-  slot: 'etcd-a', instanceId: 'i-etcd-a', slots: ['etcd-a', 'etcd-b', 'etcd-c'],
+  slot: 'etcd-a', instanceId: 'i-etcd-a', volumeId: 'vol-etcd-a', slots: ['etcd-a', 'etcd-b', 'etcd-c'],
   volumes: { 'etcd-a': ['vol-etcd-a'], 'etcd-b': ['vol-etcd-b'], 'etcd-c': ['vol-etcd-c'] },
   reports: [blank('etcd-a'), blank('etcd-b'), blank('etcd-c')], backupExists: false, formation: null,
 };
@@ -18,6 +18,8 @@ describe('decideSeed', () => {
     ['the cluster was adopted', { formation: { state: 'formed', seed: 'adopt', how: 'adopt' } }, 'formed', /adopted/],
     ['another slot holds the seed claim', { formation: { state: 'seeding', seed: 'etcd-c', how: 'bootstrap' } }, 'join', /etcd-c seeds/],
     ['this slot holds the seed claim (its first instance died)', { formation: { state: 'seeding', seed: 'etcd-a', how: 'bootstrap' } }, 'seed', /holds the seed claim/],
+    ['this slot holds the seed claim with this very volume', { formation: { state: 'seeding', seed: 'etcd-a', how: 'bootstrap', volumeId: 'vol-etcd-a' } }, 'seed', /holds the seed claim with vol-etcd-a/],
+    ['this slot claimed the seed with ANOTHER volume (the fence is bound to it): never a second cluster', { volumeId: 'vol-new', formation: { state: 'seeding', seed: 'etcd-a', how: 'bootstrap', volumeId: 'vol-etcd-a' } }, 'refuse', /claimed the seed with volume vol-etcd-a, but i-etcd-a mounted vol-new/],
     ['a volume holds data', { reports: [blank('etcd-a'), { ...blank('etcd-b'), blank: false }, blank('etcd-c')] }, 'refuse', /etcd-b \(vol-etcd-b\) holds etcd data/],
     ['a backup exists', { backupExists: true }, 'refuse', /backups of this cluster exist/],
     ['the bucket could not be read', { backupExists: null }, 'refuse', /backup bucket could not be read/],

@@ -34,7 +34,7 @@ async function seedFacts(s: S, known?: FormationRecord | null): Promise<SeedFact
   ]);
   const slots = masters.map((m) => m.member);
   return {
-    slot: slot.member, instanceId: s.instanceId, slots,
+    slot: slot.member, instanceId: s.instanceId, volumeId: s.volume?.volumeId ?? '', slots,
     volumes: Object.fromEntries(slots.map((m) => [m, (volumes.get(m) ?? []).map((v) => v.volumeId)])),
     reports: await deps.formation.reports(slot.cluster, slots),
     backupExists, formation,
@@ -100,7 +100,7 @@ export const bootstrapStep: Step<S> = {
       if (!fence) await deps.formation.report(slot.cluster, { slot: slot.member, volumeId, instanceId, blank: true });
       const d = decideSeed(await seedFacts(s, fence));
       if (d.kind === 'refuse') throw refusal(d, s);
-      if (d.kind === 'seed' && (d.resume || (await deps.formation.claim(slot.cluster, slot.member, instanceId)))) return { seed: d.detail };
+      if (d.kind === 'seed' && (d.resume || (await deps.formation.claim(slot.cluster, slot.member, instanceId, volumeId)))) return { seed: d.detail };
       // Formed since the peer step found it unformed: the seed of this round has caught up and is
       // on its way to InService (a peer only then): wait for it, as for a seed still starting.
       const detail = d.kind === 'seed' ? 'another master claimed the seed first: joining it'
