@@ -20,7 +20,8 @@ export function renderAdoptPlan(p: AdoptionPlan): string {
       '',
       `formation: ${p.formation === 'already' ? 'recorded already' : 'record the cluster as formed (adopted): it is never seeded again'}`,
       '  adopt writes, per slot: the marker on the volume (cluster, member, volume ID), the member ID in it,',
-      '  and the slot → member ID record in the state table. etcd is not stopped, restarted or reconfigured.',
+      '  the slot → member ID record in the state table, and the boot guard on etcd\'s unit (it starts only',
+      '  on its verified volume). etcd is not stopped, restarted or reconfigured.',
     ]),
   ].join('\n');
 }

@@ -128,7 +128,7 @@ describe('adopt: a hand-built cluster taken over, then a killed master replaced'
     expect(r.out).toMatch(/^SLOT\s+INSTANCE\s+VOLUME\s+ETCD MEMBER\s+MEMBER ID\s+PEER URL\s+ACTION$/m);
     for (const [i, m] of cluster.members.entries()) {
       const id = list.members.find((x) => x.peerUrls.includes(m.peerUrl))!.id;
-      expect(r.out).toMatch(new RegExp(`^${m.name}\\s+${m.instanceId}\\s+${m.volumeId}\\s+${cluster.etcdNames[i]!.replace(/\./g, '\\.')}\\s+${id}\\s+${m.peerUrl.replace(/\./g, '\\.')}\\s+adopt \\(marker, member-id, record\\)$`, 'm'));
+      expect(r.out).toMatch(new RegExp(`^${m.name}\\s+${m.instanceId}\\s+${m.volumeId}\\s+${cluster.etcdNames[i]!.replace(/\./g, '\\.')}\\s+${id}\\s+${m.peerUrl.replace(/\./g, '\\.')}\\s+adopt \\(marker, member-id, record, guard\\)$`, 'm'));
     }
     expect(r.out).toMatch(/dry run: nothing was changed/);
     console.log(`adopt --dry-run:\n${r.out}`);
@@ -182,6 +182,11 @@ describe('adopt: a hand-built cluster taken over, then a killed master replaced'
       expect(item?.memberId?.S).toBe(id);
       expect(item?.how?.S).toMatch(/^adopt: ip-10-0-\d-\d+\.ec2\.internal at https:/);
       expect(await sandboxFlowDeps(c, ctl).memberIds.get('prod', [m.name])).toEqual({ [m.name]: id });
+      // The boot guard alone on etcd's unit: etcd starts at boot only on the verified volume; the
+      // unit's ExecStart stays the one the cluster was built with.
+      const guard = readFileSync(join(sandbox.host(m.instanceId).root, 'etc/systemd/system/etcd.service.d/10-quorum-keeper.conf'), 'utf8');
+      expect(guard).toContain(`ConditionPathExists=/var/lib/etcd/${MARKER}`);
+      expect(guard).not.toContain('ExecStart');
     }
     const f = await formation();
     expect({ state: f?.state?.S, clusterId: f?.clusterId?.S, how: f?.how?.S, seed: f?.seed?.S }).toEqual({ state: 'formed', clusterId: list.clusterId, how: 'adopt', seed: 'adopt' });
