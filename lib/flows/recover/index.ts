@@ -128,8 +128,10 @@ const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').sl
 export async function recoverCluster(deps: RecoverDeps, cluster: string, verdict: RestoreVerdict | Extract<RecoveryVerdict, { kind: 'unfinished' }>, settings: Pick<BackupSettings, 'store' | 'workDir' | 'compressor' | 'retention' | 'staleAfterSec'>, clientUrl?: string): Promise<RecoverOutcome> {
   const token = verdict.kind === 'unfinished' ? verdict.token : `${cluster}-recover-${stamp(deps.clock.now())}`.slice(0, 128);
   const rollback = `quorum-keeper restore --cluster ${cluster} --rollback ${token}`;
+  // De-duplicated per cluster and step (not per token: a recovery that fails again on the next
+  // run gets a new token, and must not page again every five minutes); the one after, per token.
   const say = (severity: 'critical' | 'warning', step: string, summary: string, action: string) => deps.alerter.alert({
-    severity, cluster, flow: 'recover', step, summary: summary.slice(0, 600), action, dedupeKey: `${cluster}/recover/${step}/${token}`,
+    severity, cluster, flow: 'recover', step, summary: summary.slice(0, 600), action, dedupeKey: `${cluster}/recover/${step}${step === 'done' ? `/${token}` : ''}`,
   });
   if (verdict.kind === 'restore') {
     await say('critical', 'start', `${cluster} lost quorum ${verdict.lostForSec} s ago and cannot get it back by itself (${verdict.why}). Quorum Keeper is restoring it from ${describeSource(verdict.source)}: ${verdict.chosenBecause}. Revisions lost: ${verdict.revisionsLost} (highest ever seen ${verdict.highest}).`,
