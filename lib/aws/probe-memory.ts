@@ -1,6 +1,6 @@
 /**
  * What a probe remembers about a cluster until the next one (raft term and leader, to count
- * elections): one DynamoDB item per cluster in the state table, `probe#<cluster>`, expiring
+ * elections; the highest revision seen, for a recovery's count of revisions lost): one DynamoDB item per cluster in the state table, `probe#<cluster>`, expiring
  * after a day without probes.
  */
 import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
@@ -25,7 +25,8 @@ export function dynamoProbeMemory(ddb: DynamoDBClient, table: string, clock: Clo
       } catch {
         leases = undefined;
       }
-      return { raftTerm: term, leaderId: r.Item.leaderId?.S ?? null, ...(leases ? { leases } : {}) };
+      const highest = Number(r.Item.highestRevision?.N);
+      return { raftTerm: term, leaderId: r.Item.leaderId?.S ?? null, ...(leases ? { leases } : {}), ...(Number.isSafeInteger(highest) && highest > 0 ? { highestRevision: highest } : {}) };
     },
     async put(cluster, m) {
       const ttl = Math.floor((await wallNow(clock)) / 1000) + 86_400;
@@ -33,7 +34,7 @@ export function dynamoProbeMemory(ddb: DynamoDBClient, table: string, clock: Clo
         TableName: table,
         Item: {
           pk: { S: `probe#${cluster}` }, raftTerm: { N: String(m.raftTerm) }, ...(m.leaderId ? { leaderId: { S: m.leaderId } } : {}),
-          ...(m.leases ? { leases: { S: JSON.stringify(m.leases) } } : {}), ttl: { N: String(ttl) },
+          ...(m.leases ? { leases: { S: JSON.stringify(m.leases) } } : {}), ...(m.highestRevision ? { highestRevision: { N: String(m.highestRevision) } } : {}), ttl: { N: String(ttl) },
         },
       }));
     },

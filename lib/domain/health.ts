@@ -35,6 +35,8 @@ export interface ProbeMemory {
   leaderId: string | null;
   /** The last holder and renewal seen per Lease (the notifier names them in a stalled-Lease message). */
   leases?: Record<string, { holder: string | null; renewTime: string | null }>;
+  /** The highest etcd revision any probe has seen (a quorum-loss recovery counts the revisions lost from it). */
+  highestRevision?: number;
 }
 
 

@@ -31,7 +31,14 @@ describe('the probe over fakes', () => {
     expect(ports.reads).toEqual({ fleet: 1, etcd: 1 }); // no identity, volumes, targets or backups
     expect(out.via).toEqual({ member: 'etcd-a', instanceId: 'i-a' });
     expect(out.health).toMatchObject({ hasLeader: true, healthyVoters: 3, quorumMargin: 1, leaderChanges: 1, problems: [] });
-    expect(mem.puts).toEqual([{ raftTerm: 2, leaderId: hexId('a'), leases: {} }]);
+    // The fake members answer at revision 5: the highest revision seen is remembered too.
+    expect(mem.puts).toEqual([{ raftTerm: 2, leaderId: hexId('a'), leases: {}, highestRevision: 5 }]);
+  });
+
+  it('the highest revision seen never goes down (a restore, a member behind): a recovery counts the revisions lost from it', async () => {
+    const mem = memory({ raftTerm: 2, leaderId: hexId('a'), highestRevision: 9000 });
+    await probeCluster({ observe: fakePorts(healthyWorld()), clock: fixedClock(), timings: TIMINGS, memory: mem }, 'prod', { components: [], quotaBytes: 2 ** 31 });
+    expect(mem.puts[0]?.highestRevision).toBe(9000);
   });
 
   it('no master answers: unreachable, and nothing is remembered (an unread term is no new term)', async () => {

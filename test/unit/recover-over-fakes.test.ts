@@ -27,14 +27,15 @@ function twoLost(hasData: boolean): FakeWorld {
   return w;
 }
 
-function read(w: FakeWorld, o: { hasData: boolean; settings?: Partial<RecoverySettings>; journal?: RestoreJournal; agents?: string[] }) {
+function read(w: FakeWorld, o: { hasData: boolean; settings?: Partial<RecoverySettings>; journal?: RestoreJournal; agents?: string[]; probed?: number }) {
   const hosts = fakeHosts({
     'member-status': (id) => ({ running: id === 'i-c', healthy: false, pid: null, peerUrl: `https://${id}:2380`, clientUrl: `https://${id}:2379`, hasData: id === 'i-c' || o.hasData, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false, stopped: id !== 'i-c', guard: 'full' }),
     'restore-inspect': () => ({ running: false, hasData: true, revision: 4000, dataDir: '/var/lib/etcd/data', restored: null }),
   });
   const deps = {
     observe: fakePorts(w), clock: fixedClock(),
-    recovery: { read: { hosts, ssm: online(o.agents ?? ['i-a2', 'i-b2', 'i-c']), timings: TIMINGS, ...(o.journal ? { journal: o.journal } : {}) }, settings: () => ({ ...DEFAULT_RECOVERY, mode: 'automatic' as const, waitSec: 0, ...o.settings }) },
+    recovery: { read: { hosts, ssm: online(o.agents ?? ['i-a2', 'i-b2', 'i-c']), timings: TIMINGS, ...(o.journal ? { journal: o.journal } : {}) }, settings: () => ({ ...DEFAULT_RECOVERY, mode: 'automatic' as const, waitSec: 0, ...o.settings }),
+      ...(o.probed ? { probedRevision: () => Promise.resolve(o.probed!) } : {}) },
   };
   return { hosts, world: readWorld(deps, 'prod') };
 }
@@ -58,6 +59,12 @@ describe('quorum-loss recovery over fakes', () => {
     const w = await read(twoLost(false), { hasData: false }).world;
     expect(w.recovery?.verdict).toMatchObject({ kind: 'restore', source: { kind: 'member', member: 'etcd-c', instanceId: 'i-c', revision: 4321 } });
     expect(planReconcile(w, DEFAULT_RECONCILE).actions).toEqual([expect.objectContaining({ kind: 'recover', clientUrl: 'https://c:2379' })]);
+  });
+
+  it('the revisions lost count from the highest revision the probe saw (every minute), beyond what the survivor holds', async () => {
+    const w = await read(twoLost(false), { hasData: false, probed: 4400 }).world;
+    expect(w.recovery?.verdict).toMatchObject({ kind: 'restore', highest: 4400, revisionsLost: 79 });
+    expect(planReconcile(w, DEFAULT_RECONCILE).seen['revision#high']).toBe(4400);
   });
 
   it('masters whose agents do not answer and members that time out: "cannot see", never a restore', async () => {

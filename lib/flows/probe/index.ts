@@ -71,7 +71,9 @@ export async function probeCluster(deps: ProbeDeps, cluster: string, settings: P
   // Leases that could not be read keep what an earlier probe saw.
   const leases = { ...(previous?.leases ?? {}) };
   for (const l of health.leases) if (l.state === 'ok' || l.state === 'stalled') leases[l.component] = { holder: l.holder, renewTime: l.renewTime };
-  if (health.raftTerm !== null) await deps.memory.put(cluster, { raftTerm: health.raftTerm, leaderId: health.leaderId, leases });
+  // The highest revision ever seen: what a quorum-loss recovery counts the revisions it loses from.
+  const highestRevision = Math.max(previous?.highestRevision ?? 0, ...etcd.status.statuses.map((x) => x.revision ?? 0));
+  if (health.raftTerm !== null) await deps.memory.put(cluster, { raftTerm: health.raftTerm, leaderId: health.leaderId, leases, ...(highestRevision > 0 ? { highestRevision } : {}) });
   return {
     cluster, at: new Date(now).toISOString(), via: etcd.via ? { member: etcd.via.member, instanceId: etcd.via.instanceId } : null, tried: etcd.tried,
     slots: view.slots.length, health, ms: deps.clock.now() - t0,

@@ -46,8 +46,12 @@ export interface ReconcileReadDeps {
   instanceBusy?: (cluster: string, member: string, instanceId: string) => Promise<boolean>;
   /** First-seen times remembered by earlier runs. */
   remembered?: (cluster: string) => Promise<Record<string, number>>;
-  /** Quorum loss judged too (absent: not judged): how to ask the hosts, and each cluster's recovery settings. */
-  recovery?: { read: RecoveryReadDeps; settings: (cluster: string) => RecoverySettings };
+  /**
+   * Quorum loss judged too (absent: not judged): how to ask the hosts, each cluster's recovery
+   * settings, and the highest revision the probe saw (it runs every minute; the reconciler's own
+   * memory keeps what it saw every five).
+   */
+  recovery?: { read: RecoveryReadDeps; settings: (cluster: string) => RecoverySettings; probedRevision?: (cluster: string) => Promise<number | null> };
 }
 
 /** The members, the leader most voters agree on, and the members that follow it: the one quorum rule's reading. */
@@ -81,8 +85,10 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
   }
   const newest = view.backups === null || 'error' in view.backups ? 'unknown' : view.backups.usable.at(-1);
   const q = judgeQuorum(view.etcd, view);
+  // Asked only when quorum is not proven (a recovery may count from it): one read, not every run.
+  const probed = deps.recovery?.probedRevision && q.state !== 'quorate' ? await deps.recovery.probedRevision(cluster).catch(() => null) : null;
   const recovery = deps.recovery ? await readRecovery(deps.recovery.read, view, {
-    lostSince: remembered[seenKey('lost', 'quorum')] ?? null, highestSeen: remembered[seenKey('revision', 'high')] ?? null,
+    lostSince: remembered[seenKey('lost', 'quorum')] ?? null, highestSeen: Math.max(remembered[seenKey('revision', 'high')] ?? 0, probed ?? 0) || null,
     startedAt: Object.fromEntries(Object.entries(remembered).filter(([k]) => k.startsWith('start#')).map(([k, t]) => [k.slice('start#'.length), t])),
   }, deps.recovery.settings(cluster), opts.store) : undefined;
   return {
@@ -125,8 +131,8 @@ export function withLockView(base: ReconcileReadDeps, lock: Pick<ClusterLock, 'i
 export interface ReconcileDeps extends FlowDeps {
   observe: ObservePorts;
   memory: ReconcileMemory;
-  /** Quorum-loss recovery: each cluster's settings and the restore's journal (absent: not judged). */
-  recovery?: { settings: (cluster: string) => RecoverySettings; journal: RestoreJournal };
+  /** Quorum-loss recovery: each cluster's settings, the restore's journal, the probe's highest revision (absent: not judged). */
+  recovery?: { settings: (cluster: string) => RecoverySettings; journal: RestoreJournal; probedRevision?: (cluster: string) => Promise<number | null> };
   /** Where the backups are: the listing decides staleness and a stale cluster gets a backup. Absent = backups not judged. */
   backup?: { s3: S3Client; settings: BackupSettings };
 }
@@ -305,7 +311,12 @@ function summarize(cluster: string, plan: ReconcilePlan, steps: readonly Reconci
 export async function reconcileCluster(deps: ReconcileDeps, cluster: string, settings: ReconcileSettings, opts: { dryRun?: boolean } = {}): Promise<ReconcileOutcome> {
   const read = withLockView({
     observe: deps.observe, clock: deps.clock, ...(deps.signal ? { signal: deps.signal } : {}),
-    ...(deps.recovery ? { recovery: { read: { ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}), journal: deps.recovery.journal }, settings: deps.recovery.settings } } : {}),
+    ...(deps.recovery ? {
+      recovery: {
+        read: { ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}), journal: deps.recovery.journal }, settings: deps.recovery.settings,
+        ...(deps.recovery.probedRevision ? { probedRevision: deps.recovery.probedRevision } : {}),
+      },
+    } : {}),
   }, deps.lock, deps.memory);
   const { world, plan } = await planCluster(read, cluster, settings, deps.backup ? { store: deps.backup.settings.store } : {});
   const dryRun = opts.dryRun ?? false;
