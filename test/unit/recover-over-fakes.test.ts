@@ -52,6 +52,8 @@ describe('quorum-loss recovery over fakes', () => {
     const w = await world;
     expect(w.recovery?.verdict).toMatchObject({ kind: 'start', members: [{ member: 'etcd-a', instanceId: 'i-a2', revision: 4000 }, { member: 'etcd-b', instanceId: 'i-b2', revision: 4000 }] });
     expect(hosts.calls.filter((c) => c.command.kind === 'restore-inspect').map((c) => c.instanceId).sort()).toEqual(['i-a2', 'i-b2']);
+    // The survivor answered for itself: its master is not asked.
+    expect(hosts.calls.some((c) => c.instanceId === 'i-c')).toBe(false);
     expect(planReconcile(w, DEFAULT_RECONCILE).actions.map((a) => a.kind)).toEqual(['start-member', 'start-member']);
   });
 

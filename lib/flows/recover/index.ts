@@ -46,23 +46,18 @@ export interface RecoveryReading {
   chances: SlotChance[];
   /** The client URL each running member answered on (by slot): where a survivor's copy is taken. */
   clientUrls: Record<string, string>;
-  /** The peer URL each asked master advertises (by slot): a start on own data names it. */
-  peerUrls: Record<string, string>;
   /** The highest revision seen, this run included. */
   highestSeen: number | null;
 }
 
 /** Asks the masters whose member did not answer what runs there and what their volume holds. */
-async function askHosts(deps: RecoveryReadDeps, view: RecoveryView, answered: ReadonlySet<string>): Promise<{ words: Record<string, HostWord>; peerUrls: Record<string, string> }> {
+async function askHosts(deps: RecoveryReadDeps, view: RecoveryView, answered: ReadonlySet<string>): Promise<Record<string, HostWord>> {
   const words: Record<string, HostWord> = {};
-  const peerUrls: Record<string, string> = {};
   await Promise.all(view.slots.map(async (slot) => {
     const id = slot.instanceId;
-    if (!id || !(await agentOnline(deps.ssm, id).catch(() => false))) return;
+    if (!id || answered.has(slot.member) || !(await agentOnline(deps.ssm, id).catch(() => false))) return;
     try {
       const st = await deps.hosts.run(id, { kind: 'member-status' }, hostRunOpts(deps, 60));
-      peerUrls[slot.member] = st.peerUrl;
-      if (answered.has(slot.member)) return;
       // The DB's revision is read offline only where etcd does not run (it holds the DB's lock).
       const revision = !st.running && st.hasData ? (await deps.hosts.run(id, { kind: 'restore-inspect' }, hostRunOpts(deps, 60))).revision : null;
       words[slot.member] = { running: st.running, hasData: st.hasData, revision };
@@ -70,7 +65,7 @@ async function askHosts(deps: RecoveryReadDeps, view: RecoveryView, answered: Re
       // Not asked: the slot's chance is judged from the view alone.
     }
   }));
-  return { words, peerUrls };
+  return words;
 }
 
 /** The recovery verdict for one cluster, from its view (quorum judged with the hosts' testimony) and what earlier runs remembered. */
@@ -79,14 +74,14 @@ export async function readRecovery(deps: RecoveryReadDeps, view: RecoveryView, m
   const statusOf = (member: string) => view.etcd.status.statuses.find((s) => s.memberId === view.claims[member]?.id);
   const live = view.etcd.status.statuses.map((s) => s.revision).filter((r): r is number => r !== null);
   const highestSeen = Math.max(mem.highestSeen ?? 0, ...live) || null;
-  if (q0.state === 'quorate') return { verdict: { kind: 'none', why: q0.why }, quorum: q0, chances: [], clientUrls: {}, peerUrls: {}, highestSeen };
+  if (q0.state === 'quorate') return { verdict: { kind: 'none', why: q0.why }, quorum: q0, chances: [], clientUrls: {}, highestSeen };
   const answered: Record<string, number | null> = {};
   const clientUrls: Record<string, string> = {};
   for (const slot of view.slots) {
     const st = statusOf(slot.member);
     if (st) { answered[slot.member] = st.revision; clientUrls[slot.member] = st.endpoint; }
   }
-  const { words, peerUrls } = await askHosts(deps, view, new Set(Object.keys(answered)));
+  const words = await askHosts(deps, view, new Set(Object.keys(answered)));
   // The hosts' word is evidence for the one quorum rule: etcd known not to run there.
   const etcdStoppedOn = Object.entries(words).filter(([, w]) => !w.running).map(([m]) => m);
   const quorum = judgeQuorum(view.etcd, { slots: view.slots, claims: view.claims, etcdStoppedOn });
@@ -103,7 +98,7 @@ export async function readRecovery(deps: RecoveryReadDeps, view: RecoveryView, m
     newestBackup: newest && meta ? { key: newest.key, revision: meta.revision, takenAt: newest.takenAt.getTime() } : null, settings,
     unfinished: unfinished ? { token: unfinished.token, snapshotKey: unfinished.snapshotKey } : null,
   });
-  return { verdict, quorum, chances, clientUrls, peerUrls, highestSeen };
+  return { verdict, quorum, chances, clientUrls, highestSeen };
 }
 
 export type RecoverDeps = RestoreDeps & BackupDeps & { alerter: Alerter };
