@@ -35,7 +35,6 @@ const settings = {
 const recovery = {
   settings: (cluster: string) => recoverySettings(config, cluster),
   get journal() { return root.restoreJournal; },
-  probedRevision: async (cluster: string) => (await root.probeMemory.get(cluster))?.highestRevision ?? null,
 };
 /** Clusters reconciled at the same time (a re-drive can take minutes; others should not wait). */
 const PARALLEL = 4;

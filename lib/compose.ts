@@ -35,7 +35,7 @@ import type { Progress } from './flows/run';
 import type { StatusDeps } from './flows/status';
 import type { DoctorClients } from './aws/doctor-clients';
 import type { DoctorDeps } from './flows/doctor';
-import { awsObservePorts, backupsPort, etcdPort, fleetPort, volumesPort } from './observe/aws-ports';
+import { awsObservePorts, backupsPort, etcdPort, fleetPort, hostsReadPort, volumesPort } from './observe/aws-ports';
 import type { ObservePorts } from './observe/ports';
 import { hostRunOpts } from './flows/deps';
 
@@ -150,13 +150,13 @@ export function hostsOf(r: Root): Hosts {
 
 /** What the host-side cluster flows (backup, restore) see. */
 function hostFlowDeps(r: Root): HostFlowDeps {
-  return { backups: backupsPort(() => r.clients.s3), asg: r.clients.asg, ssm: r.clients.ssm, s3: r.clients.s3, hosts: hostsOf(r), scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+  return { backups: backupsPort(() => r.clients.s3), asg: r.clients.asg, s3: r.clients.s3, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
 }
 
 /** The lifecycle flows (replacement, retirement). */
 export function flowDeps(r: Root): FlowDeps {
-  const { ec2, asg, ssm, elb } = r.clients;
-  return { observe: observePorts(r), ec2, asg, ssm, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, hosts: hostsOf(r), scripts: r.scripts, clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
+  const { ec2, asg, elb } = r.clients;
+  return { observe: observePorts(r), ec2, asg, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
     ...(r.backupStore ? { backups: { s3: r.clients.s3, store: r.backupStore } } : {}),
   };
 }
@@ -169,7 +169,7 @@ export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
 
 export function restoreDeps(r: Root): RestoreDeps {
   return {
-    ...hostFlowDeps(r), observe: { ...etcdPorts(r), volumes: volumesPort(() => r.clients.ec2, r.tags) }, get elb() { return r.clients.elb; },
+    ...hostFlowDeps(r), observe: { ...etcdPorts(r), volumes: volumesPort(() => r.clients.ec2, r.tags), hosts: hostsReadPort(hostsOf(r), hostRunOpts(r, 120)) }, get elb() { return r.clients.elb; },
     ...(r.hasState ? { awaitingDr: r.awaitingDr, memberIds: r.memberIds, lock: r.lock, journal: r.restoreJournal } : {}),
   };
 }
@@ -185,6 +185,7 @@ function recordsOf(r: Root): Partial<Pick<ObservePorts, 'records'>> {
       memberIds: (cluster, slots) => r.memberIds.get(cluster, slots),
       held: (cluster, member) => r.held.get(cluster, member),
       awaitingDr: (cluster, member) => r.awaitingDr.get(cluster, member),
+      highestRevision: async (cluster) => (await r.probeMemory.get(cluster))?.highestRevision ?? null,
     },
   } : {};
 }
@@ -193,7 +194,7 @@ function recordsOf(r: Root): Partial<Pick<ObservePorts, 'records'>> {
 export function observePorts(r: Root): ObservePorts {
   return {
     ...awsObservePorts({
-      asg: () => r.clients.asg, ec2: () => r.clients.ec2, elb: () => r.clients.elb, ssm: () => r.clients.ssm, s3: () => r.clients.s3, scripts: r.scripts, tags: r.tags, runOpts: hostRunOpts(r, 60),
+      asg: () => r.clients.asg, ec2: () => r.clients.ec2, elb: () => r.clients.elb, ssm: () => r.clients.ssm, s3: () => r.clients.s3, scripts: r.scripts, tags: r.tags, runOpts: hostRunOpts(r, 60), hosts: hostsOf(r),
     }),
     ...recordsOf(r),
   };
@@ -220,9 +221,9 @@ export function reconcileDeps(r: Root, backup?: BackupSettings): ReconcileDeps {
 
 /** `adopt`: the lifecycle flows' clients, locks and records, without alerts or the load balancer. Needs the state table. */
 export function adoptDeps(r: Root): AdoptDeps {
-  const { ec2, asg, ssm } = r.clients;
+  const { ec2, asg } = r.clients;
   return {
-    ec2, asg, ssm, lock: r.lock, memberIds: r.memberIds, formation: r.formation, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
+    ec2, asg, lock: r.lock, memberIds: r.memberIds, formation: r.formation, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
     etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 120)),
   };
 }

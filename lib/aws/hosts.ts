@@ -6,7 +6,8 @@
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { HostScriptBundle } from '../host/command';
 import { argvOf, describeCommand, failureKindOf, HOST_ANSWERS, type HostAnswer, type HostCallOptions, type HostCommand, HostFailure, type Hosts } from '../host/commands';
-import { lastLine, outputTruncated, runHostScript, runStderr } from './run-command';
+import { lastLine, outputTruncated, runHostScript, runStderr, ssmEtcdRunner } from './run-command';
+import { agentOnline } from './ssm-agent';
 
 /** `ssm`: the client, built when first used (lean bundles: lib/aws/clients.ts). */
 export function ssmHosts(ssm: () => SSMClient, scripts: HostScriptBundle): Hosts {
@@ -35,6 +36,11 @@ export function ssmHosts(ssm: () => SSMClient, scripts: HostScriptBundle): Hosts
       const checked = schema.safeParse(parsed);
       if (!checked.success) throw new HostFailure('answer', name, instanceId, `unexpected answer (are the host scripts of this version?): ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 300)}`);
       return checked.data as HostAnswer<C['kind']>;
+    },
+    online: (instanceId) => agentOnline(ssm(), instanceId),
+    etcdctl: (instanceId, opts = {}) => {
+      const { retryUnfinished: _r, onRetry: _o, ...run } = opts;
+      return ssmEtcdRunner(ssm(), scripts, instanceId, run);
     },
   };
 }

@@ -44,10 +44,25 @@ function slotEmpty(slot: SlotView): boolean {
 
 /**
  * What the fleet testifies about etcd: the slots and their claimed members, and (where the hosts
- * were asked) the slots whose master says its etcd is not running — a host is the authority on
- * its own process, so that is evidence, unlike a member that does not answer.
+ * were asked: the view's `hosts` part) what each master says of its own etcd — a host is the
+ * authority on its own process, so that is evidence, unlike a member that does not answer.
  */
-export type FleetTestimony = Pick<ClusterView, 'slots' | 'claims'> & { etcdStoppedOn?: readonly string[] };
+export type FleetTestimony = Pick<ClusterView, 'slots' | 'claims'> & Partial<Pick<ClusterView, 'hosts'>>;
+
+/**
+ * The slots whose member is known not to run: every instance that may run it (liveInstanceIds)
+ * was asked and says etcd is stopped there. One not asked, or not answering, testifies nothing.
+ */
+export function etcdStoppedOn(fleet: Pick<ClusterView, 'slots'> & Partial<Pick<ClusterView, 'hosts'>>): string[] {
+  const hosts = fleet.hosts ?? {};
+  return fleet.slots.filter((slot) => {
+    const live = liveInstanceIds(slot);
+    return live.length > 0 && live.every((i) => {
+      const a = hosts[i];
+      return a !== undefined && 'report' in a && a.report.stopped;
+    });
+  }).map((slot) => slot.member);
+}
 
 /**
  * The one quorum rule. `fleet` (optional) lets the fleet testify: a voter whose slot has no
@@ -56,7 +71,7 @@ export type FleetTestimony = Pick<ClusterView, 'slots' | 'claims'> & { etcdStopp
  * empty or says its etcd is stopped; otherwise it is `unknown` ("cannot see").
  */
 export function judgeQuorum(etcd: Pick<EtcdView, 'members' | 'status'>, fleet?: FleetTestimony): QuorumJudgement {
-  const stopped = new Set(fleet?.etcdStoppedOn ?? []);
+  const stopped = new Set(fleet ? etcdStoppedOn(fleet) : []);
   if (!etcd.members) {
     const none = { voters: 0, quorum: 0, healthyVoters: 0, leader: null, margin: -1, healthyIds: [], downIds: [] };
     const slots = fleet?.slots ?? [];

@@ -1,6 +1,7 @@
 /**
  * Disaster-recovery arithmetic. Pure: no AWS, no I/O.
  */
+import type { HostReport } from './view';
 
 /**
  * The margin added to every restore's revision bump. etcd's disaster-recovery guide bumps by
@@ -56,14 +57,8 @@ export type SlotChance =
   | { member: string; kind: 'underway'; why: string };
 
 /** What a slot's master says of its member (the host's own word), when asked. */
-export interface HostWord {
-  /** etcd runs there (it may still not answer a status in time). */
-  running: boolean;
-  /** The volume holds a member's data (a write-ahead log). */
-  hasData: boolean;
-  /** The revision of its data (etcd's bolt DB read offline), null when unreadable. */
-  revision: number | null;
-}
+/** What a slot's master says of its etcd and data (the view's `hosts` part). */
+export type HostWord = Pick<HostReport, 'running' | 'hasData' | 'revision'>;
 
 export interface ChanceInput {
   slots: ReadonlyArray<{ member: string; instanceId: string | null; instances: ReadonlyArray<{ instanceId: string; lifecycleState: string }> }>;

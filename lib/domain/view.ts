@@ -93,6 +93,27 @@ export interface SlotRecordView {
   awaitingDr: { instanceId: string; since: number; hasData: boolean } | null;
 }
 
+/**
+ * What a master says of its own etcd and volume (`etcd-member.sh status`; the DB's revision read
+ * offline where etcd does not run). A host is the authority on its own process: `stopped` is
+ * evidence that its member is down, unlike a member that does not answer.
+ */
+export interface HostReport {
+  /** etcd runs there (it may still not answer a status in time). */
+  running: boolean;
+  /** etcd is KNOWN not to run there (no process; its unit inactive or failed). */
+  stopped: boolean;
+  /** The volume holds a member's data (a write-ahead log). */
+  hasData: boolean;
+  peerUrl: string;
+  clientUrl: string;
+  /** The revision of its data (etcd's bolt DB read offline), when asked and etcd was down; else null. */
+  revision: number | null;
+}
+
+/** A master's answer: its report, or why there is none (its SSM agent offline, the command failed). */
+export type HostReading = { report: HostReport } | { unavailable: string };
+
 export interface BackupView {
   key: string;
   takenAt: Date;
@@ -114,8 +135,13 @@ export interface ClusterView {
   instances: Record<string, { state: string; launchedAt: number | null }>;
   /** Usable backups oldest first and the future-dated ones set aside; `error` when the bucket could not be listed. */
   backups: { usable: BackupView[]; futureDated: BackupView[] } | { error: string };
-  /** The state table's records per slot; `error` when it could not be read. */
-  records: { bySlot: Record<string, SlotRecordView> } | { error: string };
+  /**
+   * The state table's records per slot, and the highest etcd revision a probe has seen (null: none
+   * remembered) — what a recovery counts the revisions lost from; `error` when it could not be read.
+   */
+  records: { bySlot: Record<string, SlotRecordView>; highestRevision: number | null } | { error: string };
+  /** The masters' own word, by instance ID: only those the observation asked (see `Want.hosts`). */
+  hosts: Record<string, HostReading>;
 }
 
 export type ViewPart = Exclude<keyof ClusterView, 'cluster' | 'at' | 'slots' | 'badGroups'>;

@@ -3,9 +3,7 @@ import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { Clock } from '../clock';
-import type { HostScriptBundle } from '../host/command';
 import type { Hosts } from '../host/commands';
 import type { Alerter } from '../aws/alerts';
 import type { AwaitingDr, HeldHooks } from '../aws/held-hooks';
@@ -72,7 +70,6 @@ export interface FlowDeps {
   observe: ObservePorts;
   ec2: EC2Client;
   asg: AutoScalingClient;
-  ssm: SSMClient;
   elb: ElasticLoadBalancingV2Client;
   lock: ClusterLock;
   /** Retirements holding their hook until leaving is safe. */
@@ -88,7 +85,6 @@ export interface FlowDeps {
   alerter: Alerter;
   /** Commands on the masters (lib/host/commands.ts): the flows' one way to a host. */
   hosts: Hosts;
-  scripts: HostScriptBundle;
   clock: Clock;
   tags: { cluster: string; member: string };
   timings: FlowTimings;
@@ -102,10 +98,9 @@ export interface HostFlowDeps {
   /** The cluster's backups as the observation lists them (retention, `restore --snapshot latest`). */
   backups: BackupsPort;
   asg: AutoScalingClient;
-  ssm: SSMClient;
   s3: S3Client;
+  /** Commands on the masters: the flows' one way to a host. */
   hosts: Hosts;
-  scripts: HostScriptBundle;
   clock: Clock;
   tags: { cluster: string; member: string };
   timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec' | 'commandMinDelaySec' | 'commandMaxDelaySec'>;

@@ -12,6 +12,7 @@
  * Pure: no AWS import.
  */
 import { z } from 'zod';
+import type { EtcdRunner } from '../etcd/client';
 import type { HostScriptName } from './command';
 
 /** A slot's volume as the mount script names it. */
@@ -202,7 +203,12 @@ export interface HostCallOptions {
   onRetry?: (detail: string) => void;
 }
 
-/** Runs host commands on masters. */
+/** The masters, as the flows reach them: the one way to a host. */
 export interface Hosts {
+  /** Runs one host command; its JSON answer checked, a failure typed by the script's exit code. */
   run<C extends HostCommand>(instanceId: string, command: C, opts?: HostCallOptions): Promise<HostAnswer<C['kind']>>;
+  /** Whether the master's agent is online (commands sent to an offline one wait and fail). */
+  online(instanceId: string): Promise<boolean>;
+  /** etcdctl / etcdutl run on the master (`etcdctl.sh`), for an EtcdClient. */
+  etcdctl(instanceId: string, opts?: HostCallOptions): EtcdRunner;
 }

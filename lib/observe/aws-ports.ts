@@ -10,10 +10,11 @@ import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { HostScriptBundle } from '../host/command';
-import type { BackupsPort, EtcdReadPort, FleetPort, InstancesPort, ObservePorts, RecordsPort, TargetsPort, VolumesPort } from './ports';
+import type { Hosts } from '../host/commands';
+import type { BackupsPort, EtcdReadPort, FleetPort, HostsReadPort, InstancesPort, ObservePorts, RecordsPort, TargetsPort, VolumesPort } from './ports';
 import { listBackups } from '../aws/backups';
 import { clusterVolumes } from '../aws/ec2';
-import { etcdViewOf, peerUrlOf, surveyCluster } from '../aws/etcd-survey';
+import { etcdViewOf, peerUrlOf, surveyCluster, viewCluster } from '../aws/etcd-survey';
 import { instanceStates, readMasterGroups, type Tags } from '../aws/fleet';
 import { targetHealth } from '../aws/lb';
 import type { RunOptions } from '../aws/run-command';
@@ -43,6 +44,24 @@ export function etcdPort(ssm: () => SSMClient, scripts: HostScriptBundle, runOpt
       return etcdViewOf(survey, answered, tried);
     },
     peerUrlOf: (instanceId, ctx) => peerUrlOf(ssm(), scripts, instanceId, opts(ctx)),
+    membership: (instanceId, ctx) => viewCluster(ssm(), scripts, instanceId, opts(ctx), ctx.skipStale),
+  };
+}
+
+/**
+ * The masters' own word over the host port: `member-status`, and `restore-inspect` for the DB's
+ * revision where etcd is down (it holds the DB's lock while it runs). Masters whose SSM agent is
+ * not online are not asked (null).
+ */
+export function hostsReadPort(hosts: Hosts, runOpts: RunOptions): HostsReadPort {
+  return {
+    async report(instanceId, read, ctx) {
+      if (!(await hosts.online(instanceId))) return null;
+      const opts: RunOptions = { ...runOpts, maxWaitSec: read.maxWaitSec, executionTimeoutSec: read.maxWaitSec, ...(ctx.signal ? { abortSignal: ctx.signal } : {}) };
+      const st = await hosts.run(instanceId, { kind: 'member-status' }, opts);
+      const revision = read.offlineRevision && !st.running && st.hasData ? (await hosts.run(instanceId, { kind: 'restore-inspect' }, opts)).revision : null;
+      return { running: st.running, stopped: st.stopped, hasData: st.hasData, peerUrl: st.peerUrl, clientUrl: st.clientUrl, revision };
+    },
   };
 }
 
@@ -58,6 +77,8 @@ export interface ObserveClients {
   scripts: HostScriptBundle;
   tags: Tags;
   runOpts: RunOptions;
+  /** The host port the masters' word is read through. */
+  hosts: Hosts;
   /** The state table's records (absent: none). */
   records?: RecordsPort | undefined;
 }
@@ -66,7 +87,7 @@ export interface ObserveClients {
 export function awsObservePorts(c: ObserveClients): ObservePorts {
   return {
     fleet: fleetPort(c.asg, c.tags), instances: instancesPort(c.ec2), volumes: volumesPort(c.ec2, c.tags), targets: targetsPort(c.elb, c.tags),
-    etcd: etcdPort(c.ssm, c.scripts, c.runOpts), backups: backupsPort(c.s3),
+    etcd: etcdPort(c.ssm, c.scripts, c.runOpts), backups: backupsPort(c.s3), hosts: hostsReadPort(c.hosts, c.runOpts),
     ...(c.records ? { records: c.records } : {}),
   };
 }

@@ -11,6 +11,7 @@
 import { type BackupStore, usableBackups } from '../aws/backups';
 import { type Clock, wallNow } from '../clock';
 import { type Claim, claimMembers, type SlotIdentity, unclaimed } from '../domain/identity';
+import { liveInstanceIds, slotMemberId } from '../domain/judge';
 import type { ClusterView, EtcdView, SlotRecordView, SlotView } from '../domain/view';
 import type { ObservePorts } from './ports';
 
@@ -20,9 +21,23 @@ export type PortsFor<W extends Want> = Pick<ObservePorts, 'fleet'> & Partial<Pic
   & (W extends { instances: true } ? Pick<ObservePorts, 'instances'> : unknown)
   & (W extends { targets: true } ? Pick<ObservePorts, 'targets'> : unknown)
   & (W extends { etcd: object } | { claims: true } ? Pick<ObservePorts, 'etcd'> : unknown)
-  & (W extends { backups: BackupStore | null } ? Pick<ObservePorts, 'backups'> : unknown);
+  & (W extends { backups: BackupStore | null } ? Pick<ObservePorts, 'backups'> : unknown)
+  & (W extends { hosts: HostsWant } ? Pick<ObservePorts, 'hosts'> : unknown);
 
 type Candidates = ReadonlyArray<{ instanceId: string; member: string }>;
+
+/** Which masters are asked for their own word (`Want.hosts`). */
+export interface HostsWant {
+  /**
+   * `all`: every live instance of every slot (a retiring master still in Terminating:Wait and a new
+   * one in Pending:Wait included); `silent`: only those of slots whose member gave etcd no answer.
+   */
+  of: 'all' | 'silent';
+  /** Also read the DB's revision offline where etcd is down (a recovery's candidate source). */
+  offlineRevision?: boolean;
+  /** How long one master's answer is waited for (default 60 s). */
+  maxWaitSec?: number;
+}
 
 export interface Want {
   volumes?: boolean;
@@ -39,6 +54,8 @@ export interface Want {
   /** Backups in this store (null: no bucket given — the part is null). */
   backups?: BackupStore | null;
   records?: boolean;
+  /** The masters' own word (`member-status`): evidence the quorum rule takes, and what a restore or recovery needs of each host. */
+  hosts?: HostsWant;
 }
 
 /**
@@ -58,7 +75,7 @@ type HasBackups<W> = W extends { backups: BackupStore | null } ? { backups: Clus
 /** The view with exactly the parts `W` asked for. */
 export type ViewOf<W extends Want> = Pick<ClusterView, 'cluster' | 'at' | 'slots' | 'badGroups'>
   & Has<W, 'volumes', 'volumes'> & Has<W, 'targets', 'targets'> & Has<W, 'etcd', 'etcd'> & Has<W, 'claims', 'claims' | 'etcd'>
-  & Has<W, 'instances', 'instances'> & HasBackups<W> & Has<W, 'records', 'records'>;
+  & Has<W, 'instances', 'instances'> & HasBackups<W> & Has<W, 'records', 'records'> & Has<W, 'hosts', 'hosts'>;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -72,9 +89,10 @@ async function readVolumes(p: Pick<ObservePorts, 'volumes'>, cluster: string): P
 
 async function readRecords(p: Partial<Pick<ObservePorts, 'records'>>, cluster: string, slots: readonly SlotView[]): Promise<ClusterView['records']> {
   const records = p.records;
-  if (!records) return { bySlot: {} }; // no state table: nothing recorded
+  if (!records) return { bySlot: {}, highestRevision: null }; // no state table: nothing recorded
   try {
     const bySlot: Record<string, SlotRecordView> = {};
+    const highest = records.highestRevision(cluster);
     await Promise.all(slots.map(async (s) => {
       const [held, awaitingDr] = await Promise.all([records.held(cluster, s.member), records.awaitingDr(cluster, s.member)]);
       bySlot[s.member] = {
@@ -82,7 +100,7 @@ async function readRecords(p: Partial<Pick<ObservePorts, 'records'>>, cluster: s
         awaitingDr: awaitingDr && { instanceId: awaitingDr.instanceId, since: awaitingDr.since, hasData: awaitingDr.hasData },
       };
     }));
-    return { bySlot };
+    return { bySlot, highestRevision: await highest };
   } catch (err) {
     return { error: `the state table could not be read: ${message(err)}` };
   }
@@ -118,6 +136,32 @@ async function readClaims(p: Pick<ObservePorts, 'etcd'> & Partial<Pick<ObservePo
   return claimMembers(members, ids);
 }
 
+/**
+ * The masters' word, by instance ID: those `want` names (see HostsWant). A master that could not be
+ * asked is `unavailable` with the reason. Exported for a flow that asks only after judging what
+ * it already read (the reconciler's recovery: only when quorum is not proven).
+ */
+export async function readHosts(
+  p: Pick<ObservePorts, 'hosts'>, view: Pick<ClusterView, 'slots'> & Partial<Pick<ClusterView, 'etcd' | 'claims'>>, want: HostsWant, ctx: Pick<ObserveContext, 'signal'>,
+): Promise<ClusterView['hosts']> {
+  const answered = new Set<string>(view.etcd?.status.statuses.map((s) => s.memberId) ?? []);
+  const silent = (slot: SlotView) => {
+    const id = view.etcd ? slotMemberId({ claims: view.claims ?? {}, etcd: view.etcd }, slot.member) : undefined;
+    return id === undefined || !answered.has(id);
+  };
+  const ids = view.slots.filter((s) => want.of === 'all' || silent(s)).flatMap(liveInstanceIds);
+  const out: ClusterView['hosts'] = {};
+  await Promise.all(ids.map(async (id) => {
+    try {
+      const report = await p.hosts.report(id, { offlineRevision: want.offlineRevision ?? false, maxWaitSec: want.maxWaitSec ?? 60 }, ctx.signal ? { signal: ctx.signal } : {});
+      out[id] = report ? { report } : { unavailable: 'its SSM agent is not online' };
+    } catch (err) {
+      out[id] = { unavailable: message(err) };
+    }
+  }));
+  return out;
+}
+
 /** One observation of `cluster`: the parts `want` asks for. */
 export async function observeCluster<W extends Want>(ports: PortsFor<W>, cluster: string, want: W, ctx: ObserveContext): Promise<ViewOf<W>> {
   const w: Want = want;
@@ -143,6 +187,7 @@ export async function observeCluster<W extends Want>(ports: PortsFor<W>, cluster
     w.backups ? readBackups(p, w.backups, cluster, at) : undefined,
     w.claims && etcd ? readClaims(p, cluster, masters, etcd, ctx) : undefined,
   ]);
+  const hosts = w.hosts ? await readHosts(p, { slots: masters, ...(etcd ? { etcd } : {}), ...(claims ? { claims } : {}) }, w.hosts, ctx) : undefined;
   const view: Partial<ClusterView> & Pick<ClusterView, 'cluster' | 'at' | 'slots' | 'badGroups'> = { cluster, at, slots: masters, badGroups: bad };
   if (w.volumes && volumes) view.volumes = volumes;
   if (w.targets) view.targets = targets ?? null;
@@ -151,5 +196,6 @@ export async function observeCluster<W extends Want>(ports: PortsFor<W>, cluster
   if (instances) view.instances = instances;
   if (w.backups !== undefined) (view as { backups?: ClusterView['backups'] | null }).backups = backups ?? null;
   if (records) view.records = records;
+  if (hosts) view.hosts = hosts;
   return view as ViewOf<W>;
 }

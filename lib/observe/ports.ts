@@ -4,7 +4,8 @@
  * (test/support/fake-world.ts), so every judge can be tested without the sandbox.
  */
 import type { BackupObject, BackupStore } from '../aws/backups';
-import type { BadGroupView, EtcdView, SlotView } from '../domain/view';
+import type { MembershipView } from '../aws/etcd-survey';
+import type { BadGroupView, EtcdView, HostReport, SlotView } from '../domain/view';
 
 export interface FleetPort {
   /** The master slots of `cluster` (ASGs with both tags), by member name, and the ASGs whose member tag is missing or invalid. */
@@ -42,6 +43,13 @@ export interface EtcdReadPort {
   survey(candidates: ReadonlyArray<{ instanceId: string; member: string }>, read: { leases?: readonly string[]; certs?: boolean }, ctx: { signal?: AbortSignal }): Promise<EtcdView>;
   /** The peer URL `instanceId`'s etcd advertises (its host config), undefined when it cannot be asked. */
   peerUrlOf(instanceId: string, ctx: { signal?: AbortSignal }): Promise<string | undefined>;
+  /**
+   * The member list (linearizable) and every member's status through the member on `instanceId`,
+   * in one round trip: what every membership change starts from. Throws an EtcdError when the
+   * list cannot be read. `skipStale`: the member being replaced by a host at `peerUrl` — its old
+   * incarnation is not dialled (it only costs the status timeout).
+   */
+  membership(instanceId: string, ctx: { signal?: AbortSignal; skipStale?: { member: string; peerUrl: string } }): Promise<MembershipView>;
 }
 
 export interface BackupsPort {
@@ -54,6 +62,16 @@ export interface RecordsPort {
   memberIds(cluster: string, slots: readonly string[]): Promise<Record<string, string>>;
   held(cluster: string, member: string): Promise<{ instanceId: string; since: number; reason: string } | null>;
   awaitingDr(cluster: string, member: string): Promise<{ instanceId: string; since: number; hasData: boolean } | null>;
+  /** The highest etcd revision a probe has seen in the cluster (null: none remembered). */
+  highestRevision(cluster: string): Promise<number | null>;
+}
+
+export interface HostsReadPort {
+  /**
+   * The master's own word on its etcd and volume; null when its SSM agent is not online (not
+   * asked). `offlineRevision`: also read the DB's revision offline where etcd does not run.
+   */
+  report(instanceId: string, read: { offlineRevision: boolean; maxWaitSec: number }, ctx: { signal?: AbortSignal }): Promise<HostReport | null>;
 }
 
 export interface ObservePorts {
@@ -63,6 +81,7 @@ export interface ObservePorts {
   targets: TargetsPort;
   etcd: EtcdReadPort;
   backups: BackupsPort;
+  hosts: HostsReadPort;
   /** Absent: no state table (no recorded identities, no held hooks or DR records). */
   records?: RecordsPort;
 }

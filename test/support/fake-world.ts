@@ -5,8 +5,8 @@
  */
 import type { BackupObject } from '../../lib/aws/backups';
 import type { Clock } from '../../lib/clock';
-import type { EtcdView, SlotView } from '../../lib/domain/view';
-import type { EndpointStatus, Member } from '../../lib/etcd';
+import type { EtcdView, HostReport, SlotView } from '../../lib/domain/view';
+import type { EndpointStatus, Member, MemberId } from '../../lib/etcd';
 import { memberIdFromHex } from '../../lib/etcd';
 import type { ObservePorts, TaggedVolumeFact } from '../../lib/observe/ports';
 import { type HostAnswer, type HostCommand, type HostCommandKind, HostFailure, type Hosts } from '../../lib/host/commands';
@@ -28,6 +28,10 @@ export interface FakeWorld {
   memberIds: Record<string, string>;
   held: Record<string, { instanceId: string; since: number; reason: string }>;
   awaitingDr: Record<string, { instanceId: string; since: number; hasData: boolean }>;
+  /** The highest revision a probe remembers (null: none). */
+  highestRevision?: number | null;
+  /** What each master says of its etcd, by instance ID (absent: its SSM agent is offline; an Error: the command failed). */
+  hosts: Record<string, HostReport | Error>;
   /** No state table: the records port is absent. */
   noStateTable?: boolean;
   now: number;
@@ -67,12 +71,20 @@ export function healthyWorld(): FakeWorld {
       lastModified: new Date(NOW - 590_000), futureDated: false,
     }],
     memberIds: {}, held: {}, awaitingDr: {}, now: NOW,
+    hosts: Object.fromEntries(names.map((h) => [`i-${h}`, hostReport(h, { running: true })])),
   };
 }
 
+/** What the master of member `h` says: etcd stopped (known) unless `running`, with data, no offline revision. */
+export function hostReport(h: string, o: Partial<HostReport> = {}): HostReport {
+  const running = o.running ?? false;
+  return { running, stopped: !running, hasData: true, peerUrl: `https://${h}:2380`, clientUrl: `https://${h}:2379`, revision: null, ...o };
+}
+
 /** Ports over `w`; `reads` counts each source read. */
-export function fakePorts(w: FakeWorld): ObservePorts & { reads: Record<string, number> } {
+export function fakePorts(w: FakeWorld): ObservePorts & { reads: Record<string, number>; asked: Array<{ instanceId: string; offlineRevision: boolean }> } {
   const reads: Record<string, number> = {};
+  const asked: Array<{ instanceId: string; offlineRevision: boolean }> = [];
   /** An answer, as a port gives one: later, and counted. */
   const answer = <T>(what: string, fn: () => T): Promise<T> => Promise.resolve().then(() => {
     reads[what] = (reads[what] ?? 0) + 1;
@@ -80,6 +92,7 @@ export function fakePorts(w: FakeWorld): ObservePorts & { reads: Record<string, 
   });
   return {
     reads,
+    asked,
     fleet: {
       masterGroups: () => answer('fleet', () => ({ masters: structuredClone(w.slots), bad: [] })),
     },
@@ -91,6 +104,10 @@ export function fakePorts(w: FakeWorld): ObservePorts & { reads: Record<string, 
       survey: (candidates) => answer('etcd', (): EtcdView => (w.etcd.via && candidates.some((c) => c.instanceId === w.etcd.via!.instanceId)
         ? structuredClone(w.etcd) : { ...structuredClone(w.etcd), via: null, members: null, clusterId: null, membersFrom: null })),
       peerUrlOf: (instanceId) => answer('peerUrl', () => w.peerUrls[instanceId]),
+      membership: (instanceId) => answer('membership', () => {
+        if (!w.etcd.via || w.etcd.via.instanceId !== instanceId || !w.etcd.members || !w.etcd.clusterId) throw new Error(`fake etcd: no member list through ${instanceId}`);
+        return { members: { clusterId: w.etcd.clusterId as MemberId, respondingMemberId: w.etcd.members[0]!.id, raftTerm: 2, members: structuredClone(w.etcd.members) }, status: structuredClone(w.etcd.status) };
+      }),
     },
     backups: {
       list: () => answer('backups', () => {
@@ -98,11 +115,21 @@ export function fakePorts(w: FakeWorld): ObservePorts & { reads: Record<string, 
         return [...w.backups];
       }),
     },
+    hosts: {
+      // As the AWS adapter: the offline revision only where etcd is down on data.
+      report: (instanceId, read) => answer('hosts', () => {
+        asked.push({ instanceId, offlineRevision: read.offlineRevision });
+        const r = w.hosts[instanceId];
+        if (r instanceof Error) throw r;
+        return r ? { ...r, revision: read.offlineRevision && !r.running && r.hasData ? r.revision : null } : null;
+      }),
+    },
     ...(w.noStateTable ? {} : {
       records: {
         memberIds: () => answer('memberIds', () => ({ ...w.memberIds })),
         held: (_c, m) => answer('held', () => w.held[m] ?? null),
         awaitingDr: (_c, m) => answer('awaitingDr', () => w.awaitingDr[m] ?? null),
+        highestRevision: () => answer('highestRevision', () => w.highestRevision ?? null),
       },
     }),
   };
@@ -111,11 +138,16 @@ export function fakePorts(w: FakeWorld): ObservePorts & { reads: Record<string, 
 /** What a fake host answers per command kind: the answer, or the failure the script's exit code would give. */
 export type HostScript = { [K in HostCommandKind]?: (instanceId: string, command: Extract<HostCommand, { kind: K }>) => HostAnswer<K> | HostFailure };
 
-/** The host port over `script`; every command run is recorded, and one without a handler fails the test. */
-export function fakeHosts(script: HostScript): Hosts & { calls: Array<{ instanceId: string; command: HostCommand }> } {
+/**
+ * The host port over `script`; every command run is recorded, and one without a handler fails the
+ * test. `offline`: masters whose agent is not online. etcdctl is not scripted here (fails).
+ */
+export function fakeHosts(script: HostScript, offline: readonly string[] = []): Hosts & { calls: Array<{ instanceId: string; command: HostCommand }> } {
   const calls: Array<{ instanceId: string; command: HostCommand }> = [];
   return {
     calls,
+    online: (instanceId) => Promise.resolve(!offline.includes(instanceId)),
+    etcdctl: (instanceId) => () => Promise.reject(new Error(`fake host: no etcdctl on ${instanceId}`)),
     run<C extends HostCommand>(instanceId: string, command: C): Promise<HostAnswer<C['kind']>> {
       calls.push({ instanceId, command });
       const handler = script[command.kind] as ((i: string, c: C) => HostAnswer<C['kind']> | HostFailure) | undefined;

@@ -7,7 +7,7 @@ import { probeCluster } from '../../lib/flows/probe';
 import { readWorld, withLockView } from '../../lib/flows/reconcile';
 import { clusterStatus } from '../../lib/flows/status';
 import { renderStatus } from '../../cli/render/status';
-import { fakeHosts, fakePorts, fixedClock, healthyWorld, hexId, NOW, status } from '../support/fake-world';
+import { fakePorts, fixedClock, healthyWorld, hexId, hostReport, NOW, status } from '../support/fake-world';
 import type { FlowDeps } from '../../lib/flows/deps';
 import { noPeer } from '../../lib/flows/replacement/peer';
 import type { ReplacementState } from '../../lib/flows/replacement/state';
@@ -125,13 +125,11 @@ describe('the replacement with no healthy peer, over fakes: quorum lost only on 
   };
   const verdict = async (etcdCRuns: boolean, systemdAnswers = true) => {
     const w = world();
-    const hosts = fakeHosts({
-      'member-status': (i) => {
-        const running = i === 'i-a' || (i === 'i-c' && etcdCRuns);
-        return { running, stopped: !running && (i !== 'i-c' || systemdAnswers), healthy: false, pid: null, peerUrl: '', clientUrl: '', hasData: true, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false, guard: 'full' };
-      },
-    });
-    const deps = { observe: fakePorts(w), hosts, clock: fixedClock(), timings: TIMINGS } as unknown as FlowDeps; // only what the verdict reads
+    for (const i of ['i-a', 'i-b2', 'i-c']) {
+      const running = i === 'i-a' || (i === 'i-c' && etcdCRuns);
+      w.hosts[i] = hostReport(i, { running, stopped: !running && (i !== 'i-c' || systemdAnswers) });
+    }
+    const deps = { observe: fakePorts(w), clock: fixedClock(), timings: TIMINGS } as unknown as FlowDeps; // only what the verdict reads
     const s = { deps, slot: { cluster: 'prod', member: 'etcd-b', asg: 'prod-etcd-b' }, instanceId: 'i-b2', peerCandidates: ['etcd-a', 'etcd-c'] } as unknown as ReplacementState;
     return noPeer(new FlowRun(deps), s);
   };

@@ -4,7 +4,7 @@
  * ask `slotGaps`. Views come from `observeCluster` over in-memory ports (test/support/fake-world.ts).
  */
 import { departureGate } from '../../lib/domain/departure';
-import { judgeQuorum, type QuorumJudgement, slotGaps } from '../../lib/domain/judge';
+import { etcdStoppedOn, judgeQuorum, type QuorumJudgement, slotGaps } from '../../lib/domain/judge';
 import { DEFAULT_RECONCILE, planReconcile } from '../../lib/domain/reconcile';
 import { judgeStatus } from '../../lib/domain/status';
 import type { EtcdView } from '../../lib/domain/view';
@@ -13,7 +13,7 @@ import { observeCluster } from '../../lib/observe/observe';
 import { fixedClock } from '../support/fake-world';
 
 const CTX = { clock: fixedClock() };
-import { fakePorts, type FakeWorld, healthyWorld, hexId, member, status } from '../support/fake-world';
+import { fakePorts, type FakeWorld, healthyWorld, hexId, hostReport, member, status } from '../support/fake-world';
 
 const etcdOf = (members: EtcdView['members'], statuses: ReturnType<typeof status>[], unreachable: Array<[string, string]> = []): Pick<EtcdView, 'members' | 'status'> => ({
   members, status: { statuses, unreachable: unreachable.map(([h, error]) => ({ endpoint: `https://${h}:2379`, error })) },
@@ -49,24 +49,46 @@ describe('judgeQuorum: one rule, and "cannot see" is never "lost"', () => {
     expect(judgeQuorum(etcd, { slots: gone, claims })).toMatchObject({ state: 'lost', downIds: [hexId('a'), hexId('b'), hexId('c')] });
   });
 
+  /** The hosts' word: the masters of `members` say etcd is stopped, the others that it runs. */
+  const stoppedOn = (slots: FakeWorld['slots'], members: readonly string[]) => Object.fromEntries(slots.map((x) => [x.instanceId!, { report: hostReport(x.member, { running: !members.includes(x.member) }) }]));
+
+  it('etcdStoppedOn: a slot counts only when every master that may run its member was asked and says etcd is stopped', () => {
+    const w = healthyWorld();
+    const said = (running: boolean) => ({ report: hostReport('x', { running }) });
+    // Asked and stopped.
+    expect(etcdStoppedOn({ slots: w.slots, hosts: { 'i-a': said(false), 'i-b': said(true) } })).toEqual(['etcd-a']);
+    // A retiring master (Terminating:Wait) still runs etcd for all the new one knows: both must say stopped.
+    const two = [{ ...w.slots[0]!, instances: [{ instanceId: 'i-a', lifecycleState: 'InService' }, { instanceId: 'i-old', lifecycleState: 'Terminating:Wait' }] }];
+    expect(etcdStoppedOn({ slots: two, hosts: { 'i-a': said(false) } })).toEqual([]);
+    expect(etcdStoppedOn({ slots: two, hosts: { 'i-a': said(false), 'i-old': said(false) } })).toEqual(['etcd-a']);
+    // A terminated instance cannot run it: not asked, not needed.
+    const gone = [{ ...w.slots[0]!, instances: [{ instanceId: 'i-a', lifecycleState: 'InService' }, { instanceId: 'i-dead', lifecycleState: 'Terminated' }] }];
+    expect(etcdStoppedOn({ slots: gone, hosts: { 'i-a': said(false) } })).toEqual(['etcd-a']);
+    // Not answering (agent offline, command failed) testifies nothing; neither does `running: false` without `stopped`.
+    expect(etcdStoppedOn({ slots: w.slots.slice(0, 1), hosts: { 'i-a': { unavailable: 'its SSM agent is not online' } } })).toEqual([]);
+    expect(etcdStoppedOn({ slots: w.slots.slice(0, 1), hosts: { 'i-a': { report: hostReport('a', { running: false, stopped: false }) } } })).toEqual([]);
+    // A slot without any live master is judged empty elsewhere, not "stopped".
+    expect(etcdStoppedOn({ slots: [{ ...w.slots[0]!, instanceId: null, instances: [] }], hosts: {} })).toEqual([]);
+  });
+
   it('the hosts testify: a master that says its etcd is not running is evidence; a silent one is not', () => {
     const w = healthyWorld();
     const claims = { 'etcd-a': { id: hexId('a'), basis: 'name' as const }, 'etcd-b': { id: hexId('b'), basis: 'name' as const }, 'etcd-c': { id: hexId('c'), basis: 'name' as const } };
     const slow = etcdOf(three, [status('a', null)], [['b', TIMEOUT], ['c', TIMEOUT]]);
     // Two peers slow: cannot see. Their masters say etcd is stopped there: lost.
     expect(judgeQuorum(slow, { slots: w.slots, claims }).state).toBe('unknown');
-    expect(judgeQuorum(slow, { slots: w.slots, claims, etcdStoppedOn: ['etcd-b', 'etcd-c'] })).toMatchObject({ state: 'lost', downIds: [hexId('a'), hexId('b'), hexId('c')] });
+    expect(judgeQuorum(slow, { slots: w.slots, claims, hosts: stoppedOn(w.slots, ['etcd-b', 'etcd-c']) })).toMatchObject({ state: 'lost', downIds: [hexId('a'), hexId('b'), hexId('c')] });
     // etcd-a without a leader and etcd-b stopped: two of three down, lost whatever etcd-c would say.
-    expect(judgeQuorum(slow, { slots: w.slots, claims, etcdStoppedOn: ['etcd-b'] }).state).toBe('lost');
+    expect(judgeQuorum(slow, { slots: w.slots, claims, hosts: stoppedOn(w.slots, ['etcd-b']) }).state).toBe('lost');
     // All three slow and one stopped: two may still form a quorum; cannot tell.
     const allSlow = etcdOf(three, [], [['a', TIMEOUT], ['b', TIMEOUT], ['c', TIMEOUT]]);
-    expect(judgeQuorum(allSlow, { slots: w.slots, claims, etcdStoppedOn: ['etcd-b'] })).toMatchObject({ state: 'unknown', downIds: [hexId('b')] });
+    expect(judgeQuorum(allSlow, { slots: w.slots, claims, hosts: stoppedOn(w.slots, ['etcd-b']) })).toMatchObject({ state: 'unknown', downIds: [hexId('b')] });
     // Nobody answered at all: lost only when every master says etcd is stopped (or has no instance).
     const silent = { members: null, status: { statuses: [], unreachable: [] } };
-    expect(judgeQuorum(silent, { slots: w.slots, claims: {}, etcdStoppedOn: ['etcd-a', 'etcd-b', 'etcd-c'] })).toMatchObject({ state: 'lost', why: expect.stringMatching(/etcd runs on none of the 3 masters/) as unknown });
-    expect(judgeQuorum(silent, { slots: w.slots, claims: {}, etcdStoppedOn: ['etcd-a', 'etcd-b'] }).state).toBe('unknown');
+    expect(judgeQuorum(silent, { slots: w.slots, claims: {}, hosts: stoppedOn(w.slots, ['etcd-a', 'etcd-b', 'etcd-c']) })).toMatchObject({ state: 'lost', why: expect.stringMatching(/etcd runs on none of the 3 masters/) as unknown });
+    expect(judgeQuorum(silent, { slots: w.slots, claims: {}, hosts: stoppedOn(w.slots, ['etcd-a', 'etcd-b']) }).state).toBe('unknown');
     // A quorate cluster stays quorate whatever a host claims (the answers are the stronger evidence).
-    expect(judgeQuorum(w.etcd, { slots: w.slots, claims, etcdStoppedOn: ['etcd-c'] }).state).toBe('quorate');
+    expect(judgeQuorum(w.etcd, { slots: w.slots, claims, hosts: stoppedOn(w.slots, ['etcd-c']) }).state).toBe('quorate');
   });
 });
 

@@ -2,19 +2,11 @@
  * The quorum-loss recovery read over in-memory ports and fake hosts: what each master is asked,
  * each slot's chance, and the verdict the reconciler acts on — without moto or etcd.
  */
-import type { SSMClient } from '@aws-sdk/client-ssm';
 import { DEFAULT_RECONCILE, planReconcile } from '../../lib/domain/reconcile';
 import { DEFAULT_RECOVERY, type RecoverySettings } from '../../lib/domain/recovery';
 import { readWorld } from '../../lib/flows/reconcile';
 import type { RestoreJournal } from '../../lib/aws/restore-journal';
-import { type FakeWorld, fakeHosts, fakePorts, fixedClock, healthyWorld, NOW, status } from '../support/fake-world';
-
-const TIMINGS = { minDelaySec: 0.01, maxDelaySec: 0.01, commandMinDelaySec: 0.01, commandMaxDelaySec: 0.01 };
-const online = (ids: readonly string[]) => ({
-  send: (cmd: { input: { Filters?: Array<{ Values?: string[] }> } }) => Promise.resolve({
-    InstanceInformationList: (cmd.input.Filters?.[0]?.Values ?? []).filter((id) => ids.includes(id)).map((id) => ({ InstanceId: id, PingStatus: 'Online' })),
-  }),
-}) as unknown as SSMClient;
+import { type FakeWorld, fakePorts, fixedClock, healthyWorld, hostReport, NOW, status } from '../support/fake-world';
 
 /** Two masters replaced without quorum (awaiting DR on i-a2/i-b2), etcd-c alone and leaderless. */
 function twoLost(hasData: boolean): FakeWorld {
@@ -28,32 +20,31 @@ function twoLost(hasData: boolean): FakeWorld {
 }
 
 function read(w: FakeWorld, o: { hasData: boolean; settings?: Partial<RecoverySettings>; journal?: RestoreJournal; agents?: string[]; probed?: number }) {
-  const hosts = fakeHosts({
-    'member-status': (id) => ({ running: id === 'i-c', healthy: false, pid: null, peerUrl: `https://${id}:2380`, clientUrl: `https://${id}:2379`, hasData: id === 'i-c' || o.hasData, etcdVersion: null, serverVersion: null, clusterVersion: null, configPending: false, stopped: id !== 'i-c', guard: 'full' }),
-    'restore-inspect': () => ({ running: false, hasData: true, revision: 4000, dataDir: '/var/lib/etcd/data', restored: null }),
-  });
+  // The replaced masters say etcd is stopped there, on their data (revision 4000 read offline) or on a blank volume.
+  w.hosts = { 'i-c': hostReport('c', { running: true }) };
+  for (const [id, h] of [['i-a2', 'a'], ['i-b2', 'b']] as const) if ((o.agents ?? ['i-a2', 'i-b2']).includes(id)) w.hosts[id] = hostReport(h, { hasData: o.hasData, revision: 4000 });
+  if (o.probed) w.highestRevision = o.probed;
+  const observe = fakePorts(w);
   const deps = {
-    observe: fakePorts(w), clock: fixedClock(),
-    recovery: { read: { hosts, ssm: online(o.agents ?? ['i-a2', 'i-b2', 'i-c']), timings: TIMINGS, ...(o.journal ? { journal: o.journal } : {}) }, settings: () => ({ ...DEFAULT_RECOVERY, mode: 'automatic' as const, waitSec: 0, ...o.settings }),
-      ...(o.probed ? { probedRevision: () => Promise.resolve(o.probed!) } : {}) },
+    observe, clock: fixedClock(),
+    recovery: { read: { observe, clock: fixedClock(), ...(o.journal ? { journal: o.journal } : {}) }, settings: () => ({ ...DEFAULT_RECOVERY, mode: 'automatic' as const, waitSec: 0, ...o.settings }) },
   };
-  return { hosts, world: readWorld(deps, 'prod') };
+  return { asked: observe.asked, world: readWorld(deps, 'prod') };
 }
 
 describe('quorum-loss recovery over fakes', () => {
   it('a quorate cluster: no master is asked anything', async () => {
-    const { hosts, world } = read(healthyWorld(), { hasData: true });
+    const { asked, world } = read(healthyWorld(), { hasData: true });
     expect((await world).recovery?.verdict.kind).toBe('none');
-    expect(hosts.calls).toEqual([]);
+    expect(asked).toEqual([]);
   });
 
   it('two replaced masters with their data: quorum lost on the hosts\' word, both started on their own data (revision read offline)', async () => {
-    const { hosts, world } = read(twoLost(true), { hasData: true });
+    const { asked, world } = read(twoLost(true), { hasData: true });
     const w = await world;
     expect(w.recovery?.verdict).toMatchObject({ kind: 'start', members: [{ member: 'etcd-a', instanceId: 'i-a2', revision: 4000 }, { member: 'etcd-b', instanceId: 'i-b2', revision: 4000 }] });
-    expect(hosts.calls.filter((c) => c.command.kind === 'restore-inspect').map((c) => c.instanceId).sort()).toEqual(['i-a2', 'i-b2']);
+    expect(asked.map((c) => c).sort((x, y) => x.instanceId.localeCompare(y.instanceId))).toEqual([{ instanceId: 'i-a2', offlineRevision: true }, { instanceId: 'i-b2', offlineRevision: true }]);
     // The survivor answered for itself: its master is not asked.
-    expect(hosts.calls.some((c) => c.instanceId === 'i-c')).toBe(false);
     expect(planReconcile(w, DEFAULT_RECONCILE).actions.map((a) => a.kind)).toEqual(['start-member', 'start-member']);
   });
 

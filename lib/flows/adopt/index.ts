@@ -14,7 +14,6 @@
  * reconfigured, and no data is moved.
  */
 import { byMember, clusterVolumes, type TaggedVolume } from '../../aws/ec2';
-import { agentOnline } from '../../aws/ssm-agent';
 import {
   adopted, type AdoptionFacts, type AdoptionPlan, type AdoptionSlot, type EtcdFacts, mappingChanges, planAdoption as decide, type Refusal, type SlotFacts,
 } from '../../domain/adoption';
@@ -28,7 +27,7 @@ import type { ObservePorts } from '../../observe/ports';
 
 export type { AdoptionPlan, AdoptionSlot, Refusal } from '../../domain/adoption';
 
-export type AdoptDeps = Pick<FlowDeps, 'ec2' | 'asg' | 'ssm' | 'lock' | 'memberIds' | 'formation' | 'hosts' | 'clock' | 'tags' | 'timings' | 'progress' | 'signal'>
+export type AdoptDeps = Pick<FlowDeps, 'ec2' | 'asg' | 'lock' | 'memberIds' | 'formation' | 'hosts' | 'clock' | 'tags' | 'timings' | 'progress' | 'signal'>
   & { etcd: ObservePorts['etcd'] };
 
 /** Adopt wrote nothing: the plan had refusals, the world changed since it was shown, or another flow drives a slot. */
@@ -57,7 +56,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 /** What the slot's one InService master says: its peer URL, whether etcd runs as its unit, and, with one tagged volume, the inspection. */
 async function askHost(r: FlowRun, deps: AdoptDeps, cluster: string, slot: string, instanceId: string, volume: TaggedVolume | undefined): Promise<SlotFacts['host']> {
   try {
-    if (!(await agentOnline(deps.ssm, instanceId))) return { problem: `the SSM agent on ${instanceId} is not online` };
+    if (!(await deps.hosts.online(instanceId))) return { problem: `the SSM agent on ${instanceId} is not online` };
     const opts = r.hostOpts(120);
     const [status, inspect] = await Promise.all([
       deps.hosts.run(instanceId, { kind: 'member-status' }, opts),

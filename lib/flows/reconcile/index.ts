@@ -12,7 +12,6 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { BackupStore } from '../../aws/backups';
 import { describeInstance, describeVolume, detachVolume } from '../../aws/ec2';
 import { hookOf, launchHookOf } from '../../aws/lifecycle';
-import { agentOnline } from '../../aws/ssm-agent';
 import type { ClusterLock } from '../../aws/lock';
 import type { ReconcileMemory } from '../../aws/reconcile-memory';
 import { judgeQuorum, slotGaps } from '../../domain/judge';
@@ -27,7 +26,7 @@ import { backupCluster, type BackupSettings } from '../backup';
 import { type RecoverDeps, recoverCluster, type RecoveryReadDeps, readRecovery, startOnOwnData } from '../recover';
 import type { RecoverySettings } from '../../domain/recovery';
 import type { RestoreJournal } from '../../aws/restore-journal';
-import { clusterMasters, firstHealthyPeer } from '../cluster-masters';
+import { firstHealthyPeer } from '../cluster-masters';
 import type { FlowDeps } from '../deps';
 import { FlowRun } from '../run';
 import { findMasterSlot, instanceLockKey, slotLockKey } from '../master-slot';
@@ -47,11 +46,10 @@ export interface ReconcileReadDeps {
   /** First-seen times remembered by earlier runs. */
   remembered?: (cluster: string) => Promise<Record<string, number>>;
   /**
-   * Quorum loss judged too (absent: not judged): how to ask the hosts, each cluster's recovery
-   * settings, and the highest revision the probe saw (it runs every minute; the reconciler's own
-   * memory keeps what it saw every five).
+   * Quorum loss judged too (absent: not judged): how to ask the hosts and each cluster's recovery
+   * settings (the highest revision the probe saw is in the view's records).
    */
-  recovery?: { read: RecoveryReadDeps; settings: (cluster: string) => RecoverySettings; probedRevision?: (cluster: string) => Promise<number | null> };
+  recovery?: { read: RecoveryReadDeps; settings: (cluster: string) => RecoverySettings };
 }
 
 /** The members, the leader most voters agree on, and the members that follow it: the one quorum rule's reading. */
@@ -85,10 +83,8 @@ export async function readWorld(deps: ReconcileReadDeps, cluster: string, opts: 
   }
   const newest = view.backups === null || 'error' in view.backups ? 'unknown' : view.backups.usable.at(-1);
   const q = judgeQuorum(view.etcd, view);
-  // Asked only when quorum is not proven (a recovery may count from it): one read, not every run.
-  const probed = deps.recovery?.probedRevision && q.state !== 'quorate' ? await deps.recovery.probedRevision(cluster).catch(() => null) : null;
   const recovery = deps.recovery ? await readRecovery(deps.recovery.read, view, {
-    lostSince: remembered[seenKey('lost', 'quorum')] ?? null, highestSeen: Math.max(remembered[seenKey('revision', 'high')] ?? 0, probed ?? 0) || null,
+    lostSince: remembered[seenKey('lost', 'quorum')] ?? null, highestSeen: remembered[seenKey('revision', 'high')] ?? null,
     startedAt: Object.fromEntries(Object.entries(remembered).filter(([k]) => k.startsWith('start#')).map(([k, t]) => [k.slice('start#'.length), t])),
   }, deps.recovery.settings(cluster), opts.store) : undefined;
   return {
@@ -132,7 +128,7 @@ export interface ReconcileDeps extends FlowDeps {
   observe: ObservePorts;
   memory: ReconcileMemory;
   /** Quorum-loss recovery: each cluster's settings, the restore's journal, the probe's highest revision (absent: not judged). */
-  recovery?: { settings: (cluster: string) => RecoverySettings; journal: RestoreJournal; probedRevision?: (cluster: string) => Promise<number | null> };
+  recovery?: { settings: (cluster: string) => RecoverySettings; journal: RestoreJournal };
   /** Where the backups are: the listing decides staleness and a stale cluster gets a backup. Absent = backups not judged. */
   backup?: { s3: S3Client; settings: BackupSettings };
 }
@@ -197,7 +193,7 @@ async function repair(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: '
   const found = await findMasterSlot(deps.asg, a.asg, deps.tags);
   if (found.kind !== 'master') return skipped(found.reason);
   // A dead host cannot be repaired from here: its ASG health check (or an operator) replaces it.
-  if (!(await agentOnline(deps.ssm, a.instanceId))) return failed(`the SSM agent on ${a.instanceId} is offline: if the instance is impaired, terminate it so ${a.asg} replaces it`);
+  if (!(await deps.hosts.online(a.instanceId))) return failed(`the SSM agent on ${a.instanceId} is offline: if the instance is impaired, terminate it so ${a.asg} replaces it`);
   const out = await replaceMaster(deps, { slot: found.slot, instanceId: a.instanceId, hook: null }, { slotLock: 'try' });
   if (out.result === 'continued') return done(`${a.member} on ${a.instanceId} repaired (${out.membership ?? 'membership unchanged'})`);
   if (out.result === 'busy' || out.result === 'ignored') return skipped(out.reason ?? 'another flow is driving the slot');
@@ -223,8 +219,8 @@ async function driveRetirement(deps: ReconcileDeps, a: Extract<ReconcileAction, 
 
 async function removeStray(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'remove-stray' }>): Promise<StepResult> {
   return holding(r, cluster, 'a membership change holds the cluster lock; decided next run', async () => {
-    const masters = await clusterMasters(deps.asg, deps.tags, cluster);
-    const peer = await firstHealthyPeer(deps.ssm, deps.scripts, masters.flatMap((m) => (m.instanceId ? [{ member: m.member, instanceId: m.instanceId }] : [])), r.runOpts());
+    const masters = (await deps.observe.fleet.masterGroups(cluster)).masters;
+    const peer = await firstHealthyPeer(deps.hosts, masters.flatMap((m) => (m.instanceId ? [{ member: m.member, instanceId: m.instanceId }] : [])), r.runOpts());
     if (!peer) return failed('no healthy etcd member answers: nothing removed');
     const list = await peer.etcd.memberList();
     const m = list.members.find((x) => x.id === a.memberId);
@@ -314,7 +310,6 @@ export async function reconcileCluster(deps: ReconcileDeps, cluster: string, set
     ...(deps.recovery ? {
       recovery: {
         read: { ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}), journal: deps.recovery.journal }, settings: deps.recovery.settings,
-        ...(deps.recovery.probedRevision ? { probedRevision: deps.recovery.probedRevision } : {}),
       },
     } : {}),
   }, deps.lock, deps.memory);

@@ -15,19 +15,21 @@
 import type { Alerter } from '../../aws/alerts';
 import { type BackupStore, headBackup } from '../../aws/backups';
 import type { RestoreJournal } from '../../aws/restore-journal';
-import { agentOnline } from '../../aws/ssm-agent';
+import type { Clock } from '../../clock';
 import { judgeQuorum, type QuorumJudgement } from '../../domain/judge';
 import {
   describeSource, type HostWord, judgeRecovery, type RecoverySettings, type RecoveryVerdict, type RestoreVerdict, type SlotChance, slotChances,
 } from '../../domain/recovery';
 import type { ClusterView } from '../../domain/view';
 import { backupCluster, type BackupDeps, type BackupSettings } from '../backup';
-import { type HostFlowDeps, hostRunOpts } from '../deps';
+import type { HostFlowDeps } from '../deps';
+import { contextOf, readHosts } from '../../observe/observe';
+import type { ObservePorts } from '../../observe/ports';
 import type { FlowRun } from '../run';
 import { type RestoreDeps, type RestoreSummary, restoreCluster } from '../restore';
 
 /** What the recovery reads beyond the view: the hosts, and the newest backup's revision. */
-export type RecoveryReadDeps = Pick<HostFlowDeps, 'hosts' | 'ssm' | 'timings' | 'signal'> & Partial<Pick<HostFlowDeps, 's3'>> & { journal?: RestoreJournal };
+export type RecoveryReadDeps = { observe: Pick<ObservePorts, 'hosts'>; clock: Clock; signal?: AbortSignal } & Partial<Pick<HostFlowDeps, 's3'>> & { journal?: RestoreJournal };
 
 /** The view the recovery reads (backups null: no bucket). */
 export type RecoveryView = Pick<ClusterView, 'slots' | 'etcd' | 'claims' | 'volumes' | 'records' | 'at' | 'cluster'> & { backups: ClusterView['backups'] | null };
@@ -50,30 +52,16 @@ export interface RecoveryReading {
   highestSeen: number | null;
 }
 
-/** Asks the masters whose member did not answer what runs there and what their volume holds. */
-async function askHosts(deps: RecoveryReadDeps, view: RecoveryView, answered: ReadonlySet<string>): Promise<Record<string, HostWord>> {
-  const words: Record<string, HostWord> = {};
-  await Promise.all(view.slots.map(async (slot) => {
-    const id = slot.instanceId;
-    if (!id || answered.has(slot.member) || !(await agentOnline(deps.ssm, id).catch(() => false))) return;
-    try {
-      const st = await deps.hosts.run(id, { kind: 'member-status' }, hostRunOpts(deps, 60));
-      // The DB's revision is read offline only where etcd does not run (it holds the DB's lock).
-      const revision = !st.running && st.hasData ? (await deps.hosts.run(id, { kind: 'restore-inspect' }, hostRunOpts(deps, 60))).revision : null;
-      words[slot.member] = { running: st.running, hasData: st.hasData, revision };
-    } catch {
-      // Not asked: the slot's chance is judged from the view alone.
-    }
-  }));
-  return words;
-}
-
-/** The recovery verdict for one cluster, from its view (quorum judged with the hosts' testimony) and what earlier runs remembered. */
+/**
+ * The recovery verdict for one cluster, from its view and what earlier runs remembered. The view
+ * needs no hosts part: they are asked here, and only when the view does not prove quorum.
+ */
 export async function readRecovery(deps: RecoveryReadDeps, view: RecoveryView, mem: RecoveryMemory, settings: RecoverySettings, store?: BackupStore): Promise<RecoveryReading> {
   const q0 = judgeQuorum(view.etcd, view);
   const statusOf = (member: string) => view.etcd.status.statuses.find((s) => s.memberId === view.claims[member]?.id);
   const live = view.etcd.status.statuses.map((s) => s.revision).filter((r): r is number => r !== null);
-  const highestSeen = Math.max(mem.highestSeen ?? 0, ...live) || null;
+  const probed = 'error' in view.records ? null : view.records.highestRevision;
+  const highestSeen = Math.max(mem.highestSeen ?? 0, probed ?? 0, ...live) || null;
   if (q0.state === 'quorate') return { verdict: { kind: 'none', why: q0.why }, quorum: q0, chances: [], clientUrls: {}, highestSeen };
   const answered: Record<string, number | null> = {};
   const clientUrls: Record<string, string> = {};
@@ -81,10 +69,15 @@ export async function readRecovery(deps: RecoveryReadDeps, view: RecoveryView, m
     const st = statusOf(slot.member);
     if (st) { answered[slot.member] = st.revision; clientUrls[slot.member] = st.endpoint; }
   }
-  const words = await askHosts(deps, view, new Set(Object.keys(answered)));
-  // The hosts' word is evidence for the one quorum rule: etcd known not to run there.
-  const etcdStoppedOn = Object.entries(words).filter(([, w]) => !w.running).map(([m]) => m);
-  const quorum = judgeQuorum(view.etcd, { slots: view.slots, claims: view.claims, etcdStoppedOn });
+  // Quorum not proven: the masters whose member did not answer are asked what runs there and what
+  // their volume holds — evidence for the one quorum rule, and each slot's chance.
+  const hosts = await readHosts(deps.observe, view, { of: 'silent', offlineRevision: true }, contextOf(deps));
+  const quorum = judgeQuorum(view.etcd, { ...view, hosts });
+  const words: Record<string, HostWord> = {};
+  for (const slot of view.slots) {
+    const said = slot.instanceId ? hosts[slot.instanceId] : undefined;
+    if (said && 'report' in said) words[slot.member] = said.report;
+  }
   const records = 'error' in view.records ? {} : view.records.bySlot;
   const awaitingDr = Object.fromEntries(Object.entries(records).flatMap(([m, r]) => (r.awaitingDr ? [[m, { hasData: r.awaitingDr.hasData }]] : [])));
   const chances = slotChances({

@@ -17,7 +17,7 @@ import { byMember, clusterVolumes } from '../../aws/ec2';
 import type { FormationRecord } from '../../aws/formation';
 import { decideSeed, type SeedDecision, type SeedFacts } from '../../domain/bootstrap';
 import { TimeoutError } from '../../clock';
-import { clusterMasters, type Peer } from '../cluster-masters';
+import type { Peer } from '../cluster-masters';
 import { findPeer, findPeerPatiently, noPeer } from './peer';
 import type { ReplacementState as S } from './state';
 import { FlowFailure, type FlowRun } from '../run';
@@ -27,7 +27,7 @@ import type { Step } from '../steps';
 async function seedFacts(s: S, known?: FormationRecord | null): Promise<SeedFacts> {
   const { deps, slot } = s;
   const [masters, volumes, formation, backupExists] = await Promise.all([
-    clusterMasters(deps.asg, deps.tags, slot.cluster),
+    deps.observe.fleet.masterGroups(slot.cluster).then((g) => g.masters),
     clusterVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster }).then(byMember),
     known !== undefined ? Promise.resolve(known) : deps.formation.get(slot.cluster),
     deps.backups ? anyBackup(deps.backups.s3, deps.backups.store, slot.cluster) : Promise.resolve(null),
@@ -54,7 +54,7 @@ async function loneSeed(s: S, rec: FormationRecord | null): Promise<string | nul
   const { deps, slot } = s;
   if (!rec || rec.how !== 'bootstrap' || rec.seed !== slot.member) return null;
   if (rec.state === 'seeding') return `${slot.member} holds the seed claim and its volume the new cluster's data: seeding goes on`;
-  const others = (await clusterMasters(deps.asg, deps.tags, slot.cluster)).map((m) => m.member).filter((m) => m !== slot.member);
+  const others = (await deps.observe.fleet.masterGroups(slot.cluster)).masters.map((m) => m.member).filter((m) => m !== slot.member);
   const joined = Object.keys(await deps.memberIds.get(slot.cluster, others));
   return joined.length ? null : `${slot.member} seeded ${slot.cluster} and nobody has joined it yet: etcd starts again on its data`;
 }

@@ -12,7 +12,7 @@ import { firstHealthyPeer } from '../cluster-masters';
 import type { ReplacementState as S } from './state';
 import { FlowFailure, type FlowRun, hostAdvice } from '../run';
 import { type Step } from '../steps';
-import { viewCluster } from '../../aws/etcd-survey';
+import { contextOf } from '../../observe/observe';
 
 /** Host steps of the replacement: idempotent, so an unfinished SSM command is tried once more. */
 const onHost = <C extends HostCommand>(r: FlowRun, s: S, command: C, step: string, signal?: AbortSignal) =>
@@ -62,7 +62,7 @@ export const urlsStep: Step<S> = {
  * timeout, ~2 s of every replacement).
  */
 async function readCluster(r: FlowRun, s: S): Promise<MemberList> {
-  const view = await viewCluster(s.deps.ssm, s.deps.scripts, s.peer!.instanceId, r.runOpts(), { member: s.slot.member, peerUrl: s.urls!.peerUrl });
+  const view = await s.deps.observe.etcd.membership(s.peer!.instanceId, { ...contextOf(s.deps), skipStale: { member: s.slot.member, peerUrl: s.urls!.peerUrl } });
   const health = judgeQuorum({ members: view.members.members, status: view.status });
   if (health.state !== 'quorate') {
     throw new FlowFailure('membership', `cluster ${s.slot.cluster} has no leader or no quorum (${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}); no membership change attempted`,
@@ -191,7 +191,7 @@ async function startSeed(r: FlowRun, s: S): Promise<{ detail: string }> {
   const { slot, instanceId, deps } = s;
   const peerUrl = s.urls!.peerUrl;
   await onHost(r, s, { kind: 'member-start', name: slot.member, initialCluster: `${slot.member}=${peerUrl}`, state: 'new', token: `${slot.cluster}-${instanceId}` }, 'start');
-  const self = await r.poll(`the seed ${slot.member} to answer`, async () => (await firstHealthyPeer(deps.ssm, deps.scripts, [{ instanceId, member: slot.member }], r.runOpts())) ?? undefined,
+  const self = await r.poll(`the seed ${slot.member} to answer`, async () => (await firstHealthyPeer(deps.hosts, [{ instanceId, member: slot.member }], r.runOpts())) ?? undefined,
     { timeoutSec: deps.timings.catchUpTimeoutSec, intervalSec: 1 });
   s.peer = self;
   // A seed restarted on its data on another instance (its first one was ABANDONed after the
@@ -238,7 +238,7 @@ export const caughtUpStep: Step<S> = {
     let caughtUpId: string | undefined;
     const detail = await r.poll(`${slot.member} to join and catch up`, async () => {
       const read = async () => {
-        const v = await viewCluster(deps.ssm, deps.scripts, peer.instanceId, r.runOpts());
+        const v = await deps.observe.etcd.membership(peer.instanceId, contextOf(deps));
         s.clusterId = v.members.clusterId;
         const m = v.members.members.find((x) => x.peerUrls.includes(peerUrl));
         if (!m) throw new FlowFailure('caught-up', `${slot.member} vanished from the member list`, 'Re-run the replacement (the reconciler will).');

@@ -4,11 +4,11 @@
  * and the version this master's etcd may join it with.
  */
 import { judgeJoin, minorOf, parseEtcdVersion } from '../../domain/etcd-version';
-import { judgeQuorum, liveInstanceIds } from '../../domain/judge';
+import { judgeQuorum } from '../../domain/judge';
 import { contextOf, observeCluster } from '../../observe/observe';
 import { STATUS_TIMEOUT } from '../../etcd';
 import { TimeoutError } from '../../clock';
-import { clusterMasters, firstHealthyPeer, type Peer } from '../cluster-masters';
+import { firstHealthyPeer, type Peer } from '../cluster-masters';
 import type { ReplacementState as S } from './state';
 import { FlowFailure, type FlowRun } from '../run';
 import { type Step } from '../steps';
@@ -43,7 +43,7 @@ export async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<
   // InService masters first; a master waiting to retire (Terminating:Wait) still runs a healthy
   // member until its turn comes, and during a refresh of every master it may be the only peer.
   const candidates: Array<{ instanceId: string; member: string; rank: number }> = [];
-  for (const m of await clusterMasters(deps.asg, deps.tags, slot.cluster)) {
+  for (const m of (await deps.observe.fleet.masterGroups(slot.cluster)).masters) {
     if (m.member === slot.member) continue;
     for (const i of m.instances) {
       const rank = ['InService', 'Terminating:Wait'].indexOf(i.lifecycleState);
@@ -52,7 +52,7 @@ export async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<
   }
   candidates.sort((a, b) => a.rank - b.rank);
   s.peerCandidates = candidates.map((c) => c.member);
-  return firstHealthyPeer(deps.ssm, deps.scripts, candidates, r.runOpts(600, { signal }));
+  return firstHealthyPeer(deps.hosts, candidates, r.runOpts(600, { signal }));
 }
 
 /**
@@ -64,7 +64,7 @@ export async function findPeer(r: FlowRun, s: S, signal?: AbortSignal): Promise<
  */
 export async function noPeer(r: FlowRun, s: S): Promise<FlowFailure> {
   const tried = s.peerCandidates?.join(', ') || 'none';
-  const judged = await judgeWithoutPeer(r, s).catch((err: unknown) => {
+  const judged = await judgeWithoutPeer(s).catch((err: unknown) => {
     if (r.aborted) throw err;
     return { state: 'unknown' as const, why: `the cluster could not be surveyed: ${err instanceof Error ? err.message : String(err)}` };
   });
@@ -78,20 +78,12 @@ export async function noPeer(r: FlowRun, s: S): Promise<FlowFailure> {
     'critical', 'cannot-see', { code: 'cannot-see' });
 }
 
-async function judgeWithoutPeer(r: FlowRun, s: S): Promise<{ state: 'quorate' | 'lost' | 'unknown'; why: string }> {
-  const { deps, slot, instanceId } = s;
-  const view = await observeCluster(deps.observe, slot.cluster, { etcd: {}, claims: true }, contextOf(deps));
-  // Every slot's live masters (this new one included: a re-driven replacement may have started
-  // etcd already) say whether etcd is known stopped there; a slot counts only if all of them do.
-  const withMe = (x: (typeof view.slots)[number]) => {
-    const live = liveInstanceIds(x);
-    return x.member === slot.member && !live.includes(instanceId) ? [...live, instanceId] : live;
-  };
-  const stopped = (await Promise.all(view.slots.filter((x) => withMe(x).length > 0).map(async (x) => {
-    const answers = await Promise.all(withMe(x).map((i) => deps.hosts.run(i, { kind: 'member-status' }, r.hostOpts(60)).catch(() => null)));
-    return answers.every((st) => st?.stopped === true) ? x.member : null;
-  }))).filter((m): m is string => m !== null);
-  const q = judgeQuorum(view.etcd, { slots: view.slots, claims: view.claims, etcdStoppedOn: stopped });
+async function judgeWithoutPeer(s: S): Promise<{ state: 'quorate' | 'lost' | 'unknown'; why: string }> {
+  const { deps } = s;
+  // Every slot's live masters (this new one included: Pending:Wait is live, and a re-driven
+  // replacement may have started etcd already) say whether etcd is known stopped there.
+  const view = await observeCluster(deps.observe, s.slot.cluster, { etcd: {}, claims: true, hosts: { of: 'all' } }, contextOf(deps));
+  const q = judgeQuorum(view.etcd, view);
   return { state: q.state, why: q.why };
 }
 

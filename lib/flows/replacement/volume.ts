@@ -2,7 +2,6 @@
  * The replacement's first steps: the new instance, the member's volume, the predecessor that
  * may still hold it, the attachment, and the SSM agent. Each re-reads the world before acting.
  */
-import { agentOnline } from '../../aws/ssm-agent';
 import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes } from '../../aws/ec2';
 import { asgInstance, asgLifecycleState } from '../../aws/lifecycle';
 import { predecessorAction } from '../../domain/predecessor';
@@ -164,11 +163,11 @@ export const attachStep: Step<S> = {
 export const agentStep: Step<S> = {
   name: 'agent',
   async run(r: FlowRun, s) {
-    await r.poll(`the SSM agent on ${s.instanceId}`, async () => ((await agentOnline(s.deps.ssm, s.instanceId)) ? true : undefined), { timeoutSec: s.deps.timings.agentTimeoutSec });
+    await r.poll(`the SSM agent on ${s.instanceId}`, async () => ((await s.deps.hosts.online(s.instanceId)) ? true : undefined), { timeoutSec: s.deps.timings.agentTimeoutSec });
     return { detail: 'online' };
   },
   async plan(_r, s) {
-    s.agentOnline = await agentOnline(s.deps.ssm, s.instanceId);
+    s.agentOnline = await s.deps.hosts.online(s.instanceId);
     return { action: s.agentOnline ? 'SSM agent online' : `wait up to ${s.deps.timings.agentTimeoutSec} s for the SSM agent` };
   },
 };

@@ -16,7 +16,6 @@
  * restored with it are left as they are).
  */
 import type { HostCommand } from '../../host/commands';
-import { contextOf, observeCluster } from '../../observe/observe';
 import { patterns } from '../../validate';
 import { hostRunOpts } from '../deps';
 import { FlowRun } from '../run';
@@ -112,8 +111,7 @@ export async function restoreCluster(deps: RestoreDeps, req: RestoreRequest): Pr
 /** Puts every member's pre-restore data back and starts etcd on it again. */
 export async function rollbackRestore(deps: RestoreDeps, cluster: string, token: string): Promise<Array<{ member: string; instanceId: string }>> {
   if (!patterns.token.test(token)) throw new RestoreRefused(`invalid token ${JSON.stringify(token)}`);
-  const view = await observeCluster(deps.observe, cluster, {}, contextOf(deps));
-  const prepared = await readMasters(deps, cluster, view.slots);
+  const prepared = await readMasters(deps, cluster);
   const onEach = (command: (m: Prepared['masters'][number]) => HostCommand) => Promise.all(prepared.masters.map((m) => deps.hosts.run(m.instanceId, command(m), hostRunOpts(deps))));
   const rollback = async () => {
     await onEach(() => ({ kind: 'member-stop' }));

@@ -10,19 +10,18 @@ import type { MemberIds } from '../../aws/member-ids';
 import type { RestoreJournal } from '../../aws/restore-journal';
 import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, usableBackups } from '../../aws/backups';
 import { wallNow } from '../../clock';
-import { agentOnline } from '../../aws/ssm-agent';
-import { judgeQuorum, liveInstanceIds, type QuorumJudgement } from '../../domain/judge';
-import type { SlotView } from '../../domain/view';
+import { judgeQuorum, type QuorumJudgement } from '../../domain/judge';
+import type { ClusterView } from '../../domain/view';
 import { contextOf, observeCluster } from '../../observe/observe';
 import type { ObservePorts } from '../../observe/ports';
-import { type HostFlowDeps, hostRunOpts } from '../deps';
+import type { HostFlowDeps } from '../deps';
 import type { PlannedStep } from '../steps';
 
 
 
 export type RestoreDeps = HostFlowDeps & {
   /** The one observation's ports: the slots, their volumes, etcd as a survey reads it, identity (with records: recorded IDs). */
-  observe: Pick<ObservePorts, 'fleet' | 'etcd' | 'volumes'> & Partial<Pick<ObservePorts, 'records'>>;
+  observe: Pick<ObservePorts, 'fleet' | 'etcd' | 'volumes' | 'hosts'> & Partial<Pick<ObservePorts, 'records'>>;
   /** Where each slot's member ID is recorded (absent: no state table; the markers are still written). */
   memberIds?: MemberIds;
   /** The load balancer the restored masters are registered with (absent: not registered). */
@@ -120,36 +119,39 @@ export class RestoreFailed extends Error {
 export interface Prepared {
   masters: Array<{ member: string; instanceId: string; peerUrl: string; clientUrl: string }>;
   initialCluster: string;
-  /** Slots whose master says its etcd is not running (evidence for the quorum rule). */
-  etcdStoppedOn: string[];
 }
 
-/** Every slot with an InService instance whose agent answers, the URLs each advertises and whether its etcd runs. */
-export async function readMasters(deps: RestoreDeps, cluster: string, slots: ReadonlyArray<Pick<SlotView, 'member' | 'instanceId' | 'instances'>>): Promise<Prepared> {
+/** The view a restore prepares from: the slots and every live master's own word. */
+type MastersView = Pick<ClusterView, 'slots' | 'hosts'>;
+
+/** Every slot with an InService instance whose agent answered, and the URLs each advertises (refused otherwise). */
+export function prepareMasters(deps: Pick<RestoreDeps, 'tags'>, cluster: string, view: MastersView): Prepared {
+  const { slots } = view;
   if (slots.length === 0) throw new RestoreRefused(`no master Auto Scaling groups are tagged ${deps.tags.cluster}=${cluster}`);
   const missing = slots.filter((s) => !s.instanceId).map((s) => s.member);
   if (missing.length) throw new RestoreRefused(`slot(s) ${missing.join(', ')} have no InService instance: bring every master back (the replacement flow mounts its volume) before restoring`);
-  const masters = await Promise.all(slots.map(async (s) => {
+  const masters = slots.map((s) => {
     const instanceId = s.instanceId!;
-    if (!(await agentOnline(deps.ssm, instanceId))) throw new RestoreRefused(`the SSM agent of ${s.member} (${instanceId}) is not online`);
-    const st = await deps.hosts.run(instanceId, { kind: 'member-status' }, hostRunOpts(deps, 120));
-    // Evidence only: its etcd known stopped, and no other master of the slot (one still retiring)
-    // that could be running the slot's member.
-    const alone = liveInstanceIds(s).every((i) => i === instanceId);
-    return { member: s.member, instanceId, peerUrl: st.peerUrl, clientUrl: st.clientUrl, stopped: st.stopped && alone };
-  }));
-  return {
-    masters: masters.map(({ stopped: _s, ...m }) => m),
-    initialCluster: masters.map((m) => `${m.member}=${m.peerUrl}`).join(','),
-    etcdStoppedOn: masters.filter((m) => m.stopped).map((m) => m.member),
-  };
+    const said = view.hosts[instanceId];
+    if (!said || 'unavailable' in said) throw new RestoreRefused(`${s.member} (${instanceId}) could not be asked: ${said ? said.unavailable : 'not read'}`);
+    return { member: s.member, instanceId, peerUrl: said.report.peerUrl, clientUrl: said.report.clientUrl };
+  });
+  return { masters, initialCluster: masters.map((m) => `${m.member}=${m.peerUrl}`).join(',') };
+}
+
+/** What a restore reads: the slots and every live master's word (120 s each: a busy host may be slow to answer). */
+const MASTERS = { of: 'all', maxWaitSec: 120 } as const;
+
+/** The masters a rollback runs on. */
+export async function readMasters(deps: RestoreDeps, cluster: string): Promise<Prepared> {
+  return prepareMasters(deps, cluster, await observeCluster(deps.observe, cluster, { hosts: MASTERS }, contextOf(deps)));
 }
 
 /** The cluster's slots and etcd, judged by the one quorum rule with the hosts' testimony. */
 export async function readCluster(deps: RestoreDeps, cluster: string): Promise<{ prepared: Prepared; q: QuorumJudgement; liveRevision: number | null; seen: string }> {
-  const view = await observeCluster(deps.observe, cluster, { etcd: {}, claims: true }, contextOf(deps));
-  const prepared = await readMasters(deps, cluster, view.slots);
-  const q = judgeQuorum(view.etcd, { slots: view.slots, claims: view.claims, etcdStoppedOn: prepared.etcdStoppedOn });
+  const view = await observeCluster(deps.observe, cluster, { etcd: {}, claims: true, hosts: MASTERS }, contextOf(deps));
+  const prepared = prepareMasters(deps, cluster, view);
+  const q = judgeQuorum(view.etcd, view);
   const revisions = view.etcd.status.statuses.map((x) => x.revision).filter((r): r is number => r !== null);
   const seen = [...view.etcd.tried, ...view.etcd.status.unreachable.map((u) => `${u.endpoint}: ${u.error}`)].slice(0, 6).join('; ');
   return { prepared, q, liveRevision: revisions.length ? Math.max(...revisions) : null, seen };

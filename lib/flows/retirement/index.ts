@@ -27,8 +27,6 @@ import { describeInstance, detachVolume, findMemberVolumes } from '../../aws/ec2
 import { beatEveryMsFor, completeLifecycle, heartbeat, hookOf, type HookRef } from '../../aws/lifecycle';
 import { completeHookStep } from '../hook-step';
 import { deregisterAndWait, findTargetGroups } from '../../aws/lb';
-import { ssmEtcdRunner } from '../../aws/run-command';
-import { agentOnline } from '../../aws/ssm-agent';
 import { type Departure, departureGate } from '../../domain/departure';
 import { type EndpointStatus, EtcdClient } from '../../etcd';
 import { contextOf, observeCluster } from '../../observe/observe';
@@ -96,7 +94,7 @@ const instanceStep: Step<S> = {
     const inst = await describeInstance(s.deps.ec2, s.instanceId);
     s.az = inst.az ?? '';
     s.instanceState = inst.state;
-    s.reachable = inst.state === 'running' && (await agentOnline(s.deps.ssm, s.instanceId));
+    s.reachable = inst.state === 'running' && (await s.deps.hosts.online(s.instanceId));
     return { detail: `${s.instanceId} ${inst.state}${s.reachable ? '' : ' (agent unreachable)'}${s.destination === 'WarmPool' ? ', going to the warm pool' : ''}` };
   },
 };
@@ -110,7 +108,7 @@ const etcdStep: Step<S> = {
     s.running = st.running;
     if (!st.running) return { detail: 'etcd is not running', skipped: true };
     s.clientUrl = st.clientUrl;
-    s.etcd = new EtcdClient(ssmEtcdRunner(s.deps.ssm, s.deps.scripts, s.instanceId, r.runOpts()), { endpoints: [st.clientUrl] });
+    s.etcd = new EtcdClient(s.deps.hosts.etcdctl(s.instanceId, r.runOpts()), { endpoints: [st.clientUrl] });
     return { detail: `etcd running (${st.clientUrl})` };
   },
 };
