@@ -35,6 +35,7 @@ import type { Progress } from './flows/run';
 import type { StatusDeps } from './flows/status';
 import type { DoctorClients } from './aws/doctor-clients';
 import type { DoctorDeps } from './flows/doctor';
+import { backupObjectsPort, lifecyclePort, machinesPort, targetActions, volumeActions } from './aws/ports';
 import { awsObservePorts, backupsPort, etcdPort, fleetPort, hostsReadPort, volumesPort } from './observe/aws-ports';
 import type { ObservePorts } from './observe/ports';
 import { hostRunOpts } from './flows/deps';
@@ -150,14 +151,16 @@ export function hostsOf(r: Root): Hosts {
 
 /** What the host-side cluster flows (backup, restore) see. */
 function hostFlowDeps(r: Root): HostFlowDeps {
-  return { backups: backupsPort(() => r.clients.s3), asg: r.clients.asg, s3: r.clients.s3, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+  return { backups: backupsPort(() => r.clients.s3), objects: backupObjectsPort(() => r.clients.s3), hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
 }
 
 /** The lifecycle flows (replacement, retirement). */
 export function flowDeps(r: Root): FlowDeps {
-  const { ec2, asg, elb } = r.clients;
-  return { observe: observePorts(r), ec2, asg, elb, lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
-    ...(r.backupStore ? { backups: { s3: r.clients.s3, store: r.backupStore } } : {}),
+  const ec2 = () => r.clients.ec2;
+  const asg = () => r.clients.asg;
+  return {
+    observe: observePorts(r), machines: machinesPort(ec2, asg), volumes: volumeActions(ec2, r.tags), targets: targetActions(() => r.clients.elb, r.tags), lifecycle: lifecyclePort(asg), lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
+    ...(r.backupStore ? { backups: { objects: backupObjectsPort(() => r.clients.s3), store: r.backupStore } } : {}),
   };
 }
 
@@ -169,7 +172,7 @@ export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
 
 export function restoreDeps(r: Root): RestoreDeps {
   return {
-    ...hostFlowDeps(r), observe: { ...etcdPorts(r), volumes: volumesPort(() => r.clients.ec2, r.tags), hosts: hostsReadPort(hostsOf(r), hostRunOpts(r, 120)) }, get elb() { return r.clients.elb; },
+    ...hostFlowDeps(r), observe: { ...etcdPorts(r), volumes: volumesPort(() => r.clients.ec2, r.tags), hosts: hostsReadPort(hostsOf(r), hostRunOpts(r, 120)) }, targets: targetActions(() => r.clients.elb, r.tags),
     ...(r.hasState ? { awaitingDr: r.awaitingDr, memberIds: r.memberIds, lock: r.lock, journal: r.restoreJournal } : {}),
   };
 }
@@ -216,15 +219,14 @@ export function planDeps(r: Root): ReconcileReadDeps {
 
 /** The reconciler; with backup settings it judges and takes backups too. */
 export function reconcileDeps(r: Root, backup?: BackupSettings): ReconcileDeps {
-  return { ...flowDeps(r), memory: r.reconcileMemory, ...(backup ? { backup: { s3: r.clients.s3, settings: backup } } : {}) };
+  return { ...flowDeps(r), memory: r.reconcileMemory, ...(backup ? { backup: { objects: backupObjectsPort(() => r.clients.s3), settings: backup } } : {}) };
 }
 
 /** `adopt`: the lifecycle flows' clients, locks and records, without alerts or the load balancer. Needs the state table. */
 export function adoptDeps(r: Root): AdoptDeps {
-  const { ec2, asg } = r.clients;
   return {
-    ec2, asg, lock: r.lock, memberIds: r.memberIds, formation: r.formation, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
-    etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 120)),
+    lock: r.lock, memberIds: r.memberIds, formation: r.formation, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
+    observe: { fleet: fleetPort(() => r.clients.asg, r.tags), volumes: volumesPort(() => r.clients.ec2, r.tags), etcd: etcdPort(() => r.clients.ssm, r.scripts, hostRunOpts(r, 120)) },
   };
 }
 

@@ -82,8 +82,8 @@ export async function clusterVolumes(ec2: EC2Client, q: { tagCluster: string; ta
 }
 
 /** `vols` by member tag; volumes without one (or with an empty one) are left out. */
-export function byMember(vols: readonly TaggedVolume[]): Map<string, TaggedVolume[]> {
-  const out = new Map<string, TaggedVolume[]>();
+export function byMember<V extends { memberTag: string | undefined }>(vols: readonly V[]): Map<string, V[]> {
+  const out = new Map<string, V[]>();
   for (const v of vols) if (v.memberTag) out.set(v.memberTag, [...(out.get(v.memberTag) ?? []), v]);
   return out;
 }

@@ -1,8 +1,4 @@
 /** What every flow receives: clients, host scripts, configuration, clock, and where to report. */
-import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import type { EC2Client } from '@aws-sdk/client-ec2';
-import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { Clock } from '../clock';
 import type { Hosts } from '../host/commands';
 import type { Alerter } from '../aws/alerts';
@@ -11,6 +7,7 @@ import type { ClusterLock } from '../aws/lock';
 import type { MemberIds } from '../aws/member-ids';
 import type { Formation } from '../aws/formation';
 import type { BackupStore } from '../aws/backups';
+import type { BackupObjectsPort, LifecyclePort, MachinesPort, TargetActions, VolumeActions } from '../aws/ports';
 import type { RunOptions } from '../aws/run-command';
 import type { Progress } from './run';
 import type { BackupsPort, ObservePorts } from '../observe/ports';
@@ -68,9 +65,14 @@ export function withPoll(base: FlowTimings, minDelaySec: number, maxDelaySec: nu
 export interface FlowDeps {
   /** The one observation's ports (lib/observe): what the flow judges the cluster from. */
   observe: ObservePorts;
-  ec2: EC2Client;
-  asg: AutoScalingClient;
-  elb: ElasticLoadBalancingV2Client;
+  /** What a step reads of one instance it acts on (EC2 and Auto Scaling). */
+  machines: MachinesPort;
+  /** The slot's etcd volume: found, attached, detached. */
+  volumes: VolumeActions;
+  /** The API server target groups: registered, deregistered. */
+  targets: TargetActions;
+  /** Lifecycle hooks completed and kept alive; a slot's group. */
+  lifecycle: LifecyclePort;
   lock: ClusterLock;
   /** Retirements holding their hook until leaving is safe. */
   held: HeldHooks;
@@ -81,7 +83,7 @@ export interface FlowDeps {
   /** Whether the cluster was ever formed (the bootstrap fence); the slots' bootstrap reports. */
   formation: Formation;
   /** The backup bucket, read before a new cluster is seeded (absent: never seeded). */
-  backups?: { s3: S3Client; store: BackupStore };
+  backups?: { objects: BackupObjectsPort; store: BackupStore };
   alerter: Alerter;
   /** Commands on the masters (lib/host/commands.ts): the flows' one way to a host. */
   hosts: Hosts;
@@ -97,8 +99,8 @@ export interface FlowDeps {
 export interface HostFlowDeps {
   /** The cluster's backups as the observation lists them (retention, `restore --snapshot latest`). */
   backups: BackupsPort;
-  asg: AutoScalingClient;
-  s3: S3Client;
+  /** The backup objects: read, presigned, deleted. */
+  objects: BackupObjectsPort;
   /** Commands on the masters: the flows' one way to a host. */
   hosts: Hosts;
   clock: Clock;

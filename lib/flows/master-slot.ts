@@ -20,12 +20,21 @@ export type SlotLookup =
 /** Whether a deployment whose tags name `served` clusters acts on `cluster` (absent: every one tagged). */
 export const serves = (tags: { served?: readonly string[] }, cluster: string): boolean => tags.served === undefined || tags.served.includes(cluster);
 
+/** The slot an Auto Scaling group is, read through the SDK client (handlers, tools, tests). */
 export async function findMasterSlot(
   asg: AutoScalingClient,
   asgName: string,
   tags: { cluster: string; member: string; served?: readonly string[] },
 ): Promise<SlotLookup> {
-  const group = await describeGroup(asg, asgName);
+  return slotOfGroup(await describeGroup(asg, asgName), asgName, tags);
+}
+
+/** The slot a described group is (`group` null: it does not exist), by its tags. */
+export function slotOfGroup(
+  group: { tags: Record<string, string>; availabilityZones: string[] } | null,
+  asgName: string,
+  tags: { cluster: string; member: string; served?: readonly string[] },
+): SlotLookup {
   if (!group) return { kind: 'not-a-master', reason: `Auto Scaling group ${asgName} does not exist (any more)` };
   const tag = (key: string): string | undefined => group.tags[key];
   const cluster = tag(tags.cluster);

@@ -12,11 +12,11 @@ import { completeHookStep } from './hook-step';
 import { FlowRun } from './run';
 import { runSteps } from './steps';
 
-interface S { readonly deps: Pick<FlowDeps, 'asg'>; readonly hook: HookRef }
+interface S { readonly deps: Pick<FlowDeps, 'lifecycle'>; readonly hook: HookRef }
 
 const parkSteps = [completeHookStep<S>('no lifecycle hook')];
 
-export async function parkInWarmPool(deps: Pick<FlowDeps, 'asg' | 'clock' | 'progress' | 'timings' | 'signal'>, hook: HookRef): Promise<{ result: 'continued'; reason: string }> {
+export async function parkInWarmPool(deps: Pick<FlowDeps, 'lifecycle' | 'clock' | 'progress' | 'timings' | 'signal'>, hook: HookRef): Promise<{ result: 'continued'; reason: string }> {
   await runSteps(new FlowRun(deps, { owner: hook.instanceId }), { deps, hook }, parkSteps);
   return { result: 'continued', reason: 'launched into the warm pool: parked, nothing attached or changed' };
 }

@@ -19,7 +19,10 @@ export interface InstancesPort {
 
 export interface TaggedVolumeFact {
   volumeId: string;
+  az: string;
   memberTag: string | undefined;
+  /** The device it is attached as (null: not attached). */
+  device: string | null;
   state: string;
   attachedTo: string | null;
   attachmentState: string | null;

@@ -56,7 +56,7 @@ export function healthyWorld(): FakeWorld {
   const names = ['a', 'b', 'c'];
   return {
     slots: names.map((h) => ({ member: `etcd-${h}`, asg: `prod-etcd-${h}`, availabilityZones: [`us-east-1${h}`], instanceId: `i-${h}`, instances: [{ instanceId: `i-${h}`, lifecycleState: 'InService' }] })),
-    volumes: names.map((h) => ({ volumeId: `vol-${h}`, memberTag: `etcd-${h}`, state: 'in-use', attachedTo: `i-${h}`, attachmentState: 'attached' })),
+    volumes: names.map((h) => ({ volumeId: `vol-${h}`, az: `us-east-1${h}`, memberTag: `etcd-${h}`, device: '/dev/xvdf', state: 'in-use', attachedTo: `i-${h}`, attachmentState: 'attached' })),
     targets: Object.fromEntries(names.map((h) => [`i-${h}`, 'healthy'])),
     etcd: {
       via: { member: 'etcd-a', instanceId: 'i-a', clientUrl: 'https://a:2379', peerUrl: 'https://a:2380' },

@@ -3,11 +3,11 @@
  * or etcd: how each host failure is told apart — by the script's exit code (the HostFailure's
  * kind), never by the words on its stderr — and what the run then reports, alerts and discards.
  */
-import { S3Client } from '@aws-sdk/client-s3';
 import type { Alert } from '../../lib/aws/alerts';
 import { DEFAULT_RETENTION } from '../../lib/domain/retention';
 import { backupCluster, type BackupSettings } from '../../lib/flows/backup';
 import { type HostAnswer, HostFailure } from '../../lib/host/commands';
+import { fakeCloud } from '../support/fake-cloud';
 import { fakeHosts, fakePorts, fixedClock, healthyWorld, type HostScript } from '../support/fake-world';
 
 const TIMINGS = { minDelaySec: 0.01, maxDelaySec: 0.01, commandMinDelaySec: 0.01, commandMaxDelaySec: 0.01 };
@@ -27,12 +27,11 @@ async function backupWith(upload: HostScript['snapshot-upload'], prepare: HostSc
   const w = healthyWorld();
   const hosts = fakeHosts({ 'snapshot-prepare': prepare, 'snapshot-upload': upload, 'snapshot-discard': (_i, c) => ({ result: 'discarded', file: c.file }) });
   const alerts: Alert[] = [];
-  // Presigning is local (no request is sent); the flow fails before any S3 request in these cases.
-  const s3 = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'secret' } });
+  const ports = fakePorts(w);
   const out = await backupCluster({
-    observe: fakePorts(w), backups: fakePorts(w), hosts, s3, alerter: { alert: (a: Alert) => { alerts.push(a); return Promise.resolve(true); } },
-    clock: fixedClock(), timings: TIMINGS, progress: () => undefined,
-  } as unknown as Parameters<typeof backupCluster>[0], 'prod', SETTINGS); // its deps still name SDK clients this path never calls (ASG, SSM): issue 29 continues
+    observe: ports, backups: ports.backups, objects: fakeCloud(w).objects, hosts, alerter: { alert: (a: Alert) => { alerts.push(a); return Promise.resolve(true); } },
+    clock: fixedClock(), timings: TIMINGS, progress: () => undefined, tags: { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' },
+  }, 'prod', SETTINGS);
   return { out, alerts, calls: hosts.calls };
 }
 

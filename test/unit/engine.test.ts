@@ -7,20 +7,9 @@ import { replacementOutcomes } from '../../lib/flows/replacement';
 import { FlowFailure, FlowRun, LockLost, type RunDeps, type StepEvent } from '../../lib/flows/run';
 import { beside, holding, join, runSteps, type Step } from '../../lib/flows/steps';
 import { systemClock } from '../../lib/clock';
+import { memoryLock } from '../support/fake-cloud';
 
 const TIMINGS = { minDelaySec: 0.01, maxDelaySec: 0.01, commandMinDelaySec: 0.01, commandMaxDelaySec: 0.01, lockTimeoutSec: 1 };
-
-/** An in-memory lock table: `steal` hands a key to another owner (as an expired lock taken over would). */
-function memoryLock() {
-  const owners = new Map<string, string>();
-  return {
-    owners,
-    steal: (key: string) => owners.set(key, 'someone-else'),
-    tryAcquire: (key: string, owner: string) => Promise.resolve(owners.has(key) && owners.get(key) !== owner ? false : (owners.set(key, owner), true)),
-    extend: (key: string, owner: string) => Promise.resolve(owners.get(key) === owner),
-    release: (key: string, owner: string) => Promise.resolve(void (owners.get(key) === owner && owners.delete(key))),
-  };
-}
 
 function harness(signal?: AbortSignal) {
   const events: StepEvent[] = [];

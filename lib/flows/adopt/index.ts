@@ -13,22 +13,21 @@
  * finds everything 'already' and changes nothing. etcd is never stopped, started or
  * reconfigured, and no data is moved.
  */
-import { byMember, clusterVolumes, type TaggedVolume } from '../../aws/ec2';
+import { byMember } from '../../aws/ec2';
 import {
   adopted, type AdoptionFacts, type AdoptionPlan, type AdoptionSlot, type EtcdFacts, mappingChanges, planAdoption as decide, type Refusal, type SlotFacts,
 } from '../../domain/adoption';
 import { judgeQuorum } from '../../domain/judge';
 import { check, patterns } from '../../validate';
-import { readMasterGroups } from '../cluster-masters';
 import type { FlowDeps } from '../deps';
 import { slotLockKey } from '../master-slot';
 import { FlowFailure, FlowRun } from '../run';
-import type { ObservePorts } from '../../observe/ports';
+import type { ObservePorts, TaggedVolumeFact } from '../../observe/ports';
 
 export type { AdoptionPlan, AdoptionSlot, Refusal } from '../../domain/adoption';
 
-export type AdoptDeps = Pick<FlowDeps, 'ec2' | 'asg' | 'lock' | 'memberIds' | 'formation' | 'hosts' | 'clock' | 'tags' | 'timings' | 'progress' | 'signal'>
-  & { etcd: ObservePorts['etcd'] };
+export type AdoptDeps = Pick<FlowDeps, 'lock' | 'memberIds' | 'formation' | 'hosts' | 'clock' | 'tags' | 'timings' | 'progress' | 'signal'>
+  & { observe: Pick<ObservePorts, 'fleet' | 'volumes' | 'etcd'> };
 
 /** Adopt wrote nothing: the plan had refusals, the world changed since it was shown, or another flow drives a slot. */
 export class AdoptRefused extends Error {
@@ -54,7 +53,7 @@ const ADOPT = 'adopt';
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 300);
 
 /** What the slot's one InService master says: its peer URL, whether etcd runs as its unit, and, with one tagged volume, the inspection. */
-async function askHost(r: FlowRun, deps: AdoptDeps, cluster: string, slot: string, instanceId: string, volume: TaggedVolume | undefined): Promise<SlotFacts['host']> {
+async function askHost(r: FlowRun, deps: AdoptDeps, cluster: string, slot: string, instanceId: string, volume: TaggedVolumeFact | undefined): Promise<SlotFacts['host']> {
   try {
     if (!(await deps.hosts.online(instanceId))) return { problem: `the SSM agent on ${instanceId} is not online` };
     const opts = r.hostOpts(120);
@@ -73,7 +72,7 @@ async function askHost(r: FlowRun, deps: AdoptDeps, cluster: string, slot: strin
 /** The member list with quorum, as one of the masters sees it (one SSM round trip). */
 async function readEtcd(deps: AdoptDeps, candidates: ReadonlyArray<{ instanceId: string; member: string }>): Promise<EtcdFacts> {
   if (candidates.length === 0) return { readable: false, why: 'no master to ask' };
-  const e = await deps.etcd.survey(candidates, {}, deps.signal ? { signal: deps.signal } : {});
+  const e = await deps.observe.etcd.survey(candidates, {}, deps.signal ? { signal: deps.signal } : {});
   if (!e.via || !e.members || e.clusterId === null) return { readable: false, why: `no master's etcd answered (${e.tried.join('; ') || 'none tried'})` };
   const h = judgeQuorum(e);
   return {
@@ -83,13 +82,13 @@ async function readEtcd(deps: AdoptDeps, candidates: ReadonlyArray<{ instanceId:
   };
 }
 
-interface Read { plan: AdoptionPlan; facts: AdoptionFacts; volumes: Map<string, TaggedVolume[]> }
+interface Read { plan: AdoptionPlan; facts: AdoptionFacts; volumes: Map<string, TaggedVolumeFact[]> }
 
 /** Reads everything the plan is made from, and makes it. Read-only. */
 async function readAndPlan(r: FlowRun, deps: AdoptDeps, cluster: string): Promise<Read> {
   check('clusterName', cluster, 'cluster');
   const [{ masters, bad }, volumes, formation] = await Promise.all([
-    readMasterGroups(deps.asg, deps.tags, cluster), clusterVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster }).then(byMember), deps.formation.get(cluster),
+    deps.observe.fleet.masterGroups(cluster), deps.observe.volumes.ofCluster(cluster).then(byMember), deps.formation.get(cluster),
   ]);
   const inService = (m: (typeof masters)[number]) => m.instances.filter((i) => i.lifecycleState === 'InService').map((i) => i.instanceId);
   const [hosts, etcd, recordedIds] = await Promise.all([

@@ -16,7 +16,7 @@
  * (the master discards its prepared file), and one alert says why.
  */
 import { wallNow } from '../../clock';
-import { type BackupObject, deleteBackups, headBackup, usableBackups } from '../../aws/backups';
+import { type BackupObject, usableBackups } from '../../aws/backups';
 import type { BackupConfig } from '../../config';
 import { decideRetention } from '../../domain/retention';
 import { type BackupDeps, type BackupOutcome, type BackupSettings, type BackupState, backupSteps } from './steps';
@@ -119,7 +119,7 @@ export async function pruneBackups(deps: BackupDeps, cluster: string, settings: 
   out.newestGoodAgeSec = newest ? Math.max(0, Math.round((now - newest.takenAt.getTime()) / 1000)) : null;
   const decision = decideRetention(usable.map((b) => ({ key: b.key, takenAt: b.takenAt.getTime(), good: true })), settings.retention, now);
   if (decision.delete.length) {
-    const failed = await deleteBackups(deps.s3, settings.store, decision.delete);
+    const failed = await deps.objects.delete(settings.store, decision.delete);
     const failedKeys = new Set(failed.map((f) => f.key));
     out.pruned = decision.delete.filter((k) => !failedKeys.has(k));
     if (failed.length) out.pruneSkipped = `${failed.length} deletions failed, e.g. ${failed[0]!.key}: ${failed[0]!.error}`;
@@ -145,7 +145,7 @@ export async function pruneBackups(deps: BackupDeps, cluster: string, settings: 
  */
 async function checkRevision(deps: BackupDeps, cluster: string, settings: BackupSettings, uploaded: { key: string; revision: number }, previous: BackupObject | undefined): Promise<void> {
   if (!previous) return;
-  const prev = await headBackup(deps.s3, settings.store, previous.key).catch(() => null);
+  const prev = await deps.objects.head(settings.store, previous.key).catch(() => null);
   const before = prev?.meta?.revision;
   if (before === undefined || uploaded.revision >= before) return;
   await deps.alerter.alert({

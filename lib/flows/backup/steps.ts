@@ -4,7 +4,7 @@
  */
 import { wallNow } from '../../clock';
 import type { Alerter } from '../../aws/alerts';
-import { type BackupMeta, type BackupStore, backupKey, deleteBackups, headBackup, presignUpload } from '../../aws/backups';
+import { type BackupMeta, type BackupStore, backupKey } from '../../aws/backups';
 import { type HostAnswer, HostFailure } from '../../host/commands';
 import { chooseBackupSource } from '../../domain/backup-source';
 import type { RetentionPolicy } from '../../domain/retention';
@@ -142,7 +142,7 @@ const verifyStep: Step<BackupState> = {
       rawSize: prepared.rawSize, size: prepared.size, sha256: prepared.sha256, compressor: prepared.compressor, takenAt: s.takenAt!,
     };
     const key = backupKey(settings.store, cluster, src.member, s.takenAt!, prepared.compressor);
-    const signed = await presignUpload(deps.s3, settings.store, key, meta, prepared.sha256Base64, { signingDate: new Date(await wallNow(deps.clock)) });
+    const signed = await deps.objects.presignUpload(settings.store, key, meta, prepared.sha256Base64, { signingDate: new Date(await wallNow(deps.clock)) });
     const tu = deps.clock.now();
     const uploaded = await deps.hosts.run(src.instanceId, { kind: 'snapshot-upload', workDir: settings.workDir, file: prepared.file, uploadUrl: signed.url, headers: signed.headers },
       r.hostOpts(1800, { executionTimeoutSec: 1800 })).catch((err: unknown) => {
@@ -171,7 +171,7 @@ const uploadStep: Step<BackupState> = {
     const { deps, settings, out } = s;
     const prepared = s.prepared!;
     const key = s.key!;
-    const stored = await headBackup(deps.s3, settings.store, key);
+    const stored = await deps.objects.head(settings.store, key);
     const problems = [
       stored.size !== prepared.size && `size ${stored.size} ≠ ${prepared.size}`,
       stored.encryption !== 'aws:kms' && `encryption ${stored.encryption ?? 'none'} ≠ aws:kms`,
@@ -180,7 +180,7 @@ const uploadStep: Step<BackupState> = {
       stored.meta?.revision !== prepared.status.revision && 'metadata missing or different',
     ].filter((p): p is string => typeof p === 'string');
     if (problems.length) {
-      await deleteBackups(deps.s3, settings.store, [key]);
+      await deps.objects.delete(settings.store, [key]);
       throw new FlowFailure('upload-check', `the stored object ${key} does not match the prepared snapshot (${problems.join('; ')}); it was deleted`,
         'Check the bucket\'s default encryption and any object-rewriting integration on the bucket.', 'critical', 'backup-upload');
     }

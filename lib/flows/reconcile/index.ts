@@ -8,10 +8,8 @@
  * First-seen times come from the world where it records them (a `Pending:Wait` instance's
  * launch time) and otherwise from what an earlier run remembered (strays).
  */
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { BackupStore } from '../../aws/backups';
-import { describeInstance, describeVolume, detachVolume } from '../../aws/ec2';
-import { hookOf, launchHookOf } from '../../aws/lifecycle';
+import type { BackupObjectsPort } from '../../aws/ports';
 import type { ClusterLock } from '../../aws/lock';
 import type { ReconcileMemory } from '../../aws/reconcile-memory';
 import { judgeQuorum, slotGaps } from '../../domain/judge';
@@ -29,7 +27,7 @@ import type { RestoreJournal } from '../../aws/restore-journal';
 import { firstHealthyPeer } from '../cluster-masters';
 import type { FlowDeps } from '../deps';
 import { FlowRun } from '../run';
-import { findMasterSlot, instanceLockKey, slotLockKey } from '../master-slot';
+import { instanceLockKey, slotLockKey, slotOfGroup } from '../master-slot';
 import { replaceMaster } from '../replacement';
 import { retireMaster } from '../retirement';
 
@@ -130,7 +128,7 @@ export interface ReconcileDeps extends FlowDeps {
   /** Quorum-loss recovery: each cluster's settings, the restore's journal, the probe's highest revision (absent: not judged). */
   recovery?: { settings: (cluster: string) => RecoverySettings; journal: RestoreJournal };
   /** Where the backups are: the listing decides staleness and a stale cluster gets a backup. Absent = backups not judged. */
-  backup?: { s3: S3Client; settings: BackupSettings };
+  backup?: { objects: BackupObjectsPort; settings: BackupSettings };
 }
 
 export interface ReconcileStep {
@@ -168,19 +166,19 @@ async function holding(r: FlowRun, key: string, busy: string, fn: () => Promise<
 async function detach(r: FlowRun, deps: ReconcileDeps, cluster: string, a: Extract<ReconcileAction, { kind: 'detach-volume' }>): Promise<StepResult> {
   return holding(r, slotLockKey({ cluster, member: a.member }), `a flow is driving ${a.member}; it handles the volume`, async () => {
     // Re-read: only a volume still attached to that instance, only if it is really gone.
-    const v = await describeVolume(deps.ec2, a.volumeId);
+    const v = await deps.volumes.describe(a.volumeId);
     if (v.attachedTo !== a.instanceId) return skipped(`${a.volumeId} is no longer attached to ${a.instanceId}`);
-    const i = await describeInstance(deps.ec2, a.instanceId);
+    const i = await deps.machines.describe(a.instanceId);
     if (i.state !== 'terminated' && i.state !== 'gone') return skipped(`${a.instanceId} is ${i.state}, not terminated: not touched`);
-    await detachVolume(deps.ec2, a.volumeId, a.instanceId, true, r.waitOpts(deps.timings.volumeTimeoutSec));
+    await deps.volumes.detach(a.volumeId, a.instanceId, true, r.waitOpts(deps.timings.volumeTimeoutSec));
     return done(`detached ${a.volumeId} from terminated ${a.instanceId}`);
   });
 }
 
 async function redrive(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: 'redrive-replacement' }>): Promise<StepResult> {
-  const found = await findMasterSlot(deps.asg, a.asg, deps.tags);
+  const found = slotOfGroup(await deps.lifecycle.group(a.asg), a.asg, deps.tags);
   if (found.kind !== 'master') return skipped(found.reason);
-  const hook = await launchHookOf(deps.asg, a.asg);
+  const hook = (await deps.lifecycle.hookOf(a.asg, 'autoscaling:EC2_INSTANCE_LAUNCHING'))?.name ?? null;
   if (!hook) return failed(`${a.asg} has no launch lifecycle hook, so ${a.instanceId} cannot be completed`);
   // Exactly the event path, minus the token: CompleteLifecycleAction by instance ID.
   const out = await replaceMaster(deps, { slot: found.slot, instanceId: a.instanceId, hook: { asg: a.asg, hook, instanceId: a.instanceId } }, { slotLock: 'try' });
@@ -190,7 +188,7 @@ async function redrive(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: 
 }
 
 async function repair(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: 'repair-master' }>): Promise<StepResult> {
-  const found = await findMasterSlot(deps.asg, a.asg, deps.tags);
+  const found = slotOfGroup(await deps.lifecycle.group(a.asg), a.asg, deps.tags);
   if (found.kind !== 'master') return skipped(found.reason);
   // A dead host cannot be repaired from here: its ASG health check (or an operator) replaces it.
   if (!(await deps.hosts.online(a.instanceId))) return failed(`the SSM agent on ${a.instanceId} is offline: if the instance is impaired, terminate it so ${a.asg} replaces it`);
@@ -206,9 +204,9 @@ async function repair(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: '
  * the hook held for the next run. The hook never expires into its default result meanwhile.
  */
 async function driveRetirement(deps: ReconcileDeps, a: Extract<ReconcileAction, { kind: 'drive-retirement' }>): Promise<StepResult> {
-  const found = await findMasterSlot(deps.asg, a.asg, deps.tags);
+  const found = slotOfGroup(await deps.lifecycle.group(a.asg), a.asg, deps.tags);
   if (found.kind !== 'master') return skipped(found.reason);
-  const hook = await hookOf(deps.asg, a.asg, 'autoscaling:EC2_INSTANCE_TERMINATING');
+  const hook = await deps.lifecycle.hookOf(a.asg, 'autoscaling:EC2_INSTANCE_TERMINATING');
   if (!hook) return failed(`${a.asg} has no terminate lifecycle hook, yet ${a.instanceId} is in Terminating:Wait`);
   const out = await retireMaster(deps, { slot: found.slot, instanceId: a.instanceId, hook: { asg: a.asg, hook: hook.name, instanceId: a.instanceId } }, { slotLock: 'try', waitSec: 0 });
   if (out.result === 'continued') return done(`${a.member} on ${a.instanceId} retired${out.movedLeaderTo ? ` (leadership → ${out.movedLeaderTo})` : ''}, hook completed`);
@@ -240,7 +238,7 @@ async function removeStray(r: FlowRun, deps: ReconcileDeps, cluster: string, a: 
 
 async function backup(deps: ReconcileDeps, cluster: string): Promise<StepResult> {
   if (!deps.backup) return skipped('no backup bucket configured');
-  const out = await backupCluster({ ...deps, s3: deps.backup.s3, backups: deps.observe.backups }, cluster, deps.backup.settings);
+  const out = await backupCluster({ ...deps, objects: deps.backup.objects, backups: deps.observe.backups }, cluster, deps.backup.settings);
   return out.result === 'uploaded' ? done(`backup ${out.key} uploaded (revision ${out.revision})`) : failed(`backup failed at ${out.failure?.step}: ${out.failure?.message}`, false);
 }
 
@@ -260,7 +258,7 @@ async function recover(deps: ReconcileDeps, cluster: string, a: Extract<Reconcil
 
 /** The restore and the survivor's copy see the reconciler's clients, locks and records. */
 export function recoverDepsOf(deps: ReconcileDeps): RecoverDeps {
-  return { ...deps, s3: deps.backup!.s3, backups: deps.observe.backups, journal: deps.recovery!.journal };
+  return { ...deps, objects: deps.backup!.objects, backups: deps.observe.backups, journal: deps.recovery!.journal };
 }
 
 async function execute(r: FlowRun, deps: ReconcileDeps, cluster: string, a: ReconcileAction): Promise<StepResult> {
@@ -309,7 +307,7 @@ export async function reconcileCluster(deps: ReconcileDeps, cluster: string, set
     observe: deps.observe, clock: deps.clock, ...(deps.signal ? { signal: deps.signal } : {}),
     ...(deps.recovery ? {
       recovery: {
-        read: { ...deps, ...(deps.backup ? { s3: deps.backup.s3 } : {}), journal: deps.recovery.journal }, settings: deps.recovery.settings,
+        read: { ...deps, ...(deps.backup ? { objects: deps.backup.objects } : {}), journal: deps.recovery.journal }, settings: deps.recovery.settings,
       },
     } : {}),
   }, deps.lock, deps.memory);

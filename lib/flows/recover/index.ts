@@ -13,7 +13,7 @@
  * Hosts are asked only when quorum is not proven (a quorate cluster costs nothing here).
  */
 import type { Alerter } from '../../aws/alerts';
-import { type BackupStore, headBackup } from '../../aws/backups';
+import { type BackupStore } from '../../aws/backups';
 import type { RestoreJournal } from '../../aws/restore-journal';
 import type { Clock } from '../../clock';
 import { judgeQuorum, type QuorumJudgement } from '../../domain/judge';
@@ -29,7 +29,7 @@ import type { FlowRun } from '../run';
 import { type RestoreDeps, type RestoreSummary, restoreCluster } from '../restore';
 
 /** What the recovery reads beyond the view: the hosts, and the newest backup's revision. */
-export type RecoveryReadDeps = { observe: Pick<ObservePorts, 'hosts'>; clock: Clock; signal?: AbortSignal } & Partial<Pick<HostFlowDeps, 's3'>> & { journal?: RestoreJournal };
+export type RecoveryReadDeps = { observe: Pick<ObservePorts, 'hosts'>; clock: Clock; signal?: AbortSignal } & Partial<Pick<HostFlowDeps, 'objects'>> & { journal?: RestoreJournal };
 
 /** The view the recovery reads (backups null: no bucket). */
 export type RecoveryView = Pick<ClusterView, 'slots' | 'etcd' | 'claims' | 'volumes' | 'records' | 'at' | 'cluster'> & { backups: ClusterView['backups'] | null };
@@ -84,7 +84,7 @@ export async function readRecovery(deps: RecoveryReadDeps, view: RecoveryView, m
     slots: view.slots, answered, volumes: new Set(Object.keys(view.volumes)), awaitingDr, hosts: words, startedAt: mem.startedAt, now: view.at,
   }, settings);
   const newest = !view.backups || 'error' in view.backups ? undefined : view.backups.usable.at(-1);
-  const meta = newest && store && deps.s3 ? (await headBackup(deps.s3, store, newest.key).catch(() => null))?.meta ?? null : null;
+  const meta = newest && store && deps.objects ? (await deps.objects.head(store, newest.key).catch(() => null))?.meta ?? null : null;
   const unfinished = (await deps.journal?.get(view.cluster)) ?? null;
   const verdict = judgeRecovery({
     now: view.at, quorum, chances, lostSince: mem.lostSince, highestSeen,

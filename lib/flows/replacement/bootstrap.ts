@@ -12,8 +12,7 @@
  * and the winner seeds (the start step runs etcd as a one-member cluster, --initial-cluster-state
  * new; the caught-up step records its member ID and turns the fence `formed` with the cluster ID).
  */
-import { anyBackup } from '../../aws/backups';
-import { byMember, clusterVolumes } from '../../aws/ec2';
+import { byMember } from '../../aws/ec2';
 import type { FormationRecord } from '../../aws/formation';
 import { decideSeed, type SeedDecision, type SeedFacts } from '../../domain/bootstrap';
 import { TimeoutError } from '../../clock';
@@ -28,9 +27,9 @@ async function seedFacts(s: S, known?: FormationRecord | null): Promise<SeedFact
   const { deps, slot } = s;
   const [masters, volumes, formation, backupExists] = await Promise.all([
     deps.observe.fleet.masterGroups(slot.cluster).then((g) => g.masters),
-    clusterVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster }).then(byMember),
+    deps.observe.volumes.ofCluster(slot.cluster).then(byMember),
     known !== undefined ? Promise.resolve(known) : deps.formation.get(slot.cluster),
-    deps.backups ? anyBackup(deps.backups.s3, deps.backups.store, slot.cluster) : Promise.resolve(null),
+    deps.backups ? deps.backups.objects.any(deps.backups.store, slot.cluster) : Promise.resolve(null),
   ]);
   const slots = masters.map((m) => m.member);
   return {

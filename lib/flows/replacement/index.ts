@@ -21,9 +21,8 @@
  * volume at once. The event handler waits for it; the reconciler gives way ('busy'). Neither
  * ABANDONs because another flow is busy: that flow completes the hook.
  */
-import { completeLifecycle, heartbeat, type HookRef } from '../../aws/lifecycle';
+import { type HookRef } from '../../aws/lifecycle';
 import { completeHookStep } from '../hook-step';
-import { findTargetGroups, registerAndWait } from '../../aws/lb';
 import { APISERVER_PORT } from '../../host/layout';
 import type { FlowDeps } from '../deps';
 import { instanceLockKey, type MasterSlot, slotLockKey } from '../master-slot';
@@ -64,14 +63,14 @@ const registerStep: Step<S> = {
   name: 'register',
   async run(r, s) {
     const { deps } = s;
-    const tgs = await findTargetGroups(deps.elb, deps.tags.cluster, s.slot.cluster);
+    const tgs = await deps.targets.groups(s.slot.cluster);
     if (tgs.length === 0) return { detail: `no target group tagged ${deps.tags.cluster}=${s.slot.cluster}`, skipped: true };
     await r.beat(true);
-    for (const tg of tgs) await r.beating(registerAndWait(deps.elb, tg, s.instanceId, APISERVER_PORT, r.waitOpts(deps.timings.targetTimeoutSec)));
+    for (const tg of tgs) await r.beating(deps.targets.register(tg, s.instanceId, APISERVER_PORT, r.waitOpts(deps.timings.targetTimeoutSec)));
     return { detail: `healthy in ${tgs.length} target group(s)` };
   },
   async plan(_r, s) {
-    const tgs = await findTargetGroups(s.deps.elb, s.deps.tags.cluster, s.slot.cluster);
+    const tgs = await s.deps.targets.groups(s.slot.cluster);
     return { action: tgs.length ? `register in ${tgs.length} target group(s) on port ${APISERVER_PORT}, wait until healthy` : 'no target group tagged for this cluster' };
   },
 };
@@ -104,7 +103,7 @@ function runOf(deps: FlowDeps, input: ReplacementInput): FlowRun {
   return new FlowRun(deps, {
     owner: input.instanceId,
     timeoutAction: 'Check the instance and the AWS console; the ASG will launch another instance.',
-    ...(hook ? { heartbeat: () => heartbeat(deps.asg, hook) } : {}),
+    ...(hook ? { heartbeat: () => deps.lifecycle.heartbeat(hook) } : {}),
   });
 }
 
@@ -145,7 +144,7 @@ export async function replaceMaster(deps: FlowDeps, input: ReplacementInput, opt
       summary: `replacing ${slot.member} failed at ${failure.step}: ${failure.message}`.slice(0, 400), action: failure.action,
       dedupeKey: `${slot.cluster}/${slot.member}/${failure.dedupe}`,
     });
-    if (input.hook) await completeLifecycle(deps.asg, input.hook, 'ABANDON');
+    if (input.hook) await deps.lifecycle.complete(input.hook, 'ABANDON');
     return { result: 'abandoned', step: failure.step, reason: failure.message };
   }
 }
@@ -176,7 +175,7 @@ async function awaitDr(deps: FlowDeps, input: ReplacementInput, hasData: boolean
       : 'This member\'s data is gone. If a majority of members is lost for good, restore once every slot is InService: `quorum-keeper restore --cluster ' + slot.cluster + ' --snapshot latest`.',
     dedupeKey: `${slot.cluster}/${slot.member}/awaiting-dr/${instanceId}`,
   });
-  await completeLifecycle(deps.asg, input.hook!, 'CONTINUE');
+  await deps.lifecycle.complete(input.hook!, 'CONTINUE');
   deps.progress({ step: 'awaiting-dr', status: 'fail', detail: `no quorum: ${slot.member} InService with its volume mounted, etcd stopped` });
   return { result: 'awaiting-dr', step: failure.step, reason: failure.message };
 }

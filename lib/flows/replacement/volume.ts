@@ -2,8 +2,6 @@
  * The replacement's first steps: the new instance, the member's volume, the predecessor that
  * may still hold it, the attachment, and the SSM agent. Each re-reads the world before acting.
  */
-import { attachVolume, describeInstance, describeVolume, detachVolume, findMemberVolumes } from '../../aws/ec2';
-import { asgInstance, asgLifecycleState } from '../../aws/lifecycle';
 import { predecessorAction } from '../../domain/predecessor';
 import { ETCD_DEVICE } from '../../host/layout';
 import { TimeoutError } from '../../clock';
@@ -32,7 +30,7 @@ const tagAdvice = (tagKey: string) => `Set PropagateAtLaunch on the master ASG's
  * gone, or in another group) must not attach the volume and start etcd while it retires.
  */
 export async function notToBringIn(s: Pick<S, 'deps' | 'slot' | 'instanceId' | 'hook'>): Promise<string | null> {
-  const a = await asgInstance(s.deps.asg, s.instanceId);
+  const a = await s.deps.machines.inGroup(s.instanceId);
   if (!a) return `${s.instanceId} is in no Auto Scaling group (terminated, or detached from ${s.slot.asg})`;
   if (a.group !== s.slot.asg) return `${s.instanceId} belongs to ${a.group}, not to ${s.slot.asg}`;
   const wanted = s.hook ? 'Pending:Wait' : 'InService';
@@ -47,7 +45,7 @@ export const instanceStep: Step<S> = {
       s.ignored = not;
       return { detail: not, skipped: true, stop: true };
     }
-    const i = await describeInstance(s.deps.ec2, s.instanceId);
+    const i = await s.deps.machines.describe(s.instanceId);
     if (!live(i.state) || !i.az) throw new FlowFailure('instance', `instance ${s.instanceId} is ${i.state}`, 'Nothing to do for this instance; the ASG will launch another.', 'warning', `instance-${s.instanceId}`);
     const untagged = missingClusterTag(i.tags, s.deps.tags.cluster, s.slot.cluster);
     if (untagged) throw new FlowFailure('instance', `instance ${s.instanceId}: ${untagged}`, tagAdvice(s.deps.tags.cluster), 'critical', `instance-tag-${s.slot.member}`);
@@ -57,7 +55,7 @@ export const instanceStep: Step<S> = {
   async plan(_r, s) {
     const not = await notToBringIn(s);
     if (not) return { action: `stop: ${not}; nothing is touched, no hook completed`, stop: true };
-    const i = await describeInstance(s.deps.ec2, s.instanceId);
+    const i = await s.deps.machines.describe(s.instanceId);
     if (!live(i.state) || !i.az) return { action: `stop: ${s.instanceId} is ${i.state}; ABANDON`, stop: true };
     const untagged = missingClusterTag(i.tags, s.deps.tags.cluster, s.slot.cluster);
     if (untagged) return { action: `stop: ${s.instanceId}: ${untagged}; ABANDON and alert`, stop: true };
@@ -68,7 +66,7 @@ export const instanceStep: Step<S> = {
 
 async function memberVolumes(s: S) {
   const { deps, slot } = s;
-  return findMemberVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster, member: slot.member, az: s.az! });
+  return deps.volumes.ofMember({ cluster: slot.cluster, member: slot.member, az: s.az! });
 }
 
 export const volumeStep: Step<S> = {
@@ -95,8 +93,8 @@ export const volumeStep: Step<S> = {
 
 /** The predecessor's EC2 and Auto Scaling states, and what the safety rule says to do. */
 async function predecessorOf(s: S, instanceId: string) {
-  const { state } = await describeInstance(s.deps.ec2, instanceId);
-  const asgState = await asgLifecycleState(s.deps.asg, instanceId);
+  const { state } = await s.deps.machines.describe(instanceId);
+  const asgState = (await s.deps.machines.inGroup(instanceId))?.state ?? 'none';
   return { state, asgState, action: predecessorAction(state, asgState) };
 }
 
@@ -104,17 +102,17 @@ export const predecessorStep: Step<S> = {
   name: 'predecessor',
   async run(r, s) {
     const { deps, slot, instanceId } = s;
-    const v = await describeVolume(deps.ec2, s.volume!.volumeId);
+    const v = await deps.volumes.describe(s.volume!.volumeId);
     if (!v.attachedTo || v.attachedTo === instanceId) return { detail: v.attachedTo ? 'already attached here' : 'volume is free', skipped: true };
     const holder = v.attachedTo;
     const { state, asgState, action } = await predecessorOf(s, holder);
     if (action === 'force-detach') {
-      await detachVolume(deps.ec2, v.volumeId, holder, true, r.waitOpts(deps.timings.volumeTimeoutSec));
+      await deps.volumes.detach(v.volumeId, holder, true, r.waitOpts(deps.timings.volumeTimeoutSec));
       return { detail: `force-detached from ${holder} (${state})` };
     }
     if (action === 'wait-for-release') {
       r.say('predecessor', 'wait', `${holder} is ${state}/${asgState}: waiting for it to release the volume`);
-      await r.poll(`${holder} to release ${v.volumeId}`, async () => ((await describeVolume(deps.ec2, v.volumeId)).attachedTo ? undefined : true), { timeoutSec: deps.timings.predecessorTimeoutSec });
+      await r.poll(`${holder} to release ${v.volumeId}`, async () => ((await deps.volumes.describe(v.volumeId)).attachedTo ? undefined : true), { timeoutSec: deps.timings.predecessorTimeoutSec });
       return { detail: `released by ${holder}` };
     }
     throw new FlowFailure('predecessor', `volume ${v.volumeId} is still attached to ${holder}, which is ${state} (${asgState}); not detaching a running master`,
@@ -138,13 +136,13 @@ export const attachStep: Step<S> = {
   async run(r, s) {
     const { deps, instanceId } = s;
     const volumeId = s.volume!.volumeId;
-    const v = await describeVolume(deps.ec2, volumeId);
+    const v = await deps.volumes.describe(volumeId);
     if (v.attachedTo === instanceId && v.attachmentState === 'attached') return { detail: 'already attached', skipped: true };
-    if (v.attachedTo !== instanceId) await attachVolume(deps.ec2, volumeId, instanceId, ETCD_DEVICE, r.waitOpts(deps.timings.volumeTimeoutSec));
+    if (v.attachedTo !== instanceId) await deps.volumes.attach(volumeId, instanceId, ETCD_DEVICE, r.waitOpts(deps.timings.volumeTimeoutSec));
     // The volume reads in-use as soon as an attachment exists; the device is there only once
     // the attachment itself is `attached` (one can stay `attaching` for good).
     await r.poll(`${volumeId} to finish attaching to ${instanceId}`, async () => {
-      const now = await describeVolume(deps.ec2, volumeId);
+      const now = await deps.volumes.describe(volumeId);
       return now.attachedTo === instanceId && now.attachmentState === 'attached' ? true : undefined;
     }, { timeoutSec: deps.timings.volumeTimeoutSec }).catch((err: unknown) => {
       if (!(err instanceof TimeoutError)) throw err;

@@ -3,12 +3,12 @@
  * etcd, the cluster judged by the one quorum rule, the snapshot and its metadata, and why a
  * restore is refused without --force.
  */
-import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { AwaitingDr } from '../../aws/held-hooks';
 import type { ClusterLock } from '../../aws/lock';
 import type { MemberIds } from '../../aws/member-ids';
+import type { TargetActions } from '../../aws/ports';
 import type { RestoreJournal } from '../../aws/restore-journal';
-import { type BackupMeta, type BackupStore, headBackup, parseBackupKey, usableBackups } from '../../aws/backups';
+import { type BackupMeta, type BackupStore, parseBackupKey, usableBackups } from '../../aws/backups';
 import { wallNow } from '../../clock';
 import { judgeQuorum, type QuorumJudgement } from '../../domain/judge';
 import type { ClusterView } from '../../domain/view';
@@ -25,7 +25,7 @@ export type RestoreDeps = HostFlowDeps & {
   /** Where each slot's member ID is recorded (absent: no state table; the markers are still written). */
   memberIds?: MemberIds;
   /** The load balancer the restored masters are registered with (absent: not registered). */
-  elb?: ElasticLoadBalancingV2Client;
+  targets?: TargetActions;
   /** The cluster lock the whole restore holds (absent: no state table, no lock). */
   lock?: ClusterLock;
   /** The restore's journal: an interrupted restore is finished with its own snapshot and token (absent: no state table). */
@@ -159,7 +159,7 @@ export async function readCluster(deps: RestoreDeps, cluster: string): Promise<{
 
 /** A backup's metadata, checked against its object and its cluster; refused otherwise. */
 async function readMeta(deps: RestoreDeps, req: RestoreRequest, key: string): Promise<BackupMeta> {
-  const stored = await headBackup(deps.s3, req.store, key);
+  const stored = await deps.objects.head(req.store, key);
   if (!stored.meta) throw new RestoreRefused(`backup ${key} cannot be used: ${stored.metaProblem ?? 'no metadata'}`);
   if (stored.meta.cluster !== req.cluster) throw new RestoreRefused(`backup ${key} says it belongs to cluster ${stored.meta.cluster}`);
   if (stored.size !== stored.meta.size) throw new RestoreRefused(`backup ${key} is ${stored.size} bytes, its metadata says ${stored.meta.size}`);

@@ -2,9 +2,7 @@
  * The restore after consent, step by step: stop, inspect, restore, start, leader, verify,
  * identity, register (`planRestore` lists the same steps for the operator).
  */
-import { findTargetGroups, registerAndWait } from '../../aws/lb';
 import { APISERVER_PORT } from '../../host/layout';
-import { presignDownload } from '../../aws/backups';
 import { wallNow } from '../../clock';
 import type { HostAnswer, HostCommand } from '../../host/commands';
 import { judgeQuorum } from '../../domain/judge';
@@ -72,7 +70,7 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
     const bump = applied ?? (plan.canBump ? revisionBump(meta.revision, [plan.liveRevision, ...s.inspected!.filter((i) => i.restored?.token !== plan.token).map((i) => i.revision)]) : 0);
     const restored = await onMasters(r, s, 'download + restore', async (m) => ({
       kind: 'restore-restore' as const, workDir: req.workDir, sha256: meta.sha256, compressor: meta.compressor, name: m.member, initialCluster: prepared.initialCluster, token: plan.token,
-      bumpRevision: bump, url: await presignDownload(deps.s3, req.store, plan.snapshot.key, { signingDate: new Date(await wallNow(deps.clock)) }),
+      bumpRevision: bump, url: await deps.objects.presignDownload(req.store, plan.snapshot.key, { signingDate: new Date(await wallNow(deps.clock)) }),
     }));
     const bumps = [...new Set(restored.map((x) => x.bumped))];
     if (bumps.length > 1) {
@@ -166,13 +164,13 @@ export const restoreSteps: ReadonlyArray<Step<RestoreState>> = [{
   // server is ready on the restored etcd, it is.
   async run(r, s) {
     const { deps, req, prepared } = s;
-    const elb = deps.elb;
-    const tgs = elb ? await findTargetGroups(elb, deps.tags.cluster, req.cluster) : [];
-    if (!elb || tgs.length === 0) return { detail: 'no target group tagged for this cluster', skipped: true };
+    const targets = deps.targets;
+    const tgs = targets ? await targets.groups(req.cluster) : [];
+    if (!targets || tgs.length === 0) return { detail: 'no target group tagged for this cluster', skipped: true };
     const timeoutSec = req.leaderTimeoutSec ?? 300;
     await Promise.all(prepared.masters.map(async (m) => {
       await r.poll(`kube-apiserver /readyz on ${m.member}`, async () => ((await deps.hosts.run(m.instanceId, { kind: 'apiserver-ready' }, r.hostOpts(60))).ready ? true : undefined), { timeoutSec, intervalSec: 2 });
-      for (const tg of tgs) await r.beating(registerAndWait(elb, tg, m.instanceId, APISERVER_PORT, r.waitOpts(timeoutSec)));
+      for (const tg of tgs) await r.beating(targets.register(tg, m.instanceId, APISERVER_PORT, r.waitOpts(timeoutSec)));
     }));
     return { detail: `${prepared.masters.length} masters healthy in ${tgs.length} target group(s)` };
   },

@@ -23,10 +23,8 @@
  * detached so the replacement attaches it without force. Membership is left alone: the volume
  * keeps the member's identity for the replacement.
  */
-import { describeInstance, detachVolume, findMemberVolumes } from '../../aws/ec2';
-import { beatEveryMsFor, completeLifecycle, heartbeat, hookOf, type HookRef } from '../../aws/lifecycle';
+import { beatEveryMsFor, type HookRef } from '../../aws/lifecycle';
 import { completeHookStep } from '../hook-step';
-import { deregisterAndWait, findTargetGroups } from '../../aws/lb';
 import { type Departure, departureGate } from '../../domain/departure';
 import { type EndpointStatus, EtcdClient } from '../../etcd';
 import { contextOf, observeCluster } from '../../observe/observe';
@@ -37,7 +35,7 @@ import type { FlowDeps } from '../deps';
 import { recordHeld } from './held';
 import { instanceLockKey, type MasterSlot } from '../master-slot';
 import { TimeoutError } from '../../clock';
-import { FlowRun, type OutcomePolicy } from '../run';
+import { FlowFailure, FlowRun, type OutcomePolicy } from '../run';
 import { type Entry, runSteps, type Step } from '../steps';
 
 export interface RetirementInput {
@@ -91,7 +89,7 @@ const onHost = <C extends HostCommand>(r: FlowRun, s: S, command: C) => r.host(s
 const instanceStep: Step<S> = {
   name: 'instance',
   async run(_r, s) {
-    const inst = await describeInstance(s.deps.ec2, s.instanceId);
+    const inst = await s.deps.machines.describe(s.instanceId);
     s.az = inst.az ?? '';
     s.instanceState = inst.state;
     s.reachable = inst.state === 'running' && (await s.deps.hosts.online(s.instanceId));
@@ -159,9 +157,9 @@ const deregisterStep: Step<S> = {
   name: 'deregister',
   async run(r, s) {
     const { deps } = s;
-    const tgs = await findTargetGroups(deps.elb, deps.tags.cluster, s.slot.cluster);
+    const tgs = await deps.targets.groups(s.slot.cluster);
     // The drain takes the whole deregistration delay (300 s by default): beat through it.
-    for (const tg of tgs) await r.beating(deregisterAndWait(deps.elb, tg, s.instanceId, APISERVER_PORT, r.waitOpts(deps.timings.targetTimeoutSec)));
+    for (const tg of tgs) await r.beating(deps.targets.deregister(tg, s.instanceId, APISERVER_PORT, r.waitOpts(deps.timings.targetTimeoutSec)));
     return tgs.length ? { detail: `drained from ${tgs.length} target group(s)` } : { detail: 'no target group', skipped: true };
   },
 };
@@ -250,8 +248,10 @@ const stopStep: Step<S> = {
     try {
       await r.host(s.instanceId, { kind: 'member-stop', ifQuorumWithoutMe: true }, { retryUnfinished: true, signal: new AbortController().signal });
     } catch (err) {
-      if (!(err instanceof HostFailure) || err.kind !== 'unsafe') throw err;
-      s.held = notNow(`the master checked just before stopping etcd: ${err.detail}`.slice(0, 300));
+      // r.host turns a HostFailure into a FlowFailure: the script's exit code is on its cause.
+      const host = err instanceof FlowFailure && err.cause instanceof HostFailure ? err.cause : err;
+      if (!(host instanceof HostFailure) || host.kind !== 'unsafe') throw err;
+      s.held = notNow(`the master checked just before stopping etcd: ${host.detail}`.slice(0, 300));
       return { detail: `not now: ${s.held.detail}`, stop: true };
     }
     s.stopped = true;
@@ -263,11 +263,11 @@ const detachStep: Step<S> = {
   name: 'detach',
   async run(r, s) {
     const { deps, slot } = s;
-    const vols = (await findMemberVolumes(deps.ec2, { tagCluster: deps.tags.cluster, tagMember: deps.tags.member, cluster: slot.cluster, member: slot.member, az: s.az ?? '' }))
+    const vols = (await deps.volumes.ofMember({ cluster: slot.cluster, member: slot.member, az: s.az ?? '' }))
       .filter((v) => v.attachedTo === s.instanceId);
     for (const v of vols) {
       if (s.reachable) await onHost(r, s, { kind: 'volume-unmount', volumeId: v.volumeId, cluster: slot.cluster, member: slot.member });
-      await detachVolume(deps.ec2, v.volumeId, s.instanceId, false, r.waitOpts(deps.timings.volumeTimeoutSec));
+      await deps.volumes.detach(v.volumeId, s.instanceId, false, r.waitOpts(deps.timings.volumeTimeoutSec));
     }
     return vols.length ? { detail: `${vols.map((v) => v.volumeId).join(', ')} unmounted and detached` } : { detail: 'no member volume attached', skipped: true };
   },
@@ -291,9 +291,9 @@ export const retirementSteps: ReadonlyArray<Entry<S>> = [instanceStep, etcdStep,
 export async function retireMaster(deps: FlowDeps, input: RetirementInput, opts: RetirementOptions = {}): Promise<RetirementOutcome> {
   const { slot, instanceId, hook } = input;
   // Heartbeat often enough for this hook's timeout (a third of it, at most every 30 s).
-  const settings = hook ? await hookOf(deps.asg, hook.asg, 'autoscaling:EC2_INSTANCE_TERMINATING').catch(() => null) : null;
+  const settings = hook ? await deps.lifecycle.hookOf(hook.asg, 'autoscaling:EC2_INSTANCE_TERMINATING').catch(() => null) : null;
   const timeoutSec = settings?.heartbeatTimeoutSec ?? 3600;
-  const r = new FlowRun(deps, { owner: instanceId, beatEveryMs: beatEveryMsFor(timeoutSec), ...(hook ? { heartbeat: () => heartbeat(deps.asg, hook) } : {}) });
+  const r = new FlowRun(deps, { owner: instanceId, beatEveryMs: beatEveryMsFor(timeoutSec), ...(hook ? { heartbeat: () => deps.lifecycle.heartbeat(hook) } : {}) });
   const s: S = { ...input, deps, waitSec: opts.waitSec ?? deps.timings.departureWaitSec };
   try {
     await r.beat(true);
@@ -329,7 +329,7 @@ export async function retireMaster(deps: FlowDeps, input: RetirementInput, opts:
     }
     // Let termination go ahead: ABANDON would not stop it anyway, and CONTINUE frees the slot sooner.
     if (hook) {
-      await completeLifecycle(deps.asg, hook, 'CONTINUE');
+      await deps.lifecycle.complete(hook, 'CONTINUE');
       await deps.held.release(slot.cluster, slot.member, instanceId);
     }
     return { result: 'failed', step: r.current, reason };
