@@ -5,7 +5,9 @@
  * makes recorded for the test to assert.
  */
 import type { Alert, Alerter } from '../../lib/aws/alerts';
-import type { HeldHook, HeldHooks } from '../../lib/aws/held-hooks';
+import type { Formation, FormationRecord, SlotReport } from '../../lib/aws/formation';
+import type { AwaitingDr, HeldHook, HeldHooks } from '../../lib/aws/held-hooks';
+import type { MemberIds } from '../../lib/aws/member-ids';
 import type { HookRef } from '../../lib/aws/lifecycle';
 import type { BackupObjectsPort, LifecyclePort, MachinesPort, TargetActions, VolumeActions } from '../../lib/aws/ports';
 import type { Clock } from '../../lib/clock';
@@ -46,6 +48,40 @@ export function memoryHeld(clock: Clock): HeldHooks & { records: Map<string, Hel
   };
 }
 
+export function memoryAwaitingDr(clock: Clock): AwaitingDr & { records: Map<string, { instanceId: string; hasData: boolean; since: number }> } {
+  const records = new Map<string, { instanceId: string; hasData: boolean; since: number }>();
+  return {
+    records,
+    mark: (r) => Promise.resolve(void records.set(`${r.cluster}/${r.member}`, { instanceId: r.instanceId, hasData: r.hasData, since: clock.now() })),
+    clear: (cluster, member) => Promise.resolve(void records.delete(`${cluster}/${member}`)),
+    get: (cluster, member) => Promise.resolve(records.get(`${cluster}/${member}`) ?? null),
+  };
+}
+
+export function memoryMemberIds(initial: Record<string, string> = {}): MemberIds & { ids: Record<string, string> } {
+  const ids = { ...initial };
+  return {
+    ids,
+    get: (_c, slots) => Promise.resolve(Object.fromEntries(slots.flatMap((m) => (ids[m] ? [[m, ids[m]]] : [])))),
+    record: (_c, slot, memberId) => Promise.resolve(void (ids[slot] = memberId)),
+  };
+}
+
+/** The formation record and the slots' bootstrap reports (`record` null: never formed here). */
+export function memoryFormation(clock: Clock, record: FormationRecord | null = null): Formation & { record(): FormationRecord | null; reported: SlotReport[] } {
+  let rec = record;
+  const reported: SlotReport[] = [];
+  return {
+    record: () => rec,
+    reported,
+    get: () => Promise.resolve(rec && { ...rec }),
+    claim: (cluster, seed, instanceId, volumeId) => Promise.resolve(rec ? false : ((rec = { cluster, state: 'seeding', seed, instanceId, volumeId, clusterId: null, how: 'bootstrap' } as FormationRecord), true)),
+    formed: (cluster, clusterId, seed, how) => Promise.resolve(rec && rec.clusterId && rec.clusterId !== clusterId ? false : ((rec = { ...(rec ?? { cluster, seed, instanceId: null, volumeId: null }), state: 'formed', clusterId, how } as FormationRecord), true)),
+    report: (_c, r) => Promise.resolve(void reported.push({ ...r, at: clock.now() })),
+    reports: (_c, slots) => Promise.resolve(reported.filter((r) => slots.includes(r.slot))),
+  };
+}
+
 export function memoryAlerter(): Alerter & { alerts: Alert[] } {
   const alerts: Alert[] = [];
   return { alerts, alert: (a) => Promise.resolve(void alerts.push(a)).then(() => true) };
@@ -58,7 +94,8 @@ export function fakeCloud(w: FakeWorld) {
   let heartbeats = 0;
   const slotOf = (instanceId: string) => w.slots.find((s) => s.instances.some((i) => i.instanceId === instanceId));
   const machines: MachinesPort = {
-    describe: (id) => Promise.resolve({ instanceId: id, state: w.instances[id]?.state ?? 'gone', az: slotOf(id)?.availabilityZones[0] ?? null, privateIp: null, tags: {} }),
+    // Every instance of the world carries the cluster tag (PropagateAtLaunch).
+    describe: (id) => Promise.resolve({ instanceId: id, state: w.instances[id]?.state ?? 'gone', az: slotOf(id)?.availabilityZones[0] ?? 'us-east-1b', privateIp: null, tags: w.instances[id] ? { 'quorum-keeper/cluster': 'prod' } : {} }),
     inGroup: (id) => {
       const slot = slotOf(id);
       return Promise.resolve(slot ? { group: slot.asg, state: slot.instances.find((i) => i.instanceId === id)!.lifecycleState } : null);
@@ -115,26 +152,24 @@ const FAST: FlowTimings = {
   lockTimeoutSec: 5, peerTimeoutSec: 5, catchUpTimeoutSec: 5, targetTimeoutSec: 5, maxRaftLag: 100, departureWaitSec: 30, bootstrapTimeoutSec: 5,
 };
 
-/** A record store a flow is not expected to touch here: using it fails the test by name. */
-const untouched = <T extends object>(name: string): T => new Proxy({} as T, {
-  get: (_t, prop) => () => Promise.reject(new Error(`the ${name} store was not expected to be used (${String(prop)})`)),
-});
-
 /** Every dependency of a lifecycle flow over `w` and `hosts`, in memory. */
-export function fakeFlowDeps(w: FakeWorld, hosts: Hosts, o: { clock?: Clock; timings?: Partial<FlowTimings> } = {}) {
+export function fakeFlowDeps(w: FakeWorld, hosts: Hosts, o: { clock?: Clock; timings?: Partial<FlowTimings>; formation?: FormationRecord | null } = {}) {
   const clock = o.clock ?? steppingClock(w.now);
   const cloud = fakeCloud(w);
   const observe = fakePorts(w);
   const lock = memoryLock();
   const held = memoryHeld(clock);
   const alerter = memoryAlerter();
+  const awaitingDr = memoryAwaitingDr(clock);
+  const memberIds = memoryMemberIds(w.memberIds);
+  const formation = memoryFormation(clock, o.formation ?? null);
   const events: string[] = [];
   const deps: FlowDeps = {
     observe, machines: cloud.machines, volumes: cloud.volumes, targets: cloud.targets, lifecycle: cloud.lifecycle,
     lock: lock as unknown as FlowDeps['lock'], held, alerter, hosts, clock,
-    awaitingDr: untouched('awaiting-DR'), memberIds: untouched('member ID'), formation: untouched('formation'),
+    awaitingDr, memberIds, formation,
     tags: { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' }, timings: { ...FAST, ...o.timings },
     progress: (e) => events.push(`${e.step} ${e.status}${e.detail ? `: ${e.detail}` : ''}`),
   };
-  return { deps, cloud, observe, lock, held, alerter, events };
+  return { deps, cloud, observe, lock, held, alerter, awaitingDr, memberIds, formation, events };
 }
