@@ -95,7 +95,10 @@ export function fakeCloud(w: FakeWorld) {
   const slotOf = (instanceId: string) => w.slots.find((s) => s.instances.some((i) => i.instanceId === instanceId));
   const machines: MachinesPort = {
     // Every instance of the world carries the cluster tag (PropagateAtLaunch).
-    describe: (id) => Promise.resolve({ instanceId: id, state: w.instances[id]?.state ?? 'gone', az: slotOf(id)?.availabilityZones[0] ?? 'us-east-1b', privateIp: null, tags: w.instances[id] ? { 'quorum-keeper/cluster': 'prod' } : {} }),
+    describe: (id) => {
+      const tags: Record<string, string> = w.instances[id] ? { 'quorum-keeper/cluster': 'prod' } : {};
+      return Promise.resolve({ instanceId: id, state: w.instances[id]?.state ?? 'gone', az: slotOf(id)?.availabilityZones[0] ?? 'us-east-1b', privateIp: null, tags });
+    },
     inGroup: (id) => {
       const slot = slotOf(id);
       return Promise.resolve(slot ? { group: slot.asg, state: slot.instances.find((i) => i.instanceId === id)!.lifecycleState } : null);
