@@ -22,6 +22,48 @@ export interface Step<S> {
   plan?(r: FlowRun, s: S): PlanLine | null | Promise<PlanLine | null>;
 }
 
+/**
+ * What a step decides from what it reads, before it changes anything: act (with what the action
+ * needs, and how the dry run says it), skip, end the flow as planned, or refuse (the failure the
+ * flow's outcome policy then judges). One decision serves both the run and the dry run, so the
+ * two cannot drift in what they decide.
+ */
+export type Decision<D> =
+  | { kind: 'act'; says: string; with: D }
+  | { kind: 'skip'; detail: string }
+  | { kind: 'stop'; detail: string }
+  | { kind: 'refuse'; failure: FlowFailure };
+
+/**
+ * A step made of a decision and the action that carries it out. `decide` only reads (the dry run
+ * calls it); `act` runs only for `act`. `refused` words a refusal in the dry run (default: the
+ * failure's message).
+ */
+export function decided<S, D>(name: string, o: {
+  decide(r: FlowRun, s: S): Promise<Decision<D>>;
+  act(r: FlowRun, s: S, d: D, signal: AbortSignal | undefined): Promise<StepResult>;
+  refused?: (f: FlowFailure) => string;
+}): Step<S> & { decide: (r: FlowRun, s: S) => Promise<Decision<D>> } {
+  return {
+    name,
+    decide: (r, s) => o.decide(r, s),
+    async run(r, s, signal) {
+      const d = await o.decide(r, s);
+      if (d.kind === 'refuse') throw d.failure;
+      if (d.kind === 'skip') return { detail: d.detail, skipped: true };
+      if (d.kind === 'stop') return { detail: d.detail, skipped: true, stop: true };
+      return o.act(r, s, d.with, signal);
+    },
+    async plan(r, s) {
+      const d = await o.decide(r, s);
+      if (d.kind === 'refuse') return { action: `stop: ${o.refused ? o.refused(d.failure) : d.failure.message}`, stop: true };
+      if (d.kind === 'skip') return null;
+      if (d.kind === 'stop') return { action: `stop: ${d.detail}`, stop: true };
+      return { action: d.says };
+    },
+  };
+}
+
 export type Entry<S> =
   | Step<S>
   | { kind: 'beside'; step: Step<S> }

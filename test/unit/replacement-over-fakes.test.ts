@@ -5,7 +5,7 @@
  * see (ABANDON, never "restore"), and a late event for an instance not waiting to come in.
  */
 import type { FormationRecord } from '../../lib/aws/formation';
-import { replaceMaster } from '../../lib/flows/replacement';
+import { planReplacement, replaceMaster } from '../../lib/flows/replacement';
 import type { HostAnswer } from '../../lib/host/commands';
 import { fakeFlowDeps } from '../support/fake-cloud';
 import { fakeHosts, type FakeWorld, healthyWorld, type HostScript, NOW } from '../support/fake-world';
@@ -79,6 +79,24 @@ describe('the replacement over fakes: before any membership change', () => {
     expect(cloud.changes).toEqual(['complete i-b2 ABANDON']);
     expect(volumeB(w).attachedTo).toBe('i-b');
     expect(hosts.calls).toEqual([]);
+  });
+
+  it('the dry run decides as the run does (one decision per step): each step it would take, ending where the run would refuse — and changes nothing', async () => {
+    const w = replacingB();
+    const free = fakeFlowDeps(w, fakeHosts({}), { formation: FORMED });
+    const plan = await planReplacement(free.deps, { slot: SLOT, instanceId: 'i-b2', hook: HOOK });
+    expect(plan.slice(0, 4)).toEqual([
+      { step: 'instance', action: 'i-b2 running in us-east-1b' },
+      { step: 'volume', action: 'use vol-b (in-use on i-b)' },
+      { step: 'predecessor', action: 'force-detach vol-b from i-b (terminated)' },
+      { step: 'attach', action: 'attach vol-b to i-b2 as /dev/xvdf, wait until attached' },
+    ]);
+    w.instances['i-b'] = { state: 'running', launchedAt: NOW };
+    const refused = await planReplacement(free.deps, { slot: SLOT, instanceId: 'i-b2', hook: HOOK });
+    expect(refused.map((p) => p.step)).toEqual(['instance', 'volume', 'predecessor']);
+    const run = await replace(w, {}).out;
+    expect(refused.at(-1)!.action).toBe(`stop: ${run.reason}; ABANDON and alert`);
+    expect(free.cloud.changes).toEqual([]);
   });
 
   it('a late launch event for an instance already retiring: ignored at once — no lock, no volume, no hook completed', async () => {

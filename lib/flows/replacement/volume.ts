@@ -7,7 +7,7 @@ import { ETCD_DEVICE } from '../../host/layout';
 import { TimeoutError } from '../../clock';
 import type { ReplacementState as S } from './state';
 import { FlowFailure, type FlowRun } from '../run';
-import { type Step } from '../steps';
+import { decided, type Step } from '../steps';
 
 const live = (state: string) => state === 'pending' || state === 'running';
 
@@ -37,108 +37,97 @@ export async function notToBringIn(s: Pick<S, 'deps' | 'slot' | 'instanceId' | '
   return a.state === wanted ? null : `${s.instanceId} is ${a.state} in ${a.group}, not ${wanted}: nothing to bring in`;
 }
 
-export const instanceStep: Step<S> = {
-  name: 'instance',
-  async run(_r, s) {
+/** In the replacement's dry run a refusal is an ABANDON with one alert (replacementOutcomes). */
+export const abandons = (f: FlowFailure) => `${f.message}; ABANDON and alert`;
+
+export const instanceStep = decided<S, string>('instance', {
+  async decide(_r, s) {
     const not = await notToBringIn(s);
     if (not) {
       s.ignored = not;
-      return { detail: not, skipped: true, stop: true };
+      return { kind: 'stop', detail: `${not}; nothing is touched, no hook completed` };
     }
     const i = await s.deps.machines.describe(s.instanceId);
-    if (!live(i.state) || !i.az) throw new FlowFailure('instance', `instance ${s.instanceId} is ${i.state}`, 'Nothing to do for this instance; the ASG will launch another.', 'warning', `instance-${s.instanceId}`);
+    if (!live(i.state) || !i.az) return { kind: 'refuse', failure: new FlowFailure('instance', `instance ${s.instanceId} is ${i.state}`, 'Nothing to do for this instance; the ASG will launch another.', 'warning', `instance-${s.instanceId}`) };
     const untagged = missingClusterTag(i.tags, s.deps.tags.cluster, s.slot.cluster);
-    if (untagged) throw new FlowFailure('instance', `instance ${s.instanceId}: ${untagged}`, tagAdvice(s.deps.tags.cluster), 'critical', `instance-tag-${s.slot.member}`);
+    if (untagged) return { kind: 'refuse', failure: new FlowFailure('instance', `instance ${s.instanceId}: ${untagged}`, tagAdvice(s.deps.tags.cluster), 'critical', `instance-tag-${s.slot.member}`) };
     s.az = i.az;
-    return { detail: `${s.instanceId} ${i.state} in ${i.az}` };
+    const detail = `${s.instanceId} ${i.state} in ${i.az}`;
+    return { kind: 'act', says: detail, with: detail };
   },
-  async plan(_r, s) {
-    const not = await notToBringIn(s);
-    if (not) return { action: `stop: ${not}; nothing is touched, no hook completed`, stop: true };
-    const i = await s.deps.machines.describe(s.instanceId);
-    if (!live(i.state) || !i.az) return { action: `stop: ${s.instanceId} is ${i.state}; ABANDON`, stop: true };
-    const untagged = missingClusterTag(i.tags, s.deps.tags.cluster, s.slot.cluster);
-    if (untagged) return { action: `stop: ${s.instanceId}: ${untagged}; ABANDON and alert`, stop: true };
-    s.az = i.az;
-    return { action: `${s.instanceId} is ${i.state} in ${i.az}` };
-  },
-};
+  act: (_r, _s, detail) => Promise.resolve({ detail }),
+  refused: abandons,
+});
 
-async function memberVolumes(s: S) {
-  const { deps, slot } = s;
-  return deps.volumes.ofMember({ cluster: slot.cluster, member: slot.member, az: s.az! });
-}
-
-export const volumeStep: Step<S> = {
-  name: 'volume',
-  async run(_r, s) {
+export const volumeStep = decided<S, string>('volume', {
+  async decide(_r, s) {
     const { deps, slot } = s;
-    const vols = await memberVolumes(s);
+    const vols = await deps.volumes.ofMember({ cluster: slot.cluster, member: slot.member, az: s.az! });
     if (vols.length !== 1) {
-      throw new FlowFailure('volume', `${vols.length === 0 ? 'no' : vols.length} etcd volume${vols.length === 1 ? '' : 's'} tagged ${slot.cluster}/${slot.member} in ${s.az}${vols.length ? `: ${vols.map((v) => v.volumeId).join(', ')}` : ''}`,
-        vols.length === 0 ? `Create or re-tag the member's volume in ${s.az} (${deps.tags.cluster}=${slot.cluster}, ${deps.tags.member}=${slot.member}).` : 'Keep exactly one volume per member and AZ: untag the wrong one.',
-        'critical', `volume-count-${slot.member}`);
+      return {
+        kind: 'refuse',
+        failure: new FlowFailure('volume', `${vols.length === 0 ? 'no' : vols.length} etcd volume${vols.length === 1 ? '' : 's'} tagged ${slot.cluster}/${slot.member} in ${s.az}${vols.length ? `: ${vols.map((v) => v.volumeId).join(', ')}` : ''}`,
+          vols.length === 0 ? `Create or re-tag the member's volume in ${s.az} (${deps.tags.cluster}=${slot.cluster}, ${deps.tags.member}=${slot.member}).` : 'Keep exactly one volume per member and AZ: untag the wrong one.',
+          'critical', `volume-count-${slot.member}`),
+      };
     }
     const v = vols[0]!;
     s.volume = v;
-    return { detail: `${v.volumeId} (${v.state}${v.attachedTo ? ` on ${v.attachedTo}` : ''})` };
+    const found = `${v.volumeId} (${v.state}${v.attachedTo ? ` on ${v.attachedTo}` : ''})`;
+    return { kind: 'act', says: `use ${found}`, with: found };
   },
-  async plan(_r, s) {
-    const vols = await memberVolumes(s);
-    if (vols.length !== 1) return { action: `stop: ${vols.length} volumes tagged ${s.slot.cluster}/${s.slot.member} in ${s.az}; ABANDON and alert`, stop: true };
-    s.volume = vols[0]!;
-    return { action: `use ${s.volume.volumeId} (${s.volume.state})` };
-  },
-};
+  act: (_r, _s, detail) => Promise.resolve({ detail }),
+  refused: abandons,
+});
 
-/** The predecessor's EC2 and Auto Scaling states, and what the safety rule says to do. */
-async function predecessorOf(s: S, instanceId: string) {
-  const { state } = await s.deps.machines.describe(instanceId);
-  const asgState = (await s.deps.machines.inGroup(instanceId))?.state ?? 'none';
-  return { state, asgState, action: predecessorAction(state, asgState) };
-}
+interface Release { how: 'force-detach' | 'wait-for-release'; volumeId: string; holder: string; state: string; asgState: string }
 
-export const predecessorStep: Step<S> = {
-  name: 'predecessor',
-  async run(r, s) {
-    const { deps, slot, instanceId } = s;
-    const v = await deps.volumes.describe(s.volume!.volumeId);
-    if (!v.attachedTo || v.attachedTo === instanceId) return { detail: v.attachedTo ? 'already attached here' : 'volume is free', skipped: true };
+/** The safety rule on a volume another instance holds (lib/domain/predecessor.ts): force-detach from a dead one, wait for a leaving one, never take it from a running one. */
+export const predecessorStep = decided<S, Release>('predecessor', {
+  async decide(_r, s) {
+    const v = await s.deps.volumes.describe(s.volume!.volumeId);
+    if (!v.attachedTo || v.attachedTo === s.instanceId) return { kind: 'skip', detail: v.attachedTo ? 'already attached here' : 'volume is free' };
     const holder = v.attachedTo;
-    const { state, asgState, action } = await predecessorOf(s, holder);
-    if (action === 'force-detach') {
-      await deps.volumes.detach(v.volumeId, holder, true, r.waitOpts(deps.timings.volumeTimeoutSec));
-      return { detail: `force-detached from ${holder} (${state})` };
+    const { state } = await s.deps.machines.describe(holder);
+    const asgState = (await s.deps.machines.inGroup(holder))?.state ?? 'none';
+    const how = predecessorAction(state, asgState);
+    if (how === 'force-detach') return { kind: 'act', says: `force-detach ${v.volumeId} from ${holder} (${state})`, with: { how, volumeId: v.volumeId, holder, state, asgState } };
+    if (how === 'wait-for-release') {
+      return { kind: 'act', says: `wait up to ${s.deps.timings.predecessorTimeoutSec} s for ${holder} (${state}/${asgState}) to release the volume`, with: { how, volumeId: v.volumeId, holder, state, asgState } };
     }
-    if (action === 'wait-for-release') {
-      r.say('predecessor', 'wait', `${holder} is ${state}/${asgState}: waiting for it to release the volume`);
-      await r.poll(`${holder} to release ${v.volumeId}`, async () => ((await deps.volumes.describe(v.volumeId)).attachedTo ? undefined : true), { timeoutSec: deps.timings.predecessorTimeoutSec });
-      return { detail: `released by ${holder}` };
+    return {
+      kind: 'refuse',
+      failure: new FlowFailure('predecessor', `volume ${v.volumeId} is still attached to ${holder}, which is ${state} (${asgState}); not detaching a running master`,
+        asgState === 'Terminating:Retained'
+          ? `${holder} was retained by the ASG's instance lifecycle policy after its termination was abandoned, and keeps the volume until it is terminated. Check etcd on it, then run \`aws autoscaling terminate-instance-in-auto-scaling-group --instance-id ${holder} --no-should-decrement-desired-capacity\`; the next replacement attaches the volume.`
+          : `Find out why two masters exist for ${s.slot.member}. If ${holder} is really dead, terminate it; Quorum Keeper never force-detaches from a running instance.`,
+        'critical', `predecessor-running-${holder}`),
+    };
+  },
+  async act(r, s, d) {
+    const { deps } = s;
+    if (d.how === 'force-detach') {
+      await deps.volumes.detach(d.volumeId, d.holder, true, r.waitOpts(deps.timings.volumeTimeoutSec));
+      return { detail: `force-detached from ${d.holder} (${d.state})` };
     }
-    throw new FlowFailure('predecessor', `volume ${v.volumeId} is still attached to ${holder}, which is ${state} (${asgState}); not detaching a running master`,
-      asgState === 'Terminating:Retained'
-        ? `${holder} was retained by the ASG's instance lifecycle policy after its termination was abandoned, and keeps the volume until it is terminated. Check etcd on it, then run \`aws autoscaling terminate-instance-in-auto-scaling-group --instance-id ${holder} --no-should-decrement-desired-capacity\`; the next replacement attaches the volume.`
-        : `Find out why two masters exist for ${slot.member}. If ${holder} is really dead, terminate it; Quorum Keeper never force-detaches from a running instance.`,
-      'critical', `predecessor-running-${holder}`);
+    r.say('predecessor', 'wait', `${d.holder} is ${d.state}/${d.asgState}: waiting for it to release the volume`);
+    await r.poll(`${d.holder} to release ${d.volumeId}`, async () => ((await deps.volumes.describe(d.volumeId)).attachedTo ? undefined : true), { timeoutSec: deps.timings.predecessorTimeoutSec });
+    return { detail: `released by ${d.holder}` };
   },
-  async plan(_r, s) {
-    const v = s.volume!;
-    if (!v.attachedTo || v.attachedTo === s.instanceId) return null;
-    const { state, asgState, action } = await predecessorOf(s, v.attachedTo);
-    if (action === 'force-detach') return { action: `force-detach ${v.volumeId} from ${v.attachedTo} (${state})` };
-    if (action === 'wait-for-release') return { action: `wait up to ${s.deps.timings.predecessorTimeoutSec} s for ${v.attachedTo} (${state}/${asgState}) to release the volume` };
-    return { action: `stop: ${v.attachedTo} is ${state} (${asgState}) and holds the volume; never detach from a running master; ABANDON and alert`, stop: true };
-  },
-};
+  refused: abandons,
+});
 
-export const attachStep: Step<S> = {
-  name: 'attach',
-  async run(r, s) {
-    const { deps, instanceId } = s;
+export const attachStep = decided<S, { volumeId: string; attachHere: boolean }>('attach', {
+  async decide(_r, s) {
     const volumeId = s.volume!.volumeId;
-    const v = await deps.volumes.describe(volumeId);
-    if (v.attachedTo === instanceId && v.attachmentState === 'attached') return { detail: 'already attached', skipped: true };
-    if (v.attachedTo !== instanceId) await deps.volumes.attach(volumeId, instanceId, ETCD_DEVICE, r.waitOpts(deps.timings.volumeTimeoutSec));
+    const v = await s.deps.volumes.describe(volumeId);
+    if (v.attachedTo === s.instanceId && v.attachmentState === 'attached') return { kind: 'skip', detail: 'already attached' };
+    // In a dry run a predecessor may still hold it: the attach follows its release.
+    return { kind: 'act', says: `attach ${volumeId} to ${s.instanceId} as ${ETCD_DEVICE}, wait until attached`, with: { volumeId, attachHere: v.attachedTo !== s.instanceId } };
+  },
+  async act(r, s, { volumeId, attachHere }) {
+    const { deps, instanceId } = s;
+    if (attachHere) await deps.volumes.attach(volumeId, instanceId, ETCD_DEVICE, r.waitOpts(deps.timings.volumeTimeoutSec));
     // The volume reads in-use as soon as an attachment exists; the device is there only once
     // the attachment itself is `attached` (one can stay `attaching` for good).
     await r.poll(`${volumeId} to finish attaching to ${instanceId}`, async () => {
@@ -152,11 +141,7 @@ export const attachStep: Step<S> = {
     });
     return { detail: `${volumeId} → ${instanceId} as ${ETCD_DEVICE}` };
   },
-  plan(_r, s) {
-    const v = s.volume!;
-    return { action: v.attachedTo === s.instanceId ? 'already attached' : `attach ${v.volumeId} to ${s.instanceId} as ${ETCD_DEVICE}, wait until in-use` };
-  },
-};
+});
 
 export const agentStep: Step<S> = {
   name: 'agent',
