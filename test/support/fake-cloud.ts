@@ -5,6 +5,7 @@
  * makes recorded for the test to assert.
  */
 import type { Alert, Alerter } from '../../lib/aws/alerts';
+import type { StoredBackup } from '../../lib/aws/backups';
 import type { Formation, FormationRecord, SlotReport } from '../../lib/aws/formation';
 import type { AwaitingDr, HeldHook, HeldHooks } from '../../lib/aws/held-hooks';
 import type { MemberIds } from '../../lib/aws/member-ids';
@@ -140,14 +141,16 @@ export function fakeCloud(w: FakeWorld) {
       return Promise.resolve(s ? { tags: { 'quorum-keeper/cluster': 'prod', 'quorum-keeper/etcd-member': s.member }, availabilityZones: s.availabilityZones } : null);
     },
   };
+  /** What HeadObject answers per key (a key not here: NotFound). */
+  const stored = new Map<string, StoredBackup>();
   const objects: BackupObjectsPort = {
-    head: (_store, key) => Promise.reject(new Error(`fake bucket: no ${key}`)),
+    head: (_store, key) => (stored.has(key) ? Promise.resolve(structuredClone(stored.get(key)!)) : Promise.reject(new Error(`fake bucket: no ${key}`))),
     any: () => Promise.resolve(Array.isArray(w.backups) && w.backups.length > 0),
     presignDownload: (_store, key) => Promise.resolve(`https://bucket.example/${key}?signed`),
     presignUpload: (_store, key) => Promise.resolve({ url: `https://bucket.example/${key}?signed`, headers: [] }),
     delete: (_store, keys) => Promise.resolve(void changes.push(...keys.map((k) => `delete ${k}`))).then(() => []),
   };
-  return { machines, volumes, targets, lifecycle, objects, changes, completed, heartbeats: () => heartbeats };
+  return { machines, volumes, targets, lifecycle, objects, stored, changes, completed, heartbeats: () => heartbeats };
 }
 
 const FAST: FlowTimings = {
