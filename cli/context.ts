@@ -9,6 +9,7 @@ import type { Alerter } from '../lib/aws/alerts';
 import type { BackupStore } from '../lib/aws/backups';
 import { ALL_CLIENTS, awsClients } from '../lib/aws/clients';
 import { doctorClients } from '../lib/aws/doctor-clients';
+import { DEFAULT_RECOVERY } from '../lib/domain/recovery';
 import { adoptDeps, backupDeps, compose, doctorDeps, planDeps, reconcileDeps, restoreDeps, statusDeps } from '../lib/compose';
 import { DEFAULT_RECONCILE } from '../lib/domain/reconcile';
 import { DEFAULT_RETENTION } from '../lib/domain/retention';
@@ -112,8 +113,10 @@ export function buildDeps(o: GlobalOptions, io: CliIo): { deps: CliDeps; close: 
   });
   const deps: CliDeps = {
     status: statusDeps(root),
-    plan: planDeps(root),
-    reconcile: root.hasState ? reconcileDeps(root, o.store ? backupSettings(o.store) : undefined) : null,
+    // Quorum loss is judged as the deployed reconciler judges it, recovery manual: members on their
+    // own data are started; a restore is only shown (`recover` carries it out).
+    plan: planDeps(root, () => DEFAULT_RECOVERY),
+    reconcile: root.hasState ? { ...reconcileDeps(root, o.store ? backupSettings(o.store) : undefined), recovery: { settings: () => DEFAULT_RECOVERY, journal: root.restoreJournal } } : null,
     backup: backupDeps(root, printed),
     restore: restoreDeps(root),
     adopt: root.hasState ? adoptDeps(root) : null,

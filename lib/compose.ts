@@ -35,6 +35,7 @@ import type { Progress } from './flows/run';
 import type { StatusDeps } from './flows/status';
 import type { DoctorClients } from './aws/doctor-clients';
 import type { DoctorDeps } from './flows/doctor';
+import type { RecoverySettings } from './domain/recovery';
 import { backupObjectsPort, lifecyclePort, machinesPort, targetActions, volumeActions } from './aws/ports';
 import { awsObservePorts, backupsPort, etcdPort, fleetPort, hostsReadPort, volumesPort } from './observe/aws-ports';
 import type { ObservePorts } from './observe/ports';
@@ -212,9 +213,17 @@ export function statusDeps(r: Root): StatusDeps & { s3: Root['clients']['s3'] } 
   return { observe: observePorts(r), clock: r.clock, get s3() { return r.clients.s3; } };
 }
 
-/** The reconciler's read; with a state table it also sees the locks and what earlier runs remembered. */
-export function planDeps(r: Root): ReconcileReadDeps {
-  return r.hasState ? withLockView({ observe: observePorts(r), clock: r.clock }, r.lock, r.reconcileMemory) : { observe: observePorts(r), clock: r.clock };
+/**
+ * The reconciler's read; with a state table it also sees the locks and what earlier runs
+ * remembered; with `recovery` (each cluster's settings) it judges quorum loss too.
+ */
+export function planDeps(r: Root, recovery?: (cluster: string) => RecoverySettings): ReconcileReadDeps {
+  const observe = observePorts(r);
+  const base: ReconcileReadDeps = {
+    observe, clock: r.clock,
+    ...(recovery ? { recovery: { read: { observe, clock: r.clock, objects: backupObjectsPort(() => r.clients.s3), ...(r.hasState ? { journal: r.restoreJournal } : {}) }, settings: recovery } } : {}),
+  };
+  return r.hasState ? withLockView(base, r.lock, r.reconcileMemory) : base;
 }
 
 /** The reconciler; with backup settings it judges and takes backups too. */
