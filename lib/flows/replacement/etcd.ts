@@ -148,12 +148,12 @@ export const membershipStep: Step<S> = {
       case 'refuse':
         throw new FlowFailure('membership', p.reason, p.action, 'critical', `membership-${slot.member}`);
       case 'in-place':
-        s.list = before;
+        s.after = before;
         return { detail: `member ${p.id} already at ${peerUrl}${p.isLearner ? ' (learner)' : ''}`, skipped: true };
       case 'update':
         await refuseLiveIncarnation(r, s, before, p.id);
         // Setting the same peer URL twice changes nothing: a lost answer (timeout) is retried.
-        s.list = await retryUnhealthy(r, 'member update', () => peer.etcd.memberUpdate(p.id, [peerUrl]), ['timeout']);
+        s.after = await retryUnhealthy(r, 'member update', () => peer.etcd.memberUpdate(p.id, [peerUrl]), ['timeout']);
         return { detail: `member update ${p.id}: ${p.from.join(',')} → ${peerUrl}` };
       case 'replace': {
         if (p.removeId) {
@@ -167,15 +167,15 @@ export const membershipStep: Step<S> = {
           await retryUnhealthy(r, 'member remove', () => peer.etcd.memberRemove(p.removeId as MemberId));
         }
         const added = await retryUnhealthy(r, 'member add', () => peer.etcd.memberAdd(slot.member, [peerUrl], { learner: true }));
-        s.list = { ...before, members: added.members };
+        s.after = { ...before, members: added.members };
         return { detail: `${p.removeId ? `removed ${p.removeId}, ` : ''}added learner ${added.member.id} at ${peerUrl}` };
       }
     }
   },
   plan(_r, s) {
-    if (!s.quorumOk) return { action: 'stop: no leader or no quorum; no membership change; ABANDON and a critical alert', stop: true };
+    if (!s.seen?.quorumOk) return { action: 'stop: no leader or no quorum; no membership change; ABANDON and a critical alert', stop: true };
     const peerUrl = s.urls?.peerUrl ?? '(its peer URL)';
-    const members = s.list!.members;
+    const members = s.seen.list.members;
     const say = (p: ReturnType<typeof planMembership>) => p.kind === 'update' ? `member update ${p.id} → ${peerUrl}` : p.kind === 'in-place' ? `nothing (member ${p.id} already at ${peerUrl})`
       : p.kind === 'replace' ? `${p.removeId ? `member remove ${p.removeId}, ` : ''}member add --learner ${s.slot.member} at ${peerUrl}, promote when in sync` : `stop: ${p.reason}`;
     return { action: `if the volume has data: ${say(planMembership(members, s.slot.member, peerUrl, true))}; if it is blank: ${say(planMembership(members, s.slot.member, peerUrl, false))}` };
@@ -211,8 +211,9 @@ export const startStep: Step<S> = {
     const peerUrl = s.urls!.peerUrl;
     // A member keeps its etcd name (it need not be the slot tag: identity is its member ID); a
     // learner just added has none yet and takes the slot's.
-    const name = s.list!.members.find((m) => m.peerUrls.includes(peerUrl))?.name || s.slot.member;
-    const initial = s.list!.members
+    const after = s.after!;
+    const name = after.members.find((m) => m.peerUrls.includes(peerUrl))?.name || s.slot.member;
+    const initial = after.members
       .filter((m) => m.name !== '' || m.peerUrls.includes(peerUrl))
       .map((m) => `${m.peerUrls.includes(peerUrl) ? name : m.name}=${m.peerUrls.includes(peerUrl) ? peerUrl : (m.peerUrls[0] ?? '')}`)
       .join(',');

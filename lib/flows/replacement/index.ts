@@ -32,7 +32,7 @@ import type { ReplacementState as S } from './state';
 import { agentStep, attachStep, instanceStep, notToBringIn, predecessorStep, volumeStep } from './volume';
 import { bootstrapStep } from './bootstrap';
 import { type FlowFailure, FlowRun, type OutcomePolicy } from '../run';
-import { beside, type Entry, holding, join, type PlannedStep, planSteps, runSteps, type Step } from '../steps';
+import { beside, decided, type Entry, holding, join, type PlannedStep, planSteps, runSteps } from '../steps';
 
 export type { PlannedStep } from '../steps';
 
@@ -59,21 +59,18 @@ export interface ReplacementOutcome {
   membership?: string;
 }
 
-const registerStep: Step<S> = {
-  name: 'register',
-  async run(r, s) {
-    const { deps } = s;
-    const tgs = await deps.targets.groups(s.slot.cluster);
-    if (tgs.length === 0) return { detail: `no target group tagged ${deps.tags.cluster}=${s.slot.cluster}`, skipped: true };
+const registerStep = decided<S, string[]>('register', {
+  async decide(_r, s) {
+    const tgs = await s.deps.targets.groups(s.slot.cluster);
+    if (tgs.length === 0) return { kind: 'skip', detail: `no target group tagged ${s.deps.tags.cluster}=${s.slot.cluster}` };
+    return { kind: 'act', says: `register in ${tgs.length} target group(s) on port ${APISERVER_PORT}, wait until healthy`, with: tgs };
+  },
+  async act(r, s, tgs) {
     await r.beat(true);
-    for (const tg of tgs) await r.beating(deps.targets.register(tg, s.instanceId, APISERVER_PORT, r.waitOpts(deps.timings.targetTimeoutSec)));
+    for (const tg of tgs) await r.beating(s.deps.targets.register(tg, s.instanceId, APISERVER_PORT, r.waitOpts(s.deps.timings.targetTimeoutSec)));
     return { detail: `healthy in ${tgs.length} target group(s)` };
   },
-  async plan(_r, s) {
-    const tgs = await s.deps.targets.groups(s.slot.cluster);
-    return { action: tgs.length ? `register in ${tgs.length} target group(s) on port ${APISERVER_PORT}, wait until healthy` : 'no target group tagged for this cluster' };
-  },
-};
+});
 
 const completeStep = completeHookStep<S>('no lifecycle hook (re-driven run)');
 

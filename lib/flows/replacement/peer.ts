@@ -123,8 +123,7 @@ export const peerStep: Step<S> = {
     s.peer = peer;
     const list = await peer.etcd.memberList();
     const health = judgeQuorum({ members: list.members, status: await peer.etcd.endpointStatus({ cluster: true, timeout: STATUS_TIMEOUT }) });
-    s.list = list;
-    s.quorumOk = health.state === 'quorate';
+    s.seen = { list, quorumOk: health.state === 'quorate' };
     return { action: `read etcd through ${peer.member} (${peer.instanceId}): ${health.healthyVoters}/${health.voters} healthy voters, quorum ${health.quorum}, leader ${health.leader ?? 'none'}` };
   },
 };

@@ -28,12 +28,12 @@ export interface ReplacementState {
   seed?: boolean;
   /** etcd's cluster ID, once read after the member caught up. */
   clusterId?: string;
-  /** Dry run only: whether the peer saw a leader and quorum. */
-  quorumOk?: boolean;
+  /** Dry run only: the member list the peer read and whether it saw a leader and quorum (nothing has changed yet). */
+  seen?: { list: MemberList; quorumOk: boolean };
   /** The membership change made: in-place | update | replace. */
   membership?: string;
-  /** The member list after the membership step. */
-  list?: MemberList;
+  /** The member list after the membership step (the run only). */
+  after?: MemberList;
   /** Why the flow ended at once without touching anything (the instance is not one to bring in). */
   ignored?: string;
 }
