@@ -152,7 +152,7 @@ export function hostsOf(r: Root): Hosts {
 
 /** What the host-side cluster flows (backup, restore) see. */
 function hostFlowDeps(r: Root): HostFlowDeps {
-  return { backups: backupsPort(() => r.clients.s3), objects: backupObjectsPort(() => r.clients.s3), hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
+  return { objects: backupObjectsPort(() => r.clients.s3), hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress };
 }
 
 /** The lifecycle flows (replacement, retirement). */
@@ -161,19 +161,19 @@ export function flowDeps(r: Root): FlowDeps {
   const asg = () => r.clients.asg;
   return {
     observe: observePorts(r), machines: machinesPort(ec2, asg), volumes: volumeActions(ec2, r.tags), targets: targetActions(() => r.clients.elb, r.tags), lifecycle: lifecyclePort(asg), lock: r.lock, held: r.held, awaitingDr: r.awaitingDr, memberIds: r.memberIds, formation: r.formation, alerter: r.alerter, hosts: hostsOf(r), clock: r.clock, tags: r.tags, timings: r.timings, progress: r.progress,
-    ...(r.backupStore ? { backups: { objects: backupObjectsPort(() => r.clients.s3), store: r.backupStore } } : {}),
+    objects: backupObjectsPort(() => r.clients.s3), ...(r.backupStore ? { bucket: r.backupStore } : {}),
   };
 }
 
 /** `alerter` defaults to the root's (the CLI prints a backup's alerts instead). */
 export function backupDeps(r: Root, alerter: Alerter = r.alerter): BackupDeps {
   // The member IDs recorded per slot tell the source's slot by identity (names need not be tags).
-  return { ...hostFlowDeps(r), observe: etcdPorts(r), alerter };
+  return { ...hostFlowDeps(r), observe: { ...etcdPorts(r), backups: backupsPort(() => r.clients.s3) }, alerter };
 }
 
 export function restoreDeps(r: Root): RestoreDeps {
   return {
-    ...hostFlowDeps(r), observe: { ...etcdPorts(r), volumes: volumesPort(() => r.clients.ec2, r.tags), hosts: hostsReadPort(hostsOf(r), hostRunOpts(r, 120)) }, targets: targetActions(() => r.clients.elb, r.tags),
+    ...hostFlowDeps(r), observe: { ...etcdPorts(r), backups: backupsPort(() => r.clients.s3), volumes: volumesPort(() => r.clients.ec2, r.tags), hosts: hostsReadPort(hostsOf(r), hostRunOpts(r, 120)) }, targets: targetActions(() => r.clients.elb, r.tags),
     ...(r.hasState ? { awaitingDr: r.awaitingDr, memberIds: r.memberIds, lock: r.lock, journal: r.restoreJournal } : {}),
   };
 }
@@ -228,7 +228,7 @@ export function planDeps(r: Root, recovery?: (cluster: string) => RecoverySettin
 
 /** The reconciler; with backup settings it judges and takes backups too. */
 export function reconcileDeps(r: Root, backup?: BackupSettings): ReconcileDeps {
-  return { ...flowDeps(r), memory: r.reconcileMemory, ...(backup ? { backup: { objects: backupObjectsPort(() => r.clients.s3), settings: backup } } : {}) };
+  return { ...flowDeps(r), memory: r.reconcileMemory, ...(backup ? { backup: { settings: backup } } : {}) };
 }
 
 /** `adopt`: the lifecycle flows' clients, locks and records, without alerts or the load balancer. Needs the state table. */

@@ -10,7 +10,7 @@ import type { BackupStore } from '../aws/backups';
 import type { BackupObjectsPort, LifecyclePort, MachinesPort, TargetActions, VolumeActions } from '../aws/ports';
 import type { RunOptions } from '../aws/run-command';
 import type { Progress } from './run';
-import type { BackupsPort, ObservePorts } from '../observe/ports';
+import type { ObservePorts } from '../observe/ports';
 
 export interface FlowTimings {
   /** SDK waiter / poll floor and ceiling in seconds (AWS: 2/15; sandbox: 0.25/0.5). */
@@ -82,8 +82,10 @@ export interface FlowDeps {
   memberIds: MemberIds;
   /** Whether the cluster was ever formed (the bootstrap fence); the slots' bootstrap reports. */
   formation: Formation;
-  /** The backup bucket, read before a new cluster is seeded (absent: never seeded). */
-  backups?: { objects: BackupObjectsPort; store: BackupStore };
+  /** The backup objects: read, presigned, deleted (their listing is the observation's). */
+  objects: BackupObjectsPort;
+  /** The configured backup bucket: read before a new cluster is seeded (absent: never seeded). */
+  bucket?: BackupStore;
   alerter: Alerter;
   /** Commands on the masters (lib/host/commands.ts): the flows' one way to a host. */
   hosts: Hosts;
@@ -95,20 +97,12 @@ export interface FlowDeps {
   signal?: AbortSignal;
 }
 
-/** What the cluster-wide host flows (backup, restore) receive: no EC2/LB, but S3. */
-export interface HostFlowDeps {
-  /** The cluster's backups as the observation lists them (retention, `restore --snapshot latest`). */
-  backups: BackupsPort;
-  /** The backup objects: read, presigned, deleted. */
-  objects: BackupObjectsPort;
-  /** Commands on the masters: the flows' one way to a host. */
-  hosts: Hosts;
-  clock: Clock;
-  tags: { cluster: string; member: string };
-  timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec' | 'commandMinDelaySec' | 'commandMaxDelaySec'>;
-  progress: Progress;
-  signal?: AbortSignal;
-}
+/**
+ * What the cluster-wide host flows (backup, restore) receive: a slice of the one deps type (no
+ * instances, volumes or hooks; their timings only the polls).
+ */
+export type HostFlowDeps = Pick<FlowDeps, 'objects' | 'hosts' | 'clock' | 'tags' | 'progress' | 'signal'>
+  & { timings: Pick<FlowTimings, 'minDelaySec' | 'maxDelaySec' | 'commandMinDelaySec' | 'commandMaxDelaySec'> };
 
 /** SSM Run Command settings for a host step that may run (and be waited for) up to `maxWaitSec`. */
 export function hostRunOpts(d: Pick<HostFlowDeps, 'timings' | 'signal'>, maxWaitSec = 1800): RunOptions {

@@ -171,7 +171,7 @@ export function fakeFlowDeps(w: FakeWorld, hosts: Hosts, o: { clock?: Clock; tim
   const formation = memoryFormation(clock, o.formation ?? null);
   const events: string[] = [];
   const deps: FlowDeps = {
-    observe, machines: cloud.machines, volumes: cloud.volumes, targets: cloud.targets, lifecycle: cloud.lifecycle,
+    observe, machines: cloud.machines, volumes: cloud.volumes, targets: cloud.targets, lifecycle: cloud.lifecycle, objects: cloud.objects,
     lock: lock as unknown as FlowDeps['lock'], held, alerter, hosts, clock,
     awaitingDr, memberIds, formation,
     tags: { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' }, timings: { ...FAST, ...o.timings },

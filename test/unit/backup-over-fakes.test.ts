@@ -29,7 +29,7 @@ async function backupWith(upload: HostScript['snapshot-upload'], prepare: HostSc
   const alerts: Alert[] = [];
   const ports = fakePorts(w);
   const out = await backupCluster({
-    observe: ports, backups: ports.backups, objects: fakeCloud(w).objects, hosts, alerter: { alert: (a: Alert) => { alerts.push(a); return Promise.resolve(true); } },
+    observe: ports, objects: fakeCloud(w).objects, hosts, alerter: { alert: (a: Alert) => { alerts.push(a); return Promise.resolve(true); } },
     clock: fixedClock(), timings: TIMINGS, progress: () => undefined, tags: { cluster: 'quorum-keeper/cluster', member: 'quorum-keeper/etcd-member' },
   }, 'prod', SETTINGS);
   return { out, alerts, calls: hosts.calls };

@@ -29,7 +29,7 @@ async function restore(w: FakeWorld, o: { confirm?: boolean } = {}) {
   const hosts = fakeHosts({ 'restore-preflight': () => ({ ready: true, problems: [], canBump: true }) });
   const f = fakeFlowDeps(w, hosts);
   f.cloud.stored.set(KEY, { key: KEY, size: 1, encryption: 'aws:kms', kmsKeyId: 'k', checksumSha256: 'x', meta: META });
-  const deps: RestoreDeps = { ...f.deps, backups: f.observe.backups, objects: f.cloud.objects };
+  const deps: RestoreDeps = f.deps;
   const asked: string[] = [];
   const req: RestoreRequest = { cluster: 'prod', snapshot: 'latest', store: STORE, workDir: '/var/lib/quorum-keeper/restore', force: false, confirm: (p) => Promise.resolve(void asked.push(p.health)).then(() => o.confirm ?? false) };
   const out = await restoreCluster(deps, req).catch((err: unknown) => err);

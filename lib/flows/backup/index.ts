@@ -96,7 +96,7 @@ export async function pruneBackups(deps: BackupDeps, cluster: string, settings: 
   const out: PruneOutcome = { newestGoodAgeSec: null, pruned: [], stale: false };
   let listing: BackupObject[];
   try {
-    listing = await deps.backups.list(settings.store, cluster);
+    listing = await deps.observe.backups.list(settings.store, cluster);
   } catch (err) {
     out.pruneSkipped = `listing failed (${err instanceof Error ? err.message : String(err)}): nothing deleted`;
     deps.progress({ step: 'retention', status: 'skip', detail: out.pruneSkipped });

@@ -16,7 +16,7 @@ import { type Step } from '../steps';
 
 export interface BackupDeps extends HostFlowDeps {
   /** The one observation's ports: the source is chosen from a view of etcd and the slots' identities. */
-  observe: Pick<ObservePorts, 'fleet' | 'etcd'> & Partial<Pick<ObservePorts, 'records'>>;
+  observe: Pick<ObservePorts, 'fleet' | 'etcd' | 'backups'> & Partial<Pick<ObservePorts, 'records'>>;
   alerter: Alerter;
 }
 

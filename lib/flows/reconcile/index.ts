@@ -9,7 +9,6 @@
  * launch time) and otherwise from what an earlier run remembered (strays).
  */
 import type { BackupStore } from '../../aws/backups';
-import type { BackupObjectsPort } from '../../aws/ports';
 import type { ClusterLock } from '../../aws/lock';
 import type { ReconcileMemory } from '../../aws/reconcile-memory';
 import { judgeQuorum, slotGaps } from '../../domain/judge';
@@ -128,7 +127,7 @@ export interface ReconcileDeps extends FlowDeps {
   /** Quorum-loss recovery: each cluster's settings, the restore's journal, the probe's highest revision (absent: not judged). */
   recovery?: { settings: (cluster: string) => RecoverySettings; journal: RestoreJournal };
   /** Where the backups are: the listing decides staleness and a stale cluster gets a backup. Absent = backups not judged. */
-  backup?: { objects: BackupObjectsPort; settings: BackupSettings };
+  backup?: { settings: BackupSettings };
 }
 
 export interface ReconcileStep {
@@ -238,7 +237,7 @@ async function removeStray(r: FlowRun, deps: ReconcileDeps, cluster: string, a: 
 
 async function backup(deps: ReconcileDeps, cluster: string): Promise<StepResult> {
   if (!deps.backup) return skipped('no backup bucket configured');
-  const out = await backupCluster({ ...deps, objects: deps.backup.objects, backups: deps.observe.backups }, cluster, deps.backup.settings);
+  const out = await backupCluster(deps, cluster, deps.backup.settings);
   return out.result === 'uploaded' ? done(`backup ${out.key} uploaded (revision ${out.revision})`) : failed(`backup failed at ${out.failure?.step}: ${out.failure?.message}`, false);
 }
 
@@ -258,7 +257,7 @@ async function recover(deps: ReconcileDeps, cluster: string, a: Extract<Reconcil
 
 /** The restore and the survivor's copy see the reconciler's clients, locks and records. */
 export function recoverDepsOf(deps: ReconcileDeps): RecoverDeps {
-  return { ...deps, objects: deps.backup!.objects, backups: deps.observe.backups, journal: deps.recovery!.journal };
+  return { ...deps, journal: deps.recovery!.journal };
 }
 
 async function execute(r: FlowRun, deps: ReconcileDeps, cluster: string, a: ReconcileAction): Promise<StepResult> {
@@ -307,7 +306,7 @@ export async function reconcileCluster(deps: ReconcileDeps, cluster: string, set
     observe: deps.observe, clock: deps.clock, ...(deps.signal ? { signal: deps.signal } : {}),
     ...(deps.recovery ? {
       recovery: {
-        read: { ...deps, ...(deps.backup ? { objects: deps.backup.objects } : {}), journal: deps.recovery.journal }, settings: deps.recovery.settings,
+        read: { ...deps, journal: deps.recovery.journal }, settings: deps.recovery.settings,
       },
     } : {}),
   }, deps.lock, deps.memory);

@@ -29,7 +29,7 @@ async function seedFacts(s: S, known?: FormationRecord | null): Promise<SeedFact
     deps.observe.fleet.masterGroups(slot.cluster).then((g) => g.masters),
     deps.observe.volumes.ofCluster(slot.cluster).then(byMember),
     known !== undefined ? Promise.resolve(known) : deps.formation.get(slot.cluster),
-    deps.backups ? deps.backups.objects.any(deps.backups.store, slot.cluster) : Promise.resolve(null),
+    deps.bucket ? deps.objects.any(deps.bucket, slot.cluster) : Promise.resolve(null),
   ]);
   const slots = masters.map((m) => m.member);
   return {

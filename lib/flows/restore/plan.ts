@@ -3,10 +3,6 @@
  * etcd, the cluster judged by the one quorum rule, the snapshot and its metadata, and why a
  * restore is refused without --force.
  */
-import type { AwaitingDr } from '../../aws/held-hooks';
-import type { ClusterLock } from '../../aws/lock';
-import type { MemberIds } from '../../aws/member-ids';
-import type { TargetActions } from '../../aws/ports';
 import type { RestoreJournal } from '../../aws/restore-journal';
 import { type BackupMeta, type BackupStore, parseBackupKey, usableBackups } from '../../aws/backups';
 import { wallNow } from '../../clock';
@@ -14,24 +10,20 @@ import { judgeQuorum, type QuorumJudgement } from '../../domain/judge';
 import type { ClusterView } from '../../domain/view';
 import { contextOf, observeCluster } from '../../observe/observe';
 import type { ObservePorts } from '../../observe/ports';
-import type { HostFlowDeps } from '../deps';
+import type { FlowDeps, HostFlowDeps } from '../deps';
 import type { PlannedStep } from '../steps';
 
 
 
-export type RestoreDeps = HostFlowDeps & {
-  /** The one observation's ports: the slots, their volumes, etcd as a survey reads it, identity (with records: recorded IDs). */
-  observe: Pick<ObservePorts, 'fleet' | 'etcd' | 'volumes' | 'hosts'> & Partial<Pick<ObservePorts, 'records'>>;
-  /** Where each slot's member ID is recorded (absent: no state table; the markers are still written). */
-  memberIds?: MemberIds;
-  /** The load balancer the restored masters are registered with (absent: not registered). */
-  targets?: TargetActions;
-  /** The cluster lock the whole restore holds (absent: no state table, no lock). */
-  lock?: ClusterLock;
+/**
+ * The restore's slice of the one deps type. Without a state table it has no lock, journal or
+ * records (the markers are still written); without a load balancer it registers nothing.
+ */
+export type RestoreDeps = HostFlowDeps & Partial<Pick<FlowDeps, 'memberIds' | 'targets' | 'lock' | 'awaitingDr'>> & {
+  /** The one observation's ports: the slots, their volumes, etcd as a survey reads it, the masters' word, identity (with records: recorded IDs), the backups. */
+  observe: Pick<ObservePorts, 'fleet' | 'etcd' | 'volumes' | 'hosts' | 'backups'> & Partial<Pick<ObservePorts, 'records'>>;
   /** The restore's journal: an interrupted restore is finished with its own snapshot and token (absent: no state table). */
   journal?: RestoreJournal;
-  /** Where slots awaiting disaster recovery are recorded (cleared once restored). */
-  awaitingDr?: AwaitingDr;
 };
 
 export interface RestoreRequest {
@@ -178,7 +170,7 @@ export async function resolveSnapshot(deps: RestoreDeps, req: RestoreRequest): P
   let key = req.snapshot;
   let before: string | undefined;
   if (key === 'latest') {
-    const { usable, futureDated } = usableBackups(await deps.backups.list(req.store, req.cluster), await wallNow(deps.clock));
+    const { usable, futureDated } = usableBackups(await deps.observe.backups.list(req.store, req.cluster), await wallNow(deps.clock));
     const newest = usable.at(-1);
     const skipped = futureDated.length ? ` (${futureDated.length} future-dated key(s) left out, e.g. ${futureDated.at(-1)!.key}: written by a machine whose clock ran ahead; name one with --snapshot to use it)` : '';
     if (!newest) throw new RestoreRefused(`no usable backup of ${req.cluster} in s3://${req.store.bucket}/${req.store.prefix}/${req.cluster}/${skipped}`);
