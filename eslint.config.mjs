@@ -24,8 +24,13 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    files: ['jest.config.js', 'scripts/*.js', 'test/support/*.js', 'bin/*.js', 'deploy/*.js'],
-    languageOptions: { globals: { module: 'writable', require: 'readonly', __dirname: 'readonly', process: 'readonly', console: 'readonly' } },
+    files: ['jest.config.js', 'scripts/*.js', 'test/support/*.js', 'bin/*.js', 'deploy/*.js', 'sandbox/*.js'],
+    languageOptions: {
+      globals: {
+        module: 'writable', require: 'readonly', __dirname: 'readonly', process: 'readonly', console: 'readonly',
+        setTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', AbortSignal: 'readonly',
+      },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

@@ -12,7 +12,10 @@
  * 100 ms, so a cluster with quorum has a leader again well within 300 ms; one without quorum stays
  * leaderless). A CI run caught exactly that instant once in ~85 samples of an instance refresh.
  */
-import { etcdFetch } from './etcd-http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { SandboxPki } from './pki';
+import { sampleQuorum } from './quorum-sampler';
 
 export interface QuorumSample {
   at: number;
@@ -34,84 +37,74 @@ export interface QuorumReport {
   longestIntervalMs: number;
   /** Samples that caught an election in progress (a voter without a leader that had one 300 ms later). */
   elections: number;
+  /**
+   * The longest this process's event loop was blocked while watching, ms: a gap between samples
+   * that matches it was this test process stalled (GC, synchronous work), not the cluster.
+   */
+  loopBlockedMs: number;
 }
 
 const EVERY_MS = 500;
-const RECHECK_MS = 300;
-
-interface Listed { ID: string; name?: string; isLearner?: boolean; clientURLs?: string[] }
-type Answer = 'leader' | 'leaderless' | 'silent';
 
 /** POST to etcd's v3 HTTP gateway; null when it does not answer within 2 s or answers an error. */
 export type GatewayPost = <T>(url: string, path: string, body?: string) => Promise<T | null>;
 
-async function post<T>(url: string, path: string, body = '{}'): Promise<T | null> {
-  try {
-    const r = await etcdFetch(`${url}${path}`, { method: 'POST', body, signal: AbortSignal.timeout(2000) });
-    return r.ok ? ((await r.json()) as T) : null;
-  } catch {
-    return null;
-  }
-}
-
+/**
+ * Sampled on a worker thread of its own (the sandbox's etcd over TLS, the harness's certificate),
+ * unless a gateway is given (unit tests: sampled here, over the scripted gateway).
+ */
 export class QuorumWatch {
-  private readonly samples: QuorumSample[] = [];
-  private readonly starts: number[] = [];
+  private samples: QuorumSample[] = [];
+  private starts: number[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | null = null;
+  private worker: Worker | null = null;
+  private readonly loop = monitorEventLoopDelay({ resolution: 20 });
 
   constructor(
     private readonly sandbox: { hosts: ReadonlyMap<string, { clientUrl: string }> },
-    private readonly gateway: GatewayPost = post,
+    private readonly gateway?: GatewayPost,
   ) {}
 
+  private urls(): string[] {
+    return [...this.sandbox.hosts.values()].map((h) => h.clientUrl);
+  }
+
   start(): this {
+    this.loop.enable();
+    const gateway = this.gateway;
+    if (!gateway) {
+      const urls = this.urls();
+      this.worker = new Worker(`require(${JSON.stringify(require.resolve('./quorum-sampler.js'))}).runWorker()`, {
+        eval: true, workerData: { urls, everyMs: EVERY_MS, tls: urls.some((u) => u.startsWith('https:')) ? SandboxPki.current().harness : null },
+      });
+      return this;
+    }
     this.timer = setInterval(() => {
-      const p = this.sample().finally(() => this.inFlight.delete(p));
+      const at = Date.now();
+      this.starts.push(at);
+      const p = sampleQuorum(this.urls(), gateway).then(({ listed: _l, ...s }) => void this.samples.push({ at, ...s })).finally(() => this.inFlight.delete(p));
       this.inFlight.add(p);
     }, EVERY_MS);
     return this;
   }
 
-  private async sample(): Promise<void> {
-    const at = Date.now();
-    this.starts.push(at);
-    let members: Listed[] | null = null;
-    for (const h of this.sandbox.hosts.values()) {
-      // The member's own view (etcd 3.5's linearizable list would time out in the very samples
-      // that matter; 3.4 answers from local state either way): who the voters are, not whether they agree.
-      members = (await this.gateway<{ members?: Listed[] }>(h.clientUrl, '/v3/cluster/member/list', '{"linearizable":false}'))?.members ?? null;
-      if (members) break;
-    }
-    if (!members) {
-      this.samples.push({ at, voters: 0, healthy: 0, silent: [], leaderless: [], elected: 0 });
-      return;
-    }
-    const voters = members.filter((m) => !m.isLearner);
-    const ask = async (m: Listed): Promise<Answer> => {
-      const url = m.clientURLs?.[0];
-      const st = url ? await this.gateway<{ leader?: string }>(url, '/v3/maintenance/status') : null;
-      if (st === null) return 'silent';
-      return st.leader !== undefined && st.leader !== '0' ? 'leader' : 'leaderless';
-    };
-    const first = await Promise.all(voters.map(ask));
-    const quorum = Math.floor(voters.length / 2) + 1;
-    let answers = first;
-    if (first.filter((a) => a === 'leader').length < quorum && first.includes('leaderless')) {
-      await new Promise((r) => setTimeout(r, RECHECK_MS));
-      answers = await Promise.all(voters.map(async (m, i) => (first[i] === 'leaderless' ? ask(m) : first[i]!)));
-    }
-    const named = (kind: Answer) => voters.filter((_, i) => answers[i] === kind).map((m) => m.name || m.ID);
-    this.samples.push({
-      at, voters: voters.length, healthy: answers.filter((a) => a === 'leader').length,
-      silent: named('silent'), leaderless: named('leaderless'),
-      elected: answers.filter((a, i) => a === 'leader' && first[i] === 'leaderless').length,
-    });
-  }
-
   async stop(): Promise<QuorumReport> {
     if (this.timer) clearInterval(this.timer);
+    this.loop.disable();
     await Promise.all([...this.inFlight]);
+    const worker = this.worker;
+    if (worker) {
+      // The hosts the sandbox has now (replacements) as well as those the worker learnt from the lists.
+      const done = new Promise<{ samples: QuorumSample[]; starts: number[] }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      worker.postMessage({ urls: this.urls(), stop: true });
+      ({ samples: this.samples, starts: this.starts } = await done);
+      await worker.terminate();
+      this.worker = null;
+    }
     const sorted = [...this.samples].sort((a, b) => a.at - b.at);
     let longest = 0;
     for (let i = 1; i < this.starts.length; i++) longest = Math.max(longest, this.starts[i]! - this.starts[i - 1]!);
@@ -122,6 +115,7 @@ export class QuorumWatch {
       minHealthy: Math.min(...sorted.map((s) => s.healthy)),
       longestIntervalMs: longest,
       elections: sorted.filter((s) => s.elected > 0).length,
+      loopBlockedMs: Math.round(this.loop.max / 1e6),
     };
   }
 }

@@ -118,7 +118,7 @@ describe('fault matrix: masters leave one at a time', () => {
     const total = Math.round((Date.now() - t0) / 1000);
     const q = await watch.stop();
     const final = await statuses();
-    summary.push(`| instance refresh on all three master ASGs at once | ${final.join(', ')}; ${outcomes.filter((o) => !o.startsWith('reconcile')).length} Lambda runs | ${quorumLine(q)} | ${q.longestIntervalMs} ms | ${total} s |`);
+    summary.push(`| instance refresh on all three master ASGs at once | ${final.join(', ')}; ${outcomes.filter((o) => !o.startsWith('reconcile')).length} Lambda runs | ${quorumLine(q)} | ${q.longestIntervalMs} ms (loop blocked ≤ ${q.loopBlockedMs} ms) | ${total} s |`);
     await t.writer.check(w, 'instance refresh on all three ASGs');
     expect(final).toEqual(['Successful', 'Successful', 'Successful']);
     expect(q.belowQuorum).toEqual([]);
@@ -142,7 +142,7 @@ describe('fault matrix: masters leave one at a time', () => {
     const ok = await settled(420_000);
     const total = Math.round((Date.now() - t0) / 1000);
     const q = await watch.stop();
-    summary.push(`| two masters terminated 1 s apart | ${ok ? 'both replaced' : 'not settled'}; ${outcomes.filter((o) => !o.startsWith('reconcile')).join(', ')} | ${quorumLine(q)} | ${q.longestIntervalMs} ms | ${total} s |`);
+    summary.push(`| two masters terminated 1 s apart | ${ok ? 'both replaced' : 'not settled'}; ${outcomes.filter((o) => !o.startsWith('reconcile')).join(', ')} | ${quorumLine(q)} | ${q.longestIntervalMs} ms (loop blocked ≤ ${q.loopBlockedMs} ms) | ${total} s |`);
     await t.writer.check(w, 'two terminations 1 s apart');
     expect(ok).toBe(true);
     expect(q.belowQuorum).toEqual([]);
