@@ -80,7 +80,6 @@ function runWorker() {
     inFlight.add(p);
   }, workerData.everyMs);
   parentPort.on('message', (m) => {
-    if (m.urls) urls = [...new Set([...urls, ...m.urls])];
     if (!m.stop) return;
     clearInterval(timer);
     void Promise.all([...inFlight]).then(async () => {

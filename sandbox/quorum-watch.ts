@@ -95,12 +95,11 @@ export class QuorumWatch {
     await Promise.all([...this.inFlight]);
     const worker = this.worker;
     if (worker) {
-      // The hosts the sandbox has now (replacements) as well as those the worker learnt from the lists.
       const done = new Promise<{ samples: QuorumSample[]; starts: number[] }>((resolve, reject) => {
         worker.once('message', resolve);
         worker.once('error', reject);
       });
-      worker.postMessage({ urls: this.urls(), stop: true });
+      worker.postMessage({ stop: true });
       ({ samples: this.samples, starts: this.starts } = await done);
       await worker.terminate();
       this.worker = null;

@@ -28,11 +28,6 @@ export async function hookOf(asg: AutoScalingClient, asgName: string, transition
   return { name: h.LifecycleHookName, heartbeatTimeoutSec: h.HeartbeatTimeout ?? 3600, defaultResult: h.DefaultResult === 'CONTINUE' ? 'CONTINUE' : 'ABANDON' };
 }
 
-/** The name of the ASG's launch lifecycle hook (to complete an action whose event was lost). */
-export async function launchHookOf(asg: AutoScalingClient, asgName: string): Promise<string | null> {
-  return (await hookOf(asg, asgName, 'autoscaling:EC2_INSTANCE_LAUNCHING'))?.name ?? null;
-}
-
 /**
  * How long one wait state may last at most, whatever the heartbeats: "48 hours or 100 times the
  * heartbeat timeout, whichever is smaller"
@@ -77,7 +72,3 @@ export async function asgInstance(asg: AutoScalingClient, instanceId: string): P
   return i ? { group: i.AutoScalingGroupName ?? '', state: i.LifecycleState ?? 'unknown' } : null;
 }
 
-/** The instance's Auto Scaling lifecycle state, or 'none' outside any ASG. */
-export async function asgLifecycleState(asg: AutoScalingClient, instanceId: string): Promise<string> {
-  return (await asgInstance(asg, instanceId))?.state ?? 'none';
-}

@@ -9,8 +9,6 @@ import { type HostCallOptions, HostFailure, type Hosts } from '../host/commands'
 import { patterns } from '../validate';
 import { serves } from './master-slot';
 
-export { readMasterGroups, type BadMasterGroup, type ClusterMaster } from '../aws/fleet';
-
 /** Every cluster name found on master ASGs (both tags present, valid names). */
 export async function listClusters(asg: AutoScalingClient, tags: Tags): Promise<string[]> {
   const names = new Set<string>();

@@ -310,6 +310,12 @@ export class FlowRun {
   }
 }
 
+/** The host command's failure behind `err` (FlowRun.host wraps it in a FlowFailure), if there is one: its kind is the script's exit code. */
+export function hostFailureOf(err: unknown): HostFailure | null {
+  if (err instanceof HostFailure) return err;
+  return err instanceof FlowFailure && err.cause instanceof HostFailure ? err.cause : null;
+}
+
 /** What to do about a host command that failed, by its kind (the script's exit code; docs/host-scripts.md). */
 export function hostAdvice(err: HostFailure): string {
   switch (err.kind) {

@@ -124,7 +124,7 @@ export function withLockView(base: ReconcileReadDeps, lock: Pick<ClusterLock, 'i
 export interface ReconcileDeps extends FlowDeps {
   observe: ObservePorts;
   memory: ReconcileMemory;
-  /** Quorum-loss recovery: each cluster's settings, the restore's journal, the probe's highest revision (absent: not judged). */
+  /** Quorum-loss recovery: each cluster's settings and the restore's journal (absent: not judged). */
   recovery?: { settings: (cluster: string) => RecoverySettings; journal: RestoreJournal };
   /** Where the backups are: the listing decides staleness and a stale cluster gets a backup. Absent = backups not judged. */
   backup?: { settings: BackupSettings };
@@ -304,11 +304,7 @@ function summarize(cluster: string, plan: ReconcilePlan, steps: readonly Reconci
 export async function reconcileCluster(deps: ReconcileDeps, cluster: string, settings: ReconcileSettings, opts: { dryRun?: boolean } = {}): Promise<ReconcileOutcome> {
   const read = withLockView({
     observe: deps.observe, clock: deps.clock, ...(deps.signal ? { signal: deps.signal } : {}),
-    ...(deps.recovery ? {
-      recovery: {
-        read: { ...deps, journal: deps.recovery.journal }, settings: deps.recovery.settings,
-      },
-    } : {}),
+    ...(deps.recovery ? { recovery: { read: { ...deps, journal: deps.recovery.journal }, settings: deps.recovery.settings } } : {}),
   }, deps.lock, deps.memory);
   const { world, plan } = await planCluster(read, cluster, settings, deps.backup ? { store: deps.backup.settings.store } : {});
   const dryRun = opts.dryRun ?? false;

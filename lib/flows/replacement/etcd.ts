@@ -10,7 +10,7 @@ import { type HostCommand, HostFailure } from '../../host/commands';
 import { ETCD_DEVICE } from '../../host/layout';
 import { firstHealthyPeer } from '../cluster-masters';
 import type { ReplacementState as S } from './state';
-import { FlowFailure, type FlowRun, hostAdvice } from '../run';
+import { FlowFailure, type FlowRun, hostAdvice, hostFailureOf } from '../run';
 import { type Step } from '../steps';
 import { contextOf } from '../../observe/observe';
 
@@ -28,7 +28,7 @@ export const mountStep: Step<S> = {
     const m = await onHost(r, s, { kind: 'volume-mount', volumeId, cluster: slot.cluster, member: slot.member, device: ETCD_DEVICE, allowFormat: true }, 'mount', signal).catch(async (err: unknown) => {
       // Refused because it holds something (data without a marker, a foreign marker, a copy):
       // not a blank volume, which the masters of a would-be new cluster must know (bootstrap).
-      const kind = err instanceof FlowFailure && err.cause instanceof HostFailure ? err.cause.kind : null;
+      const kind = hostFailureOf(err)?.kind ?? null;
       if ((kind === 'owner' || kind === 'copy') && !(await deps.formation.get(slot.cluster))) {
         await deps.formation.report(slot.cluster, { slot: slot.member, volumeId, instanceId: s.instanceId, blank: false });
       }

@@ -29,13 +29,13 @@ import { type Departure, departureGate } from '../../domain/departure';
 import { type EndpointStatus, EtcdClient } from '../../etcd';
 import { contextOf, observeCluster } from '../../observe/observe';
 import { memberAnswersElsewhere } from './elsewhere';
-import { type HostCommand, HostFailure } from '../../host/commands';
+import type { HostCommand } from '../../host/commands';
 import { APISERVER_PORT } from '../../host/layout';
 import type { FlowDeps } from '../deps';
 import { recordHeld } from './held';
 import { instanceLockKey, type MasterSlot } from '../master-slot';
 import { TimeoutError } from '../../clock';
-import { FlowFailure, FlowRun, type OutcomePolicy } from '../run';
+import { FlowRun, hostFailureOf, type OutcomePolicy } from '../run';
 import { type Entry, runSteps, type Step } from '../steps';
 
 export interface RetirementInput {
@@ -248,9 +248,8 @@ const stopStep: Step<S> = {
     try {
       await r.host(s.instanceId, { kind: 'member-stop', ifQuorumWithoutMe: true }, { retryUnfinished: true, signal: new AbortController().signal });
     } catch (err) {
-      // r.host turns a HostFailure into a FlowFailure: the script's exit code is on its cause.
-      const host = err instanceof FlowFailure && err.cause instanceof HostFailure ? err.cause : err;
-      if (!(host instanceof HostFailure) || host.kind !== 'unsafe') throw err;
+      const host = hostFailureOf(err);
+      if (host?.kind !== 'unsafe') throw err;
       s.held = notNow(`the master checked just before stopping etcd: ${host.detail}`.slice(0, 300));
       return { detail: `not now: ${s.held.detail}`, stop: true };
     }
